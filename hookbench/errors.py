@@ -1,0 +1,29 @@
+"""User-facing errors: each names the bad thing and maps to an exit code, never a traceback."""
+
+
+class HookbenchError(Exception):
+    """A mistake in input, config or environment that the user can fix."""
+
+    exit_code = 1
+
+
+class ConfigError(HookbenchError):
+    exit_code = 2
+
+
+class DataError(HookbenchError):
+    exit_code = 3
+
+
+class ServerError(HookbenchError):
+    """The hook server is unreachable, unhealthy, or does not offer what the config asks for."""
+
+    exit_code = 4
+
+
+class PatchError(HookbenchError):
+    exit_code = 5
+
+
+class ReproductionMismatch(HookbenchError):
+    exit_code = 6

@@ -1,0 +1,86 @@
+"""The body of `python -m hookbench`: one MLflow run around one Evaluation, and its console output.
+
+User mistakes end as a one-line error and an exit code (or, inside a sweep, a FAILED child run
+that the sweep reports), never as a traceback; the run is left FAILED with the error attached.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import mlflow
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+from rich.console import Console
+
+from hookbench import sweep, tracking
+from hookbench.errors import HookbenchError
+from hookbench.evaluate import Evaluation
+from hookbench.report import summary_table, write_run_report
+from hookbench.reuse import GenerationStore
+
+console = Console()
+
+
+def _hydra_dirs() -> tuple[Path, Path | None, bool]:
+    """(job output dir, its .hydra dir, whether this job is part of a multirun)."""
+    if not HydraConfig.initialized():
+        return Path.cwd(), None, False
+    hc = HydraConfig.get()
+    out = Path(hc.runtime.output_dir)
+    return out, out / hc.output_subdir if hc.output_subdir else None, hc.mode == RunMode.MULTIRUN
+
+
+def ui_command(cfg: DictConfig) -> str:
+    return f"mlflow ui --backend-store-uri {cfg.mlflow.tracking_uri}"
+
+
+def run_job(cfg: DictConfig, evaluation_factory=Evaluation, extra_tags: dict | None = None) -> dict:
+    out_dir, hydra_dir, multirun = _hydra_dirs()
+    experiment_id = tracking.configure(cfg.mlflow)
+    parent = sweep.parent_run_id() if multirun else None
+    store = GenerationStore(cfg.reuse.path) if cfg.reuse.enabled else None
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=tracking.run_name(cfg),
+                           parent_run_id=parent, nested=parent is not None, tags=extra_tags or {})
+    run_id = run.info.run_id
+    try:
+        mlflow.log_params(tracking.config_params(cfg))
+        out = evaluation_factory(cfg, run_id, store).run()
+        t0 = time.perf_counter()
+        report_dir = out_dir / "report"
+        write_run_report(report_dir, out.records, out.summary, {"title": tracking.run_name(cfg), "run_id": run_id,
+                                                                **tracking.git_info(), **out.context})
+        tracking.log_job(out, report_dir, hydra_dir)
+        mlflow.log_metric("time/logging_s", time.perf_counter() - t0)
+        mlflow.end_run("FINISHED")
+    except HookbenchError as e:
+        _fail(f"{type(e).__name__}: {e}")
+        print(f"error: {e}", file=sys.stderr)
+        if multirun:
+            return {"status": "FAILED", "run_id": run_id, "error": str(e)}
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted (Ctrl-C)", status="KILLED")
+        console.print("[bold red]interrupted[/]; the server was restored")
+        sys.exit(130)
+    except BaseException:
+        _fail(traceback.format_exc())
+        raise
+    finally:
+        if store is not None:
+            store.close()
+    console.print(summary_table(out.summary))
+    console.print(f"MLflow run [bold]{run_id}[/] ({tracking.run_name(cfg)}); see it with:\n  {ui_command(cfg)}",
+                  highlight=False)
+    return {"status": "FINISHED", "run_id": run_id, **out.summary.metrics()}
+
+
+def _fail(text: str, status: str = "FAILED") -> None:
+    mlflow.log_text(text, "error.txt")
+    mlflow.set_tag("error", text[-4000:])
+    mlflow.end_run(status)

@@ -1,0 +1,110 @@
+"""Start, reuse and stop the hook server a model config says how to launch.
+
+One started server is kept per launch spec for the life of the process, so consecutive jobs of a
+sweep on the same model share it; all are stopped at exit, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from hookbench.errors import ServerError
+
+
+@dataclass
+class RunningServer:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no server log)"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+_running: dict[str, RunningServer] = {}
+
+
+def _stop_all() -> None:
+    for server in _running.values():
+        server.stop()
+    _running.clear()
+
+
+atexit.register(_stop_all)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, timeout_s: float, process: subprocess.Popen | None = None) -> dict:
+    """Poll /api/health until it says online; stop early if the server process died."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with code {process.returncode}")
+        try:
+            h = requests.get(url + "/api/health", timeout=2).json()
+            if h.get("status") == "online":
+                return h
+            last = f"status {h.get('status')!r}"
+        except (requests.RequestException, ValueError) as e:
+            last = type(e).__name__
+        time.sleep(0.25)
+    raise TimeoutError(f"not healthy after {timeout_s:.0f} s (last: {last})")
+
+
+def ensure_server(launch: dict | None, url: str | None) -> str:
+    """The base URL to talk to: the configured one, or a server started from `launch`."""
+    if not launch or not launch.get("enabled"):
+        if not url:
+            raise ServerError("model.server.url is empty and model.server.launch is not enabled")
+        return url.rstrip("/")
+    key = json.dumps(launch, sort_keys=True, default=str)
+    if key in _running and _running[key].process.poll() is None:
+        return _running[key].url
+    port = free_port()
+    cmd = [str(c).format(port=port, python=sys.executable) for c in launch["command"]]
+    env = {**os.environ, **{k: str(v).format(port=port) for k, v in (launch.get("env") or {}).items()}}
+    log = Path(tempfile.mkstemp(prefix="hookbench-server-", suffix=".log")[1])
+    try:
+        proc = subprocess.Popen(cmd, cwd=launch.get("cwd") or None, env=env, stdout=log.open("w"),
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as e:
+        raise ServerError(f"could not start the model server {cmd}: {e}") from None
+    server = RunningServer(f"http://127.0.0.1:{port}", proc, log)
+    try:
+        wait_healthy(server.url, float(launch.get("startup_timeout_s", 300)), proc)
+    except (RuntimeError, TimeoutError) as e:
+        server.stop()
+        raise ServerError(f"model server {' '.join(cmd)} failed to start: {e}\n"
+                          f"--- last lines of {log} ---\n{server.log_tail()}") from None
+    _running[key] = server
+    return server.url

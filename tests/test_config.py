@@ -1,0 +1,72 @@
+"""Every config group option composes, and the swappable parts instantiate from `_target_`."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from tests.conftest import CONF
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def compose_cfg(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)  # so ${hydra:runtime.cwd} resolves, as in a real run
+        return cfg
+
+
+def test_groups_have_the_options_the_docs_promise():
+    assert {"smollm2", "qwen72b", "llama70b", "tiny"} <= set(options("model"))
+    assert {"gsm8k", "jsonl", "arithmetic"} <= set(options("dataset"))
+    assert {"general", "math", "reasoning", "file"} <= set(options("patch"))
+    assert {"exact", "normalized", "numeric", "judge"} <= set(options("scorer"))
+
+
+@pytest.mark.parametrize("group", ["model", "dataset", "patch", "scorer"])
+def test_every_option_composes(group):
+    for option in options(group):
+        cfg = compose_cfg([f"{group}={option}"])
+        node = cfg[group]
+        assert node.name, f"{group}={option} has no name"
+        # everything but deliberately mandatory fields resolves
+        OmegaConf.to_container(node, resolve=True, throw_on_missing=False)
+
+
+def test_default_run_is_the_embedded_model_on_its_own_server():
+    cfg = compose_cfg([])
+    assert cfg.model.name == "smollm2" and cfg.model.server.launch.enabled
+    assert cfg.scorer._target_.endswith("NumericScorer")
+    assert cfg.mlflow.tracking_uri.startswith("sqlite:///") and cfg.mlflow.tracking_uri.endswith("mlruns/mlflow.db")
+
+
+def test_big_models_read_their_server_from_env(monkeypatch):
+    monkeypatch.setenv("QWEN72B_URL", "http://127.0.0.1:9999")
+    cfg = compose_cfg(["model=qwen72b"])
+    assert cfg.model.server.url == "http://127.0.0.1:9999"
+    monkeypatch.delenv("QWEN72B_URL")
+    assert compose_cfg(["model=llama70b"]).model.server.url.startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("option", ["general", "math", "reasoning"])
+def test_suggestion_patches_instantiate(option, tmp_path):
+    source = instantiate(compose_cfg([f"patch={option}", f"patch.freeze_dir={tmp_path}"]).patch)
+    assert source.capability == option
+    assert source.frozen_path("m") == Path(tmp_path) / "m" / f"{option}.json"
+
+
+@pytest.mark.parametrize("option", ["exact", "normalized", "numeric", "judge"])
+def test_scorers_instantiate(option):
+    scorer = instantiate(compose_cfg([f"scorer={option}"]).scorer)
+    assert scorer.name == option
+
+
+def test_arithmetic_dataset_instantiates():
+    ds = instantiate(compose_cfg(["dataset=arithmetic", "dataset.n=5"]).dataset)
+    assert len(ds.items) == 5
