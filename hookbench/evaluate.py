@@ -6,6 +6,7 @@ The server is put into a known-clean state before the baseline and always restor
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -17,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hookbench.client import Generation, HookClient
 from hookbench.config import build
-from hookbench.errors import ConfigError, PatchError, ServerError
+from hookbench.errors import ConfigError, PatchError, ReproductionMismatch, ServerError
 from hookbench.items import Dataset
 from hookbench.patches import PatchSet
 from hookbench.results import ItemResult, Summary, summarize
@@ -52,8 +53,10 @@ def server_identity(health: dict, model_cfg: DictConfig, url: str) -> dict:
 
 
 class Evaluation:
-    def __init__(self, cfg: DictConfig, run_id: str, store: GenerationStore | None = None):
+    def __init__(self, cfg: DictConfig, run_id: str, store: GenerationStore | None = None,
+                 expected_identity: dict | None = None):
         self.cfg, self.run_id, self.store = cfg, run_id, store
+        self.expected_identity = expected_identity  # reproduce: the server must be the logged one
         self.phase_s: dict[str, float] = {}
         self.requests = {"generations": 0, "http_requests": 0}
 
@@ -91,6 +94,10 @@ class Evaluation:
         self.preset = presets[m.generation.preset]
         self.extras = self._extras(self.client.extensions)
         self.identity = server_identity(self.health, m, self.url)
+        if self.expected_identity is not None and self.identity != self.expected_identity:
+            raise ReproductionMismatch(f"the server at {self.url} is not the one the run was logged with:\n"
+                                       f"  logged: {json.dumps(self.expected_identity, sort_keys=True)}\n"
+                                       f"  now:    {json.dumps(self.identity, sort_keys=True)}")
 
     def _extras(self, offered: set[str]) -> dict:
         g, extras = self.cfg.model.generation, {}

@@ -15,7 +15,7 @@ from pathlib import Path
 import mlflow
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from hookbench import sweep, tracking
@@ -40,8 +40,11 @@ def ui_command(cfg: DictConfig) -> str:
     return f"mlflow ui --backend-store-uri {cfg.mlflow.tracking_uri}"
 
 
-def run_job(cfg: DictConfig, evaluation_factory=Evaluation, extra_tags: dict | None = None) -> dict:
-    out_dir, hydra_dir, multirun = _hydra_dirs()
+def run_job(cfg: DictConfig, extra_tags: dict | None = None, expected_identity: dict | None = None,
+            out_dir: Path | None = None) -> dict:
+    """Run one job in its own MLflow run; returns its status, run id and metrics."""
+    hydra_out, hydra_dir, multirun = _hydra_dirs()
+    out_dir = out_dir or hydra_out
     experiment_id = tracking.configure(cfg.mlflow)
     parent = sweep.parent_run_id() if multirun else None
     store = GenerationStore(cfg.reuse.path) if cfg.reuse.enabled else None
@@ -50,7 +53,8 @@ def run_job(cfg: DictConfig, evaluation_factory=Evaluation, extra_tags: dict | N
     run_id = run.info.run_id
     try:
         mlflow.log_params(tracking.config_params(cfg))
-        out = evaluation_factory(cfg, run_id, store).run()
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), tracking.RESOLVED_CONFIG)
+        out = Evaluation(cfg, run_id, store, expected_identity).run()
         t0 = time.perf_counter()
         report_dir = out_dir / "report"
         write_run_report(report_dir, out.records, out.summary, {"title": tracking.run_name(cfg), "run_id": run_id,
@@ -75,8 +79,7 @@ def run_job(cfg: DictConfig, evaluation_factory=Evaluation, extra_tags: dict | N
         if store is not None:
             store.close()
     console.print(summary_table(out.summary))
-    console.print(f"MLflow run [bold]{run_id}[/] ({tracking.run_name(cfg)}); see it with:\n  {ui_command(cfg)}",
-                  highlight=False)
+    print(f"MLflow run {run_id} ({tracking.run_name(cfg)}); see it with:\n  {ui_command(cfg)}")
     return {"status": "FINISHED", "run_id": run_id, **out.summary.metrics()}
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import subprocess
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -18,6 +19,7 @@ from hookbench import __version__
 log = logging.getLogger(__name__)
 SECRET_KEY = re.compile(r"(token|secret|password|api_key|apikey)$", re.I)  # `*_env` names are fine
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+RESOLVED_CONFIG = "config_resolved.yaml"  # the fully composed config a run can be reproduced from
 
 
 def configure(mlflow_cfg: DictConfig) -> str:
@@ -71,8 +73,11 @@ def run_name(cfg: DictConfig) -> str:
 
 def log_dataset(dataset) -> None:
     df = pd.DataFrame([{"id": i.id, "task": i.task, "prompt": i.prompt, "gold": i.gold} for i in dataset.items])
-    mlflow.log_input(mlflow.data.from_pandas(df, source=dataset.source, name=dataset.name, targets="gold",
-                                             digest=dataset.fingerprint), context="evaluation")
+    with warnings.catch_warnings():  # MLflow guesses at a source kind for a hub id or generator spec
+        warnings.simplefilter("ignore", UserWarning)
+        ds = mlflow.data.from_pandas(df, source=dataset.source, name=dataset.name, targets="gold",
+                                     digest=dataset.fingerprint)
+    mlflow.log_input(ds, context="evaluation")
 
 
 def log_job(out, report_dir: Path, hydra_dir: Path | None) -> None:

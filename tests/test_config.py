@@ -70,3 +70,12 @@ def test_scorers_instantiate(option):
 def test_arithmetic_dataset_instantiates():
     ds = instantiate(compose_cfg(["dataset=arithmetic", "dataset.n=5"]).dataset)
     assert len(ds.items) == 5
+
+
+@pytest.mark.parametrize("launcher, target", [
+    ("joblib", "JoblibLauncher"), ("submitit_local", "LocalLauncher"), ("slurm_gpu", "SlurmLauncher")])
+def test_sweep_launchers_compose(launcher, target):
+    cfg = compose_cfg([f"hydra/launcher={launcher}"])
+    assert cfg.hydra.launcher._target_.endswith(target)
+    if launcher == "slurm_gpu":
+        assert cfg.hydra.launcher.gpus_per_node >= 1 and cfg.hydra.launcher.partition == "gpu"

@@ -1,0 +1,45 @@
+"""CLI: python -m hookbench.server --model SPEC --port N [--host H] [--chat-template M] [--prepare-only]."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hookbench.server", description=__doc__)
+    ap.add_argument("--model", default=os.environ.get("MODEL_PATH"),
+                    help="smollm2 | tiny | path to a .gguf file | HF model dir (default: $MODEL_PATH)")
+    ap.add_argument("--port", type=int, help="port to listen on (required unless --prepare-only)")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--chat-template", choices=("auto", "always", "never"), default="auto",
+                    help="server default for prompts: auto = use the tokenizer's chat template if it has one")
+    ap.add_argument("--prepare-only", action="store_true", help="load (and cache) the model, then exit")
+    args = ap.parse_args(argv)
+    if not args.model:
+        ap.error("--model is required (or set MODEL_PATH)")
+    if not args.prepare_only and args.port is None:
+        ap.error("--port is required")
+
+    from hookbench.server import models  # heavy imports after argument errors
+
+    try:
+        lm = models.load(args.model)
+    except (FileNotFoundError, OSError, ValueError) as e:
+        print(f"hookbench.server: cannot load model {args.model!r}: {e}", file=sys.stderr)
+        return 2
+    print(f"hookbench.server: loaded {args.model} on {lm.device} (weights {lm.weights_sha256[:12]})", file=sys.stderr)
+    if args.prepare_only:
+        return 0
+
+    import uvicorn
+
+    from hookbench.server.app import create_app
+
+    uvicorn.run(create_app(lm, args.chat_template), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""FastAPI app for the tensor-hook contract (hook-api.md) plus the extensions listed in /api/health.
+
+/api/loss scores the answer tokens only; prompt_tokens counts the context (prompt + answer_prefix).
+One global lock serialises everything that touches the model (contract §8); endpoints are plain
+`def`s, so FastAPI runs them in its thread pool and requests queue on the lock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from urllib.parse import quote
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+import hookbench
+from hookbench.server import generation, suggestions
+from hookbench.server.patching import Patcher, PatchRejected
+
+EXTENSIONS = ["generate_batch", "seed", "skip_original", "chat", "max_new_tokens"]
+FALLBACK_HEADER = "X-Hookbench-Preset-Fallback"
+
+
+class GenerateOptions(BaseModel):
+    config: str = generation.DEFAULT_PRESET
+    use_hooks: bool = False
+    seed: int | None = None
+    skip_original: bool = False
+    chat: bool | None = None
+    max_new_tokens: int | None = None
+
+
+class GenerateRequest(GenerateOptions):
+    query: str
+
+
+class BatchRequest(GenerateOptions):
+    queries: list[str]
+
+
+class SuggestionsRequest(BaseModel):
+    capability: str
+
+
+class HooksRequest(BaseModel):
+    suggestions: list  # validated item by item in patching, so every error names its suggestion
+    apply_mode: str = "weights"
+
+
+class LossRequest(BaseModel):
+    prompt: str
+    answer: str
+    answer_prefix: str = " #### "
+    use_chat_template: bool = False
+
+
+def json_safe(obj):
+    """Echo a rejected suggestion as JSON even when it holds NaN/inf (those become strings)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def create_app(lm, chat_template: str = "auto") -> FastAPI:
+    """The app serving `lm` (a models.LoadedModel). chat_template: auto | always | never."""
+    app = FastAPI(title="hookbench reference hook server", version=hookbench.__version__)
+    lock = threading.Lock()
+    patcher = Patcher(lm.model)
+    suggestion_cache: dict[str, list[dict]] = {}
+    # what reached the model, so a client's claims about reuse can be checked at the server
+    counters = {"generate_requests": 0, "generated_sequences": 0}
+    default_chat = chat_template == "always" or (chat_template == "auto" and bool(lm.tokenizer.chat_template))
+
+    def run_generation(queries: list[str], req: GenerateOptions, response: Response) -> list[dict]:
+        """Contract §2 per item: `original` and (hooks active) `modified`, both with the patch live."""
+        cfg, fell_back = generation.preset(req.config)
+        if fell_back:
+            response.headers[FALLBACK_HEADER] = quote(req.config, safe="")
+        chat = default_chat if req.chat is None else req.chat
+
+        def gen() -> list[str]:
+            counters["generated_sequences"] += len(queries)
+            try:
+                return generation.generate(lm, queries, cfg, chat, req.seed, req.max_new_tokens)
+            except Exception as e:  # contract §3: error text as the answer, HTTP 200
+                return [f"Generation error: {type(e).__name__}: {e}"] * len(queries)
+
+        with lock:
+            counters["generate_requests"] += 1
+            hooked = req.use_hooks and patcher.active
+            original = [None] * len(queries) if hooked and req.skip_original else gen()
+            modified = gen() if hooked else [None] * len(queries)
+            count = patcher.hook_count
+        return [{"original": o, "modified": m, "hook_count": count} for o, m in zip(original, modified)]
+
+    @app.get("/api/health")
+    def health():
+        return {"status": "online", "device": lm.device, "hooks_active": patcher.active,
+                "server": {"name": "hookbench-reference", "version": hookbench.__version__,
+                           "model": lm.name, "weights_sha256": lm.weights_sha256},
+                "extensions": EXTENSIONS, "counters": dict(counters)}
+
+    @app.get("/api/configs")
+    def configs():
+        return generation.PRESETS
+
+    @app.post("/api/generate")
+    def generate(req: GenerateRequest, response: Response):
+        return run_generation([req.query], req, response)[0]
+
+    @app.post("/api/generate/batch")
+    def generate_batch(req: BatchRequest, response: Response):
+        return {"results": run_generation(req.queries, req, response) if req.queries else []}
+
+    @app.post("/api/suggestions")
+    def get_suggestions(req: SuggestionsRequest):
+        with lock:
+            if req.capability not in suggestion_cache:
+                suggestion_cache[req.capability] = suggestions.compute(lm, patcher, req.capability)
+            return {"suggestions": suggestion_cache[req.capability]}
+
+    @app.post("/api/hooks")
+    def apply_hooks(req: HooksRequest):
+        with lock:
+            try:
+                edits = patcher.validate(req.suggestions, req.apply_mode)
+            except PatchRejected as e:
+                return JSONResponse(status_code=422, content={
+                    "detail": e.detail, "suggestion_index": e.index, "suggestion": json_safe(e.suggestion)})
+            if req.apply_mode == "weights":
+                return {"hook_count": len(edits), "applied_tensors": patcher.apply_weights(edits), "mode": "weights"}
+            return {"hook_count": len(edits), "modules": patcher.apply_hooks(edits), "mode": "hooks"}
+
+    @app.get("/api/hooks")
+    def hooks():
+        with lock:
+            return patcher.hook_stats()
+
+    @app.delete("/api/hooks")
+    def delete_hooks():
+        with lock:
+            patcher.remove_hooks()
+        return {"hook_count": 0}
+
+    @app.post("/api/restore")
+    def restore():
+        with lock:
+            return {"restored_params": patcher.restore()}
+
+    @app.post("/api/loss")
+    def loss(req: LossRequest):
+        with lock:
+            row = generation.answer_losses(lm, [(req.prompt, req.answer)], req.answer_prefix,
+                                           req.use_chat_template)[0]
+        if math.isnan(row["loss"]):
+            return JSONResponse(status_code=422, content={"detail": "answer has no tokens to score"})
+        return row
+
+    return app

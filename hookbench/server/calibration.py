@@ -1,0 +1,62 @@
+"""Server-owned calibration prompts for /api/suggestions, written for this purpose.
+
+Deliberately not taken from GSM8K or any evaluation set, so suggestions never see test items.
+Each entry is (prompt, answer); the loss is taken over the answer only.
+"""
+
+CALIBRATION: dict[str, list[tuple[str, str]]] = {
+    "general": [
+        ("Question: What is the capital of France?\nAnswer:", "Paris"),
+        ("Question: What color is the sky on a clear day?\nAnswer:", "Blue"),
+        ("Question: How many days are in a week?\nAnswer:", "Seven"),
+        ("Question: What is the largest planet in our solar system?\nAnswer:", "Jupiter"),
+        ("Question: What do bees make?\nAnswer:", "Honey"),
+        ("Question: What is frozen water called?\nAnswer:", "Ice"),
+        ("Question: Which animal is known as the king of the jungle?\nAnswer:", "The lion"),
+        ("Question: What is the opposite of hot?\nAnswer:", "Cold"),
+        ("Question: How many legs does a spider have?\nAnswer:", "Eight"),
+        ("Question: What language is spoken in Spain?\nAnswer:", "Spanish"),
+        ("Question: What gas do plants take in from the air?\nAnswer:", "Carbon dioxide"),
+        ("Question: What is the capital of Japan?\nAnswer:", "Tokyo"),
+        ("Question: Which month comes after March?\nAnswer:", "April"),
+        ("Question: What instrument has black and white keys?\nAnswer:", "The piano"),
+        ("Question: What is the chemical symbol for gold?\nAnswer:", "Au"),
+        ("Question: On which continent is Egypt?\nAnswer:", "Africa"),
+    ],
+    "math": [
+        ("Question: What is 7 + 5?\nAnswer:", "12"),
+        ("Question: What is 9 - 4?\nAnswer:", "5"),
+        ("Question: What is 6 times 3?\nAnswer:", "18"),
+        ("Question: What is 20 divided by 4?\nAnswer:", "5"),
+        ("Question: What is 15 + 27?\nAnswer:", "42"),
+        ("Question: What is 100 - 37?\nAnswer:", "63"),
+        ("Question: What is 8 times 7?\nAnswer:", "56"),
+        ("Question: What is half of 50?\nAnswer:", "25"),
+        ("Question: Tom has 3 apples and buys 4 more. How many apples does he have?\nAnswer:", "7"),
+        ("Question: A box holds 6 eggs. How many eggs are in 5 boxes?\nAnswer:", "30"),
+        ("Question: What is 12 squared?\nAnswer:", "144"),
+        ("Question: What is 45 + 55?\nAnswer:", "100"),
+        ("Question: Sara had 10 pencils and gave away 3. How many are left?\nAnswer:", "7"),
+        ("Question: What is 81 divided by 9?\nAnswer:", "9"),
+        ("Question: What is 2 + 2 + 2 + 2?\nAnswer:", "8"),
+        ("Question: A ticket costs 4 dollars. How much do 3 tickets cost?\nAnswer:", "12 dollars"),
+    ],
+    "reasoning": [
+        ("Question: All cats are animals. Tom is a cat. Is Tom an animal?\nAnswer:", "Yes"),
+        ("Question: If it is raining, the ground is wet. It is raining. Is the ground wet?\nAnswer:", "Yes"),
+        ("Question: Anna is taller than Ben. Ben is taller than Carl. Who is the shortest?\nAnswer:", "Carl"),
+        ("Question: Which number comes next: 2, 4, 6, 8?\nAnswer:", "10"),
+        ("Question: If today is Monday, what day is tomorrow?\nAnswer:", "Tuesday"),
+        ("Question: A is the mother of B. Is B older than A?\nAnswer:", "No"),
+        ("Question: No fish can fly. A salmon is a fish. Can a salmon fly?\nAnswer:", "No"),
+        ("Question: Which is heavier, a kilogram of iron or a gram of feathers?\nAnswer:", "A kilogram of iron"),
+        ("Question: If all roses are flowers and this is a rose, is it a flower?\nAnswer:", "Yes"),
+        ("Question: Which number comes next: 1, 3, 5, 7?\nAnswer:", "9"),
+        ("Question: Mia arrived before Leo. Leo arrived before Zoe. Who arrived first?\nAnswer:", "Mia"),
+        ("Question: If yesterday was Friday, what day is today?\nAnswer:", "Saturday"),
+        ("Question: A box is inside a bag. The bag is in a car. Is the box in the car?\nAnswer:", "Yes"),
+        ("Question: Is a triangle with four sides possible?\nAnswer:", "No"),
+        ("Question: Which letter comes next: A, C, E, G?\nAnswer:", "I"),
+        ("Question: If a glass falls on a stone floor, what most likely happens?\nAnswer:", "It breaks"),
+    ],
+}

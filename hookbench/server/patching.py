@@ -1,0 +1,243 @@
+"""Apply suggestions as weight edits or activation hooks, validated up front, and restore bit-exactly.
+
+The stock server skips bad suggestions silently and applies NaN values (contract §4).  Here a
+request is validated as a whole first; any bad suggestion raises `PatchRejected` naming it, and
+nothing of that request is applied.  Everything else keeps the contract's semantics: weight edits
+are in place and compound, DELETE removes hooks only, restore puts the kept originals back.
+
+Targets pick entries by absolute value: on weights over the whole flattened tensor (exactly k
+entries, ties broken by a stable sort); on activations per token row (the last dimension), so
+every token keeps its own top/bottom share.  k = ceil(N% of the entries), at least 1.
+
+Ops: scale x*v, add x+v, clamp_max min(x, v), clamp_min max(x, v); hooks mode also has normalize:
+each token row rescaled to L2 norm v, and with a partial target only the selected entries take
+their normalized values.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import torch
+
+WEIGHT_OPS = {"scale", "add", "clamp_max", "clamp_min"}
+HOOK_OPS = WEIGHT_OPS | {"normalize"}
+MODES = {"weights", "hooks"}
+_PATCHABLE = re.compile(r"(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$|norm[^.]*\.weight$")
+_TARGET = re.compile(r"^\s*(top|bottom)\s+([0-9]*\.?[0-9]+)\s*%\s*$", re.IGNORECASE)
+
+
+class PatchRejected(ValueError):
+    """A suggestion that cannot be applied; the whole request is refused (HTTP 422)."""
+
+    def __init__(self, index: int, suggestion, detail: str):
+        super().__init__(detail)
+        self.index, self.suggestion, self.detail = index, suggestion, detail
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One validated suggestion."""
+
+    tensor_name: str
+    operation: str
+    value: float
+    target: tuple[str, float]  # ("all", 100.0) | ("top", p) | ("bottom", p)
+
+
+def parse_target(text) -> tuple[str, float]:
+    """'all' | 'top N%' | 'bottom N%' with N in (0, 100]."""
+    if isinstance(text, str) and text.strip().lower() == "all":
+        return ("all", 100.0)
+    m = _TARGET.match(text) if isinstance(text, str) else None
+    if not m or not 0 < float(m.group(2)) <= 100:
+        raise ValueError(f"bad target {text!r}: use 'all', 'top N%' or 'bottom N%' with N in (0, 100]")
+    return (m.group(1).lower(), float(m.group(2)))
+
+
+def apply_op(x: torch.Tensor, op: str, value: float) -> torch.Tensor:
+    """The edited values of x.  normalize: each row (last dim) rescaled to L2 norm `value`."""
+    if op == "scale":
+        return x * value
+    if op == "add":
+        return x + value
+    if op == "clamp_max":
+        return x.clamp(max=value)
+    if op == "clamp_min":
+        return x.clamp(min=value)
+    if op == "normalize":
+        return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12) * value
+    raise ValueError(op)
+
+
+def weight_mask(w: torch.Tensor, target: tuple[str, float]) -> torch.Tensor | None:
+    """Mask of exactly k entries of w by |value| over the whole tensor; None means all."""
+    kind, pct = target
+    if kind == "all" or pct >= 100:
+        return None
+    flat = w.detach().abs().flatten()
+    k = max(1, math.ceil(flat.numel() * pct / 100))
+    order = torch.argsort(flat, descending=(kind == "top"), stable=True)[:k]
+    mask = torch.zeros_like(flat, dtype=torch.bool)
+    mask[order] = True
+    return mask.view_as(w)
+
+
+def row_mask(x: torch.Tensor, target: tuple[str, float]) -> torch.Tensor | None:
+    """Mask of the top/bottom share of each token row (last dim) by |value|; None means all."""
+    kind, pct = target
+    if kind == "all" or pct >= 100:
+        return None
+    k = max(1, math.ceil(x.shape[-1] * pct / 100))
+    idx = x.abs().topk(k, dim=-1, largest=(kind == "top")).indices
+    return torch.zeros_like(x, dtype=torch.bool).scatter_(-1, idx, True)
+
+
+def hook_module_name(tensor_name: str) -> str:
+    """model.layers.3.mlp.down_proj.weight -> model.layers.3.mlp; norm weights -> the norm module."""
+    parts = tensor_name.split(".")[:-1]
+    if len(parts) >= 2 and parts[-2] in ("self_attn", "mlp") and parts[-1].endswith("_proj"):
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+class Patcher:
+    """All patch state of one model: kept originals, hooks, their stats and the `active` flag."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.params = dict(model.named_parameters())
+        self.modules = dict(model.named_modules())
+        self.originals: dict[str, torch.Tensor] = {}
+        self.handles: list = []
+        self.stats: dict[str, dict[str, int]] = {}
+        self.active = False
+        self.hook_count = 0
+        self.hooks_enabled = True  # switched off while suggestions measure the unpatched model
+
+    # -- validation ---------------------------------------------------------------------------
+    def validate(self, suggestions: list, mode: str) -> list[Edit]:
+        """Every suggestion checked before anything is applied; raises PatchRejected on the first bad one."""
+        if mode not in MODES:
+            raise PatchRejected(-1, None, f"apply_mode {mode!r} unknown: use 'weights' or 'hooks'")
+        return [self._validate_one(i, s, mode) for i, s in enumerate(suggestions)]
+
+    def _validate_one(self, i: int, s, mode: str) -> Edit:
+        def bad(msg):
+            return PatchRejected(i, s, f"suggestion {i}: {msg}")
+
+        if not isinstance(s, dict):
+            raise bad("not an object")
+        name, op, value = s.get("tensor_name"), s.get("operation"), s.get("value")
+        if not isinstance(name, str) or name not in self.params:
+            raise bad(f"unknown tensor {name!r}")
+        ops = WEIGHT_OPS if mode == "weights" else HOOK_OPS
+        if op not in ops:
+            raise bad(f"operation {op!r} not supported in {mode} mode (use one of {sorted(ops)})")
+        if mode == "weights" and not _PATCHABLE.search(name):
+            raise bad(f"tensor {name!r} is not patchable in weights mode (attention/MLP projections and norm weights only)")
+        if mode == "hooks" and hook_module_name(name) not in self.modules:
+            raise bad(f"tensor {name!r} has no module to hook")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad(f"value {value!r} is not a finite number")
+        try:
+            target = parse_target(s.get("target", "all"))
+        except ValueError as e:
+            raise bad(str(e)) from None
+        return Edit(name, op, float(value), target)
+
+    # -- weights mode -------------------------------------------------------------------------
+    @torch.no_grad()
+    def apply_weights(self, edits: list[Edit]) -> list[str]:
+        """In-place edits; the first edit of a tensor keeps a clone of its original for restore."""
+        for e in edits:
+            w = self.params[e.tensor_name]
+            if e.tensor_name not in self.originals:
+                self.originals[e.tensor_name] = w.detach().clone()
+            mask = weight_mask(w, e.target)
+            new = apply_op(w, e.operation, e.value)
+            w.copy_(new if mask is None else torch.where(mask, new, w))
+        self._mark_applied(len(edits))
+        return [e.tensor_name for e in edits]
+
+    @torch.no_grad()
+    def restore(self) -> int:
+        """Put every edited tensor back bit-exactly and forget the originals."""
+        n = len(self.originals)
+        for name, orig in self.originals.items():
+            self.params[name].copy_(orig)
+        self.originals.clear()
+        return n
+
+    # -- hooks mode ---------------------------------------------------------------------------
+    def apply_hooks(self, edits: list[Edit]) -> list[str]:
+        """One forward hook per suggestion on the tensor's parent module, editing its output."""
+        names = []
+        for e in edits:
+            mod_name = hook_module_name(e.tensor_name)
+            self.stats.setdefault(mod_name, {"modifications": 0, "activated": 0})
+            self.handles.append((mod_name, self.modules[mod_name].register_forward_hook(self._hook(mod_name, e))))
+            names.append(mod_name)
+        self._mark_applied(len(edits))
+        return list(dict.fromkeys(names))
+
+    def _hook(self, mod_name: str, e: Edit):
+        stats = self.stats[mod_name]
+
+        def hook(module, inputs, output):
+            """activated counts calls; modifications counts calls whose output actually changed."""
+            if not self.hooks_enabled:
+                return None
+            stats["activated"] += 1
+            x = output[0] if isinstance(output, tuple) else output
+            mask = row_mask(x, e.target)
+            new = apply_op(x, e.operation, e.value)
+            new = new if mask is None else torch.where(mask, new, x)
+            if not torch.equal(new, x):
+                stats["modifications"] += 1
+            return (new, *output[1:]) if isinstance(output, tuple) else new
+
+        return hook
+
+    def remove_hooks(self) -> None:
+        """DELETE /api/hooks: hooks gone, flag off; weight edits stay (contract §1)."""
+        for _, h in self.handles:
+            h.remove()
+        self.handles.clear()
+        self.stats.clear()
+        self.active = False
+        self.hook_count = 0
+
+    def _mark_applied(self, n: int) -> None:
+        self.active = True
+        self.hook_count += n
+
+    def hook_stats(self) -> dict:
+        """GET /api/hooks body; weight edits do not show here (contract §4)."""
+        return {
+            "active": self.active,
+            "stats": {
+                "total_hooks": len(self.handles),
+                "total_modifications": sum(s["modifications"] for s in self.stats.values()),
+                "modules": list(self.stats),
+                "stats": {k: dict(v) for k, v in self.stats.items()},
+            },
+        }
+
+    # -- measuring the unpatched model --------------------------------------------------------
+    @torch.no_grad()
+    def swap_originals(self) -> dict[str, torch.Tensor]:
+        """Temporarily put originals back and disable hooks; returns the edited values for `unswap`."""
+        edited = {n: self.params[n].detach().clone() for n in self.originals}
+        for n, orig in self.originals.items():
+            self.params[n].copy_(orig)
+        self.hooks_enabled = False
+        return edited
+
+    @torch.no_grad()
+    def unswap(self, edited: dict[str, torch.Tensor]) -> None:
+        for n, val in edited.items():
+            self.params[n].copy_(val)
+        self.hooks_enabled = True

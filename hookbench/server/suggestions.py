@@ -1,0 +1,112 @@
+"""Deterministic /api/suggestions: try a fixed set of weight edits, keep those that lower calibration loss.
+
+The stock server asks an external LLM agent (contract §7: not reproducible).  Here each candidate
+edit is applied in weights mode, the mean answer loss on the capability's calibration prompts is
+measured in one batched forward pass, and the edit is restored.  Candidates are ranked by loss
+improvement; the same capability on the same model gives identical JSON.
+
+Speed: an edit in layer L cannot change what layers 0..L-1 compute, so the unpatched input of
+layer L is kept from the baseline pass and each candidate runs only layers L.. (about half the
+work on average).
+
+Suggestions always describe the unpatched model: if a patch is live, its originals are swapped in
+and hooks are disabled for the measurement, then the patch is put back exactly as it was.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from hookbench.server.calibration import CALIBRATION
+from hookbench.server.generation import encode_answers, item_losses
+from hookbench.server.patching import Patcher
+
+TOP_K = 4
+ANSWER_PREFIX = ""  # answers get a leading space instead, as after "Answer:" in running text
+LAYER_FRACTIONS = (1 / 3, 2 / 3)
+# scaling up_proj on "all" is the same edit as down_proj on "all" (the MLP is linear in both), so only one
+TENSOR_TARGETS = (("mlp.up_proj", "all"), ("mlp.up_proj", "top 20%"), ("mlp.down_proj", "top 20%"),
+                  ("self_attn.o_proj", "all"))
+FACTORS = (0.9, 1.1)
+
+
+def candidates(num_layers: int) -> list[tuple[int, dict]]:
+    """The fixed grid of (layer, edit): 2 layers x 4 tensor/targets x 2 factors = 16 edits."""
+    layers = sorted({min(num_layers - 1, int(num_layers * f)) for f in LAYER_FRACTIONS})
+    return [(layer, {"tensor_name": f"model.layers.{layer}.{tensor}.weight", "operation": "scale",
+                     "value": value, "target": target})
+            for layer in layers for tensor, target in TENSOR_TARGETS for value in FACTORS]
+
+
+class _Calibrator:
+    """Loss on one calibration batch, for the full model or starting from a layer's kept input."""
+
+    def __init__(self, lm, items, layers_needed):
+        self.decoder = lm.model.get_decoder()
+        self.head = lm.model.get_output_embeddings()
+        batch = encode_answers(lm.tokenizer, items, ANSWER_PREFIX, chat=False)
+        self.labels = batch["labels"]
+        self.attn = batch["attention_mask"].to(lm.device)
+        self.layer_inputs: dict[int, torch.Tensor] = {}
+        hooks = [self.decoder.layers[i].register_forward_pre_hook(self._keep(i)) for i in layers_needed]
+        try:
+            self.base = self._loss(self.decoder(input_ids=batch["input_ids"].to(lm.device),
+                                                attention_mask=self.attn).last_hidden_state)
+        finally:
+            for h in hooks:
+                h.remove()
+
+    def _keep(self, i):
+        def pre_hook(module, args, kwargs=None):
+            self.layer_inputs[i] = args[0].detach().clone() if args else None
+        return pre_hook
+
+    def _loss(self, hidden) -> float:
+        return item_losses(self.head, hidden, self.labels).mean().item()
+
+    def loss_from(self, layer: int) -> float:
+        """Run layers layer.. on the kept input of `layer` (the decoder's own mask/rotary code is reused)."""
+        all_layers = self.decoder.layers
+        self.decoder.layers = torch.nn.ModuleList(list(all_layers)[layer:])
+        try:
+            hidden = self.decoder(inputs_embeds=self.layer_inputs[layer], attention_mask=self.attn).last_hidden_state
+        finally:
+            self.decoder.layers = all_layers
+        return self._loss(hidden)
+
+
+@torch.no_grad()
+def compute(lm, patcher: Patcher, capability: str) -> list[dict]:
+    """Ranked suggestions for `capability` ([] if unknown); the model is left exactly as found."""
+    items = [(prompt, " " + answer) for prompt, answer in CALIBRATION.get(capability, [])]
+    if not items:
+        return []
+    if not hasattr(lm.model.get_decoder(), "layers"):
+        return []  # not a Llama-style decoder: the candidate grid does not apply
+    cands = [(layer, c) for layer, c in candidates(lm.model.config.num_hidden_layers)
+             if c["tensor_name"] in patcher.params]
+    edited = patcher.swap_originals()
+    probe = Patcher(lm.model)  # a private patcher so the live patch's bookkeeping is untouched
+    try:
+        cal = _Calibrator(lm, items, sorted({layer for layer, _ in cands}))
+        scored = []
+        for layer, cand in cands:
+            probe.apply_weights(probe.validate([cand], "weights"))
+            try:
+                scored.append((cal.loss_from(layer), cand))
+            finally:
+                probe.restore()
+    finally:
+        patcher.unswap(edited)
+    base = cal.base
+    scored.sort(key=lambda sc: sc[0])  # stable: ties keep the fixed candidate order
+    improving = [sc for sc in scored if sc[0] < base]
+    result = []
+    for loss, cand in (improving or scored)[:TOP_K]:
+        x = (base - loss) / base / 0.01 if base > 0 else 0.0  # relative improvement in percent
+        # squashed into (0.05, 0.95): 1% better -> 0.5; no improvement -> 0.05
+        confidence = round(0.5 + 0.45 * (x - 1) / (x + 1), 3) if x > 0 else 0.05
+        word = "lowers" if loss < base else "does not lower (best available)"
+        result.append({**cand, "confidence": confidence,
+                       "reason": f"{word} calibration loss {base:.4f} -> {loss:.4f} on {len(items)} {capability} prompts"})
+    return result
