@@ -50,10 +50,10 @@ class MlflowSweepCallback(Callback):
         self.parent_id: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        self.config = config
+        HydraConfig.instance().set_config(config)  # not yet set this early; ${hydra:...} needs it
         self.experiment_id = tracking.configure(config.mlflow)
         self.client = MlflowClient()
-        overrides = " ".join(HydraConfig.get().overrides.task)
+        overrides = " ".join(config.hydra.overrides.task)
         run = self.client.create_run(self.experiment_id, run_name=f"sweep {overrides}".strip(),
                                      tags={"hookbench.sweep": "parent", "sweep.overrides": overrides,
                                            **tracking.git_info()})

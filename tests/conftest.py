@@ -1,4 +1,4 @@
-"""Shared test fixtures: paths, config composition, the legacy stand-in server, CLI runs."""
+"""Shared test fixtures: real reference servers (tiny, smollm2), the legacy stand-in server, CLI runs."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
+
+from hookbench.server_process import free_port, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -24,16 +29,16 @@ def gsm8k_path() -> Path:
 
 @pytest.fixture
 def legacy_server():
-    from hookbench.server_process import free_port
     from tests.legacy_server import LegacyServer
 
     with LegacyServer(free_port()) as server:
         yield server
 
 
-def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600,
+            module: str = "hookbench") -> subprocess.CompletedProcess:
     """`python -m hookbench ARGS` as a user runs it, in `cwd` (so mlruns/ lands there)."""
-    return subprocess.run([sys.executable, "-m", "hookbench", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
 
 
@@ -45,3 +50,86 @@ def legacy_args(server) -> tuple[list[str], dict]:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen
+    log: str
+
+    def call(self, method: str, path: str, body: dict | None = None) -> requests.Response:
+        """json.dumps, unlike requests' json=, lets NaN/Infinity through: clients do send them."""
+        data = None if body is None else json.dumps(body)
+        return requests.request(method, self.url + path, data=data, timeout=600,
+                                headers={"Content-Type": "application/json"})
+
+    def ok(self, method: str, path: str, body: dict | None = None) -> dict:
+        """The JSON of a call that must succeed."""
+        r = self.call(method, path, body)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def loss(self, prompt: str = "Question: What is 7 + 5?\nAnswer:", answer: str = "12") -> float:
+        return self.ok("POST", "/api/loss", {"prompt": prompt, "answer": answer})["loss"]
+
+    def greedy(self, query: str, n: int = 12, **extra) -> dict:
+        return self.ok("POST", "/api/generate", {"query": query, "config": "greedy", "max_new_tokens": n, **extra})
+
+    def clean(self) -> None:
+        self.ok("POST", "/api/restore", {})
+        self.ok("DELETE", "/api/hooks")
+
+
+def start_server(model: str, *args: str, timeout_s: float = 300, port: int | None = None) -> Server:
+    """Start `python -m hookbench.server --model MODEL` and wait until /api/health answers."""
+    port = port or free_port()
+    log = tempfile.NamedTemporaryFile(prefix=f"hookbench-server-{model}-", suffix=".log", delete=False)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hookbench.server", "--model", model, "--port", str(port), *args],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+    )
+    server = Server(f"http://127.0.0.1:{port}", proc, log.name)
+    try:
+        wait_healthy(server.url, timeout_s, proc)
+    except (RuntimeError, TimeoutError) as e:
+        stop_server(server)
+        raise RuntimeError(f"{e}:\n{open(log.name).read()[-3000:]}") from None
+    return server
+
+
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    server = start_server("tiny")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def smol():
+    server = start_server("smollm2")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def tiny_clean(tiny):
+    """The tiny server, unpatched before and after the test."""
+    tiny.clean()
+    yield tiny
+    tiny.clean()
+
+
+@pytest.fixture
+def smol_clean(smol):
+    smol.clean()
+    yield smol
+    smol.clean()

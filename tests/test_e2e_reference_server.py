@@ -1,0 +1,166 @@
+"""The whole loop for real: CLI -> reference server over HTTP -> MLflow store, on real models."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+import requests
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import run_cli, start_server, stop_server
+
+PROBES = ["What is 2 + 2? Answer with the number only.", "Name a colour."]
+METRICS = ["accuracy/baseline", "accuracy/patched", "accuracy/delta", "accuracy/delta_ci_low", "accuracy/delta_ci_high",
+           "n/scored", "latency/baseline_mean_s", "latency/patched_mean_s", "latency/baseline_p95_s",
+           "latency/patched_p95_s", "failures/baseline", "failures/patched", "patch/hook_count",
+           "accuracy/baseline/add2", "accuracy/patched/add2"]
+ARTIFACTS = ["patch.json", "items.jsonl", "items.csv", "diff_table.md", "accuracy.png", "latency.png", "report.md",
+             "config_resolved.yaml", "context.json", ".hydra"]
+
+
+def store(tmp_path: Path) -> tuple[MlflowClient, str]:
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    return MlflowClient(), mlflow.get_experiment_by_name("hookbench").experiment_id
+
+
+def runs(tmp_path: Path) -> list:
+    client, exp = store(tmp_path)
+    return client.search_runs([exp], order_by=["attribute.start_time ASC"])
+
+
+def fingerprint(server) -> tuple:
+    """Greedy answers and a teacher-forced loss: identical iff the weights are the original ones."""
+    return tuple(server.greedy(q)["original"] for q in PROBES) + (server.loss(),)
+
+
+def external(server, model: str = "smollm2") -> list[str]:
+    return [f"model={model}", "model.server.launch.enabled=false", f"model.server.url={server.url}"]
+
+
+def test_default_run_logs_everything_and_leaves_the_weights_original(smol_clean, tmp_path):
+    before = fingerprint(smol_clean)
+    p = run_cli([*external(smol_clean), "dataset.n=40", "model.server.token_env=HB_TOKEN"], tmp_path,
+                {"HB_TOKEN": "s3cret-token"})
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert fingerprint(smol_clean) == before, "the patch outlived the run"
+    (run,) = runs(tmp_path)
+    assert run.info.status == "FINISHED" and run.info.run_id in p.stdout
+    assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlruns/mlflow.db" in p.stdout
+    assert "accuracy" in p.stdout and "delta" in p.stdout  # the summary table
+    m = run.data.metrics
+    assert not set(METRICS) - set(m)
+    assert m["n/scored"] + max(m["failures/baseline"], m["failures/patched"]) >= 40
+    assert m["accuracy/delta_ci_low"] <= m["accuracy/delta"] <= m["accuracy/delta_ci_high"]
+    assert 0.2 <= m["accuracy/baseline"] <= 0.8, "the embedded default should sit mid-range"
+    client = MlflowClient()
+    logged = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert not set(ARTIFACTS) - logged
+    hydra = {a.path for a in client.list_artifacts(run.info.run_id, ".hydra")}
+    assert ".hydra/config.yaml" in hydra and ".hydra/overrides.yaml" in hydra
+    t, params = run.data.tags, run.data.params
+    patch = json.loads(Path(client.download_artifacts(run.info.run_id, "patch.json", str(tmp_path))).read_text())
+    assert t["patch.hash"] == params["patch.hash"] == patch["hash"] and patch["suggestions"]
+    assert params["model.name"] == "smollm2" and params["patch.name"] == "math" and params["dataset.name"] == "arithmetic"
+    assert json.loads(t["server.identity"])["weights_sha256"] and t["git.commit"] and t["server.device"] == "cpu"
+    assert json.loads(params["generation.preset_config"])["do_sample"] is False
+    resolved = Path(client.download_artifacts(run.info.run_id, "config_resolved.yaml", str(tmp_path))).read_text()
+    assert "s3cret-token" not in " ".join([*params.values(), *t.values(), resolved]), "the API token was logged"
+    (ds,) = run.inputs.dataset_inputs
+    assert ds.dataset.name == "arithmetic" and ds.dataset.digest == t["dataset.fingerprint"]
+    assert (tmp_path / "patches" / "smollm2" / "math.json").exists(), "the suggestions were not frozen"
+
+
+def write_external_models(conf: Path, servers: dict) -> str:
+    """Model configs pointing at already-running servers, so generations can be counted there."""
+    (conf / "model").mkdir(parents=True)
+    for name, (base, server) in servers.items():
+        (conf / "model" / f"{name}.yaml").write_text(
+            f"defaults:\n  - {base}\n  - _self_\nserver:\n  url: {server.url}\n  launch:\n    enabled: false\n")
+    return f"hydra.searchpath=[file://{conf}]"
+
+
+def generated(server) -> int:
+    return requests.get(server.url + "/api/health").json()["counters"]["generated_sequences"]
+
+
+def test_2x2_sweep_one_parent_four_children_baseline_generated_once(smol_clean, tiny_clean, tmp_path):
+    servers = {"ext_smol": ("smollm2", smol_clean), "ext_tiny": ("tiny", tiny_clean)}
+    searchpath = write_external_models(tmp_path / "conf", servers)
+    before = {name: generated(s) for name, (_, s) in servers.items()}
+    n = 8
+    p = run_cli(["-m", "model=ext_smol,ext_tiny", "patch=math,general", f"dataset.n={n}", searchpath], tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    all_runs = runs(tmp_path)
+    (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
+    children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.status == "FINISHED" and len(children) == 4 and len(all_runs) == 5
+    assert {(c.data.params["model.name"], c.data.params["patch.name"]) for c in children} == \
+        {(m, p) for m in ("smollm2", "tiny") for p in ("math", "general")}
+    for c in children:
+        assert c.info.status == "FINISHED" and not {"accuracy/delta", "n/scored"} - set(c.data.metrics)
+        assert c.info.run_name == f"{c.data.params['model.name']} / {c.data.params['patch.name']} / arithmetic"
+    for name, (_, server) in servers.items():
+        model = name.replace("ext_smol", "smollm2").replace("ext_tiny", "tiny")
+        hashes = {c.data.params["patch.hash"] for c in children if c.data.params["model.name"] == model}
+        # counted at the server: one baseline per model, one patched pass per distinct patch
+        assert generated(server) - before[name] == n + n * len(hashes)
+    client = MlflowClient()
+    sweep_files = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"sweep_summary.md", "sweep_summary.csv", "sweep_delta.png", "sweep_summary.json"} <= sweep_files
+    sweep_dir = next((tmp_path / "multirun").glob("*/*"))
+    assert (sweep_dir / "sweep_summary.md").read_text().count("| smollm2") == 2
+    # the second job on a model reused the first job's baseline and says so
+    smol_children = [c for c in children if c.data.params["model.name"] == "smollm2"]
+    second = smol_children[1]
+    rows = [json.loads(x) for x in Path(client.download_artifacts(second.info.run_id, "items.jsonl", str(tmp_path / "dl")))
+            .read_text().splitlines()]
+    assert {r["baseline_source_run"] for r in rows} == {smol_children[0].info.run_id}
+
+
+def test_a_failing_job_fails_the_parent_and_leaves_the_others(tiny_clean, tmp_path):
+    searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
+    p = run_cli(["-m", "model=ext_tiny", "model.generation.preset=greedy,no_such_preset", "dataset.n=4", searchpath],
+                tmp_path)
+    assert p.returncode == 1 and "no_such_preset" in p.stderr and "Traceback" not in p.stderr
+    all_runs = runs(tmp_path)
+    (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
+    children = {r.data.params["model.generation.preset"]: r for r in all_runs if r is not parent}
+    assert parent.info.status == "FAILED"
+    assert children["greedy"].info.status == "FINISHED" and "accuracy/baseline" in children["greedy"].data.metrics
+    assert children["no_such_preset"].info.status == "FAILED" and "no_such_preset" in children["no_such_preset"].data.tags["error"]
+
+
+def test_reproduce_a_default_run_then_refuse_another_server(tmp_path):
+    # the default config as shipped: hookbench starts its own embedded server, and stops it at exit
+    p = run_cli(["dataset.n=16"], tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    (run,) = runs(tmp_path)
+    url = run.data.tags["server.url"]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url + "/api/health", timeout=5)  # the started server was stopped at exit
+    r = run_cli([run.info.run_id], tmp_path, module="hookbench.reproduce")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "reproduced (greedy: per-item outputs identical)" in r.stdout
+    rerun = [x for x in runs(tmp_path) if x.data.tags.get("hookbench.reproduces") == run.info.run_id]
+    assert len(rerun) == 1 and rerun[0].data.metrics["accuracy/delta"] == run.data.metrics["accuracy/delta"]
+
+
+def test_reproduce_fails_when_the_server_changed_model(tmp_path):
+    tiny = start_server("tiny")
+    port = tiny.url.rsplit(":", 1)[1]
+    try:
+        p = run_cli(["model=tiny", "model.server.launch.enabled=false", f"model.server.url={tiny.url}", "dataset.n=4"],
+                    tmp_path)
+        assert p.returncode == 0, p.stderr[-3000:]
+    finally:
+        stop_server(tiny)
+    (run,) = runs(tmp_path)
+    other = start_server("smollm2", port=port)  # same address, another model
+    try:
+        r = run_cli([run.info.run_id], tmp_path, module="hookbench.reproduce")
+    finally:
+        stop_server(other)
+    assert r.returncode == 6, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "not the one the run was logged with" in r.stderr and '"model": "tiny"' in r.stderr
+    assert "Traceback" not in r.stderr
