@@ -1,0 +1,64 @@
+"""Server lifecycle and interruption: started servers are reused and stopped; Ctrl-C restores."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import requests
+
+from tests.conftest import REPO, run_cli
+from tests.test_e2e_reference_server import fingerprint, runs, write_external_models
+
+
+def test_one_launched_server_serves_consecutive_jobs_of_a_model(tmp_path):
+    p = run_cli(["-m", "model=tiny", "patch=math,general", "dataset.n=2"], tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    children = [r for r in runs(tmp_path) if r.data.tags.get("mlflow.parentRunId")]
+    urls = {r.data.tags["server.url"] for r in children}
+    assert len(children) == 2 and len(urls) == 1, "each job started its own server"
+    try:
+        requests.get(urls.pop() + "/api/health", timeout=5)
+        raise AssertionError("the launched server outlived hookbench")
+    except requests.ConnectionError:
+        pass
+
+
+def test_a_server_that_fails_to_start_reports_its_log(tmp_path):
+    p = run_cli(["model=tiny", "model.server.launch.command=['{python}',-m,hookbench.server,--model,/no/such/model.gguf,"
+                 "--port,'{port}']", "dataset.n=2"], tmp_path)
+    assert p.returncode == 4, p.stderr[-3000:]
+    assert "failed to start" in p.stderr and "last lines of" in p.stderr and "/no/such/model.gguf" in p.stderr
+    assert "Traceback (most recent call last)" not in p.stderr.split("--- last lines of")[0]
+
+
+def test_joblib_launcher_sweep_nests_children_under_one_parent(tiny_clean, tmp_path):
+    searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
+    p = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model=ext_tiny", "patch=math,general",
+                 "dataset.n=2", searchpath], tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    all_runs = runs(tmp_path)
+    (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
+    children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.status == "FINISHED" and len(children) == 2
+
+
+def test_ctrl_c_mid_run_restores_the_server_and_marks_the_run_killed(smol_clean, tmp_path):
+    before = fingerprint(smol_clean)
+    proc = subprocess.Popen([sys.executable, "-m", "hookbench", "model.server.launch.enabled=false",
+                             f"model.server.url={smol_clean.url}", "dataset.n=48", "model.generation.batch_size=4"],
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not requests.get(smol_clean.url + "/api/health").json()["hooks_active"]:  # wait for the patched phase
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "interrupted" in out + err
+    assert not requests.get(smol_clean.url + "/api/health").json()["hooks_active"]
+    assert fingerprint(smol_clean) == before, "Ctrl-C left the patch in the weights"
+    (run,) = runs(tmp_path)
+    assert run.info.status == "KILLED"
