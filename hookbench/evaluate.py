@@ -188,7 +188,7 @@ class Evaluation:
                 batch = queries if sampled else None
                 keys = [generation_key(self.identity, self.preset, key_extras, q, arm_key, batch) for q in queries]
                 hits = self.store.get_many(keys) if reusable else {}
-                if len(hits) == len(keys):  # whole chunk known: reuse, keeping batch composition intact
+                if all(k in hits for k in keys):  # whole chunk known: reuse, keeping batch composition intact
                     for i, k in zip(idx, keys):
                         a = records[i].arm(arm)
                         a.output, a.source_run = hits[k]

@@ -8,6 +8,7 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
+from hookbench.datasets import arithmetic
 from tests.conftest import run_cli, start_server, stop_server
 
 PROBES = ["What is 2 + 2? Answer with the number only.", "Name a colour."]
@@ -88,7 +89,9 @@ def test_2x2_sweep_one_parent_four_children_baseline_generated_once(smol_clean, 
     servers = {"ext_smol": ("smollm2", smol_clean), "ext_tiny": ("tiny", tiny_clean)}
     searchpath = write_external_models(tmp_path / "conf", servers)
     before = {name: generated(s) for name, (_, s) in servers.items()}
-    n = 8
+    n = 16
+    prompts = [i.prompt for i in arithmetic(n=n).items]
+    assert len(set(prompts)) < n, "the data should hold a repeated prompt, as real data does"
     p = run_cli(["-m", "model=ext_smol,ext_tiny", "patch=math,general", f"dataset.n={n}", searchpath], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     all_runs = runs(tmp_path)
