@@ -36,7 +36,6 @@ class JobOutput:
     dataset: Dataset
     context: dict  # everything a reported number depends on
     phase_s: dict[str, float] = field(default_factory=dict)
-    server_counts: dict[str, int] = field(default_factory=dict)
 
 
 def render_query(template: str, prompt: str) -> str:
@@ -58,7 +57,7 @@ class Evaluation:
         self.cfg, self.run_id, self.store = cfg, run_id, store
         self.expected_identity = expected_identity  # reproduce: the server must be the logged one
         self.phase_s: dict[str, float] = {}
-        self.requests = {"generations": 0, "http_requests": 0}
+        self.generations = 0  # generations this job asked of the server (reused ones are not)
 
     @contextmanager
     def phase(self, name: str):
@@ -73,8 +72,6 @@ class Evaluation:
         m = self.cfg.model
         with self.phase("data"):
             self.dataset: Dataset = build(self.cfg.dataset, "dataset")
-            if not self.dataset.items:
-                raise ConfigError(f"dataset '{self.dataset.name}' has no items (check dataset.limit / dataset.sample)")
             self.queries = [render_query(m.prompt.template, it.prompt) for it in self.dataset.items]
             self.scorer = build(self.cfg.scorer, "scorer")
             self.patch_source = build(self.cfg.patch, "patch")
@@ -194,7 +191,8 @@ class Evaluation:
                         a.output, a.source_run = hits[k]
                 else:
                     gens = self.client.generate(queries, g.preset, use_hooks, extras)
-                    self.requests["generations"] += len(queries) * (2 if use_hooks and "skip_original" not in extras else 1)
+                    # §2: without skip_original a patched request costs two generations
+                    self.generations += len(queries) * (2 if use_hooks and "skip_original" not in extras else 1)
                     for i, gen in zip(idx, gens):
                         self._put(records[i].arm(arm), gen)
                     if reusable:
@@ -216,7 +214,7 @@ class Evaluation:
                 s = self.scorer.score(a.output, r.gold, question=r.prompt)
                 a.correct, a.extracted = s.correct, s.extracted
                 if s.error:
-                    a.error, a.correct = s.error, None
+                    a.error, a.error_detail, a.correct = s.error, s.detail, None
 
     def _context(self, applied: dict) -> dict:
         m = self.cfg.model
@@ -233,7 +231,7 @@ class Evaluation:
             "dataset.name": self.dataset.name, "dataset.source": self.dataset.source,
             "dataset.fingerprint": self.dataset.fingerprint, "dataset.n_items": len(self.dataset.items),
             "scorer": getattr(self.scorer, "name", type(self.scorer).__name__),
-            "requests.generations": self.requests["generations"],
+            "requests.generations": self.generations,
         }
 
 

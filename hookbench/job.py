@@ -6,7 +6,6 @@ that the sweep reports), never as a traceback; the run is left FAILED with the e
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import traceback

@@ -14,7 +14,6 @@ import string
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 import requests
 
@@ -27,7 +26,6 @@ __all__ = [
     "NumericScorer",
     "Score",
     "Scorer",
-    "build",
     "extract_number",
     "strip_think",
 ]

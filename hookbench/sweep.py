@@ -13,7 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-import mlflow
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
@@ -38,7 +37,7 @@ def sweep_rows(client: MlflowClient, experiment_id: str, parent_id: str) -> list
     runs = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=10000)
     rows = []
     for r in sorted(runs, key=lambda r: r.info.start_time):
-        p, t = r.data.params, r.data.tags
+        p = r.data.params
         rows.append({"model": p.get("model.name", "?"), "patch": p.get("patch.name", "?"),
                      "patch_hash": p.get("patch.hash", ""), "dataset": p.get("dataset.name", "?"),
                      "run_id": r.info.run_id, "status": r.info.status, **r.data.metrics})

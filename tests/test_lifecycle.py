@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from tests.conftest import REPO, run_cli
@@ -33,10 +34,10 @@ def test_a_server_that_fails_to_start_reports_its_log(tmp_path):
     assert "Traceback (most recent call last)" not in p.stderr.split("--- last lines of")[0]
 
 
-def test_joblib_launcher_sweep_nests_children_under_one_parent(tiny_clean, tmp_path):
+@pytest.mark.parametrize("launcher", ["hydra/launcher=joblib", "hydra/launcher=submitit_local"])
+def test_parallel_launchers_nest_children_under_one_parent(tiny_clean, tmp_path, launcher):
     searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
-    p = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model=ext_tiny", "patch=math,general",
-                 "dataset.n=2", searchpath], tmp_path)
+    p = run_cli(["-m", launcher, "model=ext_tiny", "patch=math,general", "dataset.n=2", searchpath], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     all_runs = runs(tmp_path)
     (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
@@ -62,3 +63,24 @@ def test_ctrl_c_mid_run_restores_the_server_and_marks_the_run_killed(smol_clean,
     assert fingerprint(smol_clean) == before, "Ctrl-C left the patch in the weights"
     (run,) = runs(tmp_path)
     assert run.info.status == "KILLED"
+
+
+def test_ctrl_c_in_a_sweep_still_closes_the_parent(tiny_clean, tmp_path):
+    """Hydra skips on_multirun_end when a job does not return; the parent must not stay RUNNING."""
+    searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
+    proc = subprocess.Popen([sys.executable, "-m", "hookbench", "-m", "model=ext_tiny", "patch=math,general",
+                             "dataset.n=400", "model.generation.batch_size=1", searchpath],
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not requests.get(tiny_clean.url + "/api/health").json()["hooks_active"]:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    all_runs = runs(tmp_path)
+    (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
+    (child,) = [r for r in all_runs if r is not parent]
+    assert parent.info.status == "FAILED" and child.info.status == "KILLED"
+    assert not requests.get(tiny_clean.url + "/api/health").json()["hooks_active"]

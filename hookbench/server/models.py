@@ -49,10 +49,12 @@ def smollm2_gguf_path() -> Path:
 
 
 def _gguf_cache_dir(gguf: Path, label: str) -> Path:
-    """Cache dir keyed by the file's path, size and mtime (cheap; no need to hash 90 MB)."""
-    st = gguf.stat()
-    key = hashlib.sha256(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    return cache_root() / "models" / f"{label}-{key}"
+    """Cache dir keyed by the file's content, so every install of the same GGUF shares one copy."""
+    digest = hashlib.sha256()
+    with gguf.open("rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+    return cache_root() / "models" / f"{label}-{digest.hexdigest()[:16]}"
 
 
 def _dequantize_to_cache(gguf: Path, target: Path) -> None:
