@@ -8,14 +8,12 @@ and prints req/s, items/s and the speed-up.  Usage: python benchmarks/server_thr
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import time
 
 import requests
 
-from hookbench.server_process import free_port, wait_healthy
+from hookbench.server_process import reference_server_command, start_server
 
 PROMPTS = [f"What is {a} + {b}? Answer with a number." for a, b in zip(range(3, 99, 3), range(7, 999, 11))]
 
@@ -27,13 +25,10 @@ def main() -> int:
     ap.add_argument("--model", default="smollm2")
     args = ap.parse_args()
     prompts = (PROMPTS * (args.n // len(PROMPTS) + 1))[: args.n]
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "hookbench.server", "--model", args.model, "--port", str(port)],
-                            env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    server = start_server(reference_server_command(args.model), {"TOKENIZERS_PARALLELISM": "false"}, timeout_s=600)
+    url = server.url
     try:
-        wait_healthy(url, 600, proc)
         print(f"server start: {time.perf_counter() - t0:.1f} s")
         body = {"config": "greedy", "max_new_tokens": args.max_new_tokens}
         requests.post(url + "/api/generate", json={"query": "warm up", **body}, timeout=600)
@@ -54,8 +49,7 @@ def main() -> int:
         print(f"batched:    {batched:.2f} s  {1 / batched:.3f} req/s  {n / batched:.2f} items/s")
         print(f"speed-up:   {single / batched:.2f}x  (N={n}, max_new_tokens={args.max_new_tokens}, greedy)")
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()
     return 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from hookbench.server_process import ensure_server
+from hookbench.server_process import ensure_server, reference_server_command
 
 
 def main() -> None:
@@ -23,8 +23,7 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2")
     args = ap.parse_args()
     n = args.items
-    url = ensure_server({"enabled": True, "command": ["{python}", "-m", "hookbench.server", "--model", args.model,
-                                                      "--port", "{port}"], "startup_timeout_s": 300}, None)
+    url = ensure_server({"enabled": True, "command": reference_server_command(args.model)}, None)
     before = requests.get(url + "/api/health").json()["counters"]["generated_sequences"]
     work = Path(tempfile.mkdtemp(prefix="hookbench-sweep-bench-"))
     p = subprocess.run([sys.executable, "-m", "hookbench", "-m", f"model={args.model}", "model.server.launch.enabled=false",

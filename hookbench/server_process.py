@@ -81,6 +81,37 @@ def wait_healthy(url: str, timeout_s: float, process: subprocess.Popen | None = 
     raise TimeoutError(f"not healthy after {timeout_s:.0f} s (last: {last})")
 
 
+def start_server(command: list, env: dict | None = None, cwd: str | None = None, timeout_s: float = 300,
+                 port: int | None = None) -> RunningServer:
+    """Start a hook server on a loopback port and wait until it is healthy.
+
+    `{port}` and `{python}` in the command and env values are filled in. On failure the process
+    is stopped and the ServerError carries the tail of its log.
+    """
+    port = port or free_port()
+    cmd = [str(c).format(port=port, python=sys.executable) for c in command]
+    env = {**os.environ, **{k: str(v).format(port=port) for k, v in (env or {}).items()}}
+    log = Path(tempfile.mkstemp(prefix="hookbench-server-", suffix=".log")[1])
+    try:
+        proc = subprocess.Popen(cmd, cwd=cwd or None, env=env, stdout=log.open("w"),
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as e:
+        raise ServerError(f"could not start the model server {cmd}: {e}") from None
+    server = RunningServer(f"http://127.0.0.1:{port}", proc, log)
+    try:
+        wait_healthy(server.url, timeout_s, proc)
+    except (RuntimeError, TimeoutError) as e:
+        server.stop()
+        raise ServerError(f"model server {' '.join(cmd)} failed to start: {e}\n"
+                          f"--- last lines of {log} ---\n{server.log_tail()}") from None
+    return server
+
+
+def reference_server_command(model: str) -> list[str]:
+    """hookbench's own reference server for `model` (smollm2, tiny, a path)."""
+    return ["{python}", "-m", "hookbench.server", "--model", model, "--port", "{port}"]
+
+
 def ensure_server(launch: dict | None, url: str | None) -> str:
     """The base URL to talk to: the configured one, or a server started from `launch`."""
     if not launch or not launch.get("enabled"):
@@ -90,21 +121,6 @@ def ensure_server(launch: dict | None, url: str | None) -> str:
     key = json.dumps(launch, sort_keys=True, default=str)
     if key in _running and _running[key].process.poll() is None:
         return _running[key].url
-    port = free_port()
-    cmd = [str(c).format(port=port, python=sys.executable) for c in launch["command"]]
-    env = {**os.environ, **{k: str(v).format(port=port) for k, v in (launch.get("env") or {}).items()}}
-    log = Path(tempfile.mkstemp(prefix="hookbench-server-", suffix=".log")[1])
-    try:
-        proc = subprocess.Popen(cmd, cwd=launch.get("cwd") or None, env=env, stdout=log.open("w"),
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    except OSError as e:
-        raise ServerError(f"could not start the model server {cmd}: {e}") from None
-    server = RunningServer(f"http://127.0.0.1:{port}", proc, log)
-    try:
-        wait_healthy(server.url, float(launch.get("startup_timeout_s", 300)), proc)
-    except (RuntimeError, TimeoutError) as e:
-        server.stop()
-        raise ServerError(f"model server {' '.join(cmd)} failed to start: {e}\n"
-                          f"--- last lines of {log} ---\n{server.log_tail()}") from None
-    _running[key] = server
-    return server.url
+    _running[key] = start_server(launch["command"], launch.get("env"), launch.get("cwd"),
+                                 float(launch.get("startup_timeout_s", 300)))
+    return _running[key].url

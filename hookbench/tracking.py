@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -37,8 +38,9 @@ def configure(mlflow_cfg: DictConfig) -> str:
     return exp.experiment_id
 
 
+@functools.lru_cache(maxsize=1)
 def git_info() -> dict[str, str]:
-    """Commit and dirty flag of the hookbench checkout ('unknown' outside git)."""
+    """Commit and dirty flag of the hookbench checkout ('unknown' outside git); asked once per process."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(PROJECT_DIR), *args], capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()

@@ -6,14 +6,14 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
-from hookbench.server_process import free_port, wait_healthy
+from hookbench.server_process import RunningServer, free_port, reference_server_command
+from hookbench.server_process import start_server as launch
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -37,7 +37,7 @@ def legacy_server():
 
 def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600,
             module: str = "hookbench") -> subprocess.CompletedProcess:
-    """`python -m hookbench ARGS` as a user runs it, in `cwd` (so mlruns/ lands there)."""
+    """`python -m MODULE ARGS` as a user runs it, in `cwd` (so mlruns/ lands there)."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
 
@@ -51,11 +51,16 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
+
 @dataclass
 class Server:
-    url: str
-    proc: subprocess.Popen
-    log: str
+    """A reference server process (started as hookbench starts one) and calls the tests make."""
+
+    running: RunningServer
+
+    @property
+    def url(self) -> str:
+        return self.running.url
 
     def call(self, method: str, path: str, body: dict | None = None) -> requests.Response:
         """json.dumps, unlike requests' json=, lets NaN/Infinity through: clients do send them."""
@@ -81,29 +86,13 @@ class Server:
 
 
 def start_server(model: str, *args: str, timeout_s: float = 300, port: int | None = None) -> Server:
-    """Start `python -m hookbench.server --model MODEL` and wait until /api/health answers."""
-    port = port or free_port()
-    log = tempfile.NamedTemporaryFile(prefix=f"hookbench-server-{model}-", suffix=".log", delete=False)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hookbench.server", "--model", model, "--port", str(port), *args],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
-    )
-    server = Server(f"http://127.0.0.1:{port}", proc, log.name)
-    try:
-        wait_healthy(server.url, timeout_s, proc)
-    except (RuntimeError, TimeoutError) as e:
-        stop_server(server)
-        raise RuntimeError(f"{e}:\n{open(log.name).read()[-3000:]}") from None
-    return server
+    """`python -m hookbench.server --model MODEL ARGS`, healthy, through hookbench's own launcher."""
+    return Server(launch(reference_server_command(model) + list(args), {"TOKENIZERS_PARALLELISM": "false"},
+                         timeout_s=timeout_s, port=port))
 
 
 def stop_server(server: Server) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
+    server.running.stop()
 
 
 @pytest.fixture(scope="session")
