@@ -2,6 +2,7 @@
 
 The server is put into a known-clean state before the baseline and always restored afterwards
 (errors and Ctrl-C included), because weight edits outlive DELETE /api/hooks (hook-api.md §1).
+Between the two the job holds the server's lease, so parallel jobs never share its patch state.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hookbench.client import Generation, HookClient
 from hookbench.config import build
 from hookbench.errors import ConfigError, PatchError, ReproductionMismatch, ServerError
 from hookbench.items import Dataset
+from hookbench.lease import server_lease
 from hookbench.patches import PatchSet
 from hookbench.results import ItemResult, Summary, summarize
 from hookbench.reuse import GenerationStore, generation_key
@@ -117,20 +119,22 @@ class Evaluation:
         m = self.cfg.model
         self.prepare()
         records = [ItemResult(it.id, it.task, it.prompt, q, it.gold) for it, q in zip(self.dataset.items, self.queries)]
-        try:
-            with self.phase("patch"):
-                self.patch: PatchSet = self.patch_source.resolve(self.client, m.name, m.apply_mode)
-                self._clean()
-            with self.phase("baseline"):
-                self._generate(records, "baseline", use_hooks=False, arm_key={"arm": "baseline"})
-            with self.phase("patch"):
-                applied = self._apply_patch()
-            with self.phase("patched"):
-                self._generate(records, "patched", use_hooks=True,
-                               arm_key={"arm": "patched", "patch": self.patch.hash, "apply_mode": m.apply_mode})
-        finally:
-            with self.phase("restore"):
-                self._restore_quietly()
+        with server_lease(self.url) as waited:  # the server's patch state is ours until restored
+            self.phase_s["server_wait"] = waited
+            try:
+                with self.phase("patch"):
+                    self.patch: PatchSet = self.patch_source.resolve(self.client, m.name, m.apply_mode)
+                    self._clean()
+                with self.phase("baseline"):
+                    self._generate(records, "baseline", use_hooks=False, arm_key={"arm": "baseline"})
+                with self.phase("patch"):
+                    applied = self._apply_patch()
+                with self.phase("patched"):
+                    self._generate(records, "patched", use_hooks=True,
+                                   arm_key={"arm": "patched", "patch": self.patch.hash, "apply_mode": m.apply_mode})
+            finally:
+                with self.phase("restore"):
+                    self._restore_quietly()
         with self.phase("scoring"):
             self._score(records)
         summary = summarize(records)

@@ -33,6 +33,12 @@ def parent_run_id() -> str | None:
     return f.read_text().strip() if f.exists() else None
 
 
+def headline(error: str) -> str:
+    """One line of a job's error: the message, or a traceback's last line (the exception)."""
+    lines = error.strip().splitlines() or [""]
+    return lines[-1] if lines[0].startswith("Traceback") else lines[0]
+
+
 def sweep_rows(client: MlflowClient, experiment_id: str, parent_id: str) -> list[dict]:
     runs = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=10000)
     rows = []
@@ -41,6 +47,8 @@ def sweep_rows(client: MlflowClient, experiment_id: str, parent_id: str) -> list
         rows.append({"model": p.get("model.name", "?"), "patch": p.get("patch.name", "?"),
                      "patch_hash": p.get("patch.hash", ""), "dataset": p.get("dataset.name", "?"),
                      "run_id": r.info.run_id, "status": r.info.status, **r.data.metrics})
+        if r.data.tags.get("error"):
+            rows[-1]["error"] = headline(r.data.tags["error"])
     return rows
 
 
@@ -88,6 +96,9 @@ class MlflowSweepCallback(Callback):
         finally:
             self.client.set_terminated(self.parent_id, status)
             os.environ.pop(PARENT_ENV, None)
+        for r in failed:  # a job in another process (joblib, submitit) printed its error to its own log
+            print(f"  {r['status']}: {r['model']} / {r['patch']} (run {r['run_id']}): {r.get('error', 'no error recorded')}",
+                  file=sys.stderr)
         print(f"sweep parent run {self.parent_id}: {status}, {len(rows)} jobs, {len(failed)} failed; "
               f"summary in {self.sweep_dir}/sweep_summary.md", file=sys.stderr)
         return status

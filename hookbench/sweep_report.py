@@ -68,6 +68,10 @@ def sweep_markdown(rows: list[dict]) -> str:
     lines = ["# Sweep summary", "",
              f"{len(rows)} jobs, {n_failed} failed. Delta is patched − baseline accuracy with its paired 95% CI.",
              "", md_table(header, body), "", "![delta per patch](sweep_delta.png)", ""]
+    errors = [r for r in _sorted(rows) if r.get("error")]
+    if errors:
+        lines += ["## Failed jobs", "", *(f"- {r.get('model')} / {r.get('patch')} ({r.get('run_id')}): {r['error']}"
+                                          for r in errors), ""]
     return "\n".join(lines)
 
 

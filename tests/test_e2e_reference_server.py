@@ -131,7 +131,13 @@ def test_a_failing_job_fails_the_parent_and_leaves_the_others(tiny_clean, tmp_pa
     children = {r.data.params["model.generation.preset"]: r for r in all_runs if r is not parent}
     assert parent.info.status == "FAILED"
     assert children["greedy"].info.status == "FINISHED" and "accuracy/baseline" in children["greedy"].data.metrics
-    assert children["no_such_preset"].info.status == "FAILED" and "no_such_preset" in children["no_such_preset"].data.tags["error"]
+    failed = children["no_such_preset"]
+    assert failed.info.status == "FAILED" and "no_such_preset" in failed.data.tags["error"]
+    # the sweep names the failed job and its reason, even when the job ran in another process
+    (line,) = [x for x in p.stderr.splitlines() if f"FAILED: tiny / math (run {failed.info.run_id})" in x]
+    assert "model.generation.preset='no_such_preset'" in line
+    summary = next((tmp_path / "multirun").glob("*/*/sweep_summary.md")).read_text()
+    assert "## Failed jobs" in summary and "no_such_preset" in summary.split("## Failed jobs")[1]
 
 
 def test_reproduce_a_default_run_then_refuse_another_server(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.conftest import REPO, run_cli
-from tests.test_e2e_reference_server import fingerprint, runs, write_external_models
+from tests.test_e2e_reference_server import fingerprint, generated, runs, write_external_models
 
 
 def test_one_launched_server_serves_consecutive_jobs_of_a_model(tmp_path):
@@ -35,14 +35,20 @@ def test_a_server_that_fails_to_start_reports_its_log(tmp_path):
 
 
 @pytest.mark.parametrize("launcher", ["hydra/launcher=joblib", "hydra/launcher=submitit_local"])
-def test_parallel_launchers_nest_children_under_one_parent(tiny_clean, tmp_path, launcher):
+def test_parallel_jobs_on_one_server_take_turns(tiny_clean, tmp_path, launcher):
+    """Two jobs in parallel processes share one server: neither may see the other's patch."""
     searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
-    p = run_cli(["-m", launcher, "model=ext_tiny", "patch=math,general", "dataset.n=2", searchpath], tmp_path)
+    before, n = generated(tiny_clean), 8
+    p = run_cli(["-m", launcher, "model=ext_tiny", "patch=math,general", f"dataset.n={n}",
+                 "model.generation.batch_size=2", searchpath], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     all_runs = runs(tmp_path)
     (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
     children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert parent.info.status == "FINISHED" and len(children) == 2
+    assert all(c.info.status == "FINISHED" for c in children)
+    # taking turns, the second job finds the first one's baseline and reuses it
+    assert generated(tiny_clean) - before == n + 2 * n
 
 
 def test_ctrl_c_mid_run_restores_the_server_and_marks_the_run_killed(smol_clean, tmp_path):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from hookbench.cache import cache_root
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -29,12 +30,6 @@ class LoadedModel:
     tokenizer: object
     device: str
     weights_sha256: str
-
-
-def cache_root() -> Path:
-    """$HOOKBENCH_CACHE, else ~/.cache/hookbench."""
-    env = os.environ.get("HOOKBENCH_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "hookbench"
 
 
 def smollm2_gguf_path() -> Path:
