@@ -9,6 +9,7 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from hookbench.datasets import arithmetic
+from hookbench.reproduce import compare
 from tests.conftest import run_cli, start_server, stop_server
 
 PROBES = ["What is 2 + 2? Answer with the number only.", "Name a colour."]
@@ -153,6 +154,29 @@ def test_reproduce_a_default_run_then_refuse_another_server(tmp_path):
     assert "reproduced (greedy: per-item outputs identical)" in r.stdout
     rerun = [x for x in runs(tmp_path) if x.data.tags.get("hookbench.reproduces") == run.info.run_id]
     assert len(rerun) == 1 and rerun[0].data.metrics["accuracy/delta"] == run.data.metrics["accuracy/delta"]
+
+
+def test_reproduce_a_sampled_run_compares_deltas_within_their_cis(smol_clean, tmp_path):
+    p = run_cli([*external(smol_clean), "model.generation.preset=benchmark", "model.generation.seed=11",
+                 "dataset.n=24"], tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    (run,) = runs(tmp_path)
+    assert json.loads(run.data.params["generation.preset_config"])["do_sample"] is True
+    r = run_cli([run.info.run_id], tmp_path, module="hookbench.reproduce")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "reproduced (sampled: deltas within CIs)" in r.stdout
+    assert "accuracy/delta_ci_low" in r.stdout  # the side-by-side table
+
+
+def test_sampled_deltas_outside_each_others_ci_do_not_reproduce():
+    original = {"accuracy/delta": 0.30, "accuracy/delta_ci_low": 0.20, "accuracy/delta_ci_high": 0.40}
+    close = {"accuracy/delta": 0.25, "accuracy/delta_ci_low": 0.10, "accuracy/delta_ci_high": 0.38}
+    far = {"accuracy/delta": -0.05, "accuracy/delta_ci_low": -0.15, "accuracy/delta_ci_high": 0.05}
+    assert compare(original, close, {}, {}, greedy=False) == []
+    (reason,) = compare(original, far, {}, {}, greedy=False)
+    assert "sampled deltas disagree" in reason and "+0.300" in reason and "-0.050" in reason
+    (reason,) = compare(original, {"n/scored": 0}, {}, {}, greedy=False)
+    assert "missing" in reason
 
 
 def test_reproduce_fails_when_the_server_changed_model(tmp_path):
