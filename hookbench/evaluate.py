@@ -80,6 +80,7 @@ class Evaluation:
         with self.phase("server_start"):
             self.url = ensure_server(OmegaConf.to_container(m.server.launch, resolve=True) if m.server.launch else None,
                                      m.server.url)
+        self.scorer.bind_server(self.url)
         token = os.environ.get(m.server.token_env) if m.server.get("token_env") else None
         self.client = HookClient(self.url, token=token, timeout_s=m.server.timeout_s, retries=m.server.retries)
         self.health = self.client.health()
@@ -135,8 +136,8 @@ class Evaluation:
             finally:
                 with self.phase("restore"):
                     self._restore_quietly()
-        with self.phase("scoring"):
-            self._score(records)
+            with self.phase("scoring"):  # still ours: a judge on this server sees no patch live
+                self._score(records)
         summary = summarize(records)
         return JobOutput(records, summary, self.patch, self.dataset, self._context(applied), self.phase_s)
 
@@ -209,7 +210,6 @@ class Evaluation:
         arm.output, arm.latency_s, arm.error, arm.error_detail = gen.text, gen.latency_s, gen.error, gen.error_detail
 
     def _score(self, records: list[ItemResult]) -> None:
-        """Scored after restore, so a judge on the same server sees no patch live."""
         for r in records:
             for name in ("baseline", "patched"):
                 a = r.arm(name)
@@ -235,6 +235,7 @@ class Evaluation:
             "dataset.name": self.dataset.name, "dataset.source": self.dataset.source,
             "dataset.fingerprint": self.dataset.fingerprint, "dataset.n_items": len(self.dataset.items),
             "scorer": getattr(self.scorer, "name", type(self.scorer).__name__),
+            **({"scorer.base_url": self.scorer.base_url} if getattr(self.scorer, "base_url", None) else {}),
             "requests.generations": self.generations,
         }
 

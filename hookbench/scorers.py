@@ -72,6 +72,9 @@ class Scorer:
         if name:
             self.name = name  # the config's display name, e.g. a judge with another prompt
 
+    def bind_server(self, url: str) -> None:
+        """Told the evaluated model's server URL; a scorer that grades with a model may use it."""
+
     def score(self, output: str, gold: str, question: str | None = None) -> Score:
         return self._score(strip_think(output), gold, question)
 
@@ -167,9 +170,10 @@ class JudgeScorer(Scorer):
     """A second model grades the answer and replies CORRECT or INCORRECT.
 
     backend "openai": any OpenAI-compatible chat-completions server (`model`, key from the env var
-    named by `api_key_env`). backend "hook": a tensor-hook server's /api/generate with `preset`;
-    the caller must make sure no patch is live on it. Any reply without a verdict, HTTP error or
-    hook error text is a judge_error, never a wrong answer.
+    named by `api_key_env`). backend "hook": a tensor-hook server's /api/generate with `preset`,
+    by default (base_url None) the evaluated model's own server, which the job grades on after
+    restoring it and before letting another job patch it. Any reply without a verdict, HTTP error
+    or hook error text is a judge_error, never a wrong answer.
     """
 
     name = "judge"
@@ -178,7 +182,7 @@ class JudgeScorer(Scorer):
         self,
         prompt: str,
         backend: str = "hook",
-        base_url: str = "http://127.0.0.1:8000",
+        base_url: str | None = None,
         model: str | None = None,
         api_key_env: str | None = None,
         preset: str = "benchmark",
@@ -188,8 +192,8 @@ class JudgeScorer(Scorer):
         super().__init__(name)
         if backend not in ("openai", "hook"):
             raise ConfigError(f"scorer.backend must be 'openai' or 'hook', got {backend!r}")
-        if backend == "openai" and not model:
-            raise ConfigError("scorer.model must be set for the openai judge backend")
+        if backend == "openai" and not (model and base_url):
+            raise ConfigError("scorer.model and scorer.base_url must be set for the openai judge backend")
         fields = {f for _, f, _, _ in string.Formatter().parse(prompt) if f is not None}
         if unknown := fields - {"question", "answer", "gold"}:
             raise ConfigError(
@@ -203,8 +207,12 @@ class JudgeScorer(Scorer):
                 raise ConfigError(f"scorer.api_key_env names {api_key_env}, which is not set in the environment")
             self.headers["Authorization"] = f"Bearer {key}"
         self.prompt, self.backend, self.model, self.preset = prompt, backend, model, preset
-        self.base_url, self.timeout_s = base_url.rstrip("/"), timeout_s
+        self.base_url, self.timeout_s = base_url.rstrip("/") if base_url else None, timeout_s
         self.session = requests.Session()
+
+    def bind_server(self, url: str) -> None:
+        if self.base_url is None:
+            self.base_url = url.rstrip("/")
 
     def _ask(self, prompt: str) -> str:
         """The judge model's raw reply; raises on transport, HTTP or API-level errors."""

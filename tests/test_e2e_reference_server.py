@@ -73,6 +73,27 @@ def test_default_run_logs_everything_and_leaves_the_weights_original(smol_clean,
     assert (tmp_path / "patches" / "smollm2" / "math.json").exists(), "the suggestions were not frozen"
 
 
+def test_the_judge_grades_with_the_evaluated_server_by_default(smol_clean, tmp_path):
+    requests_before = requests.get(smol_clean.url + "/api/health").json()["counters"]["generate_requests"]
+    n = 6
+    p = run_cli([*external(smol_clean), "scorer=judge", "scorer.preset=greedy", f"dataset.n={n}",
+                 "model.generation.batch_size=6"], tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    (run,) = runs(tmp_path)
+    client = MlflowClient()
+    context = json.loads(Path(client.download_artifacts(run.info.run_id, "context.json", str(tmp_path))).read_text())
+    assert context["scorer"] == "judge" and context["scorer.base_url"] == smol_clean.url
+    # two batched generation requests, then one judge request per answer
+    requests_after = requests.get(smol_clean.url + "/api/health").json()["counters"]["generate_requests"]
+    assert requests_after - requests_before == 2 + 2 * n
+    rows = [json.loads(x) for x in Path(client.download_artifacts(run.info.run_id, "items.jsonl", str(tmp_path / "dl")))
+            .read_text().splitlines()]
+    for r in rows:
+        for arm in ("baseline", "patched"):
+            graded = r[f"{arm}_correct"] is not None and r[f"{arm}_extracted"] in ("CORRECT", "INCORRECT")
+            assert graded or r[f"{arm}_error"] == "judge_error", r
+
+
 def write_external_models(conf: Path, servers: dict) -> str:
     """Model configs pointing at already-running servers, so generations can be counted there."""
     (conf / "model").mkdir(parents=True)
