@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from hookbench.datasets import arithmetic
 from hookbench.reproduce import compare
-from tests.conftest import run_cli, start_server, stop_server
+from tests.conftest import REPO, run_cli, start_server, stop_server
 
 PROBES = ["What is 2 + 2? Answer with the number only.", "Name a colour."]
 METRICS = ["accuracy/baseline", "accuracy/patched", "accuracy/delta", "accuracy/delta_ci_low", "accuracy/delta_ci_high",
@@ -160,6 +160,28 @@ def test_a_failing_job_fails_the_parent_and_leaves_the_others(tiny_clean, tmp_pa
     assert "model.generation.preset='no_such_preset'" in line
     summary = next((tmp_path / "multirun").glob("*/*/sweep_summary.md")).read_text()
     assert "## Failed jobs" in summary and "no_such_preset" in summary.split("## Failed jobs")[1]
+
+
+def test_a_crashing_job_in_a_sweep_still_closes_the_parent_and_restores_the_server(tiny_clean, tmp_path):
+    """A bug in user code (here a custom scorer) is not a user mistake: it shows its traceback.
+    Hydra runs the other jobs, then re-raises and skips on_multirun_end; the parent is closed at exit."""
+    (tmp_path / "buggy_scorer.py").write_text(
+        "from hookbench.scorers import Scorer\n\n"
+        "class Buggy(Scorer):\n"
+        "    def _score(self, answer, gold, question):\n"
+        "        raise RuntimeError('bug in my scorer')\n")
+    searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
+    p = run_cli(["-m", "model=ext_tiny", "patch=math,general", "dataset.n=2", "scorer._target_=buggy_scorer.Buggy",
+                 searchpath], tmp_path, env={"PYTHONPATH": f"{tmp_path}:{REPO}"})
+    assert p.returncode != 0 and "RuntimeError: bug in my scorer" in p.stderr
+    assert "sweep parent run" in p.stderr and ": FAILED," in p.stderr
+    assert [x for x in p.stderr.splitlines() if "FAILED: tiny / general" in x and x.endswith("RuntimeError: bug in my scorer")]
+    all_runs = runs(tmp_path)
+    (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
+    children = [r for r in all_runs if r is not parent]
+    assert parent.info.status == "FAILED" and [c.info.status for c in children] == ["FAILED", "FAILED"]
+    assert all("bug in my scorer" in c.data.tags["error"] for c in children)
+    assert not requests.get(tiny_clean.url + "/api/health").json()["hooks_active"]
 
 
 def test_reproduce_a_default_run_then_refuse_another_server(tmp_path):
