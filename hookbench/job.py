@@ -23,7 +23,8 @@ from hookbench.evaluate import Evaluation
 from hookbench.report import summary_table, write_run_report
 from hookbench.reuse import GenerationStore
 
-console = Console()
+# Piped to a log (CI, Slurm) rich would wrap tables at 80 columns; logs have room for a table row per line.
+console = Console(width=None if sys.stdout.isatty() else 120)
 
 
 def _hydra_dirs() -> tuple[Path, Path | None, bool]:

@@ -240,11 +240,7 @@ def plot_latency(path: Path, records: list[ItemResult], summary: Summary, title:
 # ---------------------------------------------------------------- report.md
 
 
-def _reused(records: list[ItemResult], arm: str) -> int:
-    return sum(r.arm(arm).source_run is not None for r in records)
-
-
-def summary_rows(summary: Summary, records: list[ItemResult] | None = None) -> list[list[str]]:
+def summary_rows(summary: Summary) -> list[list[str]]:
     """metric/value rows shared by report.md; one place decides how the summary is worded."""
     d = summary.delta
     rows = [
@@ -258,10 +254,9 @@ def summary_rows(summary: Summary, records: list[ItemResult] | None = None) -> l
     for arm in ARMS:
         rows.append([f"latency {arm} mean / p95",
                      f"{fmt_seconds(summary.latency_mean_s[arm])} / {fmt_seconds(summary.latency_p95_s[arm])}"])
-    if records is not None:
-        for arm in ARMS:
-            if n := _reused(records, arm):
-                rows.append([f"{arm} generations reused from earlier runs", str(n)])
+    for arm in ARMS:
+        if summary.reused[arm]:
+            rows.append([f"{arm} generations reused from earlier runs", str(summary.reused[arm])])
     return rows
 
 
@@ -288,7 +283,7 @@ def render_report(records: list[ItemResult], summary: Summary, context: dict, di
         "",
         "## Summary",
         "",
-        md_table(["metric", "value"], summary_rows(summary, records)),
+        md_table(["metric", "value"], summary_rows(summary)),
         "",
     ]
     if summary.per_task:
@@ -341,4 +336,6 @@ def summary_table(summary: Summary) -> Table:
     table.add_row("n scored (paired) / items", "", "", f"{summary.n_scored} / {summary.n_items}")
     table.add_row("failures", *(fmt_failures(summary.failures[a], summary.failure_kinds[a]) for a in ARMS), "")
     table.add_row("latency mean", *(fmt_seconds(summary.latency_mean_s[a]) for a in ARMS), "")
+    if any(summary.reused.values()):  # reused answers have no latency in this run
+        table.add_row("reused from earlier runs", *(str(summary.reused[a]) for a in ARMS), "")
     return table

@@ -18,12 +18,11 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
-from rich.console import Console
 from rich.table import Table
 
 from hookbench import tracking
 from hookbench.errors import HookbenchError, ReproductionMismatch
-from hookbench.job import run_job
+from hookbench.job import console, run_job
 
 COMPARED = ("accuracy/baseline", "accuracy/patched", "accuracy/delta", "accuracy/delta_ci_low",
             "accuracy/delta_ci_high", "n/scored", "failures/baseline", "failures/patched")
@@ -81,7 +80,7 @@ def reproduce(run_id: str, tracking_uri: str) -> int:
         table.add_column(col)
     for key in COMPARED:
         table.add_row(key, *(f"{m[key]:.4g}" if key in m else "n/a" for m in (original.data.metrics, result)))
-    Console().print(table)
+    console.print(table)
     if reasons:
         raise ReproductionMismatch("not reproduced: " + "; ".join(reasons))
     print(f"reproduced ({'greedy: per-item outputs identical' if greedy else 'sampled: deltas within CIs'})")

@@ -72,6 +72,7 @@ class Summary:
     failures: dict[str, int]  # per arm: count of failed generations
     failure_kinds: dict[str, dict[str, int]]  # per arm: kind -> count
     per_task: dict[str, dict[str, float]]  # task -> {"baseline": acc, "patched": acc, "n": n}
+    reused: dict[str, int]  # per arm: answers taken from earlier runs instead of generated
 
     def metrics(self) -> dict[str, float]:
         """The MLflow metric names users compare runs by; keep them stable."""
@@ -88,6 +89,7 @@ class Summary:
             m[f"latency/{arm}_mean_s"] = self.latency_mean_s[arm]
             m[f"latency/{arm}_p95_s"] = self.latency_p95_s[arm]
             m[f"failures/{arm}"] = self.failures[arm]
+            m[f"n/reused_{arm}"] = self.reused[arm]
         for task, accs in self.per_task.items():
             m[f"accuracy/baseline/{task}"] = accs["baseline"]
             m[f"accuracy/patched/{task}"] = accs["patched"]
@@ -102,13 +104,14 @@ def summarize(records: list[ItemResult]) -> Summary:
     paired = [r for r in records if r.baseline.scored and r.patched.scored]
     b = [float(r.baseline.correct) for r in paired]
     p = [float(r.patched.correct) for r in paired]
-    latency_mean, latency_p95, failures, kinds = {}, {}, {}, {}
+    latency_mean, latency_p95, failures, kinds, reused = {}, {}, {}, {}, {}
     for arm in ARMS:
         # latency only of generations made in this run: a reused answer has no latency here
         lat = [r.arm(arm).latency_s for r in records if r.arm(arm).latency_s is not None]
         latency_mean[arm], latency_p95[arm] = _mean(lat), p95(lat)
         kinds[arm] = dict(Counter(r.arm(arm).error for r in records if r.arm(arm).error))
         failures[arm] = sum(kinds[arm].values())
+        reused[arm] = sum(r.arm(arm).source_run is not None for r in records)
     per_task: dict[str, dict[str, float]] = {}
     for task in sorted({r.task for r in paired if r.task}):
         rs = [r for r in paired if r.task == task]
@@ -128,4 +131,5 @@ def summarize(records: list[ItemResult]) -> Summary:
         failures=failures,
         failure_kinds=kinds,
         per_task=per_task,
+        reused=reused,
     )

@@ -141,6 +141,7 @@ def test_2x2_sweep_one_parent_four_children_baseline_generated_once(smol_clean, 
     rows = [json.loads(x) for x in Path(client.download_artifacts(second.info.run_id, "items.jsonl", str(tmp_path / "dl")))
             .read_text().splitlines()]
     assert {r["baseline_source_run"] for r in rows} == {smol_children[0].info.run_id}
+    assert second.data.metrics["n/reused_baseline"] == n and second.data.metrics["n/reused_patched"] == 0
 
 
 def test_a_failing_job_fails_the_parent_and_leaves_the_others(tiny_clean, tmp_path):
