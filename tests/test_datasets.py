@@ -76,6 +76,40 @@ def test_gsm8k_hub_error_names_dataset_and_fix(tmp_path):
     assert "dataset.path=" in out.stdout
 
 
+HUB_README = """---
+configs:
+- config_name: main
+  data_files:
+  - split: test
+    path: main/test-*
+- config_name: socratic
+  data_files:
+  - split: test
+    path: socratic/test-*
+---
+"""
+
+
+@needs_gsm8k
+def test_gsm8k_hub_loader_on_a_local_mirror_of_the_hub_repo(tmp_path):
+    """The hub code path (load_dataset(id, config, split=...)) on a repo laid out like openai/gsm8k."""
+    import datasets as hf
+
+    repo = tmp_path / "gsm8k-mirror"
+    (repo / "main").mkdir(parents=True)
+    (repo / "socratic").mkdir()
+    (repo / "README.md").write_text(HUB_README)
+    rows = hf.load_dataset("json", data_files=str(GSM8K), split="train")
+    rows.to_parquet(str(repo / "main" / "test-00000-of-00001.parquet"))
+    rows.select(range(3)).to_parquet(str(repo / "socratic" / "test-00000-of-00001.parquet"))
+    d = ds.gsm8k(hf_id=str(repo), hf_config="main", split="test", sample=50, seed=3)
+    local = ds.gsm8k(path=str(GSM8K), sample=50, seed=3)
+    assert d.items == local.items and d.source == f"{repo}:main/test"
+    assert len(ds.gsm8k(hf_id=str(repo), hf_config="socratic").items) == 3
+    with pytest.raises(DataError, match="train"):
+        ds.gsm8k(hf_id=str(repo), split="train")
+
+
 def test_gsm8k_row_without_hashes(tmp_path):
     p = write_jsonl(tmp_path / "g.jsonl", [{"question": "q", "answer": "no marker"}])
     with pytest.raises(DataError, match="row 0"):
