@@ -51,16 +51,20 @@ def test_parallel_jobs_on_one_server_take_turns(tiny_clean, tmp_path, launcher):
     assert generated(tiny_clean) - before == n + 2 * n
 
 
-def test_ctrl_c_mid_run_restores_the_server_and_marks_the_run_killed(smol_clean, tmp_path):
+def test_ctrl_c_mid_run_restores_the_server_marks_the_run_killed_and_a_rerun_resumes(smol_clean, tmp_path):
     before = fingerprint(smol_clean)
-    proc = subprocess.Popen([sys.executable, "-m", "hookbench", "model.server.launch.enabled=false",
-                             f"model.server.url={smol_clean.url}", "dataset.n=48", "model.generation.batch_size=4"],
-                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = ["model.server.launch.enabled=false", f"model.server.url={smol_clean.url}", "dataset.n=48",
+            "model.generation.batch_size=4"]
+    proc = subprocess.Popen([sys.executable, "-m", "hookbench", *args], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not requests.get(smol_clean.url + "/api/health").json()["hooks_active"]:  # wait for the patched phase
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
         time.sleep(0.2)
+    patched_start = generated(smol_clean)
+    while generated(smol_clean) < patched_start + 8:  # two patched chunks done
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
@@ -69,6 +73,12 @@ def test_ctrl_c_mid_run_restores_the_server_and_marks_the_run_killed(smol_clean,
     assert fingerprint(smol_clean) == before, "Ctrl-C left the patch in the weights"
     (run,) = runs(tmp_path)
     assert run.info.status == "KILLED"
+    # the same command again picks up where it stopped: finished answers are reused, not regenerated
+    again = run_cli(args, tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    rerun = runs(tmp_path)[-1].data.metrics
+    assert rerun["n/reused_baseline"] == 48 and 0 < rerun["n/reused_patched"] < 48
+    assert rerun["requests/generations"] == 48 - rerun["n/reused_patched"]
 
 
 def test_ctrl_c_in_a_sweep_still_closes_the_parent(tiny_clean, tmp_path):
