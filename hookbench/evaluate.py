@@ -234,8 +234,7 @@ class Evaluation:
             "patch.hooks_state": applied["hooks"],
             "dataset.name": self.dataset.name, "dataset.source": self.dataset.source,
             "dataset.fingerprint": self.dataset.fingerprint, "dataset.n_items": len(self.dataset.items),
-            "scorer": getattr(self.scorer, "name", type(self.scorer).__name__),
-            **({"scorer.base_url": self.scorer.base_url} if getattr(self.scorer, "base_url", None) else {}),
+            **self.scorer.context(),
             "requests.generations": self.generations,
         }
 

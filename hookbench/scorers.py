@@ -75,6 +75,10 @@ class Scorer:
     def bind_server(self, url: str) -> None:
         """Told the evaluated model's server URL; a scorer that grades with a model may use it."""
 
+    def context(self) -> dict:
+        """What a reported number depends on in this scorer, for the run's context.json."""
+        return {"scorer": self.name}
+
     def score(self, output: str, gold: str, question: str | None = None) -> Score:
         return self._score(strip_think(output), gold, question)
 
@@ -213,6 +217,10 @@ class JudgeScorer(Scorer):
     def bind_server(self, url: str) -> None:
         if self.base_url is None:
             self.base_url = url.rstrip("/")
+
+    def context(self) -> dict:
+        return {**super().context(), "scorer.backend": self.backend, "scorer.base_url": self.base_url,
+                **({"scorer.model": self.model} if self.model else {})}
 
     def _ask(self, prompt: str) -> str:
         """The judge model's raw reply; raises on transport, HTTP or API-level errors."""

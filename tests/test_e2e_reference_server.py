@@ -74,7 +74,7 @@ def test_default_run_logs_everything_and_leaves_the_weights_original(smol_clean,
 
 
 def test_the_judge_grades_with_the_evaluated_server_by_default(smol_clean, tmp_path):
-    requests_before = requests.get(smol_clean.url + "/api/health").json()["counters"]["generate_requests"]
+    requests_before = generated(smol_clean, "generate_requests")
     n = 6
     p = run_cli([*external(smol_clean), "scorer=judge", "scorer.preset=greedy", f"dataset.n={n}",
                  "model.generation.batch_size=6"], tmp_path)
@@ -84,8 +84,7 @@ def test_the_judge_grades_with_the_evaluated_server_by_default(smol_clean, tmp_p
     context = json.loads(Path(client.download_artifacts(run.info.run_id, "context.json", str(tmp_path))).read_text())
     assert context["scorer"] == "judge" and context["scorer.base_url"] == smol_clean.url
     # two batched generation requests, then one judge request per answer
-    requests_after = requests.get(smol_clean.url + "/api/health").json()["counters"]["generate_requests"]
-    assert requests_after - requests_before == 2 + 2 * n
+    assert generated(smol_clean, "generate_requests") - requests_before == 2 + 2 * n
     rows = [json.loads(x) for x in Path(client.download_artifacts(run.info.run_id, "items.jsonl", str(tmp_path / "dl")))
             .read_text().splitlines()]
     for r in rows:
@@ -103,8 +102,9 @@ def write_external_models(conf: Path, servers: dict) -> str:
     return f"hydra.searchpath=[file://{conf}]"
 
 
-def generated(server) -> int:
-    return requests.get(server.url + "/api/health").json()["counters"]["generated_sequences"]
+def generated(server, counter: str = "generated_sequences") -> int:
+    """What reached the model, counted by the reference server (generate_requests or generated_sequences)."""
+    return requests.get(server.url + "/api/health").json()["counters"][counter]
 
 
 def test_2x2_sweep_one_parent_four_children_baseline_generated_once(smol_clean, tiny_clean, tmp_path):
