@@ -1,0 +1,87 @@
+"""The tensor-hook API contract (../shared/hook-api.md) in one place: every module that speaks it
+(client, judge, patch validation, the reference server and the test stand-ins) reads it from here.
+
+Nothing outside this module spells an error prefix, an operation name, a target pattern, an
+extension name or an endpoint path.
+"""
+
+from __future__ import annotations
+
+import re
+
+# -- endpoints ------------------------------------------------------------------------------------
+HEALTH = "/api/health"
+CONFIGS = "/api/configs"
+GENERATE = "/api/generate"
+SUGGESTIONS = "/api/suggestions"
+HOOKS = "/api/hooks"
+RESTORE = "/api/restore"
+LOSS = "/api/loss"
+# extension endpoints of hookbench's reference server, used only when listed in /api/health
+GENERATE_BATCH_PATH = "/api/generate/batch"
+LOSS_BATCH_PATH = "/api/loss/batch"
+
+# -- §3: a failed generation comes back as HTTP 200 with its error text as the answer -------------
+ERROR_TEXT_PREFIXES = ("Generation error:", "Model not loaded")
+
+
+def is_error_text(text: str) -> bool:
+    return text.strip().startswith(ERROR_TEXT_PREFIXES)
+
+
+# -- apply modes and operations ------------------------------------------------------------------
+APPLY_MODES = ("weights", "hooks")
+WEIGHT_OPS = ("scale", "add", "clamp_max", "clamp_min")
+HOOK_OPS = WEIGHT_OPS + ("normalize",)
+CLAMP_OPS = ("clamp_max", "clamp_min")
+
+
+def ops_for(mode: str) -> tuple[str, ...]:
+    """Operations a server applies in `mode` (weights | hooks)."""
+    return HOOK_OPS if mode == "hooks" else WEIGHT_OPS
+
+
+# Weights mode patches only attention/MLP projection matrices and norm weights.
+PATCHABLE_WEIGHT = re.compile(r"(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$|norm[^.]*\.weight$")
+
+# -- targets: 'all', 'top N%', 'bottom N%' -------------------------------------------------------
+_TARGET = re.compile(r"^\s*(?:(all)|(top|bottom)\s+([0-9]*\.?[0-9]+)\s*%)\s*$", re.IGNORECASE)
+
+
+def parse_target(text) -> tuple[str, float]:
+    """('all', 100.0) | ('top', N) | ('bottom', N) with N in (0, 100]; ValueError otherwise.
+
+    Client and server accept exactly the same spellings (case and spacing are free)."""
+    m = _TARGET.match(text) if isinstance(text, str) else None
+    if not m:
+        raise ValueError(f"bad target {text!r}: use 'all', 'top N%' or 'bottom N%' with N in (0, 100]")
+    if m.group(1):
+        return ("all", 100.0)
+    pct = float(m.group(3))
+    if not 0 < pct <= 100:
+        raise ValueError(f"bad target {text!r}: N in 'top N%' / 'bottom N%' must be in (0, 100]")
+    return (m.group(2).lower(), pct)
+
+
+def canonical_target(text) -> str:
+    """The one spelling a patch set is hashed and sent with: 'all', 'top 20%', 'bottom 12.5%'."""
+    kind, pct = parse_target(text)
+    return "all" if kind == "all" else f"{kind} {pct:g}%"
+
+
+# -- extensions a server may list in /api/health `extensions` (the stock server lists none) -------
+EXT_GENERATE_BATCH = "generate_batch"  # POST /api/generate/batch {"queries": [...], ...} -> {"results": [...]}
+EXT_SEED = "seed"  # "seed": int in a generate body
+EXT_SKIP_ORIGINAL = "skip_original"  # "skip_original": true skips the wasted `original` under use_hooks
+EXT_CHAT = "chat"  # "chat": bool, the client decides the chat template
+EXT_MAX_NEW_TOKENS = "max_new_tokens"  # "max_new_tokens": int overrides the preset's
+EXT_LOSS_BATCH = "loss_batch"  # POST /api/loss/batch {"items": [{prompt, answer}], ...} -> {"results": [...]}
+
+# -- presets (GET /api/configs) ------------------------------------------------------------------
+PRESET_FIELDS = ("name", "description", "temperature", "top_p", "top_k", "max_new_tokens",
+                 "repetition_penalty", "thinking_budget", "do_sample")
+FALLBACK_PRESET = "balanced"  # §5: unknown preset names are served with this one
+
+
+def is_sampled(preset: dict) -> bool:
+    return bool(preset.get("do_sample"))
