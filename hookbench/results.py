@@ -1,14 +1,24 @@
-"""Per-item records of a run and the summary numbers computed from them."""
+"""Per-item records of a run and the summary numbers computed from them.
+
+A record is one draw of one item (`generation.samples=k` gives k records per item). The
+statistics are computed per item (the mean over its draws) and clustered by the query text: items
+that send identical text to the server are not independent evidence.
+"""
 
 from __future__ import annotations
 
 import math
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field, fields
 
-from hookbench.stats import PairedDelta, p95, paired_delta_ci
+from hookbench import names
+from hookbench.names import ARMS
+from hookbench.stats import Comparison, compare_arms, p95
 
-ARMS = ("baseline", "patched")
+INFRA_FAILURES = ("api_error", "timeout")  # the server or network failed: missing data
+# an answer that is empty or an error text while the baseline of the same item answered is the
+# patch's doing (a patch that overflows to inf empties every answer): evidence, not missing data
+GENERATION_FAILURES = ("empty", "error_text", "no_answer")
 
 
 @dataclass
@@ -16,12 +26,16 @@ class ArmResult:
     """One generation of one item in one arm (baseline or patched), and its score."""
 
     output: str | None = None
-    latency_s: float | None = None
-    error: str | None = None  # failure kind: api_error, timeout, error_text, empty, no_modified, judge_error
+    latency_s: float | None = None  # this answer's share of its request's time
+    batch_size: int | None = None  # answers made by the request this one came from
+    error: str | None = None  # failure kind: api_error, timeout, error_text, empty, no_answer, judge_error
     error_detail: str | None = None
     correct: bool | None = None  # None when the generation failed or was not scored
     extracted: str | None = None  # what the scorer read as the answer
     source_run: str | None = None  # run id the generation was reused from, None if made in this run
+    repeat_of: str | None = None  # id of the item in this run with the same query that was generated
+    loss: float | None = None  # teacher-forced loss of the gold answer (draw 0 only)
+    patch_caused: bool = False  # failed only under the patch (patched arm)
 
     @property
     def scored(self) -> bool:
@@ -35,15 +49,18 @@ class ItemResult:
     prompt: str
     query: str  # the exact text sent to the server
     gold: str
+    draw: int = 0
     baseline: ArmResult = field(default_factory=ArmResult)
     patched: ArmResult = field(default_factory=ArmResult)
+
+    ITEM_FIELDS = ("id", "task", "prompt", "query", "gold", "draw")
 
     def arm(self, name: str) -> ArmResult:
         return getattr(self, name)
 
     def flat(self) -> dict:
         """One flat row for JSONL/CSV: item fields, then `<arm>_<field>` for each arm."""
-        row = {k: getattr(self, k) for k in ("id", "task", "prompt", "query", "gold")}
+        row = {k: getattr(self, k) for k in self.ITEM_FIELDS}
         for arm in ARMS:
             for k, v in asdict(self.arm(arm)).items():
                 row[f"{arm}_{k}"] = v
@@ -51,11 +68,14 @@ class ItemResult:
 
     @classmethod
     def from_flat(cls, row: dict) -> "ItemResult":
-        arms = {
-            arm: ArmResult(**{k[len(arm) + 1 :]: v for k, v in row.items() if k.startswith(arm + "_")})
-            for arm in ARMS
-        }
-        return cls(**{k: row[k] for k in ("id", "task", "prompt", "query", "gold")}, **arms)
+        known = {f.name for f in fields(ArmResult)}
+        arms = {arm: ArmResult(**{k[len(arm) + 1:]: v for k, v in row.items()
+                                  if k.startswith(arm + "_") and k[len(arm) + 1:] in known}) for arm in ARMS}
+        return cls(**{k: row.get(k, 0 if k == "draw" else None) for k in cls.ITEM_FIELDS}, **arms)
+
+    @staticmethod
+    def columns() -> list[str]:
+        return list(ItemResult(id="", task=None, prompt="", query="", gold="").flat())
 
 
 @dataclass
@@ -63,73 +83,162 @@ class Summary:
     """The numbers a run reports. Accuracy is over items scored in BOTH arms (paired)."""
 
     n_items: int
-    n_scored: int
+    n_draws: int
     accuracy_baseline: float
     accuracy_patched: float
-    delta: PairedDelta
-    latency_mean_s: dict[str, float]
-    latency_p95_s: dict[str, float]
+    comparison: Comparison  # the paired delta, its clustered interval, test and verdict
+    with_patch_failures: Comparison  # the same with patch-caused failures counted as wrong
+    patch_caused: int
+    latency_per_item_s: dict[str, float]
+    latency_request_mean_s: dict[str, float]
+    latency_request_p95_s: dict[str, float]
+    batch_sizes: dict[str, list[int]]
     failures: dict[str, int]  # per arm: count of failed generations
     failure_kinds: dict[str, dict[str, int]]  # per arm: kind -> count
-    per_task: dict[str, dict[str, float]]  # task -> {"baseline": acc, "patched": acc, "n": n}
+    per_task: dict[str, dict]  # task -> {"baseline": acc, "patched": acc, "comparison": Comparison}
     reused: dict[str, int]  # per arm: answers taken from earlier runs instead of generated
+    repeats: int  # records answered by another item of this run with the same query
+    loss_baseline: float = math.nan
+    loss_patched: float = math.nan
+    loss: Comparison | None = None
+    skipped_items: int = 0
+
+    @property
+    def n_scored(self) -> int:
+        return self.comparison.n
+
+    @property
+    def delta(self) -> Comparison:
+        return self.comparison
+
+    def failure_share(self, arm: str) -> float:
+        return self.failures[arm] / self.n_draws if self.n_draws else 0.0
 
     def metrics(self) -> dict[str, float]:
-        """The MLflow metric names users compare runs by; keep them stable."""
-        m = {
-            "accuracy/baseline": self.accuracy_baseline,
-            "accuracy/patched": self.accuracy_patched,
-            "accuracy/delta": self.delta.delta,
-            "accuracy/delta_ci_low": self.delta.ci_low,
-            "accuracy/delta_ci_high": self.delta.ci_high,
-            "n/scored": self.n_scored,
-            "n/items": self.n_items,
-        }
+        """The MLflow metrics of a job; names from hookbench.names."""
+        c = self.comparison
+        m = {names.ACC_BASELINE: self.accuracy_baseline, names.ACC_PATCHED: self.accuracy_patched,
+             names.ACC_DELTA: c.delta, names.ACC_CI_LOW: c.ci_low, names.ACC_CI_HIGH: c.ci_high,
+             names.ACC_DELTA_PATCH_FAILURES: self.with_patch_failures.delta,
+             names.P_VALUE: c.p_value, names.MDE: c.mde,
+             names.N_SCORED: c.n, names.N_ITEMS: self.n_items, names.N_DRAWS: self.n_draws,
+             names.N_FIXED: c.fixed, names.N_BROKEN: c.broken, names.N_CLUSTERS: c.n_clusters,
+             names.N_SKIPPED_ITEMS: self.skipped_items, names.FAILURES_PATCH_CAUSED: self.patch_caused}
         for arm in ARMS:
-            m[f"latency/{arm}_mean_s"] = self.latency_mean_s[arm]
-            m[f"latency/{arm}_p95_s"] = self.latency_p95_s[arm]
-            m[f"failures/{arm}"] = self.failures[arm]
-            m[f"n/reused_{arm}"] = self.reused[arm]
-        for task, accs in self.per_task.items():
-            m[f"accuracy/baseline/{task}"] = accs["baseline"]
-            m[f"accuracy/patched/{task}"] = accs["patched"]
-        return {k: v for k, v in m.items() if not (isinstance(v, float) and math.isnan(v))}
+            m[names.latency(arm, "per_item_mean")] = self.latency_per_item_s[arm]
+            m[names.latency(arm, "request_mean")] = self.latency_request_mean_s[arm]
+            m[names.latency(arm, "request_p95")] = self.latency_request_p95_s[arm]
+            m[names.failures(arm)] = self.failures[arm]
+            m[names.reused(arm)] = self.reused[arm]
+        for task, t in self.per_task.items():
+            m[names.per_task(names.ACC_BASELINE, task)] = t["baseline"]
+            m[names.per_task(names.ACC_PATCHED, task)] = t["patched"]
+            m[names.per_task(names.ACC_DELTA, task)] = t["comparison"].delta
+            m[names.per_task(names.P_VALUE, task)] = t["comparison"].p_value
+        if self.loss is not None:
+            m |= {names.LOSS_BASELINE: self.loss_baseline, names.LOSS_PATCHED: self.loss_patched,
+                  names.LOSS_DELTA: self.loss.delta, names.LOSS_CI_LOW: self.loss.ci_low,
+                  names.LOSS_CI_HIGH: self.loss.ci_high, names.LOSS_P_VALUE: self.loss.p_value}
+        return {k: float(v) for k, v in m.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
+
+    def problem(self) -> str | None:
+        """Why this job measured nothing (it must then fail), with the likely fix; None when it did."""
+        if self.n_draws == 0 or self.with_patch_failures.n > 0:
+            return None
+        parts = []
+        for arm in ARMS:
+            kinds = self.failure_kinds[arm]
+            if kinds:
+                detail = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
+                parts.append(f"{arm}: {detail}")
+        hint = ""
+        if self.failure_kinds["baseline"].get("empty") == self.n_draws:
+            hint = (f"; all {self.n_draws} baseline answers were empty: the server may need a prompt template, "
+                    "see model.prompt.template (and model.prompt.chat)")
+        elif any(k in INFRA_FAILURES for arm in ARMS for k in self.failure_kinds[arm]):
+            hint = "; the server failed to answer: check its log and model.server.timeout_s"
+        return f"no item was scored in both arms ({'; '.join(parts) or 'nothing scored'}){hint}"
+
+    def breaks_generation(self) -> bool:
+        """Most patched answers failed only under the patch."""
+        return self.n_draws > 0 and self.patch_caused > self.n_draws / 2
 
 
-def _mean(xs: list[float]) -> float:
+def _mean(xs) -> float:
+    xs = list(xs)
     return sum(xs) / len(xs) if xs else math.nan
 
 
-def summarize(records: list[ItemResult]) -> Summary:
-    paired = [r for r in records if r.baseline.scored and r.patched.scored]
-    b = [float(r.baseline.correct) for r in paired]
-    p = [float(r.patched.correct) for r in paired]
-    latency_mean, latency_p95, failures, kinds, reused = {}, {}, {}, {}, {}
+def mark_patch_caused(records: list[ItemResult]) -> None:
+    """A patched answer that failed as a generation while the same draw's baseline answered."""
+    for r in records:
+        r.patched.patch_caused = (r.baseline.error is None and r.baseline.output is not None
+                                  and r.patched.error in GENERATION_FAILURES)
+
+
+def _per_item(records: list[ItemResult], count_patch_failures: bool) -> tuple[list, list, list, list]:
+    """(baseline, patched, cluster, item ids) per item: the mean over its draws scored in both arms."""
+    groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    query: dict[str, str] = {}
+    for r in records:
+        b, p = r.baseline, r.patched
+        if not b.scored:
+            continue
+        if p.scored:
+            groups[r.id].append((float(b.correct), float(p.correct)))
+        elif count_patch_failures and p.patch_caused:
+            groups[r.id].append((float(b.correct), 0.0))
+        query[r.id] = r.query
+    ids = list(groups)
+    return ([_mean(x for x, _ in groups[i]) for i in ids], [_mean(y for _, y in groups[i]) for i in ids],
+            [query[i] for i in ids], ids)
+
+
+def compare(records: list[ItemResult], draws: int, alpha: float, count_patch_failures: bool = False) -> Comparison:
+    b, p, clusters, _ = _per_item(records, count_patch_failures)
+    return compare_arms(b, p, clusters=clusters, draws=draws, alpha=alpha)
+
+
+def compare_losses(records: list[ItemResult], alpha: float) -> tuple[float, float, Comparison] | None:
+    """Mean gold-answer loss per arm and the paired comparison of the losses (lower is better)."""
+    pairs = [(r.baseline.loss, r.patched.loss, r.query) for r in records
+             if r.draw == 0 and r.baseline.loss is not None and r.patched.loss is not None]
+    if not any(r.baseline.loss is not None for r in records):
+        return None
+    b, p, q = ([x[i] for x in pairs] for i in range(3))
+    return _mean(b), _mean(p), compare_arms(b, p, clusters=q, alpha=alpha, higher_is_better=False)
+
+
+def summarize(records: list[ItemResult], draws: int = 1, alpha: float = 0.05,
+              request_latency_s: dict[str, list[float]] | None = None, skipped_items: int = 0) -> Summary:
+    mark_patch_caused(records)
+    b, p, clusters, ids = _per_item(records, count_patch_failures=False)
+    latency_per_item, req_mean, req_p95, batch_sizes, failures, kinds, reused = {}, {}, {}, {}, {}, {}, {}
     for arm in ARMS:
-        # latency only of generations made in this run: a reused answer has no latency here
-        lat = [r.arm(arm).latency_s for r in records if r.arm(arm).latency_s is not None]
-        latency_mean[arm], latency_p95[arm] = _mean(lat), p95(lat)
+        made = [r.arm(arm) for r in records if r.arm(arm).latency_s is not None]
+        latency_per_item[arm] = _mean(a.latency_s for a in made)
+        requests = (request_latency_s or {}).get(arm, [])
+        req_mean[arm], req_p95[arm] = _mean(requests), p95(requests)
+        batch_sizes[arm] = sorted({a.batch_size for a in made if a.batch_size})
         kinds[arm] = dict(Counter(r.arm(arm).error for r in records if r.arm(arm).error))
         failures[arm] = sum(kinds[arm].values())
         reused[arm] = sum(r.arm(arm).source_run is not None for r in records)
-    per_task: dict[str, dict[str, float]] = {}
-    for task in sorted({r.task for r in paired if r.task}):
-        rs = [r for r in paired if r.task == task]
-        per_task[task] = {
-            "baseline": _mean([float(r.baseline.correct) for r in rs]),
-            "patched": _mean([float(r.patched.correct) for r in rs]),
-            "n": len(rs),
-        }
+    per_task = {}
+    for task in sorted({r.task for r in records if r.task}):
+        rs = [r for r in records if r.task == task]
+        tb, tp, tc, _ = _per_item(rs, count_patch_failures=False)
+        per_task[task] = {"baseline": _mean(tb), "patched": _mean(tp),
+                          "comparison": compare_arms(tb, tp, clusters=tc, draws=draws, alpha=alpha)}
+    losses = compare_losses(records, alpha)
     return Summary(
-        n_items=len(records),
-        n_scored=len(paired),
-        accuracy_baseline=_mean(b),
-        accuracy_patched=_mean(p),
-        delta=paired_delta_ci(b, p),
-        latency_mean_s=latency_mean,
-        latency_p95_s=latency_p95,
-        failures=failures,
-        failure_kinds=kinds,
-        per_task=per_task,
-        reused=reused,
+        n_items=len({r.id for r in records}), n_draws=len(records),
+        accuracy_baseline=_mean(b), accuracy_patched=_mean(p),
+        comparison=compare_arms(b, p, clusters=clusters, draws=draws, alpha=alpha),
+        with_patch_failures=compare(records, draws, alpha, count_patch_failures=True),
+        patch_caused=sum(r.patched.patch_caused for r in records),
+        latency_per_item_s=latency_per_item, latency_request_mean_s=req_mean, latency_request_p95_s=req_p95,
+        batch_sizes=batch_sizes, failures=failures, failure_kinds=kinds, per_task=per_task, reused=reused,
+        repeats=sum(r.baseline.repeat_of is not None for r in records),
+        loss_baseline=losses[0] if losses else math.nan, loss_patched=losses[1] if losses else math.nan,
+        loss=losses[2] if losses else None, skipped_items=skipped_items,
     )

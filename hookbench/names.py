@@ -1,0 +1,90 @@
+"""Metric, tag and artifact names, defined once: every writer and reader of a run uses these."""
+
+from __future__ import annotations
+
+ARMS = ("baseline", "patched")
+
+# -- metrics users compare runs by (keep stable) --------------------------------------------------
+ACC_BASELINE = "accuracy/baseline"
+ACC_PATCHED = "accuracy/patched"
+ACC_DELTA = "accuracy/delta"
+ACC_CI_LOW = "accuracy/delta_ci_low"
+ACC_CI_HIGH = "accuracy/delta_ci_high"
+ACC_DELTA_PATCH_FAILURES = "accuracy/delta_patch_failures_as_wrong"  # patch-caused failures counted as wrong
+N_ITEMS = "n/items"
+N_SCORED = "n/scored"
+N_FIXED = "n/fixed"
+N_BROKEN = "n/broken"
+N_CLUSTERS = "n/clusters"
+N_SKIPPED_ITEMS = "n/skipped_items"
+N_DRAWS = "n/draws"
+P_VALUE = "stats/p_value"
+P_ADJUSTED = "stats/p_adjusted"
+MDE = "stats/mde"
+LOSS_BASELINE = "loss/baseline"
+LOSS_PATCHED = "loss/patched"
+LOSS_DELTA = "loss/delta"
+LOSS_CI_LOW = "loss/delta_ci_low"
+LOSS_CI_HIGH = "loss/delta_ci_high"
+LOSS_P_VALUE = "loss/p_value"
+PATCH_HOOK_COUNT = "patch/hook_count"
+PATCH_PROBE_DELTA = "patch/probe_loss_delta"
+FAILURES_PATCH_CAUSED = "failures/patch_caused"
+GENERATIONS = "requests/generations"
+LOSS_REQUESTS = "requests/loss"
+LOGGING_S = "time/logging_s"
+SERVER_WAIT_S = "time/server_wait_s"
+
+
+def failures(arm: str) -> str:
+    return f"failures/{arm}"
+
+
+def reused(arm: str) -> str:
+    return f"n/reused_{arm}"
+
+
+def latency(arm: str, what: str) -> str:
+    """what: per_item_mean | request_mean | request_p95."""
+    return f"latency/{arm}_{what}_s"
+
+
+def per_task(metric: str, task: str) -> str:
+    return f"{metric}/{task}"
+
+
+def phase(name: str) -> str:
+    return f"time/{name}_s"
+
+
+# metrics a reproduction compares and a sweep summary shows, in this order
+COMPARED = (ACC_BASELINE, ACC_PATCHED, ACC_DELTA, ACC_CI_LOW, ACC_CI_HIGH, P_VALUE, N_SCORED,
+            failures("baseline"), failures("patched"), FAILURES_PATCH_CAUSED, LOSS_DELTA)
+
+# -- tags -----------------------------------------------------------------------------------------
+TAG_VERDICT = "verdict"
+TAG_VERDICT_ADJUSTED = "verdict_adjusted"
+TAG_SCREEN = "screen"
+TAG_SWEEP = "hookbench.sweep"
+TAG_REPRODUCES = "hookbench.reproduces"
+TAG_REPRODUCED = "hookbench.reproduced"  # the rerun's verdict: agrees | disagrees
+TAG_CONFIRMS = "hookbench.confirms"
+TAG_ERROR = "error"
+TAG_SERVER_IDENTITY = "server.identity"
+TAG_NOTE = "mlflow.note.content"  # MLflow's run description
+
+# -- artifacts ------------------------------------------------------------------------------------
+RESOLVED_CONFIG = "config_resolved.yaml"  # the fully composed config a run can be reproduced from
+PATCH_JSON = "patch.json"
+ITEMS_JSONL = "items.jsonl"
+ITEMS_CSV = "items.csv"
+DIFF_TABLE = "diff_table.md"
+REPORT_MD = "report.md"
+CONTEXT_JSON = "context.json"
+ERROR_TXT = "error.txt"
+ACCURACY_PNG = "accuracy.png"
+LATENCY_PNG = "latency.png"
+SWEEP_MD = "sweep_summary.md"
+SWEEP_CSV = "sweep_summary.csv"
+SWEEP_JSON = "sweep_summary.json"
+SWEEP_PNG = "sweep_delta.png"

@@ -1,0 +1,47 @@
+"""The run record: everything a job's numbers depend on, as one typed object.
+
+`to_dict()` is context.json and the report's "Run" table; tracking reads tags and params from the
+fields, never from dotted strings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class RunRecord:
+    model: dict  # name, hf_id, revision
+    server: dict  # url, identity, device, extensions
+    generation: dict  # preset, preset_config, extras, batch_size, samples, template, apply_mode, patched_path
+    patch: dict  # name, hash, source, strength, hook_count, skipped, probe losses, ...
+    dataset: dict  # name, source, fingerprint, n_items, skipped, split, holdout
+    scorer: dict
+    requests: dict  # generations, loss: what this job asked of the server
+    stats: dict = field(default_factory=dict)
+    screen: dict | None = None
+    git: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def tags(self) -> dict[str, str]:
+        """Tags that let a user find and trace a run in the MLflow UI."""
+        return {"model": self.model["name"], "patch.name": self.patch["name"], "patch.hash": self.patch["hash"],
+                "dataset.name": self.dataset["name"], "dataset.fingerprint": self.dataset["fingerprint"],
+                "server.device": str(self.server["device"]), "server.url": self.server["url"],
+                "server.identity": json.dumps(self.server["identity"], sort_keys=True)}
+
+    def params(self) -> dict[str, str]:
+        """Traceability params beyond the config: content hashes and the generation settings as served."""
+        return {"patch.hash": self.patch["hash"], "patch.source": self.patch["source"],
+                "dataset.fingerprint": self.dataset["fingerprint"],
+                "generation.preset_config": json.dumps(self.generation["preset_config"], sort_keys=True),
+                "generation.extras": json.dumps(self.generation["extras"], sort_keys=True),
+                "generation.patched_path": self.generation["patched_path"]}
+
+    def rows(self) -> list[tuple[str, object]]:
+        """(key, value) rows for report.md, one per leaf of the first two levels."""
+        return [(f"{section}.{k}", v) for section, values in self.to_dict().items() if isinstance(values, dict)
+                for k, v in values.items()]
