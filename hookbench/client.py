@@ -1,23 +1,48 @@
 """HTTP client for the tensor-hook API (../shared/hook-api.md), quirks included.
 
-Retries with backoff on connection errors and 5xx come from urllib3; everything the contract
-says can go wrong inside a 200 (error text as the answer, empty answers) is turned into a
-`GenerationFailure` here, so no caller can score it as a wrong answer.
+Retries with backoff on connection errors and 5xx come from urllib3, except for POST /api/hooks:
+a patch is not idempotent (§1: applied twice it compounds), so it is sent once and a doubtful
+answer raises `PatchApplyUncertain`. Everything the contract says can go wrong inside a 200 (error
+text as the answer, empty answers) is turned into a failed `Generation` here, so no caller can
+score it as a wrong answer. A server that stops answering at all raises `ServerUnreachable` after
+a few consecutive connection failures instead of failing every remaining request one by one.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from dataclasses import dataclass
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError
 from urllib3.util.retry import Retry
 
+from hookbench import contract
+from hookbench.contract import ERROR_TEXT_PREFIXES, is_error_text  # noqa: F401  (re-exported)
 from hookbench.errors import ServerError
 
-# Contract §3: a failed generation comes back as HTTP 200 with its error text as the answer.
-ERROR_TEXT_PREFIXES = ("Generation error:", "Model not loaded")
+log = logging.getLogger(__name__)
+
+
+class ServerUnreachable(ServerError):
+    """Consecutive requests found no server at all (refused, reset): stop instead of retrying on.
+
+    `partial` holds the generations finished in the call that gave up (in query order)."""
+
+    def __init__(self, message: str, partial: list | None = None):
+        super().__init__(message)
+        self.partial = list(partial or [])
+
+
+class PatchApplyUncertain(ServerError):
+    """POST /api/hooks got no clear answer: the server may or may not have applied the patch."""
+
+
+class LossUnavailable(ServerError):
+    """The server has no /api/loss (404/405): the caller falls back to what needs no loss."""
 
 
 @dataclass(frozen=True)
@@ -34,16 +59,19 @@ def classify_answer(text: str | None) -> tuple[str | None, str | None]:
     """(failure kind, detail) for an answer field; (None, None) for a real answer."""
     if text is None:
         return "no_answer", "the server returned no answer for this field"
-    stripped = text.strip()
-    if not stripped:
+    if not text.strip():
         return "empty", "empty answer"
-    if stripped.startswith(ERROR_TEXT_PREFIXES):
-        return "error_text", stripped[:500]
+    if is_error_text(text):
+        return "error_text", text.strip()[:500]
     return None, None
 
 
 class HookClient:
-    """One hook server. `token` goes in an Authorization header and is never logged."""
+    """One hook server. `token` goes in an Authorization header and is never logged.
+
+    `max_connection_failures` consecutive requests that could not reach the server (each already
+    retried `retries` times) make `generate`/`losses` raise ServerUnreachable; any answer resets it.
+    """
 
     def __init__(
         self,
@@ -53,29 +81,53 @@ class HookClient:
         connect_timeout_s: float = 5.0,
         retries: int = 3,
         backoff_s: float = 0.5,
+        max_connection_failures: int = 3,
     ):
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout_s, timeout_s)
-        self.session = requests.Session()
+        self.max_connection_failures = max(1, int(max_connection_failures))
+        self.connection_failures = 0  # consecutive; reset by any HTTP answer
         retry = Retry(
             total=retries,
             connect=retries,
-            read=0,  # a read timeout means the server is busy generating: do not pile on
+            read=False,  # a read timeout means the server is busy generating: do not pile on
             status=retries,
             backoff_factor=backoff_s,
+            backoff_max=4 * backoff_s,  # 0, 1, 2, 2, ... s at defaults: a dead server is found in seconds
             status_forcelist=(500, 502, 503, 504),
-            allowed_methods=None,  # POSTs here are idempotent enough: generate has no side effects
+            allowed_methods=None,  # generate, loss, restore and DELETE are safe to repeat; hooks is not (below)
             raise_on_status=False,
         )
-        self.session.mount("http://", HTTPAdapter(max_retries=retry))
-        self.session.mount("https://", HTTPAdapter(max_retries=retry))
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.session = self._session(HTTPAdapter(max_retries=retry), token)
+        once = Retry(total=0, read=False, raise_on_status=False)
+        self.no_retry_session = self._session(HTTPAdapter(max_retries=once), token)
         self._health: dict | None = None
 
+    @staticmethod
+    def _session(adapter: HTTPAdapter, token: str | None) -> requests.Session:
+        s = requests.Session()
+        s.mount("http://", adapter)
+        s.mount("https://", adapter)
+        if token:
+            s.headers["Authorization"] = f"Bearer {token}"
+        return s
+
     # -- plumbing ---------------------------------------------------------------------------
-    def _request(self, method: str, path: str, json: dict | None = None) -> requests.Response:
-        return self.session.request(method, self.base_url + path, json=json, timeout=self.timeout)
+    def _request(self, method: str, path: str, json: dict | None = None, retry: bool = True) -> requests.Response:
+        """One request; counts consecutive connection failures (an HTTP answer of any status resets)."""
+        session = self.session if retry else self.no_retry_session
+        try:
+            r = session.request(method, self.base_url + path, json=json, timeout=self.timeout)
+        except requests.ConnectionError:  # refused, reset, connect timeout; a read timeout is not one
+            self.connection_failures += 1
+            raise
+        self.connection_failures = 0
+        return r
+
+    def _unreachable(self, what: str, err: Exception, partial: list | None = None) -> ServerUnreachable:
+        return ServerUnreachable(
+            f"{self.base_url} did not answer {self.connection_failures} requests in a row ({what}; last: "
+            f"{str(err)[:300]}); stopping. Is the server still running?", partial)
 
     def _call(self, method: str, path: str, json: dict | None = None) -> dict:
         """A control-plane call: any failure is a ServerError naming the endpoint."""
@@ -83,6 +135,9 @@ class HookClient:
             r = self._request(method, path, json)
         except requests.RequestException as e:
             raise ServerError(f"{method} {self.base_url}{path} failed: {e}") from None
+        return self._json(method, path, r)
+
+    def _json(self, method: str, path: str, r: requests.Response) -> dict:
         if r.status_code >= 400:
             raise ServerError(f"{method} {self.base_url}{path} -> HTTP {r.status_code}: {r.text[:1000]}")
         try:
@@ -92,7 +147,7 @@ class HookClient:
 
     # -- endpoints ----------------------------------------------------------------------------
     def health(self) -> dict:
-        self._health = self._call("GET", "/api/health")
+        self._health = self._call("GET", contract.HEALTH)
         return self._health
 
     @property
@@ -103,22 +158,49 @@ class HookClient:
         return set(self._health.get("extensions") or [])
 
     def configs(self) -> dict:
-        return self._call("GET", "/api/configs")
+        return self._call("GET", contract.CONFIGS)
 
     def suggestions(self, capability: str) -> list[dict]:
-        return self._call("POST", "/api/suggestions", {"capability": capability}).get("suggestions") or []
+        return self._call("POST", contract.SUGGESTIONS, {"capability": capability}).get("suggestions") or []
 
     def apply_patch(self, suggestions: list[dict], apply_mode: str) -> dict:
-        return self._call("POST", "/api/hooks", {"suggestions": suggestions, "apply_mode": apply_mode})
+        """POST /api/hooks exactly once (§1: a repeat compounds the patch).
+
+        A 4xx is a refusal (ServerError: nothing applied). Refused connection: ServerUnreachable
+        (nothing sent). Anything else doubtful (5xx, reset, timeout, garbage) is PatchApplyUncertain:
+        the caller must restore before doing anything else."""
+        where = f"POST {self.base_url}{contract.HOOKS}"
+        body = {"suggestions": suggestions, "apply_mode": apply_mode}
+        try:
+            r = self._request("POST", contract.HOOKS, body, retry=False)
+        except requests.ConnectionError as e:
+            if _never_connected(e):
+                raise ServerUnreachable(f"{where}: could not connect, the patch was not sent: {e}") from None
+            raise self._uncertain(where, f"connection lost: {e}") from None
+        except requests.RequestException as e:
+            raise self._uncertain(where, f"{type(e).__name__}: {e}") from None
+        if 400 <= r.status_code < 500:
+            raise ServerError(f"{where} -> HTTP {r.status_code}: {r.text[:1000]}")
+        if r.status_code >= 500:
+            raise self._uncertain(where, f"HTTP {r.status_code}: {r.text[:500]}")
+        try:
+            return r.json()
+        except ValueError:
+            raise self._uncertain(where, f"non-JSON answer: {r.text[:200]!r}") from None
+
+    @staticmethod
+    def _uncertain(where: str, why: str) -> PatchApplyUncertain:
+        return PatchApplyUncertain(f"{where} failed ({why}); the server may or may not have applied the patch "
+                                   f"(not retried: a repeat would compound it). Restore the server before reuse.")
 
     def hooks(self) -> dict:
-        return self._call("GET", "/api/hooks")
+        return self._call("GET", contract.HOOKS)
 
     def delete_hooks(self) -> dict:
-        return self._call("DELETE", "/api/hooks")
+        return self._call("DELETE", contract.HOOKS)
 
     def restore(self) -> dict:
-        return self._call("POST", "/api/restore", {})
+        return self._call("POST", contract.RESTORE, {})
 
     def clean(self) -> None:
         """Contract §1: only restore + delete gives a baseline; DELETE alone leaks weight edits."""
@@ -131,12 +213,13 @@ class HookClient:
 
         `extras` holds extension fields (seed, skip_original, chat, max_new_tokens); the caller only
         puts in what the server lists. The answer field is `modified` under use_hooks, else `original`.
+        Raises ServerUnreachable once `max_connection_failures` requests in a row found no server.
         """
         field = "modified" if use_hooks else "original"
         body = {"config": preset, "use_hooks": use_hooks, **extras}
-        if "generate_batch" in self.extensions and len(queries) > 1:
+        if contract.EXT_GENERATE_BATCH in self.extensions and len(queries) > 1:
             t0 = time.perf_counter()
-            out = self._post_generation("/api/generate/batch", {"queries": queries, **body})
+            out = self._post_generation(contract.GENERATE_BATCH_PATH, {"queries": queries, **body}, [])
             dt = time.perf_counter() - t0
             if isinstance(out, Generation):  # the whole batch failed: every item carries the failure
                 return [Generation(None, dt / len(queries), out.error, out.error_detail) for _ in queries]
@@ -146,21 +229,25 @@ class HookClient:
                         for _ in queries]
             # one batch costs dt for all: per-item latency is the amortised share
             return [self._answer(res.get(field), dt / len(queries)) for res in results]
-        gens = []
+        gens: list[Generation] = []
         for q in queries:
             t0 = time.perf_counter()
-            out = self._post_generation("/api/generate", {"query": q, **body})
+            out = self._post_generation(contract.GENERATE, {"query": q, **body}, gens)
             dt = time.perf_counter() - t0
             gens.append(out if isinstance(out, Generation) else self._answer(out.get(field), dt))
         return gens
 
-    def _post_generation(self, path: str, body: dict) -> dict | Generation:
+    def _post_generation(self, path: str, body: dict, done: list[Generation]) -> dict | Generation:
         t0 = time.perf_counter()
         try:
             r = self._request("POST", path, body)
         except requests.Timeout as e:
+            if isinstance(e, requests.ConnectionError):  # connect timeout: no server there
+                self._give_up_if_dead("generate", e, done)
             return Generation(None, time.perf_counter() - t0, "timeout", str(e)[:500])
         except requests.RequestException as e:
+            if isinstance(e, requests.ConnectionError):
+                self._give_up_if_dead("generate", e, done)
             return Generation(None, time.perf_counter() - t0, "api_error", str(e)[:500])
         if r.status_code >= 400:
             return Generation(None, time.perf_counter() - t0, "api_error", f"HTTP {r.status_code}: {r.text[:500]}")
@@ -169,7 +256,83 @@ class HookClient:
         except ValueError:
             return Generation(None, time.perf_counter() - t0, "api_error", f"non-JSON answer: {r.text[:200]!r}")
 
+    def _give_up_if_dead(self, what: str, err: Exception, partial: list | None = None) -> None:
+        if self.connection_failures >= self.max_connection_failures:
+            raise self._unreachable(what, err, partial) from None
+
     @staticmethod
     def _answer(text: str | None, latency_s: float) -> Generation:
         kind, detail = classify_answer(text)
         return Generation(None if kind else text, latency_s, kind, detail)
+
+    # -- teacher-forced loss ----------------------------------------------------------------------
+    def losses(self, items: list[tuple[str, str]], answer_prefix: str = " #### ", chat: bool = False,
+               batch_size: int = 32) -> list[float | None]:
+        """Mean NLL of each answer given its prompt (§10: deterministic, moves when a patch is live).
+
+        One POST /api/loss per item on a stock server; POST /api/loss/batch (`batch_size` items a
+        request) where the server lists the loss_batch extension. None for an item the server
+        cannot score (422, e.g. an answer with no tokens; a non-finite loss; a failed request, logged).
+        Raises LossUnavailable when the server has no loss endpoint, ServerUnreachable when it is gone.
+        """
+        opts = {"answer_prefix": answer_prefix, "use_chat_template": chat}
+        if contract.EXT_LOSS_BATCH in self.extensions:
+            out: list[float | None] = []
+            for i in range(0, len(items), max(1, batch_size)):
+                out += self._loss_batch(items[i:i + max(1, batch_size)], opts)
+            return out
+        return [self._loss_one(prompt, answer, opts) for prompt, answer in items]
+
+    def _loss_post(self, path: str, body: dict) -> requests.Response:
+        try:
+            r = self._request("POST", path, body)
+        except requests.RequestException as e:
+            if isinstance(e, requests.ConnectionError):
+                self._give_up_if_dead("loss", e)
+            raise
+        if r.status_code in (404, 405):
+            raise LossUnavailable(f"POST {self.base_url}{path} -> HTTP {r.status_code}: this server has no "
+                                  f"teacher-forced loss endpoint")
+        return r
+
+    def _loss_one(self, prompt: str, answer: str, opts: dict) -> float | None:
+        try:
+            r = self._loss_post(contract.LOSS, {"prompt": prompt, "answer": answer, **opts})
+        except requests.RequestException as e:
+            log.warning("POST %s%s failed: %s", self.base_url, contract.LOSS, str(e)[:300])
+            return None
+        if r.status_code != 200:
+            if r.status_code != 422:
+                log.warning("POST %s%s -> HTTP %d: %s", self.base_url, contract.LOSS, r.status_code, r.text[:300])
+            return None
+        try:
+            return _finite(r.json().get("loss"))
+        except ValueError:
+            log.warning("POST %s%s returned non-JSON: %r", self.base_url, contract.LOSS, r.text[:200])
+            return None
+
+    def _loss_batch(self, items: list[tuple[str, str]], opts: dict) -> list[float | None]:
+        path = contract.LOSS_BATCH_PATH
+        body = {"items": [{"prompt": p, "answer": a} for p, a in items], **opts}
+        try:
+            r = self._loss_post(path, body)
+        except requests.RequestException as e:
+            raise ServerError(f"POST {self.base_url}{path} failed: {e}") from None
+        results = self._json("POST", path, r).get("results")
+        if not isinstance(results, list) or len(results) != len(items):
+            raise ServerError(f"POST {self.base_url}{path}: expected {len(items)} results, got {str(results)[:300]}")
+        return [_finite(res.get("loss")) if isinstance(res, dict) else None for res in results]
+
+
+def _finite(value) -> float | None:
+    """A loss as float; None for a missing one or NaN (inf stays: a patch can blow the loss up)."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _never_connected(err: requests.ConnectionError) -> bool:
+    """True when the request provably never reached the server (refused / connect timeout)."""
+    reason = getattr(err.args[0], "reason", err.args[0]) if err.args else None
+    return isinstance(err, requests.ConnectTimeout) or isinstance(reason, ConnectTimeoutError)  # NewConnectionError included

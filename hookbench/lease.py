@@ -9,6 +9,7 @@ server serves one generation at a time anyway (§8), so waiting costs no through
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import socket
@@ -21,17 +22,38 @@ from urllib.parse import urlsplit
 from filelock import FileLock, Timeout
 
 from hookbench.cache import cache_root
+from hookbench.errors import ConfigError
 
 log = logging.getLogger(__name__)
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def server_key(url: str) -> str:
+    """One spelling per server: `scheme://host:port`, lower case, path and slashes dropped.
+
+    Loopback names and this host's own names are one host, and a different host on each machine."""
+    parts = urlsplit(url.strip() if "://" in url else f"http://{url.strip()}")
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()  # urlsplit lower-cases and strips IPv6 brackets
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError as e:
+        raise ConfigError(f"bad server URL {url!r}: {e}") from None
+    if host in LOOPBACK or host in _own_names():
+        host = f"loopback@{socket.gethostname().lower()}"
+    return f"{scheme}://{host}:{port}"
+
+
+@functools.cache
+def _own_names() -> set[str]:
+    return {socket.gethostname().lower(), socket.getfqdn().lower()}
 
 
 def lock_path(url: str) -> Path:
-    """The lock file for a server URL. A loopback URL names a different server on each host."""
-    key = url.rstrip("/")
-    if urlsplit(key).hostname in LOOPBACK:
-        key = f"{socket.gethostname()} {key}"
-    return cache_root() / "locks" / f"server-{hashlib.sha256(key.encode()).hexdigest()[:16]}.lock"
+    """The lock file for a server URL: two spellings of one server share it (see server_key)."""
+    digest = hashlib.sha256(server_key(url).encode()).hexdigest()[:16]
+    return cache_root() / "locks" / f"server-{digest}.lock"
 
 
 @contextmanager

@@ -1,12 +1,15 @@
 """Start, reuse and stop the hook server a model config says how to launch.
 
 One started server is kept per launch spec for the life of the process, so consecutive jobs of a
-sweep on the same model share it; all are stopped at exit, Ctrl-C included.
+sweep on the same model share it; all are stopped at exit, Ctrl-C included. On Linux the server
+also gets SIGTERM from the kernel when hookbench dies without running its exit handlers (kill -9,
+OOM killer), so a launched server never lingers orphaned, holding a GPU.
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import json
 import os
 import signal
@@ -14,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +85,28 @@ def wait_healthy(url: str, timeout_s: float, process: subprocess.Popen | None = 
     raise TimeoutError(f"not healthy after {timeout_s:.0f} s (last: {last})")
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent_pid: int):
+    """A preexec_fn: the child gets SIGTERM when the thread that started it dies (Linux only).
+
+    The kernel ties this to the starting thread, so it is set only from the main thread; a server
+    started from a worker thread is stopped by atexit alone."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork: the child only calls it
+    sigterm = int(signal.SIGTERM)
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
 def start_server(command: list, env: dict | None = None, cwd: str | None = None, timeout_s: float = 300,
                  port: int | None = None) -> RunningServer:
     """Start a hook server on a loopback port and wait until it is healthy.
@@ -94,7 +120,8 @@ def start_server(command: list, env: dict | None = None, cwd: str | None = None,
     log = Path(tempfile.mkstemp(prefix="hookbench-server-", suffix=".log")[1])
     try:
         proc = subprocess.Popen(cmd, cwd=cwd or None, env=env, stdout=log.open("w"),
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_die_with_parent(os.getpid()))
     except OSError as e:
         raise ServerError(f"could not start the model server {cmd}: {e}") from None
     server = RunningServer(f"http://127.0.0.1:{port}", proc, log)
