@@ -333,6 +333,8 @@ def _finite(value) -> float | None:
 
 
 def _never_connected(err: requests.ConnectionError) -> bool:
-    """True when the request provably never reached the server (refused / connect timeout)."""
+    """True when the request provably never reached the server (refused / connect timeout).
+
+    urllib3's NewConnectionError (refused) is a ConnectTimeoutError."""
     reason = getattr(err.args[0], "reason", err.args[0]) if err.args else None
-    return isinstance(err, requests.ConnectTimeout) or isinstance(reason, ConnectTimeoutError)  # NewConnectionError included
+    return isinstance(err, requests.ConnectTimeout) or isinstance(reason, ConnectTimeoutError)
