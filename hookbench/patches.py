@@ -1,7 +1,8 @@
 """Patch sets: lists of Suggestions (hook-api.md), validated, content-hashed and frozen to JSON.
 
-A patch set is identified by the hash of its normalised edits (tensor, operation, value, target, in
-order), not by where it came from: the same edits asked for twice are the same patch.
+A patch set is identified by the hash of its normalised edits (tensor, operation, value, canonical
+target, in order), not by where it came from: the same edits asked for twice are the same patch.
+`patch.strength` scales the edits before hashing, so a logged patch.json is the set that ran.
 """
 
 from __future__ import annotations
@@ -10,31 +11,40 @@ import datetime as dt
 import hashlib
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hookbench import contract
 from hookbench.errors import PatchError
 
 FORMAT = "hookbench.patch/v1"
-WEIGHT_OPS = ("scale", "add", "clamp_max", "clamp_min")
-HOOK_OPS = WEIGHT_OPS + ("normalize",)
-TARGET_RE = re.compile(r"^(all|(top|bottom) (\d+(\.\d+)?)%)$")
+NO_PATCH_SOURCE = "none"  # the only source a PatchSet may be empty from (the A/A job)
+SCALE, ADD, CLAMP_MAX, CLAMP_MIN, NORMALIZE = contract.HOOK_OPS
+# how an edit's value moves with strength s: s=1 is the edit as written, s→0 tends to doing nothing
+_STRENGTHENED = {SCALE: lambda v, s: 1 + s * (v - 1), ADD: lambda v, s: s * v}
 
 
 @dataclass
 class PatchSet:
     name: str
     suggestions: list[dict]
-    source: str  # "suggestions:<capability>@<server>" or "file:<path>"
+    source: str  # "suggestions:<capability>@<server>", "file:<path>" or "none"
     metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.suggestions and self.source != NO_PATCH_SOURCE:
+            raise PatchError(f"patch set '{self.name}' ({self.source}) is empty; "
+                             f"for a job with nothing applied use patch=none")
+
+    @property
+    def is_noop(self) -> bool:
+        """True for patch=none: the loop applies nothing and the patched arm is a second baseline."""
+        return not self.suggestions
 
     @property
     def hash(self) -> str:
-        edits = [
-            {k: s[k] for k in ("tensor_name", "operation", "target")} | {"value": float(s["value"])}
-            for s in self.suggestions
-        ]
+        edits = [{"tensor_name": s["tensor_name"], "operation": s["operation"], "value": float(s["value"]),
+                  "target": contract.canonical_target(s.get("target", "all"))} for s in self.suggestions]
         return hashlib.sha256(json.dumps(edits, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_json(self) -> dict:
@@ -58,23 +68,67 @@ def normalise(s: dict, where: str, apply_mode: str) -> dict:
             raise PatchError(f"{where}: missing field '{key}'")
     if not isinstance(s["tensor_name"], str) or not s["tensor_name"]:
         raise PatchError(f"{where}.tensor_name: must be a non-empty string")
-    ops = HOOK_OPS if apply_mode == "hooks" else WEIGHT_OPS
+    ops = contract.ops_for(apply_mode)
     if s["operation"] not in ops:
         raise PatchError(f"{where}.operation: '{s['operation']}' is not one of {', '.join(ops)} ({apply_mode} mode)")
     value = s["value"]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise PatchError(f"{where}.value: {value!r} is not a finite number")
-    target = str(s.get("target", "all")).strip().lower()
-    m = TARGET_RE.match(target)
-    if not m or (m.group(3) and not 0 < float(m.group(3)) <= 100):
-        raise PatchError(f"{where}.target: '{s.get('target')}' is not 'all', 'top N%' or 'bottom N%'")
+    try:
+        target = contract.canonical_target(s.get("target", "all"))
+    except ValueError as e:
+        raise PatchError(f"{where}.target: {e}") from None
     return {**s, "value": float(value), "target": target}
 
 
 def validate(suggestions: list, where: str, apply_mode: str) -> list[dict]:
+    """A non-empty list of normalised suggestions (an empty patch is only ever patch=none)."""
+    if apply_mode not in contract.APPLY_MODES:
+        raise PatchError(f"apply_mode {apply_mode!r} is not one of {', '.join(contract.APPLY_MODES)}")
     if not isinstance(suggestions, list):
         raise PatchError(f"{where}: expected a list of suggestions")
+    if not suggestions:
+        raise PatchError(f"{where}: the patch set is empty (for a job with nothing applied use patch=none)")
     return [normalise(s, f"{where}[{i}]", apply_mode) for i, s in enumerate(suggestions)]
+
+
+def check_strength(strength, allow_zero: bool = False) -> float:
+    """`patch.strength` as a float, refused early when it is not a finite number (or is 0)."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
+        raise PatchError(f"patch.strength={strength!r} is not a finite number")
+    if strength == 0 and not allow_zero:
+        raise PatchError("patch.strength=0: strength 0 is the identity; "
+                         "use patch=none for the A/A (noise floor) job")
+    return float(strength)
+
+
+def strengthen(suggestions: list[dict], strength: float) -> list[dict]:
+    """Each edit moved toward (s<1) or past (s>1) its full effect: scale v -> 1+s(v-1), add v -> s*v.
+
+    Clamps and normalize have no such line through 'doing nothing', so they refuse s != 1."""
+    strength = check_strength(strength)
+    if strength == 1:
+        return suggestions
+    out = []
+    for i, s in enumerate(suggestions):
+        rule = _STRENGTHENED.get(s["operation"])
+        if rule is None:
+            raise PatchError(f"patch.strength={strength:g}: edit {i} ({s['tensor_name']}, {s['operation']}) "
+                             f"cannot be scaled; only {', '.join(_STRENGTHENED)} take a strength other than 1")
+        out.append({**s, "value": rule(float(s["value"]), strength)})
+    return out
+
+
+def with_strength(patch: PatchSet, strength: float) -> PatchSet:
+    """The patch set at `strength`; metadata records the cumulative strength and the unscaled hash
+    (strengths compose multiplicatively, so a logged scaled set loaded again at 1 stays as it ran)."""
+    strength = check_strength(strength)
+    meta = dict(patch.metadata)
+    before = float(meta.get("strength", 1.0))
+    if strength != 1:
+        meta.setdefault("unscaled_hash", patch.hash)
+    meta["strength"] = before * strength
+    return PatchSet(patch.name, strengthen(patch.suggestions, strength), patch.source, meta)
 
 
 def load_patch_file(path: str | Path, apply_mode: str, name: str | None = None) -> PatchSet:
@@ -90,8 +144,6 @@ def load_patch_file(path: str | Path, apply_mode: str, name: str | None = None) 
     raw, meta, source = (data.get("suggestions"), data.get("metadata", {}), data.get("source")) \
         if isinstance(data, dict) else (data, {}, None)
     suggestions = validate(raw, f"{path}: suggestions", apply_mode)
-    if not suggestions:
-        raise PatchError(f"{path}: the patch set is empty")
     return PatchSet(name or (data.get("name") if isinstance(data, dict) else None) or path.stem,
                     suggestions, source or f"file:{path}", meta)
 
@@ -99,23 +151,28 @@ def load_patch_file(path: str | Path, apply_mode: str, name: str | None = None) 
 class FileSource:
     """`patch=file`: a patch JSON from the repo or any path."""
 
-    def __init__(self, path: str, name: str = "file"):
-        self.path, self.name = path, name
+    def __init__(self, path: str, name: str = "file", strength: float = 1.0):
+        self.path, self.name, self.strength = path, name, check_strength(strength)
 
     def resolve(self, client, model_name: str, apply_mode: str) -> PatchSet:
-        return load_patch_file(self.path, apply_mode, self.name)
+        return with_strength(load_patch_file(self.path, apply_mode, self.name), self.strength)
 
 
 class SuggestionsSource:
-    """`patch=general|math|reasoning`: asked of the server once, then frozen and reused (§7)."""
+    """`patch=general|math|reasoning`: asked of the server once, then frozen (unscaled) and reused (§7)."""
 
-    def __init__(self, capability: str, name: str | None = None, freeze_dir: str = "patches"):
+    def __init__(self, capability: str, name: str | None = None, freeze_dir: str = "patches",
+                 strength: float = 1.0):
         self.capability, self.name, self.freeze_dir = capability, name or capability, Path(freeze_dir)
+        self.strength = check_strength(strength)
 
     def frozen_path(self, model_name: str) -> Path:
         return self.freeze_dir / model_name / f"{self.capability}.json"
 
     def resolve(self, client, model_name: str, apply_mode: str) -> PatchSet:
+        return with_strength(self._frozen(client, model_name, apply_mode), self.strength)
+
+    def _frozen(self, client, model_name: str, apply_mode: str) -> PatchSet:
         path = self.frozen_path(model_name)
         if path.exists():
             return load_patch_file(path, apply_mode, self.name)
@@ -132,3 +189,14 @@ class SuggestionsSource:
         })
         patch.save(path)
         return patch
+
+
+class NoPatch:
+    """`patch=none`, the A/A job: an empty patch set, so the patched arm is a second fresh baseline
+    with nothing applied; its delta shows the noise floor. Strength does not change nothing."""
+
+    def __init__(self, name: str = "none", strength: float = 1.0):
+        self.name, self.strength = name, check_strength(strength, allow_zero=True)
+
+    def resolve(self, client, model_name: str, apply_mode: str) -> PatchSet:
+        return PatchSet(self.name, [], NO_PATCH_SOURCE, {"strength": self.strength})

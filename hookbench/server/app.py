@@ -1,6 +1,7 @@
 """FastAPI app for the tensor-hook contract (hook-api.md) plus the extensions listed in /api/health.
 
-/api/loss scores the answer tokens only; prompt_tokens counts the context (prompt + answer_prefix).
+/api/loss scores the answer tokens only; prompt_tokens counts the context (prompt + answer_prefix);
+/api/loss/batch scores many items in one right-padded forward pass, each as /api/loss would.
 One global lock serialises everything that touches the model (contract §8); endpoints are plain
 `def`s, so FastAPI runs them in its thread pool and requests queue on the lock.
 """
@@ -16,10 +17,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 import hookbench
+from hookbench import contract
 from hookbench.server import generation, suggestions
-from hookbench.server.patching import Patcher, PatchRejected
+from hookbench.server.patching import WEIGHTS, Patcher, PatchRejected
 
-EXTENSIONS = ["generate_batch", "seed", "skip_original", "chat", "max_new_tokens"]
+EXTENSIONS = [contract.EXT_GENERATE_BATCH, contract.EXT_SEED, contract.EXT_SKIP_ORIGINAL, contract.EXT_CHAT,
+              contract.EXT_MAX_NEW_TOKENS, contract.EXT_LOSS_BATCH]
+GENERATION_ERROR = contract.ERROR_TEXT_PREFIXES[0]
+NO_ANSWER_TOKENS = "answer has no tokens to score"
 FALLBACK_HEADER = "X-Hookbench-Preset-Fallback"
 
 
@@ -46,14 +51,25 @@ class SuggestionsRequest(BaseModel):
 
 class HooksRequest(BaseModel):
     suggestions: list  # validated item by item in patching, so every error names its suggestion
-    apply_mode: str = "weights"
+    apply_mode: str = WEIGHTS
 
 
-class LossRequest(BaseModel):
+class LossItem(BaseModel):
     prompt: str
     answer: str
+
+
+class LossOptions(BaseModel):
     answer_prefix: str = " #### "
     use_chat_template: bool = False
+
+
+class LossRequest(LossItem, LossOptions):
+    pass
+
+
+class LossBatchRequest(LossOptions):
+    items: list[LossItem]
 
 
 def json_safe(obj):
@@ -65,6 +81,13 @@ def json_safe(obj):
     if isinstance(obj, list):
         return [json_safe(v) for v in obj]
     return obj
+
+
+def identity(lm, chat_template: str) -> dict:
+    """/api/health `server`: everything of this server that changes answers for the same request."""
+    return {"name": "hookbench-reference", "version": hookbench.__version__, "model": lm.name,
+            "weights_sha256": lm.weights_sha256, "chat_template": chat_template, "dtype": lm.dtype,
+            "device": lm.device}
 
 
 def create_app(lm, chat_template: str = "auto") -> FastAPI:
@@ -89,7 +112,7 @@ def create_app(lm, chat_template: str = "auto") -> FastAPI:
             try:
                 return generation.generate(lm, queries, cfg, chat, req.seed, req.max_new_tokens)
             except Exception as e:  # contract §3: error text as the answer, HTTP 200
-                return [f"Generation error: {type(e).__name__}: {e}"] * len(queries)
+                return [f"{GENERATION_ERROR} {type(e).__name__}: {e}"] * len(queries)
 
         with lock:
             counters["generate_requests"] += 1
@@ -99,33 +122,33 @@ def create_app(lm, chat_template: str = "auto") -> FastAPI:
             count = patcher.hook_count
         return [{"original": o, "modified": m, "hook_count": count} for o, m in zip(original, modified)]
 
-    @app.get("/api/health")
+    server = identity(lm, chat_template)
+
+    @app.get(contract.HEALTH)
     def health():
         return {"status": "online", "device": lm.device, "hooks_active": patcher.active,
-                "server": {"name": "hookbench-reference", "version": hookbench.__version__,
-                           "model": lm.name, "weights_sha256": lm.weights_sha256},
-                "extensions": EXTENSIONS, "counters": dict(counters)}
+                "server": dict(server), "extensions": EXTENSIONS, "counters": dict(counters)}
 
-    @app.get("/api/configs")
+    @app.get(contract.CONFIGS)
     def configs():
         return generation.PRESETS
 
-    @app.post("/api/generate")
+    @app.post(contract.GENERATE)
     def generate(req: GenerateRequest, response: Response):
         return run_generation([req.query], req, response)[0]
 
-    @app.post("/api/generate/batch")
+    @app.post(contract.GENERATE_BATCH_PATH)
     def generate_batch(req: BatchRequest, response: Response):
         return {"results": run_generation(req.queries, req, response) if req.queries else []}
 
-    @app.post("/api/suggestions")
+    @app.post(contract.SUGGESTIONS)
     def get_suggestions(req: SuggestionsRequest):
         with lock:
             if req.capability not in suggestion_cache:
                 suggestion_cache[req.capability] = suggestions.compute(lm, patcher, req.capability)
             return {"suggestions": suggestion_cache[req.capability]}
 
-    @app.post("/api/hooks")
+    @app.post(contract.HOOKS)
     def apply_hooks(req: HooksRequest):
         with lock:
             try:
@@ -133,33 +156,43 @@ def create_app(lm, chat_template: str = "auto") -> FastAPI:
             except PatchRejected as e:
                 return JSONResponse(status_code=422, content={
                     "detail": e.detail, "suggestion_index": e.index, "suggestion": json_safe(e.suggestion)})
-            if req.apply_mode == "weights":
-                return {"hook_count": len(edits), "applied_tensors": patcher.apply_weights(edits), "mode": "weights"}
-            return {"hook_count": len(edits), "modules": patcher.apply_hooks(edits), "mode": "hooks"}
+            if req.apply_mode == WEIGHTS:
+                return {"hook_count": len(edits), "applied_tensors": patcher.apply_weights(edits), "mode": req.apply_mode}
+            return {"hook_count": len(edits), "modules": patcher.apply_hooks(edits), "mode": req.apply_mode}
 
-    @app.get("/api/hooks")
+    @app.get(contract.HOOKS)
     def hooks():
         with lock:
             return patcher.hook_stats()
 
-    @app.delete("/api/hooks")
+    @app.delete(contract.HOOKS)
     def delete_hooks():
         with lock:
             patcher.remove_hooks()
         return {"hook_count": 0}
 
-    @app.post("/api/restore")
+    @app.post(contract.RESTORE)
     def restore():
         with lock:
             return {"restored_params": patcher.restore()}
 
-    @app.post("/api/loss")
-    def loss(req: LossRequest):
+    def losses(items: list[LossItem], opts: LossOptions) -> list[dict]:
         with lock:
-            row = generation.answer_losses(lm, [(req.prompt, req.answer)], req.answer_prefix,
-                                           req.use_chat_template)[0]
+            return generation.answer_losses(lm, [(it.prompt, it.answer) for it in items], opts.answer_prefix,
+                                            opts.use_chat_template)
+
+    @app.post(contract.LOSS)
+    def loss(req: LossRequest):
+        row = losses([req], req)[0]
         if math.isnan(row["loss"]):
-            return JSONResponse(status_code=422, content={"detail": "answer has no tokens to score"})
+            return JSONResponse(status_code=422, content={"detail": NO_ANSWER_TOKENS})
         return row
+
+    @app.post(contract.LOSS_BATCH_PATH)
+    def loss_batch(req: LossBatchRequest):
+        """One right-padded forward pass; an item without answer tokens fails alone (loss null + error)."""
+        rows = losses(req.items, req) if req.items else []
+        return {"results": [r | {"loss": None, "error": NO_ANSWER_TOKENS} if math.isnan(r["loss"]) else r
+                            for r in rows]}
 
     return app

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-PRESETS: dict[str, dict] = {
+from hookbench.contract import FALLBACK_PRESET, PRESET_FIELDS
+
+_PRESETS = {
     "balanced": {"description": "General use: moderate sampling", "do_sample": True, "temperature": 0.7,
                  "top_p": 0.9, "top_k": 50, "max_new_tokens": 4096, "repetition_penalty": 1.1},
     "benchmark": {"description": "Evaluation: low-temperature sampling", "do_sample": True, "temperature": 0.3,
@@ -16,9 +18,16 @@ PRESETS: dict[str, dict] = {
     "greedy": {"description": "Deterministic greedy decoding", "do_sample": False, "temperature": 0.0,
                "top_p": 1.0, "top_k": 0, "max_new_tokens": 256, "repetition_penalty": 1.0},
 }
-for _name, _p in PRESETS.items():
-    _p.update(name=_name, thinking_budget=0)
-DEFAULT_PRESET = "balanced"
+
+
+def _contract_preset(name: str, p: dict) -> dict:
+    """Exactly the contract's preset fields, in its order (a missing one fails at import)."""
+    row = {"name": name, "thinking_budget": 0, **p}
+    return {f: row[f] for f in PRESET_FIELDS}
+
+
+PRESETS: dict[str, dict] = {name: _contract_preset(name, p) for name, p in _PRESETS.items()}
+DEFAULT_PRESET = FALLBACK_PRESET
 
 
 def preset(name: str) -> tuple[dict, bool]:

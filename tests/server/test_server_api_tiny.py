@@ -6,9 +6,10 @@ import math
 
 import pytest
 
+from hookbench import contract
+from tests.conftest import start_server, stop_server
+
 MLP = "model.layers.1.mlp.up_proj.weight"
-PRESET_FIELDS = {"name", "description", "temperature", "top_p", "top_k", "max_new_tokens",
-                 "repetition_penalty", "thinking_budget", "do_sample"}
 RAW = {"chat": False}  # the random tiny model says nothing useful after a chat template
 
 
@@ -25,14 +26,29 @@ def test_health_shape(tiny):
     assert h["status"] == "online" and h["device"] in ("cpu", "cuda") and isinstance(h["hooks_active"], bool)
     assert h["server"]["name"] == "hookbench-reference" and h["server"]["model"] == "tiny"
     assert len(h["server"]["weights_sha256"]) == 64
-    assert set(h["extensions"]) == {"generate_batch", "seed", "skip_original", "chat", "max_new_tokens"}
+    assert h["server"]["chat_template"] == "auto" and h["server"]["dtype"] == "float32"
+    assert h["server"]["device"] == h["device"]
+    assert set(h["extensions"]) == {contract.EXT_GENERATE_BATCH, contract.EXT_SEED, contract.EXT_SKIP_ORIGINAL,
+                                    contract.EXT_CHAT, contract.EXT_MAX_NEW_TOKENS, contract.EXT_LOSS_BATCH}
+
+
+def test_identity_differs_with_the_chat_template_default(tiny):
+    """Same weights, different prompting default: different answers, so a different identity."""
+    other = start_server("tiny", "--chat-template", "never")
+    try:
+        never = other.ok("GET", "/api/health")["server"]
+    finally:
+        stop_server(other)
+    auto = tiny.ok("GET", "/api/health")["server"]
+    assert never["weights_sha256"] == auto["weights_sha256"] and never != auto
+    assert never["chat_template"] == "never"
 
 
 def test_configs_have_every_contract_field(tiny):
     cfgs = tiny.ok("GET", "/api/configs")
     assert set(cfgs) == {"balanced", "benchmark", "creative", "precise", "greedy"}
     for name, cfg in cfgs.items():
-        assert set(cfg) == PRESET_FIELDS and cfg["name"] == name and cfg["thinking_budget"] == 0
+        assert list(cfg) == list(contract.PRESET_FIELDS) and cfg["name"] == name and cfg["thinking_budget"] == 0
     assert cfgs["greedy"]["do_sample"] is False
     assert cfgs["benchmark"] | {"description": ""} == {
         "name": "benchmark", "description": "", "do_sample": True, "temperature": 0.3, "top_p": 0.9,
@@ -67,7 +83,7 @@ def test_missing_field_is_pydantic_422(tiny):
 
 def test_generation_error_comes_back_as_200_text(tiny_clean):
     r = tiny_clean.call("POST", "/api/generate", {"query": "Hi", "config": "greedy", "max_new_tokens": -1})
-    assert r.status_code == 200 and r.json()["original"].startswith("Generation error")
+    assert r.status_code == 200 and contract.is_error_text(r.json()["original"])
 
 
 def test_batch_in_order_and_batch_of_one_equals_single(tiny_clean):
@@ -89,6 +105,30 @@ def test_loss_shape(tiny):
     assert body["loss"] > 0 and body["total_tokens"] == body["prompt_tokens"] + body["answer_tokens"]
     chat = tiny.ok("POST", "/api/loss", {"prompt": "What is 7 + 5?", "answer": "12", "use_chat_template": True})
     assert chat["prompt_tokens"] > body["prompt_tokens"] and chat["answer_tokens"] == body["answer_tokens"]
+
+
+LOSS_ITEMS = [{"prompt": "What is 7 + 5?", "answer": "12"},
+              {"prompt": "Question: A farmer has 3 cows and buys 4 more. How many cows?", "answer": "7 cows"},
+              {"prompt": "Hi", "answer": "The answer is forty-two, as everyone knows."}]
+
+
+@pytest.mark.parametrize("opts", [{}, {"answer_prefix": "\nAnswer: ", "use_chat_template": True}])
+def test_loss_batch_equals_single_losses(tiny, opts):
+    batch = tiny.ok("POST", contract.LOSS_BATCH_PATH, {"items": LOSS_ITEMS, **opts})["results"]
+    singles = [tiny.ok("POST", contract.LOSS, {**item, **opts}) for item in LOSS_ITEMS]
+    assert len(batch) == len(singles)
+    for got, want in zip(batch, singles):  # right padding: only float rounding may differ
+        assert got == want | {"loss": pytest.approx(want["loss"], rel=1e-5, abs=1e-6)}
+    assert len({r["loss"] for r in batch}) == 3  # three different items, not one value repeated
+
+
+def test_loss_batch_item_without_answer_tokens_fails_alone(tiny):
+    items = [LOSS_ITEMS[0], {"prompt": "What is 7 + 5?", "answer": ""}]
+    first, empty = tiny.ok("POST", contract.LOSS_BATCH_PATH, {"items": items})["results"]
+    assert first["loss"] == pytest.approx(tiny.ok("POST", contract.LOSS, LOSS_ITEMS[0])["loss"], rel=1e-5)
+    assert empty["loss"] is None and "no tokens" in empty["error"] and empty["answer_tokens"] == 0
+    assert tiny.call("POST", contract.LOSS, items[1]).status_code == 422  # the single endpoint refuses it
+    assert tiny.ok("POST", contract.LOSS_BATCH_PATH, {"items": []}) == {"results": []}
 
 
 def test_weights_patch_delete_does_not_undo_restore_does(tiny_clean):
