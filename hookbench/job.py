@@ -1,89 +1,118 @@
-"""The body of `python -m hookbench`: one MLflow run around one Evaluation, and its console output.
+"""One job in its own MLflow run: compose the parts, evaluate, report, log, end the run.
 
-User mistakes end as a one-line error and an exit code (or, inside a sweep, a FAILED child run
-that the sweep reports), never as a traceback; the run is left FAILED with the error attached.
+`run_job` raises: a user mistake is a HookbenchError (run FAILED with the error attached), Ctrl-C a
+KeyboardInterrupt and SIGTERM/SIGHUP a `Terminated` (run KILLED, server restored). Exit codes are
+chosen by the entry points (`python -m hookbench`, reproduce, confirm), never here.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 
-from hookbench import sweep, tracking
+from hookbench import names, tracking
+from hookbench.compose import compose, generation_store_path
 from hookbench.errors import HookbenchError
-from hookbench.evaluate import Evaluation
+from hookbench.evaluate import Evaluation, JobOutput
 from hookbench.report import summary_table, write_run_report
 from hookbench.reuse import GenerationStore
+from hookbench.signals import Terminated, graceful_signals
 
+log = logging.getLogger("hookbench")
 # Piped to a log (CI, Slurm) rich would wrap tables at 80 columns; logs have room for a table row per line.
 console = Console(width=None if sys.stdout.isatty() else 120)
 
 
-def _hydra_dirs() -> tuple[Path, Path | None, bool]:
-    """(job output dir, its .hydra dir, whether this job is part of a multirun)."""
+class JobFailed(HookbenchError):
+    """The job ran but measured nothing (every answer failed): reported as a failure, never a success."""
+
+    exit_code = 7
+
+
+@dataclass
+class JobResult:
+    run_id: str
+    metrics: dict
+    output: JobOutput
+    report_dir: Path
+
+    def as_dict(self) -> dict:
+        return {"status": "FINISHED", "run_id": self.run_id, **self.metrics}
+
+
+def hydra_dirs() -> tuple[Path, Path | None, Path | None]:
+    """(job output dir, its .hydra dir, the sweep dir when this job is part of a multirun)."""
     if not HydraConfig.initialized():
-        return Path.cwd(), None, False
+        return Path.cwd(), None, None
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
-    return out, out / hc.output_subdir if hc.output_subdir else None, hc.mode == RunMode.MULTIRUN
+    sweep = Path(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
+    return out, out / hc.output_subdir if hc.output_subdir else None, sweep
 
 
-def ui_command(cfg: DictConfig) -> str:
-    return f"mlflow ui --backend-store-uri {cfg.mlflow.tracking_uri}"
+def run_name(cfg: DictConfig) -> str:
+    strength = cfg.patch.get("strength", 1.0)
+    patch = cfg.patch.name if strength in (None, 1, 1.0) else f"{cfg.patch.name}@{strength:g}"
+    return f"{cfg.model.name} / {patch} / {cfg.dataset.name}"
 
 
 def run_job(cfg: DictConfig, extra_tags: dict | None = None, expected_identity: dict | None = None,
-            out_dir: Path | None = None) -> dict:
-    """Run one job in its own MLflow run; returns its status, run id and metrics."""
-    hydra_out, hydra_dir, multirun = _hydra_dirs()
-    out_dir = out_dir or hydra_out
-    experiment_id = tracking.configure(cfg.mlflow)
-    parent = sweep.parent_run_id() if multirun else None
-    store = GenerationStore(cfg.reuse.path) if cfg.reuse.enabled else None
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=tracking.run_name(cfg),
-                           parent_run_id=parent, nested=parent is not None, tags=extra_tags or {})
-    run_id = run.info.run_id
+            out_dir: Path | None = None, parent_id: str | None = None) -> JobResult:
+    """Run one job in its own MLflow run and return its result; raises on failure (see module doc)."""
+    hydra_out, hydra_dir, sweep_dir = hydra_dirs()
+    run = tracking.JobRun(cfg, run_name(cfg), parent_id or tracking.parent_run_id(sweep_dir), extra_tags)
+    store = GenerationStore(generation_store_path(cfg)) if cfg.reuse.enabled else None
     try:
-        mlflow.log_params(tracking.config_params(cfg))
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), tracking.RESOLVED_CONFIG)
-        out = Evaluation(cfg, run_id, store, expected_identity).run()
-        t0 = time.perf_counter()
-        report_dir = out_dir / "report"
-        write_run_report(report_dir, out.records, out.summary, {"title": tracking.run_name(cfg), "run_id": run_id,
-                                                                **tracking.git_info(), **out.context})
-        tracking.log_job(out, report_dir, hydra_dir)
-        mlflow.log_metric("time/logging_s", time.perf_counter() - t0)
-        mlflow.end_run("FINISHED")
+        with graceful_signals():
+            parts = compose(cfg)
+            out = Evaluation(parts, run.run_id, store, expected_identity).run()
+            report_dir = (out_dir or hydra_out) / f"report-{run.run_id[:8]}"
+            result = _log(run, out, report_dir, hydra_dir)
     except HookbenchError as e:
-        _fail(f"{type(e).__name__}: {e}")
-        print(f"error: {e}", file=sys.stderr)
-        if multirun:
-            return {"status": "FAILED", "run_id": run_id, "error": str(e)}
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        _fail("interrupted (Ctrl-C)", status="KILLED")
-        console.print("[bold red]interrupted[/]; the server was restored")
-        sys.exit(130)
+        run.end("FAILED", f"{type(e).__name__}: {e}")
+        raise
+    except (KeyboardInterrupt, Terminated) as e:
+        reason = "interrupted (Ctrl-C)" if isinstance(e, KeyboardInterrupt) else f"stopped by {e.signal_name}"
+        run.end("KILLED", f"{reason}; the server was restored")
+        raise
     except BaseException:
-        _fail(traceback.format_exc())
+        run.end("FAILED", traceback.format_exc())
         raise
     finally:
         if store is not None:
             store.close()
+    return result
+
+
+def _log(run: tracking.JobRun, out: JobOutput, report_dir: Path, hydra_dir: Path | None) -> JobResult:
+    """Everything computed is written and logged first; only then can the job fail for measuring nothing."""
+    t0 = time.perf_counter()
+    warnings = out.warnings()
+    for w in warnings:
+        log.warning(w)
+    write_run_report(report_dir, out.records, out.summary, out.record, run.name, warnings)
+    run.log_outcome(out, report_dir, hydra_dir)
+    run.log_metrics({names.LOGGING_S: time.perf_counter() - t0})
+    problem = out.summary.problem() if out.settings.generates and out.screen_passed else None
+    if problem:
+        raise JobFailed(problem)
+    run.end("FINISHED")
     console.print(summary_table(out.summary))
-    print(f"MLflow run {run_id} ({tracking.run_name(cfg)}); see it with:\n  {ui_command(cfg)}")
-    return {"status": "FINISHED", "run_id": run_id, **out.summary.metrics()}
+    log.info("%s: %s", run.name, out.headline())
+    log.info("report: %s", report_dir)
+    log.info("MLflow run %s (%s); see it with:\n  %s", run.run_id, run.name, ui_command(run.cfg))
+    return JobResult(run.run_id, out.metrics(), out, report_dir)
 
 
-def _fail(text: str, status: str = "FAILED") -> None:
-    mlflow.log_text(text, "error.txt")
-    mlflow.set_tag("error", text[-4000:])
-    mlflow.end_run(status)
+def ui_command(cfg: DictConfig) -> str:
+    uri = cfg.mlflow.tracking_uri
+    return f"open {uri} in a browser" if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}"

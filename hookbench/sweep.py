@@ -1,37 +1,25 @@
-"""Hydra callback that turns a multirun into one MLflow parent run with a child run per job.
+"""Sweeps (`python -m hookbench -m ...`): one MLflow parent run, a child per job, a verdict per family.
 
-The parent (and the tracking store) is created before the first job, so jobs in parallel
-processes never race to create a fresh sqlite store. Hydra skips `on_multirun_end` when a job
-raises, so the parent is also closed from an atexit hook; its status is read off its children.
+The parent is created before the first job and closed after the last one — also when Hydra skips
+`on_multirun_end` because a job crashed or the sweep was interrupted (an atexit hook closes it
+then). Each child's p-value is adjusted over the whole sweep (`stats.correction`), failed and
+screened-out jobs included in the family, and the adjusted verdict is written back to every child.
 """
 
 from __future__ import annotations
 
 import atexit
-import logging
-import os
+import math
 import sys
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from hookbench import tracking
-
-log = logging.getLogger(__name__)
-PARENT_ENV = "HOOKBENCH_PARENT_RUN_ID"
-PARENT_FILE = ".hookbench_parent_run"
-
-
-def parent_run_id() -> str | None:
-    """The sweep's parent run id, for a job of that sweep in any launcher's process."""
-    if os.environ.get(PARENT_ENV):
-        return os.environ[PARENT_ENV]
-    f = Path(HydraConfig.get().sweep.dir) / PARENT_FILE
-    return f.read_text().strip() if f.exists() else None
-
+from hookbench import names, tracking
+from hookbench.stats import adjust_p_values, adjusted_verdict
+from hookbench.sweep_report import sweep_note, sweep_table, write_sweep_report
 
 def headline(error: str) -> str:
     """One line of a job's error: the message, or a traceback's last line (the exception)."""
@@ -39,66 +27,80 @@ def headline(error: str) -> str:
     return lines[-1] if lines[0].startswith("Traceback") else lines[0]
 
 
-def sweep_rows(client: MlflowClient, experiment_id: str, parent_id: str) -> list[dict]:
-    runs = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=10000)
+def sweep_rows(runs) -> list[dict]:
+    """One dict per child run: what the sweep report and the correction read."""
     rows = []
-    for r in sorted(runs, key=lambda r: r.info.start_time):
-        p = r.data.params
-        rows.append({"model": p.get("model.name", "?"), "patch": p.get("patch.name", "?"),
-                     "patch_hash": p.get("patch.hash", ""), "dataset": p.get("dataset.name", "?"),
-                     "run_id": r.info.run_id, "status": r.info.status, **r.data.metrics})
-        if r.data.tags.get("error"):
-            rows[-1]["error"] = headline(r.data.tags["error"])
+    for r in runs:
+        p, t = r.data.params, r.data.tags
+        row = {"model": p.get("model.name", "?"), "patch": p.get("patch.name", "?"),
+               "patch_hash": p.get("patch.hash", ""), "dataset": p.get("dataset.name", "?"),
+               "strength": float(p.get("patch.strength", 1.0) or 1.0), "run_id": r.info.run_id,
+               "status": r.info.status, "verdict": t.get(names.TAG_VERDICT), "screen": t.get(names.TAG_SCREEN),
+               **r.data.metrics}
+        if t.get(names.TAG_ERROR):
+            row["error"] = headline(t[names.TAG_ERROR])
+        rows.append(row)
     return rows
+
+
+def adjust(rows: list[dict], method: str, alpha: float) -> None:
+    """Adjusted p and verdict per row, over the whole family (a job without a p stays in it)."""
+    p = [r.get(names.P_VALUE, math.nan) if r["status"] == "FINISHED" and r.get("screen") != "rejected" else math.nan
+         for r in rows]
+    for row, adjusted in zip(rows, adjust_p_values(p, method)):
+        row[names.P_ADJUSTED] = adjusted
+        if row.get("verdict") in ("no change observed", "no data") or math.isnan(adjusted):
+            row["verdict_adjusted"] = row.get("verdict") or "no data"
+        else:
+            row["verdict_adjusted"] = adjusted_verdict(row.get(names.ACC_DELTA, math.nan), adjusted, alpha)
 
 
 class MlflowSweepCallback(Callback):
     def __init__(self) -> None:
-        self.parent_id: str | None = None
+        self.parent: tracking.SweepParent | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)  # not yet set this early; ${hydra:...} needs it
-        self.experiment_id = tracking.configure(config.mlflow)
-        self.client = MlflowClient()
-        overrides = " ".join(config.hydra.overrides.task)
-        run = self.client.create_run(self.experiment_id, run_name=f"sweep {overrides}".strip(),
-                                     tags={"hookbench.sweep": "parent", "sweep.overrides": overrides,
-                                           **tracking.git_info()})
-        self.parent_id = run.info.run_id
         self.sweep_dir = Path(config.hydra.sweep.dir)
-        self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        (self.sweep_dir / PARENT_FILE).write_text(self.parent_id)
-        os.environ[PARENT_ENV] = self.parent_id
+        self.stats = config.stats
+        self.parent = tracking.SweepParent(config.mlflow, list(config.hydra.overrides.task), self.sweep_dir)
         atexit.register(self._finish, interrupted=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        if self.parent_id is None:
+        if self.parent is None:
             return
         atexit.unregister(self._finish)
         if self._finish(interrupted=False) != "FINISHED":
             sys.exit(1)
 
     def _finish(self, interrupted: bool) -> str:
-        """Sweep report on the parent, then its status: FAILED if any job failed or never ran."""
-        from hookbench.sweep_report import sweep_table, write_sweep_report
-
-        rows = sweep_rows(self.client, self.experiment_id, self.parent_id)
+        """Correction, sweep report on the parent, then its status: FAILED if any job failed or never ran."""
+        parent = self.parent
+        runs = parent.children()
+        rows = sweep_rows(runs)
         failed = [r for r in rows if r["status"] != "FINISHED"]
         status = "FAILED" if failed or interrupted or not rows else "FINISHED"
+        correction, alpha = self.stats.correction, float(self.stats.alpha)
         try:
-            paths = write_sweep_report(self.sweep_dir, rows)
-            for p in paths:
-                self.client.log_artifact(self.parent_id, str(p))
-            if rows:
-                self.client.log_table(self.parent_id, sweep_table(rows), "sweep_summary.json")
-            self.client.log_metric(self.parent_id, "sweep/jobs", len(rows))
-            self.client.log_metric(self.parent_id, "sweep/failed_jobs", len(failed))
-        finally:
-            self.client.set_terminated(self.parent_id, status)
-            os.environ.pop(PARENT_ENV, None)
+            adjust(rows, correction, alpha)
+            for row in rows:
+                metrics = {} if math.isnan(row[names.P_ADJUSTED]) else {names.P_ADJUSTED: row[names.P_ADJUSTED]}
+                tracking.set_child_tags(parent.client, row["run_id"], {names.TAG_VERDICT_ADJUSTED: row["verdict_adjusted"]},
+                                        metrics)
+            files = write_sweep_report(self.sweep_dir, rows, correction, alpha)
+            deltas = [r[names.ACC_DELTA] for r in rows if not math.isnan(r.get(names.ACC_DELTA, math.nan))]
+            metrics = {"sweep/jobs": len(rows), "sweep/failed_jobs": len(failed),
+                       "sweep/improves": sum(r["verdict_adjusted"] == "improves" for r in rows),
+                       "sweep/hurts": sum(r["verdict_adjusted"] == "hurts" for r in rows)}
+            if deltas:
+                metrics["sweep/best_delta"] = max(deltas)
+            parent.finish(status, metrics, files, sweep_table(rows) if rows else None, sweep_note(rows))
+        except BaseException:
+            parent.client.set_terminated(parent.run_id, "FAILED")
+            raise
         for r in failed:  # a job in another process (joblib, submitit) printed its error to its own log
             print(f"  {r['status']}: {r['model']} / {r['patch']} (run {r['run_id']}): {r.get('error', 'no error recorded')}",
                   file=sys.stderr)
-        print(f"sweep parent run {self.parent_id}: {status}, {len(rows)} jobs, {len(failed)} failed; "
-              f"summary in {self.sweep_dir}/sweep_summary.md", file=sys.stderr)
+        print(f"sweep parent run {parent.run_id}: {status}, {len(rows)} jobs, {len(failed)} failed; "
+              f"summary in {self.sweep_dir}/{names.SWEEP_MD}", file=sys.stderr)
         return status

@@ -1,41 +1,163 @@
-"""MLflow: where runs go, and what each job logs so every number traces back to its inputs."""
+"""MLflow, in one place: where runs go, a run's lifecycle, what a job logs, and reading runs back.
+
+Every other module (job, sweep callback, reproduce, confirm) goes through here. Everything logged
+(params, tags, config files, context, reports) passes one redaction step, so a secret given on the
+command line or in a URL never reaches the store.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 import logging
+import os
 import re
 import subprocess
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 import pandas as pd
+from filelock import FileLock
+from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from hookbench import __version__
+from hookbench import __version__, names
+from hookbench.errors import HookbenchError
 
 log = logging.getLogger(__name__)
-SECRET_KEY = re.compile(r"(token|secret|password|api_key|apikey)$", re.I)  # `*_env` names are fine
+SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_key|apikey|credentials?)$", re.I)  # `*_env` names are fine
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-RESOLVED_CONFIG = "config_resolved.yaml"  # the fully composed config a run can be reproduced from
+PARENT_ENV = "HOOKBENCH_PARENT_RUN_ID"
+PARENT_FILE = ".hookbench_parent_run"
+# MLflow 3's UI opens an experiment by this tag: without it, on the GenAI overview with no runs table
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+MASK = "***"
 
 
-def configure(mlflow_cfg: DictConfig) -> str:
-    """Point MLflow at the configured store and return the experiment id (created if missing)."""
+# ------------------------------------------------------------------ redaction
+
+
+class Redactor:
+    """Finds the secrets of a config (values under secret-looking keys, passwords in URLs) and masks
+    them wherever they appear: in params, tags, YAML and JSON text."""
+
+    def __init__(self, container: dict | None = None):
+        self.secrets: set[str] = set()
+        if container is not None:
+            self._collect(container)
+
+    def _collect(self, node, key: str = "") -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                self._collect(v, str(k))
+        elif isinstance(node, list):
+            for v in node:
+                self._collect(v, key)
+        elif isinstance(node, str) and node:
+            if SECRET_KEY.search(key):
+                self.secrets.add(node)
+            password = urlsplit(node).password if "://" in node else None
+            if password:
+                self.secrets.add(password)
+            for override in re.findall(r"([\w.+~]+)=(\S+)", node) if "=" in node else []:
+                if SECRET_KEY.search(override[0]):
+                    self.secrets.add(override[1])
+
+    def add_overrides(self, overrides: list[str]) -> None:
+        """Command-line overrides: `+model.server.launch.env.HF_TOKEN=abc` makes `abc` a secret."""
+        for o in overrides:
+            k, _, v = o.partition("=")
+            if v and SECRET_KEY.search(k.lstrip("+~")):
+                self.secrets.add(v)
+
+    def text(self, s: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            s = s.replace(secret, MASK)
+        return s
+
+    def value(self, v):
+        if isinstance(v, str):
+            return self.text(v)
+        if isinstance(v, dict):
+            return {k: self.value(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [self.value(x) for x in v]
+        return v
+
+
+def redact_url(url: str) -> str:
+    """http://user:pw@host -> http://***@host."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        return urlunsplit(parts._replace(netloc=f"{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")))
+    return url
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, str]:
+    """Dotted params of a nested dict; keys that look secret are dropped, long values cut."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if SECRET_KEY.search(str(k)):
+            continue
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            s = json.dumps(v) if isinstance(v, (list, tuple)) else str(v)
+            out[key] = s if len(s) <= 6000 else s[:5990] + "…"
+    return out
+
+
+# ------------------------------------------------------------------ the store
+
+
+def configure(mlflow_cfg) -> str:
+    """Point MLflow at the configured store and return the experiment id (created if missing).
+
+    A local sqlite store is created under a file lock: two first runs in a fresh directory would
+    otherwise race through MLflow's schema migration (`duplicate column name: step`)."""
     uri = mlflow_cfg.tracking_uri
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
-    exp = mlflow.get_experiment_by_name(mlflow_cfg.experiment)
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(db) + ".lock"):
+            return _experiment(mlflow_cfg, mlflow_cfg.get("artifact_location"))
+    return _experiment(mlflow_cfg, None)
+
+
+def _experiment(mlflow_cfg, artifact_location: str | None) -> str:
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(mlflow_cfg.experiment)
     if exp is None:
         try:
-            return mlflow.create_experiment(mlflow_cfg.experiment, artifact_location=mlflow_cfg.get("artifact_location"))
+            exp_id = client.create_experiment(mlflow_cfg.experiment, artifact_location=artifact_location,
+                                              tags=EXPERIMENT_KIND)
+            return exp_id
         except MlflowException:  # another process created it first
-            exp = mlflow.get_experiment_by_name(mlflow_cfg.experiment)
+            exp = client.get_experiment_by_name(mlflow_cfg.experiment)
+    if exp.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
+        for k, v in EXPERIMENT_KIND.items():
+            client.set_experiment_tag(exp.experiment_id, k, v)
     return exp.experiment_id
+
+
+def default_tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI when set, else the local store `python -m hookbench` logs to from here."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+
+
+def use_store(uri: str) -> MlflowClient:
+    """A client on an existing store; refuses to create an empty local store by reading a missing one."""
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        raise HookbenchError(f"no MLflow store at {uri} (run from the directory you ran hookbench in, "
+                             "or set MLFLOW_TRACKING_URI / --tracking-uri)")
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient()
 
 
 @functools.lru_cache(maxsize=1)
@@ -50,27 +172,68 @@ def git_info() -> dict[str, str]:
         return {"git.commit": "unknown", "git.dirty": "unknown"}
 
 
-def flatten(d: dict, prefix: str = "") -> dict[str, str]:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if SECRET_KEY.search(str(k)):
-            continue
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            s = json.dumps(v) if isinstance(v, (list, tuple)) else str(v)
-            out[key] = s if len(s) <= 6000 else s[:5990] + "…"
-    return out
+def parent_run_id(sweep_dir: Path | None) -> str | None:
+    """The sweep's parent run id, for a job of that sweep in any launcher's process."""
+    if os.environ.get(PARENT_ENV):
+        return os.environ[PARENT_ENV]
+    f = sweep_dir / PARENT_FILE if sweep_dir else None
+    return f.read_text().strip() if f and f.exists() else None
 
 
-def config_params(cfg: DictConfig) -> dict[str, str]:
-    """The resolved config, flattened to dotted params, secrets removed."""
-    return flatten(OmegaConf.to_container(cfg, resolve=True))
+# ------------------------------------------------------------------ one job's run
 
 
-def run_name(cfg: DictConfig) -> str:
-    return f"{cfg.model.name} / {cfg.patch.name} / {cfg.dataset.name}"
+class JobRun:
+    """One job's MLflow run: started (nested under a sweep's parent when there is one), given the
+    config, the outcome, and ended FINISHED, FAILED or KILLED with the reason attached."""
+
+    def __init__(self, cfg: DictConfig, name: str, parent_id: str | None = None, tags: dict | None = None):
+        self.cfg, self.name = cfg, name
+        container = OmegaConf.to_container(cfg, resolve=True)
+        self.redactor = Redactor(container)
+        self.experiment_id = configure(cfg.mlflow)
+        self.run = mlflow.start_run(experiment_id=self.experiment_id, run_name=name, parent_run_id=parent_id,
+                                    nested=parent_id is not None,
+                                    tags={"hookbench.version": __version__, **git_info(), **(tags or {})})
+        self.run_id = self.run.info.run_id
+        mlflow.log_params(self._params(flatten(container)))
+        mlflow.log_text(self.redactor.text(OmegaConf.to_yaml(cfg, resolve=True)), names.RESOLVED_CONFIG)
+
+    def _params(self, params: dict[str, str]) -> dict[str, str]:
+        return {k: redact_url(self.redactor.text(v)) for k, v in params.items()}
+
+    def log_outcome(self, out, report_dir: Path, hydra_dir: Path | None) -> None:
+        """Tags, traceability params, metrics, artifacts and the dataset of a finished job."""
+        rec = out.record
+        tags = {**rec.tags(), names.TAG_VERDICT: out.summary.comparison.verdict, names.TAG_NOTE: out.note(self.name)}
+        if out.screen is not None:
+            tags[names.TAG_SCREEN] = "passed" if out.screen["passed"] else "rejected"
+        mlflow.set_tags({k: redact_url(self.redactor.text(v)) for k, v in tags.items()})
+        mlflow.log_params(self._params(rec.params()))
+        metrics = out.metrics()
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(out.patch.to_json(), names.PATCH_JSON)
+        mlflow.log_dict(self.redactor.value(rec.to_dict()), names.CONTEXT_JSON)
+        if hydra_dir is not None and hydra_dir.is_dir():
+            for f in sorted(hydra_dir.glob("*.yaml")):  # Hydra's own copy holds the overrides as typed
+                mlflow.log_text(self.redactor.text(f.read_text()), f".hydra/{f.name}")
+        for f in sorted(report_dir.iterdir()):
+            if f.suffix in (".md", ".jsonl", ".csv", ".json"):
+                mlflow.log_text(self.redactor.text(f.read_text(encoding="utf-8")), f.name)
+            else:
+                mlflow.log_artifact(str(f))
+        if out.dataset is not None:
+            log_dataset(out.dataset)
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        mlflow.log_metrics(metrics)
+
+    def end(self, status: str = "FINISHED", error: str | None = None) -> None:
+        if error:
+            text = self.redactor.text(error)
+            mlflow.log_text(text, names.ERROR_TXT)
+            mlflow.set_tag(names.TAG_ERROR, text[-4000:])
+        mlflow.end_run(status)
 
 
 def log_dataset(dataset) -> None:
@@ -82,26 +245,82 @@ def log_dataset(dataset) -> None:
     mlflow.log_input(ds, context="evaluation")
 
 
-def log_job(out, report_dir: Path, hydra_dir: Path | None) -> None:
-    """Everything a finished job logs: tags, traceability params, metrics, artifacts, dataset."""
-    c = out.context
-    mlflow.set_tags({
-        "model": c["model"], "patch.name": c["patch.name"], "patch.hash": c["patch.hash"],
-        "dataset.name": c["dataset.name"], "dataset.fingerprint": c["dataset.fingerprint"],
-        "server.device": str(c["server.device"]), "server.identity": json.dumps(c["server.identity"], sort_keys=True),
-        "server.url": c["server.url"], "hookbench.version": __version__, **git_info(),
-    })
-    mlflow.log_params({"patch.hash": c["patch.hash"], "patch.source": c["patch.source"],
-                       "dataset.fingerprint": c["dataset.fingerprint"],
-                       "generation.preset_config": json.dumps(c["generation.preset_config"], sort_keys=True),
-                       "generation.extras": json.dumps(c["generation.extras"], sort_keys=True)})
-    metrics = out.summary.metrics() | {"patch/hook_count": c["patch.hook_count"],
-                                       "requests/generations": c["requests.generations"]}
-    metrics |= {f"time/{k}_s": v for k, v in out.phase_s.items()}
-    mlflow.log_metrics(metrics)
-    mlflow.log_dict(out.patch.to_json(), "patch.json")
-    mlflow.log_dict(c, "context.json")
-    if hydra_dir is not None and hydra_dir.is_dir():
-        mlflow.log_artifacts(str(hydra_dir), ".hydra")
-    mlflow.log_artifacts(str(report_dir))
-    log_dataset(out.dataset)
+# ------------------------------------------------------------------ sweeps
+
+
+class SweepParent:
+    """A sweep's parent run, made with the client API so it never becomes the process's active run."""
+
+    def __init__(self, mlflow_cfg, overrides: list[str], sweep_dir: Path):
+        self.experiment_id = configure(mlflow_cfg)
+        self.client = MlflowClient()
+        text = " ".join(overrides)
+        redactor = Redactor()
+        redactor.add_overrides(overrides)
+        run = self.client.create_run(self.experiment_id, run_name=redactor.text(f"sweep {text}").strip(),
+                                     tags={names.TAG_SWEEP: "parent", "sweep.overrides": redactor.text(text),
+                                           **git_info()})
+        self.run_id = run.info.run_id
+        for o in overrides:  # the sweep's own overrides, as params a user can filter parents by
+            k, _, v = o.partition("=")
+            if k and not SECRET_KEY.search(k):
+                self.client.log_param(self.run_id, f"sweep.{k.lstrip('+~')}", redactor.text(v)[:6000])
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / PARENT_FILE).write_text(self.run_id)
+        os.environ[PARENT_ENV] = self.run_id
+
+    def children(self) -> list:
+        return child_runs(self.client, self.experiment_id, self.run_id)
+
+    def finish(self, status: str, metrics: dict, files: list[Path], table: dict | None, note: str) -> None:
+        try:
+            for p in files:
+                self.client.log_artifact(self.run_id, str(p))
+            if table:
+                self.client.log_table(self.run_id, table, names.SWEEP_JSON)
+            for k, v in metrics.items():
+                self.client.log_metric(self.run_id, k, v)
+            self.client.set_tag(self.run_id, names.TAG_NOTE, note)
+        finally:
+            self.client.set_terminated(self.run_id, status)
+            os.environ.pop(PARENT_ENV, None)
+
+
+def child_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list:
+    runs = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=10000)
+    return sorted(runs, key=lambda r: r.info.start_time)
+
+
+def set_child_tags(client: MlflowClient, run_id: str, tags: dict, metrics: dict) -> None:
+    for k, v in tags.items():
+        client.set_tag(run_id, k, v)
+    for k, v in metrics.items():
+        client.log_metric(run_id, k, v)
+
+
+# ------------------------------------------------------------------ reading a logged run
+
+
+def get_run(client: MlflowClient, run_id: str):
+    try:
+        return client.get_run(run_id)
+    except MlflowException as e:
+        raise HookbenchError(f"run {run_id} not found in {mlflow.get_tracking_uri()}: {e.message}") from None
+
+
+def download(client: MlflowClient, run_id: str, artifact: str, into: Path) -> Path:
+    try:
+        return Path(client.download_artifacts(run_id, artifact, str(into)))
+    except (MlflowException, OSError) as e:
+        raise HookbenchError(f"run {run_id} has no {artifact} ({e})") from None
+
+
+def logged_items(client: MlflowClient, run_id: str, into: Path) -> list:
+    from hookbench.results import ItemResult
+
+    path = download(client, run_id, names.ITEMS_JSONL, into)
+    return [ItemResult.from_flat(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def is_finished(run) -> bool:
+    return run.info.status == RunStatus.to_string(RunStatus.FINISHED)

@@ -1,0 +1,136 @@
+"""The edge where config becomes parts: dataset, scorer, patch source, client and typed settings.
+
+Everything here reads the Hydra config; nothing after it does. `Evaluation` takes a `Parts`, so the
+loop can be driven in-process (tests build Parts against a stand-in server) as well as from the CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from hookbench.cache import cache_root
+from hookbench.client import HookClient
+from hookbench.config import build
+from hookbench.errors import ConfigError
+from hookbench.items import Dataset
+from hookbench.server_process import ensure_server
+
+METRICS = ("both", "accuracy", "loss")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    hf_id: str | None
+    revision: str | None
+    apply_mode: str
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    preset: str
+    batch_size: int = 8
+    seed: int | None = None
+    max_new_tokens: int | None = None
+    chat: bool | None = None  # None: the server decides prompting
+    template: str = "{prompt}"
+    samples: int = 1
+
+    def query(self, prompt: str) -> str:
+        """`{prompt}` in the template is replaced by the item's prompt; other braces are left alone."""
+        return self.template.replace("{prompt}", prompt)
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: ModelInfo
+    generation: GenerationSettings
+    metric: str = "both"  # both | accuracy | loss
+    loss_prefix: str = " #### "
+    loss_chat: bool = False
+    screen_size: int | None = None
+    screen_threshold: float = 0.0
+    alpha: float = 0.05
+    warn_share: float = 0.1
+
+    @property
+    def generates(self) -> bool:
+        return self.metric in ("both", "accuracy")
+
+    @property
+    def measures_loss(self) -> bool:
+        return self.metric in ("both", "loss")
+
+
+@dataclass
+class Parts:
+    """What one job runs with, built from config before any generation."""
+
+    dataset: Dataset
+    scorer: object
+    patch_source: object
+    client: HookClient
+    settings: Settings
+    phase_s: dict[str, float] = field(default_factory=dict)
+
+
+def _positive_int(value, key: str, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be a positive integer{' or null' if allow_none else ''}, got {value!r}")
+    return value
+
+
+def settings_from(cfg: DictConfig) -> Settings:
+    m, g = cfg.model, cfg.model.generation
+    if cfg.metric not in METRICS:
+        raise ConfigError(f"metric={cfg.metric!r}: use one of {', '.join(METRICS)}")
+    alpha = float(cfg.stats.alpha)
+    if not 0 < alpha < 1:
+        raise ConfigError(f"stats.alpha={alpha} must be between 0 and 1")
+    return Settings(
+        model=ModelInfo(m.name, m.get("hf_id"), m.get("revision"), m.apply_mode),
+        generation=GenerationSettings(
+            preset=g.preset, batch_size=_positive_int(g.batch_size, "model.generation.batch_size"),
+            seed=g.get("seed"), max_new_tokens=g.get("max_new_tokens"), chat=m.prompt.get("chat"),
+            template=m.prompt.template, samples=_positive_int(cfg.generation.samples, "generation.samples")),
+        metric=cfg.metric, loss_prefix=cfg.loss.answer_prefix, loss_chat=bool(cfg.loss.chat),
+        screen_size=_positive_int(cfg.screen.size, "screen.size", allow_none=True),
+        screen_threshold=float(cfg.screen.threshold), alpha=alpha, warn_share=float(cfg.failures.warn_share),
+    )
+
+
+def compose(cfg: DictConfig) -> Parts:
+    """Build every part; user mistakes in data, scorer or patch config fail here, before the server starts."""
+    settings = settings_from(cfg)
+    dataset = build(cfg.dataset, "dataset")
+    scorer = build(cfg.scorer, "scorer")
+    scorer.check_golds(dataset.items)
+    patch_source = build(cfg.patch, "patch")
+    m = cfg.model
+    t0 = time.perf_counter()
+    launch = OmegaConf.to_container(m.server.launch, resolve=True) if m.server.launch else None
+    url = ensure_server(launch, m.server.url)
+    token = os.environ.get(m.server.token_env) if m.server.get("token_env") else None
+    client = HookClient(url, token=token, timeout_s=m.server.timeout_s, retries=m.server.retries,
+                        max_connection_failures=cfg.failures.max_connection_failures)
+    scorer.bind_server(url)
+    return Parts(dataset, scorer, patch_source, client, settings, {"server_start": time.perf_counter() - t0})
+
+
+def generation_store_path(cfg: DictConfig) -> Path:
+    """reuse.path, else beside a local sqlite tracking store, else per tracking URI in the user cache
+    (so a run against a tracking server creates no local mlruns/)."""
+    if cfg.reuse.get("path"):
+        return Path(cfg.reuse.path)
+    uri = cfg.mlflow.tracking_uri
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):]).parent / "generations.sqlite"
+    return cache_root() / "generations" / f"{hashlib.sha256(uri.encode()).hexdigest()[:16]}.sqlite"

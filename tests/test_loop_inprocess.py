@@ -1,0 +1,154 @@
+"""The loop in-process: `Evaluation` driven with parts built by hand, against the stock-server stand-in
+(sampled presets only, no extensions, `use_hooks` generating twice, weight edits surviving DELETE) and
+the reference server. Counts are read at the server; accuracy on the tiny model is noise, so the
+tests assert costs, states and failure accounting, not accuracy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hookbench.client import HookClient
+from hookbench.compose import GenerationSettings, ModelInfo, Parts, Settings
+from hookbench.datasets import arithmetic
+from hookbench.errors import PatchError, ServerError
+from hookbench.evaluate import PROBES, Evaluation
+from hookbench.patches import FileSource, NoPatch
+from hookbench.reuse import GenerationStore
+from hookbench.scorers import NumericScorer
+
+MLP = "model.layers.1.mlp.up_proj.weight"
+
+
+def patch_file(tmp_path, suggestions=None, name="p"):
+    f = tmp_path / f"{name}.json"
+    f.write_text(json.dumps(suggestions or [{"tensor_name": MLP, "operation": "scale", "value": 1.5, "target": "all"}]))
+    return FileSource(str(f), name=name)
+
+
+def parts(url, source, n=6, preset="benchmark", metric="accuracy", samples=1, batch_size=4, **settings):
+    gen = GenerationSettings(preset=preset, batch_size=batch_size, samples=samples,
+                             max_new_tokens=settings.pop("max_new_tokens", None), chat=settings.pop("chat", None))
+    s = Settings(model=ModelInfo("tiny", "hookbench/tiny", "seed0", "weights"), generation=gen, metric=metric,
+                 **settings)
+    return Parts(arithmetic(n=n), NumericScorer(), source, HookClient(url, retries=1, backoff_s=0.05), s)
+
+
+def probe_losses(server):
+    return HookClient(server.url).losses(PROBES, answer_prefix="")
+
+
+def test_stock_server_one_generation_per_answer_and_weights_restored(stock_server, tmp_path):
+    before = probe_losses(stock_server)
+    out = Evaluation(parts(stock_server.url, patch_file(tmp_path)), "run-1").run()
+    n = out.summary.n_draws
+    assert stock_server.generations == 2 * n, "the patched arm must cost one generation per answer"
+    assert out.record.requests["generations"] == 2 * n
+    assert "one generation per answer" in out.record.generation["patched_path"]
+    assert out.record.patch["probe_loss_delta"] and any(d != 0 for d in out.record.patch["probe_loss_delta"])
+    assert stock_server.is_clean() and probe_losses(stock_server) == before
+
+
+def test_a_patch_that_changes_nothing_is_not_live(stock_server, tmp_path):
+    source = patch_file(tmp_path, [{"tensor_name": MLP, "operation": "scale", "value": 1.0, "target": "all"}])
+    with pytest.raises(PatchError, match="the patch is not live"):
+        Evaluation(parts(stock_server.url, source), "run-1").run()
+    assert stock_server.generations == 6, "only the baseline was generated"
+    assert stock_server.is_clean()
+
+
+def test_sampled_baseline_is_generated_once_per_store(stock_server, tmp_path):
+    store = GenerationStore(tmp_path / "g.sqlite")
+    first = Evaluation(parts(stock_server.url, patch_file(tmp_path, name="a")), "run-a", store).run()
+    source_b = patch_file(tmp_path, [{"tensor_name": MLP, "operation": "scale", "value": 0.5, "target": "all"}], "b")
+    second = Evaluation(parts(stock_server.url, source_b), "run-b", store).run()
+    assert stock_server.generations == 6 * 3  # one baseline, two patched arms
+    assert second.summary.reused["baseline"] == 6 and second.summary.reused["patched"] == 0
+    assert {r.baseline.source_run for r in second.records} == {"run-a"}
+    assert first.summary.reused["baseline"] == 0
+
+
+def test_swapped_weights_behind_one_url_are_not_reused(stock_server, tmp_path):
+    from tests.stock_server import load_model, perturbed_copy
+
+    store = GenerationStore(tmp_path / "g.sqlite")
+    Evaluation(parts(stock_server.url, patch_file(tmp_path)), "run-a", store).run()
+    stock_server.swap_model(perturbed_copy(load_model("tiny"), scale=0.05))
+    out = Evaluation(parts(stock_server.url, patch_file(tmp_path)), "run-b", store).run()
+    assert out.summary.reused == {"baseline": 0, "patched": 0}, "another model's answers were served as this one's"
+    assert stock_server.generations == 4 * 6
+
+
+def test_loss_metric_and_loss_only_job(stock_server, tmp_path):
+    out = Evaluation(parts(stock_server.url, patch_file(tmp_path), metric="loss"), "run-1").run()
+    assert stock_server.generations == 0, "a loss-only job generates nothing"
+    m = out.metrics()
+    assert {"loss/baseline", "loss/patched", "loss/delta"} <= set(m)
+    assert m["loss/delta"] == pytest.approx(m["loss/patched"] - m["loss/baseline"])
+    assert stock_server.is_clean()
+
+
+def test_loss_screen_rejects_before_any_generation(stock_server, tmp_path):
+    harmful = patch_file(tmp_path, [{"tensor_name": MLP, "operation": "scale", "value": 8.0, "target": "all"}])
+    out = Evaluation(parts(stock_server.url, harmful, metric="both", screen_size=3, screen_threshold=-1.0),
+                     "run-1").run()
+    assert out.screen["passed"] is False and out.screen["size"] == 3
+    assert stock_server.generations == 0
+    assert "loss/delta" in out.metrics() and "accuracy/delta" not in out.metrics()
+    assert stock_server.is_clean()
+
+
+def test_a_patch_that_breaks_generation_is_the_patch_s_effect(stock_server, tmp_path):
+    # scaling an MLP's projections by 1e38 overflows float32 to inf: every patched answer fails, only under the patch
+    broken = patch_file(tmp_path, [{"tensor_name": f"model.layers.1.mlp.{t}_proj.weight", "operation": "scale",
+                                    "value": 1e38, "target": "all"} for t in ("up", "down")])
+    out = Evaluation(parts(stock_server.url, broken, preset="benchmark"), "run-1").run()
+    s = out.summary
+    assert s.patch_caused == s.n_draws - s.failures["baseline"] > 0
+    assert s.breaks_generation() and any("breaks generation" in w for w in out.warnings())
+    assert s.with_patch_failures.n > 0 and s.problem() is None, "evidence against the patch, not missing data"
+    assert stock_server.is_clean()
+
+
+def test_all_answers_empty_is_a_failure_with_a_hint(stock_server, tmp_path):
+    stock_server.empty_for = {"What is"}
+    out = Evaluation(parts(stock_server.url, patch_file(tmp_path)), "run-1").run()
+    problem = out.summary.problem()
+    assert problem and "all 6 baseline answers were empty" in problem and "model.prompt.template" in problem
+
+
+def test_a_server_killed_mid_run_stops_the_job_and_says_it_may_be_patched(stock_server, tmp_path):
+    stock_server.down_after_call = 8  # dies in the patched phase (6 baseline calls, then patched)
+    with pytest.raises(ServerError, match="may still be patched"):
+        Evaluation(parts(stock_server.url, patch_file(tmp_path)), "run-1").run()
+    assert stock_server.generate_calls <= 8 + 3
+
+
+def test_a_502_after_applying_is_never_retried(stock_server, tmp_path):
+    stock_server.hooks_fail_after_apply = True
+    with pytest.raises(PatchError, match="not applied cleanly"):
+        Evaluation(parts(stock_server.url, patch_file(tmp_path)), "run-1").run()
+    assert stock_server.hooks_posts == 1, "POST /api/hooks was retried: the patch compounded"
+    assert stock_server.is_clean()
+
+
+def test_a_a_job_on_the_reference_server_is_no_change(tiny_clean):
+    out = Evaluation(parts(tiny_clean.url, NoPatch(), preset="greedy", max_new_tokens=4, chat=False), "run-1").run()
+    c = out.summary.comparison
+    assert c.delta == 0 and c.verdict == "no change observed" and c.mde > 0
+    assert out.record.patch["hook_count"] == 0 and "A/A" in out.record.generation["patched_path"]
+
+
+def test_samples_draws_k_answers_per_item_per_arm(tiny_clean, tmp_path):
+    out = Evaluation(parts(tiny_clean.url, patch_file(tmp_path), preset="benchmark", samples=3, max_new_tokens=4, chat=False),
+                     "run-1").run()
+    assert len(out.records) == 3 * 6 and sorted({r.draw for r in out.records}) == [0, 1, 2]
+    assert out.summary.comparison.draws == 3
+
+
+def test_samples_with_a_greedy_preset_is_refused(tiny_clean, tmp_path):
+    from hookbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="generation.samples=3"):
+        Evaluation(parts(tiny_clean.url, patch_file(tmp_path), preset="greedy", samples=3), "run-1").run()
