@@ -121,7 +121,7 @@ def compose(cfg: DictConfig) -> Parts:
     token = os.environ.get(m.server.token_env) if m.server.get("token_env") else None
     client = HookClient(url, token=token, timeout_s=m.server.timeout_s, retries=m.server.retries,
                         max_connection_failures=cfg.failures.max_connection_failures)
-    scorer.bind_server(url)
+    scorer.bind_client(client)  # a judge on the evaluated server grades through the job's own client
     return Parts(dataset, scorer, patch_source, client, settings, {"server_start": time.perf_counter() - t0})
 
 

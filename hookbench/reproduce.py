@@ -14,22 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import sys
 import tempfile
 from pathlib import Path
 
-from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
 from hookbench import names, tracking
-from hookbench.errors import HookbenchError, ReproductionMismatch
+from hookbench.entry import run_command
+from hookbench.errors import ReproductionMismatch
 from hookbench.job import console, run_job
 from hookbench.patches import NO_PATCH_SOURCE
 from hookbench.results import ItemResult
-from hookbench.signals import Terminated
 from hookbench.stats import compare_runs
 
 
@@ -130,22 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the store holding the run (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db, "
                              "where `python -m hookbench` logs)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(levelname)s] %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stderr)
-    try:
-        return reproduce(args.run_id, args.tracking_uri or tracking.default_tracking_uri())
-    except HookbenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except MlflowException as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; the server was restored and the rerun marked KILLED", file=sys.stderr)
-        return 130
-    except Terminated as e:
-        print(f"{e}; the server was restored and the rerun marked KILLED", file=sys.stderr)
-        return e.exit_code
+    return run_command(lambda: reproduce(args.run_id, args.tracking_uri or tracking.default_tracking_uri()))
 
 
 if __name__ == "__main__":

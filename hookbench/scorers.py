@@ -17,7 +17,9 @@ from decimal import Decimal, InvalidOperation
 
 import requests
 
-from hookbench.errors import ConfigError, DataError
+from hookbench import contract
+from hookbench.errors import ConfigError, DataError, ServerError
+from hookbench.items import Item
 
 __all__ = [
     "ExactScorer",
@@ -72,12 +74,16 @@ class Scorer:
         if name:
             self.name = name  # the config's display name, e.g. a judge with another prompt
 
-    def bind_server(self, url: str) -> None:
-        """Told the evaluated model's server URL; a scorer that grades with a model may use it."""
+    def bind_client(self, client) -> None:
+        """Given the evaluated model's HookClient; a scorer that grades with a model may use it."""
 
     def context(self) -> dict:
         """What a reported number depends on in this scorer, for the run's context.json."""
-        return {"scorer": self.name}
+        return {"name": self.name}
+
+    def check_golds(self, items: list[Item]) -> None:
+        """Raise DataError naming the items whose gold this scorer cannot grade against, before any
+        generation is spent on them. Most scorers can grade any gold: nothing to check."""
 
     def score(self, output: str, gold: str, question: str | None = None) -> Score:
         return self._score(strip_think(output), gold, question)
@@ -155,6 +161,14 @@ class NumericScorer(Scorer):
     name = "numeric"
     tolerance = Decimal("1e-6")
 
+    def check_golds(self, items: list[Item]) -> None:
+        bad = [it for it in items if extract_number(it.gold) is None]
+        if bad:
+            shown = ", ".join(f"{it.id} (gold {it.gold!r})" for it in bad[:5])
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            raise DataError(f"numeric scorer: {len(bad)} of {len(items)} gold answers have no number: "
+                            f"{shown}{more}; use scorer=exact or scorer=normalized")
+
     def _score(self, answer: str, gold: str, question: str | None) -> Score:
         want = extract_number(gold)
         if want is None:
@@ -166,18 +180,18 @@ class NumericScorer(Scorer):
 
 
 _VERDICT_RE = re.compile(r"\b(INCORRECT|CORRECT)\b", re.I)
-# what the hook API returns with HTTP 200 when generation failed (hook-api.md, quirk 3)
-_HOOK_ERRORS = ("Generation error:", "Model not loaded")
 
 
 class JudgeScorer(Scorer):
     """A second model grades the answer and replies CORRECT or INCORRECT.
 
-    backend "openai": any OpenAI-compatible chat-completions server (`model`, key from the env var
-    named by `api_key_env`). backend "hook": a tensor-hook server's /api/generate with `preset`,
-    by default (base_url None) the evaluated model's own server, which the job grades on after
-    restoring it and before letting another job patch it. Any reply without a verdict, HTTP error
-    or hook error text is a judge_error, never a wrong answer.
+    backend "hook": a tensor-hook server, spoken to through a `HookClient` (retries, batching, the
+    contract's error texts): by default (base_url None) the evaluated model's own server through the
+    job's own client (same token), which the job grades on after restoring it and before letting
+    another job patch it; or another hook server at `base_url` (token from the env var `api_key_env`).
+    The preset is `preset`, else the server's deterministic one (greedy), else its lowest temperature.
+    backend "openai": any OpenAI-compatible chat-completions server (`model`, key from `api_key_env`).
+    Any reply without a verdict, HTTP error or hook error text is a judge_error, never a wrong answer.
     """
 
     name = "judge"
@@ -189,8 +203,9 @@ class JudgeScorer(Scorer):
         base_url: str | None = None,
         model: str | None = None,
         api_key_env: str | None = None,
-        preset: str = "benchmark",
+        preset: str | None = None,
         timeout_s: float = 60.0,
+        batch_size: int = 8,
         name: str | None = None,
     ):
         super().__init__(name)
@@ -204,51 +219,51 @@ class JudgeScorer(Scorer):
                 f"scorer.prompt uses unknown placeholders {sorted(unknown)}; "
                 "use {question}, {answer}, {gold} (write literal braces as {{ }})"
             )
-        self.headers = {}
+        self.key = None
         if api_key_env:
-            key = os.environ.get(api_key_env)
-            if not key:
+            self.key = os.environ.get(api_key_env)
+            if not self.key:
                 raise ConfigError(f"scorer.api_key_env names {api_key_env}, which is not set in the environment")
-            self.headers["Authorization"] = f"Bearer {key}"
         self.prompt, self.backend, self.model, self.preset = prompt, backend, model, preset
-        self.base_url, self.timeout_s = base_url.rstrip("/") if base_url else None, timeout_s
-        self.session = requests.Session()
+        self.base_url, self.timeout_s, self.batch_size = base_url.rstrip("/") if base_url else None, timeout_s, batch_size
+        self.client = None
+        if backend == "hook" and self.base_url:
+            from hookbench.client import HookClient
 
-    def bind_server(self, url: str) -> None:
-        if self.base_url is None:
-            self.base_url = url.rstrip("/")
+            self.client = HookClient(self.base_url, token=self.key, timeout_s=timeout_s, retries=2)
+
+    def bind_client(self, client) -> None:
+        if self.backend == "hook" and self.client is None:
+            self.client, self.base_url = client, client.base_url
 
     def context(self) -> dict:
-        return {**super().context(), "scorer.backend": self.backend, "scorer.base_url": self.base_url,
-                **({"scorer.model": self.model} if self.model else {})}
+        return {**super().context(), "backend": self.backend, "base_url": self.base_url, "preset": self.preset,
+                **({"model": self.model} if self.model else {})}
 
-    def _ask(self, prompt: str) -> str:
+    def _hook_preset(self) -> str:
+        """The configured preset, else the server's deterministic one, else its lowest temperature."""
+        if self.preset is None:
+            presets = self.client.configs()
+            greedy = sorted(n for n, p in presets.items() if not contract.is_sampled(p))
+            self.preset = ("greedy" if "greedy" in greedy else greedy[0]) if greedy else min(
+                presets, key=lambda n: (float(presets[n].get("temperature") or 0), n))
+            if not greedy:
+                log.warning("judge: %s has no deterministic preset; grading with %r (sampled)", self.base_url,
+                            self.preset)
+        return self.preset
+
+    def _ask_openai(self, prompt: str) -> str:
         """The judge model's raw reply; raises on transport, HTTP or API-level errors."""
-        if self.backend == "openai":
-            url, body = f"{self.base_url}/chat/completions", {
-                "model": self.model,
-                "messages": [{"role": "user", "content": prompt}],
-                "temperature": 0,
-            }
-        else:
-            url, body = f"{self.base_url}/api/generate", {"query": prompt, "config": self.preset, "use_hooks": False}
-        r = self.session.post(url, json=body, headers=self.headers, timeout=self.timeout_s)
+        headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "temperature": 0}
+        r = requests.post(f"{self.base_url}/chat/completions", json=body, headers=headers, timeout=self.timeout_s)
         r.raise_for_status()
-        data = r.json()
-        reply = data["choices"][0]["message"]["content"] if self.backend == "openai" else data["original"]
+        reply = r.json()["choices"][0]["message"]["content"]
         if not isinstance(reply, str):
             raise ValueError(f"reply is not text: {reply!r}")
-        if self.backend == "hook" and reply.strip().startswith(_HOOK_ERRORS):
-            raise ValueError(f"hook server error: {reply.strip()[:200]}")
         return reply
 
-    def _score(self, answer: str, gold: str, question: str | None) -> Score:
-        prompt = self.prompt.format(question=question or "", answer=answer, gold=gold)
-        try:
-            reply = self._ask(prompt)
-        except (requests.RequestException, ValueError, KeyError, IndexError, TypeError) as e:
-            log.warning("judge failed: %s", e)
-            return Score(correct=None, extracted=None, error="judge_error", detail=str(e)[:500])
+    def _verdict(self, reply: str) -> Score:
         m = _VERDICT_RE.search(strip_think(reply))
         if not m:
             detail = f"no CORRECT/INCORRECT in judge reply: {reply[:200]!r}"
@@ -256,3 +271,33 @@ class JudgeScorer(Scorer):
             return Score(correct=None, extracted=None, error="judge_error", detail=detail)
         verdict = m.group(1).upper()
         return Score(correct=verdict == "CORRECT", extracted=verdict)
+
+    def _prompt(self, answer: str, gold: str, question: str | None) -> str:
+        return self.prompt.format(question=question or "", answer=answer, gold=gold)
+
+    def _score(self, answer: str, gold: str, question: str | None) -> Score:
+        return self._grade([self._prompt(answer, gold, question)])[0]
+
+    def score_many(self, pairs: list[tuple[str, ...]]) -> list[Score]:
+        prompts = [self._prompt(strip_think(p[0]), p[1], p[2] if len(p) > 2 else None) for p in pairs]
+        return [s for i in range(0, len(prompts), self.batch_size) for s in self._grade(prompts[i:i + self.batch_size])]
+
+    def _grade(self, prompts: list[str]) -> list[Score]:
+        if self.backend == "openai":
+            out = []
+            for prompt in prompts:
+                try:
+                    out.append(self._verdict(self._ask_openai(prompt)))
+                except (requests.RequestException, ValueError, KeyError, IndexError, TypeError) as e:
+                    log.warning("judge failed: %s", e)
+                    out.append(Score(correct=None, extracted=None, error="judge_error", detail=str(e)[:500]))
+            return out
+        if self.client is None:
+            raise ConfigError("scorer=judge (hook backend) has no server: set scorer.base_url or run it in a job")
+        try:
+            gens = self.client.generate(prompts, self._hook_preset(), use_hooks=False, extras={})
+        except ServerError as e:
+            return [Score(correct=None, extracted=None, error="judge_error", detail=str(e)[:500]) for _ in prompts]
+        return [self._verdict(g.text) if g.error is None else
+                Score(correct=None, extracted=None, error="judge_error", detail=f"{g.error}: {g.error_detail}")
+                for g in gens]

@@ -8,15 +8,14 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from hookbench.datasets import arithmetic
-from hookbench.reproduce import compare
 from tests.conftest import REPO, run_cli, start_server, stop_server
 
 PROBES = ["What is 2 + 2? Answer with the number only.", "Name a colour."]
 METRICS = ["accuracy/baseline", "accuracy/patched", "accuracy/delta", "accuracy/delta_ci_low", "accuracy/delta_ci_high",
-           "n/scored", "latency/baseline_mean_s", "latency/patched_mean_s", "latency/baseline_p95_s",
-           "latency/patched_p95_s", "failures/baseline", "failures/patched", "patch/hook_count",
-           "accuracy/baseline/add2", "accuracy/patched/add2"]
+           "n/scored", "n/fixed", "n/broken", "n/clusters", "stats/p_value", "stats/mde",
+           "latency/baseline_per_item_mean_s", "latency/patched_request_p95_s", "failures/baseline", "failures/patched",
+           "failures/patch_caused", "patch/hook_count", "patch/probe_loss_delta", "loss/baseline", "loss/patched",
+           "loss/delta", "accuracy/baseline/add2", "accuracy/patched/add2"]
 ARTIFACTS = ["patch.json", "items.jsonl", "items.csv", "diff_table.md", "accuracy.png", "latency.png", "report.md",
              "config_resolved.yaml", "context.json", ".hydra"]
 
@@ -40,6 +39,7 @@ def external(server, model: str = "smollm2") -> list[str]:
     return [f"model={model}", "model.server.launch.enabled=false", f"model.server.url={server.url}"]
 
 
+@pytest.mark.slow
 def test_default_run_logs_everything_and_leaves_the_weights_original(smol_clean, tmp_path):
     before = fingerprint(smol_clean)
     p = run_cli([*external(smol_clean), "dataset.n=40", "model.server.token_env=HB_TOKEN"], tmp_path,
@@ -47,14 +47,16 @@ def test_default_run_logs_everything_and_leaves_the_weights_original(smol_clean,
     assert p.returncode == 0, p.stderr[-3000:]
     assert fingerprint(smol_clean) == before, "the patch outlived the run"
     (run,) = runs(tmp_path)
-    assert run.info.status == "FINISHED" and run.info.run_id in p.stdout
-    assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlruns/mlflow.db" in p.stdout
+    assert run.info.status == "FINISHED" and run.info.run_id in p.stderr
+    assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlruns/mlflow.db" in p.stderr
     assert "accuracy" in p.stdout and "delta" in p.stdout  # the summary table
+    assert run.data.tags["verdict"] in p.stdout + p.stderr  # the verdict, in words
     m = run.data.metrics
     assert not set(METRICS) - set(m)
     assert m["n/scored"] + max(m["failures/baseline"], m["failures/patched"]) >= 40
     assert m["accuracy/delta_ci_low"] <= m["accuracy/delta"] <= m["accuracy/delta_ci_high"]
     assert 0.2 <= m["accuracy/baseline"] <= 0.8, "the embedded default should sit mid-range"
+    assert m["n/clusters"] == m["n/scored"], "the default data has no repeated question"
     client = MlflowClient()
     logged = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert not set(ARTIFACTS) - logged
@@ -73,6 +75,7 @@ def test_default_run_logs_everything_and_leaves_the_weights_original(smol_clean,
     assert (tmp_path / "patches" / "smollm2" / "math.json").exists(), "the suggestions were not frozen"
 
 
+@pytest.mark.slow
 def test_the_judge_grades_with_the_evaluated_server_by_default(smol_clean, tmp_path):
     requests_before = generated(smol_clean, "generate_requests")
     n = 6
@@ -82,7 +85,7 @@ def test_the_judge_grades_with_the_evaluated_server_by_default(smol_clean, tmp_p
     (run,) = runs(tmp_path)
     client = MlflowClient()
     context = json.loads(Path(client.download_artifacts(run.info.run_id, "context.json", str(tmp_path))).read_text())
-    assert context["scorer"] == "judge" and context["scorer.base_url"] == smol_clean.url
+    assert context["scorer"]["name"] == "judge" and context["scorer"]["base_url"] == smol_clean.url
     # two batched generation requests, then one judge request per answer
     assert generated(smol_clean, "generate_requests") - requests_before == 2 + 2 * n
     rows = [json.loads(x) for x in Path(client.download_artifacts(run.info.run_id, "items.jsonl", str(tmp_path / "dl")))
@@ -107,13 +110,12 @@ def generated(server, counter: str = "generated_sequences") -> int:
     return requests.get(server.url + "/api/health").json()["counters"][counter]
 
 
+@pytest.mark.slow
 def test_2x2_sweep_one_parent_four_children_baseline_generated_once(smol_clean, tiny_clean, tmp_path):
     servers = {"ext_smol": ("smollm2", smol_clean), "ext_tiny": ("tiny", tiny_clean)}
     searchpath = write_external_models(tmp_path / "conf", servers)
     before = {name: generated(s) for name, (_, s) in servers.items()}
     n = 16
-    prompts = [i.prompt for i in arithmetic(n=n).items]
-    assert len(set(prompts)) < n, "the data should hold a repeated prompt, as real data does"
     p = run_cli(["-m", "model=ext_smol,ext_tiny", "patch=math,general", f"dataset.n={n}", searchpath], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     all_runs = runs(tmp_path)
@@ -185,6 +187,7 @@ def test_a_crashing_job_in_a_sweep_still_closes_the_parent_and_restores_the_serv
     assert not requests.get(tiny_clean.url + "/api/health").json()["hooks_active"]
 
 
+@pytest.mark.slow
 def test_reproduce_a_default_run_then_refuse_another_server(tmp_path):
     # the default config as shipped: hookbench starts its own embedded server, and stops it at exit
     p = run_cli(["dataset.n=16"], tmp_path)
@@ -195,12 +198,14 @@ def test_reproduce_a_default_run_then_refuse_another_server(tmp_path):
         requests.get(url + "/api/health", timeout=5)  # the started server was stopped at exit
     r = run_cli([run.info.run_id], tmp_path, module="hookbench.reproduce")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "reproduced (greedy: per-item outputs identical)" in r.stdout
+    assert "reproduced (greedy)" in r.stdout and "rule: greedy" in r.stdout
     rerun = [x for x in runs(tmp_path) if x.data.tags.get("hookbench.reproduces") == run.info.run_id]
     assert len(rerun) == 1 and rerun[0].data.metrics["accuracy/delta"] == run.data.metrics["accuracy/delta"]
+    assert rerun[0].data.tags["hookbench.reproduced"] == "agrees"
 
 
-def test_reproduce_a_sampled_run_compares_deltas_within_their_cis(smol_clean, tmp_path):
+@pytest.mark.slow
+def test_reproduce_a_sampled_run_tests_the_difference_of_deltas(smol_clean, tmp_path):
     p = run_cli([*external(smol_clean), "model.generation.preset=benchmark", "model.generation.seed=11",
                  "dataset.n=24"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -208,21 +213,41 @@ def test_reproduce_a_sampled_run_compares_deltas_within_their_cis(smol_clean, tm
     assert json.loads(run.data.params["generation.preset_config"])["do_sample"] is True
     r = run_cli([run.info.run_id], tmp_path, module="hookbench.reproduce")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "reproduced (sampled: deltas within CIs)" in r.stdout
+    assert "reproduced (sampled)" in r.stdout and "must not differ significantly" in r.stdout
     assert "accuracy/delta_ci_low" in r.stdout  # the side-by-side table
 
 
-def test_sampled_deltas_outside_each_others_ci_do_not_reproduce():
-    original = {"accuracy/delta": 0.30, "accuracy/delta_ci_low": 0.20, "accuracy/delta_ci_high": 0.40}
-    close = {"accuracy/delta": 0.25, "accuracy/delta_ci_low": 0.10, "accuracy/delta_ci_high": 0.38}
-    far = {"accuracy/delta": -0.05, "accuracy/delta_ci_low": -0.15, "accuracy/delta_ci_high": 0.05}
-    assert compare(original, close, {}, {}, greedy=False) == []
-    (reason,) = compare(original, far, {}, {}, greedy=False)
-    assert "sampled deltas disagree" in reason and "+0.300" in reason and "-0.050" in reason
-    (reason,) = compare(original, {"n/scored": 0}, {}, {}, greedy=False)
-    assert "missing" in reason
+def test_reproduce_of_a_greedy_run_whose_gold_answers_changed_does_not_reproduce(tiny_clean, tmp_path):
+    data = tmp_path / "data.jsonl"
+    rows = [{"id": f"q{i}", "prompt": f"What is {i} + 1?", "answer": str(i + 1)} for i in range(6)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    p = run_cli(["model=tiny", "model.server.launch.enabled=false", f"model.server.url={tiny_clean.url}",
+                 "dataset=jsonl", f"dataset.path={data}", "patch=none"], tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    (run,) = runs(tmp_path)
+    data.write_text("".join(json.dumps({**r, "answer": "0"}) + "\n" for r in rows))  # the file was edited
+    r = run_cli([run.info.run_id], tmp_path, module="hookbench.reproduce")
+    assert r.returncode == 6, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "not reproduced" in r.stderr and "gold answers changed" in r.stderr and "dataset changed" in r.stderr
+    (rerun,) = [x for x in runs(tmp_path) if x.data.tags.get("hookbench.reproduces") == run.info.run_id]
+    assert rerun.data.tags["hookbench.reproduced"] == "disagrees"
 
 
+def test_sampled_agreement_is_a_test_of_the_two_deltas():
+    from hookbench.reproduce import sampled_agreement
+    from hookbench.results import ArmResult, ItemResult
+
+    def records(patched_right: int, n: int = 40):
+        return [ItemResult(f"q{i}", None, "p", f"query {i}", "1", baseline=ArmResult(output="x", correct=i % 2 == 0),
+                           patched=ArmResult(output="x", correct=i < patched_right)) for i in range(n)]
+
+    same = sampled_agreement(records(30), records(29), alpha=0.05)
+    assert same.agree and "consistent" in same.sentence()
+    far = sampled_agreement(records(36), records(4), alpha=0.05)
+    assert not far.agree and far.p_value < 0.05
+
+
+@pytest.mark.slow
 def test_reproduce_fails_when_the_server_changed_model(tmp_path):
     tiny = start_server("tiny")
     port = tiny.url.rsplit(":", 1)[1]

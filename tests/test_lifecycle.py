@@ -51,6 +51,7 @@ def test_parallel_jobs_on_one_server_take_turns(tiny_clean, tmp_path, launcher):
     assert generated(tiny_clean) - before == n + 2 * n
 
 
+@pytest.mark.slow
 def test_ctrl_c_mid_run_restores_the_server_marks_the_run_killed_and_a_rerun_resumes(smol_clean, tmp_path):
     before = fingerprint(smol_clean)
     args = ["model.server.launch.enabled=false", f"model.server.url={smol_clean.url}", "dataset.n=48",

@@ -119,8 +119,14 @@ def test_numeric_on_real_gsm8k_answers():
 # --- judge ---------------------------------------------------------------------------------------
 
 
+STOCK_CONFIGS = {"benchmark": {"name": "benchmark", "temperature": 0.3, "do_sample": True},
+                 "precise": {"name": "precise", "temperature": 0.1, "do_sample": True}}
+
+
 class FakeServer:
-    """A tiny real HTTP server on 127.0.0.1 that answers with whatever `reply(path, body)` returns."""
+    """A tiny real HTTP server on 127.0.0.1 that answers POSTs with whatever `reply(path, body)` returns,
+    and GET /api/health and /api/configs as a stock hook server does (hook-api.md: no extensions, every
+    preset samples), so a judge can speak the contract to it."""
 
     def __init__(self, reply):
         self.requests: list[tuple[str, dict, dict]] = []
@@ -133,6 +139,17 @@ class FakeServer:
                 status, payload = reply(self.path, body)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                outer.requests.append((self.path, None, dict(self.headers)))
+                payload = {"status": "online", "device": "cpu", "hooks_active": False} \
+                    if self.path == "/api/health" else STOCK_CONFIGS
+                data = json.dumps(payload).encode()
+                self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -225,13 +242,31 @@ def hook_reply(original):
     return lambda path, body: (200, {"original": original, "modified": None, "hook_count": 0})
 
 
+def posts(srv):
+    return [(path, body, headers) for path, body, headers in srv.requests if body is not None]
+
+
 def test_judge_hook_backend(server):
     srv = server(hook_reply("INCORRECT"))
     judge = sc.JudgeScorer(prompt=PROMPT, backend="hook", base_url=srv.url, preset="benchmark", timeout_s=5)
     assert judge.score("5", "7", question="2+3?") == sc.Score(False, "INCORRECT")
-    path, body, _ = srv.requests[0]
+    path, body, _ = posts(srv)[0]
     assert path == "/api/generate"
     assert body == {"query": PROMPT.format(question="2+3?", gold="7", answer="5"), "config": "benchmark", "use_hooks": False}
+
+
+def test_judge_on_the_evaluated_server_uses_the_job_s_client_and_token(server):
+    """A judge on a token-protected evaluated server sends the token, and grades with its most
+    deterministic preset (a stock server has no greedy one: the lowest temperature)."""
+    from hookbench.client import HookClient
+
+    srv = server(hook_reply("CORRECT"))
+    judge = sc.JudgeScorer(prompt=PROMPT, backend="hook", timeout_s=5)
+    judge.bind_client(HookClient(srv.url, token="s3cret"))
+    assert [s.correct for s in judge.score_many([("5", "5"), ("6", "6", "q")])] == [True, True]
+    assert all(h.get("Authorization") == "Bearer s3cret" for _, _, h in srv.requests)
+    assert {b["config"] for _, b, _ in posts(srv)} == {"precise"}
+    assert judge.context()["base_url"] == srv.url and judge.context()["preset"] == "precise"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,109 @@
+"""`python -m hookbench.confirm SWEEP_RUN_ID`: confirm a sweep's best patch sets on held-out items.
+
+Picking the best of K patch sets on the items that report its delta overstates it (the winner's
+curse). A patch study therefore sweeps on `dataset.split=dev`, and this command picks, per model,
+the best child by its adjusted verdict (improves first; ties: the larger delta), reruns each pick
+on `dataset.split=test` with its frozen patch and logged config (never today's conf/), nests the
+confirmation runs under the sweep's parent (tag `hookbench.confirms=<child run id>`), and writes
+`confirmation.md` to the parent: dev delta vs test delta with intervals, and the verdict on test
+alone. Exit code 0 when every pick improves on test, 1 when not, 2 and up on error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+from hookbench import names, tracking
+from hookbench.entry import run_command
+from hookbench.errors import ConfigError
+from hookbench.job import run_job
+from hookbench.report import fmt_delta, md_table
+from hookbench.reproduce import logged_config
+
+RANK = {"improves": 0, "no change observed": 1, "no detectable change": 1, "hurts": 2}
+CONFIRMATION_MD = "confirmation.md"
+
+
+def picks(children: list, top: int) -> list:
+    """The `top` best finished children per model: adjusted verdict first, then the larger delta."""
+    done = [r for r in children if tracking.is_finished(r) and r.data.tags.get(names.TAG_SCREEN) != "rejected"
+            and names.TAG_CONFIRMS not in r.data.tags and names.ACC_DELTA in r.data.metrics]
+    by_model: dict[str, list] = {}
+    for r in done:
+        by_model.setdefault(r.data.params.get("model.name", "?"), []).append(r)
+
+    def key(r):
+        verdict = r.data.tags.get(names.TAG_VERDICT_ADJUSTED) or r.data.tags.get(names.TAG_VERDICT)
+        return (RANK.get(verdict, 3), -r.data.metrics[names.ACC_DELTA])
+
+    return [r for model in sorted(by_model) for r in sorted(by_model[model], key=key)[:top]]
+
+
+def _delta(m: dict) -> str:
+    return fmt_delta(m.get(names.ACC_DELTA, math.nan), m.get(names.ACC_CI_LOW, math.nan),
+                     m.get(names.ACC_CI_HIGH, math.nan))
+
+
+def confirmation_markdown(rows: list[tuple]) -> str:
+    body = [[dev.data.params.get("model.name"), dev.data.params.get("patch.name"), dev.data.params.get("patch.hash"),
+             _delta(dev.data.metrics), dev.data.tags.get(names.TAG_VERDICT_ADJUSTED, "?"),
+             _delta(test.data.metrics), test.data.tags.get(names.TAG_VERDICT, "?"), test.info.run_id]
+            for dev, test in rows]
+    return "\n".join([
+        "# Confirmation on held-out items", "",
+        "Each pick was chosen on the `dev` split; its delta on `test` (items it was not chosen on) is the "
+        "estimate to report. The test verdict is judged alone (no correction: one pre-registered test per pick).", "",
+        md_table(["model", "patch", "hash", "dev delta [95% CI]", "dev verdict (adjusted)", "test delta [95% CI]",
+                  "test verdict", "test run"], body), ""])
+
+
+def confirm(sweep_run_id: str, tracking_uri: str, top: int = 1) -> int:
+    client = tracking.use_store(tracking_uri)
+    parent = tracking.get_run(client, sweep_run_id)
+    if parent.data.tags.get(names.TAG_SWEEP) != "parent":
+        raise ConfigError(f"run {sweep_run_id} is not a sweep's parent run (python -m hookbench -m ...)")
+    children = tracking.child_runs(client, parent.info.experiment_id, sweep_run_id)
+    chosen = picks(children, top)
+    if not chosen:
+        raise ConfigError(f"sweep {sweep_run_id} has no finished job with an accuracy delta to confirm")
+    work = Path(tempfile.mkdtemp(prefix=f"hookbench-confirm-{sweep_run_id[:8]}-"))
+    rows = []
+    for dev in chosen:
+        cfg, identity = logged_config(client, dev.info.run_id, work / dev.info.run_id / "logged")
+        if cfg.dataset.get("split", "all") != "dev":
+            raise ConfigError(f"job {dev.info.run_id} ran on dataset.split={cfg.dataset.get('split', 'all')}; "
+                              "a patch study sweeps on dataset.split=dev, then confirms on test")
+        cfg.dataset.split = "test"
+        cfg.reuse.enabled = True  # the test baseline is shared by every pick
+        cfg.mlflow.tracking_uri = tracking_uri
+        result = run_job(cfg, extra_tags={names.TAG_CONFIRMS: dev.info.run_id}, expected_identity=identity,
+                         out_dir=work / dev.info.run_id, parent_id=sweep_run_id)
+        rows.append((dev, client.get_run(result.run_id)))
+    text = confirmation_markdown(rows)
+    client.log_text(sweep_run_id, text, CONFIRMATION_MD)
+    print(text)
+    confirmed = all(test.data.tags.get(names.TAG_VERDICT) == "improves" for _, test in rows)
+    print(f"{sum(test.data.tags.get(names.TAG_VERDICT) == 'improves' for _, test in rows)} of {len(rows)} picks "
+          f"confirmed (improves on test); confirmation.md logged to the sweep's parent run {sweep_run_id}")
+    return 0 if confirmed else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hookbench.confirm", description=__doc__.split("\n")[0])
+    parser.add_argument("sweep_run_id", help="the parent run id a sweep printed (sweep parent run ...)")
+    parser.add_argument("--top", type=int, default=1, help="confirm the N best patch sets per model (default 1)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="the store (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db)")
+    args = parser.parse_args(argv)
+    if args.top < 1:
+        parser.error("--top must be at least 1")
+    return run_command(lambda: confirm(args.sweep_run_id, args.tracking_uri or tracking.default_tracking_uri(),
+                                       args.top))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The users' own path, end to end through the CLI: the shipped `model=qwen72b` config against the
+stock-server stand-in (sampled presets only, no seed, no extensions, `use_hooks` generating twice,
+weight edits surviving DELETE) on a real model, counted at the server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from hookbench.stats import adjust_p_values
+from tests.conftest import REPO, run_cli, stock_args
+from tests.test_e2e_reference_server import runs
+
+EDITS = {"a": 1.5, "b": 0.5, "c": 2.0}
+
+
+def patch_files(tmp_path) -> dict[str, str]:
+    paths = {}
+    for name, value in EDITS.items():
+        f = tmp_path / f"{name}.json"
+        f.write_text(json.dumps([{"tensor_name": "model.layers.1.mlp.up_proj.weight", "operation": "scale",
+                                  "value": value, "target": "all"}]))
+        paths[name] = str(f)
+    return paths
+
+
+def sweep_over(tmp_path, names: list[str]) -> list[str]:
+    """A sweep over patch files: `patch=file patch.path=a.json,b.json`."""
+    paths = patch_files(tmp_path)
+    return ["-m", "patch=file", "patch.path=" + ",".join(paths[n] for n in names)]
+
+
+def test_a_1x2_sweep_costs_3n_generations_and_restores_the_weights(stock_server, tmp_path):
+    n = 6
+    args, env = stock_args(stock_server)
+    before = stock_server.weights_sha256()
+    p = run_cli([*args, *sweep_over(tmp_path, ["a", "b"]), f"dataset.n={n}"], tmp_path, env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert stock_server.generations == 3 * n, "one baseline shared by both jobs, one generation per patched answer"
+    assert stock_server.is_clean() and stock_server.weights_sha256() == before
+    children = [r for r in runs(tmp_path) if r.data.tags.get("mlflow.parentRunId")]
+    assert len(children) == 2
+    for c in children:
+        assert "one generation per answer" in c.data.params["generation.patched_path"]
+        assert c.data.metrics["patch/probe_loss_delta"] > 0
+        assert c.data.tags["verdict"] in ("improves", "hurts", "no detectable change", "no change observed")
+
+
+def test_a_3_job_sweep_adjusts_p_values_by_holm(stock_server, tmp_path):
+    args, env = stock_args(stock_server)
+    p = run_cli([*args, *sweep_over(tmp_path, ["a", "b", "c"]), "dataset.n=8"], tmp_path, env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    all_runs = runs(tmp_path)
+    (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
+    children = [r for r in all_runs if r is not parent]
+    raw = [c.data.metrics["stats/p_value"] for c in children]
+    m = len(raw)  # Holm by hand: sorted p_(i) times (m - i), running maximum, capped at 1
+    order = sorted(range(m), key=lambda i: raw[i])
+    expected, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * raw[i]))
+        expected[i] = running
+    assert [c.data.metrics["stats/p_adjusted"] for c in children] == pytest.approx(expected)
+    assert expected == pytest.approx(adjust_p_values(raw, "holm"))
+    assert all(c.data.tags["verdict_adjusted"] for c in children)
+    summary = MlflowClient().download_artifacts(parent.info.run_id, "sweep_summary.md", str(tmp_path / "dl"))
+    assert "3 jobs" in open(summary).read() and "olm" in open(summary).read()
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_restore_the_server_kill_the_run_and_a_rerun_resumes(stock_server, tmp_path, sig, code):
+    n = 30
+    args, env = stock_args(stock_server)
+    f = patch_files(tmp_path)["a"]
+    cmd = [*args, "model.generation.batch_size=1", f"dataset.n={n}", "patch=file", f"patch.path={f}"]
+    proc = subprocess.Popen([sys.executable, "-m", "hookbench", *cmd], cwd=tmp_path, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO), **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not (stock_server.hooks_posts and stock_server.generations >= n + 4):  # into the patched phase
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-3000:]
+    assert "Traceback" not in err
+    assert stock_server.is_clean(), f"{signal.Signals(sig).name} left the server patched"
+    (run,) = runs(tmp_path)
+    assert run.info.status == "KILLED" and signal.Signals(sig).name in run.data.tags["error"]
+    made = stock_server.generations
+    again = run_cli(cmd, tmp_path, env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    rerun = runs(tmp_path)[-1].data.metrics
+    assert rerun["n/reused_baseline"] == n and 0 < rerun["n/reused_patched"] < n
+    assert stock_server.generations - made == n - rerun["n/reused_patched"], "a finished answer was generated again"
+
+
+def test_a_gold_without_a_number_fails_before_any_generation(stock_server, tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"prompt": "Name a colour.", "answer": "blue"}\n{"prompt": "What is 1 + 1?", "answer": "2"}\n')
+    args, env = stock_args(stock_server)
+    p = run_cli([*args, "dataset=jsonl", f"dataset.path={data}", "scorer=numeric"], tmp_path, env)
+    assert p.returncode == 3 and "have no number" in p.stderr and "scorer=exact" in p.stderr
+    assert stock_server.generations == 0 and "Traceback" not in p.stderr
+
+
+def test_upstream_prompt_file_with_null_answers(stock_server, tmp_path):
+    rows = [{"prompt": f"What is {i} + 1?", "answer": None if i % 3 == 0 else str(i + 1), "task": "add"}
+            for i in range(6)]
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args, env = stock_args(stock_server)
+    p = run_cli([*args, "dataset=jsonl", f"dataset.path={data}", "patch=none"], tmp_path, env)
+    assert p.returncode == 3 and f"{data}:1" in p.stderr and "skip_missing" in p.stderr
+    p = run_cli([*args, "dataset=jsonl", f"dataset.path={data}", "dataset.skip_missing=true", "patch=none"], tmp_path, env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert runs(tmp_path)[-1].data.metrics["n/skipped_items"] == 2
