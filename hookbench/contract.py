@@ -30,15 +30,17 @@ def is_error_text(text: str) -> bool:
 
 
 # -- apply modes and operations ------------------------------------------------------------------
-APPLY_MODES = ("weights", "hooks")
-WEIGHT_OPS = ("scale", "add", "clamp_max", "clamp_min")
-HOOK_OPS = WEIGHT_OPS + ("normalize",)
-CLAMP_OPS = ("clamp_max", "clamp_min")
+WEIGHTS, HOOKS = "weights", "hooks"
+APPLY_MODES = (WEIGHTS, HOOKS)
+SCALE, ADD, CLAMP_MAX, CLAMP_MIN, NORMALIZE = "scale", "add", "clamp_max", "clamp_min", "normalize"
+WEIGHT_OPS = (SCALE, ADD, CLAMP_MAX, CLAMP_MIN)
+HOOK_OPS = WEIGHT_OPS + (NORMALIZE,)
+CLAMP_OPS = (CLAMP_MAX, CLAMP_MIN)
 
 
 def ops_for(mode: str) -> tuple[str, ...]:
     """Operations a server applies in `mode` (weights | hooks)."""
-    return HOOK_OPS if mode == "hooks" else WEIGHT_OPS
+    return HOOK_OPS if mode == HOOKS else WEIGHT_OPS
 
 
 # Weights mode patches only attention/MLP projection matrices and norm weights.

@@ -10,16 +10,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hookbench import contract
+from hookbench.contract import ADD, SCALE
 from hookbench.errors import PatchError
+
+log = logging.getLogger(__name__)
 
 FORMAT = "hookbench.patch/v1"
 NO_PATCH_SOURCE = "none"  # the only source a PatchSet may be empty from (the A/A job)
-SCALE, ADD, CLAMP_MAX, CLAMP_MIN, NORMALIZE = contract.HOOK_OPS
 # how an edit's value moves with strength s: s=1 is the edit as written, s→0 tends to doing nothing
 _STRENGTHENED = {SCALE: lambda v, s: 1 + s * (v - 1), ADD: lambda v, s: s * v}
 
@@ -176,6 +179,8 @@ class SuggestionsSource:
         path = self.frozen_path(model_name)
         if path.exists():
             return load_patch_file(path, apply_mode, self.name)
+        log.info("asking %s for %s suggestions (frozen to %s afterwards)...", client.base_url, self.capability,
+                 self.frozen_path(model_name))
         raw = client.suggestions(self.capability)
         if not raw:
             raise PatchError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import json
+import logging
 import os
 import signal
 import socket
@@ -25,6 +26,8 @@ from pathlib import Path
 import requests
 
 from hookbench.errors import ServerError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -148,6 +151,9 @@ def ensure_server(launch: dict | None, url: str | None) -> str:
     key = json.dumps(launch, sort_keys=True, default=str)
     if key in _running and _running[key].process.poll() is None:
         return _running[key].url
+    log.info("starting the model server: %s ...", " ".join(str(c) for c in launch["command"]))
+    t0 = time.monotonic()
     _running[key] = start_server(launch["command"], launch.get("env"), launch.get("cwd"),
                                  float(launch.get("startup_timeout_s", 300)))
+    log.info("model server ready at %s after %.0f s", _running[key].url, time.monotonic() - t0)
     return _running[key].url

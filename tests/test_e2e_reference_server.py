@@ -86,8 +86,8 @@ def test_the_judge_grades_with_the_evaluated_server_by_default(smol_clean, tmp_p
     client = MlflowClient()
     context = json.loads(Path(client.download_artifacts(run.info.run_id, "context.json", str(tmp_path))).read_text())
     assert context["scorer"]["name"] == "judge" and context["scorer"]["base_url"] == smol_clean.url
-    # two batched generation requests, then one judge request per answer
-    assert generated(smol_clean, "generate_requests") - requests_before == 2 + 2 * n
+    # two batched generation requests, then the judge's prompts batched through the job's client (8 a request)
+    assert generated(smol_clean, "generate_requests") - requests_before == 2 + -(-2 * n // 8)
     rows = [json.loads(x) for x in Path(client.download_artifacts(run.info.run_id, "items.jsonl", str(tmp_path / "dl")))
             .read_text().splitlines()]
     for r in rows:

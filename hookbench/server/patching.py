@@ -21,10 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from hookbench.contract import APPLY_MODES, HOOK_OPS, PATCHABLE_WEIGHT, ops_for, parse_target
-
-SCALE, ADD, CLAMP_MAX, CLAMP_MIN, NORMALIZE = HOOK_OPS
-WEIGHTS, HOOKS = APPLY_MODES
+from hookbench.contract import (ADD, APPLY_MODES, CLAMP_MAX, CLAMP_MIN, HOOKS, NORMALIZE, PATCHABLE_WEIGHT, SCALE,
+                                WEIGHTS, ops_for, parse_target)
 
 
 class PatchRejected(ValueError):
