@@ -1,4 +1,4 @@
-"""Shared test fixtures: real reference servers (tiny, smollm2), the legacy stand-in server, CLI runs."""
+"""Shared test fixtures: real reference servers (tiny, smollm2), the stock-server stand-in, CLI runs."""
 
 from __future__ import annotations
 
@@ -28,10 +28,20 @@ def gsm8k_path() -> Path:
 
 
 @pytest.fixture
-def legacy_server():
-    from tests.legacy_server import LegacyServer
+def stock_server():
+    """tests.stock_server.StockServer on the tiny model: the users' stock server, fresh counters and knobs."""
+    from tests.stock_server import StockServer
 
-    with LegacyServer(free_port()) as server:
+    with StockServer("tiny") as server:
+        yield server
+
+
+@pytest.fixture
+def stock_smol():
+    """The stock-server stand-in on the real smollm2 model (loaded once per process)."""
+    from tests.stock_server import StockServer
+
+    with StockServer("smollm2") as server:
         yield server
 
 
@@ -42,8 +52,8 @@ def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 
                           timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
 
 
-def legacy_args(server) -> tuple[list[str], dict]:
-    """Overrides + env for running the shipped qwen72b config against the legacy stand-in server."""
+def stock_args(server) -> tuple[list[str], dict]:
+    """Overrides + env for running the shipped qwen72b config against a stock-server stand-in."""
     return (["model=qwen72b", "model.generation.batch_size=4"], {"QWEN72B_URL": server.url})
 
 

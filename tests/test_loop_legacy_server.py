@@ -1,7 +1,9 @@
-"""The loop end to end through the CLI, against a server with every quirk of hook-api.md.
+"""The loop end to end through the CLI, against the users' stock server (tests/stock_server.py).
 
-The stand-in server is used here because these faults cannot be produced on demand by a real
-model: error text in a 200, an empty answer, a 500 on one call, silently skipped tensors.
+The stand-in runs the real tiny model with the stock semantics of hook-api.md (sampling, no seed,
+no extensions, silent skips, DELETE keeps weight edits); its fault knobs produce what a real model
+cannot on demand: error text in a 200, an empty answer, a 500 on one call. Accuracy on the random
+tiny model is noise, so these tests assert counts and failure kinds, never accuracy values.
 """
 
 import json
@@ -10,10 +12,10 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import legacy_args, run_cli, write_jsonl
+from tests.conftest import run_cli, stock_args, write_jsonl
 
-GOOD = [{"tensor_name": "model.layers.1.mlp.up_proj.weight", "operation": "scale", "value": 1.1, "target": "all"},
-        {"tensor_name": "model.layers.2.mlp.down_proj.weight", "operation": "scale", "value": 0.9, "target": "top 20%"}]
+GOOD = [{"tensor_name": "model.layers.0.mlp.up_proj.weight", "operation": "scale", "value": 1.1, "target": "all"},
+        {"tensor_name": "model.layers.1.mlp.down_proj.weight", "operation": "scale", "value": 0.9, "target": "top 20%"}]
 
 
 def runs(tmp_path):
@@ -28,20 +30,20 @@ def patch_file(tmp_path, suggestions=GOOD):
     return f
 
 
-def test_run_counts_failures_apart_and_restores_the_server(tmp_path, legacy_server):
+def test_run_counts_failures_apart_and_restores_the_server(tmp_path, stock_server):
     from hookbench.datasets import arithmetic
 
     queries = [i.prompt for i in arithmetic(n=12).items]
-    st = legacy_server.state
+    st = stock_server
     st.fail_calls = {2}  # "Generation error: ..." inside a 200 (contract §3)
-    st.http500_calls = {7}  # retried with backoff, then answered
+    st.http_error_calls = {7: 500}  # retried with backoff, then answered
     st.empty_for = {queries[5]}  # the model stops at once (contract §9)
     empty = queries.count(queries[5])
-    args, env = legacy_args(legacy_server)
+    args, env = stock_args(stock_server)
     p = run_cli([*args, "dataset=arithmetic", "dataset.n=12", "patch=file", f"patch.path={patch_file(tmp_path)}"],
                 tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert st.weight_edits == [] and not st.hooks_active, "the patch leaked past the run"
+    assert st.is_clean(), "the patch leaked past the run (weights not restored, or hooks still active)"
     (run,) = runs(tmp_path)
     m = run.data.metrics
     # baseline: call 2 is an error text, item 5 is empty; patched: only item 5
@@ -49,8 +51,8 @@ def test_run_counts_failures_apart_and_restores_the_server(tmp_path, legacy_serv
     assert m["failures/patched"] == empty
     assert m["n/scored"] == 12 - 1 - empty
     assert m["patch/hook_count"] == 2
-    # two generations per patched request (quirk 2) on a server without the skip extension
-    assert st.generations == (12 - 1) + 2 * 12
+    # one request per item and arm, plus the one retry of the 500
+    assert st.generate_calls == 2 * 12 + 1
     for key in ("accuracy/baseline", "accuracy/patched", "accuracy/delta", "accuracy/delta_ci_low",
                 "accuracy/delta_ci_high", "latency/baseline_mean_s", "latency/patched_p95_s"):
         assert key in m
@@ -60,8 +62,8 @@ def test_run_counts_failures_apart_and_restores_the_server(tmp_path, legacy_serv
     assert all(r["baseline_correct"] is None for r in failed), "a failure was scored"
 
 
-def test_partial_application_warns_and_names_the_skipped_tensor(tmp_path, legacy_server):
-    args, env = legacy_args(legacy_server)
+def test_partial_application_warns_and_names_the_skipped_tensor(tmp_path, stock_server):
+    args, env = stock_args(stock_server)
     bad = GOOD + [{"tensor_name": "model.layers.9.mlp.nope.weight", "operation": "scale", "value": 1.2}]
     p = run_cli([*args, "dataset=arithmetic", "dataset.n=4", "patch=file", f"patch.path={patch_file(tmp_path, bad)}"],
                 tmp_path, env)
@@ -70,8 +72,8 @@ def test_partial_application_warns_and_names_the_skipped_tensor(tmp_path, legacy
     assert runs(tmp_path)[0].data.metrics["patch/hook_count"] == 2
 
 
-def test_nothing_applied_fails_the_run_with_the_error_attached(tmp_path, legacy_server):
-    args, env = legacy_args(legacy_server)
+def test_nothing_applied_fails_the_run_with_the_error_attached(tmp_path, stock_server):
+    args, env = stock_args(stock_server)
     bad = [{"tensor_name": "model.layers.9.mlp.nope.weight", "operation": "scale", "value": 1.2}]
     p = run_cli([*args, "dataset=arithmetic", "dataset.n=4", "patch=file", f"patch.path={patch_file(tmp_path, bad)}"],
                 tmp_path, env)
@@ -79,44 +81,47 @@ def test_nothing_applied_fails_the_run_with_the_error_attached(tmp_path, legacy_
     assert "applied none of its 1 edits" in p.stderr and "Traceback" not in p.stdout + p.stderr
     (run,) = runs(tmp_path)
     assert run.info.status == "FAILED" and "applied none" in run.data.tags["error"]
-    assert legacy_server.state.weight_edits == [] and not legacy_server.state.hooks_active
+    assert stock_server.is_clean()
 
 
 @pytest.mark.parametrize("case, overrides, code, message", [
     ("unknown preset", ["model.generation.preset=fastest"], 2,
-     "model.generation.preset='fastest' is not a preset of http://127.0.0.1:\\d+ \\(it has: balanced, benchmark\\)"),
+     "model.generation.preset='fastest' is not a preset of http://127.0.0.1:\\d+ "
+     "\\(it has: balanced, benchmark, creative, precise\\)"),
     ("missing dataset file", ["dataset=jsonl", "dataset.path=/nonexistent/data.jsonl"], 3, "/nonexistent/data.jsonl"),
     ("jsonl without a path", ["dataset=jsonl"], 2, "dataset.path"),
     ("extension the server lacks", ["model.generation.seed=3"], 2,
      "model.generation.seed=3 needs a server offering the 'seed' extension"),
 ])
-def test_bad_input_gives_a_clear_error_and_exit_code(tmp_path, legacy_server, case, overrides, code, message):
+def test_bad_input_gives_a_clear_error_and_exit_code(tmp_path, stock_server, case, overrides, code, message):
     import re
-    args, env = legacy_args(legacy_server)
+    args, env = stock_args(stock_server)
     p = run_cli([*args, "patch=file", f"patch.path={patch_file(tmp_path)}", *overrides], tmp_path, env)
     out = p.stdout + p.stderr
     assert p.returncode == code, out[-3000:]
     assert re.search(message, out), out[-3000:]
     assert "Traceback" not in out
-    assert legacy_server.state.generations == 0, "work started before the input was checked"
+    assert stock_server.generate_calls == stock_server.hooks_posts == 0, "work started before the input was checked"
 
 
-def test_malformed_jsonl_names_file_and_line(tmp_path, legacy_server):
+def test_malformed_jsonl_names_file_and_line(tmp_path, stock_server):
     f = tmp_path / "data.jsonl"
     f.write_text('{"prompt": "What is 1 + 1?", "answer": "2"}\n{"prompt": "What is 2 + 2?", "answer": \n')
-    args, env = legacy_args(legacy_server)
+    args, env = stock_args(stock_server)
     p = run_cli([*args, "dataset=jsonl", f"dataset.path={f}", "patch=file", f"patch.path={patch_file(tmp_path)}"],
                 tmp_path, env)
     assert p.returncode == 3 and f"{f}:2" in p.stderr and "Traceback" not in p.stdout + p.stderr
 
 
-def test_nan_in_patch_file_is_refused_before_any_generation(tmp_path, legacy_server):
+def test_nan_in_patch_file_is_refused_before_any_generation(tmp_path, stock_server):
     f = tmp_path / "nan.json"
     f.write_text('[{"tensor_name": "model.layers.1.mlp.up_proj.weight", "operation": "scale", "value": NaN}]')
-    args, env = legacy_args(legacy_server)
+    args, env = stock_args(stock_server)
     p = run_cli([*args, "dataset=arithmetic", "dataset.n=4", "patch=file", f"patch.path={f}"], tmp_path, env)
     assert p.returncode == 5 and "value: nan is not a finite number" in p.stderr
-    assert "Traceback" not in p.stdout + p.stderr and legacy_server.state.generations == 0
+    assert "Traceback" not in p.stdout + p.stderr
+    assert stock_server.hooks_posts == 0, "the stock server would have applied the NaN"
+    assert stock_server.generate_calls == 0
 
 
 def test_unreachable_server(tmp_path):
@@ -126,10 +131,10 @@ def test_unreachable_server(tmp_path):
     assert p.returncode == 4 and "/api/health failed" in p.stderr and "Traceback" not in p.stdout + p.stderr
 
 
-def test_jsonl_dataset_with_tasks_logs_per_task_accuracy(tmp_path, legacy_server):
+def test_jsonl_dataset_with_tasks_logs_per_task_accuracy(tmp_path, stock_server):
     f = write_jsonl(tmp_path / "d.jsonl", [{"q": f"What is {i} + {i}?", "a": str(2 * i), "t": "even" if i % 2 else "odd"}
                                              for i in range(8)])
-    args, env = legacy_args(legacy_server)
+    args, env = stock_args(stock_server)
     p = run_cli([*args, "dataset=jsonl", f"dataset.path={f}", "dataset.prompt_field=q", "dataset.answer_field=a",
                  "dataset.task_field=t", "patch=file", f"patch.path={patch_file(tmp_path)}"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]

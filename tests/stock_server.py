@@ -1,0 +1,316 @@
+"""A faithful stand-in for the users' *stock* hook server (../shared/hook-api.md), on a real model.
+
+Serves `tiny` or `smollm2` (loaded once per process with hookbench.server.models.load) through the
+reference server's building blocks, with the stock semantics a client must survive: every preset
+samples and there is no seed, `use_hooks: true` generates twice while a patch is active (both with
+the patch live), unknown tensors and unsupported ops are skipped silently, NaN values are applied,
+weight edits compound and outlive DELETE (only /api/restore undoes them), unknown presets are
+served as `balanced`, generation errors come back as HTTP 200 text, one model call at a time, and
+/api/health lists no extensions and no server identity.
+
+The one deliberate departure: generation is capped at `max_new_tokens_cap` new tokens (default 16)
+so tests stay cheap; the presets still report their stock `max_new_tokens`.
+
+Test hooks are plain attributes read/set on the object (the HTTP surface stays stock):
+counters `generations`, `generate_calls`, `loss_calls`, `hooks_posts`, `last_preset`; fault knobs
+`fail_calls`, `http_error_calls`, `empty_for`, `hooks_fail_after_apply`, `down_after_call`,
+`suggestions`, `suggestions_delay_s`; and `down()`, `kill()`, `up()`, `swap_model()`,
+`weights_sha256()`, `is_clean()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import math
+import threading
+import time
+from pathlib import Path
+
+import torch
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
+
+from hookbench import contract
+from hookbench.server import generation, models
+from hookbench.server_process import free_port
+from hookbench.server.patching import Patcher, PatchRejected
+
+WEIGHTS, HOOKS = contract.APPLY_MODES
+SCALE = contract.WEIGHT_OPS[0]
+STOCK_PRESETS = {name: p for name, p in generation.PRESETS.items() if contract.is_sampled(p)}
+_LOADED: dict[str, models.LoadedModel] = {}
+
+
+def load_model(spec: str) -> models.LoadedModel:
+    """`tiny` / `smollm2` / a path, loaded once per process (servers restore it when they stop)."""
+    if spec not in _LOADED:
+        _LOADED[spec] = models.load(spec)
+    return _LOADED[spec]
+
+
+def perturbed_copy(lm: models.LoadedModel, scale: float = 1e-3, seed: int = 1) -> models.LoadedModel:
+    """A copy of `lm` with every weight nudged by seeded noise: other weights, same name and tokenizer."""
+    model = copy.deepcopy(lm.model)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * scale)
+    return dataclasses.replace(lm, model=model, weights_sha256=models.weights_sha256(model))
+
+
+def uses_chat_template(lm: models.LoadedModel) -> bool:
+    """The stock server applies a chat template only when the model's folder name contains 'qwen' (§9)."""
+    return "qwen" in Path(str(lm.tokenizer.name_or_path)).name.lower()
+
+
+def fallback_suggestions(lm: models.LoadedModel) -> dict[str, list[dict]]:
+    """The stock server's fixed set when its agent is unavailable (§7): general 2 edits, math 1."""
+    mid = lm.model.config.num_hidden_layers // 2
+
+    def s(tensor, value, target):
+        return {"tensor_name": f"model.layers.{mid}.{tensor}.weight", "operation": SCALE, "value": value,
+                "target": target, "confidence": 0.5, "reason": "fallback suggestion (agent unavailable)"}
+
+    return {"general": [s("mlp.up_proj", 1.05, "top 20%"), s("self_attn.o_proj", 0.95, "all")],
+            "math": [s("mlp.down_proj", 1.1, "top 10%")]}
+
+
+class Suggestion(BaseModel):
+    tensor_name: str
+    operation: str
+    value: float  # NaN passes (pydantic allows it), as on the stock server
+    target: str = "all"
+    confidence: float | None = None
+    reason: str | None = None
+
+
+class GenerateRequest(BaseModel):
+    query: str
+    config: str = contract.FALLBACK_PRESET
+    use_hooks: bool = False
+
+
+class HooksRequest(BaseModel):
+    suggestions: list[Suggestion]
+    apply_mode: str = WEIGHTS
+
+
+class SuggestionsRequest(BaseModel):
+    capability: str
+
+
+class LossRequest(BaseModel):
+    prompt: str
+    answer: str
+    answer_prefix: str = " #### "
+    use_chat_template: bool = False
+
+
+class StockServer:
+    """Context manager: the stock server's behaviour on `model`, served by uvicorn on 127.0.0.1 in a thread.
+
+    model: "tiny" | "smollm2" | a models.LoadedModel.  port: None picks a free one.
+    torch_threads: torch threads while the model runs (1 avoids thread thrashing on a busy shared
+    machine, which makes the tiny model 10x slower; None leaves torch's setting alone).
+    """
+
+    def __init__(self, model: str | models.LoadedModel = "tiny", port: int | None = None,
+                 max_new_tokens_cap: int = 16, torch_threads: int | None = 1):
+        self.port = port or free_port()
+        self.torch_threads = torch_threads
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.max_new_tokens_cap = max_new_tokens_cap
+        self.lock = threading.Lock()  # §8: one model call at a time
+        self._set_model(model)
+        torch.seed()  # no seed (§6): loading `tiny` seeds torch with 0, which would make every process sample alike
+        # counters
+        self.generations = 0  # model generations: two per use_hooks request while a patch is active
+        self.generate_calls = 0  # POST /api/generate requests (numbering for the fault knobs)
+        self.loss_calls = 0
+        self.hooks_posts = 0  # POST /api/hooks requests
+        self.last_preset: str | None = None  # the preset the last generation was served with
+        # fault knobs
+        self.fail_calls: set[int] = set()  # generate call numbers answering "Generation error: ..." in a 200
+        self.http_error_calls: dict[int, int] = {}  # generate call number -> HTTP status answered instead
+        self.empty_for: set[str] = set()  # queries containing one of these answer "" (the model stops at once)
+        self.hooks_fail_after_apply: bool | set[int] = False  # True / these POST numbers: apply, then 502
+        self.down_after_call: int | None = None  # the server shuts down right after answering this generate call
+        self.suggestions: dict[str, list[dict]] | None = None  # None: the stock fallback set
+        self.suggestions_delay_s = 0.0  # the stock server takes 4-20 s here; tests need not wait
+        self.app = self._make_app()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- test hooks ---------------------------------------------------------------------------
+    def _set_model(self, model) -> None:
+        self.lm = load_model(model) if isinstance(model, str) else model
+        self.patcher = Patcher(self.lm.model)
+        self.chat = uses_chat_template(self.lm)
+
+    def _release_model(self) -> None:
+        """Leave a (possibly shared, cached) model as loaded: originals back, hooks gone."""
+        self.patcher.restore()
+        self.patcher.remove_hooks()
+
+    def swap_model(self, model: str | models.LoadedModel) -> None:
+        """Other weights behind the same URL (a redeploy the client was not told about)."""
+        with self.lock:
+            self._release_model()
+            self._set_model(model)
+
+    def weights_sha256(self) -> str:
+        """Fingerprint of the live weights (patches included)."""
+        with self.lock:
+            return models.weights_sha256(self.lm.model)
+
+    def is_clean(self) -> bool:
+        """No patch live: no kept originals, no hooks, flag off, weights as loaded."""
+        p = self.patcher
+        return (not p.originals and not p.handles and not p.active
+                and self.weights_sha256() == self.lm.weights_sha256)
+
+    def up(self) -> "StockServer":
+        """Start answering on self.url (again, after down())."""
+        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"stock server could not start on {self.url}")
+            time.sleep(0.02)
+        return self
+
+    def down(self, force: bool = False) -> None:
+        """Stop answering: connections to self.url are refused from now on. force: drop requests in flight."""
+        if self._server is None:
+            return
+        self._server.should_exit = True
+        self._server.force_exit = force
+        self._thread.join(timeout=10)
+
+    def kill(self) -> None:
+        """Stop at once, without waiting for requests in flight to be answered."""
+        self.down(force=True)
+
+    def __enter__(self) -> "StockServer":
+        return self.up()
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+        with self.lock:
+            self._release_model()
+
+    # -- the app ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _model_call(self):
+        """The global lock (§8), with torch's thread count set for the call and put back after."""
+        with self.lock:
+            before = torch.get_num_threads()
+            if self.torch_threads:
+                torch.set_num_threads(self.torch_threads)
+            try:
+                yield
+            finally:
+                torch.set_num_threads(before)
+
+    def _generate_one(self, query: str, cfg: dict) -> str:
+        self.generations += 1
+        if any(s in query for s in self.empty_for):
+            return ""
+        try:
+            return generation.generate(self.lm, [query], cfg, self.chat, None,
+                                       min(cfg["max_new_tokens"], self.max_new_tokens_cap))[0]
+        except Exception as e:  # §3: the error text is the answer, in a 200
+            return f"{contract.ERROR_TEXT_PREFIXES[0]} {e}"
+
+    def _make_app(self) -> FastAPI:
+        app = FastAPI(title="stock hook server stand-in")
+
+        @app.get(contract.HEALTH)
+        def health():
+            return {"status": "online", "device": self.lm.device, "hooks_active": self.patcher.active}
+
+        @app.get(contract.CONFIGS)
+        def configs():
+            return STOCK_PRESETS
+
+        @app.post(contract.GENERATE)
+        def generate(req: GenerateRequest):
+            with self._model_call():
+                self.generate_calls += 1
+                n = self.generate_calls
+                if n == self.down_after_call:  # graceful: this answer goes out, then the port closes
+                    threading.Thread(target=self.down, daemon=True).start()
+                if n in self.http_error_calls:
+                    return JSONResponse({"detail": "Internal Server Error"}, status_code=self.http_error_calls[n])
+                hooked = req.use_hooks and self.patcher.active
+                if n in self.fail_calls:
+                    text = f"{contract.ERROR_TEXT_PREFIXES[0]} CUDA out of memory. Tried to allocate 20.00 MiB"
+                    return {"original": text, "modified": text if hooked else None,
+                            "hook_count": self.patcher.hook_count}
+                name = req.config if req.config in STOCK_PRESETS else contract.FALLBACK_PRESET  # §5
+                self.last_preset = name
+                original = self._generate_one(req.query, STOCK_PRESETS[name])  # §2: with the patch live
+                modified = self._generate_one(req.query, STOCK_PRESETS[name]) if hooked else None
+                return {"original": original, "modified": modified, "hook_count": self.patcher.hook_count}
+
+        @app.post(contract.SUGGESTIONS)
+        def suggestions(req: SuggestionsRequest):
+            time.sleep(self.suggestions_delay_s)
+            table = fallback_suggestions(self.lm) if self.suggestions is None else self.suggestions
+            return {"suggestions": table.get(req.capability, [])}
+
+        @app.post(contract.HOOKS)
+        def apply(req: HooksRequest):
+            with self.lock:
+                self.hooks_posts += 1
+                mode = HOOKS if req.apply_mode == HOOKS else WEIGHTS
+                edits = [e for e in (self._lenient(s.model_dump(), mode) for s in req.suggestions) if e]
+                if mode == WEIGHTS:
+                    body = {"hook_count": len(edits), "applied_tensors": self.patcher.apply_weights(edits),
+                            "mode": mode}
+                else:
+                    body = {"hook_count": len(edits), "modules": self.patcher.apply_hooks(edits), "mode": mode}
+                f = self.hooks_fail_after_apply
+                if f is True or (isinstance(f, set) and self.hooks_posts in f):
+                    return PlainTextResponse("<html><body><h1>502 Bad Gateway</h1></body></html>", 502)
+                return body
+
+        @app.get(contract.HOOKS)
+        def hooks():
+            with self.lock:
+                return self.patcher.hook_stats()
+
+        @app.delete(contract.HOOKS)
+        def delete_hooks():
+            with self.lock:
+                self.patcher.remove_hooks()  # §1: weight edits stay
+            return {"hook_count": 0}
+
+        @app.post(contract.RESTORE)
+        def restore():
+            with self.lock:
+                return {"restored_params": self.patcher.restore()}
+
+        @app.post(contract.LOSS)
+        def loss(req: LossRequest):
+            with self._model_call():
+                self.loss_calls += 1
+                return generation.answer_losses(self.lm, [(req.prompt, req.answer)], req.answer_prefix,
+                                                req.use_chat_template)[0]
+
+        return app
+
+    def _lenient(self, s: dict, mode: str):
+        """The reference validation, minus its strictness: a bad suggestion is None (skipped, §4) and a
+        non-finite value is applied as given."""
+        value = s["value"]
+        try:
+            (edit,) = self.patcher.validate([{**s, "value": 0.0} if not math.isfinite(value) else s], mode)
+        except PatchRejected:
+            return None
+        return dataclasses.replace(edit, value=value)
