@@ -185,7 +185,8 @@ class StockServer:
         return self
 
     def down(self, force: bool = False) -> None:
-        """Stop answering: connections to self.url are refused from now on. force: drop requests in flight."""
+        """Stop answering: connections to self.url are refused from now on (force: do not wait for
+        requests in flight). up() serves again, with the same weights and patch state."""
         if self._server is None:
             return
         self._server.should_exit = True
