@@ -1,4 +1,10 @@
-"""Sweep report: one line per job (model x patch), so a user can see which edit helps which model."""
+"""Sweep report: one line per job (model x patch x strength), its verdict before and after the
+correction for the number of jobs tried, and the family that correction counted.
+
+A job that failed or was screened out stays in the table and in the family: dropping it would make
+the others look stronger. Plots are separate PNG artifacts named in the markdown (MLflow's markdown
+preview cannot show relative images).
+"""
 
 from __future__ import annotations
 
@@ -8,31 +14,40 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from hookbench.report import NA, fmt_acc, fmt_delta, md_table
+from hookbench import names
+from hookbench.report import NA, fmt_acc, fmt_delta, fmt_p, md_table, plots_sentence, verdict_color
 
-ID_COLUMNS = ["model", "patch", "patch_hash", "dataset", "run_id", "status"]
-METRIC_COLUMNS = [
-    "accuracy/baseline",
-    "accuracy/patched",
-    "accuracy/delta",
-    "accuracy/delta_ci_low",
-    "accuracy/delta_ci_high",
-    "n/scored",
-    "failures/baseline",
-    "failures/patched",
-]
+ID_COLUMNS = ["model", "patch", "patch_hash", "dataset", "strength", "run_id", "status", "screen", "verdict",
+              "verdict_adjusted", "error"]
+COUNT_COLUMNS = [names.N_SCORED, names.N_CLUSTERS, names.N_FIXED, names.N_BROKEN, names.failures("baseline"),
+                 names.failures("patched"), names.FAILURES_PATCH_CAUSED]
+METRIC_COLUMNS = [names.ACC_BASELINE, names.ACC_PATCHED, names.ACC_DELTA, names.ACC_CI_LOW, names.ACC_CI_HIGH,
+                  names.P_VALUE, names.P_ADJUSTED, names.MDE, *COUNT_COLUMNS, names.LOSS_DELTA]
 COLUMNS = ID_COLUMNS + METRIC_COLUMNS
-COUNT_COLUMNS = ["n/scored", "failures/baseline", "failures/patched"]
 HASH_SHOWN = 12  # characters of patch_hash in the markdown table; the CSV keeps it whole
+CORRECTION_NAMES = {"holm": "Holm correction", "bh": "Benjamini–Hochberg (FDR) correction"}
+MODEL_MARKERS = "osD^v<>P*X"
+# the dose-response plot's artifact name; belongs in hookbench.names (asked of the lead), used from there once it is
+SWEEP_STRENGTH_PNG = getattr(names, "SWEEP_STRENGTH_PNG", "sweep_strength.png")
 
 
 def _missing(x) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
+def _strength(r: dict) -> float:
+    s = r.get("strength")
+    return 1.0 if _missing(s) else float(s)
+
+
+def _screened_out(r: dict) -> bool:
+    return r.get("screen") == "rejected"
+
+
 def _sorted(rows: list[dict]) -> list[dict]:
-    """Stable order a reader can scan: by model, then patch, then dataset."""
-    return sorted(rows, key=lambda r: (str(r.get("model", "")), str(r.get("patch", "")), str(r.get("dataset", ""))))
+    """Stable order a reader can scan: by model, patch, strength, then dataset."""
+    return sorted(rows, key=lambda r: (str(r.get("model", "")), str(r.get("patch", "")), _strength(r),
+                                       str(r.get("dataset", ""))))
 
 
 def _columns(rows: list[dict]) -> list[str]:
@@ -51,79 +66,201 @@ def _count(x) -> str:
     return NA if _missing(x) else str(int(x))
 
 
-def sweep_markdown(rows: list[dict]) -> str:
-    """The sweep table: one row per job, the delta with its CI in one cell."""
-    header = ["model", "patch", "hash", "dataset", "status", "baseline", "patched",
-              "delta [95% CI]", "n scored", "failures b/p", "run id"]
+def _delta_cell(r: dict) -> str:
+    if r.get("verdict") == "no change observed":
+        return "no change observed"
+    if _missing(r.get(names.ACC_DELTA)):
+        return NA
+    return fmt_delta(r.get(names.ACC_DELTA), r.get(names.ACC_CI_LOW), r.get(names.ACC_CI_HIGH))
+
+
+def _verdict_adjusted(r: dict) -> str:
+    if r.get("status") != "FINISHED":
+        return "failed"
+    if _screened_out(r):
+        return "screened out"
+    return r.get("verdict_adjusted") or r.get("verdict") or "no data"
+
+
+def family_line(rows: list[dict], correction: str, alpha: float) -> str:
+    """The correction and the family it counted:
+    "Holm correction over 4 jobs (1 failed, counted in the family)"."""
+    n_failed = sum(r.get("status") != "FINISHED" for r in rows)
+    n_screened = sum(r.get("status") == "FINISHED" and _screened_out(r) for r in rows)
+    aside = [f"{n_failed} failed"] * bool(n_failed) + [f"{n_screened} screened out"] * bool(n_screened)
+    jobs = f"{len(rows)} job{'s' * (len(rows) != 1)}"
+    if aside:
+        jobs += f" ({', '.join(aside)}, counted in the family)"
+    if correction in CORRECTION_NAMES:
+        return f"{CORRECTION_NAMES[correction]} over {jobs}; adjusted verdicts at α = {alpha:g}."
+    return f"No correction for multiple comparisons over {jobs}: each p as tested, at α = {alpha:g}."
+
+
+def _strength_rows(rows: list[dict]) -> bool:
+    """A dose-response plot is worth drawing: some patch set ran at more than one strength."""
+    seen: dict[tuple, set] = {}
+    for r in rows:
+        seen.setdefault((r.get("model"), r.get("patch"), r.get("dataset")), set()).add(_strength(r))
+    return any(len(s) > 1 for s in seen.values())
+
+
+def sweep_markdown(rows: list[dict], correction: str, alpha: float, pngs: list[str]) -> str:
+    """The sweep table: one row per job, its own p, the adjusted p and the adjusted verdict."""
+    rows = _sorted(rows)
+    header = ["model", "patch", "strength", "hash", "dataset", "status", "baseline", "patched", "delta [95% CI]",
+              "p", "p adjusted", "verdict (adjusted)", "verdict (own test)", "fixed / broken", "n scored",
+              "failures b/p", "run id"]
     body = [
-        [r.get("model"), r.get("patch"), (r.get("patch_hash") or "")[:HASH_SHOWN], r.get("dataset"),
-         r.get("status"), fmt_acc(r.get("accuracy/baseline")), fmt_acc(r.get("accuracy/patched")),
-         fmt_delta(r.get("accuracy/delta"), r.get("accuracy/delta_ci_low"), r.get("accuracy/delta_ci_high"))
-         if not _missing(r.get("accuracy/delta")) else NA,
-         _count(r.get("n/scored")),
-         f"{_count(r.get('failures/baseline'))} / {_count(r.get('failures/patched'))}", r.get("run_id")]
-        for r in _sorted(rows)
+        [r.get("model"), r.get("patch"), f"{_strength(r):g}", (r.get("patch_hash") or "")[:HASH_SHOWN],
+         r.get("dataset"), r.get("status"), fmt_acc(r.get(names.ACC_BASELINE)), fmt_acc(r.get(names.ACC_PATCHED)),
+         _delta_cell(r), fmt_p(r.get(names.P_VALUE)), fmt_p(r.get(names.P_ADJUSTED)), _verdict_adjusted(r),
+         r.get("verdict") or NA, f"{_count(r.get(names.N_FIXED))} / {_count(r.get(names.N_BROKEN))}",
+         _count(r.get(names.N_SCORED)),
+         f"{_count(r.get(names.failures('baseline')))} / {_count(r.get(names.failures('patched')))}", r.get("run_id")]
+        for r in rows
     ]
-    n_failed = sum(r.get("status") == "FAILED" for r in rows)
+    verdicts = [_verdict_adjusted(r) for r in rows]
+    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
     lines = ["# Sweep summary", "",
-             f"{len(rows)} jobs, {n_failed} failed. Delta is patched − baseline accuracy with its paired 95% CI.",
-             "", md_table(header, body), "", "![delta per patch](sweep_delta.png)", ""]
-    errors = [r for r in _sorted(rows) if r.get("error")]
-    if errors:
-        lines += ["## Failed jobs", "", *(f"- {r.get('model')} / {r.get('patch')} ({r.get('run_id')}): {r['error']}"
-                                          for r in errors), ""]
+             f"{len(rows)} jobs: {counts or 'none'}.", "",
+             family_line(rows, correction, alpha) + " A failed or screened-out job counts as p = 1.", "",
+             "Delta is patched − baseline accuracy with its 95% interval clustered by query; p is each job's own "
+             "test, p adjusted the corrected one, and the verdict (adjusted) is the one to act on.", "",
+             md_table(header, body), "", plots_sentence(pngs, "the sweep's parent run"), ""]
+    failed = [r for r in rows if r.get("status") != "FINISHED"]
+    if failed:
+        lines += ["## Failed jobs", "", *(f"- {r.get('model')} / {r.get('patch')} (strength {_strength(r):g}, run "
+                                          f"{r.get('run_id')}): {r.get('error') or 'no error recorded'}"
+                                          for r in failed), ""]
+    screened = [r for r in rows if r.get("status") == "FINISHED" and _screened_out(r)]
+    if screened:
+        lines += ["## Screened out", "", "The loss screen rejected these patch sets before generation; they stay "
+                                         "in the family.", "",
+                  *(f"- {r.get('model')} / {r.get('patch')} (strength {_strength(r):g}, run {r.get('run_id')})"
+                    for r in screened), ""]
     return "\n".join(lines)
 
 
-def plot_sweep_delta(path: Path, rows: list[dict]) -> Path:
-    """Delta with CI per patch, one colour per model side by side; failed jobs marked ✕ on the zero line."""
+def sweep_note(rows: list[dict], correction: str | None = None, alpha: float | None = None) -> str:
+    """A short markdown table for the parent run's MLflow description: the sweep's result on its page."""
     rows = _sorted(rows)
-    datasets = sorted({str(r.get("dataset")) for r in rows})
-    label = (lambda r: f"{r.get('patch')}\n{r.get('dataset')}") if len(datasets) > 1 else (lambda r: str(r.get("patch")))
-    groups = list(dict.fromkeys(label(r) for r in sorted(rows, key=lambda r: (str(r.get("patch")), str(r.get("dataset"))))))
+    body = [[r.get("model"), r.get("patch"), f"{_strength(r):g}", _delta_cell(r), fmt_p(r.get(names.P_ADJUSTED)),
+             _verdict_adjusted(r)] for r in rows]
+    parts = [md_table(["model", "patch", "strength", "delta [95% CI]", "p adjusted", "verdict (adjusted)"], body)]
+    if correction is not None:
+        parts += ["", family_line(rows, correction, 0.05 if alpha is None else alpha)]
+    pngs = [names.SWEEP_PNG] + [SWEEP_STRENGTH_PNG] * _strength_rows(rows)
+    parts += ["", f"Full table: `{names.SWEEP_MD}`. " + plots_sentence(pngs)]
+    return "\n".join(parts)
+
+
+def _errorbar(ax, x: float, r: dict, color: str, marker: str, label: str | None) -> None:
+    d, lo, hi = r.get(names.ACC_DELTA), r.get(names.ACC_CI_LOW), r.get(names.ACC_CI_HIGH)
+    no_interval = _missing(lo) or _missing(hi) or r.get("verdict") == "no change observed"
+    ax.errorbar([x], [d], yerr=None if no_interval else [[d - lo], [hi - d]], fmt=marker, color=color,
+                capsize=4, label=label)
+
+
+def _verdict_legend(ax) -> None:
+    for v, color in (("improves", verdict_color("improves")), ("hurts", verdict_color("hurts")),
+                     ("no detectable change", verdict_color(None))):
+        ax.plot([], [], "s", color=color, label=f"{v} (adjusted)")
+
+
+def plot_sweep_delta(path: Path, rows: list[dict]) -> Path:
+    """Delta with its interval per patch set, a marker per model, coloured by the adjusted verdict;
+    failed or screened-out jobs marked ✕ on the zero line."""
+    rows = _sorted(rows)
+    datasets, strengths = len({str(r.get("dataset")) for r in rows}) > 1, len({_strength(r) for r in rows}) > 1
+
+    def label(r):
+        return "\n".join([str(r.get("patch"))] + [f"s={_strength(r):g}"] * strengths
+                         + [str(r.get("dataset"))] * datasets)
+
+    groups = list(dict.fromkeys(label(r) for r in sorted(rows, key=lambda r: (str(r.get("patch")), _strength(r),
+                                                                               str(r.get("dataset"))))))
     models = list(dict.fromkeys(str(r.get("model")) for r in rows))
     width = 0.8 / max(1, len(models))
-    fig = Figure(figsize=(max(6, 1.2 * len(groups) * max(1, len(models)) ** 0.5 + 2), 4.2), layout="constrained")
+    fig = Figure(figsize=(max(6, 1.2 * len(groups) * max(1, len(models)) ** 0.5 + 3), 4.2), layout="constrained")
     ax = fig.subplots()
     ax.axhline(0, color="black", lw=0.8)
-    colors = {m: f"C{i % 10}" for i, m in enumerate(models)}
-    failed_labelled = False
+    no_data_labelled = False
     for mi, model in enumerate(models):
         offset = (mi - (len(models) - 1) / 2) * width
-        first = True
+        marker = MODEL_MARKERS[mi % len(MODEL_MARKERS)]
+        ax.plot([], [], marker, color="black", ls="none", label=model)
         for r in (r for r in rows if str(r.get("model")) == model):
             x = groups.index(label(r)) + offset
-            d, lo, hi = r.get("accuracy/delta"), r.get("accuracy/delta_ci_low"), r.get("accuracy/delta_ci_high")
-            if _missing(d):
-                ax.plot([x], [0], marker="x", color="tab:red", ms=9, ls="none",
-                        label=None if failed_labelled else "failed / no data")
-                failed_labelled = True
+            if _missing(r.get(names.ACC_DELTA)):
+                ax.plot([x], [0], marker="x", color="black", ms=9, ls="none",
+                        label=None if no_data_labelled else "failed / screened out / no data")
+                no_data_labelled = True
                 continue
-            yerr = None if _missing(lo) or _missing(hi) else [[d - lo], [hi - d]]
-            ax.errorbar([x], [d], yerr=yerr, fmt="o", color=colors[model], capsize=4,
-                        label=model if first else None)
-            first = False
+            _errorbar(ax, x, r, verdict_color(_verdict_adjusted(r)), marker, None)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_xlim(-0.6, max(0.6, len(groups) - 0.4))
     ax.set_ylabel("accuracy delta (patched − baseline)")
-    ax.set_title("Patch effect per model (95% paired CI)", fontsize=10)
+    ax.set_title("Patch effect per model (95% interval clustered by query)", fontsize=10)
     if rows:
-        ax.legend(fontsize=8, loc="best")
+        _verdict_legend(ax)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     else:
         ax.text(0.5, 0.5, "no jobs", ha="center", va="center", transform=ax.transAxes)
     fig.savefig(path, dpi=110)
     return path
 
 
-def write_sweep_report(out_dir: Path, rows: list[dict]) -> list[Path]:
-    """Write sweep_summary.md, sweep_summary.csv and sweep_delta.png; return their paths."""
+def plot_sweep_strength(path: Path, rows: list[dict]) -> Path:
+    """Dose-response: delta with its interval against patch strength, one line per patch set and model
+    (and dataset), points coloured by the adjusted verdict; failed jobs ✕ on the zero line."""
+    rows = _sorted(rows)
+    series: dict[tuple, list[dict]] = {}
+    for r in rows:
+        series.setdefault((str(r.get("patch")), str(r.get("model")), str(r.get("dataset"))), []).append(r)
+    datasets = len({k[2] for k in series}) > 1
+    fig = Figure(figsize=(7.5, 4.4), layout="constrained")
+    ax = fig.subplots()
+    ax.axhline(0, color="black", lw=0.8)
+    ax.axvline(1, color="0.7", lw=0.8, ls=":")
+    no_data_labelled = False
+    for i, ((patch, model, dataset), rs) in enumerate(series.items()):
+        name = f"{patch} / {model}" + (f" / {dataset}" if datasets else "")
+        line_color = f"C{i % 10}"
+        ok = [r for r in rs if not _missing(r.get(names.ACC_DELTA))]
+        ax.plot([_strength(r) for r in ok], [r[names.ACC_DELTA] for r in ok], "-", color=line_color, lw=1.2,
+                label=name if ok else None)
+        marker = MODEL_MARKERS[i % len(MODEL_MARKERS)]
+        for r in ok:
+            _errorbar(ax, _strength(r), r, verdict_color(_verdict_adjusted(r)), marker, None)
+        for r in (r for r in rs if _missing(r.get(names.ACC_DELTA))):
+            ax.plot([_strength(r)], [0], marker="x", color="black", ms=9, ls="none",
+                    label=None if no_data_labelled else "failed / screened out / no data")
+            no_data_labelled = True
+    ax.set_xlabel("patch strength (0 = no edit, 1 = the patch as written)")
+    ax.set_ylabel("accuracy delta (patched − baseline)")
+    ax.set_title("Dose-response: delta against strength (95% interval clustered by query)", fontsize=10)
+    _verdict_legend(ax)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def write_sweep_report(out_dir: Path, rows: list[dict], correction: str, alpha: float) -> list[Path]:
+    """Write sweep_summary.md, sweep_summary.csv, sweep_delta.png and, when a patch set ran at more than
+    one strength, the dose-response plot; return their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    md = out_dir / "sweep_summary.md"
-    md.write_text(sweep_markdown(rows), encoding="utf-8")
-    csv = out_dir / "sweep_summary.csv"
+    pngs = [out_dir / names.SWEEP_PNG]
+    if _strength_rows(rows):
+        pngs.append(out_dir / SWEEP_STRENGTH_PNG)
+    md = out_dir / names.SWEEP_MD
+    md.write_text(sweep_markdown(rows, correction, alpha, [p.name for p in pngs]), encoding="utf-8")
+    csv = out_dir / names.SWEEP_CSV
     frame = pd.DataFrame(sweep_table(rows), columns=_columns(rows))
     for col in COUNT_COLUMNS:  # keep counts integer in the CSV even when failed jobs leave gaps
         frame[col] = pd.to_numeric(frame[col]).astype("Int64")
     frame.to_csv(csv, index=False)
-    return [md, csv, plot_sweep_delta(out_dir / "sweep_delta.png", rows)]
+    plot_sweep_delta(pngs[0], rows)
+    if len(pngs) > 1:
+        plot_sweep_strength(pngs[1], rows)
+    return [md, csv, *pngs]

@@ -1,29 +1,56 @@
-"""The run report, checked the way a user reads it: order of the diff table, numbers in report.md, files."""
+"""The run report, checked the way a user reads it: the verdict in words, the numbers behind it, colours
+that follow the verdict, the diff table, files that open."""
 
 import json
-import math
 
+import numpy as np
 import pytest
+from PIL import Image
 from rich.console import Console
 
+from hookbench.record import RunRecord
 from hookbench.report import diff_table, fmt_acc, fmt_delta, summary_table, write_run_report
 from hookbench.results import ArmResult, ItemResult, summarize
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+GREEN_RGB = (44, 160, 44)  # matplotlib tab:green
+ANSI_GREEN = "\x1b[32m"
+REPORT_FILES = {"items.jsonl", "items.csv", "diff_table.md", "accuracy.png", "latency.png", "report.md"}
 
 
 def ok(answer, correct, latency=1.0, **kw):
-    return ArmResult(output=f"The answer is {answer}", latency_s=latency, correct=correct, extracted=answer, **kw)
+    return ArmResult(output=f"The answer is {answer}", latency_s=latency, batch_size=kw.pop("batch_size", 1),
+                     correct=correct, extracted=answer, **kw)
 
 
 def failed(kind, latency=None):
     return ArmResult(output=None, latency_s=latency, error=kind, error_detail=f"{kind} detail")
 
 
-def item(i, baseline, patched, task="arith", prompt=None, gold="4"):
+def item(i, baseline, patched, task="arith", prompt=None, gold="4", query=None):
     prompt = prompt or f"question {i}"
-    return ItemResult(id=f"q{i}", task=task, prompt=prompt, query=f"Q: {prompt}\nA:", gold=gold,
+    return ItemResult(id=f"q{i}", task=task, prompt=prompt, query=query or f"Q: {prompt}\nA:", gold=gold,
                       baseline=baseline, patched=patched)
+
+
+def paired(n_fixed, n_broken, n_same, task="arith"):
+    """n items fixed, broken and right in both: a table with a known exact McNemar p."""
+    recs = [item(i, ok("3", False), ok("4", True), task=task) for i in range(n_fixed)]
+    recs += [item(100 + i, ok("4", True), ok("3", False), task=task) for i in range(n_broken)]
+    return recs + [item(200 + i, ok("4", True), ok("4", True), task=task) for i in range(n_same)]
+
+
+def run_record(**overrides) -> RunRecord:
+    fields = dict(model={"name": "tiny", "hf_id": "hookbench/tiny", "revision": None},
+                  server={"url": "http://127.0.0.1:1", "identity": {"model": "tiny"}, "device": "cpu",
+                          "extensions": []},
+                  generation={"preset": "greedy", "batch_size": 4, "samples": 1},
+                  patch={"name": "scale_mlp", "hash": "abc123", "source": "file", "strength": 1.0,
+                         "probe_loss_delta": float("nan")},
+                  dataset={"name": "gsm8k", "fingerprint": "fp-1", "n_items": 7, "split": "all"},
+                  scorer={"name": "numeric"}, requests={"generations": 14, "loss": 0},
+                  stats={"alpha": 0.05, "max_tokens": {"generation": 64}})
+    return RunRecord(**(fields | overrides))
 
 
 @pytest.fixture
@@ -31,7 +58,7 @@ def records():
     return [
         item(0, ok("4", True, 0.8), ok("4", True, 1.1)),  # same, right
         item(1, ok("5", False, 0.9), ok("5", False, 1.0), task="logic"),  # same, wrong
-        item(2, ok("4", True, 1.0), failed("timeout", 30.0)),  # failed in patched
+        item(2, ok("4", True, 1.0), failed("timeout", 30.0)),  # failed in patched (infrastructure)
         item(3, ok("4", True, 1.2), ok("3", False, 1.3)),  # broken by the patch
         item(4, ok("3", False, 1.1), ok("4", True, 1.4), prompt="a | b\nsecond line"),  # fixed, pipe in prompt
         item(5, failed("api_error"), ok("4", True, 0.7), task="logic"),  # failed in baseline
@@ -40,8 +67,32 @@ def records():
     ]
 
 
+def report_of(tmp_path, records, warnings=(), **summarize_kw) -> tuple[str, object]:
+    summary = summarize(records, **summarize_kw)
+    write_run_report(tmp_path, records, summary, run_record(), "tiny + scale_mlp", list(warnings))
+    return (tmp_path / "report.md").read_text(encoding="utf-8"), summary
+
+
+def section(report: str, heading: str) -> str:
+    return report.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def console_text(summary, color: bool = False) -> str:
+    console = Console(width=200, record=True, force_terminal=color, color_system="standard" if color else None)
+    console.print(summary_table(summary))
+    return console.export_text(styles=color)
+
+
+def green_pixels(png) -> int:
+    rgb = np.asarray(Image.open(png).convert("RGB")).reshape(-1, 3).astype(int)
+    return int((np.abs(rgb - GREEN_RGB).sum(axis=1) < 30).sum())
+
+
 def diff_rows(md: str) -> list[str]:
     return [line for line in md.splitlines() if line.startswith("| q")]
+
+
+# ---------------------------------------------------------------- diff table
 
 
 def test_diff_table_orders_fixed_broken_failed_then_rest(records):
@@ -74,62 +125,176 @@ def test_diff_table_cuts_only_unchanged_rows_when_long():
     assert "102 unchanged rows left out" in md and "items.jsonl" in md
 
 
+def test_diff_table_shows_the_draw_when_items_have_several():
+    recs = [ItemResult(id="q0", task="arith", prompt="p", query="Q", gold="4", draw=d,
+                       baseline=ok("4", True), patched=ok("3", d == 0)) for d in range(2)]
+    md = diff_table(recs)
+    assert md.splitlines()[2].startswith("| id | draw |")
+    assert any(r.startswith("| q0 | 1 |") for r in diff_rows(md))
+
+
+# ---------------------------------------------------------------- report.md
+
+
 def test_write_run_report_files_and_roundtrip(tmp_path, records):
     summary = summarize(records)
-    context = {"title": "smollm2 + scale_mlp", "model": "smollm2", "patch": "scale_mlp",
-               "patch_hash": "abc123", "dataset": "gsm8k", "generation": {"max_tokens": 64}}
-    paths = write_run_report(tmp_path / "out", records, summary, context)
-    names = {p.name for p in paths}
-    assert names == {"items.jsonl", "items.csv", "diff_table.md", "accuracy.png", "latency.png", "report.md"}
-    assert all(p.exists() for p in paths)
+    paths = write_run_report(tmp_path / "out", records, summary, run_record(), "smollm2 + scale_mlp", [])
+    assert {p.name for p in paths} == REPORT_FILES and all(p.exists() for p in paths)
 
     lines = (tmp_path / "out" / "items.jsonl").read_text(encoding="utf-8").splitlines()
     assert [ItemResult.from_flat(json.loads(line)) for line in lines] == records
     assert "ünïcødé" in lines[-1]  # ensure_ascii=False
     csv_header = (tmp_path / "out" / "items.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert csv_header.split(",") == list(records[0].flat())
+    assert csv_header.split(",") == ItemResult.columns()
 
     for png in ("accuracy.png", "latency.png"):
         data = (tmp_path / "out" / png).read_bytes()
-        assert data.startswith(PNG_MAGIC) and len(data) > 5000
+        assert data.startswith(PNG_MAGIC) and Image.open(tmp_path / "out" / png).size[0] > 500
 
     report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
-    d = summary.delta
     assert report.startswith("# smollm2 + scale_mlp")
-    assert fmt_delta(d.delta, d.ci_low, d.ci_high) in report
-    assert f"[{d.ci_low:+.3f}, {d.ci_high:+.3f}]" in report
     assert fmt_acc(summary.accuracy_baseline) in report and fmt_acc(summary.accuracy_patched) in report
-    assert f"{summary.n_scored} / {summary.n_items}" in report
+    assert f"| scored in both arms / items | {summary.n_scored} / {summary.n_items} |" in report
     assert "timeout: 1" in report and "api_error: 1" in report
-    assert "![accuracy](accuracy.png)" in report and "![latency](latency.png)" in report
-    assert "abc123" in report and "gsm8k" in report and '{"max_tokens": 64}' in report
-    assert "## Per task" in report and "| logic |" in report
+    # the run's settings from the RunRecord, dicts as JSON
+    assert "| patch.hash | abc123 |" in report and "| dataset.name | gsm8k |" in report
+    assert '{"generation": 64}' in report
     assert (tmp_path / "out" / "diff_table.md").read_text(encoding="utf-8") in report
 
 
-def test_nan_summary_does_not_crash(tmp_path):
+def test_report_opens_with_the_verdict_sentence_test_interval_and_counts(tmp_path):
+    report, summary = report_of(tmp_path, paired(5, 0, 15))  # exact McNemar: p = 2 * 0.5**5 = 0.0625
+    c = summary.comparison
+    head = report.split("## ", 1)[0]
+    assert head.splitlines()[2] == f"**Accuracy: {c.sentence()}**"
+    assert "no detectable change" in head and "p = 0.0625" in head
+    assert "Test: exact McNemar (binomial) on 5 discordant pairs." in head
+    assert "95% interval clustered by query: cluster-robust (CR1) t-interval over 20 query clusters" in head
+    result = section(report, "Result")
+    for row in (f"| delta (patched − baseline) [95% CI] | {fmt_delta(c.delta, c.ci_low, c.ci_high)} |",
+                "| p | 0.0625 |", "| verdict (α = 0.05) | no detectable change |",
+                f"| minimum detectable effect (80% power) | ±{c.mde:.3f} |",
+                "| fixed (✗→✓) | 5 |", "| broken (✓→✗) | 0 |", "| right in both | 15 |", "| wrong in both | 0 |"):
+        assert row in result
+    assert "improves" not in head
+
+
+def test_per_task_rows_have_n_delta_interval_and_p(tmp_path):
+    report, summary = report_of(tmp_path, paired(6, 0, 4, task="arith") + paired(1, 2, 7, task="logic"))
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in section(report, "Per task").splitlines()
+            if line.startswith("| arith") or line.startswith("| logic")}
+    for task in ("arith", "logic"):
+        c = summary.per_task[task]["comparison"]
+        assert rows[task].startswith(f"| {task} | {c.n} |")
+        assert f"| {fmt_delta(c.delta, c.ci_low, c.ci_high)} | {c.p_value:.3g} | {c.verdict} |" in rows[task]
+    assert "| arith | 10 |" in rows["arith"] and "| 0.0312 | improves |" in rows["arith"]  # 2 * 0.5**6
+
+
+def test_zero_discordant_pairs_show_no_change_observed_with_the_mde_not_an_interval(tmp_path):
+    report, summary = report_of(tmp_path, paired(0, 0, 20))
+    assert "no change observed (0 of 20 items changed" in report.split("## ", 1)[0]
+    result = section(report, "Result")
+    assert "| delta (patched − baseline) [95% CI] | no change observed (0 of 20 changed) |" in result
+    assert f"| minimum detectable effect (80% power) | ±{summary.comparison.mde:.3f} |" in result
+    assert "+0.000 [" not in report
+
+
+def test_nan_is_printed_as_n_a_never_nan(tmp_path):
     records = [item(0, failed("timeout"), failed("api_error")), item(1, failed("empty"), ok("4", True))]
-    summary = summarize(records)
-    assert math.isnan(summary.accuracy_baseline) and math.isnan(summary.delta.delta)
-    paths = write_run_report(tmp_path, records, summary, {})
-    report = (tmp_path / "report.md").read_text(encoding="utf-8")
-    assert "n/a" in report and "nan" not in report.lower()
-    assert all(p.read_bytes().startswith(PNG_MAGIC) for p in paths if p.suffix == ".png")
+    report, summary = report_of(tmp_path, records)
+    assert "n/a" in report and "nan" not in report.lower()  # also the NaN probe_loss_delta of the record
+    assert "no data (no paired items)" in report
+    assert all(p.read_bytes().startswith(PNG_MAGIC) for p in tmp_path.glob("*.png"))
+    assert "nan" not in console_text(summary).lower() and "n/a" in console_text(summary)
 
 
 def test_empty_run_does_not_crash(tmp_path):
-    paths = write_run_report(tmp_path, [], summarize([]), {"title": "empty"})
-    assert len(paths) == 6
+    paths = write_run_report(tmp_path, [], summarize([]), {"model": {"name": "tiny"}}, "empty", [])
+    assert {p.name for p in paths} == REPORT_FILES
+    assert "nan" not in (tmp_path / "report.md").read_text(encoding="utf-8").lower()
+
+
+def test_plots_are_named_not_embedded_as_images_mlflow_cannot_show(tmp_path, records):
+    report, _ = report_of(tmp_path, records)
+    assert "![" not in report and "](accuracy.png)" not in report
+    assert "Plots: `accuracy.png`, `latency.png`" in section(report, "Plots")
+
+
+def test_loss_block_says_lower_is_better(tmp_path):
+    recs = paired(0, 0, 12)
+    for i, r in enumerate(recs):
+        r.baseline.loss, r.patched.loss = 2.0 + 0.1 * i, 1.5 + 0.1 * i  # every item's loss falls by 0.5
+    report, summary = report_of(tmp_path, recs)
+    assert summary.loss.verdict == "improves"
+    assert "**Loss (lower is better): improves**" in report
+    loss = section(report, "Loss")
+    assert "lower is better" in loss and "| loss baseline | 2.5500 |" in loss and "| loss patched | 2.0500 |" in loss
+    assert "| delta (patched − baseline) [95% CI] | -0.500" in loss
+    assert "| items with lower / higher loss under the patch | 12 / 0 |" in loss
+    assert "## Loss" not in report_of(tmp_path, paired(1, 1, 3))[0]
+
+
+def test_patch_caused_failures_and_breaking_generation_are_said(tmp_path):
+    recs = [item(i, ok("4", True), failed("empty")) for i in range(6)] + paired(1, 0, 3)
+    warning = "60% of patched answers failed (6 empty); more than failures.warn_share=0.2"
+    report, summary = report_of(tmp_path, recs, warnings=[warning])
+    assert f"- {warning}" in section(report, "Warnings")
+    failures = section(report, "Failures")
+    assert "Patch-caused failures (the baseline answered, the patched generation failed): 6." in failures
+    w = summary.with_patch_failures
+    assert f"Counting them as wrong answers: delta {fmt_delta(w.delta, w.ci_low, w.ci_high)}" in failures
+    assert "the patch breaks generation: 6 of 10 patched answers failed only under the patch" in failures
+    assert "breaks generation" not in report_of(tmp_path, paired(1, 0, 3))[0]
+
+
+def test_repeats_within_the_run_are_not_reused_answers(tmp_path):
+    recs = paired(2, 0, 4)
+    recs[1].query = recs[0].query
+    recs[1].baseline.repeat_of = recs[1].patched.repeat_of = recs[0].id
+    recs[5].patched.source_run = "run-old"
+    report, _ = report_of(tmp_path, recs)
+    assert "- 1 items repeat a query of another item and were answered once" in report
+    assert "- 1 patched answers were reused from earlier runs" in report
+    assert "| query clusters | 5 |" in report
+
+
+def test_latency_per_answer_with_batch_sizes_and_per_request(tmp_path):
+    recs = [item(i, ok("4", True, 0.5, batch_size=4), ok("4", True, 0.75, batch_size=4)) for i in range(4)]
+    report, _ = report_of(tmp_path, recs, request_latency_s={"baseline": [2.0], "patched": [3.0, 3.0]})
+    latency = section(report, "Latency")
+    assert "request's time divided by the request's batch size" in latency
+    assert "| baseline | 0.50 s | 4 | 2.00 s | 2.00 s |" in latency
+    assert "| patched | 0.75 s | 4 | 3.00 s | 3.00 s |" in latency
+
+
+# ---------------------------------------------------------------- colours follow the verdict
+
+
+def test_five_fixed_none_broken_of_twenty_is_not_green(tmp_path):
+    """The interval excludes 0 here, but the exact test gives p = 0.0625: no colour, no 'improves'."""
+    recs = paired(5, 0, 15)
+    summary = summarize(recs)
+    assert summary.comparison.ci_low > 0 and summary.comparison.verdict == "no detectable change"
+    text = console_text(summary, color=True)
+    assert ANSI_GREEN not in text
+    assert "no detectable change (p = 0.0625)" in console_text(summary)
+    assert summary.comparison.sentence() in " ".join(console_text(summary).split())
+    write_run_report(tmp_path, recs, summary, run_record(), "t", [])
+    assert green_pixels(tmp_path / "accuracy.png") == 0
+
+
+def test_a_significant_improvement_is_green(tmp_path):
+    recs = paired(12, 0, 8)
+    summary = summarize(recs)
+    assert summary.comparison.verdict == "improves"
+    assert ANSI_GREEN in console_text(summary, color=True)
+    write_run_report(tmp_path, recs, summary, run_record(), "t", [])
+    assert green_pixels(tmp_path / "accuracy.png") > 20
 
 
 def test_summary_table_renders_numbers(records):
-    summary = summarize(records)
-    console = Console(width=200, record=True)
-    console.print(summary_table(summary))
-    text = console.export_text()
-    d = summary.delta
-    assert fmt_delta(d.delta, d.ci_low, d.ci_high) in text
+    summary = summarize(records, request_latency_s={"baseline": [1.0, 2.0], "patched": [1.5]})
+    text = console_text(summary)
     assert "timeout: 1" in text and "api_error: 1" in text
-    nan_console = Console(width=200, record=True)
-    nan_console.print(summary_table(summarize([item(0, failed("timeout"), failed("timeout"))])))
-    assert "n/a" in nan_console.export_text()
+    assert "1 / 1" in text  # fixed / broken
+    assert "1.50 s / 1.95 s" in text  # request mean / p95

@@ -1,65 +1,149 @@
-"""The sweep report: one row per job, failed jobs visible, files that open."""
+"""The sweep report: one row per job with its own and its adjusted verdict, the correction and the family
+it counted, failed and screened-out jobs visible, a dose-response plot when strengths differ."""
 
 import math
 
 import pandas as pd
+import pytest
+from PIL import Image
+from statsmodels.stats.multitest import multipletests
 
-from hookbench.sweep_report import sweep_table, write_sweep_report
+from hookbench import names
+from hookbench.stats import adjust_p_values, adjusted_verdict
+from hookbench.sweep_report import sweep_note, sweep_table, write_sweep_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def job(model, patch, delta=None, status="FINISHED", **kw):
+def job(model, patch, delta=None, p=None, status="FINISHED", strength=1.0, **kw):
     row = {"model": model, "patch": patch, "patch_hash": f"{patch}-hash-0123456789abcdef", "dataset": "gsm8k",
-           "run_id": f"run-{model}-{patch}", "status": status}
+           "run_id": f"run-{model}-{patch}-{strength:g}", "status": status, "strength": strength,
+           "screen": None, "verdict": None}
     if delta is not None:
-        row.update({"accuracy/baseline": 0.5, "accuracy/patched": 0.5 + delta, "accuracy/delta": delta,
-                    "accuracy/delta_ci_low": delta - 0.05, "accuracy/delta_ci_high": delta + 0.05,
-                    "n/scored": 100, "failures/baseline": 0, "failures/patched": 2})
-    row.update(kw)
-    return row
+        row |= {names.ACC_BASELINE: 0.5, names.ACC_PATCHED: 0.5 + delta, names.ACC_DELTA: delta,
+                names.ACC_CI_LOW: delta - 0.05, names.ACC_CI_HIGH: delta + 0.05, names.P_VALUE: p,
+                names.MDE: 0.08, names.N_SCORED: 100, names.N_CLUSTERS: 90, names.N_FIXED: 12, names.N_BROKEN: 3,
+                names.failures("baseline"): 0, names.failures("patched"): 2, names.FAILURES_PATCH_CAUSED: 1,
+                "verdict": ("improves" if delta > 0 else "hurts") if p < 0.05 else "no detectable change"}
+    return row | kw
 
 
-ROWS = [
-    job("smollm2", "scale_mlp", 0.06),
-    job("smollm2", "zero_head", -0.10),
-    job("qwen", "scale_mlp", 0.01),
-    job("qwen", "zero_head", status="FAILED"),
-]
+def adjusted(rows, method="holm", alpha=0.05):
+    """What the sweep parent does before the report: every job in the family, failed ones as p = 1."""
+    ps = [r.get(names.P_VALUE, math.nan) if r["status"] == "FINISHED" and r["screen"] != "rejected" else math.nan
+          for r in rows]
+    for r, p in zip(rows, adjust_p_values(ps, method)):
+        r[names.P_ADJUSTED] = p
+        r["verdict_adjusted"] = adjusted_verdict(r.get(names.ACC_DELTA, math.nan), p, alpha)
+    return rows
 
 
-def table_rows(md: str) -> list[str]:
-    return [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| model")]
+def rows_4():
+    return adjusted([job("smollm2", "scale_mlp", 0.06, 0.01), job("smollm2", "zero_head", -0.10, 0.001),
+                     job("qwen", "scale_mlp", 0.01, 0.04), job("qwen", "zero_head", status="FAILED", error="boom")])
 
 
-def test_sweep_report_one_row_per_job_failed_visible(tmp_path):
-    paths = write_sweep_report(tmp_path, ROWS)
+def table_rows(md: str) -> dict[tuple, list[str]]:
+    rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| model")]
+    cells = [[c.strip() for c in r.strip().strip("|").split(" | ")] for r in rows]
+    return {(c[0], c[1], c[2]): c for c in cells}
+
+
+def test_sweep_summary_has_own_and_adjusted_verdicts_and_the_family(tmp_path):
+    rows = rows_4()
+    paths = write_sweep_report(tmp_path, rows, "holm", 0.05)
     assert [p.name for p in paths] == ["sweep_summary.md", "sweep_summary.csv", "sweep_delta.png"]
-    rows = table_rows((tmp_path / "sweep_summary.md").read_text(encoding="utf-8"))
-    assert len(rows) == 4
-    keys = {tuple(c.strip() for c in r.strip("|").split("|")[:2]) for r in rows}
-    assert keys == {("smollm2", "scale_mlp"), ("smollm2", "zero_head"), ("qwen", "scale_mlp"), ("qwen", "zero_head")}
-    failed = [r for r in rows if "| qwen | zero_head |" in r][0]
-    assert "FAILED" in failed and "n/a" in failed
-    assert any("+0.060 [+0.010, +0.110]" in r for r in rows)
+    md = (tmp_path / "sweep_summary.md").read_text(encoding="utf-8")
+    assert "Holm correction over 4 jobs (1 failed, counted in the family)" in md
+    table = table_rows(md)
+    assert len(table) == 4
+    holm = multipletests([0.01, 0.001, 0.04, 1.0], method="holm")[1]  # the failed job counts as p = 1
+    assert list(holm) == pytest.approx([0.03, 0.004, 0.08, 1.0])
+    header = md.split("| model | ")[1].split("\n")[0].split(" | ")
+    col = {h.strip(" |"): i + 1 for i, h in enumerate(header)}
+    scale = table[("qwen", "scale_mlp", "1")]
+    assert scale[col["delta [95% CI]"]] == "+0.010 [-0.040, +0.060]"
+    assert scale[col["p"]] == "0.04" and scale[col["p adjusted"]] == "0.08"
+    assert scale[col["verdict (own test)"]] == "improves"
+    assert scale[col["verdict (adjusted)"]] == "no detectable change"  # the correction takes it back
+    assert table[("smollm2", "zero_head", "1")][col["verdict (adjusted)"]] == "hurts"
+    assert table[("smollm2", "zero_head", "1")][col["p adjusted"]] == "0.004"
+    failed = table[("qwen", "zero_head", "1")]
+    assert failed[col["status"]] == "FAILED" and failed[col["verdict (adjusted)"]] == "failed"
+    assert failed[col["delta [95% CI]"]] == "n/a" and "nan" not in md.lower()
+    assert "## Failed jobs" in md and "qwen / zero_head (strength 1, run run-qwen-zero_head-1): boom" in md
 
     csv = pd.read_csv(tmp_path / "sweep_summary.csv")
-    assert len(csv) == 4 and list(csv.columns[:6]) == ["model", "patch", "patch_hash", "dataset", "run_id", "status"]
-    assert csv.loc[csv.status == "FAILED", "accuracy/delta"].isna().all()
+    assert len(csv) == 4 and list(csv.columns[:4]) == ["model", "patch", "patch_hash", "dataset"]
+    assert csv.loc[csv.status == "FAILED", names.ACC_DELTA].isna().all()
+    assert csv.loc[csv.patch == "zero_head", names.P_ADJUSTED].dropna().tolist() == pytest.approx([0.004])
+    csv_text = (tmp_path / "sweep_summary.csv").read_text(encoding="utf-8")
+    assert ",12,3," in csv_text and "12.0" not in csv_text  # counts stay integers despite the failed row
 
-    png = (tmp_path / "sweep_delta.png").read_bytes()
-    assert png.startswith(PNG_MAGIC) and len(png) > 5000
+    png = tmp_path / "sweep_delta.png"
+    assert png.read_bytes().startswith(PNG_MAGIC) and Image.open(png).size[0] > 500
+
+
+def test_screened_out_jobs_are_listed_and_counted(tmp_path):
+    rows = adjusted([job("tiny", "math", 0.2, 0.001), job("tiny", "general", screen="rejected"),
+                     job("tiny", "reasoning", status="FAILED")], method="bh")
+    write_sweep_report(tmp_path, rows, "bh", 0.05)
+    md = (tmp_path / "sweep_summary.md").read_text(encoding="utf-8")
+    assert ("Benjamini–Hochberg (FDR) correction over 3 jobs (1 failed, 1 screened out, counted in the family)"
+            in md)
+    assert "## Screened out" in md and "- tiny / general (strength 1, run run-tiny-general-1)" in md
+    assert "no error recorded" in md  # a failed job without an error still says so
+    assert "screened out" in table_rows(md)[("tiny", "general", "1")]
+
+
+def test_no_correction_says_so(tmp_path):
+    write_sweep_report(tmp_path, adjusted([job("tiny", "math", 0.2, 0.03)], method="none"), "none", 0.05)
+    md = (tmp_path / "sweep_summary.md").read_text(encoding="utf-8")
+    assert "No correction for multiple comparisons over 1 job: each p as tested" in md
+
+
+def test_dose_response_plot_when_a_patch_set_ran_at_several_strengths(tmp_path):
+    rows = adjusted([job("tiny", "math", d, p, strength=s) for s, d, p in ((0.5, 0.02, 0.4), (1.0, 0.1, 0.01),
+                                                                          (2.0, -0.2, 0.001))]
+                    + [job("tiny", "general", status="FAILED", strength=2.0)])
+    paths = write_sweep_report(tmp_path, rows, "holm", 0.05)
+    assert [p.name for p in paths][-1] == "sweep_strength.png"
+    png = tmp_path / "sweep_strength.png"
+    assert png.read_bytes().startswith(PNG_MAGIC)
+    image = Image.open(png)
+    image.verify()
+    assert image.size[0] > 500
+    md = (tmp_path / "sweep_summary.md").read_text(encoding="utf-8")
+    assert "Plots: `sweep_delta.png`, `sweep_strength.png`" in md and "![" not in md
+    assert [r[:3] for r in table_rows(md).values() if r[1] == "math"] == [
+        ["tiny", "math", "0.5"], ["tiny", "math", "1"], ["tiny", "math", "2"]]  # ordered by strength
+
+
+def test_no_dose_response_plot_with_one_strength(tmp_path):
+    paths = write_sweep_report(tmp_path, rows_4(), "holm", 0.05)
+    assert not (tmp_path / "sweep_strength.png").exists() and len(paths) == 3
+    assert "sweep_strength" not in (tmp_path / "sweep_summary.md").read_text(encoding="utf-8")
+
+
+def test_sweep_note_is_a_short_table_for_the_parent_description():
+    note = sweep_note(rows_4())
+    lines = note.splitlines()
+    assert lines[0] == "| model | patch | strength | delta [95% CI] | p adjusted | verdict (adjusted) |"
+    assert "| smollm2 | zero_head | 1 | -0.100 [-0.150, -0.050] | 0.004 | hurts |" in lines
+    assert "| qwen | zero_head | 1 | n/a | n/a | failed |" in lines
+    assert "sweep_delta.png" in note and "![" not in note
+    assert "Holm correction over 4 jobs" in sweep_note(rows_4(), "holm", 0.05)
 
 
 def test_sweep_table_is_column_oriented_with_none_for_missing():
-    table = sweep_table(ROWS + [job("qwen", "noop", **{"accuracy/delta": math.nan})])
+    table = sweep_table(rows_4() + [job("qwen", "noop", **{names.ACC_DELTA: math.nan})])
     assert len({len(v) for v in table.values()}) == 1 and len(table["model"]) == 5
     failed = table["status"].index("FAILED")
-    assert table["accuracy/delta"][failed] is None
-    assert None in table["accuracy/delta"]
+    assert table[names.ACC_DELTA][failed] is None
     assert not any(isinstance(v, float) and math.isnan(v) for col in table.values() for v in col)
 
 
 def test_empty_sweep_does_not_crash(tmp_path):
-    paths = write_sweep_report(tmp_path, [])
+    paths = write_sweep_report(tmp_path, [], "holm", 0.05)
     assert all(p.exists() for p in paths)
+    assert "over 0 jobs" in (tmp_path / "sweep_summary.md").read_text(encoding="utf-8")
