@@ -30,8 +30,8 @@ def is_error_text(text: str) -> bool:
 
 
 # -- apply modes and operations ------------------------------------------------------------------
-WEIGHTS, HOOKS = "weights", "hooks"
-APPLY_MODES = (WEIGHTS, HOOKS)
+MODE_WEIGHTS, MODE_HOOKS = "weights", "hooks"  # (HOOKS is the endpoint)
+APPLY_MODES = (MODE_WEIGHTS, MODE_HOOKS)
 SCALE, ADD, CLAMP_MAX, CLAMP_MIN, NORMALIZE = "scale", "add", "clamp_max", "clamp_min", "normalize"
 WEIGHT_OPS = (SCALE, ADD, CLAMP_MAX, CLAMP_MIN)
 HOOK_OPS = WEIGHT_OPS + (NORMALIZE,)
@@ -40,7 +40,7 @@ CLAMP_OPS = (CLAMP_MAX, CLAMP_MIN)
 
 def ops_for(mode: str) -> tuple[str, ...]:
     """Operations a server applies in `mode` (weights | hooks)."""
-    return HOOK_OPS if mode == HOOKS else WEIGHT_OPS
+    return HOOK_OPS if mode == MODE_HOOKS else WEIGHT_OPS
 
 
 # Weights mode patches only attention/MLP projection matrices and norm weights.

@@ -70,7 +70,7 @@ class JobOutput:
         return m
 
     def warnings(self) -> list[str]:
-        """What the user must not miss: a high failure share, a patch that breaks generation."""
+        """Failure shares over failures.warn_share, for the console and report.md."""
         out, s = [], self.summary
         for arm in names.ARMS:
             share = s.failure_share(arm)
@@ -78,9 +78,6 @@ class JobOutput:
                 kinds = ", ".join(f"{v} {k}" for k, v in sorted(s.failure_kinds[arm].items(), key=lambda kv: -kv[1]))
                 out.append(f"{share:.0%} of {arm} answers failed ({kinds}); more than failures.warn_share="
                            f"{self.settings.warn_share:g}")
-        if s.breaks_generation():
-            out.append(f"the patch breaks generation: {s.patch_caused} of {s.n_draws} patched answers failed only "
-                       "under the patch (counted as wrong in accuracy/delta_patch_failures_as_wrong)")
         return out
 
     def headline(self) -> str:
@@ -89,6 +86,9 @@ class JobOutput:
             return (f"screened out: loss delta {self.screen['delta']:+.4f} on {self.screen['size']} items is above "
                     f"screen.threshold={self.screen['threshold']:g}; no generations")
         parts = []
+        if self.summary.breaks_generation():
+            parts.append(f"the patch breaks generation: {self.summary.patch_caused} of {self.summary.n_draws} "
+                         "patched answers failed only under the patch")
         if self.settings.generates:
             parts.append(f"accuracy {self.summary.comparison.sentence()}")
         if self.summary.loss is not None:

@@ -151,7 +151,8 @@ def ensure_server(launch: dict | None, url: str | None) -> str:
     key = json.dumps(launch, sort_keys=True, default=str)
     if key in _running and _running[key].process.poll() is None:
         return _running[key].url
-    log.info("starting the model server: %s ...", " ".join(str(c) for c in launch["command"]))
+    log.info("starting the model server: %s ...", " ".join(str(c).format(port="<free port>", python=sys.executable)
+                                                           for c in launch["command"]))
     t0 = time.monotonic()
     _running[key] = start_server(launch["command"], launch.get("env"), launch.get("cwd"),
                                  float(launch.get("startup_timeout_s", 300)))

@@ -47,6 +47,7 @@ class Comparison:
     verdict: str
     test: str
     interval: str
+    higher_is_better: bool = True  # False for a loss: the counts then read as lower / higher loss
 
     def sentence(self) -> str:
         """One line a user reads; calls the patch better or worse only when the verdict does."""
@@ -59,7 +60,7 @@ class Comparison:
             size += f" ({self.draws} draws each)"
         if math.isnan(self.mde):
             floor = f"with {size} no change can be tested"
-        elif self.mde < 1:
+        elif self.mde < 1 or not self.higher_is_better:
             floor = f"with {size} the smallest detectable change is ±{self.mde:.2f}"
         else:
             floor = f"with {size} not even a change of ±1 would reliably be detected"
@@ -69,7 +70,9 @@ class Comparison:
         if self.verdict == "no detectable change":
             return f"no detectable change ({what}; {floor})"
         name = "exact McNemar" if self.test.startswith("exact McNemar") else "cluster permutation test"
-        return f"{self.verdict}: {what} ({name}, {self.fixed} fixed / {self.broken} broken)"
+        counts = (f"{self.fixed} fixed / {self.broken} broken" if self.higher_is_better
+                  else f"{self.broken} items with lower / {self.fixed} with higher loss")
+        return f"{self.verdict}: {what} ({name}, {counts})"
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ def compare_arms(baseline: Sequence[float], patched: Sequence[float],
         verdict = _verdict(delta, p_value, alpha, higher_is_better)
     return Comparison(n, n_clusters, draws, fixed, broken, both_right, both_wrong, delta,
                       ci_low, ci_high, p_value, minimum_detectable_effect(d, groups, alpha),
-                      alpha, verdict, test, interval)
+                      alpha, verdict, test, interval, higher_is_better)
 
 
 def minimum_detectable_effect(diffs: Sequence[float], groups: Sequence[int], alpha: float = 0.05,

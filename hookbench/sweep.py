@@ -94,7 +94,8 @@ class MlflowSweepCallback(Callback):
                        "sweep/hurts": sum(r["verdict_adjusted"] == "hurts" for r in rows)}
             if deltas:
                 metrics["sweep/best_delta"] = max(deltas)
-            parent.finish(status, metrics, files, sweep_table(rows) if rows else None, sweep_note(rows))
+            parent.finish(status, metrics, files, sweep_table(rows) if rows else None,
+                          sweep_note(rows, correction, alpha))
         except BaseException:
             parent.client.set_terminated(parent.run_id, "FAILED")
             raise

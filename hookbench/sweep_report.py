@@ -27,8 +27,6 @@ COLUMNS = ID_COLUMNS + METRIC_COLUMNS
 HASH_SHOWN = 12  # characters of patch_hash in the markdown table; the CSV keeps it whole
 CORRECTION_NAMES = {"holm": "Holm correction", "bh": "Benjamini–Hochberg (FDR) correction"}
 MODEL_MARKERS = "osD^v<>P*X"
-# the dose-response plot's artifact name; belongs in hookbench.names (asked of the lead), used from there once it is
-SWEEP_STRENGTH_PNG = getattr(names, "SWEEP_STRENGTH_PNG", "sweep_strength.png")
 
 
 def _missing(x) -> bool:
@@ -149,7 +147,7 @@ def sweep_note(rows: list[dict], correction: str | None = None, alpha: float | N
     parts = [md_table(["model", "patch", "strength", "delta [95% CI]", "p adjusted", "verdict (adjusted)"], body)]
     if correction is not None:
         parts += ["", family_line(rows, correction, 0.05 if alpha is None else alpha)]
-    pngs = [names.SWEEP_PNG] + [SWEEP_STRENGTH_PNG] * _strength_rows(rows)
+    pngs = [names.SWEEP_PNG] + [names.SWEEP_STRENGTH_PNG] * _strength_rows(rows)
     parts += ["", f"Full table: `{names.SWEEP_MD}`. " + plots_sentence(pngs)]
     return "\n".join(parts)
 
@@ -252,7 +250,7 @@ def write_sweep_report(out_dir: Path, rows: list[dict], correction: str, alpha: 
     out_dir.mkdir(parents=True, exist_ok=True)
     pngs = [out_dir / names.SWEEP_PNG]
     if _strength_rows(rows):
-        pngs.append(out_dir / SWEEP_STRENGTH_PNG)
+        pngs.append(out_dir / names.SWEEP_STRENGTH_PNG)
     md = out_dir / names.SWEEP_MD
     md.write_text(sweep_markdown(rows, correction, alpha, [p.name for p in pngs]), encoding="utf-8")
     csv = out_dir / names.SWEEP_CSV
