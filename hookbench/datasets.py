@@ -1,13 +1,16 @@
 """Dataset loaders: each turns a source (hub, file, generator) into a `Dataset` of `Item`s.
 
-Built from conf/dataset/*.yaml with `hookbench.config.build`. Every loader takes
-`limit`, `sample` and `seed` and applies them the same way (`select`), so the same config always
-yields the same items, and item ids never depend on sampling.
+Built from conf/dataset/*.yaml with `hookbench.config.build`. Every loader takes `split`/`holdout`
+(dev or test half by a hash of the item id, `split_items`) and then `limit`, `sample` and `seed`
+(`select`), applied the same way, so the same config always yields the same items, and item ids
+never depend on splitting or sampling.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import random
 import re
 from pathlib import Path
@@ -18,7 +21,9 @@ import datasets as hf
 from hookbench.errors import ConfigError, DataError
 from hookbench.items import Dataset, Item
 
-__all__ = ["arithmetic", "gsm8k", "jsonl", "select"]
+log = logging.getLogger(__name__)
+
+__all__ = ["SPLITS", "arithmetic", "check_split", "gsm8k", "in_test", "jsonl", "select", "split_items"]
 
 
 def select(items: list[Item], limit: int | None, sample: int | None, seed: int) -> list[Item]:
@@ -36,8 +41,39 @@ def select(items: list[Item], limit: int | None, sample: int | None, seed: int) 
     return items
 
 
-def _finish(name: str, items: list[Item], source: str, limit, sample, seed) -> Dataset:
-    """Check ids are unique (results are paired and resumed by id), then sample/limit."""
+SPLITS = ("all", "dev", "test")
+
+
+def in_test(item_id: str, holdout: float) -> bool:
+    """Whether an item is in the test split: sha256 of its id as a number in [0, 1), below `holdout`.
+
+    Depends on the id alone, so an item lands in the same split on every machine, in any order,
+    whatever `limit` or `sample` later keep.
+    """
+    digest = hashlib.sha256(item_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < holdout
+
+
+def check_split(split: str, holdout: float) -> None:
+    """ConfigError for a bad `dataset.split`/`dataset.holdout`; loaders call it before loading anything."""
+    if split not in SPLITS:
+        raise ConfigError(f"dataset.split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0 < holdout < 1:
+        raise ConfigError(f"dataset.holdout (the share of items in the test split) must be a number "
+                          f"between 0 and 1 exclusive, got {holdout!r}")
+
+
+def split_items(items: list[Item], split: str, holdout: float) -> list[Item]:
+    """The items of `split` ("all", "dev" or "test"), in their original order."""
+    check_split(split, holdout)
+    if split == "all":
+        return items
+    return [item for item in items if in_test(item.id, holdout) == (split == "test")]
+
+
+def _finish(name: str, items: list[Item], source: str, split: str, holdout: float,
+            limit, sample, seed, skipped: int = 0) -> Dataset:
+    """Check ids are unique (results are paired and resumed by id), then split, then sample/limit."""
     seen: set[str] = set()
     for item in items:
         if item.id in seen:
@@ -45,7 +81,13 @@ def _finish(name: str, items: list[Item], source: str, limit, sample, seed) -> D
         seen.add(item.id)
     if not items:
         raise DataError(f"{source}: no items")
-    return Dataset(name=name, items=select(items, limit, sample, seed), source=source)
+    kept = split_items(items, split, holdout)
+    if split != "all":
+        source = f"{source} [split={split}, holdout={holdout}]"
+        if not kept:
+            raise DataError(f"{source}: none of the {len(items)} items is in the {split} split")
+    return Dataset(name=name, items=select(kept, limit, sample, seed), source=source,
+                   split=split, holdout=holdout, skipped=skipped)
 
 
 def _read_rows(path: str | Path, fmt: str = "json") -> list[dict]:
@@ -87,6 +129,28 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+def _no_value_message(p: Path, bad: list[int], n_rows: int, fields: dict[str, str]) -> str:
+    """Why rows `bad` have no prompt/answer, per field: null vs missing counted, first line named."""
+    raw = [json.loads(line) for line in p.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    lines = _line_numbers(p)
+    parts, first_line, misnamed = [], None, []
+    for key, field in fields.items():
+        null = [i for i in bad if field in raw[i] and raw[i][field] is None]
+        missing = [i for i in bad if field not in raw[i]]
+        if not null and not missing:
+            continue
+        first = lines[min(null + missing)]
+        first_line = first if first_line is None else min(first_line, first)
+        how = ", ".join(f"{kind} in {len(rows)}" for kind, rows in (("null", null), ("missing", missing)) if rows)
+        parts.append(f"{len(null) + len(missing)} of {n_rows} rows have no {field!r} ({how}; first at line {first})")
+        if missing:
+            misnamed.append(f"dataset.{key}_field=")
+    fix = "set dataset.skip_missing=true to skip them"
+    if misnamed:
+        fix += f", or {' / '.join(misnamed)} if the field has another name"
+    return f"{p}:{first_line}: {'; '.join(parts)}; {fix}"
+
+
 def jsonl(
     path: str,
     name: str = "jsonl",
@@ -94,23 +158,36 @@ def jsonl(
     answer_field: str = "answer",
     id_field: str | None = "id",
     task_field: str | None = "task",
+    skip_missing: bool = False,
+    split: str = "all",
+    holdout: float = 0.5,
     limit: int | None = None,
     sample: int | None = None,
     seed: int = 0,
 ) -> Dataset:
-    """Any JSONL with a prompt and an answer per row; `id` and `task` are optional per row."""
+    """Any JSONL with a prompt and an answer per row; `id` and `task` are optional per row.
+
+    A row whose prompt or answer is null or missing is an error, or skipped and counted with
+    `skip_missing` (an upstream prompt file has rows without an answer). Rows without an id get
+    `<name>-<row index>` by their position in the file, skipped rows included, so ids stay put.
+    """
+    if not isinstance(skip_missing, bool):
+        raise ConfigError(f"dataset.skip_missing must be true or false, got {skip_missing!r}")
+    check_split(split, holdout)
     p = Path(path).expanduser()
     rows = _read_rows(p)
-    lines: list[int] | None = None
+    fields = {"prompt": prompt_field, "answer": answer_field}
+    bad = [i for i, row in enumerate(rows) if any(row.get(f) is None for f in fields.values())]
+    if bad and not skip_missing:
+        raise DataError(_no_value_message(p, bad, len(rows), fields))
+    if bad:
+        log.warning("%s: skipped %d of %d rows with no %s (dataset.skip_missing)", p, len(bad), len(rows),
+                    " or ".join(repr(f) for f in fields.values()))
+    skip = set(bad)
     items = []
     for i, row in enumerate(rows):
-        for field, key in ((prompt_field, "prompt_field"), (answer_field, "answer_field")):
-            if row.get(field) is None:
-                lines = lines or _line_numbers(p)
-                where = f"{p}:{lines[i]}" if i < len(lines) else f"{p} row {i}"
-                raise DataError(
-                    f"{where}: missing field {field!r} (set dataset.{key}= to the field that holds it)"
-                )
+        if i in skip:
+            continue
         rid = row.get(id_field) if id_field else None
         task = row.get(task_field) if task_field else None
         items.append(
@@ -121,7 +198,9 @@ def jsonl(
                 task=None if task is None else _text(task),
             )
         )
-    return _finish(name, items, str(p), limit, sample, seed)
+    if rows and not items:
+        raise DataError(f"{p}: all {len(rows)} rows were skipped (no prompt or answer)")
+    return _finish(name, items, str(p), split, holdout, limit, sample, seed, skipped=len(bad))
 
 
 _GSM8K_GOLD = re.compile(r"####\s*(.+?)\s*$", re.S)
@@ -137,34 +216,40 @@ def gsm8k(
     name: str = "gsm8k",
     hf_id: str = "openai/gsm8k",
     hf_config: str = "main",
-    split: str = "test",
+    hf_split: str = "test",
     path: str | None = None,
+    split: str = "all",
+    holdout: float = 0.5,
     limit: int | None = None,
     sample: int | None = None,
     seed: int = 0,
 ) -> Dataset:
-    """GSM8K from the hub, or from a local JSONL/parquet copy of one split (`path`)."""
+    """GSM8K from the hub, or from a local JSONL/parquet copy of one hub split (`path`).
+
+    `hf_split` is the hub's split (train/test); `split` is hookbench's dev/test split of those items.
+    """
+    check_split(split, holdout)
     if path is not None:
         p = Path(path).expanduser()
         rows = _read_rows(p, "parquet" if p.suffix == ".parquet" else "json")
         source = str(p)
     else:
         try:
-            rows = hf.load_dataset(hf_id, hf_config, split=split).to_list()
+            rows = hf.load_dataset(hf_id, hf_config, split=hf_split).to_list()
         except Exception as e:  # noqa: BLE001 - any hub/network failure means the same to the user
             raise DataError(
-                f"could not load {hf_id} ({hf_config}/{split}) from the hub: {e}; "
-                f"set dataset.path=/path/to/{split}.jsonl for a local copy"
+                f"could not load {hf_id} ({hf_config}/{hf_split}) from the hub: {e}; "
+                f"set dataset.path=/path/to/{hf_split}.jsonl for a local copy"
             ) from e
-        source = f"{hf_id}:{hf_config}/{split}"
+        source = f"{hf_id}:{hf_config}/{hf_split}"
     items = []
     for i, row in enumerate(rows):
         question, answer = row.get("question"), row.get("answer")
         gold = gsm8k_gold(answer) if isinstance(answer, str) else None
         if not isinstance(question, str) or not gold:
             raise DataError(f"{source} row {i}: expected 'question' and an 'answer' ending in '#### <number>'")
-        items.append(Item(id=f"gsm8k-{split}-{i}", prompt=question, gold=gold))
-    return _finish(name, items, source, limit, sample, seed)
+        items.append(Item(id=f"gsm8k-{hf_split}-{i}", prompt=question, gold=gold))
+    return _finish(name, items, source, split, holdout, limit, sample, seed)
 
 
 def arithmetic(
@@ -173,30 +258,50 @@ def arithmetic(
     seed: int = 0,
     terms: int = 2,
     min_value: int = 0,
-    max_value: int = 9,
+    max_value: int = 14,
     template: str = "What is {expr}? Answer with the number only.",
+    allow_repeats: bool = False,
+    split: str = "all",
+    holdout: float = 0.5,
     limit: int | None = None,
     sample: int | None = None,
 ) -> Dataset:
-    """Sums of `terms` random integers, made offline from `seed`: a task any small model can be run on."""
+    """Sums of `terms` random integers, made offline from `seed`: a task any small model can be run on.
+
+    Expressions are distinct unless `allow_repeats` (a repeated question under greedy decoding is the
+    same answer twice, which would make n look larger than it is); with it, draws are independent.
+    """
     if n < 1 or terms < 1:
         raise ConfigError(f"dataset.n and dataset.terms must be >= 1, got n={n}, terms={terms}")
     if min_value > max_value:
         raise ConfigError(f"dataset.min_value={min_value} is greater than dataset.max_value={max_value}")
     if "{expr}" not in template:
         raise ConfigError("dataset.template must contain {expr}")
-    rng = random.Random(seed)
-    items = []
-    for i in range(n):
-        values = [rng.randint(min_value, max_value) for _ in range(terms)]
-        expr = " + ".join(str(v) for v in values)
-        items.append(
-            Item(
-                id=f"arith-{seed}-{i}",
-                prompt=template.replace("{expr}", expr),
-                gold=str(sum(values)),
-                task=f"add{terms}",
-            )
+    check_split(split, holdout)
+    distinct = (max_value - min_value + 1) ** terms
+    if not allow_repeats and n > distinct:
+        raise ConfigError(
+            f"dataset.n={n} is more than the {distinct} distinct sums of {terms} terms in "
+            f"{min_value}..{max_value} (the maximum is dataset.n={distinct}); widen dataset.min_value/max_value, "
+            f"add dataset.terms, or set dataset.allow_repeats=true"
         )
-    source = f"arithmetic(seed={seed}, n={n}, terms={terms}, range={min_value}..{max_value})"
-    return _finish(name, items, source, limit, sample, seed)
+    rng = random.Random(seed)
+    seen: set[tuple[int, ...]] = set()
+    combos: list[tuple[int, ...]] = []
+    while len(combos) < n:  # same draws as independent sampling, repeats dropped
+        values = tuple(rng.randint(min_value, max_value) for _ in range(terms))
+        if allow_repeats or values not in seen:
+            seen.add(values)
+            combos.append(values)
+    items = [
+        Item(
+            id=f"arith-{seed}-{i}",
+            prompt=template.replace("{expr}", " + ".join(str(v) for v in values)),
+            gold=str(sum(values)),
+            task=f"add{terms}",
+        )
+        for i, values in enumerate(combos)
+    ]
+    repeats = ", with repeats" if allow_repeats else ""
+    source = f"arithmetic(seed={seed}, n={n}, terms={terms}, range={min_value}..{max_value}{repeats})"
+    return _finish(name, items, source, split, holdout, limit, sample, seed)

@@ -23,10 +23,19 @@ class Dataset:
 
     name: str
     items: list[Item]
-    source: str  # where it came from: hub id, file path, or generator spec
+    source: str  # where it came from: hub id, file path, or generator spec (with the split, if any)
+    split: str = "all"  # "all", or "dev"/"test": the items' side of a stable hash of their ids
+    holdout: float = 0.5  # the share of items in the test split
+    skipped: int = 0  # rows the loader skipped (no prompt or answer, with dataset.skip_missing)
 
     @property
     def fingerprint(self) -> str:
-        """Content hash of the items, so a number can be traced to exactly these rows."""
-        blob = json.dumps([asdict(i) for i in self.items], sort_keys=True, ensure_ascii=False)
+        """Content hash of the items (and the split, if not "all"), so a number can be traced to exactly these rows.
+
+        With split "all" it is the hash of the items alone, as it was before splits existed.
+        """
+        content: object = [asdict(i) for i in self.items]
+        if self.split != "all":
+            content = {"items": content, "split": self.split, "holdout": self.holdout}
+        blob = json.dumps(content, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

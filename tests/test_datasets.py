@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ from omegaconf import OmegaConf
 
 from hookbench import datasets as ds
 from hookbench.errors import ConfigError, DataError
+from hookbench.scorers import ExactScorer, NormalizedScorer, NumericScorer
 
 REPO = Path(__file__).parents[1]
 GSM8K = Path(__file__).parents[2] / "shared/data/gsm8k/test.jsonl"
@@ -102,12 +104,12 @@ def test_gsm8k_hub_loader_on_a_local_mirror_of_the_hub_repo(tmp_path):
     rows = hf.load_dataset("json", data_files=str(GSM8K), split="train")
     rows.to_parquet(str(repo / "main" / "test-00000-of-00001.parquet"))
     rows.select(range(3)).to_parquet(str(repo / "socratic" / "test-00000-of-00001.parquet"))
-    d = ds.gsm8k(hf_id=str(repo), hf_config="main", split="test", sample=50, seed=3)
+    d = ds.gsm8k(hf_id=str(repo), hf_config="main", hf_split="test", sample=50, seed=3)
     local = ds.gsm8k(path=str(GSM8K), sample=50, seed=3)
     assert d.items == local.items and d.source == f"{repo}:main/test"
     assert len(ds.gsm8k(hf_id=str(repo), hf_config="socratic").items) == 3
     with pytest.raises(DataError, match="train"):
-        ds.gsm8k(hf_id=str(repo), split="train")
+        ds.gsm8k(hf_id=str(repo), hf_split="train")
 
 
 def test_gsm8k_row_without_hashes(tmp_path):
@@ -140,11 +142,54 @@ def test_jsonl_malformed_line_names_file_and_line(tmp_path):
 
 def test_jsonl_missing_field_names_file_line_field_and_key(tmp_path):
     p = write_jsonl(tmp_path / "m.jsonl", [{"prompt": "a", "answer": "1"}, "", {"prompt": "b"}])
-    with pytest.raises(DataError, match=rf"{p}:3: missing field 'answer'.*dataset.answer_field"):
+    with pytest.raises(DataError, match=rf"{p}:3: 1 of 2 rows have no 'answer' \(missing in 1; first at line 3\)"
+                                        r".*skip_missing=true.*dataset.answer_field="):
         ds.jsonl(str(p))
     p2 = write_jsonl(tmp_path / "m2.jsonl", [{"question": "a", "answer": "1"}])
-    with pytest.raises(DataError, match=rf"{p2}:1: missing field 'prompt'.*dataset.prompt_field"):
+    with pytest.raises(DataError, match=rf"{p2}:1: 1 of 1 rows have no 'prompt' .*dataset.prompt_field="):
         ds.jsonl(str(p2))
+
+
+def upstream_rows(n: int = 30) -> list[dict]:
+    """Like the upstream prompt file: prompt/answer/task, no id, every third answer null."""
+    return [{"prompt": f"What is {k} + 1?", "answer": None if k % 3 == 1 else str(k + 1),
+             "task": "math" if k % 2 else "general"} for k in range(n)]
+
+
+def test_upstream_style_jsonl_with_null_answers_is_an_error_that_counts_them(tmp_path):
+    p = write_jsonl(tmp_path / "upstream.jsonl", upstream_rows())
+    with pytest.raises(DataError) as e:
+        ds.jsonl(str(p))
+    msg = str(e.value)
+    assert msg.startswith(f"{p}:2: 10 of 30 rows have no 'answer' (null in 10; first at line 2)")
+    assert "set dataset.skip_missing=true" in msg
+    assert "missing" not in msg.split(";")[0].split("(")[1]  # the field is there: null, not "missing"
+    assert "answer_field" not in msg  # the field is named right; renaming it would not help
+
+
+def test_upstream_style_jsonl_skips_null_answers_with_the_option_and_counts_them(tmp_path):
+    p = write_jsonl(tmp_path / "upstream.jsonl", upstream_rows())
+    d = ds.jsonl(str(p), skip_missing=True)
+    assert d.skipped == 10 and len(d.items) == 20
+    assert all(i.gold and i.prompt for i in d.items)
+    assert d.items[1].id == "jsonl-2" and d.items[1].gold == "3"  # ids keep the row's place in the file
+    assert ds.jsonl(str(write_jsonl(tmp_path / "ok.jsonl", upstream_rows()[:1]))).skipped == 0
+    cfg = OmegaConf.load(REPO / "conf/dataset/jsonl.yaml")
+    assert cfg.skip_missing is False
+    cfg.path, cfg.skip_missing = str(p), True
+    assert build(cfg, "dataset").skipped == 10
+
+
+def test_jsonl_null_and_missing_prompts_are_told_apart(tmp_path):
+    rows = [{"prompt": "a", "answer": "1"}, {"answer": "2"}, {"prompt": None, "answer": "3"},
+            {"prompt": None, "answer": None}]
+    p = write_jsonl(tmp_path / "mixed.jsonl", rows)
+    with pytest.raises(DataError, match=rf"{p}:2: 3 of 4 rows have no 'prompt' \(null in 2, missing in 1; first at "
+                                        r"line 2\); 1 of 4 rows have no 'answer' \(null in 1; first at line 4\)"):
+        ds.jsonl(str(p))
+    assert ds.jsonl(str(p), skip_missing=True).skipped == 3
+    with pytest.raises(DataError, match="all 4 rows were skipped"):
+        ds.jsonl(str(write_jsonl(tmp_path / "none.jsonl", rows[1:] + [{"prompt": "x"}])), skip_missing=True)
 
 
 def test_jsonl_missing_and_empty_file(tmp_path):
@@ -176,12 +221,119 @@ def test_arithmetic_deterministic_and_correct():
         assert item.id == f"arith-3-{i}" and item.task == "add2"
         expr = item.prompt.removeprefix("What is ").removesuffix("? Answer with the number only.")
         terms = [int(t) for t in expr.split(" + ")]
-        assert len(terms) == 2 and all(0 <= t <= 9 for t in terms)
+        assert len(terms) == 2 and all(0 <= t <= 14 for t in terms)
         assert item.gold == str(sum(terms))
     three = ds.arithmetic(n=5, terms=3, min_value=10, max_value=20, template="{expr} =")
     assert all(len(i.prompt.split(" + ")) == 3 and i.task == "add3" for i in three.items)
     with pytest.raises(ConfigError, match="min_value"):
         ds.arithmetic(min_value=5, max_value=1)
+
+
+def test_default_arithmetic_set_has_no_repeated_questions():
+    cfg = OmegaConf.load(REPO / "conf/dataset/arithmetic.yaml")
+    d = build(cfg, "dataset")
+    prompts = [i.prompt for i in d.items]
+    assert len(prompts) == cfg.n and len(set(prompts)) == len(prompts)
+    assert [i.id for i in d.items] == [f"arith-{cfg.seed}-{k}" for k in range(cfg.n)]
+    # every possible sum of two digits, once each, in a seeded order
+    full = ds.arithmetic(n=100, max_value=9)
+    assert len({i.prompt for i in full.items}) == 100
+
+
+def test_arithmetic_repeats_only_when_asked():
+    repeated = ds.arithmetic(n=200, max_value=9, allow_repeats=True)  # the draws of the old default set
+    assert len({i.prompt for i in repeated.items}) < 200
+    assert "with repeats" in repeated.source and "repeats" not in ds.arithmetic(n=50).source
+
+
+def test_arithmetic_n_beyond_distinct_sums_names_n_and_the_maximum():
+    with pytest.raises(ConfigError, match=r"dataset\.n=101 .*100 distinct.*maximum is dataset\.n=100"):
+        ds.arithmetic(n=101, max_value=9)
+    with pytest.raises(ConfigError, match=r"dataset\.n=9 .*maximum is dataset\.n=8"):
+        ds.arithmetic(n=9, terms=3, min_value=0, max_value=1)
+    assert len(ds.arithmetic(n=8, terms=3, min_value=0, max_value=1).items) == 8
+
+
+def ids(d) -> list[str]:
+    return [i.id for i in d.items]
+
+
+def test_split_is_stable_under_reordering_and_limit_and_covers_the_items(tmp_path):
+    rows = [{"id": f"q{k}", "prompt": f"p{k}", "answer": str(k)} for k in range(60)]
+    p = write_jsonl(tmp_path / "a.jsonl", rows)
+    shuffled = write_jsonl(tmp_path / "b.jsonl", rows[::-1])
+    dev, test = ds.jsonl(str(p), split="dev"), ds.jsonl(str(p), split="test")
+    assert set(ids(dev)) == set(ids(ds.jsonl(str(shuffled), split="dev")))
+    assert set(ids(test)) == set(ids(ds.jsonl(str(shuffled), split="test")))
+    assert not set(ids(dev)) & set(ids(test))
+    assert sorted(ids(dev) + ids(test)) == sorted(ids(ds.jsonl(str(p))))
+    assert 0 < len(dev.items) < 60
+    # the split applies before limit/sample: a limited dev set is the start of the dev set
+    assert ids(ds.jsonl(str(p), split="dev", limit=5)) == ids(dev)[:5]
+    assert set(ids(ds.jsonl(str(p), split="test", sample=5, seed=1))) <= set(ids(test))
+    # the documented rule, so any machine puts the same id in the same split
+    rule = {r["id"] for r in rows if int(hashlib.sha256(r["id"].encode()).hexdigest()[:16], 16) / 2**64 < 0.5}
+    assert set(ids(test)) == rule
+
+
+@needs_gsm8k
+def test_holdout_is_the_share_of_items_in_test():
+    test = ds.gsm8k(path=str(GSM8K), split="test", holdout=0.3)
+    dev = ds.gsm8k(path=str(GSM8K), split="dev", holdout=0.3)
+    assert len(test.items) + len(dev.items) == 1319
+    assert 0.25 < len(test.items) / 1319 < 0.35
+    assert set(ids(test)) < set(ids(ds.gsm8k(path=str(GSM8K), split="test", holdout=0.6)))
+
+
+def test_fingerprint_and_source_cover_split_and_holdout():
+    whole = ds.arithmetic(n=100)
+    dev, test = ds.arithmetic(n=100, split="dev"), ds.arithmetic(n=100, split="test")
+    assert (dev.split, dev.holdout, whole.split) == ("dev", 0.5, "all")
+    assert len({whole.fingerprint, dev.fingerprint, test.fingerprint}) == 3
+    assert dev.fingerprint != ds.arithmetic(n=100, split="dev", holdout=0.3).fingerprint
+    # same items, other split declaration: still another fingerprint
+    first = dev.items[0].id
+    one_dev = ds.arithmetic(n=100, split="dev", limit=1)
+    one_dev_other_share = ds.arithmetic(n=100, split="dev", holdout=0.4, limit=1)
+    assert ids(one_dev) == ids(one_dev_other_share) == [first]
+    assert one_dev.fingerprint != one_dev_other_share.fingerprint
+    assert whole.fingerprint == ds.arithmetic(n=100, holdout=0.3).fingerprint  # no split: holdout is moot
+    assert "split=dev, holdout=0.5" in dev.source and "split" not in whole.source
+
+
+@pytest.mark.parametrize("kwargs, key", [
+    ({"split": "train"}, "dataset.split"), ({"split": None}, "dataset.split"),
+    ({"split": "dev", "holdout": 0}, "dataset.holdout"), ({"split": "test", "holdout": 1.5}, "dataset.holdout"),
+    ({"holdout": "half"}, "dataset.holdout")])
+def test_bad_split_or_holdout_names_the_key(kwargs, key, tmp_path):
+    with pytest.raises(ConfigError, match=key):
+        ds.arithmetic(n=10, **kwargs)
+    with pytest.raises(ConfigError, match=key):  # before any file is read
+        ds.jsonl(str(tmp_path / "not-there.jsonl"), **kwargs)
+
+
+def test_gsm8k_local_file_loads_with_hf_split_and_a_dev_split(gsm8k_path):
+    cfg = OmegaConf.load(REPO / "conf/dataset/gsm8k.yaml")
+    assert cfg.hf_split == "test" and cfg.split == "all" and cfg.holdout == 0.5
+    cfg.path, cfg.split, cfg.limit = str(gsm8k_path), "dev", 3
+    d = build(cfg, "dataset")
+    assert len(d.items) == 3 and all(i.id.startswith("gsm8k-test-") for i in d.items)
+    assert d.split == "dev" and "split=dev" in d.source
+    assert not set(ids(d)) & set(ids(ds.gsm8k(path=str(gsm8k_path), split="test")))
+
+
+def test_numeric_scorer_checks_golds_before_any_generation(tmp_path):
+    rows = [{"id": f"r{k}", "prompt": "p", "answer": a} for k, a in enumerate(["4", "four", "12.5", "", "n/a"])]
+    d = ds.jsonl(str(write_jsonl(tmp_path / "g.jsonl", rows)))
+    with pytest.raises(DataError) as e:
+        NumericScorer().check_golds(d.items)
+    msg = str(e.value)
+    assert "3 of 5 gold answers have no number" in msg
+    assert "r1 (gold 'four')" in msg and "r3 (gold '')" in msg and "r4 (gold 'n/a')" in msg
+    assert "r0" not in msg and "r2" not in msg and "scorer=exact or scorer=normalized" in msg
+    ExactScorer().check_golds(d.items)
+    NormalizedScorer().check_golds(d.items)
+    NumericScorer().check_golds(ds.arithmetic(n=20).items)
 
 
 @pytest.mark.parametrize("name", ["arithmetic", "gsm8k", "jsonl"])
