@@ -39,7 +39,7 @@ from hookbench.server import generation, models
 from hookbench.server_process import free_port
 from hookbench.server.patching import Patcher, PatchRejected
 
-WEIGHTS, HOOKS = contract.APPLY_MODES
+MODE_WEIGHTS, MODE_HOOKS = contract.APPLY_MODES
 SCALE = contract.WEIGHT_OPS[0]
 STOCK_PRESETS = {name: p for name, p in generation.PRESETS.items() if contract.is_sampled(p)}
 _LOADED: dict[str, models.LoadedModel] = {}
@@ -96,7 +96,7 @@ class GenerateRequest(BaseModel):
 
 class HooksRequest(BaseModel):
     suggestions: list[Suggestion]
-    apply_mode: str = WEIGHTS
+    apply_mode: str = MODE_WEIGHTS
 
 
 class SuggestionsRequest(BaseModel):
@@ -269,9 +269,9 @@ class StockServer:
         def apply(req: HooksRequest):
             with self.lock:
                 self.hooks_posts += 1
-                mode = HOOKS if req.apply_mode == HOOKS else WEIGHTS
+                mode = MODE_HOOKS if req.apply_mode == MODE_HOOKS else MODE_WEIGHTS
                 edits = [e for e in (self._lenient(s.model_dump(), mode) for s in req.suggestions) if e]
-                if mode == WEIGHTS:
+                if mode == MODE_WEIGHTS:
                     body = {"hook_count": len(edits), "applied_tensors": self.patcher.apply_weights(edits),
                             "mode": mode}
                 else:

@@ -8,20 +8,25 @@ tiny model is noise, so these tests assert counts and failure kinds, never accur
 
 import json
 
-import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from hookbench import names
 from tests.conftest import run_cli, stock_args, write_jsonl
 
 GOOD = [{"tensor_name": "model.layers.0.mlp.up_proj.weight", "operation": "scale", "value": 1.1, "target": "all"},
         {"tensor_name": "model.layers.1.mlp.down_proj.weight", "operation": "scale", "value": 0.9, "target": "top 20%"}]
 
 
+def store(tmp_path) -> MlflowClient:
+    """The run's store, without mlflow.set_tracking_uri: that exports MLFLOW_TRACKING_URI, which the
+    next test's CLI would inherit and log to."""
+    return MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+
+
 def runs(tmp_path):
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
-    exp = mlflow.get_experiment_by_name("hookbench")
-    return MlflowClient().search_runs([exp.experiment_id])
+    client = store(tmp_path)
+    return client.search_runs([client.get_experiment_by_name("hookbench").experiment_id])
 
 
 def patch_file(tmp_path, suggestions=GOOD):
@@ -47,16 +52,16 @@ def test_run_counts_failures_apart_and_restores_the_server(tmp_path, stock_serve
     (run,) = runs(tmp_path)
     m = run.data.metrics
     # baseline: call 2 is an error text, item 5 is empty; patched: only item 5
-    assert m["failures/baseline"] == 1 + empty
-    assert m["failures/patched"] == empty
-    assert m["n/scored"] == 12 - 1 - empty
-    assert m["patch/hook_count"] == 2
+    assert m[names.failures("baseline")] == 1 + empty
+    assert m[names.failures("patched")] == empty
+    assert m[names.N_SCORED] == 12 - 1 - empty
+    assert m[names.PATCH_HOOK_COUNT] == 2
     # one request per item and arm, plus the one retry of the 500
     assert st.generate_calls == 2 * 12 + 1
-    for key in ("accuracy/baseline", "accuracy/patched", "accuracy/delta", "accuracy/delta_ci_low",
-                "accuracy/delta_ci_high", "latency/baseline_mean_s", "latency/patched_p95_s"):
-        assert key in m
-    rows = [json.loads(x) for x in open(MlflowClient().download_artifacts(run.info.run_id, "items.jsonl", str(tmp_path)))]
+    # no delta interval here: the random tiny model is never right, so it is undefined and not logged
+    assert {names.ACC_BASELINE, names.ACC_PATCHED, names.ACC_DELTA} <= set(m)
+    items = store(tmp_path).download_artifacts(run.info.run_id, "items.jsonl", str(tmp_path))
+    rows = [json.loads(x) for x in open(items)]
     failed = [r for r in rows if r["baseline_error"]]
     assert {r["baseline_error"] for r in failed} == {"error_text", "empty"}
     assert all(r["baseline_correct"] is None for r in failed), "a failure was scored"
@@ -69,7 +74,7 @@ def test_partial_application_warns_and_names_the_skipped_tensor(tmp_path, stock_
                 tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "only 2 of 3 edits applied" in p.stderr + p.stdout and "model.layers.9.mlp.nope.weight" in p.stderr + p.stdout
-    assert runs(tmp_path)[0].data.metrics["patch/hook_count"] == 2
+    assert runs(tmp_path)[0].data.metrics[names.PATCH_HOOK_COUNT] == 2
 
 
 def test_nothing_applied_fails_the_run_with_the_error_attached(tmp_path, stock_server):
@@ -85,12 +90,12 @@ def test_nothing_applied_fails_the_run_with_the_error_attached(tmp_path, stock_s
 
 
 @pytest.mark.parametrize("case, overrides, code, message", [
-    ("unknown preset", ["model.generation.preset=fastest"], 2,
+    ("unknown preset", ["dataset.n=4", "model.generation.preset=fastest"], 2,
      "model.generation.preset='fastest' is not a preset of http://127.0.0.1:\\d+ "
      "\\(it has: balanced, benchmark, creative, precise\\)"),
     ("missing dataset file", ["dataset=jsonl", "dataset.path=/nonexistent/data.jsonl"], 3, "/nonexistent/data.jsonl"),
     ("jsonl without a path", ["dataset=jsonl"], 2, "dataset.path"),
-    ("extension the server lacks", ["model.generation.seed=3"], 2,
+    ("extension the server lacks", ["dataset.n=4", "model.generation.seed=3"], 2,
      "model.generation.seed=3 needs a server offering the 'seed' extension"),
 ])
 def test_bad_input_gives_a_clear_error_and_exit_code(tmp_path, stock_server, case, overrides, code, message):
@@ -139,4 +144,4 @@ def test_jsonl_dataset_with_tasks_logs_per_task_accuracy(tmp_path, stock_server)
                  "dataset.task_field=t", "patch=file", f"patch.path={patch_file(tmp_path)}"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     m = runs(tmp_path)[0].data.metrics
-    assert {"accuracy/baseline/even", "accuracy/patched/odd"} <= set(m)
+    assert {names.per_task(names.ACC_BASELINE, "even"), names.per_task(names.ACC_PATCHED, "odd")} <= set(m)
