@@ -1,42 +1,95 @@
-"""Generations a sweep of 1 model x 3 patch sets over N items asks of the server, against the
-minimum (N baseline + 3N patched) and a naive plan (a fresh baseline per patch set and two
-generations per patched request, hook-api.md §2): 3 x (N + 2N) = 9N.
+"""Generations a sweep of 1 model x 3 patch sets (general, math, reasoning) over N items costs,
+counted at the server, on hookbench's reference server and on a stock-behaving server (the
+tests' stand-in for the users' server, hook-api.md: sampled presets, no seed, no extensions,
+`use_hooks: true` generating twice), next to the minimum N·(1+K) (one baseline, one patched
+answer per patch set) and the seed harness's plan N·(1+2K) (baseline once, `use_hooks: true`
+per patch set). Both servers run the same patch sets: the ones the reference server suggests,
+frozen by the first sweep and copied to the second.
 
-Starts one reference server, runs `python -m hookbench -m patch=general,math,reasoning` against
-it in a fresh store, then reads the server's own counter of generated sequences.
+Usage, from the repo root: python benchmarks/sweep_requests.py [--items 16] [--model tiny|smollm2]
 """
 
+from __future__ import annotations
+
 import argparse
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import requests
+from mlflow.tracking import MlflowClient
 
-from hookbench.server_process import ensure_server, reference_server_command
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests.stock_server, when run as a script
+
+from hookbench import contract, names
+from hookbench.server_process import reference_server_command, start_server
+
+CAPABILITIES = ("general", "math", "reasoning")
+
+
+def sweep(work: Path, overrides: list[str], env: dict | None = None) -> None:
+    """`python -m hookbench -m ...` in `work`; exits with its stderr when it or any job failed."""
+    work.mkdir(parents=True, exist_ok=True)
+    base = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the store stays in `work`
+    p = subprocess.run([sys.executable, "-m", "hookbench", "-m", f"patch={','.join(CAPABILITIES)}", *overrides],
+                       check=False, cwd=work, capture_output=True, text=True, env={**base, **(env or {})})
+    client = MlflowClient(tracking_uri=f"sqlite:///{work}/mlruns/mlflow.db")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    jobs = [r for r in runs if r.data.tags.get(names.TAG_SWEEP) != "parent" and r.info.status == "FINISHED"]
+    if p.returncode != 0 or len(jobs) != len(CAPABILITIES):
+        sys.exit(f"the sweep in {work} failed (exit {p.returncode}, {len(jobs)} jobs finished):\n{p.stderr[-3000:]}")
+
+
+def on_reference(model: str, n: int, work: Path) -> int:
+    server = start_server(reference_server_command(model), {"TOKENIZERS_PARALLELISM": "false"}, timeout_s=600)
+    try:
+        def made() -> int:
+            return requests.get(server.url + contract.HEALTH, timeout=30).json()["counters"]["generated_sequences"]
+
+        before = made()
+        sweep(work, [f"model={model}", "model.server.launch.enabled=false", f"model.server.url={server.url}",
+                     f"dataset.n={n}"])
+        return made() - before
+    finally:
+        server.stop()
+
+
+def on_stock(model: str, n: int, work: Path) -> int:
+    from tests.stock_server import StockServer
+
+    with StockServer(model) as server:
+        sweep(work, ["model=qwen72b", f"dataset.n={n}"], {"QWEN72B_URL": server.url})
+        return server.generations
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--items", type=int, default=32)
-    ap.add_argument("--model", default="smollm2")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--items", type=int, default=16)
+    ap.add_argument("--model", default="tiny", choices=["tiny", "smollm2"])
     args = ap.parse_args()
-    n = args.items
-    url = ensure_server({"enabled": True, "command": reference_server_command(args.model)}, None)
-    before = requests.get(url + "/api/health").json()["counters"]["generated_sequences"]
-    work = Path(tempfile.mkdtemp(prefix="hookbench-sweep-bench-"))
-    p = subprocess.run([sys.executable, "-m", "hookbench", "-m", f"model={args.model}", "model.server.launch.enabled=false",
-                        f"model.server.url={url}", "patch=general,math,reasoning", f"dataset.n={n}"],
-                       cwd=work, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit(f"the sweep failed ({p.returncode}):\n{p.stderr[-3000:]}")
-    made = requests.get(url + "/api/health").json()["counters"]["generated_sequences"] - before
-    print(f"sweep: 1 model x 3 patch sets x {n} items")
-    print(f"{'generations sent to the server':34s} {made:6d}")
-    print(f"{'minimum (N + 3N)':34s} {4 * n:6d}")
-    print(f"{'naive plan (3 x (N + 2N))':34s} {9 * n:6d}")
-    print(f"beyond the minimum: {made - 4 * n}")
+    n, k = args.items, len(CAPABILITIES)
+    root = Path(tempfile.mkdtemp(prefix="hookbench-sweep-requests-"))
+    try:
+        reference = on_reference(args.model, n, root / "reference")
+        stock_work = root / "stock"
+        shutil.copytree(root / "reference" / "patches" / args.model, stock_work / "patches" / "qwen72b")
+        stock = on_stock(args.model, n, stock_work)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    minimum = n * (1 + k)
+    rows = [("minimum, N·(1+K)", minimum), ("seed plan, N·(1+2K)", n * (1 + 2 * k)),
+            (f"reference server (hookbench.server --model {args.model})", reference),
+            (f"stock-behaving server (stand-in on {args.model}, model=qwen72b)", stock)]
+    print(f"sweep: 1 model ({args.model}) x {k} patch sets ({', '.join(CAPABILITIES)}) x N={n} items; "
+          "generations counted at the server")
+    width = max(len(name) for name, _ in rows)
+    print(f"{'':{width}s}  {'generations':>11s}  {'/ minimum':>9s}")
+    for name, count in rows:
+        print(f"{name:{width}s}  {count:11d}  {count / minimum:9.2f}")
 
 
 if __name__ == "__main__":
