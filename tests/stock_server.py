@@ -15,7 +15,9 @@ Test hooks are plain attributes read/set on the object (the HTTP surface stays s
 counters `generations`, `generate_calls`, `loss_calls`, `hooks_posts`, `last_preset`; fault knobs
 `fail_calls`, `http_error_calls`, `empty_for`, `hooks_fail_after_apply`, `down_after_call`,
 `suggestions`, `suggestions_delay_s`; and `down()`, `kill()`, `up()`, `swap_model()`,
-`weights_sha256()`, `is_clean()`.
+`weights_sha256()`, `is_clean()`. Module helpers: `load_model(spec)` (the per-process cache) and
+`perturbed_copy(lm)` (other weights for swap_model). Each server start reseeds torch from entropy
+(loading `tiny` seeds it with 0), so sampled answers differ between runs as on the stock server.
 """
 
 from __future__ import annotations
