@@ -19,11 +19,17 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from hookbench import contract
+from hookbench import contract, names
 from hookbench.client import Generation, LossUnavailable
-from hookbench import names
 from hookbench.compose import Parts, Settings
 from hookbench.errors import ConfigError, PatchError, ReproductionMismatch, ServerError
 from hookbench.items import Dataset

@@ -21,6 +21,7 @@ from hookbench import names, tracking
 from hookbench.stats import adjust_p_values, adjusted_verdict
 from hookbench.sweep_report import sweep_note, sweep_table, write_sweep_report
 
+
 def headline(error: str) -> str:
     """One line of a job's error: the message, or a traceback's last line (the exception)."""
     lines = error.strip().splitlines() or [""]

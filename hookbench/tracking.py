@@ -75,7 +75,9 @@ class Redactor:
                 self.secrets.add(v)
 
     def text(self, s: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
+        # a secret of 1-3 characters would mask every such run of text (every "1" in the results): such a
+        # value is still dropped from params by its key, but not searched for in text
+        for secret in sorted((x for x in self.secrets if len(x) > 3), key=len, reverse=True):
             s = s.replace(secret, MASK)
         return s
 
@@ -93,7 +95,7 @@ def redact_url(url: str) -> str:
     """http://user:pw@host -> http://***@host."""
     parts = urlsplit(url)
     if parts.username or parts.password:
-        return urlunsplit(parts._replace(netloc=f"{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")))
+        return urlunsplit(parts._replace(netloc=f"{MASK}@{parts.netloc.rsplit('@', 1)[1]}"))
     return url
 
 

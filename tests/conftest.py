@@ -49,7 +49,14 @@ def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 
             module: str = "hookbench") -> subprocess.CompletedProcess:
     """`python -m MODULE ARGS` as a user runs it, in `cwd` (so mlruns/ lands there)."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+                          timeout=timeout, env=cli_env(env))
+
+
+def cli_env(extra: dict | None = None) -> dict:
+    """The environment of a hookbench process a test starts. MLflow's set_tracking_uri() in the test
+    process exports MLFLOW_TRACKING_URI, which hookbench honours: drop it unless the test sets it."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return {**env, "PYTHONPATH": str(REPO), **(extra or {})}
 
 
 def stock_args(server) -> tuple[list[str], dict]:

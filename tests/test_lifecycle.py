@@ -1,6 +1,5 @@
 """Server lifecycle and interruption: started servers are reused and stopped; Ctrl-C restores."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -9,7 +8,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import cli_env, run_cli
 from tests.test_e2e_reference_server import fingerprint, generated, runs, write_external_models
 
 
@@ -57,7 +56,7 @@ def test_ctrl_c_mid_run_restores_the_server_marks_the_run_killed_and_a_rerun_res
     args = ["model.server.launch.enabled=false", f"model.server.url={smol_clean.url}", "dataset.n=48",
             "model.generation.batch_size=4"]
     proc = subprocess.Popen([sys.executable, "-m", "hookbench", *args], cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not requests.get(smol_clean.url + "/api/health").json()["hooks_active"]:  # wait for the patched phase
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
@@ -86,8 +85,8 @@ def test_ctrl_c_in_a_sweep_still_closes_the_parent(tiny_clean, tmp_path):
     """Hydra skips on_multirun_end when a job does not return; the parent must not stay RUNNING."""
     searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
     proc = subprocess.Popen([sys.executable, "-m", "hookbench", "-m", "model=ext_tiny", "patch=math,general",
-                             "dataset.n=400", "model.generation.batch_size=1", searchpath],
-                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                             "dataset.n=400", "dataset.max_value=99", "model.generation.batch_size=1", searchpath],
+                            cwd=tmp_path, env=cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not requests.get(tiny_clean.url + "/api/health").json()["hooks_active"]:

@@ -5,8 +5,8 @@ weight edits surviving DELETE) on a real model, counted at the server."""
 from __future__ import annotations
 
 import json
-import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from hookbench.stats import adjust_p_values
-from tests.conftest import REPO, run_cli, stock_args
+from tests.conftest import cli_env, run_cli, stock_args
 from tests.test_e2e_reference_server import runs
 
 EDITS = {"a": 1.5, "b": 0.5, "c": 2.0}
@@ -32,16 +32,16 @@ def patch_files(tmp_path) -> dict[str, str]:
 
 
 def sweep_over(tmp_path, names: list[str]) -> list[str]:
-    """A sweep over patch files: `patch=file patch.path=a.json,b.json`."""
+    """Overrides of a sweep over patch files: `patch=file patch.path=a.json,b.json` (after `-m`)."""
     paths = patch_files(tmp_path)
-    return ["-m", "patch=file", "patch.path=" + ",".join(paths[n] for n in names)]
+    return ["patch=file", "patch.path=" + ",".join(paths[n] for n in names)]
 
 
 def test_a_1x2_sweep_costs_3n_generations_and_restores_the_weights(stock_server, tmp_path):
     n = 6
     args, env = stock_args(stock_server)
     before = stock_server.weights_sha256()
-    p = run_cli([*args, *sweep_over(tmp_path, ["a", "b"]), f"dataset.n={n}"], tmp_path, env)
+    p = run_cli(["-m", *args, *sweep_over(tmp_path, ["a", "b"]), f"dataset.n={n}"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     assert stock_server.generations == 3 * n, "one baseline shared by both jobs, one generation per patched answer"
     assert stock_server.is_clean() and stock_server.weights_sha256() == before
@@ -55,7 +55,7 @@ def test_a_1x2_sweep_costs_3n_generations_and_restores_the_weights(stock_server,
 
 def test_a_3_job_sweep_adjusts_p_values_by_holm(stock_server, tmp_path):
     args, env = stock_args(stock_server)
-    p = run_cli([*args, *sweep_over(tmp_path, ["a", "b", "c"]), "dataset.n=8"], tmp_path, env)
+    p = run_cli(["-m", *args, *sweep_over(tmp_path, ["a", "b", "c"]), "dataset.n=8"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     all_runs = runs(tmp_path)
     (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
@@ -81,7 +81,7 @@ def test_sigterm_and_sighup_restore_the_server_kill_the_run_and_a_rerun_resumes(
     f = patch_files(tmp_path)["a"]
     cmd = [*args, "model.generation.batch_size=1", f"dataset.n={n}", "patch=file", f"patch.path={f}"]
     proc = subprocess.Popen([sys.executable, "-m", "hookbench", *cmd], cwd=tmp_path, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO), **env},
+                            env=cli_env(env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while not (stock_server.hooks_posts and stock_server.generations >= n + 4):  # into the patched phase
@@ -95,11 +95,14 @@ def test_sigterm_and_sighup_restore_the_server_kill_the_run_and_a_rerun_resumes(
     (run,) = runs(tmp_path)
     assert run.info.status == "KILLED" and signal.Signals(sig).name in run.data.tags["error"]
     made = stock_server.generations
+    with sqlite3.connect(tmp_path / "mlruns" / "generations.sqlite") as db:  # answers finished before the signal
+        (finished,) = db.execute("SELECT count(*) FROM generations WHERE run_id = ?", (run.info.run_id,)).fetchone()
     again = run_cli(cmd, tmp_path, env)
     assert again.returncode == 0, again.stderr[-3000:]
     rerun = runs(tmp_path)[-1].data.metrics
-    assert rerun["n/reused_baseline"] == n and 0 < rerun["n/reused_patched"] < n
-    assert stock_server.generations - made == n - rerun["n/reused_patched"], "a finished answer was generated again"
+    assert rerun["n/reused_baseline"] + rerun["n/reused_patched"] == finished, "a finished answer was not reused"
+    assert 0 < rerun["n/reused_patched"] < n
+    assert stock_server.generations - made == 2 * n - finished, "a finished answer was generated again"
 
 
 def test_a_gold_without_a_number_fails_before_any_generation(stock_server, tmp_path):
