@@ -109,10 +109,7 @@ def _log(run: tracking.JobRun, out: JobOutput, report_dir: Path, hydra_dir: Path
     console.print(summary_table(out.summary))
     log.info("%s: %s", run.name, out.headline())
     log.info("report: %s", report_dir)
-    log.info("MLflow run %s (%s); see it with:\n  %s", run.run_id, run.name, ui_command(run.cfg))
+    log.info("MLflow run %s (%s); see it with:\n  %s", run.run_id, run.name,
+             tracking.ui_hint(run.cfg.mlflow.tracking_uri, run.experiment_id))
     return JobResult(run.run_id, out.metrics(), out, report_dir)
 
-
-def ui_command(cfg: DictConfig) -> str:
-    uri = cfg.mlflow.tracking_uri
-    return f"open {uri} in a browser" if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}"

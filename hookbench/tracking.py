@@ -148,6 +148,15 @@ def _experiment(mlflow_cfg, artifact_location: str | None) -> str:
     return exp.experiment_id
 
 
+def ui_hint(uri: str, experiment_id: str) -> str:
+    """How to see the runs. MLflow 3.17's UI opens an experiment on its GenAI overview unless the
+    link names the workflow type (the experiment kind tag alone does not decide it)."""
+    page = f"#/experiments/{experiment_id}?workflowType=machine_learning"
+    if uri.startswith("http"):
+        return f"open {uri.rstrip('/')}/{page}"
+    return f"mlflow ui --backend-store-uri {uri}\n  then open http://127.0.0.1:5000/{page}"
+
+
 def default_tracking_uri() -> str:
     """MLFLOW_TRACKING_URI when set, else the local store `python -m hookbench` logs to from here."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
