@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from hookbench import contract
@@ -66,6 +66,17 @@ def classify_answer(text: str | None) -> tuple[str | None, str | None]:
     return None, None
 
 
+class DroppedConnectionRetry(Retry):
+    """Retries a connection the server dropped (reset or aborted: e.g. a kept-alive connection it
+    closed after failing to render an answer), never a read timeout: a timeout means the server is
+    still generating, and asking again would queue a second generation behind it (§8)."""
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        if isinstance(error, ReadTimeoutError):
+            raise error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
 class HookClient:
     """One hook server. `token` goes in an Authorization header and is never logged.
 
@@ -87,10 +98,10 @@ class HookClient:
         self.timeout = (connect_timeout_s, timeout_s)
         self.max_connection_failures = max(1, int(max_connection_failures))
         self.connection_failures = 0  # consecutive; reset by any HTTP answer
-        retry = Retry(
+        retry = DroppedConnectionRetry(
             total=retries,
             connect=retries,
-            read=False,  # a read timeout means the server is busy generating: do not pile on
+            read=retries,  # a dropped connection (reset, aborted) only: never a read timeout, see the class
             status=retries,
             backoff_factor=backoff_s,
             backoff_max=4 * backoff_s,  # 0, 1, 2, 2, ... s at defaults: a dead server is found in seconds
@@ -257,8 +268,18 @@ class HookClient:
             return Generation(None, time.perf_counter() - t0, "api_error", f"non-JSON answer: {r.text[:200]!r}")
 
     def _give_up_if_dead(self, what: str, err: Exception, partial: list | None = None) -> None:
-        if self.connection_failures >= self.max_connection_failures:
+        if self.connection_failures >= self.max_connection_failures and not self._alive():
             raise self._unreachable(what, err, partial) from None
+
+    def _alive(self) -> bool:
+        """A server that drops connections but still answers /api/health is alive (FastAPI closes the
+        connection of a response it failed to render, e.g. a NaN loss under an overflowing patch)."""
+        try:
+            self.no_retry_session.get(self.base_url + contract.HEALTH, timeout=self.timeout)
+        except requests.RequestException:
+            return False
+        self.connection_failures = 0
+        return True
 
     @staticmethod
     def _answer(text: str | None, latency_s: float) -> Generation:

@@ -105,7 +105,8 @@ def test_a_patch_that_breaks_generation_is_the_patch_s_effect(stock_server, tmp_
                                     "value": 1e38, "target": "all"} for t in ("up", "down")])
     out = Evaluation(parts(stock_server.url, broken, preset="benchmark"), "run-1").run()
     s = out.summary
-    assert s.patch_caused == s.n_draws - s.failures["baseline"] > 0
+    assert s.patch_caused > s.n_draws / 2 and s.failures["baseline"] == 0
+    assert all(r.patched.patch_caused for r in out.records if r.patched.error), s.failure_kinds
     assert s.breaks_generation() and out.headline().startswith("the patch breaks generation")
     assert s.with_patch_failures.n > 0 and s.problem() is None, "evidence against the patch, not missing data"
     assert stock_server.is_clean()
@@ -152,3 +153,26 @@ def test_samples_with_a_greedy_preset_is_refused(tiny_clean, tmp_path):
 
     with pytest.raises(ConfigError, match="generation.samples=3"):
         Evaluation(parts(tiny_clean.url, patch_file(tmp_path), preset="greedy", samples=3), "run-1").run()
+
+
+def test_repeated_queries_are_one_cluster_and_generated_once(tiny_clean, tmp_path):
+    from hookbench.datasets import arithmetic as make
+
+    p = parts(tiny_clean.url, patch_file(tmp_path), preset="greedy", max_new_tokens=4, chat=False)
+    p.dataset = make(n=30, max_value=3, allow_repeats=True)  # 16 distinct sums: repeats, as real data has
+    distinct = len({it.prompt for it in p.dataset.items})
+    before = tiny_clean.ok("GET", "/api/health")["counters"]["generated_sequences"]
+    out = Evaluation(p, "run-1").run()
+    made = tiny_clean.ok("GET", "/api/health")["counters"]["generated_sequences"] - before
+    assert made == 2 * distinct, "a repeated query was generated again"
+    assert out.summary.repeats == 30 - distinct and out.summary.reused == {"baseline": 0, "patched": 0}
+    assert out.summary.comparison.n_clusters == distinct < out.summary.comparison.n == 30
+
+
+def test_loss_metric_and_screen_on_the_reference_server_are_batched(tiny_clean, tmp_path):
+    harmful = patch_file(tmp_path, [{"tensor_name": MLP, "operation": "scale", "value": 8.0, "target": "all"}])
+    out = Evaluation(parts(tiny_clean.url, harmful, preset="greedy", metric="both", screen_size=4,
+                           screen_threshold=-1.0, max_new_tokens=4, chat=False), "run-1").run()
+    assert out.screen["passed"] is False and "loss/delta" in out.metrics()
+    # probes and item losses go in a few batch requests, not one request per item
+    assert out.record.requests["loss"] <= 5 and out.record.requests["generations"] == 0
