@@ -23,7 +23,7 @@ def patch_file(tmp_path, name: str, value: float, layer: int = 1) -> str:
 @pytest.mark.slow
 def test_confirm_picks_the_better_dev_child_and_reruns_it_on_test(smol_clean, tmp_path):
     searchpath = write_external_models(tmp_path / "conf", {"ext_smol": ("smollm2", smol_clean)})
-    mild, harmful = patch_file(tmp_path, "mild", 1.02, 10), patch_file(tmp_path, "harmful", 0.0, 10)
+    mild, harmful = patch_file(tmp_path, "mild", 1.02, 10), patch_file(tmp_path, "harmful", 4.0, 2)
     p = run_cli(["-m", "model=ext_smol", "patch=file", f"patch.path={mild},{harmful}", "dataset.split=dev",
                  "dataset.n=60", searchpath], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -39,7 +39,8 @@ def test_confirm_picks_the_better_dev_child_and_reruns_it_on_test(smol_clean, tm
     assert confirmation.data.params["dataset.split"] == "test"
     md = MlflowClient().download_artifacts(parent.info.run_id, "confirmation.md", str(tmp_path / "dl"))
     text = open(md).read()
-    assert "mild" in text and confirmation.info.run_id in text and "test verdict" in text
+    assert children["mild.json"].data.params["patch.hash"] in text and confirmation.info.run_id in text
+    assert "test verdict" in text
     assert c.returncode == (0 if confirmation.data.tags["verdict"] == "improves" else 1)
 
 
