@@ -157,16 +157,16 @@ class Evaluation:
 
     def _extras(self, offered: set[str]) -> dict:
         g, extras = self.settings.generation, {}
-        for key, ext in (("seed", contract.EXT_SEED), ("max_new_tokens", contract.EXT_MAX_NEW_TOKENS)):
-            value = getattr(g, key)
+        for ext in (contract.EXT_SEED, contract.EXT_MAX_NEW_TOKENS):  # the extension's name is its field's
+            value = getattr(g, ext)
             if value is not None:
                 if ext not in offered:
-                    raise ConfigError(f"model.generation.{key}={value} needs a server offering the '{ext}' "
+                    raise ConfigError(f"model.generation.{ext}={value} needs a server offering the '{ext}' "
                                       f"extension; {self.client.base_url} offers {sorted(offered) or 'none'}")
-                extras[key] = value
+                extras[ext] = value
         if g.chat is not None:
             if contract.EXT_CHAT in offered:
-                extras["chat"] = bool(g.chat)
+                extras[contract.EXT_CHAT] = bool(g.chat)
             else:
                 log.warning("model.prompt.chat is set but %s decides prompting itself (no 'chat' extension)",
                             self.client.base_url)
@@ -349,7 +349,7 @@ class Evaluation:
         what the store already holds for the same identity, settings, query, arm and draw."""
         g, extras = self.settings.generation, dict(self.extras)
         if use_hooks and contract.EXT_SKIP_ORIGINAL in self.client.extensions:
-            extras["skip_original"] = True  # §2: `original` would be a wasted generation
+            extras[contract.EXT_SKIP_ORIGINAL] = True  # §2: `original` would be a wasted generation
         sampled = contract.is_sampled(self.preset)
         chunks = []  # of (draw, query, records with that query): a chunk never mixes draws
         for draw in range(g.samples):
@@ -366,12 +366,12 @@ class Evaluation:
 
     def _generate_chunk(self, chunk, arm, use_hooks, arm_key, extras, sampled) -> None:
         draw, draw_extras = chunk[0][0], dict(extras)
-        if "seed" in extras:
-            draw_extras["seed"] = extras["seed"] + draw  # one seed per draw
+        if contract.EXT_SEED in extras:
+            draw_extras[contract.EXT_SEED] = extras[contract.EXT_SEED] + draw  # one seed per draw
         queries = [q for _, q, _ in chunk]
-        key_extras = {k: v for k, v in draw_extras.items() if k != "skip_original"}
+        key_extras = {k: v for k, v in draw_extras.items() if k != contract.EXT_SKIP_ORIGINAL}
         # a seeded batch's samples depend on what else is in it, so seeded sampled answers are keyed by batch
-        batch = queries if sampled and "seed" in extras else None
+        batch = queries if sampled and contract.EXT_SEED in extras else None
         keys = [generation_key(self.identity, self.preset, key_extras, q,
                                {**arm_key, "draw": draw} if sampled else arm_key, batch) for _, q, _ in chunk]
         hits = self.store.get_many(keys) if self.store is not None else {}
@@ -384,7 +384,7 @@ class Evaluation:
         batched = len(queries) > 1 and contract.EXT_GENERATE_BATCH in self.client.extensions
         self.request_latency[arm] += [time.perf_counter() - t0] if batched else [g.latency_s for g in gens]
         # §2: without skip_original a use_hooks request costs two generations
-        self.generations += len(queries) * (2 if use_hooks and "skip_original" not in draw_extras else 1)
+        self.generations += len(queries) * (2 if use_hooks and contract.EXT_SKIP_ORIGINAL not in draw_extras else 1)
         for (_, _, rs), gen in zip(chunk, gens):
             self._fill(rs, arm, gen, batch_size=len(queries) if batched else 1)
         if self.store is not None:

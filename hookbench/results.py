@@ -95,7 +95,7 @@ class Summary:
     batch_sizes: dict[str, list[int]]
     failures: dict[str, int]  # per arm: count of failed generations
     failure_kinds: dict[str, dict[str, int]]  # per arm: kind -> count
-    per_task: dict[str, dict]  # task -> {"baseline": acc, "patched": acc, "comparison": Comparison}
+    per_task: dict[str, dict]  # task -> {"baseline", "patched": accuracy, "comparison", "loss": compare_losses()}
     reused: dict[str, int]  # per arm: answers taken from earlier runs instead of generated
     repeats: int  # records answered by another item of this run with the same query
     loss_baseline: float = math.nan
@@ -135,6 +135,8 @@ class Summary:
             m[names.per_task(names.ACC_PATCHED, task)] = t["patched"]
             m[names.per_task(names.ACC_DELTA, task)] = t["comparison"].delta
             m[names.per_task(names.P_VALUE, task)] = t["comparison"].p_value
+            if t.get("loss") is not None:
+                m[names.per_task(names.LOSS_DELTA, task)] = t["loss"][2].delta
         if self.loss is not None:
             m |= {names.LOSS_BASELINE: self.loss_baseline, names.LOSS_PATCHED: self.loss_patched,
                   names.LOSS_DELTA: self.loss.delta, names.LOSS_CI_LOW: self.loss.ci_low,
@@ -228,7 +230,8 @@ def summarize(records: list[ItemResult], draws: int = 1, alpha: float = 0.05,
         rs = [r for r in records if r.task == task]
         tb, tp, tc, _ = _per_item(rs, count_patch_failures=False)
         per_task[task] = {"baseline": _mean(tb), "patched": _mean(tp),
-                          "comparison": compare_arms(tb, tp, clusters=tc, draws=draws, alpha=alpha)}
+                          "comparison": compare_arms(tb, tp, clusters=tc, draws=draws, alpha=alpha),
+                          "loss": compare_losses(rs, alpha)}
     losses = compare_losses(records, alpha)
     return Summary(
         n_items=len({r.id for r in records}), n_draws=len(records),

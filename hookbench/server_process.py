@@ -25,6 +25,7 @@ from pathlib import Path
 
 import requests
 
+from hookbench import contract
 from hookbench.errors import ServerError
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def wait_healthy(url: str, timeout_s: float, process: subprocess.Popen | None = 
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"server exited with code {process.returncode}")
         try:
-            h = requests.get(url + "/api/health", timeout=2).json()
+            h = requests.get(url + contract.HEALTH, timeout=2).json()
             if h.get("status") == "online":
                 return h
             last = f"status {h.get('status')!r}"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from hookbench.server_process import RunningServer, free_port, reference_server_command
+from hookbench.server_process import RunningServer, reference_server_command
 from hookbench.server_process import start_server as launch
 
 REPO = Path(__file__).resolve().parents[1]

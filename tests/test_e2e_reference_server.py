@@ -3,40 +3,20 @@
 import json
 from pathlib import Path
 
-import mlflow
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO, run_cli, start_server, stop_server
+from tests.helpers import external, fingerprint, generated, runs, write_external_models
 
-PROBES = ["What is 2 + 2? Answer with the number only.", "Name a colour."]
 METRICS = ["accuracy/baseline", "accuracy/patched", "accuracy/delta", "accuracy/delta_ci_low", "accuracy/delta_ci_high",
            "n/scored", "n/fixed", "n/broken", "n/clusters", "stats/p_value", "stats/mde",
            "latency/baseline_per_item_mean_s", "latency/patched_request_p95_s", "failures/baseline", "failures/patched",
            "failures/patch_caused", "patch/hook_count", "patch/probe_loss_delta", "loss/baseline", "loss/patched",
-           "loss/delta", "accuracy/baseline/add2", "accuracy/patched/add2"]
+           "loss/delta", "accuracy/baseline/add2", "accuracy/patched/add2", "loss/delta/add2"]
 ARTIFACTS = ["patch.json", "items.jsonl", "items.csv", "diff_table.md", "accuracy.png", "latency.png", "report.md",
              "config_resolved.yaml", "context.json", ".hydra"]
-
-
-def store(tmp_path: Path) -> tuple[MlflowClient, str]:
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
-    return MlflowClient(), mlflow.get_experiment_by_name("hookbench").experiment_id
-
-
-def runs(tmp_path: Path) -> list:
-    client, exp = store(tmp_path)
-    return client.search_runs([exp], order_by=["attribute.start_time ASC"])
-
-
-def fingerprint(server) -> tuple:
-    """Greedy answers and a teacher-forced loss: identical iff the weights are the original ones."""
-    return tuple(server.greedy(q)["original"] for q in PROBES) + (server.loss(),)
-
-
-def external(server, model: str = "smollm2") -> list[str]:
-    return [f"model={model}", "model.server.launch.enabled=false", f"model.server.url={server.url}"]
 
 
 @pytest.mark.slow
@@ -94,20 +74,6 @@ def test_the_judge_grades_with_the_evaluated_server_by_default(smol_clean, tmp_p
         for arm in ("baseline", "patched"):
             graded = r[f"{arm}_correct"] is not None and r[f"{arm}_extracted"] in ("CORRECT", "INCORRECT")
             assert graded or r[f"{arm}_error"] == "judge_error", r
-
-
-def write_external_models(conf: Path, servers: dict) -> str:
-    """Model configs pointing at already-running servers, so generations can be counted there."""
-    (conf / "model").mkdir(parents=True)
-    for name, (base, server) in servers.items():
-        (conf / "model" / f"{name}.yaml").write_text(
-            f"defaults:\n  - {base}\n  - _self_\nserver:\n  url: {server.url}\n  launch:\n    enabled: false\n")
-    return f"hydra.searchpath=[file://{conf}]"
-
-
-def generated(server, counter: str = "generated_sequences") -> int:
-    """What reached the model, counted by the reference server (generate_requests or generated_sequences)."""
-    return requests.get(server.url + "/api/health").json()["counters"][counter]
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from tests.conftest import cli_env, run_cli
-from tests.test_e2e_reference_server import fingerprint, generated, runs, write_external_models
+from tests.helpers import fingerprint, generated, runs, write_external_models
 
 
 def test_one_launched_server_serves_consecutive_jobs_of_a_model(tmp_path):

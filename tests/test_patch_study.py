@@ -8,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import run_cli
-from tests.test_e2e_reference_server import runs, write_external_models
+from tests.helpers import runs, write_external_models
 
 MLP = "model.layers.{layer}.mlp.up_proj.weight"
 

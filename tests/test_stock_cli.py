@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from hookbench.stats import adjust_p_values
 from tests.conftest import cli_env, run_cli, stock_args
-from tests.test_e2e_reference_server import runs
+from tests.helpers import runs
 
 EDITS = {"a": 1.5, "b": 0.5, "c": 2.0}
 
@@ -47,6 +47,9 @@ def test_a_1x2_sweep_costs_3n_generations_and_restores_the_weights(stock_server,
     assert stock_server.is_clean() and stock_server.weights_sha256() == before
     children = [r for r in runs(tmp_path) if r.data.tags.get("mlflow.parentRunId")]
     assert len(children) == 2
+    for log in tmp_path.glob("multirun/*/*/__main__.log"):  # Hydra's job log holds the job's messages
+        assert "MLflow run" in log.read_text() and "accuracy" in log.read_text()
+    assert len(list(tmp_path.glob("multirun/*/*/__main__.log"))) == 2
     for c in children:
         assert "one generation per answer" in c.data.params["generation.patched_path"]
         assert c.data.metrics["patch/probe_loss_delta"] > 0
@@ -125,3 +128,16 @@ def test_upstream_prompt_file_with_null_answers(stock_server, tmp_path):
     p = run_cli([*args, "dataset=jsonl", f"dataset.path={data}", "dataset.skip_missing=true", "patch=none"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     assert runs(tmp_path)[-1].data.metrics["n/skipped_items"] == 2
+
+
+def test_a_job_where_every_answer_is_empty_fails_with_the_likely_fix(stock_server, tmp_path):
+    stock_server.empty_for = {"What is"}
+    args, env = stock_args(stock_server)
+    p = run_cli([*args, "dataset.n=4", "patch=file", f"patch.path={patch_files(tmp_path)['a']}"], tmp_path, env)
+    assert p.returncode == 7, p.stderr[-3000:]
+    assert "all 4 baseline answers were empty" in p.stderr and "model.prompt.template" in p.stderr
+    (run,) = runs(tmp_path)
+    assert run.info.status == "FAILED" and "no item was scored" in run.data.tags["error"]
+    files = {a.path for a in MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"items.jsonl", "report.md"} <= files, "what was computed is logged before the job fails"
+    assert stock_server.is_clean()
