@@ -183,8 +183,6 @@ class Evaluation:
             self.phase_s["server_wait"] = waited
             try:
                 with self.phase("patch"):
-                    log.info("resolving patch '%s' (may ask the server for suggestions)...",
-                             getattr(self.parts.patch_source, "name", "?"))
                     self.patch: PatchSet = self.parts.patch_source.resolve(self.client, s.model.name, s.model.apply_mode)
                     self._clean()
                     self.probes["clean"] = self._probe()

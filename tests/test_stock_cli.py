@@ -47,9 +47,9 @@ def test_a_1x2_sweep_costs_3n_generations_and_restores_the_weights(stock_server,
     assert stock_server.is_clean() and stock_server.weights_sha256() == before
     children = [r for r in runs(tmp_path) if r.data.tags.get("mlflow.parentRunId")]
     assert len(children) == 2
-    for log in tmp_path.glob("multirun/*/*/__main__.log"):  # Hydra's job log holds the job's messages
+    for log in tmp_path.glob("multirun/*/*/*/__main__.log"):  # Hydra's job log holds the job's messages
         assert "MLflow run" in log.read_text() and "accuracy" in log.read_text()
-    assert len(list(tmp_path.glob("multirun/*/*/__main__.log"))) == 2
+    assert len(list(tmp_path.glob("multirun/*/*/*/__main__.log"))) == 2
     for c in children:
         assert "one generation per answer" in c.data.params["generation.patched_path"]
         assert c.data.metrics["patch/probe_loss_delta"] > 0
