@@ -28,7 +28,7 @@ def patch_file(tmp_path, suggestions=None, name="p"):
 
 
 def parts(url, source, n=6, preset="benchmark", metric="accuracy", samples=1, batch_size=4, **settings):
-    gen = GenerationSettings(preset=preset, batch_size=batch_size, samples=samples,
+    gen = GenerationSettings(preset=preset, batch_size=batch_size, samples=samples, seed=settings.pop("seed", None),
                              max_new_tokens=settings.pop("max_new_tokens", None), chat=settings.pop("chat", None))
     s = Settings(model=ModelInfo("tiny", "hookbench/tiny", "seed0", "weights"), generation=gen, metric=metric,
                  **settings)
@@ -141,11 +141,18 @@ def test_a_a_job_on_the_reference_server_is_no_change(tiny_clean):
     assert out.record.patch["hook_count"] == 0 and "A/A" in out.record.generation["patched_path"]
 
 
-def test_samples_draws_k_answers_per_item_per_arm(tiny_clean, tmp_path):
-    out = Evaluation(parts(tiny_clean.url, patch_file(tmp_path), preset="benchmark", samples=3, max_new_tokens=4, chat=False),
-                     "run-1").run()
+def test_samples_draws_k_seeded_answers_per_item_per_arm(tiny_clean, tmp_path):
+    def run():
+        return Evaluation(parts(tiny_clean.url, patch_file(tmp_path), preset="benchmark", samples=3, seed=7,
+                                max_new_tokens=4, chat=False), "run-1").run()
+
+    out = run()
     assert len(out.records) == 3 * 6 and sorted({r.draw for r in out.records}) == [0, 1, 2]
-    assert out.summary.comparison.draws == 3
+    assert out.summary.comparison.draws == 3 and "permutation" in out.summary.comparison.test
+    draws = {d: [r.baseline.output for r in out.records if r.draw == d] for d in range(3)}
+    assert draws[0] != draws[1] or draws[1] != draws[2], "every draw gave the same answers: one seed for all?"
+    again = run()  # seeded per draw: the same draws again
+    assert [r.baseline.output for r in again.records] == [r.baseline.output for r in out.records]
 
 
 def test_samples_with_a_greedy_preset_is_refused(tiny_clean, tmp_path):
