@@ -20,8 +20,8 @@ from pathlib import Path
 from hookbench import names, tracking
 from hookbench.entry import run_command
 from hookbench.errors import ConfigError
+from hookbench.formatting import fmt_delta, md_table
 from hookbench.job import run_job
-from hookbench.report import fmt_delta, md_table
 from hookbench.reproduce import logged_config
 
 RANK = {"improves": 0, "no change observed": 1, "no detectable change": 1, "hurts": 2}

@@ -22,7 +22,8 @@ from rich.console import Console
 from hookbench import names, tracking
 from hookbench.compose import compose, generation_store_path
 from hookbench.errors import HookbenchError
-from hookbench.evaluate import Evaluation, JobOutput
+from hookbench.evaluate import Evaluation
+from hookbench.outcome import JobOutput
 from hookbench.report import summary_table, write_run_report
 from hookbench.reuse import GenerationStore
 from hookbench.signals import Terminated, graceful_signals

@@ -3,139 +3,42 @@
 report.md says the verdict in words first; every number that decides it (test, interval, counts,
 MDE) follows. Colours (console and plots) follow the verdict only, never the interval alone.
 
-Plots are separate PNG artifacts, named in report.md but not embedded: MLflow 3.17's markdown
-preview renders a relative image link as its literal text `[alt](src)` and strips `data:` URLs.
-Plots are drawn with `matplotlib.figure.Figure` directly (no pyplot): no global figure state, no GUI
-backend, safe to call from worker threads and in headless CI.
+Plots (hookbench.plots) are separate PNG artifacts, named in report.md but not embedded: MLflow
+3.17's markdown preview renders a relative image link as its literal text `[alt](src)` and strips
+`data:` URLs.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
-from matplotlib.figure import Figure
 from rich.table import Table
 from rich.text import Text
 
 from hookbench import names
+from hookbench.formatting import (
+    fmt_acc,
+    fmt_batch_sizes,
+    fmt_comparison_delta,
+    fmt_failures,
+    fmt_mde,
+    fmt_num,
+    fmt_p,
+    fmt_seconds,
+    md_table,
+    p_words,
+    plots_sentence,
+)
 from hookbench.names import ARMS
+from hookbench.plots import plot_accuracy, plot_latency
 from hookbench.record import RunRecord
 from hookbench.results import ItemResult, Summary
-from hookbench.stats import Comparison
 
-NA = "n/a"
-CELL_MAX = 200  # characters per diff-table cell before truncation
 DIFF_MAX_ROWS = 200  # unchanged, unfailed rows beyond this are left out of the diff table
-ARM_COLORS = {"baseline": "#7f7f7f", "patched": "#1f77b4"}
 VERDICT_STYLES = {"improves": "green", "hurts": "red"}  # console; any other verdict is uncoloured
-VERDICT_COLORS = {"improves": "tab:green", "hurts": "tab:red"}  # plots; any other verdict is grey
-NEUTRAL_COLOR = "tab:gray"
 BREAKS_GENERATION = "the patch breaks generation"
-
-
-# ---------------------------------------------------------------- formatting
-
-
-def _isnan(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
-
-def fmt_acc(x: float | None) -> str:
-    """Accuracy as 0.xxx (xx.x%); n/a when nothing was scored."""
-    return NA if _isnan(x) else f"{x:.3f} ({x:.1%})"
-
-
-def fmt_num(x: float | None, digits: int = 3) -> str:
-    return NA if _isnan(x) else f"{x:.{digits}f}"
-
-
-def fmt_signed(x: float | None) -> str:
-    """A signed difference, so a reader sees the direction at a glance."""
-    return NA if _isnan(x) else f"{x:+.3f}"
-
-
-def fmt_ci(lo: float | None, hi: float | None) -> str:
-    return NA if _isnan(lo) or _isnan(hi) else f"[{lo:+.3f}, {hi:+.3f}]"
-
-
-def fmt_delta(delta, lo, hi) -> str:
-    """Delta with its CI: `+0.060 [-0.012, +0.132]`."""
-    return f"{fmt_signed(delta)} {fmt_ci(lo, hi)}"
-
-
-def fmt_p(p: float | None) -> str:
-    return NA if _isnan(p) else ("< 0.001" if p < 0.001 else f"{p:.3g}")
-
-
-def p_words(p: float | None) -> str:
-    """`p = 0.0625`, `p < 0.001`, `p n/a`: for sentences."""
-    return "p n/a" if _isnan(p) else ("p < 0.001" if p < 0.001 else f"p = {p:.3g}")
-
-
-def fmt_mde(mde: float | None) -> str:
-    """Smallest change the test detects with 80% power; ≥ 1 means no change in [0, 1] would be."""
-    if _isnan(mde):
-        return NA
-    return f"±{mde:.3f}" if mde < 1 else "≥ ±1 (no change in [0, 1] is detectable)"
-
-
-def fmt_seconds(x: float | None) -> str:
-    return NA if _isnan(x) else f"{x:.2f} s"
-
-
-def fmt_failures(count: int, kinds: dict[str, int]) -> str:
-    """`3 (timeout: 2, empty: 1)` — the kind tells the user what to fix."""
-    if not count:
-        return "0"
-    detail = ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
-    return f"{count} ({detail})"
-
-
-def fmt_comparison_delta(c: Comparison) -> str:
-    """The delta cell: no zero-width interval when nothing changed, the words instead."""
-    if c.verdict == "no change observed":
-        return f"no change observed (0 of {c.n} changed)"
-    return fmt_delta(c.delta, c.ci_low, c.ci_high)
-
-
-def _no_nan(value):
-    """NaN inside dicts/lists prints as n/a, not as JSON's NaN."""
-    if isinstance(value, float) and math.isnan(value):
-        return NA
-    if isinstance(value, dict):
-        return {k: _no_nan(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_no_nan(v) for v in value]
-    return value
-
-
-def md_cell(value, limit: int | None = CELL_MAX) -> str:
-    """Make any value safe inside a markdown table cell: truncate, escape pipes, no raw newlines."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and math.isnan(value):
-        return NA
-    if isinstance(value, (dict, list)):
-        value = json.dumps(_no_nan(value), ensure_ascii=False, sort_keys=True)
-    text = str(value)
-    if limit is not None and len(text) > limit:
-        text = text[: limit - 1] + "…"  # truncate before escaping, so no escape is cut in half
-    text = text.replace("\\", "\\\\").replace("|", "\\|")
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
-
-
-def md_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def plots_sentence(pngs: list[str], where: str = "this run") -> str:
-    """Plots are named, not embedded: MLflow's markdown preview cannot show relative images."""
-    return f"Plots: {', '.join(f'`{p}`' for p in pngs)} (artifacts of {where}: open them in the artifact list)."
 
 
 # ---------------------------------------------------------------- per-item data
@@ -215,104 +118,7 @@ def diff_table(records: list[ItemResult], max_rows: int = DIFF_MAX_ROWS) -> str:
     return "\n".join(parts) + "\n"
 
 
-# ---------------------------------------------------------------- plots
-
-
-def _nan_to_zero(x: float) -> float:
-    return 0.0 if _isnan(x) else x
-
-
-def verdict_color(verdict: str | None) -> str:
-    return VERDICT_COLORS.get(verdict or "", NEUTRAL_COLOR)
-
-
-def plot_accuracy(path: Path, summary: Summary, title: str | None = None) -> Path:
-    """Left: accuracy per arm. Right: paired delta with its clustered 95% interval and ±MDE, coloured
-    by the verdict."""
-    fig = Figure(figsize=(8, 3.8), layout="constrained")
-    ax_acc, ax_d = fig.subplots(1, 2, width_ratios=[2, 1])
-    accs = [summary.accuracy_baseline, summary.accuracy_patched]
-    bars = ax_acc.bar(ARMS, [_nan_to_zero(a) for a in accs], color=[ARM_COLORS[a] for a in ARMS])
-    for bar, acc in zip(bars, accs):
-        ax_acc.text(bar.get_x() + bar.get_width() / 2, _nan_to_zero(acc) + 0.02, fmt_num(acc), ha="center")
-    ax_acc.set_ylim(0, 1.1)
-    ax_acc.set_ylabel("accuracy")
-    ax_acc.set_title(f"accuracy (n = {summary.n_scored} paired / {summary.n_items} items)", fontsize=10)
-
-    c = summary.comparison
-    ax_d.axhline(0, color="black", lw=0.8)
-    lo, hi = -0.05, 0.05
-    if not _isnan(c.mde) and c.mde < 1:
-        ax_d.axhspan(-c.mde, c.mde, color="0.9", zorder=0, label="±MDE (80% power)")
-        lo, hi = -c.mde, c.mde
-    if _isnan(c.delta):
-        ax_d.text(0.5, 0.75, "no scored items", ha="center", va="center", transform=ax_d.transAxes)
-        lo, hi = -1, 1
-    else:
-        color = verdict_color(c.verdict)
-        no_interval = c.verdict == "no change observed" or _isnan(c.ci_low) or _isnan(c.ci_high)
-        yerr = None if no_interval else [[c.delta - c.ci_low], [c.ci_high - c.delta]]
-        ax_d.errorbar([0], [c.delta], yerr=yerr, fmt="o", color=color, capsize=8, ms=8)
-        label = c.verdict if c.verdict == "no change observed" else f"{fmt_comparison_delta(c)}\n{c.verdict}"
-        ax_d.annotate(label, (0, c.delta), xytext=(8, 0), textcoords="offset points", va="center",
-                      fontsize=8, color=color)
-        lo = min(lo, c.delta if no_interval else c.ci_low)
-        hi = max(hi, c.delta if no_interval else c.ci_high)
-    pad = max(0.02, 0.25 * (hi - lo))
-    ax_d.set_ylim(lo - pad, hi + pad)
-    ax_d.set_xlim(-0.5, 2.2)
-    ax_d.set_xticks([])
-    ax_d.set_ylabel("patched − baseline")
-    ax_d.set_title(f"delta, 95% CI ({p_words(c.p_value)})", fontsize=10)
-    if not _isnan(c.mde) and c.mde < 1:
-        ax_d.legend(loc="lower right", fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.savefig(path, dpi=110)
-    return path
-
-
-def plot_latency(path: Path, records: list[ItemResult], summary: Summary, title: str | None = None) -> Path:
-    """Box plot per arm of the time per answer (its request's time / batch size), mean (▲) marked;
-    only answers generated in this run count. The request mean / p95 are written beside each box."""
-    fig = Figure(figsize=(6.5, 3.8), layout="constrained")
-    ax = fig.subplots()
-    data = [[r.arm(a).latency_s for r in records if r.arm(a).latency_s is not None] for a in ARMS]
-    positions = list(range(1, len(ARMS) + 1))
-    with_data = [(pos, d) for pos, d in zip(positions, data) if d]
-    if with_data:
-        ax.boxplot([d for _, d in with_data], positions=[p for p, _ in with_data], widths=0.5,
-                   showfliers=True, flierprops={"markersize": 3})
-    for pos, arm, d in zip(positions, ARMS, data):
-        if not d:
-            ax.text(pos, 0.5, "no latencies", ha="center", transform=ax.get_xaxis_transform())
-            continue
-        mean = summary.latency_per_item_s[arm]
-        ax.plot([pos], [mean], marker="^", color=ARM_COLORS[arm], ms=9, ls="none",
-                label="mean per answer" if pos == with_data[0][0] else None)
-        ax.annotate(f"per answer {fmt_seconds(mean)}\nrequest mean {fmt_seconds(summary.latency_request_mean_s[arm])}"
-                    f"\nrequest p95 {fmt_seconds(summary.latency_request_p95_s[arm])}"
-                    f"\nbatch sizes {_batch_sizes(summary.batch_sizes[arm])}",
-                    (pos + 0.3, mean), fontsize=7, va="bottom")
-    ax.set_xticks(positions, [f"{a}\n(n={len(d)})" for a, d in zip(ARMS, data)])
-    ax.set_xlim(0.4, len(ARMS) + 1.1)
-    ax.set_ylabel("seconds per answer (request / batch size)")
-    values = sorted(x for d in data for x in d)
-    if values and values[0] > 0 and values[-1] > 20 * values[len(values) // 2]:
-        ax.set_yscale("log")  # a few timeouts would otherwise flatten every box to a line
-        ax.set_ylabel("seconds per answer (log scale)")
-    if with_data:
-        ax.legend(loc="upper left", fontsize=8)
-    ax.set_title(f"{title} — latency" if title else "latency", fontsize=10)
-    fig.savefig(path, dpi=110)
-    return path
-
-
 # ---------------------------------------------------------------- report.md
-
-
-def _batch_sizes(sizes: list[int]) -> str:
-    return ", ".join(str(s) for s in sizes) if sizes else NA
 
 
 def result_rows(summary: Summary) -> list[list[str]]:
@@ -395,7 +201,7 @@ def per_task_rows(summary: Summary) -> list[list[str]]:
 
 
 def latency_rows(summary: Summary) -> list[list[str]]:
-    return [[arm, fmt_seconds(summary.latency_per_item_s[arm]), _batch_sizes(summary.batch_sizes[arm]),
+    return [[arm, fmt_seconds(summary.latency_per_item_s[arm]), fmt_batch_sizes(summary.batch_sizes[arm]),
              fmt_seconds(summary.latency_request_mean_s[arm]), fmt_seconds(summary.latency_request_p95_s[arm])]
             for arm in ARMS]
 

@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
+from hookbench.formatting import fmt_acc, fmt_delta
 from hookbench.record import RunRecord
-from hookbench.report import diff_table, fmt_acc, fmt_delta, summary_table, write_run_report
+from hookbench.report import diff_table, summary_table, write_run_report
 from hookbench.results import ArmResult, ItemResult, summarize
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

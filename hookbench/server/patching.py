@@ -21,7 +21,17 @@ from dataclasses import dataclass
 
 import torch
 
-from hookbench.contract import ADD, APPLY_MODES, CLAMP_MAX, CLAMP_MIN, NORMALIZE, PATCHABLE_WEIGHT, SCALE, ops_for, parse_target
+from hookbench.contract import (
+    ADD,
+    APPLY_MODES,
+    CLAMP_MAX,
+    CLAMP_MIN,
+    NORMALIZE,
+    PATCHABLE_WEIGHT,
+    SCALE,
+    ops_for,
+    parse_target,
+)
 from hookbench.contract import MODE_HOOKS as HOOKS
 from hookbench.contract import MODE_WEIGHTS as WEIGHTS
 

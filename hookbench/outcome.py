@@ -1,0 +1,70 @@
+"""What one job produced: its records, summary and run record, and how it reads in words."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hookbench import names
+from hookbench.compose import Settings
+from hookbench.items import Dataset
+from hookbench.patches import PatchSet
+from hookbench.record import RunRecord
+from hookbench.results import ItemResult, Summary
+
+
+@dataclass
+class JobOutput:
+    records: list[ItemResult]
+    summary: Summary
+    patch: PatchSet
+    record: RunRecord  # everything a reported number depends on
+    dataset: Dataset
+    settings: Settings
+    phase_s: dict[str, float] = field(default_factory=dict)
+    screen: dict | None = None  # {"size", "threshold", "delta", "passed"} when the loss screen ran
+
+    @property
+    def screen_passed(self) -> bool:
+        return self.screen is None or self.screen["passed"]
+
+    def metrics(self) -> dict[str, float]:
+        m = self.summary.metrics()
+        r = self.record
+        m[names.PATCH_HOOK_COUNT] = r.patch["hook_count"] or 0
+        m[names.GENERATIONS] = r.requests["generations"]
+        m[names.LOSS_REQUESTS] = r.requests["loss"]
+        measured = [abs(d) for d in r.patch["probe_loss_delta"] or [] if d is not None]
+        if measured:  # a probe whose loss could not be measured under the patch (NaN) is left out
+            m[names.PATCH_PROBE_DELTA] = sum(measured) / len(measured)
+        m |= {names.phase(k): v for k, v in self.phase_s.items()}
+        return m
+
+    def warnings(self) -> list[str]:
+        """Failure shares over failures.warn_share, for the console and report.md."""
+        out, s = [], self.summary
+        for arm in names.ARMS:
+            share = s.failure_share(arm)
+            if share > self.settings.warn_share:
+                kinds = ", ".join(f"{v} {k}" for k, v in sorted(s.failure_kinds[arm].items(), key=lambda kv: -kv[1]))
+                out.append(f"{share:.0%} of {arm} answers failed ({kinds}); more than failures.warn_share="
+                           f"{self.settings.warn_share:g}")
+        return out
+
+    def headline(self) -> str:
+        """The job's result in one line of words."""
+        if not self.screen_passed:
+            return (f"screened out: loss delta {self.screen['delta']:+.4f} on {self.screen['size']} items is above "
+                    f"screen.threshold={self.screen['threshold']:g}; no generations")
+        parts = []
+        if self.summary.breaks_generation():
+            parts.append(f"the patch breaks generation: {self.summary.patch_caused} of {self.summary.n_draws} "
+                         "patched answers failed only under the patch")
+        if self.settings.generates:
+            parts.append(f"accuracy {self.summary.comparison.sentence()}")
+        if self.summary.loss is not None:
+            parts.append(f"loss {self.summary.loss.sentence()}")
+        return "; ".join(parts) or "nothing measured"
+
+    def note(self, title: str) -> str:
+        """The run's description in the MLflow UI: its one-line result."""
+        return f"**{title}**: {self.headline()}"

@@ -1,0 +1,116 @@
+"""The run's plots: accuracy per arm with the delta, and latency per arm.
+
+Drawn with `matplotlib.figure.Figure` directly (no pyplot): no global figure state, no GUI backend,
+safe to call from worker threads and in headless CI. Colours follow the verdict only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from hookbench.formatting import (
+    fmt_batch_sizes,
+    fmt_comparison_delta,
+    fmt_num,
+    fmt_seconds,
+    is_nan,
+    p_words,
+)
+from hookbench.names import ARMS
+from hookbench.results import ItemResult, Summary
+
+ARM_COLORS = {"baseline": "#7f7f7f", "patched": "#1f77b4"}
+VERDICT_COLORS = {"improves": "tab:green", "hurts": "tab:red"}  # any other verdict is grey
+NEUTRAL_COLOR = "tab:gray"
+
+
+def _nan_to_zero(x: float) -> float:
+    return 0.0 if is_nan(x) else x
+
+
+def verdict_color(verdict: str | None) -> str:
+    return VERDICT_COLORS.get(verdict or "", NEUTRAL_COLOR)
+
+
+def plot_accuracy(path: Path, summary: Summary, title: str | None = None) -> Path:
+    """Left: accuracy per arm. Right: paired delta with its clustered 95% interval and ±MDE, coloured
+    by the verdict."""
+    fig = Figure(figsize=(8, 3.8), layout="constrained")
+    ax_acc, ax_d = fig.subplots(1, 2, width_ratios=[2, 1])
+    accs = [summary.accuracy_baseline, summary.accuracy_patched]
+    bars = ax_acc.bar(ARMS, [_nan_to_zero(a) for a in accs], color=[ARM_COLORS[a] for a in ARMS])
+    for bar, acc in zip(bars, accs):
+        ax_acc.text(bar.get_x() + bar.get_width() / 2, _nan_to_zero(acc) + 0.02, fmt_num(acc), ha="center")
+    ax_acc.set_ylim(0, 1.1)
+    ax_acc.set_ylabel("accuracy")
+    ax_acc.set_title(f"accuracy (n = {summary.n_scored} paired / {summary.n_items} items)", fontsize=10)
+
+    c = summary.comparison
+    ax_d.axhline(0, color="black", lw=0.8)
+    lo, hi = -0.05, 0.05
+    if not is_nan(c.mde) and c.mde < 1:
+        ax_d.axhspan(-c.mde, c.mde, color="0.9", zorder=0, label="±MDE (80% power)")
+        lo, hi = -c.mde, c.mde
+    if is_nan(c.delta):
+        ax_d.text(0.5, 0.75, "no scored items", ha="center", va="center", transform=ax_d.transAxes)
+        lo, hi = -1, 1
+    else:
+        color = verdict_color(c.verdict)
+        no_interval = c.verdict == "no change observed" or is_nan(c.ci_low) or is_nan(c.ci_high)
+        yerr = None if no_interval else [[c.delta - c.ci_low], [c.ci_high - c.delta]]
+        ax_d.errorbar([0], [c.delta], yerr=yerr, fmt="o", color=color, capsize=8, ms=8)
+        label = c.verdict if c.verdict == "no change observed" else f"{fmt_comparison_delta(c)}\n{c.verdict}"
+        ax_d.annotate(label, (0, c.delta), xytext=(8, 0), textcoords="offset points", va="center",
+                      fontsize=8, color=color)
+        lo = min(lo, c.delta if no_interval else c.ci_low)
+        hi = max(hi, c.delta if no_interval else c.ci_high)
+    pad = max(0.02, 0.25 * (hi - lo))
+    ax_d.set_ylim(lo - pad, hi + pad)
+    ax_d.set_xlim(-0.5, 2.2)
+    ax_d.set_xticks([])
+    ax_d.set_ylabel("patched − baseline")
+    ax_d.set_title(f"delta, 95% CI ({p_words(c.p_value)})", fontsize=10)
+    if not is_nan(c.mde) and c.mde < 1:
+        ax_d.legend(loc="lower right", fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_latency(path: Path, records: list[ItemResult], summary: Summary, title: str | None = None) -> Path:
+    """Box plot per arm of the time per answer (its request's time / batch size), mean (▲) marked;
+    only answers generated in this run count. The request mean / p95 are written beside each box."""
+    fig = Figure(figsize=(6.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    data = [[r.arm(a).latency_s for r in records if r.arm(a).latency_s is not None] for a in ARMS]
+    positions = list(range(1, len(ARMS) + 1))
+    with_data = [(pos, d) for pos, d in zip(positions, data) if d]
+    if with_data:
+        ax.boxplot([d for _, d in with_data], positions=[p for p, _ in with_data], widths=0.5,
+                   showfliers=True, flierprops={"markersize": 3})
+    for pos, arm, d in zip(positions, ARMS, data):
+        if not d:
+            ax.text(pos, 0.5, "no latencies", ha="center", transform=ax.get_xaxis_transform())
+            continue
+        mean = summary.latency_per_item_s[arm]
+        ax.plot([pos], [mean], marker="^", color=ARM_COLORS[arm], ms=9, ls="none",
+                label="mean per answer" if pos == with_data[0][0] else None)
+        ax.annotate(f"per answer {fmt_seconds(mean)}\nrequest mean {fmt_seconds(summary.latency_request_mean_s[arm])}"
+                    f"\nrequest p95 {fmt_seconds(summary.latency_request_p95_s[arm])}"
+                    f"\nbatch sizes {fmt_batch_sizes(summary.batch_sizes[arm])}",
+                    (pos + 0.3, mean), fontsize=7, va="bottom")
+    ax.set_xticks(positions, [f"{a}\n(n={len(d)})" for a, d in zip(ARMS, data)])
+    ax.set_xlim(0.4, len(ARMS) + 1.1)
+    ax.set_ylabel("seconds per answer (request / batch size)")
+    values = sorted(x for d in data for x in d)
+    if values and values[0] > 0 and values[-1] > 20 * values[len(values) // 2]:
+        ax.set_yscale("log")  # a few timeouts would otherwise flatten every box to a line
+        ax.set_ylabel("seconds per answer (log scale)")
+    if with_data:
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(f"{title} — latency" if title else "latency", fontsize=10)
+    fig.savefig(path, dpi=110)
+    return path
