@@ -13,7 +13,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-PHASES = ("data", "server_start", "server_wait", "patch", "baseline", "patched", "restore", "scoring", "logging")
+PHASES = ("server_start", "server_wait", "patch", "loss", "screen", "baseline", "patched", "restore", "scoring", "logging")
 
 
 def main() -> None:
