@@ -98,6 +98,7 @@ class HookClient:
         self.timeout = (connect_timeout_s, timeout_s)
         self.max_connection_failures = max(1, int(max_connection_failures))
         self.connection_failures = 0  # consecutive; reset by any HTTP answer
+        self.loss_requests = 0  # /api/loss and /api/loss/batch requests sent
         retry = DroppedConnectionRetry(
             total=retries,
             connect=retries,
@@ -305,6 +306,7 @@ class HookClient:
         return [self._loss_one(prompt, answer, opts) for prompt, answer in items]
 
     def _loss_post(self, path: str, body: dict) -> requests.Response:
+        self.loss_requests += 1
         try:
             r = self._request("POST", path, body)
         except requests.RequestException as e:

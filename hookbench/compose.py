@@ -20,6 +20,7 @@ from hookbench.config import build
 from hookbench.errors import ConfigError
 from hookbench.items import Dataset
 from hookbench.server_process import ensure_server
+from hookbench.tracking import sqlite_path
 
 METRICS = ("both", "accuracy", "loss")
 
@@ -131,6 +132,7 @@ def generation_store_path(cfg: DictConfig) -> Path:
     if cfg.reuse.get("path"):
         return Path(cfg.reuse.path)
     uri = cfg.mlflow.tracking_uri
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///"):]).parent / "generations.sqlite"
+    db = sqlite_path(uri)
+    if db is not None:
+        return db.parent / "generations.sqlite"
     return cache_root() / "generations" / f"{hashlib.sha256(uri.encode()).hexdigest()[:16]}.sqlite"

@@ -66,7 +66,7 @@ class Evaluation:
         self.expected_identity = expected_identity  # reproduce: the server must be the logged one
         self.phase_s: dict[str, float] = dict(parts.phase_s)
         self.generations = 0  # generations this job asked of the server (reused ones are not)
-        self.loss_requests = 0
+        self.loss_requests_before = parts.client.loss_requests  # the client counts what it sends
         self.request_latency: dict[str, list[float]] = {"baseline": [], "patched": []}
         self.probes: dict[str, list[float] | None] = {}
         self.patched_path = "not generated"
@@ -194,7 +194,6 @@ class Evaluation:
             losses = self.client.losses(PROBES, answer_prefix="")
         except LossUnavailable:
             return None
-        self.loss_requests += 1 if contract.EXT_LOSS_BATCH in self.client.extensions else len(PROBES)
         return [round(x, PROBE_DIGITS) if x is not None else None for x in losses]
 
     def _check_identity(self) -> None:
@@ -253,7 +252,6 @@ class Evaluation:
                 raise ConfigError(f"metric={self.settings.metric} / screen.size need POST /api/loss: {e}") from None
             log.warning("no loss metric: %s", e)
             return
-        self.loss_requests += 1 if contract.EXT_LOSS_BATCH in self.client.extensions else len(rows)
         for r, loss in zip(rows, losses):
             r.arm(arm).loss = loss
 
@@ -359,7 +357,7 @@ class Evaluation:
             delta = [None if None in (a, b) else b - a for a, b in zip(probes["clean"], probes["patched"])]
         return RunRecord(
             model={"name": s.model.name, "hf_id": s.model.hf_id, "revision": s.model.revision},
-            server={"url": self.client.base_url, "identity": getattr(self, "identity", None),
+            server={"url": self.client.base_url, "identity": self.identity,
                     "device": self.health.get("device"), "extensions": sorted(self.client.extensions)},
             generation={"preset": s.generation.preset, "preset_config": self.preset, "extras": self.extras,
                         "batch_size": s.generation.batch_size, "samples": s.generation.samples,
@@ -371,9 +369,10 @@ class Evaluation:
                    "hooks_state": self.applied.get("hooks"), "probe_loss_clean": probes.get("clean"),
                    "probe_loss_patched": probes.get("patched"), "probe_loss_delta": delta},
             dataset={"name": ds.name, "source": ds.source, "fingerprint": ds.fingerprint, "n_items": len(ds.items),
-                     "skipped": ds.skipped, "split": getattr(ds, "split", "all"), "holdout": getattr(ds, "holdout", None)},
+                     "skipped": ds.skipped, "split": ds.split, "holdout": ds.holdout},
             scorer=self.parts.scorer.context(),
-            requests={"generations": self.generations, "loss": self.loss_requests},
+            requests={"generations": self.generations,
+                      "loss": self.client.loss_requests - self.loss_requests_before},
             stats={"alpha": s.alpha}, screen=screen,
         )
 

@@ -27,7 +27,7 @@ from hookbench.entry import run_command
 from hookbench.errors import ReproductionMismatch
 from hookbench.job import console, run_job
 from hookbench.patches import NO_PATCH_SOURCE
-from hookbench.results import ItemResult
+from hookbench.results import ItemResult, per_item
 from hookbench.stats import compare_runs
 
 
@@ -47,13 +47,8 @@ def logged_config(client, run_id: str, into: Path) -> tuple[DictConfig, dict]:
 
 def per_item_deltas(records: list[ItemResult]) -> dict[str, tuple[float, str]]:
     """item id -> (mean patched - mean baseline over draws scored in both arms, query)."""
-    pairs: dict[str, list[float]] = {}
-    query = {}
-    for r in records:
-        if r.baseline.scored and r.patched.scored:
-            pairs.setdefault(r.id, []).append(float(r.patched.correct) - float(r.baseline.correct))
-            query[r.id] = r.query
-    return {i: (sum(d) / len(d), query[i]) for i, d in pairs.items()}
+    baseline, patched, queries, ids = per_item(records, count_patch_failures=False)
+    return {i: (p - b, q) for i, b, p, q in zip(ids, baseline, patched, queries)}
 
 
 def greedy_differences(original, rerun, orig_items: list[ItemResult], new_items: list[ItemResult]) -> list[str]:
@@ -70,7 +65,7 @@ def greedy_differences(original, rerun, orig_items: list[ItemResult], new_items:
     if missing:
         reasons.append(f"{len(missing)} items are missing from the rerun, e.g. {missing[:5]}")
     diffs = [r.id for r in orig_items if (r.id, r.draw) in new and any(
-        (getattr(r.arm(a), f), ) != (getattr(new[(r.id, r.draw)].arm(a), f), )
+        getattr(r.arm(a), f) != getattr(new[(r.id, r.draw)].arm(a), f)
         for a in names.ARMS for f in ("output", "correct", "error"))]
     if diffs:
         reasons.append(f"{len(diffs)} of {len(orig_items)} items differ in output or score, e.g. {diffs[:5]}")

@@ -178,7 +178,7 @@ def mark_patch_caused(records: list[ItemResult]) -> None:
                                   and r.patched.error in GENERATION_FAILURES)
 
 
-def _per_item(records: list[ItemResult], count_patch_failures: bool) -> tuple[list, list, list, list]:
+def per_item(records: list[ItemResult], count_patch_failures: bool) -> tuple[list, list, list, list]:
     """(baseline, patched, cluster, item ids) per item: the mean over its draws scored in both arms."""
     groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
     query: dict[str, str] = {}
@@ -197,7 +197,7 @@ def _per_item(records: list[ItemResult], count_patch_failures: bool) -> tuple[li
 
 
 def compare(records: list[ItemResult], draws: int, alpha: float, count_patch_failures: bool = False) -> Comparison:
-    b, p, clusters, _ = _per_item(records, count_patch_failures)
+    b, p, clusters, _ = per_item(records, count_patch_failures)
     return compare_arms(b, p, clusters=clusters, draws=draws, alpha=alpha)
 
 
@@ -214,7 +214,7 @@ def compare_losses(records: list[ItemResult], alpha: float) -> tuple[float, floa
 def summarize(records: list[ItemResult], draws: int = 1, alpha: float = 0.05,
               request_latency_s: dict[str, list[float]] | None = None, skipped_items: int = 0) -> Summary:
     mark_patch_caused(records)
-    b, p, clusters, ids = _per_item(records, count_patch_failures=False)
+    b, p, clusters, ids = per_item(records, count_patch_failures=False)
     latency_per_item, req_mean, req_p95, batch_sizes, failures, kinds, reused = {}, {}, {}, {}, {}, {}, {}
     for arm in ARMS:
         made = [r.arm(arm) for r in records if r.arm(arm).latency_s is not None]
@@ -228,7 +228,7 @@ def summarize(records: list[ItemResult], draws: int = 1, alpha: float = 0.05,
     per_task = {}
     for task in sorted({r.task for r in records if r.task}):
         rs = [r for r in records if r.task == task]
-        tb, tp, tc, _ = _per_item(rs, count_patch_failures=False)
+        tb, tp, tc, _ = per_item(rs, count_patch_failures=False)
         per_task[task] = {"baseline": _mean(tb), "patched": _mean(tp),
                           "comparison": compare_arms(tb, tp, clusters=tc, draws=draws, alpha=alpha),
                           "loss": compare_losses(rs, alpha)}

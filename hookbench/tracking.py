@@ -117,6 +117,11 @@ def flatten(d: dict, prefix: str = "") -> dict[str, str]:
 # ------------------------------------------------------------------ the store
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a local `sqlite:///` tracking URI; None for any other store."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
 def configure(mlflow_cfg) -> str:
     """Point MLflow at the configured store and return the experiment id (created if missing).
 
@@ -124,8 +129,8 @@ def configure(mlflow_cfg) -> str:
     otherwise race through MLflow's schema migration (`duplicate column name: step`)."""
     uri = mlflow_cfg.tracking_uri
     mlflow.set_tracking_uri(uri)
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
+    db = sqlite_path(uri)
+    if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(db) + ".lock"):
             return _experiment(mlflow_cfg, mlflow_cfg.get("artifact_location"))
@@ -164,7 +169,8 @@ def default_tracking_uri() -> str:
 
 def use_store(uri: str) -> MlflowClient:
     """A client on an existing store; refuses to create an empty local store by reading a missing one."""
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
         raise HookbenchError(f"no MLflow store at {uri} (run from the directory you ran hookbench in, "
                              "or set MLFLOW_TRACKING_URI / --tracking-uri)")
     mlflow.set_tracking_uri(uri)

@@ -83,6 +83,8 @@ def test_swapped_weights_behind_one_url_are_not_reused(stock_server, tmp_path):
 def test_loss_metric_and_loss_only_job(stock_server, tmp_path):
     out = Evaluation(parts(stock_server.url, patch_file(tmp_path), metric="loss"), "run-1").run()
     assert stock_server.generations == 0, "a loss-only job generates nothing"
+    # a stock server scores one text a request: probes clean, patched and after restore, and each item per arm
+    assert out.record.requests["loss"] == stock_server.loss_calls == 3 * len(PROBES) + 2 * 6
     m = out.metrics()
     assert {"loss/baseline", "loss/patched", "loss/delta"} <= set(m)
     assert m["loss/delta"] == pytest.approx(m["loss/patched"] - m["loss/baseline"])
