@@ -141,3 +141,20 @@ def test_a_job_where_every_answer_is_empty_fails_with_the_likely_fix(stock_serve
     files = {a.path for a in MlflowClient().list_artifacts(run.info.run_id)}
     assert {"items.jsonl", "report.md"} <= files, "what was computed is logged before the job fails"
     assert stock_server.is_clean()
+
+
+def test_reproduce_a_run_on_the_stock_server(stock_server, tmp_path):
+    """Unseeded sampling: judged by the test of the two runs' deltas; the server is recognised by its
+    URL and the probe fingerprint of its weights, and other weights behind the URL are refused."""
+    from tests.stock_server import load_model, perturbed_copy
+
+    args, env = stock_args(stock_server)
+    p = run_cli([*args, "dataset.n=6", "patch=file", f"patch.path={patch_files(tmp_path)['a']}"], tmp_path, env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    (run,) = runs(tmp_path)
+    r = run_cli([run.info.run_id], tmp_path, env, module="hookbench.reproduce")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "reproduced (sampled)" in r.stdout
+    stock_server.swap_model(perturbed_copy(load_model("tiny"), scale=0.05))
+    r = run_cli([run.info.run_id], tmp_path, env, module="hookbench.reproduce")
+    assert r.returncode == 6 and "not the one the run was logged with" in r.stderr and "weights_probe" in r.stderr
