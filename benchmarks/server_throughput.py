@@ -13,7 +13,7 @@ import time
 
 import requests
 
-from hookbench.server_process import reference_server_command, start_server
+from hookbench.hookapi.launcher import reference_server_command, start_server
 
 PROMPTS = [f"What is {a} + {b}? Answer with a number." for a, b in zip(range(3, 99, 3), range(7, 999, 11))]
 

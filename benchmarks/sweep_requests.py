@@ -25,8 +25,9 @@ from mlflow.tracking import MlflowClient
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.stock_server, when run as a script
 
-from hookbench import contract, names
-from hookbench.server_process import reference_server_command, start_server
+from hookbench import names
+from hookbench.hookapi import contract
+from hookbench.hookapi.launcher import reference_server_command, start_server
 
 CAPABILITIES = ("general", "math", "reasoning")
 

@@ -20,12 +20,12 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from hookbench import names, tracking
-from hookbench.compose import compose, generation_store_path
 from hookbench.errors import HookbenchError
-from hookbench.evaluate import Evaluation
-from hookbench.outcome import JobOutput
-from hookbench.report import summary_table, write_run_report
-from hookbench.reuse import GenerationStore
+from hookbench.evaluation.loop import Evaluation
+from hookbench.evaluation.outcome import JobOutput
+from hookbench.evaluation.parts import build_parts, generation_store_path
+from hookbench.evaluation.reuse import GenerationStore
+from hookbench.reports.report import summary_table, write_run_report
 from hookbench.signals import Terminated, graceful_signals
 
 log = logging.getLogger("hookbench")
@@ -74,7 +74,7 @@ def run_job(cfg: DictConfig, extra_tags: dict | None = None, expected_identity: 
     store = GenerationStore(generation_store_path(cfg)) if cfg.reuse.enabled else None
     try:
         with graceful_signals():
-            parts = compose(cfg)
+            parts = build_parts(cfg)
             out = Evaluation(parts, run.run_id, store, expected_identity).run()
             report_dir = (out_dir or hydra_out) / f"report-{run.run_id[:8]}"
             result = _log(run, out, report_dir, hydra_dir)

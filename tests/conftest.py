@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from hookbench.server_process import RunningServer, reference_server_command
-from hookbench.server_process import start_server as launch
+from hookbench.hookapi.launcher import RunningServer, reference_server_command
+from hookbench.hookapi.launcher import start_server as launch
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"

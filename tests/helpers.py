@@ -9,7 +9,7 @@ import mlflow
 import requests
 from mlflow.tracking import MlflowClient
 
-from hookbench import contract
+from hookbench.hookapi import contract
 
 PROBES = ["What is 2 + 2? Answer with the number only.", "Name a colour."]
 

@@ -36,9 +36,9 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
-from hookbench import contract
+from hookbench.hookapi import contract
+from hookbench.hookapi.launcher import free_port
 from hookbench.server import generation, models
-from hookbench.server_process import free_port
 from hookbench.server.patching import Patcher, PatchRejected
 
 MODE_WEIGHTS, MODE_HOOKS = contract.APPLY_MODES

@@ -15,10 +15,10 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from hookbench import contract
-from hookbench.client import HookClient, LossUnavailable, PatchApplyUncertain, ServerUnreachable
 from hookbench.errors import ServerError
-from hookbench.server_process import free_port
+from hookbench.hookapi import contract
+from hookbench.hookapi.client import HookClient, LossUnavailable, PatchApplyUncertain, ServerUnreachable
+from hookbench.hookapi.launcher import free_port
 from tests.conftest import start_server, stop_server
 
 MLP = "model.layers.1.mlp.up_proj.weight"

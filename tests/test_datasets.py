@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from hookbench.config import build
+from hookbench.evaluation.build import build
 from omegaconf import OmegaConf
 
-from hookbench import datasets as ds
 from hookbench.errors import ConfigError, DataError
-from hookbench.scorers import ExactScorer, NormalizedScorer, NumericScorer
+from hookbench.evaluation import datasets as ds
+from hookbench.evaluation.scorers import ExactScorer, NormalizedScorer, NumericScorer
 
 REPO = Path(__file__).parents[1]
 GSM8K = Path(__file__).parents[2] / "shared/data/gsm8k/test.jsonl"
@@ -66,7 +66,7 @@ def test_gsm8k_missing_path(tmp_path):
 def test_gsm8k_hub_error_names_dataset_and_fix(tmp_path):
     """No network here: offline mode must turn the hub failure into a DataError with the fix."""
     code = (
-        "from hookbench.datasets import gsm8k\n"
+        "from hookbench.evaluation.datasets import gsm8k\n"
         "from hookbench.errors import DataError\n"
         "try:\n    gsm8k()\n"
         "except DataError as e:\n    print('DATAERROR', e)\n"
@@ -339,7 +339,7 @@ def test_numeric_scorer_checks_golds_before_any_generation(tmp_path):
 @pytest.mark.parametrize("name", ["arithmetic", "gsm8k", "jsonl"])
 def test_yaml_instantiates(name, tmp_path):
     cfg = OmegaConf.load(REPO / f"conf/dataset/{name}.yaml")
-    assert cfg._target_ == f"hookbench.datasets.{name}"
+    assert cfg._target_ == f"hookbench.evaluation.datasets.{name}"
     assert cfg.name == name and cfg.limit is None and cfg.sample is None and cfg.seed == 0
     if name == "gsm8k":
         if not GSM8K.is_file():

@@ -135,7 +135,7 @@ def test_a_crashing_job_in_a_sweep_still_closes_the_parent_and_restores_the_serv
     """A bug in user code (here a custom scorer) is not a user mistake: it shows its traceback.
     Hydra runs the other jobs, then re-raises and skips on_multirun_end; the parent is closed at exit."""
     (tmp_path / "buggy_scorer.py").write_text(
-        "from hookbench.scorers import Scorer\n\n"
+        "from hookbench.evaluation.scorers import Scorer\n\n"
         "class Buggy(Scorer):\n"
         "    def _score(self, answer, gold, question):\n"
         "        raise RuntimeError('bug in my scorer')\n")
@@ -200,8 +200,8 @@ def test_reproduce_of_a_greedy_run_whose_gold_answers_changed_does_not_reproduce
 
 
 def test_sampled_agreement_is_a_test_of_the_two_deltas():
-    from hookbench.reproduce import sampled_agreement
-    from hookbench.results import ArmResult, ItemResult
+    from hookbench.evaluation.results import ArmResult, ItemResult
+    from hookbench.studies.reproduce import sampled_agreement
 
     def records(patched_right: int, n: int = 40):
         return [ItemResult(f"q{i}", None, "p", f"query {i}", "1", baseline=ArmResult(output="x", correct=i % 2 == 0),

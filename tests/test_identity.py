@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from hookbench import contract
-from hookbench.client import HookClient, classify_answer
-from hookbench.compose import ModelInfo
-from hookbench.evaluate import PROBES, server_identity
+from hookbench.evaluation.loop import PROBES, server_identity
+from hookbench.evaluation.settings import ModelInfo
+from hookbench.hookapi import contract
+from hookbench.hookapi.client import HookClient, classify_answer
 from hookbench.stats import p95
 
 MODEL = ModelInfo("qwen72b", "Qwen/Qwen2.5-72B-Instruct", "main", "weights")

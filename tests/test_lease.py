@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from hookbench.errors import ConfigError
-from hookbench.lease import lock_path, server_lease
+from hookbench.hookapi.lease import lock_path, server_lease
 
 SAME_SERVER = [
     "http://localhost:8000/",
@@ -56,7 +56,7 @@ def test_second_spelling_waits_for_the_first(tmp_path):
     child = textwrap.dedent("""
         import sys
         from filelock import FileLock
-        from hookbench.lease import lock_path
+        from hookbench.hookapi.lease import lock_path
         lock = FileLock(str(lock_path("http://127.0.0.1:8000/")))
         try:
             lock.acquire(timeout=0)

@@ -9,14 +9,14 @@ import json
 
 import pytest
 
-from hookbench.client import HookClient
-from hookbench.compose import GenerationSettings, ModelInfo, Parts, Settings
-from hookbench.datasets import arithmetic
 from hookbench.errors import PatchError, ServerError
-from hookbench.evaluate import PROBES, Evaluation
-from hookbench.patches import FileSource, NoPatch
-from hookbench.reuse import GenerationStore
-from hookbench.scorers import NumericScorer
+from hookbench.evaluation.datasets import arithmetic
+from hookbench.evaluation.loop import PROBES, Evaluation
+from hookbench.evaluation.patches import FileSource, NoPatch
+from hookbench.evaluation.reuse import GenerationStore
+from hookbench.evaluation.scorers import NumericScorer
+from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Parts, Settings
+from hookbench.hookapi.client import HookClient
 
 MLP = "model.layers.1.mlp.up_proj.weight"
 
@@ -165,7 +165,7 @@ def test_samples_with_a_greedy_preset_is_refused(tiny_clean, tmp_path):
 
 
 def test_repeated_queries_are_one_cluster_and_generated_once(tiny_clean, tmp_path):
-    from hookbench.datasets import arithmetic as make
+    from hookbench.evaluation.datasets import arithmetic as make
 
     p = parts(tiny_clean.url, patch_file(tmp_path), preset="greedy", max_new_tokens=4, chat=False)
     p.dataset = make(n=30, max_value=3, allow_repeats=True)  # 16 distinct sums: repeats, as real data has

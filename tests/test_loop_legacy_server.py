@@ -36,7 +36,7 @@ def patch_file(tmp_path, suggestions=GOOD):
 
 
 def test_run_counts_failures_apart_and_restores_the_server(tmp_path, stock_server):
-    from hookbench.datasets import arithmetic
+    from hookbench.evaluation.datasets import arithmetic
 
     queries = [i.prompt for i in arithmetic(n=12).items]
     st = stock_server
@@ -130,7 +130,7 @@ def test_nan_in_patch_file_is_refused_before_any_generation(tmp_path, stock_serv
 
 
 def test_unreachable_server(tmp_path):
-    from hookbench.server_process import free_port
+    from hookbench.hookapi.launcher import free_port
     p = run_cli(["model=qwen72b", "dataset=arithmetic", "dataset.n=2", "model.server.retries=0"], tmp_path,
                 {"QWEN72B_URL": f"http://127.0.0.1:{free_port()}"})
     assert p.returncode == 4 and "/api/health failed" in p.stderr and "Traceback" not in p.stdout + p.stderr

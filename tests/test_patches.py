@@ -5,9 +5,9 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from hookbench.config import build
 from hookbench.errors import PatchError
-from hookbench.patches import NO_PATCH_SOURCE, FileSource, PatchSet, SuggestionsSource, load_patch_file, normalise
+from hookbench.evaluation.build import build
+from hookbench.evaluation.patches import NO_PATCH_SOURCE, FileSource, PatchSet, SuggestionsSource, load_patch_file, normalise
 from tests.conftest import CONF
 
 S = {"tensor_name": "model.layers.1.mlp.up_proj.weight", "operation": "scale", "value": 1.1, "target": "top 20%"}
@@ -151,14 +151,14 @@ def test_strength_is_refused_for_clamps_and_normalize_naming_the_edit(tmp_path, 
 
 
 def test_strength_zero_is_refused_pointing_to_patch_none(tmp_path):
-    node = OmegaConf.create({"_target_": "hookbench.patches.FileSource", "path": "p.json", "strength": 0})
+    node = OmegaConf.create({"_target_": "hookbench.evaluation.patches.FileSource", "path": "p.json", "strength": 0})
     with pytest.raises(PatchError, match="strength 0 is the identity; use patch=none for the A/A"):
         build(node, "patch")
 
 
 @pytest.mark.parametrize("strength", [float("nan"), float("inf"), "abc", True, None])
 def test_bad_strength_is_named(strength):
-    node = OmegaConf.create({"_target_": "hookbench.patches.SuggestionsSource", "capability": "math",
+    node = OmegaConf.create({"_target_": "hookbench.evaluation.patches.SuggestionsSource", "capability": "math",
                              "strength": strength})
     with pytest.raises(PatchError, match="patch.strength"):
         build(node, "patch")

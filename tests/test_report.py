@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
-from hookbench.formatting import fmt_acc, fmt_delta
-from hookbench.record import RunRecord
-from hookbench.report import diff_table, summary_table, write_run_report
-from hookbench.results import ArmResult, ItemResult, summarize
+from hookbench.evaluation.record import RunRecord
+from hookbench.evaluation.results import ArmResult, ItemResult, summarize
+from hookbench.reports.formatting import fmt_acc, fmt_delta
+from hookbench.reports.report import diff_table, summary_table, write_run_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GREEN_RGB = (44, 160, 44)  # matplotlib tab:green

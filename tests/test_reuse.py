@@ -11,13 +11,13 @@ import sqlite3
 
 import pytest
 
-from hookbench.client import HookClient
-from hookbench.compose import GenerationSettings, ModelInfo, Parts, Settings
-from hookbench.datasets import arithmetic
-from hookbench.evaluate import Evaluation
-from hookbench.patches import FileSource
-from hookbench.reuse import GenerationStore, generation_key
-from hookbench.scorers import NumericScorer
+from hookbench.evaluation.datasets import arithmetic
+from hookbench.evaluation.loop import Evaluation
+from hookbench.evaluation.patches import FileSource
+from hookbench.evaluation.reuse import GenerationStore, generation_key
+from hookbench.evaluation.scorers import NumericScorer
+from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Parts, Settings
+from hookbench.hookapi.client import HookClient
 from hookbench.server.generation import PRESETS
 
 # a reference server's reported identity plus the clean probe fingerprint, as evaluate builds it

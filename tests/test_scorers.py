@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from hookbench.config import build
+from hookbench.evaluation.build import build
 from omegaconf import OmegaConf
 
-from hookbench import scorers as sc
-from hookbench.datasets import gsm8k
 from hookbench.errors import ConfigError, DataError
+from hookbench.evaluation import scorers as sc
+from hookbench.evaluation.datasets import gsm8k
 
 REPO = Path(__file__).parents[1]
 GSM8K = Path(__file__).parents[2] / "shared/data/gsm8k/test.jsonl"
@@ -258,7 +258,7 @@ def test_judge_hook_backend(server):
 def test_judge_on_the_evaluated_server_uses_the_job_s_client_and_token(server):
     """A judge on a token-protected evaluated server sends the token, and grades with its most
     deterministic preset (a stock server has no greedy one: the lowest temperature)."""
-    from hookbench.client import HookClient
+    from hookbench.hookapi.client import HookClient
 
     srv = server(hook_reply("CORRECT"))
     judge = sc.JudgeScorer(prompt=PROMPT, backend="hook", timeout_s=5)

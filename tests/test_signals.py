@@ -70,7 +70,7 @@ def _alive(pid: int) -> bool:
 
 LAUNCHER = textwrap.dedent("""
     import time
-    from hookbench import server_process as sp
+    from hookbench.hookapi import launcher as sp
     url = sp.ensure_server({"enabled": True, "command": sp.reference_server_command("tiny"),
                             "env": {"TOKENIZERS_PARALLELISM": "false"}}, None)
     print(next(iter(sp._running.values())).process.pid, url, flush=True)

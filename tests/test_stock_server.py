@@ -12,7 +12,7 @@ import math
 import pytest
 import requests
 
-from hookbench import contract
+from hookbench.hookapi import contract
 from tests.stock_server import StockServer, load_model, perturbed_copy
 
 UP = "model.layers.1.mlp.up_proj.weight"

@@ -9,8 +9,8 @@ from PIL import Image
 from statsmodels.stats.multitest import multipletests
 
 from hookbench import names
+from hookbench.reports.sweep_report import sweep_note, sweep_table, write_sweep_report
 from hookbench.stats import adjust_p_values, adjusted_verdict
-from hookbench.sweep_report import sweep_note, sweep_table, write_sweep_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -18,7 +18,7 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from hookbench.server_process import free_port
+from hookbench.hookapi.launcher import free_port
 from tests.conftest import run_cli
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))

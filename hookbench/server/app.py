@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 import hookbench
-from hookbench import contract
+from hookbench.hookapi import contract
 from hookbench.server import generation, suggestions
 from hookbench.server.patching import WEIGHTS, Patcher, PatchRejected
 

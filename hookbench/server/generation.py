@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hookbench.contract import FALLBACK_PRESET, PRESET_FIELDS
+from hookbench.hookapi.contract import FALLBACK_PRESET, PRESET_FIELDS
 
 _PRESETS = {
     "balanced": {"description": "General use: moderate sampling", "do_sample": True, "temperature": 0.7,

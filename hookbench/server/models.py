@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from hookbench.cache import cache_root
+from hookbench.paths import cache_root
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

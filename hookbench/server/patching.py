@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hookbench.contract import (
+from hookbench.hookapi.contract import (
     ADD,
     APPLY_MODES,
     CLAMP_MAX,
@@ -32,8 +32,8 @@ from hookbench.contract import (
     ops_for,
     parse_target,
 )
-from hookbench.contract import MODE_HOOKS as HOOKS
-from hookbench.contract import MODE_WEIGHTS as WEIGHTS
+from hookbench.hookapi.contract import MODE_HOOKS as HOOKS
+from hookbench.hookapi.contract import MODE_WEIGHTS as WEIGHTS
 
 
 class PatchRejected(ValueError):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from hookbench import contract
+from hookbench.hookapi import contract
 from tests.conftest import start_server, stop_server
 
 MLP = "model.layers.1.mlp.up_proj.weight"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import tempfile
 from pathlib import Path
 
@@ -25,9 +24,9 @@ from rich.table import Table
 from hookbench import names, tracking
 from hookbench.entry import run_command
 from hookbench.errors import ReproductionMismatch
+from hookbench.evaluation.patches import NO_PATCH_SOURCE
+from hookbench.evaluation.results import ItemResult, per_item
 from hookbench.job import console, run_job
-from hookbench.patches import NO_PATCH_SOURCE
-from hookbench.results import ItemResult, per_item
 from hookbench.stats import compare_runs
 
 
@@ -37,9 +36,9 @@ def logged_config(client, run_id: str, into: Path) -> tuple[DictConfig, dict]:
     cfg = OmegaConf.load(tracking.download(client, run_id, names.RESOLVED_CONFIG, into))
     patch = tracking.download(client, run_id, names.PATCH_JSON, into)
     if json.loads(patch.read_text()).get("source") == NO_PATCH_SOURCE:  # the A/A job: nothing to apply
-        cfg.patch = {"_target_": "hookbench.patches.NoPatch", "name": cfg.patch.name}
+        cfg.patch = {"_target_": "hookbench.evaluation.patches.NoPatch", "name": cfg.patch.name}
     else:
-        cfg.patch = {"_target_": "hookbench.patches.FileSource", "name": cfg.patch.name, "path": str(patch)}
+        cfg.patch = {"_target_": "hookbench.evaluation.patches.FileSource", "name": cfg.patch.name, "path": str(patch)}
     cfg.reuse.enabled = False
     identity = json.loads(run.data.tags.get(names.TAG_SERVER_IDENTITY, "null"))
     return cfg, identity
@@ -124,7 +123,3 @@ def main(argv: list[str] | None = None) -> int:
                              "where `python -m hookbench` logs)")
     args = parser.parse_args(argv)
     return run_command(lambda: reproduce(args.run_id, args.tracking_uri or tracking.default_tracking_uri()))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

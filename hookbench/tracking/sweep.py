@@ -18,8 +18,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from hookbench import names, tracking
+from hookbench.reports.sweep_report import sweep_note, sweep_table, write_sweep_report
 from hookbench.stats import adjust_p_values, adjusted_verdict
-from hookbench.sweep_report import sweep_note, sweep_table, write_sweep_report
 
 
 def headline(error: str) -> str:

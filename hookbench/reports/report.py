@@ -3,7 +3,7 @@
 report.md says the verdict in words first; every number that decides it (test, interval, counts,
 MDE) follows. Colours (console and plots) follow the verdict only, never the interval alone.
 
-Plots (hookbench.plots) are separate PNG artifacts, named in report.md but not embedded: MLflow
+Plots (hookbench.reports.plots) are separate PNG artifacts, named in report.md but not embedded: MLflow
 3.17's markdown preview renders a relative image link as its literal text `[alt](src)` and strips
 `data:` URLs.
 """
@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hookbench import names
-from hookbench.formatting import (
+from hookbench.reports.formatting import (
     fmt_acc,
     fmt_batch_sizes,
     fmt_comparison_delta,
@@ -31,10 +31,10 @@ from hookbench.formatting import (
     p_words,
     plots_sentence,
 )
+from hookbench.evaluation.record import RunRecord
+from hookbench.evaluation.results import ItemResult, Summary
 from hookbench.names import ARMS
-from hookbench.plots import plot_accuracy, plot_latency
-from hookbench.record import RunRecord
-from hookbench.results import ItemResult, Summary
+from hookbench.reports.plots import plot_accuracy, plot_latency
 
 DIFF_MAX_ROWS = 200  # unchanged, unfailed rows beyond this are left out of the diff table
 VERDICT_STYLES = {"improves": "green", "hurts": "red"}  # console; any other verdict is uncoloured

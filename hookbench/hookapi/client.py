@@ -20,8 +20,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from hookbench import contract
-from hookbench.contract import ERROR_TEXT_PREFIXES, is_error_text  # noqa: F401  (re-exported)
+from hookbench.hookapi import contract
+from hookbench.hookapi.contract import ERROR_TEXT_PREFIXES, is_error_text  # noqa: F401  (re-exported)
 from hookbench.errors import ServerError
 
 log = logging.getLogger(__name__)

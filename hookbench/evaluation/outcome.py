@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hookbench import names
-from hookbench.compose import Settings
-from hookbench.items import Dataset
-from hookbench.patches import PatchSet
-from hookbench.record import RunRecord
-from hookbench.results import ItemResult, Summary
+from hookbench.evaluation.items import Dataset
+from hookbench.evaluation.patches import PatchSet
+from hookbench.evaluation.record import RunRecord
+from hookbench.evaluation.results import ItemResult, Summary
+from hookbench.evaluation.settings import Settings
 
 
 @dataclass

@@ -27,10 +27,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from hookbench import __version__, names
 from hookbench.errors import HookbenchError
+from hookbench.paths import sqlite_path
 
 log = logging.getLogger(__name__)
 SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_key|apikey|credentials?)$", re.I)  # `*_env` names are fine
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 PARENT_ENV = "HOOKBENCH_PARENT_RUN_ID"
 PARENT_FILE = ".hookbench_parent_run"
 # MLflow 3's UI opens an experiment by this tag: without it, on the GenAI overview with no runs table
@@ -115,11 +116,6 @@ def flatten(d: dict, prefix: str = "") -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ the store
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a local `sqlite:///` tracking URI; None for any other store."""
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
 
 
 def configure(mlflow_cfg) -> str:
@@ -333,7 +329,7 @@ def download(client: MlflowClient, run_id: str, artifact: str, into: Path) -> Pa
 
 
 def logged_items(client: MlflowClient, run_id: str, into: Path) -> list:
-    from hookbench.results import ItemResult
+    from hookbench.evaluation.results import ItemResult
 
     path = download(client, run_id, names.ITEMS_JSONL, into)
     return [ItemResult.from_flat(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]

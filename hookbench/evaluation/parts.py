@@ -9,76 +9,16 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from hookbench.cache import cache_root
-from hookbench.client import HookClient
-from hookbench.config import build
 from hookbench.errors import ConfigError
-from hookbench.items import Dataset
-from hookbench.server_process import ensure_server
-from hookbench.tracking import sqlite_path
-
-METRICS = ("both", "accuracy", "loss")
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    hf_id: str | None
-    revision: str | None
-    apply_mode: str
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    preset: str
-    batch_size: int = 8
-    seed: int | None = None
-    max_new_tokens: int | None = None
-    chat: bool | None = None  # None: the server decides prompting
-    template: str = "{prompt}"
-    samples: int = 1
-
-    def query(self, prompt: str) -> str:
-        """`{prompt}` in the template is replaced by the item's prompt; other braces are left alone."""
-        return self.template.replace("{prompt}", prompt)
-
-
-@dataclass(frozen=True)
-class Settings:
-    model: ModelInfo
-    generation: GenerationSettings
-    metric: str = "both"  # both | accuracy | loss
-    loss_prefix: str = " #### "
-    loss_chat: bool = False
-    screen_size: int | None = None
-    screen_threshold: float = 0.0
-    alpha: float = 0.05
-    warn_share: float = 0.1
-
-    @property
-    def generates(self) -> bool:
-        return self.metric in ("both", "accuracy")
-
-    @property
-    def measures_loss(self) -> bool:
-        return self.metric in ("both", "loss")
-
-
-@dataclass
-class Parts:
-    """What one job runs with, built from config before any generation."""
-
-    dataset: Dataset
-    scorer: object
-    patch_source: object
-    client: HookClient
-    settings: Settings
-    phase_s: dict[str, float] = field(default_factory=dict)
+from hookbench.evaluation.build import build
+from hookbench.evaluation.settings import METRICS, GenerationSettings, ModelInfo, Parts, Settings
+from hookbench.hookapi.client import HookClient
+from hookbench.hookapi.launcher import ensure_server
+from hookbench.paths import cache_root, sqlite_path
 
 
 def _positive_int(value, key: str, allow_none: bool = False):
@@ -108,7 +48,7 @@ def settings_from(cfg: DictConfig) -> Settings:
     )
 
 
-def compose(cfg: DictConfig) -> Parts:
+def build_parts(cfg: DictConfig) -> Parts:
     """Build every part; user mistakes in data, scorer or patch config fail here, before the server starts."""
     settings = settings_from(cfg)
     dataset = build(cfg.dataset, "dataset")

@@ -27,16 +27,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from hookbench import contract
-from hookbench.client import Generation, LossUnavailable
-from hookbench.compose import Parts
 from hookbench.errors import ConfigError, PatchError, ReproductionMismatch, ServerError
-from hookbench.lease import server_lease
-from hookbench.outcome import JobOutput
-from hookbench.patches import PatchSet
-from hookbench.record import RunRecord
-from hookbench.results import ItemResult, summarize
-from hookbench.reuse import GenerationStore, generation_key
+from hookbench.evaluation.outcome import JobOutput
+from hookbench.evaluation.patches import PatchSet
+from hookbench.evaluation.record import RunRecord
+from hookbench.evaluation.results import ItemResult, summarize
+from hookbench.evaluation.reuse import GenerationStore, generation_key
+from hookbench.evaluation.settings import Parts
+from hookbench.hookapi import contract
+from hookbench.hookapi.client import Generation, LossUnavailable
+from hookbench.hookapi.lease import server_lease
 
 log = logging.getLogger(__name__)
 

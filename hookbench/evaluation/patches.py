@@ -15,9 +15,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hookbench import contract
-from hookbench.contract import ADD, SCALE
 from hookbench.errors import PatchError
+from hookbench.hookapi import contract
+from hookbench.hookapi.contract import ADD, SCALE
 
 log = logging.getLogger(__name__)
 

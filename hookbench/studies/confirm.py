@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import tempfile
 from pathlib import Path
 
 from hookbench import names, tracking
 from hookbench.entry import run_command
 from hookbench.errors import ConfigError
-from hookbench.formatting import fmt_delta, md_table
 from hookbench.job import run_job
-from hookbench.reproduce import logged_config
+from hookbench.reports.formatting import fmt_delta, md_table
+from hookbench.studies.reproduce import logged_config
 
 RANK = {"improves": 0, "no change observed": 1, "no detectable change": 1, "hurts": 2}
 CONFIRMATION_MD = "confirmation.md"
@@ -103,7 +102,3 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--top must be at least 1")
     return run_command(lambda: confirm(args.sweep_run_id, args.tracking_uri or tracking.default_tracking_uri(),
                                        args.top))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import requests
 
-from hookbench import contract
+from hookbench.hookapi import contract
 from hookbench.errors import ServerError
 
 log = logging.getLogger(__name__)

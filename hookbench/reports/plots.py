@@ -10,7 +10,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from hookbench.formatting import (
+from hookbench.reports.formatting import (
     fmt_batch_sizes,
     fmt_comparison_delta,
     fmt_num,
@@ -18,8 +18,8 @@ from hookbench.formatting import (
     is_nan,
     p_words,
 )
+from hookbench.evaluation.results import ItemResult, Summary
 from hookbench.names import ARMS
-from hookbench.results import ItemResult, Summary
 
 ARM_COLORS = {"baseline": "#7f7f7f", "patched": "#1f77b4"}
 VERDICT_COLORS = {"improves": "tab:green", "hurts": "tab:red"}  # any other verdict is grey

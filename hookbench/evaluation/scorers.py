@@ -17,9 +17,9 @@ from decimal import Decimal, InvalidOperation
 
 import requests
 
-from hookbench import contract
 from hookbench.errors import ConfigError, DataError, ServerError
-from hookbench.items import Item
+from hookbench.evaluation.items import Item
+from hookbench.hookapi import contract
 
 __all__ = [
     "ExactScorer",
@@ -228,7 +228,7 @@ class JudgeScorer(Scorer):
         self.base_url, self.timeout_s, self.batch_size = base_url.rstrip("/") if base_url else None, timeout_s, batch_size
         self.client = None
         if backend == "hook" and self.base_url:
-            from hookbench.client import HookClient
+            from hookbench.hookapi.client import HookClient
 
             self.client = HookClient(self.base_url, token=self.key, timeout_s=timeout_s, retries=2)
 

@@ -15,8 +15,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from hookbench import names
-from hookbench.formatting import NA, fmt_acc, fmt_delta, fmt_p, md_table, plots_sentence
-from hookbench.plots import verdict_color
+from hookbench.reports.formatting import NA, fmt_acc, fmt_delta, fmt_p, md_table, plots_sentence
+from hookbench.reports.plots import verdict_color
 
 ID_COLUMNS = ["model", "patch", "patch_hash", "dataset", "strength", "run_id", "status", "screen", "verdict",
               "verdict_adjusted", "error"]

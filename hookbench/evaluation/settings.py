@@ -1,0 +1,70 @@
+"""The typed settings and parts one job runs with: plain dataclasses, so any module can hold them
+without pulling in the server launcher, MLflow or pandas (`parts.build_parts` fills them from config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from hookbench.evaluation.items import Dataset
+
+if TYPE_CHECKING:
+    from hookbench.hookapi.client import HookClient
+
+METRICS = ("both", "accuracy", "loss")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    hf_id: str | None
+    revision: str | None
+    apply_mode: str
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    preset: str
+    batch_size: int = 8
+    seed: int | None = None
+    max_new_tokens: int | None = None
+    chat: bool | None = None  # None: the server decides prompting
+    template: str = "{prompt}"
+    samples: int = 1
+
+    def query(self, prompt: str) -> str:
+        """`{prompt}` in the template is replaced by the item's prompt; other braces are left alone."""
+        return self.template.replace("{prompt}", prompt)
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: ModelInfo
+    generation: GenerationSettings
+    metric: str = "both"  # both | accuracy | loss
+    loss_prefix: str = " #### "
+    loss_chat: bool = False
+    screen_size: int | None = None
+    screen_threshold: float = 0.0
+    alpha: float = 0.05
+    warn_share: float = 0.1
+
+    @property
+    def generates(self) -> bool:
+        return self.metric in ("both", "accuracy")
+
+    @property
+    def measures_loss(self) -> bool:
+        return self.metric in ("both", "loss")
+
+
+@dataclass
+class Parts:
+    """What one job runs with, built from config before any generation."""
+
+    dataset: Dataset
+    scorer: object
+    patch_source: object
+    client: HookClient
+    settings: Settings
+    phase_s: dict[str, float] = field(default_factory=dict)

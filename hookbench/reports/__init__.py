@@ -1,0 +1,1 @@
+"""Reports from results, with no MLflow: number wording, run report, plots, sweep report."""

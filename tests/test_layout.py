@@ -1,0 +1,117 @@
+"""The package layout rules (README "Where things are"), read from the import statements themselves.
+
+A rule broken here is a dependency going the wrong way: the HTTP client dragging MLflow in, a report
+needing a tracking store, or the reference server depending on the harness it is tested by.
+"""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "hookbench"
+
+# Who may import whom: an import across units must go to a strictly lower rank (so no cycles either).
+RANK = {
+    "hookbench": 0, "errors": 0, "names": 0, "paths": 0, "signals": 0,
+    "hookapi": 1, "stats": 1,
+    "evaluation": 2, "server": 2,
+    "reports": 3,
+    "tracking": 4,
+    "job": 5, "entry": 5,
+    "studies": 6,
+    "__main__": 7, "reproduce": 7, "confirm": 7,
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (function-level imports count too)."""
+    me = _module_name(path)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{base}" if base else anchor
+            found.add(base)
+            if base.startswith("hookbench"):  # `from hookbench import tracking` imports hookbench.tracking
+                found |= {f"{base}.{a.name}" for a in node.names if _is_module(f"{base}.{a.name}")}
+    return found
+
+
+def _is_module(name: str) -> bool:
+    rel = Path(*name.split(".")[1:])
+    return (PKG / rel).with_suffix(".py").is_file() or (PKG / rel / "__init__.py").is_file()
+
+
+GRAPH = {_module_name(p): _imports(p) for p in sorted(PKG.rglob("*.py"))}
+
+
+def _unit(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "hookbench"
+
+
+def _reaches(start: str) -> set[str]:
+    """Every module, hookbench's or third-party, imported from `start` directly or through hookbench modules."""
+    seen, todo = set(), [start]
+    while todo:
+        for dep in GRAPH.get(todo.pop(), ()):
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def _in(unit: str) -> list[str]:
+    return [m for m in GRAPH if _unit(m) == unit]
+
+
+def test_every_module_has_a_rank():
+    assert {_unit(m) for m in GRAPH} == set(RANK)
+
+
+def test_nothing_imports_upwards():
+    wrong = [f"{m} imports {d}" for m, deps in GRAPH.items() for d in deps
+             if d.startswith("hookbench") and _unit(d) != _unit(m) and RANK[_unit(d)] >= RANK[_unit(m)]]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("unit", ["hookapi", "stats"])
+def test_no_mlflow_below_tracking(unit):
+    assert [m for m in _in(unit) if any(d.split(".")[0] == "mlflow" for d in _reaches(m))] == []
+
+
+def test_reports_never_reach_tracking():
+    assert [m for m in _in("reports") if any(_unit(d) == "tracking" for d in _reaches(m) if d.startswith("hookbench"))] == []
+
+
+def test_server_imports_only_the_contract_and_paths():
+    allowed = {"hookbench", "hookbench.hookapi", "hookbench.hookapi.contract", "hookbench.paths"}
+    wrong = {d for m in _in("server") for d in GRAPH[m]
+             if d.startswith("hookbench") and d not in allowed and _unit(d) != "server"}
+    assert wrong == set()
+
+
+def _loaded(modules: str) -> str:
+    code = f"import sys, {modules}; print(sorted({{'mlflow', 'pandas'}} & set(sys.modules)))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_settings_and_client_load_neither_mlflow_nor_pandas():
+    assert _loaded("hookbench.evaluation.settings, hookbench.hookapi.client") == "[]"
+
+
+def test_stats_loads_no_mlflow():
+    assert "mlflow" not in _loaded("hookbench.stats")
