@@ -157,6 +157,15 @@ def resolve(spec: str) -> Path:
     raise FileNotFoundError(f"--model {spec!r}: not 'smollm2', 'tiny', a .gguf file or a model directory")
 
 
+def _dispatch(model: torch.nn.Module, device_map: dict) -> None:
+    """An explicit map is always dispatched by accelerate (transformers skips it when every entry
+    names one device), so its per-module device hooks run as they do across several GPUs."""
+    import accelerate
+
+    accelerate.dispatch_model(model, device_map=device_map, force_hooks=True,
+                              skip_keys=getattr(model, "_skip_keys_device_placement", None))
+
+
 def load(spec: str, dtype: str = "auto", device_map: str | dict = "auto") -> LoadedModel:
     """Load SPEC for serving: eval mode, left padding, `dtype` (placement.DTYPES) placed by
     `device_map` (a --device-map spec, or an explicit {module: device} map loaded through accelerate)."""
@@ -173,6 +182,8 @@ def load(spec: str, dtype: str = "auto", device_map: str | dict = "auto") -> Loa
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype,
                                                  device_map=placement.hf_device_map(device_map)).eval()
+    if isinstance(device_map, dict) and not hasattr(model, "hf_device_map"):
+        _dispatch(model, device_map)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     input_device = str(model.get_input_embeddings().weight.device)
