@@ -54,7 +54,7 @@ def generate(lm, prompts: list[str], cfg: dict, chat: bool, seed: int | None = N
              max_new_tokens: int | None = None) -> list[str]:
     """One left-padded batch through model.generate; new tokens only, special tokens skipped, stripped."""
     tok, model = lm.tokenizer, lm.model
-    enc = _encode(tok, [build_prompt(tok, p, chat) for p in prompts], chat).to(lm.device)
+    enc = _encode(tok, [build_prompt(tok, p, chat) for p in prompts], chat).to(lm.input_device)
     kwargs = {"max_new_tokens": cfg["max_new_tokens"] if max_new_tokens is None else max_new_tokens,
               "repetition_penalty": cfg["repetition_penalty"], "pad_token_id": tok.pad_token_id}
     if cfg["do_sample"]:
@@ -70,17 +70,23 @@ def generate(lm, prompts: list[str], cfg: dict, chat: bool, seed: int | None = N
     return [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
 
 
+def context_ids(tok, text: str) -> list[int]:
+    """The stock /api/loss context (hook-api.md rule 10): the text without special tokens, with the
+    tokenizer's BOS prepended when it has one (and a chat template did not already put it there)."""
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    bos = tok.bos_token_id
+    return ids if bos is None or ids[:1] == [bos] else [bos] + ids
+
+
 def encode_answers(tok, items: list[tuple[str, str]], answer_prefix: str, chat: bool) -> dict:
     """Right-padded batch of context+answer ids, with labels set on the answer tokens only.
 
-    The context (prompt, optionally in the chat template, + answer_prefix) and the answer are
-    tokenized separately and concatenated, so the answer tokens are exactly those of `answer`.
-    Right padding keeps positions correct in a plain forward pass.
+    Two segments, as the stock server tokenizes them: the context (BOS + prompt, optionally in the
+    chat template, + answer_prefix) and the answer without special tokens, so the answer tokens are
+    exactly those of `answer`.  Right padding keeps positions correct in a plain forward pass.
     """
-    rows = []
-    for prompt, answer in items:
-        ctx = tok(build_prompt(tok, prompt, chat) + answer_prefix, add_special_tokens=not chat)["input_ids"]
-        rows.append((ctx, tok(answer, add_special_tokens=False)["input_ids"]))
+    rows = [(context_ids(tok, build_prompt(tok, prompt, chat) + answer_prefix),
+             tok(answer, add_special_tokens=False)["input_ids"]) for prompt, answer in items]
     width = max(len(c) + len(a) for c, a in rows)
     ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
     attn = torch.zeros_like(ids)
@@ -109,8 +115,8 @@ def answer_losses(lm, items: list[tuple[str, str]], answer_prefix: str = " #### 
     """Teacher-forced mean NLL over the answer tokens only (not the prefix), one batched forward pass."""
     batch = encode_answers(lm.tokenizer, items, answer_prefix, chat)
     with torch.no_grad():
-        hidden = lm.model.get_decoder()(input_ids=batch["input_ids"].to(lm.device),
-                                attention_mask=batch["attention_mask"].to(lm.device)).last_hidden_state
+        hidden = lm.model.get_decoder()(input_ids=batch["input_ids"].to(lm.input_device),
+                                attention_mask=batch["attention_mask"].to(lm.input_device)).last_hidden_state
         losses = item_losses(lm.model.get_output_embeddings(), hidden, batch["labels"]).tolist()
     return [{"loss": loss, "prompt_tokens": c, "answer_tokens": a, "total_tokens": c + a}
             for loss, (c, a) in zip(losses, batch["counts"])]
