@@ -1,10 +1,13 @@
-"""CLI: python -m hookbench.server --model SPEC --port N [--host H] [--chat-template M] [--prepare-only]."""
+"""CLI: python -m hookbench.server --model SPEC --port N [--host H] [--token-env VAR] [--insecure-no-token]
+[--chat-template M] [--prepare-only]."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+
+from hookbench.server import auth
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="smollm2 | tiny | path to a .gguf file | HF model dir (default: $MODEL_PATH)")
     ap.add_argument("--port", type=int, help="port to listen on (required unless --prepare-only)")
     ap.add_argument("--host", default="127.0.0.1")
+    auth.add_arguments(ap)
     ap.add_argument("--chat-template", choices=("auto", "always", "never"), default="auto",
                     help="server default for prompts: auto = use the tokenizer's chat template if it has one")
     ap.add_argument("--prepare-only", action="store_true", help="load (and cache) the model, then exit")
@@ -21,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--model is required (or set MODEL_PATH)")
     if not args.prepare_only and args.port is None:
         ap.error("--port is required")
+    try:
+        token = None if args.prepare_only else auth.cli_token(args)
+    except auth.AuthSetupError as e:
+        print(f"hookbench.server: {e}", file=sys.stderr)
+        return 2
 
     from hookbench.server import models  # heavy imports after argument errors
 
@@ -37,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from hookbench.server.app import create_app
 
-    uvicorn.run(create_app(lm, args.chat_template), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(lm, args.chat_template, token), host=args.host, port=args.port, log_level="warning")
     return 0
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 import hookbench
 from hookbench import contract
-from hookbench.server import generation, suggestions
+from hookbench.server import auth, generation, suggestions
 from hookbench.server.patching import WEIGHTS, Patcher, PatchRejected
 
 EXTENSIONS = [contract.EXT_GENERATE_BATCH, contract.EXT_SEED, contract.EXT_SKIP_ORIGINAL, contract.EXT_CHAT,
@@ -90,9 +90,11 @@ def identity(lm, chat_template: str) -> dict:
             "device": lm.device}
 
 
-def create_app(lm, chat_template: str = "auto") -> FastAPI:
-    """The app serving `lm` (a models.LoadedModel). chat_template: auto | always | never."""
+def create_app(lm, chat_template: str = "auto", token: str | None = None) -> FastAPI:
+    """The app serving `lm` (a models.LoadedModel). chat_template: auto | always | never.
+    token: required as a bearer token on every endpoint but health (auth.py); None: open."""
     app = FastAPI(title="hookbench reference hook server", version=hookbench.__version__)
+    auth.protect(app, token)
     lock = threading.Lock()
     patcher = Patcher(lm.model)
     suggestion_cache: dict[str, list[dict]] = {}
@@ -127,7 +129,8 @@ def create_app(lm, chat_template: str = "auto") -> FastAPI:
     @app.get(contract.HEALTH)
     def health():
         return {"status": "online", "device": lm.device, "hooks_active": patcher.active,
-                "server": dict(server), "extensions": EXTENSIONS, "counters": dict(counters)}
+                "server": dict(server), "extensions": EXTENSIONS, "counters": dict(counters),
+                "auth": bool(token)}  # outside `server`: a launch's fresh token leaves identity alone
 
     @app.get(contract.CONFIGS)
     def configs():
