@@ -73,7 +73,7 @@ def cli_token(args: argparse.Namespace) -> str | None:
 
 
 class BearerAuth:
-    """ASGI middleware: 401 for any request without the token, except GET/HEAD /api/health."""
+    """ASGI middleware: 401 for any request without the token (a websocket is closed), except GET/HEAD /api/health."""
 
     def __init__(self, app, token: str):
         from starlette.responses import JSONResponse  # here: the launcher imports DEFAULT_ENV without the server extra
@@ -83,15 +83,17 @@ class BearerAuth:
         self.refusal = JSONResponse({"detail": UNAUTHORIZED}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
     def _allowed(self, scope) -> bool:
-        if scope["path"] == contract.HEALTH and scope["method"] in ("GET", "HEAD"):
+        if scope["path"] == contract.HEALTH and scope.get("method") in ("GET", "HEAD"):
             return True
         header = dict(scope["headers"]).get(b"authorization", b"")
         scheme, _, given = header.partition(b" ")
         return scheme.lower() == b"bearer" and secrets.compare_digest(given.strip(), self.expected)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or self._allowed(scope):
+        if scope["type"] not in ("http", "websocket") or self._allowed(scope):
             return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})  # policy violation
         await self.refusal(scope, receive, send)
 
 

@@ -7,9 +7,12 @@ import sys
 
 import pytest
 import requests
+from fastapi import FastAPI, WebSocket
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from hookbench import contract, server_process
-from hookbench.server.auth import DEFAULT_ENV, is_loopback
+from hookbench.server.auth import DEFAULT_ENV, is_loopback, protect
 from hookbench.server_process import launched_token, reference_server_command
 from hookbench.server_process import start_server as launch
 from tests.conftest import CONF, Server, cli_env, stop_server
@@ -128,3 +131,21 @@ def test_a_launched_server_gets_a_fresh_token_in_its_environment_not_its_command
                             timeout=60).status_code == 200
     finally:
         server_process._stop_all()
+
+
+def test_a_websocket_without_the_token_is_closed():
+    """No route of the reference server is a websocket; should one appear, it is guarded too."""
+    app = FastAPI()
+
+    @app.websocket("/ws")
+    async def ws(socket: WebSocket):
+        await socket.accept()
+        await socket.send_text("model state")
+
+    protect(app, TOKEN)
+    client = TestClient(app)
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/ws"):
+        pass
+    assert refused.value.code == 1008
+    with client.websocket_connect("/ws", headers={"Authorization": f"Bearer {TOKEN}"}) as socket:
+        assert socket.receive_text() == "model state"
