@@ -103,18 +103,32 @@ def local_store(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
+def recording_launch(tmp_path: Path) -> tuple[str, Path]:
+    """A launch command override that starts the tiny reference server as usual and writes down the
+    bearer token hookbench generated for it, so a test can look for its bytes."""
+    seen = tmp_path / "launched-token"
+    script = tmp_path / "launch.sh"
+    script.write_text(f'printf %s "$HOOKBENCH_SERVER_TOKEN" > {seen}\nexec "$1" -m hookbench.server --model tiny --port "$2"\n')
+    return f"model.server.launch.command=['sh','{script}','{{python}}','{{port}}']", seen
+
+
 def test_a_secret_given_to_a_launched_server_reaches_no_file_of_the_store(tmp_path, local_store):
     secrets = ["s3cr3t-value", "urlpw-s3cr3t"]
+    launch, seen = recording_launch(tmp_path)
     r = run_cli(["model=tiny", "dataset.n=2", f"+model.server.launch.env.HF_TOKEN={secrets[0]}",
-                 f"model.server.url=http://bench:{secrets[1]}@127.0.0.1:9"], cwd=tmp_path)
+                 f"model.server.url=http://bench:{secrets[1]}@127.0.0.1:9", launch], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
+    token = seen.read_text()
+    assert len(token) >= 32, "the launched server got no bearer token"
+    assert token not in r.stdout + r.stderr
+    assert_secrets_absent(tmp_path / "outputs", [token])
     store = tmp_path / "mlruns"
     missing = {"mlflow.db", "config_resolved.yaml", "context.json", "report.md", "overrides.yaml"} - {
         p.name for p in store.rglob("*")}
     assert not missing, f"not logged: {missing}"
     assert secrets[0] in (next((tmp_path / "outputs").rglob("overrides.yaml"))).read_text(), \
         "the secret was not given at all (the test would prove nothing)"
-    assert_secrets_absent(store, secrets)
+    assert_secrets_absent(store, [*secrets, token])
 
 
 def test_two_first_runs_started_together_in_a_fresh_directory(tmp_path, local_store):

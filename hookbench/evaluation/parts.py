@@ -17,7 +17,7 @@ from hookbench.errors import ConfigError
 from hookbench.evaluation.build import build
 from hookbench.evaluation.settings import METRICS, GenerationSettings, ModelInfo, Parts, Settings
 from hookbench.hookapi.client import HookClient
-from hookbench.hookapi.launcher import ensure_server
+from hookbench.hookapi.launcher import ensure_server, launched_token
 from hookbench.paths import cache_root, sqlite_path
 
 
@@ -59,7 +59,8 @@ def build_parts(cfg: DictConfig) -> Parts:
     t0 = time.perf_counter()
     launch = OmegaConf.to_container(m.server.launch, resolve=True) if m.server.launch else None
     url = ensure_server(launch, m.server.url)
-    token = os.environ.get(m.server.token_env) if m.server.get("token_env") else None
+    # a server this process launched has its own fresh token; token_env is for a server at model.server.url
+    token = launched_token(url) or (os.environ.get(m.server.token_env) if m.server.get("token_env") else None)
     client = HookClient(url, token=token, timeout_s=m.server.timeout_s, retries=m.server.retries,
                         max_connection_failures=cfg.failures.max_connection_failures)
     scorer.bind_client(client)  # a judge on the evaluated server grades through the job's own client

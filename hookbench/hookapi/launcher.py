@@ -4,6 +4,11 @@ One started server is kept per launch spec for the life of the process, so conse
 sweep on the same model share it; all are stopped at exit, Ctrl-C included. On Linux the server
 also gets SIGTERM from the kernel when hookbench dies without running its exit handlers (kill -9,
 OOM killer), so a launched server never lingers orphaned, holding a GPU.
+
+Each launch gets a fresh random bearer token, handed to the server in the environment
+($HOOKBENCH_SERVER_TOKEN, never argv, which other users see in `ps`) and kept in this process only:
+a launched server is never open, even on loopback, and is never reused by another process (none
+outlives the process that started it, so there is nothing to hand the token on to).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import ctypes
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -27,6 +33,7 @@ import requests
 
 from hookbench.hookapi import contract
 from hookbench.errors import ServerError
+from hookbench.server.auth import DEFAULT_ENV as TOKEN_ENV
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,7 @@ class RunningServer:
     url: str
     process: subprocess.Popen
     log_path: Path
+    token: str | None = None  # the bearer token it was started with; never logged
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -112,15 +120,17 @@ def _die_with_parent(parent_pid: int):
 
 
 def start_server(command: list, env: dict | None = None, cwd: str | None = None, timeout_s: float = 300,
-                 port: int | None = None) -> RunningServer:
+                 port: int | None = None, token: str | None = None) -> RunningServer:
     """Start a hook server on a loopback port and wait until it is healthy.
 
-    `{port}` and `{python}` in the command and env values are filled in. On failure the process
-    is stopped and the ServerError carries the tail of its log.
+    `{port}` and `{python}` in the command and env values are filled in; `token` goes in its
+    environment as $HOOKBENCH_SERVER_TOKEN. On failure the process is stopped and the ServerError
+    carries the tail of its log.
     """
     port = port or free_port()
     cmd = [str(c).format(port=port, python=sys.executable) for c in command]
-    env = {**os.environ, **{k: str(v).format(port=port) for k, v in (env or {}).items()}}
+    env = {**os.environ, **{k: str(v).format(port=port) for k, v in (env or {}).items()},
+           **({TOKEN_ENV: token} if token else {})}
     log = Path(tempfile.mkstemp(prefix="hookbench-server-", suffix=".log")[1])
     try:
         proc = subprocess.Popen(cmd, cwd=cwd or None, env=env, stdout=log.open("w"),
@@ -128,14 +138,27 @@ def start_server(command: list, env: dict | None = None, cwd: str | None = None,
                                 preexec_fn=_die_with_parent(os.getpid()))
     except OSError as e:
         raise ServerError(f"could not start the model server {cmd}: {e}") from None
-    server = RunningServer(f"http://127.0.0.1:{port}", proc, log)
+    server = RunningServer(f"http://127.0.0.1:{port}", proc, log, token)
     try:
-        wait_healthy(server.url, timeout_s, proc)
-    except (RuntimeError, TimeoutError) as e:
+        check_token(server.url, wait_healthy(server.url, timeout_s, proc), token)
+    except (RuntimeError, TimeoutError, requests.RequestException) as e:
         server.stop()
         raise ServerError(f"model server {' '.join(cmd)} failed to start: {e}\n"
                           f"--- last lines of {log} ---\n{server.log_tail()}") from None
     return server
+
+
+def check_token(url: str, health: dict, token: str | None) -> None:
+    """A server that requires a token (health `auth`) must take the one it was given."""
+    if token and health.get("auth") and requests.get(url + contract.CONFIGS, timeout=10,
+                                                     headers={"Authorization": f"Bearer {token}"}).status_code == 401:
+        raise RuntimeError(f"it refuses the token hookbench passed in ${TOKEN_ENV} "
+                           "(does its command name another variable with --token-env?)")
+
+
+def launched_token(url: str) -> str | None:
+    """The bearer token of the server this process launched at `url`; None for any other server."""
+    return next((s.token for s in _running.values() if s.url == url.rstrip("/")), None)
 
 
 def reference_server_command(model: str) -> list[str]:
@@ -156,6 +179,6 @@ def ensure_server(launch: dict | None, url: str | None) -> str:
                                                            for c in launch["command"]))
     t0 = time.monotonic()
     _running[key] = start_server(launch["command"], launch.get("env"), launch.get("cwd"),
-                                 float(launch.get("startup_timeout_s", 300)))
+                                 float(launch.get("startup_timeout_s", 300)), token=secrets.token_urlsafe(32))
     log.info("model server ready at %s after %.0f s", _running[key].url, time.monotonic() - t0)
     return _running[key].url

@@ -1,5 +1,5 @@
 """CLI: python -m hookbench.server --model SPEC --port N [--host H] [--dtype D] [--device-map M]
-[--chat-template M] [--prepare-only]."""
+[--token-env VAR] [--insecure-no-token] [--chat-template M] [--prepare-only]."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import argparse
 import logging
 import os
 import sys
+
+from hookbench.server import auth
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtype", choices=placement.DTYPES, default="auto",
                     help="auto: bfloat16 on a CUDA device that supports it, float32 on CPU")
     ap.add_argument("--device-map", default="auto", help=placement.DEVICE_MAP_HELP)
+    auth.add_arguments(ap)
     ap.add_argument("--chat-template", choices=("auto", "always", "never"), default="auto",
                     help="server default for prompts: auto = use the tokenizer's chat template if it has one")
     ap.add_argument("--prepare-only", action="store_true", help="load (and cache) the model, then exit")
@@ -32,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         placement.check_device_map(args.device_map)
     except ValueError as e:
         ap.error(str(e))
+    try:
+        token = None if args.prepare_only else auth.cli_token(args)
+    except auth.AuthSetupError as e:
+        print(f"hookbench.server: {e}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="hookbench.server: %(message)s", stream=sys.stderr)
 
     from hookbench.server import models  # heavy imports after argument errors
@@ -51,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     from hookbench.server.app import create_app
     from hookbench.server.engine import HFEngine
 
-    uvicorn.run(create_app(HFEngine(lm), args.chat_template), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(HFEngine(lm), args.chat_template, token), host=args.host, port=args.port,
+                log_level="warning")
     return 0
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 import hookbench
 from hookbench.hookapi import contract
-from hookbench.server import generation, suggestion_cache, suggestions
+from hookbench.server import auth, generation, suggestion_cache, suggestions
 from hookbench.server.patching import WEIGHTS, PatchRejected
 
 EXTENSIONS = [contract.EXT_GENERATE_BATCH, contract.EXT_SEED, contract.EXT_SKIP_ORIGINAL, contract.EXT_CHAT,
@@ -90,9 +90,11 @@ def identity(engine, chat_template: str) -> dict:
             "chat_template": chat_template}
 
 
-def create_app(engine, chat_template: str = "auto") -> FastAPI:
-    """The app serving `engine` (an engine.Engine). chat_template: auto | always | never."""
+def create_app(engine, chat_template: str = "auto", token: str | None = None) -> FastAPI:
+    """The app serving `engine` (an engine.Engine). chat_template: auto | always | never.
+    token: required as a bearer token on every endpoint but health (auth.py); None: open."""
     app = FastAPI(title="hookbench reference hook server", version=hookbench.__version__)
+    auth.protect(app, token)
     lock = threading.Lock()
     # what reached the model, so a client's claims about reuse can be checked at the server
     counters = {"generate_requests": 0, "generated_sequences": 0}
@@ -126,7 +128,8 @@ def create_app(engine, chat_template: str = "auto") -> FastAPI:
     def health():
         return {"status": "online", "device": engine.device, "hooks_active": engine.active,
                 "server": dict(server), "extensions": EXTENSIONS, "counters": dict(counters),
-                "memory": engine.memory()}
+                "memory": engine.memory(),
+                "auth": bool(token)}  # outside `server`: a launch's fresh token leaves identity alone
 
     @app.get(contract.CONFIGS)
     def configs():
