@@ -87,3 +87,7 @@ FALLBACK_PRESET = "balanced"  # §5: unknown preset names are served with this o
 
 def is_sampled(preset: dict) -> bool:
     return bool(preset.get("do_sample"))
+
+# The reference server's bearer token: the variable it is read from by default (launched servers get
+# a fresh one there, never on the command line).
+SERVER_TOKEN_ENV = "HOOKBENCH_SERVER_TOKEN"

@@ -31,9 +31,10 @@ from pathlib import Path
 
 import requests
 
-from hookbench.hookapi import contract
 from hookbench.errors import ServerError
-from hookbench.server.auth import DEFAULT_ENV as TOKEN_ENV
+from hookbench.hookapi import contract
+
+TOKEN_ENV = contract.SERVER_TOKEN_ENV
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import sys
 
 from hookbench.hookapi import contract
 
-DEFAULT_ENV = "HOOKBENCH_SERVER_TOKEN"
+DEFAULT_ENV = contract.SERVER_TOKEN_ENV
 UNAUTHORIZED = "missing or wrong bearer token: send 'Authorization: Bearer <token>'"
 
 
