@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+import hookbench.evaluation.schema  # noqa: F401  (registers the config schema before any test composes)
 from hookbench.hookapi.launcher import RunningServer, reference_server_command
 from hookbench.hookapi.launcher import start_server as launch
 
