@@ -1,8 +1,9 @@
 """`python -m hookbench`: compose model, dataset, patch and scorer, evaluate, log to MLflow.
 
-Exit codes: 0 done; the error's own code for a user mistake (2 config, 3 data, 4 server, 5 patch,
-6 reproduction, 7 nothing measured); 130 Ctrl-C; 143 SIGTERM, 129 SIGHUP. In a sweep a failed job
-is a FAILED child run and the sweep goes on; the sweep's exit code says whether any failed.
+Exit codes: 0 done; the error's own code for a user mistake (2 config, Hydra's composition errors
+included, 3 data, 4 server, 5 patch, 6 reproduction, 7 nothing measured); 130 Ctrl-C; 143 SIGTERM,
+129 SIGHUP (hookbench.entry). In a sweep a failed job is a FAILED child run and the sweep goes on;
+the sweep's exit code says whether any failed.
 """
 
 import logging
@@ -13,30 +14,28 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+import hookbench.evaluation.schema  # noqa: F401  (registers the config schema before Hydra composes)
+from hookbench.entry import hydra_command, in_job
 from hookbench.errors import HookbenchError
 from hookbench.job import run_job
-from hookbench.signals import Terminated
 
 log = logging.getLogger("hookbench")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> dict:
-    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+def _job(cfg: DictConfig) -> dict:
     try:
         return run_job(cfg).as_dict()
     except HookbenchError as e:
-        log.error("error: %s", e)
-        if multirun:  # the sweep goes on; its callback reports this job as FAILED
-            return {"status": "FAILED", "error": str(e)}
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        log.error("interrupted; the server was restored and the run marked KILLED")
-        sys.exit(130)
-    except Terminated as e:
-        log.error("%s; the server was restored and the run marked KILLED", e)
-        sys.exit(e.exit_code)
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        log.error("error: %s", e)  # the sweep goes on; its callback reports this job as FAILED
+        return {"status": "FAILED", "error": str(e)}
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> dict:
+    return in_job(lambda: _job(cfg))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(hydra_command(main))

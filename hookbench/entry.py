@@ -1,32 +1,79 @@
-"""What the command-line entry points share: logging to stderr, and one mapping of outcomes to exit codes."""
+"""What the command-line entry points share: one mapping of outcomes to messages and exit codes.
+
+`run_command` wraps reproduce and confirm; `hydra_command` wraps `python -m hookbench` so the same
+mapping applies inside the Hydra job (where the job's log file gets the message) and around it,
+where Hydra's own composition errors (a bad override, a value the schema refuses) exit 2 like
+every other config error (Hydra alone would exit 1).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 
+from hydra.errors import HydraException
 from mlflow.exceptions import MlflowException
+from omegaconf.errors import OmegaConfBaseException
 
 from hookbench.errors import HookbenchError
 from hookbench.signals import Terminated
 
+log = logging.getLogger("hookbench")
+KILLED = "the server was restored and the run marked KILLED"
 
-def run_command(fn: Callable[[], int]) -> int:
+
+def outcome(e: BaseException) -> tuple[str, int] | None:
+    """(message, exit code) for an outcome the user should see as a message; None for a bug."""
+    if isinstance(e, HookbenchError):
+        return f"error: {e}", e.exit_code
+    if isinstance(e, MlflowException):
+        return f"error: {e.message}", 2
+    if isinstance(e, (HydraException, OmegaConfBaseException)):  # a config Hydra could not compose
+        cause = f"\n{e.__cause__}" if isinstance(e.__cause__, OmegaConfBaseException) else ""
+        return f"config error: {e}{cause}", 2
+    if isinstance(e, KeyboardInterrupt):
+        return f"interrupted; {KILLED}", 130
+    if isinstance(e, Terminated):
+        return f"{e}; {KILLED}", e.exit_code
+    return None
+
+
+def _report(e: BaseException) -> int:
+    found = outcome(e)
+    if found is None:
+        raise e
+    if not logging.getLogger().handlers:  # before Hydra set up logging, or outside Hydra
+        logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(levelname)s] %(message)s",
+                            datefmt="%H:%M:%S", stream=sys.stderr)
+    log.error("%s", found[0])
+    return found[1]
+
+
+def run_command(fn: Callable[[], int | None]) -> int:
     """Run a command body; a user mistake, Ctrl-C or SIGTERM/SIGHUP becomes a message and an exit code."""
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(levelname)s] %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stderr)
+    try:
+        return fn() or 0
+    except (Exception, KeyboardInterrupt, Terminated) as e:
+        return _report(e)
+
+
+def in_job(fn: Callable[[], dict]) -> dict:
+    """Inside a Hydra job: a mapped outcome is logged (to the job's log too) and exits with its code."""
     try:
         return fn()
-    except HookbenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except MlflowException as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; the server was restored and the run marked KILLED", file=sys.stderr)
-        return 130
-    except Terminated as e:
-        print(f"{e}; the server was restored and the run marked KILLED", file=sys.stderr)
-        return e.exit_code
+    except (Exception, KeyboardInterrupt, Terminated) as e:
+        sys.exit(_report(e))
+
+
+def hydra_command(main: Callable[[], None]) -> int:
+    """Run a `@hydra.main` function; Hydra's composition errors reach `outcome` instead of Hydra's
+    own report (which exits 1). HYDRA_FULL_ERROR, when the user sets it, keeps Hydra's traceback."""
+    if os.environ.get("HYDRA_FULL_ERROR"):
+        return main() or 0
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # hydra.main re-raises instead of printing and exiting 1
+    try:
+        return run_command(main)
+    finally:
+        os.environ.pop("HYDRA_FULL_ERROR", None)

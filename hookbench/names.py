@@ -72,6 +72,7 @@ TAG_CONFIRMS = "hookbench.confirms"
 TAG_ERROR = "error"
 TAG_SERVER_IDENTITY = "server.identity"
 TAG_NOTE = "mlflow.note.content"  # MLflow's run description
+TAG_VERSION = "version."  # + a package (python, torch, ...) or server.<field>: what a run ran on
 
 # -- artifacts ------------------------------------------------------------------------------------
 RESOLVED_CONFIG = "config_resolved.yaml"  # the fully composed config a run can be reproduced from

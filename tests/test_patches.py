@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from hookbench.errors import PatchError
 from hookbench.evaluation.build import build
 from hookbench.evaluation.patches import NO_PATCH_SOURCE, FileSource, PatchSet, SuggestionsSource, load_patch_file, normalise
-from tests.conftest import CONF
+from tests.conftest import CONF, option_cfg
 
 S = {"tensor_name": "model.layers.1.mlp.up_proj.weight", "operation": "scale", "value": 1.1, "target": "top 20%"}
 
@@ -156,7 +156,7 @@ def test_strength_zero_is_refused_pointing_to_patch_none(tmp_path):
         build(node, "patch")
 
 
-@pytest.mark.parametrize("strength", [float("nan"), float("inf"), "abc", True, None])
+@pytest.mark.parametrize("strength", [float("nan"), float("inf")])  # "abc", null: the schema (test_config)
 def test_bad_strength_is_named(strength):
     node = OmegaConf.create({"_target_": "hookbench.evaluation.patches.SuggestionsSource", "capability": "math",
                              "strength": strength})
@@ -192,7 +192,7 @@ def test_frozen_suggestions_stay_unscaled(tmp_path):
 
 # -- patch=none --------------------------------------------------------------------------------------
 def test_patch_none_is_an_empty_noop_set_with_a_stable_hash():
-    cfg = OmegaConf.load(CONF / "patch" / "none.yaml")
+    cfg = option_cfg("patch", "none")
     first, second = (build(cfg, "patch").resolve(None, "m", mode) for mode in ("weights", "hooks"))
     assert first.name == "none" and first.suggestions == [] and first.is_noop
     assert first.hash == second.hash == PatchSet("other", [], NO_PATCH_SOURCE).hash

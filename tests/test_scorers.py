@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from hookbench.errors import ConfigError, DataError
 from hookbench.evaluation import scorers as sc
 from hookbench.evaluation.datasets import gsm8k
+from tests.conftest import option_cfg
 
 REPO = Path(__file__).parents[1]
 GSM8K = Path(__file__).parents[2] / "shared/data/gsm8k/test.jsonl"
@@ -310,13 +311,13 @@ def test_judge_config_errors(monkeypatch):
     ],
 )
 def test_yaml_instantiates(name, cls):
-    scorer = build(OmegaConf.load(REPO / f"conf/scorer/{name}.yaml"), "scorer")
+    scorer = build(option_cfg("scorer", f"{name}"), "scorer")
     assert type(scorer) is cls and scorer.name == name
 
 
 def test_judge_yaml_prompt_and_openai_override(server, monkeypatch):
     srv = server(chat("CORRECT"))
-    cfg = OmegaConf.load(REPO / "conf/scorer/judge.yaml")
+    cfg = option_cfg("scorer", "judge")
     assert all("{" + f + "}" in cfg.prompt for f in ("question", "answer", "gold"))
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     cfg.merge_with({"backend": "openai", "base_url": srv.url, "model": "m", "api_key_env": "OPENAI_API_KEY"})

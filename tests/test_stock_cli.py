@@ -127,7 +127,15 @@ def test_upstream_prompt_file_with_null_answers(stock_server, tmp_path):
     assert p.returncode == 3 and f"{data}:1" in p.stderr and "skip_missing" in p.stderr
     p = run_cli([*args, "dataset=jsonl", f"dataset.path={data}", "dataset.skip_missing=true", "patch=none"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert runs(tmp_path)[-1].data.metrics["n/skipped_items"] == 2
+    run = runs(tmp_path)[-1]
+    assert run.data.metrics["n/skipped_items"] == 2
+    # the run names what it ran on: python and package versions, in context.json and as tags
+    import importlib.metadata, platform
+    context = json.loads(open(MlflowClient().download_artifacts(run.info.run_id, "context.json", str(tmp_path))).read())
+    assert context["versions"]["python"] == platform.python_version() == run.data.tags["version.python"]
+    for dist in ("mlflow", "hydra-core", "omegaconf", "statsmodels", "hookbench", "transformers"):
+        assert context["versions"][dist] == importlib.metadata.version(dist) == run.data.tags[f"version.{dist}"]
+    assert not any(k.startswith("version.server.") for k in run.data.tags)  # the stock server reports none
 
 
 def test_a_job_where_every_answer_is_empty_fails_with_the_likely_fix(stock_server, tmp_path):

@@ -23,7 +23,7 @@ from hookbench.evaluation.items import Dataset, Item
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SPLITS", "arithmetic", "check_split", "gsm8k", "in_test", "jsonl", "select", "split_items"]
+__all__ = ["arithmetic", "check_split", "gsm8k", "in_test", "jsonl", "select", "split_items"]
 
 
 def select(items: list[Item], limit: int | None, sample: int | None, seed: int) -> list[Item]:
@@ -41,9 +41,6 @@ def select(items: list[Item], limit: int | None, sample: int | None, seed: int) 
     return items
 
 
-SPLITS = ("all", "dev", "test")
-
-
 def in_test(item_id: str, holdout: float) -> bool:
     """Whether an item is in the test split: sha256 of its id as a number in [0, 1), below `holdout`.
 
@@ -55,10 +52,9 @@ def in_test(item_id: str, holdout: float) -> bool:
 
 
 def check_split(split: str, holdout: float) -> None:
-    """ConfigError for a bad `dataset.split`/`dataset.holdout`; loaders call it before loading anything."""
-    if split not in SPLITS:
-        raise ConfigError(f"dataset.split must be one of {', '.join(SPLITS)}, got {split!r}")
-    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0 < holdout < 1:
+    """ConfigError for a `dataset.holdout` outside (0, 1); loaders call it before loading anything.
+    The schema (evaluation/schema.py) already refused a split outside all/dev/test at compose time."""
+    if not 0 < holdout < 1:
         raise ConfigError(f"dataset.holdout (the share of items in the test split) must be a number "
                           f"between 0 and 1 exclusive, got {holdout!r}")
 
@@ -171,8 +167,6 @@ def jsonl(
     `skip_missing` (an upstream prompt file has rows without an answer). Rows without an id get
     `<name>-<row index>` by their position in the file, skipped rows included, so ids stay put.
     """
-    if not isinstance(skip_missing, bool):
-        raise ConfigError(f"dataset.skip_missing must be true or false, got {skip_missing!r}")
     check_split(split, holdout)
     p = Path(path).expanduser()
     rows = _read_rows(p)

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hookbench.errors import ConfigError
 from hookbench.evaluation.build import build
-from hookbench.evaluation.settings import METRICS, GenerationSettings, ModelInfo, Parts, Settings
+from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Parts, Settings
 from hookbench.hookapi.client import HookClient
 from hookbench.hookapi.launcher import ensure_server, launched_token
 from hookbench.paths import cache_root, sqlite_path
@@ -31,8 +31,6 @@ def _positive_int(value, key: str, allow_none: bool = False):
 
 def settings_from(cfg: DictConfig) -> Settings:
     m, g = cfg.model, cfg.model.generation
-    if cfg.metric not in METRICS:
-        raise ConfigError(f"metric={cfg.metric!r}: use one of {', '.join(METRICS)}")
     alpha = float(cfg.stats.alpha)
     if not 0 < alpha < 1:
         raise ConfigError(f"stats.alpha={alpha} must be between 0 and 1")

@@ -97,7 +97,7 @@ def validate(suggestions: list, where: str, apply_mode: str) -> list[dict]:
 
 def check_strength(strength, allow_zero: bool = False) -> float:
     """`patch.strength` as a float, refused early when it is not a finite number (or is 0)."""
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
+    if not math.isfinite(strength):  # its type the schema checked at compose time
         raise PatchError(f"patch.strength={strength!r} is not a finite number")
     if strength == 0 and not allow_zero:
         raise PatchError("patch.strength=0: strength 0 is the identity; "

@@ -7,7 +7,31 @@ fields, never from dotted strings.
 from __future__ import annotations
 
 import json
+import platform
 from dataclasses import asdict, dataclass, field
+from importlib import metadata
+
+from hookbench import names
+
+# the distributions a run's numbers can depend on; python is added from the interpreter
+VERSIONED = ("torch", "transformers", "mlflow", "hydra-core", "omegaconf", "statsmodels", "hookbench")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions (None: not installed, e.g. torch on a client-only install), read from package
+    metadata so nothing heavy is imported."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in VERSIONED:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return versions
+
+
+def server_versions(identity: dict) -> dict[str, str]:
+    """The version fields the server reports in /api/health (its identity); a stock server has none."""
+    return {k: str(v) for k, v in identity.items() if "version" in k.lower() and v is not None}
 
 
 @dataclass
@@ -22,6 +46,7 @@ class RunRecord:
     stats: dict = field(default_factory=dict)
     screen: dict | None = None
     git: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=package_versions)  # python and packages of this client
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -31,7 +56,13 @@ class RunRecord:
         return {"model": self.model["name"], "patch.name": self.patch["name"], "patch.hash": self.patch["hash"],
                 "dataset.name": self.dataset["name"], "dataset.fingerprint": self.dataset["fingerprint"],
                 "server.device": str(self.server["device"]), "server.url": self.server["url"],
-                "server.identity": json.dumps(self.server["identity"], sort_keys=True)}
+                "server.identity": json.dumps(self.server["identity"], sort_keys=True), **self.version_tags()}
+
+    def version_tags(self) -> dict[str, str]:
+        """version.<package> for this client, version.server.<field> for the server's own."""
+        ours = {f"{names.TAG_VERSION}{k}": str(v) for k, v in self.versions.items() if v is not None}
+        theirs = server_versions(self.server.get("identity") or {})
+        return {**ours, **{f"{names.TAG_VERSION}server.{k}": v for k, v in theirs.items()}}
 
     def params(self) -> dict[str, str]:
         """Traceability params beyond the config: content hashes and the generation settings as served."""

@@ -11,8 +11,6 @@ from hookbench.evaluation.items import Dataset
 if TYPE_CHECKING:
     from hookbench.hookapi.client import HookClient
 
-METRICS = ("both", "accuracy", "loss")
-
 
 @dataclass(frozen=True)
 class ModelInfo:

@@ -1,0 +1,37 @@
+"""A non-editable install ships conf/: `pip install .` into a fresh venv, then `python -m hookbench
+--cfg job` from another directory composes the default job (reusing this env's dependencies)."""
+
+import subprocess
+import sys
+import sysconfig
+import venv
+
+from pathlib import Path
+
+from tests.conftest import REPO
+
+
+def bare_env(home) -> dict:
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home)}
+
+
+def test_a_non_editable_install_composes_the_default_job_from_elsewhere(tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    own = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    # this env's dependencies, seen after the venv's own site-packages (like --system-site-packages)
+    (Path(own) / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+                    "--no-build-isolation", "--no-index", "-q", str(REPO)], check=True, timeout=300,
+                   cwd=tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([str(python), "-P", "-m", "hookbench", "--cfg", "job", "stats.correction=bh"],
+                          cwd=elsewhere, capture_output=True, text=True, timeout=300, env=bare_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "name: smollm2" in done.stdout and "correction: bh" in done.stdout
+    where = subprocess.run([str(python), "-P", "-c", "import hookbench; print(hookbench.__file__)"], cwd=elsewhere,
+                           capture_output=True, text=True, timeout=60, env=bare_env(tmp_path)).stdout
+    assert str(env_dir) in where  # the installed copy ran, not the checkout
