@@ -6,6 +6,10 @@ class HookbenchError(Exception):
 
     exit_code = 1
 
+    def __str__(self) -> str:
+        """The message and any notes added on the way out (a failed restore's), since users see str(e)."""
+        return "\n".join([super().__str__(), *getattr(self, "__notes__", ())])
+
 
 class ConfigError(HookbenchError):
     exit_code = 2

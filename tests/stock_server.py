@@ -18,7 +18,8 @@ so tests stay cheap; the presets still report their stock `max_new_tokens`.
 Test hooks are plain attributes read/set on the object (the HTTP surface stays stock):
 counters `generations`, `generate_calls`, `loss_calls`, `hooks_posts`, `last_preset`; fault knobs
 `fail_calls`, `http_error_calls`, `empty_for`, `hooks_fail_after_apply`, `down_after_call`,
-`suggestions`, `suggestions_delay_s`; and `down()`, `kill()`, `up()`, `swap_model()`,
+`suggestions`, `suggestions_delay_s`, `broken_routes`, `sigterm_after` (the client process gets
+the SIGTERM: the server runs in it), the `request_log`; and `down()`, `kill()`, `up()`, `swap_model()`,
 `weights_sha256()`, `is_clean()`. Module helpers: `load_model(spec)` (the per-process cache) and
 `perturbed_copy(lm)` (other weights for swap_model). Each server start reseeds torch from entropy
 (loading `tiny` seeds it with 0), so sampled answers differ between runs as on the stock server.
@@ -30,6 +31,8 @@ import contextlib
 import copy
 import dataclasses
 import math
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -175,6 +178,9 @@ class StockServer:
         self.down_after_call: int | None = None  # the server shuts down right after answering this generate call
         self.suggestions: dict[str, list[dict]] | None = None  # None: the stock fallback set
         self.suggestions_delay_s = 0.0  # the stock server takes 4-20 s here; tests need not wait
+        self.broken_routes: dict[str, int] = {}  # "METHOD /path" -> HTTP status answered instead
+        self.sigterm_after: dict[str, int] = {}  # "METHOD /path" -> its request number that SIGTERMs this process
+        self.request_log: list[str] = []  # "METHOD /path" of every request, in order
         self.app = self._make_app()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -265,6 +271,17 @@ class StockServer:
 
     def _make_app(self) -> FastAPI:
         app = FastAPI(title="stock hook server stand-in")
+
+        @app.middleware("http")
+        async def faults(request, call_next):
+            route = f"{request.method} {request.url.path}"
+            self.request_log.append(route)
+            if route in self.broken_routes:
+                return JSONResponse({"detail": "Internal Server Error"}, status_code=self.broken_routes[route])
+            response = await call_next(request)
+            if self.sigterm_after.get(route) == self.request_log.count(route):  # handled, then the signal
+                os.kill(os.getpid(), signal.SIGTERM)
+            return response
 
         @app.get(contract.HEALTH)
         def health():

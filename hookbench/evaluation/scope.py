@@ -1,0 +1,137 @@
+"""The server's patch state, owned by one job from lease to restore.
+
+Weight edits outlive DELETE /api/hooks (hook-api.md §1), so a job that patched the server must put it
+back whatever happens: `ServerScope` is a context manager whose exit restores (and proves the restore
+with the probe losses) on every way out — an error, Ctrl-C, SIGTERM via `hookbench.signals` — but
+never twice. When that restore fails too, the job's own exception still propagates with its own type;
+the restore failure is logged and attached to it as a note.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+
+from hookbench.errors import PatchError, ServerError
+from hookbench.evaluation.patches import PatchSet
+from hookbench.hookapi.client import HookClient, LossUnavailable
+from hookbench.hookapi.lease import server_lease
+
+log = logging.getLogger(__name__)
+
+# Fixed probe texts: their teacher-forced losses show whether a patch is live, and fingerprint the weights.
+PROBES = [("The capital of France is", " Paris, a city on the Seine."),
+          ("Question: What is 12 + 7?\nAnswer:", " 19"),
+          ("def add(a, b):\n    return", " a + b")]
+PROBE_DIGITS = 5  # /api/loss is deterministic (§10); rounding absorbs float noise across batch shapes
+
+
+class ServerScope:
+    """Lease → clean → probe → apply → prove live → restore (+ probes), restore guaranteed on exit.
+
+    Inside `with`, the server's patch state is this job's: `begin()` cleans and probes, `apply()` applies
+    and proves, `restore()` restores and proves. Leaving the block restores if nothing did since the
+    lease was taken or the last `apply()`."""
+
+    def __init__(self, client: HookClient, apply_mode: str):
+        self.client, self.apply_mode = client, apply_mode
+        self.waited = 0.0  # seconds spent waiting for the lease
+        self.probes: dict[str, list[float] | None] = {}
+        self.applied: dict = {}
+        self.patched_path = "not generated"
+        self._stack = ExitStack()
+        self._needs_restore = False
+
+    def __enter__(self) -> ServerScope:
+        self.waited = self._stack.enter_context(server_lease(self.client.base_url))
+        self._needs_restore = True  # the state we found is unknown until a clean and a restore say otherwise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if self._needs_restore:
+                if exc is None:
+                    self.restore()
+                else:
+                    self._restore_after(exc)
+        finally:
+            self._stack.close()  # the lease goes last: another job must not see our patch
+        return False  # the body's exception, if any, propagates unchanged
+
+    def _restore_after(self, exc: BaseException) -> None:
+        try:
+            self.restore()
+        except Exception as failure:  # keep the job's exception: it says why we are here
+            log.error("%s", failure)
+            exc.add_note(str(failure))
+
+    # -- the phases -----------------------------------------------------------------------------
+    def begin(self) -> None:
+        """Restore + delete, check nothing is active, take the clean probe losses (the weights' fingerprint)."""
+        self.client.clean()
+        h, hooks = self.client.health(), self.client.hooks()
+        if h.get("hooks_active") or hooks.get("active"):
+            raise ServerError(f"{self.client.base_url} still reports active hooks after restore + delete; "
+                              "refusing to take a baseline on a patched model")
+        self.probes["clean"] = self.probe()
+
+    def restore(self) -> None:
+        """Restore + delete, then prove it with the probes; at most once per apply (raises ServerError)."""
+        if not self._needs_restore:
+            return
+        self._needs_restore = False  # a failed restore is reported, never retried
+        try:
+            self.client.clean()
+            after = self.probe() if self.probes.get("clean") is not None else None
+            if after is not None and after != self.probes["clean"]:
+                raise ServerError(f"after restore the probe losses {after} differ from the clean state "
+                                  f"{self.probes['clean']}")
+        except ServerError as e:
+            raise ServerError(f"restoring {self.client.base_url} failed ({e}): the server may still be patched") \
+                from None
+
+    def probe(self) -> list[float] | None:
+        """Probe losses, or None when the server has no /api/loss."""
+        try:
+            losses = self.client.losses(PROBES, answer_prefix="")
+        except LossUnavailable:
+            return None
+        return [round(x, PROBE_DIGITS) if x is not None else None for x in losses]
+
+    def apply(self, p: PatchSet) -> None:
+        """Apply the patch once (never retried: §1 compounding), then prove it live with the probes."""
+        self._needs_restore = True
+        if not p.suggestions:  # patch=none: the A/A job; the patched arm is a second fresh baseline
+            self.applied = {"hook_count": 0, "skipped": [], "response": None, "hooks": None}
+            self.patched_path = "A/A: a second baseline generation, nothing applied"
+            return
+        self.applied = self._post(p)
+        if self.probes.get("clean") is None:
+            log.warning("%s has no /api/loss, so the patch cannot be proven live: the patched arm asks "
+                        "use_hooks=true, which costs two generations per answer on a stock server (§2)",
+                        self.client.base_url)
+            self.patched_path = "use_hooks=true (no /api/loss to prove the patch live)"
+            return
+        self.probes["patched"] = self.probe()
+        if self.probes["patched"] == self.probes["clean"]:
+            raise PatchError(f"the patch is not live: after POST /api/hooks the probe losses {self.probes['clean']} "
+                             f"did not change (patch '{p.name}', {p.hash})")
+        self.patched_path = "use_hooks=false, `original` read with the patch proven live (one generation per answer)"
+
+    def _post(self, p: PatchSet) -> dict:
+        """POST the edits; refuse a patch the server applied none of, warn about skipped edits."""
+        try:
+            resp = self.client.apply_patch(p.suggestions, self.apply_mode)
+        except ServerError as e:
+            raise PatchError(f"patch '{p.name}' ({p.hash}) was not applied cleanly: {e}") from None
+        count = int(resp.get("hook_count") or 0)
+        names_ = [s["tensor_name"] for s in p.suggestions]
+        applied = (resp.get("applied_tensors") if self.apply_mode == "weights" else resp.get("modules")) or []
+        if count == 0:
+            raise PatchError(f"patch '{p.name}' ({p.hash}): the server applied none of its {len(names_)} edits "
+                             f"(contract §4: unknown tensors and operations are skipped): {names_}")
+        skipped = [n for n in names_ if not any(n == a or n.startswith(a + ".") for a in applied)]
+        if count < len(names_):
+            log.warning("patch '%s': only %d of %d edits applied; skipped: %s", p.name, count, len(names_),
+                        skipped or "(server did not say which)")
+        return {"response": resp, "hooks": self.client.hooks(), "skipped": skipped, "hook_count": count}
