@@ -194,7 +194,7 @@ def test_frozen_suggestions_stay_unscaled(tmp_path):
 def test_patch_none_is_an_empty_noop_set_with_a_stable_hash():
     cfg = OmegaConf.load(CONF / "patch" / "none.yaml")
     first, second = (build(cfg, "patch").resolve(None, "m", mode) for mode in ("weights", "hooks"))
-    assert first.name == "none" and first.suggestions == [] and first.is_noop
+    assert first.name == "none" and first.suggestions == [] and not first.suggestions
     assert first.hash == second.hash == PatchSet("other", [], NO_PATCH_SOURCE).hash
 
 

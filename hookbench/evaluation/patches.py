@@ -40,11 +40,6 @@ class PatchSet:
                              f"for a job with nothing applied use patch=none")
 
     @property
-    def is_noop(self) -> bool:
-        """True for patch=none: the loop applies nothing and the patched arm is a second baseline."""
-        return not self.suggestions
-
-    @property
     def hash(self) -> str:
         edits = [{"tensor_name": s["tensor_name"], "operation": s["operation"], "value": float(s["value"]),
                   "target": contract.canonical_target(s.get("target", "all"))} for s in self.suggestions]

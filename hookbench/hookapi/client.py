@@ -23,18 +23,13 @@ from urllib3.util.retry import Retry
 from hookbench.hookapi import contract
 from hookbench.hookapi.contract import ERROR_TEXT_PREFIXES, is_error_text  # noqa: F401  (re-exported)
 from hookbench.errors import ServerError
+from hookbench.vocabulary import FailureKind
 
 log = logging.getLogger(__name__)
 
 
 class ServerUnreachable(ServerError):
-    """Consecutive requests found no server at all (refused, reset): stop instead of retrying on.
-
-    `partial` holds the generations finished in the call that gave up (in query order)."""
-
-    def __init__(self, message: str, partial: list | None = None):
-        super().__init__(message)
-        self.partial = list(partial or [])
+    """Consecutive requests found no server at all (refused, reset): stop instead of retrying on."""
 
 
 class PatchApplyUncertain(ServerError):
@@ -55,14 +50,14 @@ class Generation:
     error_detail: str | None = None
 
 
-def classify_answer(text: str | None) -> tuple[str | None, str | None]:
+def classify_answer(text: str | None) -> tuple[FailureKind | None, str | None]:
     """(failure kind, detail) for an answer field; (None, None) for a real answer."""
     if text is None:
-        return "no_answer", "the server returned no answer for this field"
+        return FailureKind.NO_ANSWER, "the server returned no answer for this field"
     if not text.strip():
-        return "empty", "empty answer"
+        return FailureKind.EMPTY, "empty answer"
     if is_error_text(text):
-        return "error_text", text.strip()[:500]
+        return FailureKind.ERROR_TEXT, text.strip()[:500]
     return None, None
 
 
@@ -136,10 +131,10 @@ class HookClient:
         self.connection_failures = 0
         return r
 
-    def _unreachable(self, what: str, err: Exception, partial: list | None = None) -> ServerUnreachable:
+    def _unreachable(self, what: str, err: Exception) -> ServerUnreachable:
         return ServerUnreachable(
             f"{self.base_url} did not answer {self.connection_failures} requests in a row ({what}; last: "
-            f"{str(err)[:300]}); stopping. Is the server still running?", partial)
+            f"{str(err)[:300]}); stopping. Is the server still running?")
 
     def _call(self, method: str, path: str, json: dict | None = None) -> dict:
         """A control-plane call: any failure is a ServerError naming the endpoint."""
@@ -231,46 +226,46 @@ class HookClient:
         body = {"config": preset, "use_hooks": use_hooks, **extras}
         if contract.EXT_GENERATE_BATCH in self.extensions and len(queries) > 1:
             t0 = time.perf_counter()
-            out = self._post_generation(contract.GENERATE_BATCH_PATH, {"queries": queries, **body}, [])
+            out = self._post_generation(contract.GENERATE_BATCH_PATH, {"queries": queries, **body})
             dt = time.perf_counter() - t0
             if isinstance(out, Generation):  # the whole batch failed: every item carries the failure
                 return [Generation(None, dt / len(queries), out.error, out.error_detail) for _ in queries]
             results = out.get("results")
             if not isinstance(results, list) or len(results) != len(queries):
-                return [Generation(None, dt / len(queries), "api_error", f"bad batch response: {str(out)[:300]}")
+                return [Generation(None, dt / len(queries), FailureKind.API_ERROR, f"bad batch response: {str(out)[:300]}")
                         for _ in queries]
             # one batch costs dt for all: per-item latency is the amortised share
             return [self._answer(res.get(field), dt / len(queries)) for res in results]
         gens: list[Generation] = []
         for q in queries:
             t0 = time.perf_counter()
-            out = self._post_generation(contract.GENERATE, {"query": q, **body}, gens)
+            out = self._post_generation(contract.GENERATE, {"query": q, **body})
             dt = time.perf_counter() - t0
             gens.append(out if isinstance(out, Generation) else self._answer(out.get(field), dt))
         return gens
 
-    def _post_generation(self, path: str, body: dict, done: list[Generation]) -> dict | Generation:
+    def _post_generation(self, path: str, body: dict) -> dict | Generation:
         t0 = time.perf_counter()
         try:
             r = self._request("POST", path, body)
         except requests.Timeout as e:
             if isinstance(e, requests.ConnectionError):  # connect timeout: no server there
-                self._give_up_if_dead("generate", e, done)
-            return Generation(None, time.perf_counter() - t0, "timeout", str(e)[:500])
+                self._give_up_if_dead("generate", e)
+            return Generation(None, time.perf_counter() - t0, FailureKind.TIMEOUT, str(e)[:500])
         except requests.RequestException as e:
             if isinstance(e, requests.ConnectionError):
-                self._give_up_if_dead("generate", e, done)
-            return Generation(None, time.perf_counter() - t0, "api_error", str(e)[:500])
+                self._give_up_if_dead("generate", e)
+            return Generation(None, time.perf_counter() - t0, FailureKind.API_ERROR, str(e)[:500])
         if r.status_code >= 400:
-            return Generation(None, time.perf_counter() - t0, "api_error", f"HTTP {r.status_code}: {r.text[:500]}")
+            return Generation(None, time.perf_counter() - t0, FailureKind.API_ERROR, f"HTTP {r.status_code}: {r.text[:500]}")
         try:
             return r.json()
         except ValueError:
-            return Generation(None, time.perf_counter() - t0, "api_error", f"non-JSON answer: {r.text[:200]!r}")
+            return Generation(None, time.perf_counter() - t0, FailureKind.API_ERROR, f"non-JSON answer: {r.text[:200]!r}")
 
-    def _give_up_if_dead(self, what: str, err: Exception, partial: list | None = None) -> None:
+    def _give_up_if_dead(self, what: str, err: Exception) -> None:
         if self.connection_failures >= self.max_connection_failures and not self._alive():
-            raise self._unreachable(what, err, partial) from None
+            raise self._unreachable(what, err) from None
 
     def _alive(self) -> bool:
         """A server that drops connections but still answers /api/health is alive (FastAPI closes the

@@ -35,7 +35,6 @@ APPLY_MODES = (MODE_WEIGHTS, MODE_HOOKS)
 SCALE, ADD, CLAMP_MAX, CLAMP_MIN, NORMALIZE = "scale", "add", "clamp_max", "clamp_min", "normalize"
 WEIGHT_OPS = (SCALE, ADD, CLAMP_MAX, CLAMP_MIN)
 HOOK_OPS = WEIGHT_OPS + (NORMALIZE,)
-CLAMP_OPS = (CLAMP_MAX, CLAMP_MIN)
 
 
 def ops_for(mode: str) -> tuple[str, ...]:

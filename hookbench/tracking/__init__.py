@@ -180,9 +180,9 @@ def git_info() -> dict[str, str]:
         return subprocess.run(["git", "-C", str(PROJECT_DIR), *args], capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
     try:
-        return {"git.commit": git("rev-parse", "HEAD"), "git.dirty": str(bool(git("status", "--porcelain")))}
+        return {names.GIT_COMMIT: git("rev-parse", "HEAD"), names.GIT_DIRTY: str(bool(git("status", "--porcelain")))}
     except (OSError, subprocess.SubprocessError):
-        return {"git.commit": "unknown", "git.dirty": "unknown"}
+        return {names.GIT_COMMIT: "unknown", names.GIT_DIRTY: "unknown"}
 
 
 def parent_run_id(sweep_dir: Path | None) -> str | None:
@@ -207,7 +207,7 @@ class JobRun:
         self.experiment_id = configure(cfg.mlflow)
         self.run = mlflow.start_run(experiment_id=self.experiment_id, run_name=name, parent_run_id=parent_id,
                                     nested=parent_id is not None,
-                                    tags={"hookbench.version": __version__, **git_info(), **(tags or {})})
+                                    tags={names.TAG_VERSION: __version__, **git_info(), **(tags or {})})
         self.run_id = self.run.info.run_id
         mlflow.log_params(self._params(flatten(container)))
         mlflow.log_text(self.redactor.text(OmegaConf.to_yaml(cfg, resolve=True)), names.RESOLVED_CONFIG)
