@@ -114,3 +114,8 @@ def plots_sentence(pngs: list[str], where: str = "this run") -> str:
 
 def fmt_batch_sizes(sizes: list[int]) -> str:
     return ", ".join(str(s) for s in sizes) if sizes else NA
+
+
+def fmt_metric(x: float | None) -> str:
+    """Any logged metric in a comparison table (4 significant digits)."""
+    return NA if is_nan(x) else f"{x:.4g}"

@@ -88,7 +88,7 @@ def confirm(sweep_run_id: str, tracking_uri: str, top: int = 1) -> int:
     improved = sum(test.data.tags.get(names.TAG_VERDICT) == Verdict.IMPROVES for _, test in rows)
     confirmed = improved == len(rows)
     print(f"{improved} of {len(rows)} picks "
-          f"confirmed ({Verdict.IMPROVES} on test); confirmation.md logged to the sweep's parent run {sweep_run_id}")
+          f"confirmed ({Verdict.IMPROVES} on test); {names.CONFIRMATION_MD} logged to the sweep's parent run {sweep_run_id}")
     return 0 if confirmed else 1
 
 

@@ -27,6 +27,7 @@ from hookbench.errors import ReproductionMismatch
 from hookbench.evaluation.patches import NO_PATCH_SOURCE
 from hookbench.evaluation.results import ItemResult, per_item
 from hookbench.job import console, run_job
+from hookbench.reports.formatting import fmt_metric
 from hookbench.stats import compare_runs
 from hookbench.vocabulary import Agreement
 
@@ -107,7 +108,7 @@ def reproduce(run_id: str, tracking_uri: str) -> int:
     for col in ("metric", "original", "reproduced"):
         table.add_column(col)
     for key in names.COMPARED:
-        table.add_row(key, *(f"{m[key]:.4g}" if key in m else "n/a" for m in (original.data.metrics, rerun.data.metrics)))
+        table.add_row(key, *(fmt_metric(m.get(key)) for m in (original.data.metrics, rerun.data.metrics)))
     console.print(table)
     print(f"rule: {rule}\nresult: {verdict}")
     if reasons:
