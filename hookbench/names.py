@@ -62,6 +62,11 @@ SWEEP_FAILED_JOBS = "sweep/failed_jobs"
 SWEEP_BEST_DELTA = "sweep/best_delta"
 
 
+def sweep_param(override_key: str) -> str:
+    """A sweep parent's param for one of its overrides: sweep.patch.strength, ..."""
+    return f"sweep.{override_key}"
+
+
 def sweep_count(verdict: str) -> str:
     """Children of a sweep with this adjusted verdict: sweep/improves, sweep/hurts."""
     return f"sweep/{verdict}"
@@ -82,6 +87,7 @@ TAG_CONFIRMS = "hookbench.confirms"
 TAG_ERROR = "error"
 TAG_SERVER_IDENTITY = "server.identity"
 TAG_NOTE = "mlflow.note.content"  # MLflow's run description
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"  # the MLflow UI's experiment type
 TAG_MODEL = "model"
 TAG_VERSION = "hookbench.version"
 SERVER_DEVICE = "server.device"

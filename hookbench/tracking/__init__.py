@@ -35,7 +35,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 PARENT_ENV = "HOOKBENCH_PARENT_RUN_ID"
 PARENT_FILE = ".hookbench_parent_run"
 # MLflow 3's UI opens an experiment by this tag: without it, on the GenAI overview with no runs table
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+EXPERIMENT_KIND = {names.TAG_EXPERIMENT_KIND: "custom_model_development"}
 MASK = "***"
 
 
@@ -143,7 +143,7 @@ def _experiment(mlflow_cfg, artifact_location: str | None) -> str:
             return exp_id
         except MlflowException:  # another process created it first
             exp = client.get_experiment_by_name(mlflow_cfg.experiment)
-    if exp.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
+    if exp.tags.get(names.TAG_EXPERIMENT_KIND) != EXPERIMENT_KIND[names.TAG_EXPERIMENT_KIND]:
         for k, v in EXPERIMENT_KIND.items():
             client.set_experiment_tag(exp.experiment_id, k, v)
     return exp.experiment_id
@@ -277,7 +277,7 @@ class SweepParent:
         for o in overrides:  # the sweep's own overrides, as params a user can filter parents by
             k, _, v = o.partition("=")
             if k and not SECRET_KEY.search(k):
-                self.client.log_param(self.run_id, f"sweep.{k.lstrip('+~')}", redactor.text(v)[:6000])
+                self.client.log_param(self.run_id, names.sweep_param(k.lstrip('+~')), redactor.text(v)[:6000])
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(self.run_id)
         os.environ[PARENT_ENV] = self.run_id
