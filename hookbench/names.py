@@ -33,7 +33,6 @@ FAILURES_PATCH_CAUSED = "failures/patch_caused"
 GENERATIONS = "requests/generations"
 LOSS_REQUESTS = "requests/loss"
 LOGGING_S = "time/logging_s"
-SERVER_WAIT_S = "time/server_wait_s"
 
 
 def failures(arm: str) -> str:
@@ -57,6 +56,22 @@ def phase(name: str) -> str:
     return f"time/{name}_s"
 
 
+# -- sweep parent metrics -------------------------------------------------------------------------
+SWEEP_JOBS = "sweep/jobs"
+SWEEP_FAILED_JOBS = "sweep/failed_jobs"
+SWEEP_BEST_DELTA = "sweep/best_delta"
+
+
+def sweep_param(override_key: str) -> str:
+    """A sweep parent's param for one of its overrides: sweep.patch.strength, ..."""
+    return f"sweep.{override_key}"
+
+
+def sweep_count(verdict: str) -> str:
+    """Children of a sweep with this adjusted verdict: sweep/improves, sweep/hurts."""
+    return f"sweep/{verdict}"
+
+
 # metrics a reproduction compares and a sweep summary shows, in this order
 COMPARED = (ACC_BASELINE, ACC_PATCHED, ACC_DELTA, ACC_CI_LOW, ACC_CI_HIGH, P_VALUE, N_SCORED,
             failures("baseline"), failures("patched"), FAILURES_PATCH_CAUSED, LOSS_DELTA)
@@ -72,7 +87,26 @@ TAG_CONFIRMS = "hookbench.confirms"
 TAG_ERROR = "error"
 TAG_SERVER_IDENTITY = "server.identity"
 TAG_NOTE = "mlflow.note.content"  # MLflow's run description
-TAG_VERSION = "version."  # + a package (python, torch, ...) or server.<field>: what a run ran on
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"  # the MLflow UI's experiment type
+TAG_MODEL = "model"
+TAG_VERSION = "hookbench.version"
+TAG_VERSION_PREFIX = "version."  # + a package (python, torch, ...) or server.<field>: what a run ran on
+SERVER_DEVICE = "server.device"
+SERVER_URL = "server.url"
+GIT_COMMIT = "git.commit"
+GIT_DIRTY = "git.dirty"
+
+# -- params a job logs beyond its flattened config (some also as tags), and config keys read back --
+MODEL_NAME = "model.name"
+PATCH_NAME = "patch.name"
+PATCH_HASH = "patch.hash"
+PATCH_SOURCE = "patch.source"
+PATCH_STRENGTH = "patch.strength"
+DATASET_NAME = "dataset.name"
+DATASET_FINGERPRINT = "dataset.fingerprint"
+GEN_PRESET_CONFIG = "generation.preset_config"
+GEN_EXTRAS = "generation.extras"
+GEN_PATCHED_PATH = "generation.patched_path"
 
 # -- artifacts ------------------------------------------------------------------------------------
 RESOLVED_CONFIG = "config_resolved.yaml"  # the fully composed config a run can be reproduced from
@@ -90,3 +124,4 @@ SWEEP_CSV = "sweep_summary.csv"
 SWEEP_JSON = "sweep_summary.json"
 SWEEP_PNG = "sweep_delta.png"
 SWEEP_STRENGTH_PNG = "sweep_strength.png"
+CONFIRMATION_MD = "confirmation.md"

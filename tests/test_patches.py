@@ -100,31 +100,23 @@ SPELLINGS = ["all", " ALL ", "top 20%", "top  20 %", "TOP 20%", "top 20.0%", "bo
              "top 100%", "top 0%", "top 200%", "top -5%", "middle 10%", "top 20", "20%", "", "top 1e1%", 20, None]
 
 
-@pytest.fixture(scope="module")
-def tiny_patcher():
-    from hookbench.server import models
-    from hookbench.server.patching import Patcher
-
-    return Patcher(models.load("tiny").model)
-
-
 @pytest.mark.parametrize("target", SPELLINGS)
-def test_client_and_server_accept_the_same_target_spellings(tiny_patcher, target):
-    from hookbench.server.patching import PatchRejected
+def test_one_suggestion_model_decides_every_target_spelling(target):
+    """The client's patch check and the reference server both validate through contract.Suggestion."""
+    from hookbench.hookapi.contract import Suggestion, SuggestionError, canonical_target, parse_target
 
     edit = S | {"target": target}
     try:
-        client = normalise(edit, "p[0]", "weights")
-    except PatchError:
-        client = None
-    try:
-        server = tiny_patcher.validate([edit], "weights")[0]
-    except PatchRejected:
-        server = None
-    assert (client is None) == (server is None), f"{target!r}: client and server disagree"
-    if client is not None:  # what the client sends means to the server what the user wrote
-        assert tiny_patcher.validate([client], "weights")[0] == server
-        assert PatchSet("x", [client], "file:x").hash == PatchSet("x", [S | {"target": target}], "file:x").hash
+        checked = Suggestion.check(edit, "weights")
+    except SuggestionError as e:
+        assert e.field == "target" and "target" in str(e)
+        with pytest.raises(PatchError, match=r"p\[0\]\.target: "):
+            normalise(edit, "p[0]", "weights")
+        return
+    client = normalise(edit, "p[0]", "weights")  # what the client sends means what the user wrote
+    assert client["target"] == canonical_target(target)
+    assert Suggestion.check(client, "weights").edit[3] == checked.edit[3] == parse_target(target)
+    assert PatchSet("x", [client], "file:x").hash == PatchSet("x", [edit], "file:x").hash
 
 
 def test_spellings_of_one_target_are_one_patch(tmp_path):
@@ -194,7 +186,7 @@ def test_frozen_suggestions_stay_unscaled(tmp_path):
 def test_patch_none_is_an_empty_noop_set_with_a_stable_hash():
     cfg = option_cfg("patch", "none")
     first, second = (build(cfg, "patch").resolve(None, "m", mode) for mode in ("weights", "hooks"))
-    assert first.name == "none" and first.suggestions == [] and first.is_noop
+    assert first.name == "none" and first.suggestions == [] and not first.suggestions
     assert first.hash == second.hash == PatchSet("other", [], NO_PATCH_SOURCE).hash
 
 

@@ -178,23 +178,20 @@ def jsonl(
         log.warning("%s: skipped %d of %d rows with no %s (dataset.skip_missing)", p, len(bad), len(rows),
                     " or ".join(repr(f) for f in fields.values()))
     skip = set(bad)
-    items = []
-    for i, row in enumerate(rows):
-        if i in skip:
-            continue
-        rid = row.get(id_field) if id_field else None
-        task = row.get(task_field) if task_field else None
-        items.append(
-            Item(
-                id=f"{name}-{i}" if rid is None else _text(rid),
-                prompt=_text(row[prompt_field]),
-                gold=_text(row[answer_field]).strip(),
-                task=None if task is None else _text(task),
-            )
-        )
+    items = [_row_item(row, i, name, prompt_field, answer_field, id_field, task_field)
+             for i, row in enumerate(rows) if i not in skip]
     if rows and not items:
         raise DataError(f"{p}: all {len(rows)} rows were skipped (no prompt or answer)")
     return _finish(name, items, str(p), split, holdout, limit, sample, seed, skipped=len(bad))
+
+
+def _row_item(row: dict, i: int, name: str, prompt_field: str, answer_field: str,
+              id_field: str | None, task_field: str | None) -> Item:
+    """Row `i` of a JSONL file as an Item; without an id it is `<name>-<i>`."""
+    rid = row.get(id_field) if id_field else None
+    task = row.get(task_field) if task_field else None
+    return Item(id=f"{name}-{i}" if rid is None else _text(rid), prompt=_text(row[prompt_field]),
+                gold=_text(row[answer_field]).strip(), task=None if task is None else _text(task))
 
 
 _GSM8K_GOLD = re.compile(r"####\s*(.+?)\s*$", re.S)
@@ -246,6 +243,34 @@ def gsm8k(
     return _finish(name, items, source, split, holdout, limit, sample, seed)
 
 
+def _check_arithmetic(n: int, terms: int, min_value: int, max_value: int, template: str, allow_repeats: bool) -> None:
+    if n < 1 or terms < 1:
+        raise ConfigError(f"dataset.n and dataset.terms must be >= 1, got n={n}, terms={terms}")
+    if min_value > max_value:
+        raise ConfigError(f"dataset.min_value={min_value} is greater than dataset.max_value={max_value}")
+    if "{expr}" not in template:
+        raise ConfigError("dataset.template must contain {expr}")
+    distinct = (max_value - min_value + 1) ** terms
+    if not allow_repeats and n > distinct:
+        raise ConfigError(
+            f"dataset.n={n} is more than the {distinct} distinct sums of {terms} terms in "
+            f"{min_value}..{max_value} (the maximum is dataset.n={distinct}); widen dataset.min_value/max_value, "
+            f"add dataset.terms, or set dataset.allow_repeats=true"
+        )
+
+
+def _draw_sums(rng: random.Random, n: int, terms: int, lo: int, hi: int, allow_repeats: bool) -> list[tuple[int, ...]]:
+    """n tuples of `terms` integers in lo..hi: the same draws as independent sampling, repeats dropped."""
+    seen: set[tuple[int, ...]] = set()
+    combos: list[tuple[int, ...]] = []
+    while len(combos) < n:
+        values = tuple(rng.randint(lo, hi) for _ in range(terms))
+        if allow_repeats or values not in seen:
+            seen.add(values)
+            combos.append(values)
+    return combos
+
+
 def arithmetic(
     name: str = "arithmetic",
     n: int = 200,
@@ -265,28 +290,9 @@ def arithmetic(
     Expressions are distinct unless `allow_repeats` (a repeated question under greedy decoding is the
     same answer twice, which would make n look larger than it is); with it, draws are independent.
     """
-    if n < 1 or terms < 1:
-        raise ConfigError(f"dataset.n and dataset.terms must be >= 1, got n={n}, terms={terms}")
-    if min_value > max_value:
-        raise ConfigError(f"dataset.min_value={min_value} is greater than dataset.max_value={max_value}")
-    if "{expr}" not in template:
-        raise ConfigError("dataset.template must contain {expr}")
+    _check_arithmetic(n, terms, min_value, max_value, template, allow_repeats)
     check_split(split, holdout)
-    distinct = (max_value - min_value + 1) ** terms
-    if not allow_repeats and n > distinct:
-        raise ConfigError(
-            f"dataset.n={n} is more than the {distinct} distinct sums of {terms} terms in "
-            f"{min_value}..{max_value} (the maximum is dataset.n={distinct}); widen dataset.min_value/max_value, "
-            f"add dataset.terms, or set dataset.allow_repeats=true"
-        )
-    rng = random.Random(seed)
-    seen: set[tuple[int, ...]] = set()
-    combos: list[tuple[int, ...]] = []
-    while len(combos) < n:  # same draws as independent sampling, repeats dropped
-        values = tuple(rng.randint(min_value, max_value) for _ in range(terms))
-        if allow_repeats or values not in seen:
-            seen.add(values)
-            combos.append(values)
+    combos = _draw_sums(random.Random(seed), n, terms, min_value, max_value, allow_repeats)
     items = [
         Item(
             id=f"arith-{seed}-{i}",

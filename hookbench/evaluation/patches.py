@@ -40,11 +40,6 @@ class PatchSet:
                              f"for a job with nothing applied use patch=none")
 
     @property
-    def is_noop(self) -> bool:
-        """True for patch=none: the loop applies nothing and the patched arm is a second baseline."""
-        return not self.suggestions
-
-    @property
     def hash(self) -> str:
         edits = [{"tensor_name": s["tensor_name"], "operation": s["operation"], "value": float(s["value"]),
                   "target": contract.canonical_target(s.get("target", "all"))} for s in self.suggestions]
@@ -64,24 +59,11 @@ class PatchSet:
 
 def normalise(s: dict, where: str, apply_mode: str) -> dict:
     """One suggestion checked before anything is sent: the server would apply NaN silently (§4)."""
-    if not isinstance(s, dict):
-        raise PatchError(f"{where}: a suggestion must be an object, got {type(s).__name__}")
-    for key in ("tensor_name", "operation", "value"):
-        if key not in s:
-            raise PatchError(f"{where}: missing field '{key}'")
-    if not isinstance(s["tensor_name"], str) or not s["tensor_name"]:
-        raise PatchError(f"{where}.tensor_name: must be a non-empty string")
-    ops = contract.ops_for(apply_mode)
-    if s["operation"] not in ops:
-        raise PatchError(f"{where}.operation: '{s['operation']}' is not one of {', '.join(ops)} ({apply_mode} mode)")
-    value = s["value"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise PatchError(f"{where}.value: {value!r} is not a finite number")
     try:
-        target = contract.canonical_target(s.get("target", "all"))
-    except ValueError as e:
-        raise PatchError(f"{where}.target: {e}") from None
-    return {**s, "value": float(value), "target": target}
+        checked = contract.Suggestion.check(s, apply_mode)
+    except contract.SuggestionError as e:
+        raise PatchError(f"{where}.{e.field}: {e.message}" if e.field else f"{where}: {e.message}") from None
+    return {**s, "value": checked.value, "target": contract.canonical_target(checked.target)}
 
 
 def validate(suggestions: list, where: str, apply_mode: str) -> list[dict]:

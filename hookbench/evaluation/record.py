@@ -53,24 +53,26 @@ class RunRecord:
 
     def tags(self) -> dict[str, str]:
         """Tags that let a user find and trace a run in the MLflow UI."""
-        return {"model": self.model["name"], "patch.name": self.patch["name"], "patch.hash": self.patch["hash"],
-                "dataset.name": self.dataset["name"], "dataset.fingerprint": self.dataset["fingerprint"],
-                "server.device": str(self.server["device"]), "server.url": self.server["url"],
-                "server.identity": json.dumps(self.server["identity"], sort_keys=True), **self.version_tags()}
+        return {names.TAG_MODEL: self.model["name"], names.PATCH_NAME: self.patch["name"],
+                names.PATCH_HASH: self.patch["hash"], names.DATASET_NAME: self.dataset["name"],
+                names.DATASET_FINGERPRINT: self.dataset["fingerprint"],
+                names.SERVER_DEVICE: str(self.server["device"]), names.SERVER_URL: self.server["url"],
+                names.TAG_SERVER_IDENTITY: json.dumps(self.server["identity"], sort_keys=True),
+                **self.version_tags()}
 
     def version_tags(self) -> dict[str, str]:
         """version.<package> for this client, version.server.<field> for the server's own."""
-        ours = {f"{names.TAG_VERSION}{k}": str(v) for k, v in self.versions.items() if v is not None}
+        ours = {f"{names.TAG_VERSION_PREFIX}{k}": str(v) for k, v in self.versions.items() if v is not None}
         theirs = server_versions(self.server.get("identity") or {})
-        return {**ours, **{f"{names.TAG_VERSION}server.{k}": v for k, v in theirs.items()}}
+        return {**ours, **{f"{names.TAG_VERSION_PREFIX}server.{k}": v for k, v in theirs.items()}}
 
     def params(self) -> dict[str, str]:
         """Traceability params beyond the config: content hashes and the generation settings as served."""
-        return {"patch.hash": self.patch["hash"], "patch.source": self.patch["source"],
-                "dataset.fingerprint": self.dataset["fingerprint"],
-                "generation.preset_config": json.dumps(self.generation["preset_config"], sort_keys=True),
-                "generation.extras": json.dumps(self.generation["extras"], sort_keys=True),
-                "generation.patched_path": self.generation["patched_path"]}
+        return {names.PATCH_HASH: self.patch["hash"], names.PATCH_SOURCE: self.patch["source"],
+                names.DATASET_FINGERPRINT: self.dataset["fingerprint"],
+                names.GEN_PRESET_CONFIG: json.dumps(self.generation["preset_config"], sort_keys=True),
+                names.GEN_EXTRAS: json.dumps(self.generation["extras"], sort_keys=True),
+                names.GEN_PATCHED_PATH: self.generation["patched_path"]}
 
     def rows(self) -> list[tuple[str, object]]:
         """(key, value) rows for report.md, one per leaf of the first two levels."""

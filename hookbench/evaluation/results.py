@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass, field, fields
 from hookbench import names
 from hookbench.names import ARMS
 from hookbench.stats import Comparison, compare_arms, p95
+from hookbench.vocabulary import FailureKind
 
-INFRA_FAILURES = ("api_error", "timeout")  # the server or network failed: missing data
+INFRA_FAILURES = (FailureKind.API_ERROR, FailureKind.TIMEOUT)  # the server or network failed: missing data
 # an answer that is empty or an error text while the baseline of the same item answered is the
 # patch's doing (a patch that overflows to inf empties every answer): evidence, not missing data
-GENERATION_FAILURES = ("empty", "error_text", "no_answer")
+GENERATION_FAILURES = (FailureKind.EMPTY, FailureKind.ERROR_TEXT, FailureKind.NO_ANSWER)
 
 
 @dataclass
@@ -28,7 +29,7 @@ class ArmResult:
     output: str | None = None
     latency_s: float | None = None  # this answer's share of its request's time
     batch_size: int | None = None  # answers made by the request this one came from
-    error: str | None = None  # failure kind: api_error, timeout, error_text, empty, no_answer, judge_error
+    error: str | None = None  # a FailureKind
     error_detail: str | None = None
     correct: bool | None = None  # None when the generation failed or was not scored
     extracted: str | None = None  # what the scorer read as the answer
@@ -107,10 +108,6 @@ class Summary:
     def n_scored(self) -> int:
         return self.comparison.n
 
-    @property
-    def delta(self) -> Comparison:
-        return self.comparison
-
     def failure_share(self, arm: str) -> float:
         return self.failures[arm] / self.n_draws if self.n_draws else 0.0
 
@@ -154,7 +151,7 @@ class Summary:
                 detail = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
                 parts.append(f"{arm}: {detail}")
         hint = ""
-        if self.failure_kinds["baseline"].get("empty") == self.n_draws:
+        if self.failure_kinds["baseline"].get(FailureKind.EMPTY) == self.n_draws:
             hint = (f"; all {self.n_draws} baseline answers were empty: the server may need a prompt template, "
                     "see model.prompt.template (and model.prompt.chat)")
         elif any(k in INFRA_FAILURES for arm in ARMS for k in self.failure_kinds[arm]):

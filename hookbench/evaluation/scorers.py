@@ -20,6 +20,7 @@ import requests
 from hookbench.errors import ConfigError, DataError, ServerError
 from hookbench.evaluation.items import Item
 from hookbench.hookapi import contract
+from hookbench.vocabulary import FailureKind
 
 __all__ = [
     "ExactScorer",
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 class Score:
     correct: bool | None  # None: could not be graded (see error)
     extracted: str | None  # what was read as the answer
-    error: str | None = None  # "judge_error" when grading failed; a failure, not a wrong answer
+    error: str | None = None  # FailureKind.JUDGE_ERROR when grading failed; a failure, not a wrong answer
     detail: str | None = None  # why grading failed, for the record
 
 
@@ -268,7 +269,7 @@ class JudgeScorer(Scorer):
         if not m:
             detail = f"no CORRECT/INCORRECT in judge reply: {reply[:200]!r}"
             log.warning(detail)
-            return Score(correct=None, extracted=None, error="judge_error", detail=detail)
+            return Score(correct=None, extracted=None, error=FailureKind.JUDGE_ERROR, detail=detail)
         verdict = m.group(1).upper()
         return Score(correct=verdict == "CORRECT", extracted=verdict)
 
@@ -290,14 +291,14 @@ class JudgeScorer(Scorer):
                     out.append(self._verdict(self._ask_openai(prompt)))
                 except (requests.RequestException, ValueError, KeyError, IndexError, TypeError) as e:
                     log.warning("judge failed: %s", e)
-                    out.append(Score(correct=None, extracted=None, error="judge_error", detail=str(e)[:500]))
+                    out.append(Score(correct=None, extracted=None, error=FailureKind.JUDGE_ERROR, detail=str(e)[:500]))
             return out
         if self.client is None:
             raise ConfigError("scorer=judge (hook backend) has no server: set scorer.base_url or run it in a job")
         try:
             gens = self.client.generate(prompts, self._hook_preset(), use_hooks=False, extras={})
         except ServerError as e:
-            return [Score(correct=None, extracted=None, error="judge_error", detail=str(e)[:500]) for _ in prompts]
+            return [Score(correct=None, extracted=None, error=FailureKind.JUDGE_ERROR, detail=str(e)[:500]) for _ in prompts]
         return [self._verdict(g.text) if g.error is None else
-                Score(correct=None, extracted=None, error="judge_error", detail=f"{g.error}: {g.error_detail}")
+                Score(correct=None, extracted=None, error=FailureKind.JUDGE_ERROR, detail=f"{g.error}: {g.error_detail}")
                 for g in gens]

@@ -16,25 +16,15 @@ import time
 from dataclasses import dataclass
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
-from urllib3.util.retry import Retry
+from urllib3.exceptions import ConnectTimeoutError
 
 from hookbench.hookapi import contract
 from hookbench.hookapi.contract import ERROR_TEXT_PREFIXES, is_error_text  # noqa: F401  (re-exported)
 from hookbench.errors import ServerError
+from hookbench.hookapi.transport import HookTransport, ServerUnreachable  # noqa: F401  (ServerUnreachable re-exported)
+from hookbench.vocabulary import FailureKind
 
 log = logging.getLogger(__name__)
-
-
-class ServerUnreachable(ServerError):
-    """Consecutive requests found no server at all (refused, reset): stop instead of retrying on.
-
-    `partial` holds the generations finished in the call that gave up (in query order)."""
-
-    def __init__(self, message: str, partial: list | None = None):
-        super().__init__(message)
-        self.partial = list(partial or [])
 
 
 class PatchApplyUncertain(ServerError):
@@ -55,107 +45,19 @@ class Generation:
     error_detail: str | None = None
 
 
-def classify_answer(text: str | None) -> tuple[str | None, str | None]:
+def classify_answer(text: str | None) -> tuple[FailureKind | None, str | None]:
     """(failure kind, detail) for an answer field; (None, None) for a real answer."""
     if text is None:
-        return "no_answer", "the server returned no answer for this field"
+        return FailureKind.NO_ANSWER, "the server returned no answer for this field"
     if not text.strip():
-        return "empty", "empty answer"
+        return FailureKind.EMPTY, "empty answer"
     if is_error_text(text):
-        return "error_text", text.strip()[:500]
+        return FailureKind.ERROR_TEXT, text.strip()[:500]
     return None, None
 
 
-class DroppedConnectionRetry(Retry):
-    """Retries a connection the server dropped (reset or aborted: e.g. a kept-alive connection it
-    closed after failing to render an answer), never a read timeout: a timeout means the server is
-    still generating, and asking again would queue a second generation behind it (§8)."""
-
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
-        if isinstance(error, ReadTimeoutError):
-            raise error
-        return super().increment(method, url, response, error, _pool, _stacktrace)
-
-
-class HookClient:
-    """One hook server. `token` goes in an Authorization header and is never logged.
-
-    `max_connection_failures` consecutive requests that could not reach the server (each already
-    retried `retries` times) make `generate`/`losses` raise ServerUnreachable; any answer resets it.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        token: str | None = None,
-        timeout_s: float = 300.0,
-        connect_timeout_s: float = 5.0,
-        retries: int = 3,
-        backoff_s: float = 0.5,
-        max_connection_failures: int = 3,
-    ):
-        self.base_url = base_url.rstrip("/")
-        self.timeout = (connect_timeout_s, timeout_s)
-        self.max_connection_failures = max(1, int(max_connection_failures))
-        self.connection_failures = 0  # consecutive; reset by any HTTP answer
-        self.loss_requests = 0  # /api/loss and /api/loss/batch requests sent
-        retry = DroppedConnectionRetry(
-            total=retries,
-            connect=retries,
-            read=retries,  # a dropped connection (reset, aborted) only: never a read timeout, see the class
-            status=retries,
-            backoff_factor=backoff_s,
-            backoff_max=4 * backoff_s,  # 0, 1, 2, 2, ... s at defaults: a dead server is found in seconds
-            status_forcelist=(500, 502, 503, 504),
-            allowed_methods=None,  # generate, loss, restore and DELETE are safe to repeat; hooks is not (below)
-            raise_on_status=False,
-        )
-        self.session = self._session(HTTPAdapter(max_retries=retry), token)
-        once = Retry(total=0, read=False, raise_on_status=False)
-        self.no_retry_session = self._session(HTTPAdapter(max_retries=once), token)
-        self._health: dict | None = None
-
-    @staticmethod
-    def _session(adapter: HTTPAdapter, token: str | None) -> requests.Session:
-        s = requests.Session()
-        s.mount("http://", adapter)
-        s.mount("https://", adapter)
-        if token:
-            s.headers["Authorization"] = f"Bearer {token}"
-        return s
-
-    # -- plumbing ---------------------------------------------------------------------------
-    def _request(self, method: str, path: str, json: dict | None = None, retry: bool = True) -> requests.Response:
-        """One request; counts consecutive connection failures (an HTTP answer of any status resets)."""
-        session = self.session if retry else self.no_retry_session
-        try:
-            r = session.request(method, self.base_url + path, json=json, timeout=self.timeout)
-        except requests.ConnectionError:  # refused, reset, connect timeout; a read timeout is not one
-            self.connection_failures += 1
-            raise
-        self.connection_failures = 0
-        return r
-
-    def _unreachable(self, what: str, err: Exception, partial: list | None = None) -> ServerUnreachable:
-        return ServerUnreachable(
-            f"{self.base_url} did not answer {self.connection_failures} requests in a row ({what}; last: "
-            f"{str(err)[:300]}); stopping. Is the server still running?", partial)
-
-    def _call(self, method: str, path: str, json: dict | None = None) -> dict:
-        """A control-plane call: any failure is a ServerError naming the endpoint."""
-        try:
-            r = self._request(method, path, json)
-        except requests.RequestException as e:
-            raise ServerError(f"{method} {self.base_url}{path} failed: {e}") from None
-        return self._json(method, path, r)
-
-    def _json(self, method: str, path: str, r: requests.Response) -> dict:
-        if r.status_code >= 400:
-            raise ServerError(f"{method} {self.base_url}{path} -> HTTP {r.status_code}: {r.text[:1000]}")
-        try:
-            return r.json()
-        except ValueError:
-            raise ServerError(f"{method} {self.base_url}{path} returned non-JSON: {r.text[:200]!r}") from None
+class HookClient(HookTransport):
+    """One hook server: the endpoints of the contract, its quirks turned into typed results."""
 
     # -- endpoints ----------------------------------------------------------------------------
     def health(self) -> dict:
@@ -231,56 +133,42 @@ class HookClient:
         body = {"config": preset, "use_hooks": use_hooks, **extras}
         if contract.EXT_GENERATE_BATCH in self.extensions and len(queries) > 1:
             t0 = time.perf_counter()
-            out = self._post_generation(contract.GENERATE_BATCH_PATH, {"queries": queries, **body}, [])
+            out = self._post_generation(contract.GENERATE_BATCH_PATH, {"queries": queries, **body})
             dt = time.perf_counter() - t0
             if isinstance(out, Generation):  # the whole batch failed: every item carries the failure
                 return [Generation(None, dt / len(queries), out.error, out.error_detail) for _ in queries]
             results = out.get("results")
             if not isinstance(results, list) or len(results) != len(queries):
-                return [Generation(None, dt / len(queries), "api_error", f"bad batch response: {str(out)[:300]}")
+                return [Generation(None, dt / len(queries), FailureKind.API_ERROR, f"bad batch response: {str(out)[:300]}")
                         for _ in queries]
             # one batch costs dt for all: per-item latency is the amortised share
             return [self._answer(res.get(field), dt / len(queries)) for res in results]
         gens: list[Generation] = []
         for q in queries:
             t0 = time.perf_counter()
-            out = self._post_generation(contract.GENERATE, {"query": q, **body}, gens)
+            out = self._post_generation(contract.GENERATE, {"query": q, **body})
             dt = time.perf_counter() - t0
             gens.append(out if isinstance(out, Generation) else self._answer(out.get(field), dt))
         return gens
 
-    def _post_generation(self, path: str, body: dict, done: list[Generation]) -> dict | Generation:
+    def _post_generation(self, path: str, body: dict) -> dict | Generation:
         t0 = time.perf_counter()
         try:
             r = self._request("POST", path, body)
         except requests.Timeout as e:
             if isinstance(e, requests.ConnectionError):  # connect timeout: no server there
-                self._give_up_if_dead("generate", e, done)
-            return Generation(None, time.perf_counter() - t0, "timeout", str(e)[:500])
+                self._give_up_if_dead("generate", e)
+            return Generation(None, time.perf_counter() - t0, FailureKind.TIMEOUT, str(e)[:500])
         except requests.RequestException as e:
             if isinstance(e, requests.ConnectionError):
-                self._give_up_if_dead("generate", e, done)
-            return Generation(None, time.perf_counter() - t0, "api_error", str(e)[:500])
+                self._give_up_if_dead("generate", e)
+            return Generation(None, time.perf_counter() - t0, FailureKind.API_ERROR, str(e)[:500])
         if r.status_code >= 400:
-            return Generation(None, time.perf_counter() - t0, "api_error", f"HTTP {r.status_code}: {r.text[:500]}")
+            return Generation(None, time.perf_counter() - t0, FailureKind.API_ERROR, f"HTTP {r.status_code}: {r.text[:500]}")
         try:
             return r.json()
         except ValueError:
-            return Generation(None, time.perf_counter() - t0, "api_error", f"non-JSON answer: {r.text[:200]!r}")
-
-    def _give_up_if_dead(self, what: str, err: Exception, partial: list | None = None) -> None:
-        if self.connection_failures >= self.max_connection_failures and not self._alive():
-            raise self._unreachable(what, err, partial) from None
-
-    def _alive(self) -> bool:
-        """A server that drops connections but still answers /api/health is alive (FastAPI closes the
-        connection of a response it failed to render, e.g. a NaN loss under an overflowing patch)."""
-        try:
-            self.no_retry_session.get(self.base_url + contract.HEALTH, timeout=self.timeout)
-        except requests.RequestException:
-            return False
-        self.connection_failures = 0
-        return True
+            return Generation(None, time.perf_counter() - t0, FailureKind.API_ERROR, f"non-JSON answer: {r.text[:200]!r}")
 
     @staticmethod
     def _answer(text: str | None, latency_s: float) -> Generation:

@@ -7,7 +7,10 @@ extension name or an endpoint path.
 
 from __future__ import annotations
 
+import math
 import re
+
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 # -- endpoints ------------------------------------------------------------------------------------
 HEALTH = "/api/health"
@@ -35,7 +38,6 @@ APPLY_MODES = (MODE_WEIGHTS, MODE_HOOKS)
 SCALE, ADD, CLAMP_MAX, CLAMP_MIN, NORMALIZE = "scale", "add", "clamp_max", "clamp_min", "normalize"
 WEIGHT_OPS = (SCALE, ADD, CLAMP_MAX, CLAMP_MIN)
 HOOK_OPS = WEIGHT_OPS + (NORMALIZE,)
-CLAMP_OPS = (CLAMP_MAX, CLAMP_MIN)
 
 
 def ops_for(mode: str) -> tuple[str, ...]:
@@ -69,6 +71,76 @@ def canonical_target(text) -> str:
     """The one spelling a patch set is hashed and sent with: 'all', 'top 20%', 'bottom 12.5%'."""
     kind, pct = parse_target(text)
     return "all" if kind == "all" else f"{kind} {pct:g}%"
+
+
+# -- §4: one suggestion (an edit), checked alike by the client before sending and the server before applying --
+class SuggestionError(ValueError):
+    """A bad suggestion: `field` is the one at fault (None for the whole object), `message` says why."""
+
+    def __init__(self, field: str | None, message: str):
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field, self.message = field, message
+
+
+class Suggestion(BaseModel):
+    """tensor_name, operation (of the apply mode given as validation context), finite value, target.
+
+    Other fields (reason, confidence, ...) are kept. `target` keeps the user's spelling: it is
+    only checked here (`canonical_target` gives the one spelling a patch set is hashed with)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    tensor_name: str
+    operation: str
+    value: float
+    target: str = "all"
+
+    @field_validator("tensor_name", mode="before")
+    @classmethod
+    def _tensor_name(cls, v):
+        if not isinstance(v, str) or not v:
+            raise ValueError("must be a non-empty string")
+        return v
+
+    @field_validator("operation", mode="before")
+    @classmethod
+    def _operation(cls, v, info: ValidationInfo):
+        mode = (info.context or {}).get("mode", MODE_HOOKS)
+        if v not in ops_for(mode):
+            raise ValueError(f"{v!r} is not one of {', '.join(ops_for(mode))} ({mode} mode)")
+        return v
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value(cls, v):  # the stock server would apply NaN silently
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{v!r} is not a finite number")
+        return float(v)
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target(cls, v):
+        parse_target(v)
+        return v
+
+    @classmethod
+    def check(cls, s, mode: str) -> Suggestion:
+        """`s` validated for `mode`; SuggestionError naming the first bad field (missing ones first)."""
+        if not isinstance(s, dict):
+            raise SuggestionError(None, f"a suggestion must be an object, got {type(s).__name__}")
+        try:
+            return cls.model_validate(s, context={"mode": mode})
+        except ValidationError as e:
+            err = sorted(e.errors(), key=lambda x: x["type"] != "missing")[0]
+            field = str(err["loc"][0]) if err["loc"] else None
+            if err["type"] == "missing":
+                raise SuggestionError(None, f"missing field '{field}'") from None
+            raise SuggestionError(field, str(err.get("ctx", {}).get("error", err["msg"]))) from None
+
+    @property
+    def edit(self) -> tuple[str, str, float, tuple[str, float]]:
+        """(tensor_name, operation, value, parsed target): what a server applies."""
+        return self.tensor_name, self.operation, self.value, parse_target(self.target)
 
 
 # -- extensions a server may list in /api/health `extensions` (the stock server lists none) -------

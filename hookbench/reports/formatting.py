@@ -7,6 +7,7 @@ import json
 import math
 
 from hookbench.stats import Comparison
+from hookbench.vocabulary import Verdict
 
 NA = "n/a"
 CELL_MAX = 200  # characters per markdown table cell before truncation
@@ -69,8 +70,8 @@ def fmt_failures(count: int, kinds: dict[str, int]) -> str:
 
 def fmt_comparison_delta(c: Comparison) -> str:
     """The delta cell: no zero-width interval when nothing changed, the words instead."""
-    if c.verdict == "no change observed":
-        return f"no change observed (0 of {c.n} changed)"
+    if c.verdict == Verdict.NO_CHANGE_OBSERVED:
+        return f"{Verdict.NO_CHANGE_OBSERVED} (0 of {c.n} changed)"
     return fmt_delta(c.delta, c.ci_low, c.ci_high)
 
 
@@ -113,3 +114,8 @@ def plots_sentence(pngs: list[str], where: str = "this run") -> str:
 
 def fmt_batch_sizes(sizes: list[int]) -> str:
     return ", ".join(str(s) for s in sizes) if sizes else NA
+
+
+def fmt_metric(x: float | None) -> str:
+    """Any logged metric in a comparison table (4 significant digits)."""
+    return NA if is_nan(x) else f"{x:.4g}"

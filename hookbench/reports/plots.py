@@ -20,9 +20,10 @@ from hookbench.reports.formatting import (
 )
 from hookbench.evaluation.results import ItemResult, Summary
 from hookbench.names import ARMS
+from hookbench.vocabulary import Verdict
 
 ARM_COLORS = {"baseline": "#7f7f7f", "patched": "#1f77b4"}
-VERDICT_COLORS = {"improves": "tab:green", "hurts": "tab:red"}  # any other verdict is grey
+VERDICT_COLORS = {Verdict.IMPROVES: "tab:green", Verdict.HURTS: "tab:red"}  # any other verdict is grey
 NEUTRAL_COLOR = "tab:gray"
 
 
@@ -58,10 +59,10 @@ def plot_accuracy(path: Path, summary: Summary, title: str | None = None) -> Pat
         lo, hi = -1, 1
     else:
         color = verdict_color(c.verdict)
-        no_interval = c.verdict == "no change observed" or is_nan(c.ci_low) or is_nan(c.ci_high)
+        no_interval = c.verdict == Verdict.NO_CHANGE_OBSERVED or is_nan(c.ci_low) or is_nan(c.ci_high)
         yerr = None if no_interval else [[c.delta - c.ci_low], [c.ci_high - c.delta]]
         ax_d.errorbar([0], [c.delta], yerr=yerr, fmt="o", color=color, capsize=8, ms=8)
-        label = c.verdict if c.verdict == "no change observed" else f"{fmt_comparison_delta(c)}\n{c.verdict}"
+        label = c.verdict if c.verdict == Verdict.NO_CHANGE_OBSERVED else f"{fmt_comparison_delta(c)}\n{c.verdict}"
         ax_d.annotate(label, (0, c.delta), xytext=(8, 0), textcoords="offset points", va="center",
                       fontsize=8, color=color)
         lo = min(lo, c.delta if no_interval else c.ci_low)

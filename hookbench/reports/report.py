@@ -35,9 +35,10 @@ from hookbench.evaluation.record import RunRecord
 from hookbench.evaluation.results import ItemResult, Summary
 from hookbench.names import ARMS
 from hookbench.reports.plots import plot_accuracy, plot_latency
+from hookbench.vocabulary import Verdict
 
 DIFF_MAX_ROWS = 200  # unchanged, unfailed rows beyond this are left out of the diff table
-VERDICT_STYLES = {"improves": "green", "hurts": "red"}  # console; any other verdict is uncoloured
+VERDICT_STYLES = {Verdict.IMPROVES: "green", Verdict.HURTS: "red"}  # console; any other verdict is uncoloured
 BREAKS_GENERATION = "the patch breaks generation"
 
 
@@ -174,7 +175,7 @@ def failure_lines(summary: Summary) -> list[str]:
 
 
 def loss_lines(summary: Summary) -> list[str]:
-    """The gold-answer loss comparison; lower is better, so "improves" means the loss went down."""
+    """The gold-answer loss comparison; lower is better, so `Verdict.IMPROVES` means the loss went down."""
     c = summary.loss
     return [
         f"Teacher-forced loss of the gold answer (**lower is better**): **{c.verdict}**.", "",

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from hookbench import names
 from hookbench.reports.formatting import NA, fmt_acc, fmt_delta, fmt_p, md_table, plots_sentence
 from hookbench.reports.plots import verdict_color
+from hookbench.vocabulary import Verdict
 
 ID_COLUMNS = ["model", "patch", "patch_hash", "dataset", "strength", "run_id", "status", "screen", "verdict",
               "verdict_adjusted", "error"]
@@ -66,8 +67,8 @@ def _count(x) -> str:
 
 
 def _delta_cell(r: dict) -> str:
-    if r.get("verdict") == "no change observed":
-        return "no change observed"
+    if r.get(names.TAG_VERDICT) == Verdict.NO_CHANGE_OBSERVED:
+        return Verdict.NO_CHANGE_OBSERVED
     if _missing(r.get(names.ACC_DELTA)):
         return NA
     return fmt_delta(r.get(names.ACC_DELTA), r.get(names.ACC_CI_LOW), r.get(names.ACC_CI_HIGH))
@@ -78,7 +79,7 @@ def _verdict_adjusted(r: dict) -> str:
         return "failed"
     if _screened_out(r):
         return "screened out"
-    return r.get("verdict_adjusted") or r.get("verdict") or "no data"
+    return r.get(names.TAG_VERDICT_ADJUSTED) or r.get(names.TAG_VERDICT) or Verdict.NO_DATA
 
 
 def family_line(rows: list[dict], correction: str, alpha: float) -> str:
@@ -155,15 +156,14 @@ def sweep_note(rows: list[dict], correction: str | None = None, alpha: float | N
 
 def _errorbar(ax, x: float, r: dict, color: str, marker: str, label: str | None) -> None:
     d, lo, hi = r.get(names.ACC_DELTA), r.get(names.ACC_CI_LOW), r.get(names.ACC_CI_HIGH)
-    no_interval = _missing(lo) or _missing(hi) or r.get("verdict") == "no change observed"
+    no_interval = _missing(lo) or _missing(hi) or r.get(names.TAG_VERDICT) == Verdict.NO_CHANGE_OBSERVED
     ax.errorbar([x], [d], yerr=None if no_interval else [[d - lo], [hi - d]], fmt=marker, color=color,
                 capsize=4, label=label)
 
 
 def _verdict_legend(ax) -> None:
-    for v, color in (("improves", verdict_color("improves")), ("hurts", verdict_color("hurts")),
-                     ("no detectable change", verdict_color(None))):
-        ax.plot([], [], "s", color=color, label=f"{v} (adjusted)")
+    for v in (Verdict.IMPROVES, Verdict.HURTS, Verdict.NO_DETECTABLE_CHANGE):
+        ax.plot([], [], "s", color=verdict_color(v), label=f"{v} (adjusted)")
 
 
 def plot_sweep_delta(path: Path, rows: list[dict]) -> Path:

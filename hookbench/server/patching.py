@@ -12,7 +12,6 @@ wherever a device map put the tensor.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,8 +21,8 @@ from hookbench.hookapi.contract import (
     APPLY_MODES,
     PATCHABLE_WEIGHT,
     SCALE,
-    ops_for,
-    parse_target,
+    Suggestion,
+    SuggestionError,
 )
 from hookbench.hookapi.contract import MODE_HOOKS as HOOKS
 from hookbench.hookapi.contract import MODE_WEIGHTS as WEIGHTS
@@ -83,25 +82,17 @@ class Patcher:
         def bad(msg):
             return PatchRejected(i, s, f"suggestion {i}: {msg}")
 
-        if not isinstance(s, dict):
-            raise bad("not an object")
-        name, op, value = s.get("tensor_name"), s.get("operation"), s.get("value")
-        if not isinstance(name, str) or name not in self.params:
+        try:
+            name, op, value, target = Suggestion.check(s, mode).edit
+        except SuggestionError as e:
+            raise bad(str(e)) from None
+        if name not in self.params:
             raise bad(f"unknown tensor {name!r}")
-        ops = ops_for(mode)
-        if op not in ops:
-            raise bad(f"operation {op!r} not supported in {mode} mode (use one of {', '.join(ops)})")
         if mode == WEIGHTS and not PATCHABLE_WEIGHT.search(name):
             raise bad(f"tensor {name!r} is not patchable in weights mode (attention/MLP projections and norm weights only)")
         if mode == HOOKS and hook_module_name(name) not in self.modules:
             raise bad(f"tensor {name!r} has no module to hook")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise bad(f"value {value!r} is not a finite number")
-        try:
-            target = parse_target(s.get("target", "all"))
-        except ValueError as e:
-            raise bad(str(e)) from None
-        return Edit(name, op, float(value), target)
+        return Edit(name, op, value, target)
 
     # -- weights mode -------------------------------------------------------------------------
     @torch.no_grad()

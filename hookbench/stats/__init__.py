@@ -20,6 +20,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
 from hookbench.errors import ConfigError, DataError
+from hookbench.vocabulary import Verdict
 
 POWER = 0.8
 PERMUTATION_RESAMPLES = 9999
@@ -44,14 +45,14 @@ class Comparison:
     p_value: float
     mde: float
     alpha: float
-    verdict: str
+    verdict: Verdict
     test: str
     interval: str
     higher_is_better: bool = True  # False for a loss: the counts then read as lower / higher loss
 
     def sentence(self) -> str:
         """One line a user reads; calls the patch better or worse only when the verdict does."""
-        if self.verdict == "no data":
+        if self.verdict == Verdict.NO_DATA:
             return "no data (no paired items)"
         size = f"{self.n} item{'s' * (self.n != 1)}"
         if self.n_clusters != self.n:
@@ -64,10 +65,10 @@ class Comparison:
             floor = f"with {size} the smallest detectable change is ±{self.mde:.2f}"
         else:
             floor = f"with {size} not even a change of ±1 would reliably be detected"
-        if self.verdict == "no change observed":
+        if self.verdict == Verdict.NO_CHANGE_OBSERVED:
             return f"no change observed (0 of {self.n} items changed; {floor})"
         what = f"{_signed(self.delta)} {_interval(self.ci_low, self.ci_high)}, {_p(self.p_value)}"
-        if self.verdict == "no detectable change":
+        if self.verdict == Verdict.NO_DETECTABLE_CHANGE:
             return f"no detectable change ({what}; {floor})"
         name = "exact McNemar" if self.test.startswith("exact McNemar") else "cluster permutation test"
         counts = (f"{self.fixed} fixed / {self.broken} broken" if self.higher_is_better
@@ -133,7 +134,7 @@ def compare_arms(baseline: Sequence[float], patched: Sequence[float],
 
     if n == 0:
         nan = math.nan
-        return Comparison(0, 0, draws, 0, 0, 0, 0, nan, nan, nan, nan, nan, alpha, "no data",
+        return Comparison(0, 0, draws, 0, 0, 0, 0, nan, nan, nan, nan, nan, alpha, Verdict.NO_DATA,
                           "no test (no items)", "no interval (no items)")
     delta = float(d.mean())
     clip = bool(((b >= 0) & (b <= 1) & (p >= 0) & (p <= 1)).all())
@@ -152,7 +153,7 @@ def compare_arms(baseline: Sequence[float], patched: Sequence[float],
                 + ("exact (all sign flips)" if exact else f"{PERMUTATION_RESAMPLES} resamples"))
 
     if not d.any():
-        verdict = "no change observed"
+        verdict = Verdict.NO_CHANGE_OBSERVED
     else:
         verdict = _verdict(delta, p_value, alpha, higher_is_better)
     return Comparison(n, n_clusters, draws, fixed, broken, both_right, both_wrong, delta,
@@ -205,12 +206,12 @@ def adjust_p_values(p_values: Sequence[float], method: str = "holm") -> list[flo
 
 
 def adjusted_verdict(delta: float, p_adjusted: float, alpha: float = 0.05,
-                     higher_is_better: bool = True) -> str:
+                     higher_is_better: bool = True) -> Verdict:
     """The verdict after correction: "improves" / "hurts" / "no detectable change"; "no data"
     for a NaN p (failed job). Adjusting never lowers p, so a job whose own verdict was
     "no change observed" keeps that verdict: the caller should not pass it here."""
     if math.isnan(p_adjusted) or math.isnan(delta):
-        return "no data"
+        return Verdict.NO_DATA
     return _verdict(delta, p_adjusted, alpha, higher_is_better)
 
 
@@ -278,10 +279,10 @@ def _sign_flip_p(d: np.ndarray, groups: np.ndarray) -> float:
     return float(res.pvalue)
 
 
-def _verdict(delta: float, p_value: float, alpha: float, higher_is_better: bool) -> str:
+def _verdict(delta: float, p_value: float, alpha: float, higher_is_better: bool) -> Verdict:
     if not p_value < alpha or delta == 0:
-        return "no detectable change"
-    return "improves" if (delta > 0) == higher_is_better else "hurts"
+        return Verdict.NO_DETECTABLE_CHANGE
+    return Verdict.IMPROVES if (delta > 0) == higher_is_better else Verdict.HURTS
 
 
 def _signed(x: float) -> str:

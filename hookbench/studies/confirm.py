@@ -22,9 +22,9 @@ from hookbench.errors import ConfigError
 from hookbench.job import run_job
 from hookbench.reports.formatting import fmt_delta, md_table
 from hookbench.studies.reproduce import logged_config
+from hookbench.vocabulary import Verdict
 
-RANK = {"improves": 0, "no change observed": 1, "no detectable change": 1, "hurts": 2}
-CONFIRMATION_MD = "confirmation.md"
+RANK = {Verdict.IMPROVES: 0, Verdict.NO_CHANGE_OBSERVED: 1, Verdict.NO_DETECTABLE_CHANGE: 1, Verdict.HURTS: 2}
 
 
 def picks(children: list, top: int) -> list:
@@ -33,7 +33,7 @@ def picks(children: list, top: int) -> list:
             and names.TAG_CONFIRMS not in r.data.tags and names.ACC_DELTA in r.data.metrics]
     by_model: dict[str, list] = {}
     for r in done:
-        by_model.setdefault(r.data.params.get("model.name", "?"), []).append(r)
+        by_model.setdefault(r.data.params.get(names.MODEL_NAME, "?"), []).append(r)
 
     def key(r):
         verdict = r.data.tags.get(names.TAG_VERDICT_ADJUSTED) or r.data.tags.get(names.TAG_VERDICT)
@@ -48,7 +48,7 @@ def _delta(m: dict) -> str:
 
 
 def confirmation_markdown(rows: list[tuple]) -> str:
-    body = [[dev.data.params.get("model.name"), dev.data.params.get("patch.name"), dev.data.params.get("patch.hash"),
+    body = [[dev.data.params.get(names.MODEL_NAME), dev.data.params.get(names.PATCH_NAME), dev.data.params.get(names.PATCH_HASH),
              _delta(dev.data.metrics), dev.data.tags.get(names.TAG_VERDICT_ADJUSTED, "?"),
              _delta(test.data.metrics), test.data.tags.get(names.TAG_VERDICT, "?"), test.info.run_id]
             for dev, test in rows]
@@ -83,11 +83,12 @@ def confirm(sweep_run_id: str, tracking_uri: str, top: int = 1) -> int:
                          out_dir=work / dev.info.run_id, parent_id=sweep_run_id)
         rows.append((dev, client.get_run(result.run_id)))
     text = confirmation_markdown(rows)
-    client.log_text(sweep_run_id, text, CONFIRMATION_MD)
+    client.log_text(sweep_run_id, text, names.CONFIRMATION_MD)
     print(text)
-    confirmed = all(test.data.tags.get(names.TAG_VERDICT) == "improves" for _, test in rows)
-    print(f"{sum(test.data.tags.get(names.TAG_VERDICT) == 'improves' for _, test in rows)} of {len(rows)} picks "
-          f"confirmed (improves on test); confirmation.md logged to the sweep's parent run {sweep_run_id}")
+    improved = sum(test.data.tags.get(names.TAG_VERDICT) == Verdict.IMPROVES for _, test in rows)
+    confirmed = improved == len(rows)
+    print(f"{improved} of {len(rows)} picks "
+          f"confirmed ({Verdict.IMPROVES} on test); {names.CONFIRMATION_MD} logged to the sweep's parent run {sweep_run_id}")
     return 0 if confirmed else 1
 
 

@@ -27,7 +27,9 @@ from hookbench.errors import ReproductionMismatch
 from hookbench.evaluation.patches import NO_PATCH_SOURCE
 from hookbench.evaluation.results import ItemResult, per_item
 from hookbench.job import console, run_job
+from hookbench.reports.formatting import fmt_metric
 from hookbench.stats import compare_runs
+from hookbench.vocabulary import Agreement
 
 
 def logged_config(client, run_id: str, into: Path) -> tuple[DictConfig, dict]:
@@ -53,7 +55,7 @@ def per_item_deltas(records: list[ItemResult]) -> dict[str, tuple[float, str]]:
 def greedy_differences(original, rerun, orig_items: list[ItemResult], new_items: list[ItemResult]) -> list[str]:
     """Reasons a greedy rerun is not identical; empty when it is."""
     reasons = []
-    fp = "dataset.fingerprint"
+    fp = names.DATASET_FINGERPRINT
     if original.data.params.get(fp) != rerun.data.params.get(fp):
         reasons.append(f"the dataset changed: fingerprint {original.data.params.get(fp)} -> {rerun.data.params.get(fp)}")
     new = {(r.id, r.draw): r for r in new_items}
@@ -89,7 +91,7 @@ def reproduce(run_id: str, tracking_uri: str) -> int:
     cfg.mlflow.tracking_uri = tracking_uri
     result = run_job(cfg, extra_tags={names.TAG_REPRODUCES: run_id}, expected_identity=identity, out_dir=work / "rerun")
     rerun = client.get_run(result.run_id)
-    greedy = not json.loads(original.data.params["generation.preset_config"]).get("do_sample")
+    greedy = not json.loads(original.data.params[names.GEN_PRESET_CONFIG]).get("do_sample")
     orig_items = tracking.logged_items(client, run_id, work / "original-items")
     new_items = result.output.records
     if greedy:
@@ -101,12 +103,12 @@ def reproduce(run_id: str, tracking_uri: str) -> int:
         reasons = [] if agreement.agree else [agreement.sentence()]
         rule = "sampled: the two runs' per-item deltas must not differ significantly (paired, clustered by query)"
         verdict = agreement.sentence()
-    client.set_tag(result.run_id, names.TAG_REPRODUCED, "disagrees" if reasons else "agrees")
+    client.set_tag(result.run_id, names.TAG_REPRODUCED, Agreement.DISAGREES if reasons else Agreement.AGREES)
     table = Table(title=f"original {run_id} vs reproduced {result.run_id}")
     for col in ("metric", "original", "reproduced"):
         table.add_column(col)
     for key in names.COMPARED:
-        table.add_row(key, *(f"{m[key]:.4g}" if key in m else "n/a" for m in (original.data.metrics, rerun.data.metrics)))
+        table.add_row(key, *(fmt_metric(m.get(key)) for m in (original.data.metrics, rerun.data.metrics)))
     console.print(table)
     print(f"rule: {rule}\nresult: {verdict}")
     if reasons:

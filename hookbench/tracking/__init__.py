@@ -35,7 +35,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 PARENT_ENV = "HOOKBENCH_PARENT_RUN_ID"
 PARENT_FILE = ".hookbench_parent_run"
 # MLflow 3's UI opens an experiment by this tag: without it, on the GenAI overview with no runs table
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+EXPERIMENT_KIND = {names.TAG_EXPERIMENT_KIND: "custom_model_development"}
 MASK = "***"
 
 
@@ -143,7 +143,7 @@ def _experiment(mlflow_cfg, artifact_location: str | None) -> str:
             return exp_id
         except MlflowException:  # another process created it first
             exp = client.get_experiment_by_name(mlflow_cfg.experiment)
-    if exp.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
+    if exp.tags.get(names.TAG_EXPERIMENT_KIND) != EXPERIMENT_KIND[names.TAG_EXPERIMENT_KIND]:
         for k, v in EXPERIMENT_KIND.items():
             client.set_experiment_tag(exp.experiment_id, k, v)
     return exp.experiment_id
@@ -180,9 +180,9 @@ def git_info() -> dict[str, str]:
         return subprocess.run(["git", "-C", str(PROJECT_DIR), *args], capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
     try:
-        return {"git.commit": git("rev-parse", "HEAD"), "git.dirty": str(bool(git("status", "--porcelain")))}
+        return {names.GIT_COMMIT: git("rev-parse", "HEAD"), names.GIT_DIRTY: str(bool(git("status", "--porcelain")))}
     except (OSError, subprocess.SubprocessError):
-        return {"git.commit": "unknown", "git.dirty": "unknown"}
+        return {names.GIT_COMMIT: "unknown", names.GIT_DIRTY: "unknown"}
 
 
 def parent_run_id(sweep_dir: Path | None) -> str | None:
@@ -207,7 +207,7 @@ class JobRun:
         self.experiment_id = configure(cfg.mlflow)
         self.run = mlflow.start_run(experiment_id=self.experiment_id, run_name=name, parent_run_id=parent_id,
                                     nested=parent_id is not None,
-                                    tags={"hookbench.version": __version__, **git_info(), **(tags or {})})
+                                    tags={names.TAG_VERSION: __version__, **git_info(), **(tags or {})})
         self.run_id = self.run.info.run_id
         mlflow.log_params(self._params(flatten(container)))
         mlflow.log_text(self.redactor.text(OmegaConf.to_yaml(cfg, resolve=True)), names.RESOLVED_CONFIG)
@@ -277,7 +277,7 @@ class SweepParent:
         for o in overrides:  # the sweep's own overrides, as params a user can filter parents by
             k, _, v = o.partition("=")
             if k and not SECRET_KEY.search(k):
-                self.client.log_param(self.run_id, f"sweep.{k.lstrip('+~')}", redactor.text(v)[:6000])
+                self.client.log_param(self.run_id, names.sweep_param(k.lstrip('+~')), redactor.text(v)[:6000])
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(self.run_id)
         os.environ[PARENT_ENV] = self.run_id

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from hookbench import names, tracking
 from hookbench.reports.sweep_report import sweep_note, sweep_table, write_sweep_report
 from hookbench.stats import adjust_p_values, adjusted_verdict
+from hookbench.vocabulary import Verdict
 
 
 def headline(error: str) -> str:
@@ -33,10 +34,10 @@ def sweep_rows(runs) -> list[dict]:
     rows = []
     for r in runs:
         p, t = r.data.params, r.data.tags
-        row = {"model": p.get("model.name", "?"), "patch": p.get("patch.name", "?"),
-               "patch_hash": p.get("patch.hash", ""), "dataset": p.get("dataset.name", "?"),
-               "strength": float(p.get("patch.strength", 1.0) or 1.0), "run_id": r.info.run_id,
-               "status": r.info.status, "verdict": t.get(names.TAG_VERDICT), "screen": t.get(names.TAG_SCREEN),
+        row = {"model": p.get(names.MODEL_NAME, "?"), "patch": p.get(names.PATCH_NAME, "?"),
+               "patch_hash": p.get(names.PATCH_HASH, ""), "dataset": p.get(names.DATASET_NAME, "?"),
+               "strength": float(p.get(names.PATCH_STRENGTH, 1.0) or 1.0), "run_id": r.info.run_id,
+               "status": r.info.status, names.TAG_VERDICT: t.get(names.TAG_VERDICT), names.TAG_SCREEN: t.get(names.TAG_SCREEN),
                **r.data.metrics}
         if t.get(names.TAG_ERROR):
             row["error"] = headline(t[names.TAG_ERROR])
@@ -46,14 +47,14 @@ def sweep_rows(runs) -> list[dict]:
 
 def adjust(rows: list[dict], method: str, alpha: float) -> None:
     """Adjusted p and verdict per row, over the whole family (a job without a p stays in it)."""
-    p = [r.get(names.P_VALUE, math.nan) if r["status"] == "FINISHED" and r.get("screen") != "rejected" else math.nan
+    p = [r.get(names.P_VALUE, math.nan) if r["status"] == "FINISHED" and r.get(names.TAG_SCREEN) != "rejected" else math.nan
          for r in rows]
     for row, adjusted in zip(rows, adjust_p_values(p, method)):
         row[names.P_ADJUSTED] = adjusted
-        if row.get("verdict") in ("no change observed", "no data") or math.isnan(adjusted):
-            row["verdict_adjusted"] = row.get("verdict") or "no data"
+        if row.get(names.TAG_VERDICT) in (Verdict.NO_CHANGE_OBSERVED, Verdict.NO_DATA) or math.isnan(adjusted):
+            row[names.TAG_VERDICT_ADJUSTED] = row.get(names.TAG_VERDICT) or Verdict.NO_DATA
         else:
-            row["verdict_adjusted"] = adjusted_verdict(row.get(names.ACC_DELTA, math.nan), adjusted, alpha)
+            row[names.TAG_VERDICT_ADJUSTED] = adjusted_verdict(row.get(names.ACC_DELTA, math.nan), adjusted, alpha)
 
 
 class MlflowSweepCallback(Callback):
@@ -86,15 +87,15 @@ class MlflowSweepCallback(Callback):
             adjust(rows, correction, alpha)
             for row in rows:
                 metrics = {} if math.isnan(row[names.P_ADJUSTED]) else {names.P_ADJUSTED: row[names.P_ADJUSTED]}
-                tracking.set_child_tags(parent.client, row["run_id"], {names.TAG_VERDICT_ADJUSTED: row["verdict_adjusted"]},
+                tracking.set_child_tags(parent.client, row["run_id"], {names.TAG_VERDICT_ADJUSTED: row[names.TAG_VERDICT_ADJUSTED]},
                                         metrics)
             files = write_sweep_report(self.sweep_dir, rows, correction, alpha)
             deltas = [r[names.ACC_DELTA] for r in rows if not math.isnan(r.get(names.ACC_DELTA, math.nan))]
-            metrics = {"sweep/jobs": len(rows), "sweep/failed_jobs": len(failed),
-                       "sweep/improves": sum(r["verdict_adjusted"] == "improves" for r in rows),
-                       "sweep/hurts": sum(r["verdict_adjusted"] == "hurts" for r in rows)}
+            metrics = {names.SWEEP_JOBS: len(rows), names.SWEEP_FAILED_JOBS: len(failed),
+                       **{names.sweep_count(v): sum(r[names.TAG_VERDICT_ADJUSTED] == v for r in rows)
+                          for v in (Verdict.IMPROVES, Verdict.HURTS)}}
             if deltas:
-                metrics["sweep/best_delta"] = max(deltas)
+                metrics[names.SWEEP_BEST_DELTA] = max(deltas)
             parent.finish(status, metrics, files, sweep_table(rows) if rows else None,
                           sweep_note(rows, correction, alpha))
         except BaseException:
