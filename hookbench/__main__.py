@@ -14,7 +14,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from hookbench.errors import HookbenchError
-from hookbench.job import run_job
 from hookbench.signals import Terminated
 
 log = logging.getLogger("hookbench")
@@ -22,6 +21,8 @@ log = logging.getLogger("hookbench")
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> dict:
+    from hookbench.job import run_job  # here, not at import: `--help` needs no mlflow, torch or statsmodels
+
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         return run_job(cfg).as_dict()
