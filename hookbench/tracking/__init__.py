@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from hookbench import __version__, names
 from hookbench.errors import HookbenchError
 from hookbench.paths import sqlite_path
+from hookbench.tracking import naming
 
 log = logging.getLogger(__name__)
 SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_key|apikey|credentials?)$", re.I)  # `*_env` names are fine
@@ -218,7 +219,9 @@ class JobRun:
     def log_outcome(self, out, report_dir: Path, hydra_dir: Path | None) -> None:
         """Tags, traceability params, metrics, artifacts and the dataset of a finished job."""
         rec = out.record
-        tags = {**rec.tags(), names.TAG_VERDICT: out.summary.comparison.verdict, names.TAG_NOTE: out.note(self.name)}
+        result = job_result(out)
+        tags = {**rec.tags(), names.TAG_VERDICT: out.summary.comparison.verdict, names.TAG_RESULT: result,
+                names.TAG_NOTE: f"{self.name}: {out.headline()}"}  # plain text: the table and tooltips show it raw
         if out.screen is not None:
             tags[names.TAG_SCREEN] = "passed" if out.screen["passed"] else "rejected"
         mlflow.set_tags({k: redact_url(self.redactor.text(v)) for k, v in tags.items()})
@@ -237,6 +240,7 @@ class JobRun:
                 mlflow.log_artifact(str(f))
         if out.dataset is not None:
             log_dataset(out.dataset)
+        MlflowClient().update_run(self.run_id, name=naming.with_result(self.name, result))
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
         mlflow.log_metrics(metrics)
@@ -247,6 +251,15 @@ class JobRun:
             mlflow.log_text(text, names.ERROR_TXT)
             mlflow.set_tag(names.TAG_ERROR, text[-4000:])
         mlflow.end_run(status)
+
+
+def job_result(out) -> str:
+    """The job's own rounded result (accuracy, or loss for a loss-only job), before any sweep correction."""
+    if not out.screen_passed:
+        return f"screened out (loss {out.screen['delta']:+.4f} > {out.screen['threshold']:g})"
+    c = out.summary.comparison if out.settings.generates else out.summary.loss
+    text = naming.result_text(c.delta, c.ci_low, c.ci_high, c.p_value, c.verdict)
+    return text if out.settings.generates else f"loss {text}"
 
 
 def log_dataset(dataset) -> None:
