@@ -114,7 +114,7 @@ def plot_latency(path: Path, records: list[ItemResult], summary: Summary, title:
     else:
         ax.set_ylim(bottom=0)
     if with_data:
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
     ax.set_title(f"{title} — latency" if title else "latency", fontsize=10)
     fig.savefig(path, dpi=110)
     return path

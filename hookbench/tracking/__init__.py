@@ -37,6 +37,15 @@ PARENT_ENV = "HOOKBENCH_PARENT_RUN_ID"
 PARENT_FILE = ".hookbench_parent_run"
 # MLflow 3's UI opens an experiment by this tag: without it, on the GenAI overview with no runs table
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# A view of the runs table MLflow's UI loads from an experiment tag `mlflow.sharedViewState.<key>` when the
+# link has `viewStateShareKey=<key>` (its "Share" button writes the same, as JSON): sorted by a metric, which
+# makes the UI list child runs flat instead of collapsed under their parent, with hookbench's columns.
+VIEW_KEY = "hookbench-results"
+VIEW_STATE = {"orderByKey": f"metrics.`{names.ACC_DELTA}`", "orderByAsc": False,
+              "selectedColumns": ["tags.`result`", "tags.`verdict_adjusted`", f"metrics.`{names.ACC_DELTA}`",
+                                  f"metrics.`{names.ACC_CI_LOW}`", f"metrics.`{names.ACC_CI_HIGH}`",
+                                  f"metrics.`{names.P_ADJUSTED}`", "params.`patch.hash`"]}
+EXPERIMENT_TAGS = {**EXPERIMENT_KIND, f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(VIEW_STATE)}
 MASK = "***"
 
 
@@ -140,23 +149,32 @@ def _experiment(mlflow_cfg, artifact_location: str | None) -> str:
     if exp is None:
         try:
             exp_id = client.create_experiment(mlflow_cfg.experiment, artifact_location=artifact_location,
-                                              tags=EXPERIMENT_KIND)
+                                              tags=EXPERIMENT_TAGS)
             return exp_id
         except MlflowException:  # another process created it first
             exp = client.get_experiment_by_name(mlflow_cfg.experiment)
-    if exp.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
-        for k, v in EXPERIMENT_KIND.items():
+    for k, v in EXPERIMENT_TAGS.items():
+        if exp.tags.get(k) != v:
             client.set_experiment_tag(exp.experiment_id, k, v)
     return exp.experiment_id
 
 
+ONE_CLICK = ('at the plain UI root MLflow opens its GenAI overview: click "Model training" in the sidebar once '
+             "(the browser remembers it)")
+
+
+def ui_page(experiment_id: str) -> str:
+    """The experiment's runs table with hookbench's view. MLflow 3.17/3.18's UI picks the landing from the
+    URL's `workflowType`, else the browser's stored choice (default GenAI); no server setting decides it."""
+    return f"#/experiments/{experiment_id}?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
+
+
 def ui_hint(uri: str, experiment_id: str) -> str:
-    """How to see the runs. MLflow 3.17's UI opens an experiment on its GenAI overview unless the
-    link names the workflow type (the experiment kind tag alone does not decide it)."""
-    page = f"#/experiments/{experiment_id}?workflowType=machine_learning"
+    """How to see the runs: the link, and the one click MLflow needs at its plain root."""
+    page = ui_page(experiment_id)
     if uri.startswith("http"):
-        return f"open {uri.rstrip('/')}/{page}"
-    return f"mlflow ui --backend-store-uri {uri}\n  then open http://127.0.0.1:5000/{page}"
+        return f"open {uri.rstrip('/')}/{page}\n  ({ONE_CLICK})"
+    return f"mlflow ui --backend-store-uri {uri}\n  then open http://127.0.0.1:5000/{page}\n  ({ONE_CLICK})"
 
 
 def default_tracking_uri() -> str:
@@ -208,7 +226,8 @@ class JobRun:
         self.experiment_id = configure(cfg.mlflow)
         self.run = mlflow.start_run(experiment_id=self.experiment_id, run_name=name, parent_run_id=parent_id,
                                     nested=parent_id is not None,
-                                    tags={"hookbench.version": __version__, **git_info(), **(tags or {})})
+                                    tags={"hookbench.version": __version__, names.TAG_NAME: name, **git_info(),
+                                          **(tags or {})})
         self.run_id = self.run.info.run_id
         mlflow.log_params(self._params(flatten(container)))
         mlflow.log_text(self.redactor.text(OmegaConf.to_yaml(cfg, resolve=True)), names.RESOLVED_CONFIG)
@@ -283,7 +302,8 @@ class SweepParent:
         text = " ".join(overrides)
         redactor = Redactor()
         redactor.add_overrides(overrides)
-        run = self.client.create_run(self.experiment_id, run_name=redactor.text(f"sweep {text}").strip(),
+        self.name = redactor.text(f"sweep {text}").strip()
+        run = self.client.create_run(self.experiment_id, run_name=self.name,
                                      tags={names.TAG_SWEEP: "parent", "sweep.overrides": redactor.text(text),
                                            **git_info()})
         self.run_id = run.info.run_id
@@ -298,10 +318,15 @@ class SweepParent:
     def children(self) -> list:
         return child_runs(self.client, self.experiment_id, self.run_id)
 
-    def finish(self, status: str, metrics: dict, files: list[Path], table: dict | None, note: str) -> None:
+    def finish(self, status: str, metrics: dict, files: list[Path], table: dict | None, note: str,
+               answer: str = "") -> None:
         try:
             for p in files:
                 self.client.log_artifact(self.run_id, str(p))
+                if p.suffix == ".png":  # also as an MLflow image: the chart view shows it for the (collapsed) parent
+                    log_chart_image(self.client, self.run_id, p)
+            if answer:
+                self.client.update_run(self.run_id, name=f"{answer} ({self.name})"[:250])
             if table:
                 self.client.log_table(self.run_id, table, names.SWEEP_JSON)
             for k, v in metrics.items():
@@ -310,6 +335,13 @@ class SweepParent:
         finally:
             self.client.set_terminated(self.run_id, status)
             os.environ.pop(PARENT_ENV, None)
+
+
+def log_chart_image(client: MlflowClient, run_id: str, png: Path) -> None:
+    from PIL import Image
+
+    with Image.open(png) as image:
+        client.log_image(run_id, image.convert("RGB"), key=png.stem, step=0)
 
 
 def child_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list:

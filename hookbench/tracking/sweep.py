@@ -18,7 +18,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from hookbench import names, tracking
-from hookbench.reports.sweep_report import sweep_note, sweep_table, write_sweep_report
+from hookbench.tracking import naming
+from hookbench.reports.sweep_report import sweep_answer, sweep_note, sweep_table, write_sweep_report
 from hookbench.stats import adjust_p_values, adjusted_verdict
 
 
@@ -33,7 +34,7 @@ def sweep_rows(runs) -> list[dict]:
     rows = []
     for r in runs:
         p, t = r.data.params, r.data.tags
-        row = {"model": p.get("model.name", "?"), "patch": p.get("patch.name", "?"),
+        row = {"name": t.get(names.TAG_NAME, r.info.run_name), "model": p.get("model.name", "?"), "patch": p.get("patch.name", "?"),
                "patch_hash": p.get("patch.hash", ""), "dataset": p.get("dataset.name", "?"),
                "strength": float(p.get("patch.strength", 1.0) or 1.0), "run_id": r.info.run_id,
                "status": r.info.status, "verdict": t.get(names.TAG_VERDICT), "screen": t.get(names.TAG_SCREEN),
@@ -86,8 +87,10 @@ class MlflowSweepCallback(Callback):
             adjust(rows, correction, alpha)
             for row in rows:
                 metrics = {} if math.isnan(row[names.P_ADJUSTED]) else {names.P_ADJUSTED: row[names.P_ADJUSTED]}
-                tracking.set_child_tags(parent.client, row["run_id"], {names.TAG_VERDICT_ADJUSTED: row["verdict_adjusted"]},
-                                        metrics)
+                result = naming.sweep_result(row, correction)
+                tracking.set_child_tags(parent.client, row["run_id"], {names.TAG_VERDICT_ADJUSTED: row["verdict_adjusted"],
+                                                                       names.TAG_RESULT: result}, metrics)
+                parent.client.update_run(row["run_id"], name=naming.with_result(row["name"], result))
             files = write_sweep_report(self.sweep_dir, rows, correction, alpha)
             deltas = [r[names.ACC_DELTA] for r in rows if not math.isnan(r.get(names.ACC_DELTA, math.nan))]
             metrics = {"sweep/jobs": len(rows), "sweep/failed_jobs": len(failed),
@@ -96,7 +99,7 @@ class MlflowSweepCallback(Callback):
             if deltas:
                 metrics["sweep/best_delta"] = max(deltas)
             parent.finish(status, metrics, files, sweep_table(rows) if rows else None,
-                          sweep_note(rows, correction, alpha))
+                          sweep_note(rows, correction, alpha), sweep_answer(rows, correction))
         except BaseException:
             parent.client.set_terminated(parent.run_id, "FAILED")
             raise
