@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from hookbench.tracking import naming
 
 from tests.conftest import run_cli
 from tests.test_tracking_server import mlflow_server
@@ -77,14 +80,15 @@ def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean
     (parent,) = [r for r in runs if r.data.tags.get("hookbench.sweep") == "parent"]
     children = [r for r in runs if r is not parent and r.info.run_id != parent.info.run_id]
     assert len(children) == 2
-    pages = set(re.findall(r"http://127\.0\.0\.1:5000/(#/experiments/\d+\?\S+)", p.stderr))
-    assert pages == {f"#/experiments/{exp.experiment_id}?workflowType=machine_learning"
+    pages = set(re.findall(r"http://127\.0\.0\.1:5000/(#/experiments/\S+)", p.stderr))
+    assert pages == {f"#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
                      f"&viewStateShareKey=hookbench-results"}
     assert 'click "Model training" in the sidebar once' in p.stderr
     for c in children:  # the name a user sees: what differs first, then the rounded, adjusted result
         result = c.data.tags["result"]
         assert c.info.run_name == f"{c.data.params['patch.name']} · tiny · arithmetic: {result}"
-        assert result.endswith(f"→ {c.data.tags['verdict_adjusted']} after Holm") or result == "no change observed"
+        assert (result.endswith(f"→ {c.data.tags['verdict_adjusted']} after Holm")
+                or result == f"no change observed (0 of {int(c.data.metrics['n/scored'])} changed)")
     answer = parent.info.run_name.split(" (sweep ")[0]
     assert answer.startswith("Best: ") and parent.data.tags["mlflow.note.content"].startswith(answer + "\n")
     root = f"#/experiments/{exp.experiment_id}?workflowType=machine_learning"  # after the one click
@@ -101,3 +105,18 @@ def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean
         assert html.escape(c.info.run_name) in linked
     assert html.escape(answer) in parent_page  # the parent's page leads with its answer
     assert "sweep_delta" in charts  # the sweep's delta plot, an image of the parent in the chart view
+
+
+def test_run_names_put_what_differs_first_and_say_what_a_rerun_is():
+    cfg = OmegaConf.create({"patch": {"name": "math", "strength": 0.5}, "model": {"name": "smollm2"},
+                            "dataset": {"name": "gsm8k"}})
+    assert naming.base_name(cfg) == "math ×0.5 · smollm2 · gsm8k"
+    assert naming.base_name(cfg, {"hookbench.reproduces": "1a2b3c4d5e6f"}) == "reproduce of 1a2b3c4d: math ×0.5 · smollm2 · gsm8k"
+    assert naming.base_name(cfg, {"hookbench.confirms": "x"}) == "confirm on test: math ×0.5 · smollm2 · gsm8k"
+    assert naming.result_text(-0.175, -0.3218, -0.0312, 0.0412, "hurts") == "−0.175 [−0.32, −0.03] p=0.041 → hurts"
+    row = {"status": "FINISHED", "accuracy/delta": 0.02, "accuracy/delta_ci_low": -0.01, "accuracy/delta_ci_high": 0.05,
+           "stats/p_adjusted": 0.3, "verdict_adjusted": "no detectable change"}
+    assert naming.sweep_result(row, "holm") == "+0.020 [−0.01, +0.05] p_adj=0.3 → no detectable change after Holm"
+    assert naming.sweep_result({**row, "status": "FAILED"}, "holm") == "failed"
+    unchanged = {**row, "verdict_adjusted": "no change observed", "n/scored": 4}
+    assert naming.sweep_result(unchanged, "holm") == "no change observed (0 of 4 changed)"  # nothing to correct

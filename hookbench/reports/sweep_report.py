@@ -168,7 +168,8 @@ def sweep_answer(rows: list[dict], correction: str | None) -> str:
     after = f"after {_correction_name(correction)}" if correction in CORRECTION_NAMES else "(no correction)"
     survive = (f"nothing survives {_correction_name(correction)}" if not k and correction in CORRECTION_NAMES
                else f"{verdicts.count('improves')} of {len(rows)} jobs improve and {verdicts.count('hurts')} hurt {after}")
-    return f"Best: {job_label(best)}, delta {_delta_cell(best)}, {_verdict_adjusted(best)}; {survive}."
+    delta = "" if _delta_cell(best) == _verdict_adjusted(best) else f"delta {_delta_cell(best)}, "
+    return f"Best: {job_label(best)}, {delta}{_verdict_adjusted(best)}; {survive}."
 
 
 def sweep_note(rows: list[dict], correction: str | None = None, alpha: float | None = None) -> str:

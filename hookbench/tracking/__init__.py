@@ -166,7 +166,7 @@ ONE_CLICK = ('at the plain UI root MLflow opens its GenAI overview: click "Model
 def ui_page(experiment_id: str) -> str:
     """The experiment's runs table with hookbench's view. MLflow 3.17/3.18's UI picks the landing from the
     URL's `workflowType`, else the browser's stored choice (default GenAI); no server setting decides it."""
-    return f"#/experiments/{experiment_id}?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
+    return f"#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
 
 
 def ui_hint(uri: str, experiment_id: str) -> str:
@@ -278,6 +278,8 @@ def job_result(out) -> str:
         return f"screened out (loss {out.screen['delta']:+.4f} > {out.screen['threshold']:g})"
     c = out.summary.comparison if out.settings.generates else out.summary.loss
     text = naming.result_text(c.delta, c.ci_low, c.ci_high, c.p_value, c.verdict)
+    if c.verdict == "no change observed":
+        text += f" (0 of {c.n} changed)"
     return text if out.settings.generates else f"loss {text}"
 
 
