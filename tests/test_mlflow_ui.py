@@ -89,7 +89,8 @@ def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean
         assert c.info.run_name == f"{c.data.params['patch.name']} · tiny · arithmetic: {result}"
         assert (result.endswith(f"→ {c.data.tags['verdict_adjusted']} after Holm")
                 or result == f"no change observed (0 of {int(c.data.metrics['n/scored'])} changed)")
-    answer = parent.info.run_name.split(" (sweep ")[0]
+    answer, swept = parent.info.run_name.split(" (sweep ")
+    assert swept == "patch=general,math)"  # the parent's name: the sweep's answer, then what it swept
     assert answer.startswith("Best: ") and parent.data.tags["mlflow.note.content"].startswith(answer + "\n")
     root = f"#/experiments/{exp.experiment_id}?workflowType=machine_learning"  # after the one click
     with mlflow_server(store, tmp_path / "ui", command="ui") as url:
@@ -97,14 +98,14 @@ def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean
         linked = rendered(chromium, f"{url}/{pages.pop()}", tmp_path / "link", tmp_path / "link.png")
         parent_page = rendered(chromium, f"{url}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}",
                                tmp_path / "parent", tmp_path / "parent.png")
-        charts = rendered(chromium, f"{url}/{root}&compareRunsMode=CHART", tmp_path / "charts", tmp_path / "charts.png")
     assert RUNS_TABLE in at_root and GENAI_OVERVIEW not in at_root
     assert html.escape(parent.info.run_name) in at_root  # the collapsed parent row names the sweep's answer
     assert RUNS_TABLE in linked
     for c in children:  # no column picked, no row expanded: each job's rounded result and adjusted verdict
         assert html.escape(c.info.run_name) in linked
     assert html.escape(answer) in parent_page  # the parent's page leads with its answer
-    assert "sweep_delta" in charts  # the sweep's delta plot, an image of the parent in the chart view
+    images = [f.path for f in client.list_artifacts(parent.info.run_id, "images")]  # MLflow's image log
+    assert parent.data.tags.get("mlflow.loggedImages") and any(a.startswith("images/sweep_delta") for a in images)
 
 
 def test_run_names_put_what_differs_first_and_say_what_a_rerun_is():

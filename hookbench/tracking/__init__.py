@@ -305,6 +305,8 @@ class SweepParent:
         redactor = Redactor()
         redactor.add_overrides(overrides)
         self.name = redactor.text(f"sweep {text}").strip()
+        swept = " ".join(o for o in overrides if "," in o.partition("=")[2])  # what differs between the jobs
+        self.short_name = redactor.text(f"sweep {swept or text}").strip()
         run = self.client.create_run(self.experiment_id, run_name=self.name,
                                      tags={names.TAG_SWEEP: "parent", "sweep.overrides": redactor.text(text),
                                            **git_info()})
@@ -328,7 +330,7 @@ class SweepParent:
                 if p.suffix == ".png":  # also as an MLflow image: the chart view shows it for the (collapsed) parent
                     log_chart_image(self.client, self.run_id, p)
             if answer:
-                self.client.update_run(self.run_id, name=f"{answer} ({self.name})"[:250])
+                self.client.update_run(self.run_id, name=f"{answer} ({self.short_name})"[:250])
             if table:
                 self.client.log_table(self.run_id, table, names.SWEEP_JSON)
             for k, v in metrics.items():
