@@ -29,6 +29,7 @@ bench: setup
 	$(PY) benchmarks/server_throughput.py
 	$(PY) benchmarks/default_run_phases.py
 	$(PY) benchmarks/sweep_requests.py
+	$(PY) benchmarks/cli_startup.py
 
 clean:
 	rm -rf $(VENV) mlruns multirun outputs

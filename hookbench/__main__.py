@@ -17,12 +17,13 @@ from omegaconf import DictConfig
 import hookbench.evaluation.schema  # noqa: F401  (registers the config schema before Hydra composes)
 from hookbench.entry import hydra_command, in_job
 from hookbench.errors import HookbenchError
-from hookbench.job import run_job
 
 log = logging.getLogger("hookbench")
 
 
 def _job(cfg: DictConfig) -> dict:
+    from hookbench.job import run_job  # here, not at import: `--help` needs no mlflow, torch or statsmodels
+
     try:
         return run_job(cfg).as_dict()
     except HookbenchError as e:

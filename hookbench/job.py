@@ -27,6 +27,7 @@ from hookbench.evaluation.parts import build_parts, generation_store_path
 from hookbench.evaluation.reuse import GenerationStore
 from hookbench.reports.report import summary_table, write_run_report
 from hookbench.signals import Terminated, graceful_signals
+from hookbench.tracking.naming import base_name
 
 log = logging.getLogger("hookbench")
 # Piped to a log (CI, Slurm) rich would wrap tables at 80 columns; logs have room for a table row per line.
@@ -60,17 +61,11 @@ def hydra_dirs() -> tuple[Path, Path | None, Path | None]:
     return out, out / hc.output_subdir if hc.output_subdir else None, sweep
 
 
-def run_name(cfg: DictConfig) -> str:
-    strength = cfg.patch.get("strength", 1.0)
-    patch = cfg.patch.name if strength in (None, 1, 1.0) else f"{cfg.patch.name}@{strength:g}"
-    return f"{cfg.model.name} / {patch} / {cfg.dataset.name}"
-
-
 def run_job(cfg: DictConfig, extra_tags: dict | None = None, expected_identity: dict | None = None,
             out_dir: Path | None = None, parent_id: str | None = None) -> JobResult:
     """Run one job in its own MLflow run and return its result; raises on failure (see module doc)."""
     hydra_out, hydra_dir, sweep_dir = hydra_dirs()
-    run = tracking.JobRun(cfg, run_name(cfg), parent_id or tracking.parent_run_id(sweep_dir), extra_tags)
+    run = tracking.JobRun(cfg, base_name(cfg, extra_tags), parent_id or tracking.parent_run_id(sweep_dir), extra_tags)
     store = GenerationStore(generation_store_path(cfg)) if cfg.reuse.enabled else None
     try:
         with graceful_signals():

@@ -79,6 +79,8 @@ COMPARED = (ACC_BASELINE, ACC_PATCHED, ACC_DELTA, ACC_CI_LOW, ACC_CI_HIGH, P_VAL
 # -- tags -----------------------------------------------------------------------------------------
 TAG_VERDICT = "verdict"
 TAG_VERDICT_ADJUSTED = "verdict_adjusted"
+TAG_NAME = "hookbench.name"  # the run name without its result tail
+TAG_RESULT = "result"  # the rounded one-line result, also the run name's tail (tracking/naming.py)
 TAG_SCREEN = "screen"
 TAG_SWEEP = "hookbench.sweep"
 TAG_REPRODUCES = "hookbench.reproduces"

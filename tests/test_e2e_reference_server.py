@@ -93,7 +93,8 @@ def test_2x2_sweep_one_parent_four_children_baseline_generated_once(smol_clean, 
         {(m, p) for m in ("smollm2", "tiny") for p in ("math", "general")}
     for c in children:
         assert c.info.status == "FINISHED" and not {"accuracy/delta", "n/scored"} - set(c.data.metrics)
-        assert c.info.run_name == f"{c.data.params['model.name']} / {c.data.params['patch.name']} / arithmetic"
+        assert c.info.run_name == (f"{c.data.params['patch.name']} · {c.data.params['model.name']} · arithmetic: "
+                                   f"{c.data.tags['result']}")
     for name, (_, server) in servers.items():
         model = name.replace("ext_smol", "smollm2").replace("ext_tiny", "tiny")
         hashes = {c.data.params["patch.hash"] for c in children if c.data.params["model.name"] == model}

@@ -3,9 +3,12 @@
 MLflow 3.17 opens an experiment on the page of its global workflow type (the sidebar's
 "GenAI" / "Model training" switch, carried in the URL as `workflowType` and remembered by the
 browser; a fresh browser starts on GenAI's Overview, whatever the experiment's
-`mlflow.experimentKind` tag says). The link to hookbench's runs therefore names the type.
+`mlflow.experimentKind` tag says). The root with `workflowType=machine_learning` is what a user
+sees after the one click on "Model training"; the link hookbench prints also names hookbench's
+shared view (children listed flat, sorted by delta, with the result columns).
 """
 
+import html
 import os
 import re
 import shutil
@@ -14,6 +17,9 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from hookbench.tracking import naming
 
 from tests.conftest import run_cli
 from tests.test_tracking_server import mlflow_server
@@ -25,15 +31,21 @@ RUNS_TABLE = 'data-testid="sort-header-Run Name"'  # the runs table's "Run Name"
 GENAI_OVERVIEW = ">Overview<"                      # the GenAI overview tab
 
 
-def rendered(chromium: str, url: str, profile: Path) -> str:
-    """The page's DOM once the app has loaded its data (Chromium's virtual time runs the requests)."""
+def rendered(chromium: str, url: str, profile: Path, screenshot: Path | None = None) -> str:
+    """The page's DOM once the app has loaded its data (Chromium's virtual time runs the requests);
+    with `screenshot`, also a PNG of what a person sees (path printed)."""
     dom = ""
     for attempt in range(3):  # a cold start can use up the budget before the data arrives
-        p = subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}-{attempt}", "--virtual-time-budget=20000",
-                            "--dump-dom", url], capture_output=True, text=True, timeout=180)
+        p = subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}-{attempt}", "--virtual-time-budget=25000",
+                            "--dump-dom", url], capture_output=True, text=True, timeout=240)
         dom = p.stdout
-        if RUNS_TABLE in dom or GENAI_OVERVIEW in dom:
+        if RUNS_TABLE in dom or GENAI_OVERVIEW in dom or "mlflow.note" in dom or "Description" in dom:
             break
+    if screenshot is not None:
+        subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}-shot", "--virtual-time-budget=25000",
+                        "--window-size=1600,1000", f"--screenshot={screenshot}", url], capture_output=True,
+                       timeout=240)
+        print(f"screenshot: {screenshot}")
     return dom
 
 
@@ -56,19 +68,56 @@ def chromium():
     return path
 
 
-def test_the_experiment_link_opens_on_the_runs_table_with_the_run(chromium, tiny_clean, tmp_path, monkeypatch):
+def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean, tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri in-process exports it
-    p = run_cli(["model=tiny", "model.server.launch.enabled=false", f"model.server.url={tiny_clean.url}",
-                 "patch=general", "dataset.n=4"], tmp_path)
+    p = run_cli(["-m", "model=tiny", "model.server.launch.enabled=false", f"model.server.url={tiny_clean.url}",
+                 "patch=general,math", "dataset.n=4"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     store = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     client = MlflowClient(store)
     exp = client.get_experiment_by_name("hookbench")
-    (run,) = client.search_runs([exp.experiment_id])
-    (page,) = re.findall(r"http://127\.0\.0\.1:5000/(#/experiments/\d+\?workflowType=machine_learning)", p.stderr)
-    assert page == f"#/experiments/{exp.experiment_id}?workflowType=machine_learning"
-    with mlflow_server(store, tmp_path / "ui", command="ui") as url:  # the link hookbench printed, on this port
-        dom = rendered(chromium, f"{url}/{page}", tmp_path / "profile")
-    assert RUNS_TABLE in dom, "the experiment page shows no runs table"
-    assert GENAI_OVERVIEW not in dom, "the experiment page is MLflow's GenAI overview"
-    assert run.info.run_name in dom
+    runs = client.search_runs([exp.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("hookbench.sweep") == "parent"]
+    children = [r for r in runs if r is not parent and r.info.run_id != parent.info.run_id]
+    assert len(children) == 2
+    pages = set(re.findall(r"http://127\.0\.0\.1:5000/(#/experiments/\S+)", p.stderr))
+    assert pages == {f"#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
+                     f"&viewStateShareKey=hookbench-results"}
+    assert 'click "Model training" in the sidebar once' in p.stderr
+    for c in children:  # the name a user sees: what differs first, then the rounded, adjusted result
+        result = c.data.tags["result"]
+        assert c.info.run_name == f"{c.data.params['patch.name']} · tiny · arithmetic: {result}"
+        assert (result.endswith(f"→ {c.data.tags['verdict_adjusted']} after Holm")
+                or result == f"no change observed (0 of {int(c.data.metrics['n/scored'])} changed)")
+    answer, swept = parent.info.run_name.split(" (sweep ")
+    assert swept == "patch=general,math)"  # the parent's name: the sweep's answer, then what it swept
+    assert answer.startswith("Best: ") and parent.data.tags["mlflow.note.content"].startswith(answer + "\n")
+    root = f"#/experiments/{exp.experiment_id}?workflowType=machine_learning"  # after the one click
+    with mlflow_server(store, tmp_path / "ui", command="ui") as url:
+        at_root = rendered(chromium, f"{url}/{root}", tmp_path / "root", tmp_path / "root.png")
+        linked = rendered(chromium, f"{url}/{pages.pop()}", tmp_path / "link", tmp_path / "link.png")
+        parent_page = rendered(chromium, f"{url}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}",
+                               tmp_path / "parent", tmp_path / "parent.png")
+    assert RUNS_TABLE in at_root and GENAI_OVERVIEW not in at_root
+    assert html.escape(parent.info.run_name) in at_root  # the collapsed parent row names the sweep's answer
+    assert RUNS_TABLE in linked
+    for c in children:  # no column picked, no row expanded: each job's rounded result and adjusted verdict
+        assert html.escape(c.info.run_name) in linked
+    assert html.escape(answer) in parent_page  # the parent's page leads with its answer
+    images = [f.path for f in client.list_artifacts(parent.info.run_id, "images")]  # MLflow's image log
+    assert parent.data.tags.get("mlflow.loggedImages") and any(a.startswith("images/sweep_delta") for a in images)
+
+
+def test_run_names_put_what_differs_first_and_say_what_a_rerun_is():
+    cfg = OmegaConf.create({"patch": {"name": "math", "strength": 0.5}, "model": {"name": "smollm2"},
+                            "dataset": {"name": "gsm8k"}})
+    assert naming.base_name(cfg) == "math ×0.5 · smollm2 · gsm8k"
+    assert naming.base_name(cfg, {"hookbench.reproduces": "1a2b3c4d5e6f"}) == "reproduce of 1a2b3c4d: math ×0.5 · smollm2 · gsm8k"
+    assert naming.base_name(cfg, {"hookbench.confirms": "x"}) == "confirm on test: math ×0.5 · smollm2 · gsm8k"
+    assert naming.result_text(-0.175, -0.3218, -0.0312, 0.0412, "hurts") == "−0.175 [−0.32, −0.03] p=0.041 → hurts"
+    row = {"status": "FINISHED", "accuracy/delta": 0.02, "accuracy/delta_ci_low": -0.01, "accuracy/delta_ci_high": 0.05,
+           "stats/p_adjusted": 0.3, "verdict_adjusted": "no detectable change"}
+    assert naming.sweep_result(row, "holm") == "+0.020 [−0.01, +0.05] p_adj=0.3 → no detectable change after Holm"
+    assert naming.sweep_result({**row, "status": "FAILED"}, "holm") == "failed"
+    unchanged = {**row, "verdict_adjusted": "no change observed", "n/scored": 4}
+    assert naming.sweep_result(unchanged, "holm") == "no change observed (0 of 4 changed)"  # nothing to correct

@@ -146,7 +146,10 @@ def test_write_run_report_files_and_roundtrip(tmp_path, records):
     assert [ItemResult.from_flat(json.loads(line)) for line in lines] == records
     assert "ünïcødé" in lines[-1]  # ensure_ascii=False
     csv_header = (tmp_path / "out" / "items.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert csv_header.split(",") == ItemResult.columns()
+    header = csv_header.split(",")
+    assert sorted(header) == sorted(ItemResult.columns())  # every column, results first (what a preview shows)
+    assert header[:4] == ["id", "gold", "baseline_correct", "patched_correct"]
+    assert header.index("patched_output") < header.index("prompt")
 
     for png in ("accuracy.png", "latency.png"):
         data = (tmp_path / "out" / png).read_bytes()

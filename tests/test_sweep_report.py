@@ -43,10 +43,11 @@ def rows_4():
                      job("qwen", "scale_mlp", 0.01, 0.04), job("qwen", "zero_head", status="FAILED", error="boom")])
 
 
-def table_rows(md: str) -> dict[tuple, list[str]]:
-    rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| model")]
+def table_rows(md: str) -> dict[str, list[str]]:
+    """Cells of the compact table by job label (`patch ×strength · model`)."""
+    rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| job")]
     cells = [[c.strip() for c in r.strip().strip("|").split(" | ")] for r in rows]
-    return {(c[0], c[1], c[2]): c for c in cells}
+    return {c[0]: c for c in cells}
 
 
 def test_sweep_summary_has_own_and_adjusted_verdicts_and_the_family(tmp_path):
@@ -59,22 +60,25 @@ def test_sweep_summary_has_own_and_adjusted_verdicts_and_the_family(tmp_path):
     assert len(table) == 4
     holm = multipletests([0.01, 0.001, 0.04, 1.0], method="holm")[1]  # the failed job counts as p = 1
     assert list(holm) == pytest.approx([0.03, 0.004, 0.08, 1.0])
-    header = md.split("| model | ")[1].split("\n")[0].split(" | ")
+    assert md.splitlines()[2] == ("Best: scale_mlp · smollm2, delta +0.060 [+0.010, +0.110], improves; "
+                                  "1 of 4 jobs improve and 1 hurt after Holm.")
+    header = md.split("| job | ")[1].split("\n")[0].split(" | ")
+    assert len(header) + 1 <= 7  # a page shows it without breaking words; the rest is in the CSV
     col = {h.strip(" |"): i + 1 for i, h in enumerate(header)}
-    scale = table[("qwen", "scale_mlp", "1")]
+    scale = table["scale_mlp · qwen"]
     assert scale[col["delta [95% CI]"]] == "+0.010 [-0.040, +0.060]"
     assert scale[col["p"]] == "0.04" and scale[col["p adjusted"]] == "0.08"
     assert scale[col["verdict (own test)"]] == "improves"
     assert scale[col["verdict (adjusted)"]] == "no detectable change"  # the correction takes it back
-    assert table[("smollm2", "zero_head", "1")][col["verdict (adjusted)"]] == "hurts"
-    assert table[("smollm2", "zero_head", "1")][col["p adjusted"]] == "0.004"
-    failed = table[("qwen", "zero_head", "1")]
-    assert failed[col["status"]] == "FAILED" and failed[col["verdict (adjusted)"]] == "failed"
+    assert table["zero_head · smollm2"][col["verdict (adjusted)"]] == "hurts"
+    assert table["zero_head · smollm2"][col["p adjusted"]] == "0.004"
+    failed = table["zero_head · qwen"]
+    assert failed[col["verdict (adjusted)"]] == "failed"
     assert failed[col["delta [95% CI]"]] == "n/a" and "nan" not in md.lower()
     assert "## Failed jobs" in md and "qwen / zero_head (strength 1, run run-qwen-zero_head-1): boom" in md
 
     csv = pd.read_csv(tmp_path / "sweep_summary.csv")
-    assert len(csv) == 4 and list(csv.columns[:4]) == ["model", "patch", "patch_hash", "dataset"]
+    assert len(csv) == 4 and list(csv.columns[:5]) == ["patch", "strength", "model", names.ACC_DELTA, names.ACC_CI_LOW]
     assert csv.loc[csv.status == "FAILED", names.ACC_DELTA].isna().all()
     assert csv.loc[csv.patch == "zero_head", names.P_ADJUSTED].dropna().tolist() == pytest.approx([0.004])
     csv_text = (tmp_path / "sweep_summary.csv").read_text(encoding="utf-8")
@@ -93,7 +97,7 @@ def test_screened_out_jobs_are_listed_and_counted(tmp_path):
             in md)
     assert "## Screened out" in md and "- tiny / general (strength 1, run run-tiny-general-1)" in md
     assert "no error recorded" in md  # a failed job without an error still says so
-    assert "screened out" in table_rows(md)[("tiny", "general", "1")]
+    assert "screened out" in table_rows(md)["general · tiny"]
 
 
 def test_no_correction_says_so(tmp_path):
@@ -115,8 +119,8 @@ def test_dose_response_plot_when_a_patch_set_ran_at_several_strengths(tmp_path):
     assert image.size[0] > 500
     md = (tmp_path / "sweep_summary.md").read_text(encoding="utf-8")
     assert "Plots: `sweep_delta.png`, `sweep_strength.png`" in md and "![" not in md
-    assert [r[:3] for r in table_rows(md).values() if r[1] == "math"] == [
-        ["tiny", "math", "0.5"], ["tiny", "math", "1"], ["tiny", "math", "2"]]  # ordered by strength
+    assert [k for k in table_rows(md) if k.startswith("math")] == [
+        "math ×0.5 · tiny", "math · tiny", "math ×2 · tiny"]  # ordered by strength
 
 
 def test_no_dose_response_plot_with_one_strength(tmp_path):
@@ -125,14 +129,20 @@ def test_no_dose_response_plot_with_one_strength(tmp_path):
     assert "sweep_strength" not in (tmp_path / "sweep_summary.md").read_text(encoding="utf-8")
 
 
-def test_sweep_note_is_a_short_table_for_the_parent_description():
-    note = sweep_note(rows_4())
+def test_sweep_note_leads_with_the_answer_then_a_compact_table():
+    note = sweep_note(rows_4(), "holm", 0.05)
     lines = note.splitlines()
-    assert lines[0] == "| model | patch | strength | delta [95% CI] | p adjusted | verdict (adjusted) |"
-    assert "| smollm2 | zero_head | 1 | -0.100 [-0.150, -0.050] | 0.004 | hurts |" in lines
-    assert "| qwen | zero_head | 1 | n/a | n/a | failed |" in lines
+    assert lines[0] == ("Best: scale_mlp · smollm2, delta +0.060 [+0.010, +0.110], improves; "
+                        "1 of 4 jobs improve and 1 hurt after Holm.")  # plain text: no markdown in the first line
+    assert lines[2] == ("| job | delta [95% CI] | p adjusted | verdict (adjusted) | p | verdict (own test) "
+                        "| fixed / broken (n) |")
+    assert "| zero_head · smollm2 | -0.100 [-0.150, -0.050] | 0.004 | hurts | 0.001 | hurts | 12 / 3 (100) |" in lines
+    assert "| zero_head · qwen | n/a | n/a | failed | n/a | n/a | n/a / n/a (n/a) |" in lines
     assert "sweep_delta.png" in note and "![" not in note
-    assert "Holm correction over 4 jobs" in sweep_note(rows_4(), "holm", 0.05)
+    assert "Holm correction over 4 jobs" in note
+    nothing = adjusted([job("tiny", "a", 0.02, 0.3), job("tiny", "b", -0.01, 0.6)])
+    assert sweep_note(nothing, "holm", 0.05).splitlines()[0] == (
+        "Best: a · tiny, delta +0.020 [-0.030, +0.070], no detectable change; nothing survives Holm.")
 
 
 def test_sweep_table_is_column_oriented_with_none_for_missing():

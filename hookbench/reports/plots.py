@@ -84,7 +84,7 @@ def plot_accuracy(path: Path, summary: Summary, title: str | None = None) -> Pat
 def plot_latency(path: Path, records: list[ItemResult], summary: Summary, title: str | None = None) -> Path:
     """Box plot per arm of the time per answer (its request's time / batch size), mean (▲) marked;
     only answers generated in this run count. The request mean / p95 are written beside each box."""
-    fig = Figure(figsize=(6.5, 3.8), layout="constrained")
+    fig = Figure(figsize=(6.5, 4.4), layout="constrained")
     ax = fig.subplots()
     data = [[r.arm(a).latency_s for r in records if r.arm(a).latency_s is not None] for a in ARMS]
     positions = list(range(1, len(ARMS) + 1))
@@ -92,26 +92,30 @@ def plot_latency(path: Path, records: list[ItemResult], summary: Summary, title:
     if with_data:
         ax.boxplot([d for _, d in with_data], positions=[p for p, _ in with_data], widths=0.5,
                    showfliers=True, flierprops={"markersize": 3})
+    labels = []
     for pos, arm, d in zip(positions, ARMS, data):
+        labels.append(f"{arm} (n={len(d)})")
         if not d:
             ax.text(pos, 0.5, "no latencies", ha="center", transform=ax.get_xaxis_transform())
             continue
         mean = summary.latency_per_item_s[arm]
         ax.plot([pos], [mean], marker="^", color=ARM_COLORS[arm], ms=9, ls="none",
                 label="mean per answer" if pos == with_data[0][0] else None)
-        ax.annotate(f"per answer {fmt_seconds(mean)}\nrequest mean {fmt_seconds(summary.latency_request_mean_s[arm])}"
-                    f"\nrequest p95 {fmt_seconds(summary.latency_request_p95_s[arm])}"
-                    f"\nbatch sizes {fmt_batch_sizes(summary.batch_sizes[arm])}",
-                    (pos + 0.3, mean), fontsize=7, va="bottom")
-    ax.set_xticks(positions, [f"{a}\n(n={len(d)})" for a, d in zip(ARMS, data)])
-    ax.set_xlim(0.4, len(ARMS) + 1.1)
+        # the numbers go under the axis, never over the boxes or the title
+        labels[-1] += (f"\nper answer {fmt_seconds(mean)}\nrequest mean {fmt_seconds(summary.latency_request_mean_s[arm])}"
+                       f"\nrequest p95 {fmt_seconds(summary.latency_request_p95_s[arm])}"
+                       f"\nbatch sizes {fmt_batch_sizes(summary.batch_sizes[arm])}")
+    ax.set_xticks(positions, labels, fontsize=8)
+    ax.set_xlim(0.4, len(ARMS) + 0.6)
     ax.set_ylabel("seconds per answer (request / batch size)")
     values = sorted(x for d in data for x in d)
     if values and values[0] > 0 and values[-1] > 20 * values[len(values) // 2]:
         ax.set_yscale("log")  # a few timeouts would otherwise flatten every box to a line
         ax.set_ylabel("seconds per answer (log scale)")
+    else:
+        ax.set_ylim(bottom=0)
     if with_data:
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
     ax.set_title(f"{title} — latency" if title else "latency", fontsize=10)
     fig.savefig(path, dpi=110)
     return path

@@ -45,15 +45,25 @@ BREAKS_GENERATION = "the patch breaks generation"
 # ---------------------------------------------------------------- per-item data
 
 
+# results first, so a preview (MLflow's artifact view shows the first columns) shows outcomes, not prompts
+ITEMS_FIRST = ["id", "gold", "baseline_correct", "patched_correct", "baseline_extracted", "patched_extracted",
+               "baseline_output", "patched_output", "baseline_error", "patched_error", "task", "draw"]
+
+
+def item_columns() -> list[str]:
+    return ITEMS_FIRST + [c for c in ItemResult.columns() if c not in ITEMS_FIRST]
+
+
 def write_items(out_dir: Path, records: list[ItemResult]) -> list[Path]:
     """items.jsonl is the lossless record (round-trips via ItemResult.from_flat); items.csv is for sheets."""
-    rows = [r.flat() for r in records]
+    columns = item_columns()
+    rows = [{c: flat.get(c) for c in columns} for flat in (r.flat() for r in records)]
     jsonl = out_dir / names.ITEMS_JSONL
     with jsonl.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     csv = out_dir / names.ITEMS_CSV
-    pd.DataFrame(rows, columns=ItemResult.columns()).to_csv(csv, index=False)
+    pd.DataFrame(rows, columns=columns).to_csv(csv, index=False)
     return [jsonl, csv]
 
 

@@ -15,18 +15,18 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from hookbench import names
-from hookbench.reports.formatting import NA, fmt_acc, fmt_delta, fmt_p, md_table, plots_sentence
+from hookbench.reports.formatting import NA, fmt_delta, fmt_p, md_table, plots_sentence
 from hookbench.reports.plots import verdict_color
 from hookbench.vocabulary import Verdict
 
-ID_COLUMNS = ["model", "patch", "patch_hash", "dataset", "strength", "run_id", "status", "screen", "verdict",
-              "verdict_adjusted", "error"]
+# results first (a CSV/JSON preview shows its first columns), then what identifies the job
+RESULT_COLUMNS = ["patch", "strength", "model", names.ACC_DELTA, names.ACC_CI_LOW, names.ACC_CI_HIGH, names.P_ADJUSTED,
+                  "verdict_adjusted", names.P_VALUE, "verdict"]
+ID_COLUMNS = ["dataset", "patch_hash", "run_id", "status", "screen", "error"]
 COUNT_COLUMNS = [names.N_SCORED, names.N_CLUSTERS, names.N_FIXED, names.N_BROKEN, names.failures("baseline"),
                  names.failures("patched"), names.FAILURES_PATCH_CAUSED]
-METRIC_COLUMNS = [names.ACC_BASELINE, names.ACC_PATCHED, names.ACC_DELTA, names.ACC_CI_LOW, names.ACC_CI_HIGH,
-                  names.P_VALUE, names.P_ADJUSTED, names.MDE, *COUNT_COLUMNS, names.LOSS_DELTA]
-COLUMNS = ID_COLUMNS + METRIC_COLUMNS
-HASH_SHOWN = 12  # characters of patch_hash in the markdown table; the CSV keeps it whole
+METRIC_COLUMNS = [names.ACC_BASELINE, names.ACC_PATCHED, names.MDE, *COUNT_COLUMNS, names.LOSS_DELTA]
+COLUMNS = RESULT_COLUMNS + METRIC_COLUMNS + ID_COLUMNS
 CORRECTION_NAMES = {"holm": "Holm correction", "bh": "Benjamini–Hochberg (FDR) correction"}
 MODEL_MARKERS = "osD^v<>P*X"
 
@@ -107,22 +107,12 @@ def _strength_rows(rows: list[dict]) -> bool:
 def sweep_markdown(rows: list[dict], correction: str, alpha: float, pngs: list[str]) -> str:
     """The sweep table: one row per job, its own p, the adjusted p and the adjusted verdict."""
     rows = _sorted(rows)
-    header = ["model", "patch", "strength", "hash", "dataset", "status", "baseline", "patched", "delta [95% CI]",
-              "p", "p adjusted", "verdict (adjusted)", "verdict (own test)", "fixed / broken", "n scored",
-              "failures b/p", "run id"]
-    body = [
-        [r.get("model"), r.get("patch"), f"{_strength(r):g}", (r.get("patch_hash") or "")[:HASH_SHOWN],
-         r.get("dataset"), r.get("status"), fmt_acc(r.get(names.ACC_BASELINE)), fmt_acc(r.get(names.ACC_PATCHED)),
-         _delta_cell(r), fmt_p(r.get(names.P_VALUE)), fmt_p(r.get(names.P_ADJUSTED)), _verdict_adjusted(r),
-         r.get("verdict") or NA, f"{_count(r.get(names.N_FIXED))} / {_count(r.get(names.N_BROKEN))}",
-         _count(r.get(names.N_SCORED)),
-         f"{_count(r.get(names.failures('baseline')))} / {_count(r.get(names.failures('patched')))}", r.get("run_id")]
-        for r in rows
-    ]
+    header, body = compact_table(rows)
     verdicts = [_verdict_adjusted(r) for r in rows]
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
-    lines = ["# Sweep summary", "",
-             f"{len(rows)} jobs: {counts or 'none'}.", "",
+    lines = ["# Sweep summary", "", sweep_answer(rows, correction), "",
+             f"{len(rows)} jobs: {counts or 'none'}. Every column (hash, accuracies, counts, run ids): "
+             f"`{names.SWEEP_CSV}`.", "",
              family_line(rows, correction, alpha) + " A failed or screened-out job counts as p = 1.", "",
              "Delta is patched − baseline accuracy with its 95% interval clustered by query; p is each job's own "
              "test, p adjusted the corrected one, and the verdict (adjusted) is the one to act on.", "",
@@ -141,16 +131,57 @@ def sweep_markdown(rows: list[dict], correction: str, alpha: float, pngs: list[s
     return "\n".join(lines)
 
 
+def job_label(r: dict) -> str:
+    """What differs first: `math ×0.5 · smollm2` (dataset when it is not the sweep's only one)."""
+    strength = "" if _strength(r) == 1 else f" ×{_strength(r):g}"
+    return f"{r.get('patch')}{strength} · {r.get('model')}"
+
+
+def compact_table(rows: list[dict]) -> tuple[list[str], list[list]]:
+    """At most 7 columns a page shows without breaking words; the rest is in the CSV."""
+    datasets = len({str(r.get("dataset")) for r in rows}) > 1
+    header = ["job", "delta [95% CI]", "p adjusted", "verdict (adjusted)", "p", "verdict (own test)",
+              "fixed / broken (n)"]
+    body = [[job_label(r) + (f" · {r.get('dataset')}" if datasets else ""), _delta_cell(r),
+             fmt_p(r.get(names.P_ADJUSTED)), _verdict_adjusted(r), fmt_p(r.get(names.P_VALUE)), r.get("verdict") or NA,
+             f"{_count(r.get(names.N_FIXED))} / {_count(r.get(names.N_BROKEN))} ({_count(r.get(names.N_SCORED))})"]
+            for r in rows]
+    return header, body
+
+
+def _correction_name(correction: str | None) -> str:
+    return CORRECTION_NAMES.get(correction or "", "").replace(" correction", "") or "no correction"
+
+
+def best_row(rows: list[dict]) -> dict | None:
+    """The job to look at first: an adjusted `improves`, else the largest delta."""
+    measured = [r for r in rows if not _missing(r.get(names.ACC_DELTA)) and r.get("status") == "FINISHED"]
+    return max(measured, key=lambda r: (_verdict_adjusted(r) == "improves", r[names.ACC_DELTA]), default=None)
+
+
+def sweep_answer(rows: list[dict], correction: str | None) -> str:
+    """The sweep's answer in one plain sentence: which job is best, whether anything survives the correction."""
+    best = best_row(rows)
+    if best is None:
+        return f"No job of {len(rows)} measured a delta (failed or screened out)."
+    verdicts = [_verdict_adjusted(r) for r in rows]
+    k = sum(v in ("improves", "hurts") for v in verdicts)
+    after = f"after {_correction_name(correction)}" if correction in CORRECTION_NAMES else "(no correction)"
+    survive = (f"nothing survives {_correction_name(correction)}" if not k and correction in CORRECTION_NAMES
+               else f"{verdicts.count('improves')} of {len(rows)} jobs improve and {verdicts.count('hurts')} hurt {after}")
+    delta = "" if _delta_cell(best) == _verdict_adjusted(best) else f"delta {_delta_cell(best)}, "
+    return f"Best: {job_label(best)}, {delta}{_verdict_adjusted(best)}; {survive}."
+
+
 def sweep_note(rows: list[dict], correction: str | None = None, alpha: float | None = None) -> str:
-    """A short markdown table for the parent run's MLflow description: the sweep's result on its page."""
+    """The parent run's MLflow description: one plain sentence first (the runs table and tooltips show
+    it raw), then a compact markdown table."""
     rows = _sorted(rows)
-    body = [[r.get("model"), r.get("patch"), f"{_strength(r):g}", _delta_cell(r), fmt_p(r.get(names.P_ADJUSTED)),
-             _verdict_adjusted(r)] for r in rows]
-    parts = [md_table(["model", "patch", "strength", "delta [95% CI]", "p adjusted", "verdict (adjusted)"], body)]
+    parts = [sweep_answer(rows, correction), "", md_table(*compact_table(rows))]
     if correction is not None:
         parts += ["", family_line(rows, correction, 0.05 if alpha is None else alpha)]
     pngs = [names.SWEEP_PNG] + [names.SWEEP_STRENGTH_PNG] * _strength_rows(rows)
-    parts += ["", f"Full table: `{names.SWEEP_MD}`. " + plots_sentence(pngs)]
+    parts += ["", f"Full table: `{names.SWEEP_MD}`, `{names.SWEEP_CSV}`. " + plots_sentence(pngs)]
     return "\n".join(parts)
 
 

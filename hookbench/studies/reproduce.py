@@ -119,7 +119,7 @@ def reproduce(run_id: str, tracking_uri: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hookbench.reproduce", description=__doc__.split("\n")[0])
-    parser.add_argument("run_id")
+    parser.add_argument("run_id", help="the MLflow run to rerun (the id hookbench printed: MLflow run <ID>)")
     parser.add_argument("--tracking-uri", default=None,
                         help="the store holding the run (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db, "
                              "where `python -m hookbench` logs)")

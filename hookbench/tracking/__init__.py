@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from hookbench import __version__, names
 from hookbench.errors import HookbenchError
 from hookbench.paths import sqlite_path
+from hookbench.tracking import naming
 
 log = logging.getLogger(__name__)
 SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_key|apikey|credentials?)$", re.I)  # `*_env` names are fine
@@ -36,6 +37,15 @@ PARENT_ENV = "HOOKBENCH_PARENT_RUN_ID"
 PARENT_FILE = ".hookbench_parent_run"
 # MLflow 3's UI opens an experiment by this tag: without it, on the GenAI overview with no runs table
 EXPERIMENT_KIND = {names.TAG_EXPERIMENT_KIND: "custom_model_development"}
+# A view of the runs table MLflow's UI loads from an experiment tag `mlflow.sharedViewState.<key>` when the
+# link has `viewStateShareKey=<key>` (its "Share" button writes the same, as JSON): sorted by a metric, which
+# makes the UI list child runs flat instead of collapsed under their parent, with hookbench's columns.
+VIEW_KEY = "hookbench-results"
+VIEW_STATE = {"orderByKey": f"metrics.`{names.ACC_DELTA}`", "orderByAsc": False,
+              "selectedColumns": [f"tags.`{names.TAG_RESULT}`", f"tags.`{names.TAG_VERDICT_ADJUSTED}`", f"metrics.`{names.ACC_DELTA}`",
+                                  f"metrics.`{names.ACC_CI_LOW}`", f"metrics.`{names.ACC_CI_HIGH}`",
+                                  f"metrics.`{names.P_ADJUSTED}`", f"params.`{names.PATCH_HASH}`"]}
+EXPERIMENT_TAGS = {**EXPERIMENT_KIND, f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(VIEW_STATE)}
 MASK = "***"
 
 
@@ -139,23 +149,32 @@ def _experiment(mlflow_cfg, artifact_location: str | None) -> str:
     if exp is None:
         try:
             exp_id = client.create_experiment(mlflow_cfg.experiment, artifact_location=artifact_location,
-                                              tags=EXPERIMENT_KIND)
+                                              tags=EXPERIMENT_TAGS)
             return exp_id
         except MlflowException:  # another process created it first
             exp = client.get_experiment_by_name(mlflow_cfg.experiment)
-    if exp.tags.get(names.TAG_EXPERIMENT_KIND) != EXPERIMENT_KIND[names.TAG_EXPERIMENT_KIND]:
-        for k, v in EXPERIMENT_KIND.items():
+    for k, v in EXPERIMENT_TAGS.items():
+        if exp.tags.get(k) != v:
             client.set_experiment_tag(exp.experiment_id, k, v)
     return exp.experiment_id
 
 
+ONE_CLICK = ('at the plain UI root MLflow opens its GenAI overview: click "Model training" in the sidebar once '
+             "(the browser remembers it)")
+
+
+def ui_page(experiment_id: str) -> str:
+    """The experiment's runs table with hookbench's view. MLflow 3.17/3.18's UI picks the landing from the
+    URL's `workflowType`, else the browser's stored choice (default GenAI); no server setting decides it."""
+    return f"#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
+
+
 def ui_hint(uri: str, experiment_id: str) -> str:
-    """How to see the runs. MLflow 3.17's UI opens an experiment on its GenAI overview unless the
-    link names the workflow type (the experiment kind tag alone does not decide it)."""
-    page = f"#/experiments/{experiment_id}?workflowType=machine_learning"
+    """How to see the runs: the link, and the one click MLflow needs at its plain root."""
+    page = ui_page(experiment_id)
     if uri.startswith("http"):
-        return f"open {uri.rstrip('/')}/{page}"
-    return f"mlflow ui --backend-store-uri {uri}\n  then open http://127.0.0.1:5000/{page}"
+        return f"open {uri.rstrip('/')}/{page}\n  ({ONE_CLICK})"
+    return f"mlflow ui --backend-store-uri {uri}\n  then open http://127.0.0.1:5000/{page}\n  ({ONE_CLICK})"
 
 
 def default_tracking_uri() -> str:
@@ -207,7 +226,8 @@ class JobRun:
         self.experiment_id = configure(cfg.mlflow)
         self.run = mlflow.start_run(experiment_id=self.experiment_id, run_name=name, parent_run_id=parent_id,
                                     nested=parent_id is not None,
-                                    tags={names.TAG_VERSION: __version__, **git_info(), **(tags or {})})
+                                    tags={names.TAG_VERSION: __version__, names.TAG_NAME: name, **git_info(),
+                                          **(tags or {})})
         self.run_id = self.run.info.run_id
         mlflow.log_params(self._params(flatten(container)))
         mlflow.log_text(self.redactor.text(OmegaConf.to_yaml(cfg, resolve=True)), names.RESOLVED_CONFIG)
@@ -218,7 +238,9 @@ class JobRun:
     def log_outcome(self, out, report_dir: Path, hydra_dir: Path | None) -> None:
         """Tags, traceability params, metrics, artifacts and the dataset of a finished job."""
         rec = out.record
-        tags = {**rec.tags(), names.TAG_VERDICT: out.summary.comparison.verdict, names.TAG_NOTE: out.note(self.name)}
+        result = job_result(out)
+        tags = {**rec.tags(), names.TAG_VERDICT: out.summary.comparison.verdict, names.TAG_RESULT: result,
+                names.TAG_NOTE: f"{self.name}: {out.headline()}"}  # plain text: the table and tooltips show it raw
         if out.screen is not None:
             tags[names.TAG_SCREEN] = "passed" if out.screen["passed"] else "rejected"
         mlflow.set_tags({k: redact_url(self.redactor.text(v)) for k, v in tags.items()})
@@ -237,6 +259,7 @@ class JobRun:
                 mlflow.log_artifact(str(f))
         if out.dataset is not None:
             log_dataset(out.dataset)
+        MlflowClient().update_run(self.run_id, name=naming.with_result(self.name, result))
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
         mlflow.log_metrics(metrics)
@@ -247,6 +270,17 @@ class JobRun:
             mlflow.log_text(text, names.ERROR_TXT)
             mlflow.set_tag(names.TAG_ERROR, text[-4000:])
         mlflow.end_run(status)
+
+
+def job_result(out) -> str:
+    """The job's own rounded result (accuracy, or loss for a loss-only job), before any sweep correction."""
+    if not out.screen_passed:
+        return f"screened out (loss {out.screen['delta']:+.4f} > {out.screen['threshold']:g})"
+    c = out.summary.comparison if out.settings.generates else out.summary.loss
+    text = naming.result_text(c.delta, c.ci_low, c.ci_high, c.p_value, c.verdict)
+    if c.verdict == "no change observed":
+        text += f" (0 of {c.n} changed)"
+    return text if out.settings.generates else f"loss {text}"
 
 
 def log_dataset(dataset) -> None:
@@ -270,7 +304,10 @@ class SweepParent:
         text = " ".join(overrides)
         redactor = Redactor()
         redactor.add_overrides(overrides)
-        run = self.client.create_run(self.experiment_id, run_name=redactor.text(f"sweep {text}").strip(),
+        self.name = redactor.text(f"sweep {text}").strip()
+        swept = " ".join(o for o in overrides if "," in o.partition("=")[2])  # what differs between the jobs
+        self.short_name = redactor.text(f"sweep {swept or text}").strip()
+        run = self.client.create_run(self.experiment_id, run_name=self.name,
                                      tags={names.TAG_SWEEP: "parent", "sweep.overrides": redactor.text(text),
                                            **git_info()})
         self.run_id = run.info.run_id
@@ -285,10 +322,15 @@ class SweepParent:
     def children(self) -> list:
         return child_runs(self.client, self.experiment_id, self.run_id)
 
-    def finish(self, status: str, metrics: dict, files: list[Path], table: dict | None, note: str) -> None:
+    def finish(self, status: str, metrics: dict, files: list[Path], table: dict | None, note: str,
+               answer: str = "") -> None:
         try:
             for p in files:
                 self.client.log_artifact(self.run_id, str(p))
+                if p.suffix == ".png":  # also as an MLflow image: the chart view shows it for the (collapsed) parent
+                    log_chart_image(self.client, self.run_id, p)
+            if answer:
+                self.client.update_run(self.run_id, name=f"{answer} ({self.short_name})"[:250])
             if table:
                 self.client.log_table(self.run_id, table, names.SWEEP_JSON)
             for k, v in metrics.items():
@@ -297,6 +339,13 @@ class SweepParent:
         finally:
             self.client.set_terminated(self.run_id, status)
             os.environ.pop(PARENT_ENV, None)
+
+
+def log_chart_image(client: MlflowClient, run_id: str, png: Path) -> None:
+    from PIL import Image
+
+    with Image.open(png) as image:
+        client.log_image(run_id, image.convert("RGB"), key=png.stem, step=0)
 
 
 def child_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list:

@@ -18,7 +18,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from hookbench import names, tracking
-from hookbench.reports.sweep_report import sweep_note, sweep_table, write_sweep_report
+from hookbench.tracking import naming
+from hookbench.reports.sweep_report import sweep_answer, sweep_note, sweep_table, write_sweep_report
 from hookbench.stats import adjust_p_values, adjusted_verdict
 from hookbench.vocabulary import Verdict
 
@@ -34,10 +35,11 @@ def sweep_rows(runs) -> list[dict]:
     rows = []
     for r in runs:
         p, t = r.data.params, r.data.tags
-        row = {"model": p.get(names.MODEL_NAME, "?"), "patch": p.get(names.PATCH_NAME, "?"),
-               "patch_hash": p.get(names.PATCH_HASH, ""), "dataset": p.get(names.DATASET_NAME, "?"),
+        row = {"name": t.get(names.TAG_NAME, r.info.run_name), "model": p.get(names.MODEL_NAME, "?"),
+               "patch": p.get(names.PATCH_NAME, "?"), "patch_hash": p.get(names.PATCH_HASH, ""), "dataset": p.get(names.DATASET_NAME, "?"),
                "strength": float(p.get(names.PATCH_STRENGTH, 1.0) or 1.0), "run_id": r.info.run_id,
-               "status": r.info.status, names.TAG_VERDICT: t.get(names.TAG_VERDICT), names.TAG_SCREEN: t.get(names.TAG_SCREEN),
+               "status": r.info.status, names.TAG_VERDICT: t.get(names.TAG_VERDICT),
+               names.TAG_SCREEN: t.get(names.TAG_SCREEN),
                **r.data.metrics}
         if t.get(names.TAG_ERROR):
             row["error"] = headline(t[names.TAG_ERROR])
@@ -87,8 +89,10 @@ class MlflowSweepCallback(Callback):
             adjust(rows, correction, alpha)
             for row in rows:
                 metrics = {} if math.isnan(row[names.P_ADJUSTED]) else {names.P_ADJUSTED: row[names.P_ADJUSTED]}
-                tracking.set_child_tags(parent.client, row["run_id"], {names.TAG_VERDICT_ADJUSTED: row[names.TAG_VERDICT_ADJUSTED]},
-                                        metrics)
+                result = naming.sweep_result(row, correction)
+                tracking.set_child_tags(parent.client, row["run_id"], {names.TAG_VERDICT_ADJUSTED: row[names.TAG_VERDICT_ADJUSTED],
+                                                                       names.TAG_RESULT: result}, metrics)
+                parent.client.update_run(row["run_id"], name=naming.with_result(row["name"], result))
             files = write_sweep_report(self.sweep_dir, rows, correction, alpha)
             deltas = [r[names.ACC_DELTA] for r in rows if not math.isnan(r.get(names.ACC_DELTA, math.nan))]
             metrics = {names.SWEEP_JOBS: len(rows), names.SWEEP_FAILED_JOBS: len(failed),
@@ -97,7 +101,7 @@ class MlflowSweepCallback(Callback):
             if deltas:
                 metrics[names.SWEEP_BEST_DELTA] = max(deltas)
             parent.finish(status, metrics, files, sweep_table(rows) if rows else None,
-                          sweep_note(rows, correction, alpha))
+                          sweep_note(rows, correction, alpha), sweep_answer(rows, correction))
         except BaseException:
             parent.client.set_terminated(parent.run_id, "FAILED")
             raise

@@ -1,0 +1,74 @@
+"""What a run is called and the short result it carries, so MLflow's default runs table (which
+shows the Run Name column and no tag or metric until one is picked) reads as a results list.
+
+A run starts named by what differs between jobs (patch, strength, model, then dataset); when its
+result is known the name gets a rounded plain-text tail (`math · smollm2 · arithmetic: -0.175
+[-0.32, -0.03] p=0.04 → hurts`), also kept whole in tag `result`. In a sweep the tail is rewritten
+with the adjusted p and verdict once the sweep's correction is known.
+"""
+
+from __future__ import annotations
+
+import math
+
+from omegaconf import DictConfig
+
+from hookbench import names
+
+CORRECTION_SHORT = {"holm": "Holm", "bh": "BH"}
+
+
+def base_name(cfg: DictConfig, tags: dict | None = None) -> str:
+    """`math ×0.5 · smollm2 · arithmetic`; reproduce/confirm runs say what they are first."""
+    strength = cfg.patch.get("strength", 1.0)
+    patch = cfg.patch.name if strength in (None, 1, 1.0) else f"{cfg.patch.name} ×{float(strength):g}"
+    name = f"{patch} · {cfg.model.name} · {cfg.dataset.name}"
+    tags = tags or {}
+    if tags.get(names.TAG_REPRODUCES):
+        return f"reproduce of {tags[names.TAG_REPRODUCES][:8]}: {name}"
+    if tags.get(names.TAG_CONFIRMS):
+        return f"confirm on test: {name}"
+    return name
+
+
+def _missing(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _signed(x: float, digits: int) -> str:
+    return f"{x:+.{digits}f}".replace("-", "−")
+
+
+def _p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def result_text(delta, lo, hi, p, verdict: str | None, p_label: str = "p", after: str | None = None) -> str:
+    """`−0.175 [−0.32, −0.03] p=0.04 → no detectable change after Holm`: rounded, one line, no markdown."""
+    verdict = verdict or "no data"
+    if _missing(delta) or verdict == "no change observed":  # no item changed: no interval, nothing to correct
+        return verdict
+    text = _signed(delta, 3)
+    if not _missing(lo) and not _missing(hi):
+        text += f" [{_signed(lo, 2)}, {_signed(hi, 2)}]"
+    if not _missing(p):
+        text += f" {p_label}={_p(p)}"
+    return f"{text} → {verdict}" + (f" after {after}" if after else "")
+
+
+def sweep_result(row: dict, correction: str) -> str:
+    """A sweep child's result with its adjusted p and verdict (tag `verdict_adjusted`)."""
+    if row.get("status") != "FINISHED":
+        return "failed"
+    if row.get("screen") == "rejected":
+        return "screened out (loss screen)"
+    if row.get("verdict_adjusted") == "no change observed" and not _missing(row.get(names.N_SCORED)):
+        return f"no change observed (0 of {int(row[names.N_SCORED])} changed)"
+    after = CORRECTION_SHORT.get(correction)
+    return result_text(row.get(names.ACC_DELTA), row.get(names.ACC_CI_LOW), row.get(names.ACC_CI_HIGH),
+                       row.get(names.P_ADJUSTED), row.get("verdict_adjusted"), "p_adj" if after else "p", after)
+
+
+def with_result(name: str, result: str) -> str:
+    """The run name with its result tail; MLflow keeps run names up to 250 characters."""
+    return f"{name}: {result}"[:250]
