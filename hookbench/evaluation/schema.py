@@ -224,7 +224,7 @@ class Config:
     reuse: ReuseConfig = field(default_factory=ReuseConfig)
 
 
-# (group, name in the group, schema); a group option's yaml names it first in its `defaults`
+# (group, name, schema); a group option's yaml names it first in its `defaults` as `/<name>@_here_`
 SCHEMAS = (
     (None, "base_config", Config),
     ("model", "base_model", ModelConfig),
@@ -242,8 +242,8 @@ SCHEMAS = (
 def register() -> None:
     """Store every schema in Hydra's ConfigStore (idempotent); must run before Hydra composes."""
     cs = ConfigStore.instance()
-    for group, name, node in SCHEMAS:
-        cs.store(group=group, name=name, node=node)
+    for group, name, node in SCHEMAS:  # outside the groups, so `--help` lists only real options
+        cs.store(name=name, node=node)
 
 
 register()
