@@ -1,0 +1,120 @@
+"""`python -m hookbench.study` on the stock-server stand-in (tiny model: the edits' effect does not
+matter here, the plumbing does): search -> keep -> confirm, counted at the server."""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+import time
+
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import cli_env, run_cli, stock_args
+from tests.helpers import runs
+
+SEARCH = ["search.trials=12", "search.items=4", "search.seed=3", "search.space.layers=[0,1]",
+          "search.space.tensors=[mlp.up_proj]", "search.space.ops=[scale]", "search.space.values.scale=[0.5,1.5]",
+          "search.space.targets=[all]", "dataset.n=12"]
+
+
+def study(server, tmp_path, *extra: str) -> subprocess.CompletedProcess:
+    args, env = stock_args(server)
+    return run_cli([*args, *SEARCH, *extra], tmp_path, env, module="hookbench.study")
+
+
+def parent_and_children(tmp_path) -> tuple:
+    all_runs = runs(tmp_path)
+    (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.study")]
+    return parent, [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+
+
+def phase(children, name: str) -> list:
+    return [c for c in children if c.data.tags.get("hookbench.study.phase") == name]
+
+
+def test_search_keep_confirm_costs_what_it_planned_and_leaves_the_server_clean(stock_server, tmp_path):
+    before = stock_server.weights_sha256()
+    p = study(stock_server, tmp_path, "search.keep=2", "patch=math")
+    assert p.returncode in (0, 1), p.stderr[-3000:]
+    parent, children = parent_and_children(tmp_path)
+    m = parent.data.metrics
+    assert stock_server.loss_calls == m["plan/loss_requests"], "the plan's loss requests are what reached the server"
+    assert stock_server.generations == m["plan/generations"], "the plan's generations are what reached the server"
+    assert p.stdout.index("cost plan:") < p.stdout.index("candidates tried"), "plan first, answer last"
+    assert "candidates tried" in p.stdout.strip().splitlines()[0 - 4:][0] or "candidates tried" in p.stdout[-2000:]
+    trials = phase(children, "search")
+    assert len(trials) == 12 and all(t.info.status == "FINISHED" for t in trials)  # each restored, probes checked
+    assert {"trial.e0.layer", "trial.e0.value.scale"} <= set(trials[0].data.params)
+    assert all("loss/delta" in t.data.metrics and "accuracy/delta" not in t.data.metrics for t in trials)
+    assert stock_server.is_clean() and stock_server.weights_sha256() == before
+    assert stock_server.hooks_posts == 12 + 1 + 2 + 1, "each trial, the reference, 2 kept and the pick: applied once"
+    kept = sorted(phase(children, "keep"), key=lambda r: r.info.start_time)
+    assert len(kept) == 2 and len({k.data.params["patch.hash"] for k in kept}) == 2
+    n_dev = int(kept[0].data.metrics["n/items"])
+    assert [k.data.metrics["requests/generations"] for k in kept] == [2 * n_dev, n_dev], "one shared dev baseline"
+    assert kept[1].data.metrics["n/reused_baseline"] == n_dev and all(k.data.tags["verdict_adjusted"] for k in kept)
+    best_trial = min(t.data.metrics["loss/delta"] for t in trials)
+    assert {k.data.params["patch.hash"] for k in kept} <= {t.data.params["patch.hash"] for t in trials}
+    reference = m["study/reference_loss_delta"]
+    assert m["study/best_loss_delta"] == best_trial
+    assert ("; lower than the configured patch" in p.stdout) == (best_trial < reference)
+    assert ("none is lower than the configured patch" in p.stdout) == (best_trial >= reference)
+    (test_run,) = [c for c in children if c.data.tags.get("hookbench.confirms")]
+    assert test_run.data.params["dataset.split"] == "test"
+    assert test_run.data.tags["hookbench.confirms"] in {k.info.run_id for k in kept}
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.splitlines()[0] in p.stdout and test_run.data.params["patch.hash"] in note.splitlines()[0]
+    assert "rank correlation" in p.stdout and "undefined" in p.stdout, "2 kept candidates: no correlation claimed"
+    files = {a.path for a in MlflowClient().list_artifacts(parent.info.run_id)}
+    assert {"search_loss.png", "search_trials.md", "search_kept.md", "confirmation.md"} <= files
+    assert p.returncode == (0 if test_run.data.tags["verdict"] == "improves" else 1)
+
+
+def trial_sequence(tmp_path) -> list[tuple]:
+    _, children = parent_and_children(tmp_path)
+    trials = sorted(phase(children, "search"), key=lambda r: int(r.data.params["trial.number"]))
+    return [(t.data.params["patch.hash"], round(t.data.metrics["loss/delta"], 6)) for t in trials]
+
+
+def test_the_same_seed_gives_the_same_trials_and_pick(stock_server, tmp_path):
+    seqs = []
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        p = study(stock_server, tmp_path / d, "search.keep=0", "search.compare_to_patch=false")
+        assert p.returncode == 0, p.stderr[-3000:]
+        seqs.append(trial_sequence(tmp_path / d))
+        assert "search only" in p.stdout
+    assert len(seqs[0]) == 12 and seqs[0] == seqs[1]
+    assert len({h for h, _ in seqs[0]}) > 1, "the sampler explored more than one candidate"
+    best = [min(s, key=lambda x: x[1]) for s in seqs]
+    assert best[0] == best[1]
+
+
+def test_sigterm_mid_search_restores_the_server_and_the_study_resumes(stock_server, tmp_path):
+    args, env = stock_args(stock_server)
+    cmd = [sys.executable, "-m", "hookbench.study", *args, *SEARCH, "search.keep=0", "search.compare_to_patch=false"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 300
+    while stock_server.hooks_posts < 4 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]
+    assert stock_server.is_clean(), "SIGTERM mid-trial restored the server"
+    parent, children = parent_and_children(tmp_path)
+    assert parent.info.status == "KILLED"
+    done = [c for c in phase(children, "search") if c.info.status == "FINISHED"]
+    assert 3 <= len(done) < 12
+    calls_before = stock_server.loss_calls
+    p = study(stock_server, tmp_path, "search.keep=0", "search.compare_to_patch=false")
+    assert p.returncode == 0, p.stderr[-3000:]
+    parent, children = parent_and_children(tmp_path)  # the same parent, reopened
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["plan/trials"] == 12 - len(done), "only the missing trials are run"
+    assert stock_server.loss_calls - calls_before == parent.data.metrics["plan/loss_requests"]
+    finished = [c for c in phase(children, "search") if c.info.status == "FINISHED"]
+    assert len(finished) == 12 and parent.data.metrics["study/trials"] == 12
+    assert not math.isnan(parent.data.metrics["study/best_loss_delta"])
