@@ -80,10 +80,11 @@ class CostPlan:
             "cost plan:",
             f"  search: {self.trials} trials x {self.items} dev items by loss"
             + (" + the configured patch as reference" if self.reference else ""),
-            f"  keep:   {self.keep} candidates x {self.dev_items} dev items (accuracy; one shared baseline)",
+            f"  keep:   up to {self.keep} distinct candidates x {self.dev_items} dev items (accuracy; one shared baseline)",
             f"  confirm: {self.confirm} pick x {self.test_items} test items",
             f"  loss requests: {self.loss_requests}   generations: {self.generations} "
-            "(each includes 1 to measure latency; fewer when the reuse store already holds answers)",
+            "(each includes 1 to measure latency; fewer when the search finds fewer distinct candidates than "
+            "it keeps or the reuse store already holds answers)",
             f"  wall estimate: {self.wall_s:.0f} s (measured: {self.latency.loss_s * 1e3:.0f} ms per loss request, "
             f"{self.latency.generation_s:.2f} s per generation; batched servers are faster)",
         ])

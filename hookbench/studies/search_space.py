@@ -23,7 +23,9 @@ OPS = (SCALE, ADD)
 
 @dataclass(frozen=True)
 class Choice:
-    """A list of values (categorical) or an inclusive range (low, high)."""
+    """A list of values (categorical) or an inclusive range (low, high). In YAML a range node may
+    also hold `choices` (a list, which wins when set), so `search.space.layers.choices=[10,12]`
+    overrides a default range from the command line (Hydra cannot replace a mapping by a list)."""
 
     values: tuple | None = None
     low: float | None = None
@@ -47,6 +49,8 @@ def _choice(node, key: str, integer: bool = False) -> Choice:
         if not values:
             raise ConfigError(f"{key}: the list is empty")
         return Choice(values=values)
+    if (OmegaConf.is_dict(node) or isinstance(node, dict)) and node.get("choices") is not None:
+        return _choice(node.get("choices"), f"{key}.choices", integer)
     if OmegaConf.is_dict(node) or isinstance(node, dict):
         low, high = node.get("low"), node.get("high")
         ok = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (low, high))
@@ -56,7 +60,7 @@ def _choice(node, key: str, integer: bool = False) -> Choice:
         if low == high:
             return Choice(values=(int(low) if integer else float(low),))
         return Choice(low=low, high=high)
-    raise ConfigError(f"{key}: give a list of values or a range {{low: .., high: ..}}, got {node!r}")
+    raise ConfigError(f"{key}: give a list of values, {{choices: [..]}} or a range {{low: .., high: ..}}, got {node!r}")
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class SearchSpace:
         bad = [o for o in ops.values if o not in OPS]
         if bad:
             raise ConfigError(f"search.space.ops: {bad} not searchable; use {', '.join(OPS)}")
-        values = {op: _choice(space.values.get(op), f"search.space.values.{op}") for op in ops.values}
+        values = {op: _choice(space["values"].get(op), f"search.space.values.{op}") for op in ops.values}
         edits = space.edits
         if isinstance(edits, bool) or not isinstance(edits, int) or edits < 1:
             raise ConfigError(f"search.space.edits must be a positive integer, got {edits!r}")

@@ -17,7 +17,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from hookbench import names, tracking
-from hookbench.errors import ConfigError
+from hookbench.errors import ConfigError, PatchError
 from hookbench.evaluation.build import build
 from hookbench.evaluation.parts import build_parts
 from hookbench.hookapi import contract
@@ -46,7 +46,7 @@ class Study:
     def __init__(self, cfg: DictConfig):
         self.space = SearchSpace.from_config(cfg.search.space, cfg.model.apply_mode)
         self.trials, self.items = _count(cfg, "trials", 1), _count(cfg, "items", 1)
-        self.keep = min(_count(cfg, "keep", 0), self.trials, self.space.size)
+        self.keep = int(min(_count(cfg, "keep", 0), self.trials, self.space.size))
         self.cfg, self.name, self.uri = cfg, study_name(cfg), cfg.mlflow.tracking_uri
         base = OmegaConf.to_container(cfg, resolve=True)
         base.pop("search")
@@ -99,7 +99,11 @@ class Study:
         if self._reference_pending():
             cfg = self.search.loss_config(None)
             cfg.patch = self.reference_cfg
-            delta, _ = loss_job(cfg, parent_id, self.out / "reference", {PHASE_TAG: "reference"})
+            try:
+                delta, _ = loss_job(cfg, parent_id, self.out / "reference", {PHASE_TAG: "reference"})
+            except PatchError as e:  # e.g. a server with no suggestions: the search still runs, with no bar
+                log.warning("the configured patch could not be measured as the reference: %s", e)
+                return None
             self.search.study.set_user_attr("reference_loss_delta", delta)
             return delta
         return attrs.get("reference_loss_delta")
