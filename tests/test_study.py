@@ -34,8 +34,11 @@ def phase(children, name: str) -> list:
     return [c for c in children if c.data.tags.get("hookbench.study.phase") == name]
 
 
-def test_search_keep_confirm_costs_what_it_planned_and_leaves_the_server_clean(stock_server, tmp_path):
+def test_a_12_trial_study_costs_its_plan_repeats_with_its_seed_and_leaves_the_server_clean(stock_server, tmp_path):
     before = stock_server.weights_sha256()
+    first, again = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), again.mkdir()
+    tmp_path = first
     p = study(stock_server, tmp_path, "search.keep=2", "patch=math")
     assert p.returncode in (0, 1), p.stderr[-3000:]
     parent, children = parent_and_children(tmp_path)
@@ -72,26 +75,19 @@ def test_search_keep_confirm_costs_what_it_planned_and_leaves_the_server_clean(s
     files = {a.path for a in MlflowClient().list_artifacts(parent.info.run_id)}
     assert {"search_loss.png", "search_trials.md", "search_kept.md", "confirmation.md"} <= files
     assert p.returncode == (0 if test_run.data.tags["verdict"] == "improves" else 1)
+    # the same seed on the same server: the same trials and the same pick (a fresh store, search only)
+    r = study(stock_server, again, "search.keep=0", "search.compare_to_patch=false")
+    assert r.returncode == 0 and "search only" in r.stdout, r.stderr[-3000:]
+    seq = trial_sequence(first)
+    assert len(seq) == 12 and trial_sequence(again) == seq
+    assert len({h for h, _ in seq}) > 1, "the sampler explored more than one candidate"
+    assert min(seq, key=lambda x: x[1]) == min(trial_sequence(again), key=lambda x: x[1])
 
 
 def trial_sequence(tmp_path) -> list[tuple]:
     _, children = parent_and_children(tmp_path)
     trials = sorted(phase(children, "search"), key=lambda r: int(r.data.params["trial.number"]))
     return [(t.data.params["patch.hash"], round(t.data.metrics["loss/delta"], 6)) for t in trials]
-
-
-def test_the_same_seed_gives_the_same_trials_and_pick(stock_server, tmp_path):
-    seqs = []
-    for d in ("a", "b"):
-        (tmp_path / d).mkdir()
-        p = study(stock_server, tmp_path / d, "search.keep=0", "search.compare_to_patch=false")
-        assert p.returncode == 0, p.stderr[-3000:]
-        seqs.append(trial_sequence(tmp_path / d))
-        assert "search only" in p.stdout
-    assert len(seqs[0]) == 12 and seqs[0] == seqs[1]
-    assert len({h for h, _ in seqs[0]}) > 1, "the sampler explored more than one candidate"
-    best = [min(s, key=lambda x: x[1]) for s in seqs]
-    assert best[0] == best[1]
 
 
 def test_sigterm_mid_search_restores_the_server_and_the_study_resumes(stock_server, tmp_path):
@@ -120,3 +116,13 @@ def test_sigterm_mid_search_restores_the_server_and_the_study_resumes(stock_serv
     finished = [c for c in phase(children, "search") if c.info.status == "FINISHED"]
     assert len(finished) == 12 and parent.data.metrics["study/trials"] == 12
     assert not math.isnan(parent.data.metrics["study/best_loss_delta"])
+
+
+def test_a_bad_search_space_is_refused_by_name_before_anything_runs(tmp_path):
+    p = run_cli(["model=qwen72b", "search.space.ops=[clamp_max]"], tmp_path, {"QWEN72B_URL": "http://127.0.0.1:9"},
+                module="hookbench.study")
+    assert p.returncode == 2 and "search.space.ops" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
+    p = run_cli(["model=qwen72b", "search.space.layers.low=5", "search.space.layers.high=2"], tmp_path,
+                {"QWEN72B_URL": "http://127.0.0.1:9"}, module="hookbench.study")
+    assert p.returncode == 2 and "search.space.layers" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert not (tmp_path / "mlruns").exists(), "nothing was created"
