@@ -126,3 +126,37 @@ def test_a_bad_search_space_is_refused_by_name_before_anything_runs(tmp_path):
                 {"QWEN72B_URL": "http://127.0.0.1:9"}, module="hookbench.study")
     assert p.returncode == 2 and "search.space.layers" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert not (tmp_path / "mlruns").exists(), "nothing was created"
+
+
+def test_the_rank_correlation_says_when_it_is_uninformative():
+    from hookbench.studies.search_report import rank_correlation
+
+    few = rank_correlation([0.1, 0.2, 0.3], [0.0, -0.1, -0.2])
+    assert math.isnan(few.rho) and "undefined" in few.sentence()
+    loss = [0.01 * i for i in range(12)]
+    good = rank_correlation(loss, [-x for x in loss])  # a screen that predicts: lower loss, higher accuracy
+    assert good.rho == -1.0 and good.high < 0 and "uninformative" not in good.sentence()
+    five = rank_correlation(loss[:5], [0.0, -0.2, -0.1, -0.4, -0.3])
+    assert five.low < five.rho < five.high and "uninformative" in five.sentence()
+
+
+def test_a_candidate_is_an_ordinary_hashed_patch_set_rebuilt_from_its_parameters():
+    from omegaconf import OmegaConf
+    from optuna.trial import FixedTrial
+
+    from hookbench.studies.search_space import SearchSpace
+
+    space = SearchSpace.from_config(OmegaConf.create({
+        "layers": {"low": 0, "high": 3, "choices": None}, "tensors": ["mlp.up_proj", "input_layernorm"],
+        "ops": ["scale", "add"], "values": {"scale": {"choices": [0.9, 1.1]}, "add": {"low": -0.1, "high": 0.1}},
+        "targets": ["all", "top 10%"], "edits": 2}), "weights")
+    assert math.isinf(space.size)
+    params = {"e0.layer": 2, "e0.tensor": "input_layernorm", "e0.op": "scale", "e0.value.scale": 1.1,
+              "e0.target": "top 10%", "e1.layer": 0, "e1.tensor": "mlp.up_proj", "e1.op": "add",
+              "e1.value.add": 0.05, "e1.target": "all"}
+    a, b = (space.suggest(FixedTrial(params, 7), "search-t7", 7) for _ in range(2))
+    assert a.hash == b.hash and len(a.suggestions) == 2
+    assert a.suggestions[0] == {"tensor_name": "model.layers.2.input_layernorm.weight", "operation": "scale",
+                                "value": 1.1, "target": "top 10%"}
+    other = space.suggest(FixedTrial({**params, "e1.value.add": 0.06}, 8), "search-t8", 8)
+    assert other.hash != a.hash

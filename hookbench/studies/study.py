@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
