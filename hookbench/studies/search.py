@@ -1,0 +1,121 @@
+"""The search phase of a study: Optuna (TPE, seeded) proposes patch sets, each measured by a
+loss-only job on the first `search.items` dev items, as an MLflow child run of the study's parent.
+
+Optuna is used directly (ask/tell), not through Hydra's Optuna sweeper: hydra-optuna-sweeper 1.3
+pins optuna<3, whose sqlite storage predates SQLAlchemy 2 (which MLflow 3 needs), and a sweeper
+runs trials as separate Hydra jobs with no place for the keep and confirm steps after them.
+The storage is an sqlite file keyed by study name, so a stopped study resumes from its finished trials.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import optuna
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import FixedTrial, TrialState
+
+from hookbench import names
+from hookbench.errors import PatchError
+from hookbench.evaluation.patches import PatchSet
+from hookbench.job import run_job
+from hookbench.paths import cache_root, sqlite_path
+from hookbench.studies.search_report import Trial
+from hookbench.studies.search_space import SearchSpace
+
+log = logging.getLogger("hookbench")
+PHASE_TAG = "hookbench.study.phase"  # search | reference | keep
+TRIAL_TAG = "hookbench.study.trial"
+
+
+def storage_url(cfg: DictConfig) -> str:
+    if cfg.search.get("storage"):
+        return str(cfg.search.storage)
+    db = sqlite_path(cfg.mlflow.tracking_uri)
+    folder = db.parent if db is not None else cache_root()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'optuna.sqlite'}"
+
+
+def open_study(name: str, storage: str, seed: int) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True,
+                               sampler=optuna.samplers.TPESampler(seed=seed))
+
+
+def job_config(base: dict, patch: PatchSet | None, path: Path | None, **changes) -> DictConfig:
+    """A plain job config (what reproduce reruns): the study's base with this patch file and changes."""
+    cfg = OmegaConf.create(base)
+    if patch is not None:
+        cfg.patch = {"_target_": "hookbench.evaluation.patches.FileSource", "name": patch.name,
+                     "path": str(patch.save(path)), "strength": 1.0}
+    for key, value in changes.items():
+        OmegaConf.update(cfg, key, value)
+    return cfg
+
+
+def loss_job(cfg: DictConfig, parent_id: str, out: Path, tags: dict) -> tuple[float, str]:
+    """(mean loss delta, run id) of one loss-only job; the job restores the server and checks its probes."""
+    result = run_job(cfg, extra_tags=tags, out_dir=out, parent_id=parent_id)
+    return result.metrics.get(names.LOSS_DELTA, math.nan), result.run_id
+
+
+class Search:
+    """Runs the missing trials of one Optuna study and reads all of its trials back."""
+
+    def __init__(self, study: optuna.Study, space: SearchSpace, base: dict, items: int, out: Path):
+        self.study, self.space, self.base, self.items, self.out = study, space, base, items, out
+
+    def candidate(self, params: dict, number: int) -> PatchSet:
+        """A trial's patch set, rebuilt from its parameters (the same hash every time)."""
+        return self.space.suggest(FixedTrial(params, number), f"search-t{number}", number)
+
+    def loss_config(self, patch: PatchSet | None) -> DictConfig:
+        path = self.out / "candidates" / f"{patch.hash}.json" if patch is not None else None
+        return job_config(self.base, patch, path, metric="loss", **{"dataset.limit": self.items})
+
+    def completed(self) -> list:
+        return [t for t in self.study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+
+    def run(self, trials: int, parent_id: str, client) -> None:
+        for _ in range(trials):
+            trial = self.study.ask()
+            try:
+                patch = self.space.suggest(trial, f"search-t{trial.number}", trial.number)
+                delta, run_id = loss_job(self.loss_config(patch), parent_id, self.out / "trials",
+                                         {PHASE_TAG: "search", TRIAL_TAG: str(trial.number)})
+            except PatchError as e:  # e.g. an edit that changes nothing: this candidate fails, the search goes on
+                log.warning("trial %d failed: %s", trial.number, e)
+                self.study.tell(trial, state=TrialState.FAIL)
+                continue
+            except BaseException:
+                self.study.tell(trial, state=TrialState.FAIL)
+                raise
+            trial.set_user_attr("run_id", run_id)
+            trial.set_user_attr("patch_hash", patch.hash)
+            for k, v in trial.params.items():
+                client.log_param(run_id, f"trial.{k}", v)
+            client.log_param(run_id, "trial.number", trial.number)
+            if math.isfinite(delta):
+                self.study.tell(trial, delta)
+            else:
+                self.study.tell(trial, state=TrialState.FAIL)
+            log.info("trial %d: loss delta %+.4f (%s)", trial.number, delta, patch.hash)
+
+    def trials(self) -> list[Trial]:
+        out = []
+        for t in self.completed():
+            patch = self.candidate(t.params, t.number)
+            edits = "; ".join(f"{s['tensor_name']} {s['operation']} {s['value']:.4g} {s['target']}"
+                              for s in patch.suggestions)
+            out.append(Trial(t.number, t.value, patch.hash, edits, t.user_attrs.get("run_id", "")))
+        return out
+
+    def kept(self, keep: int) -> list[Trial]:
+        """The `keep` best distinct candidates by loss delta (a repeated proposal is one candidate)."""
+        best: dict[str, Trial] = {}
+        for t in sorted(self.trials(), key=lambda t: (t.loss_delta, t.number)):
+            best.setdefault(t.patch_hash, t)
+        return list(best.values())[:keep]

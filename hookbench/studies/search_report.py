@@ -1,0 +1,90 @@
+"""How a study reads: the trials, the kept candidates' dev results, the loss-to-accuracy rank
+correlation, the loss-delta-per-trial plot and the answer in one line."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from scipy import stats as sps
+
+from hookbench.reports.formatting import fmt_delta, md_table
+
+MIN_INFORMATIVE = 10  # fewer kept candidates than this: the correlation's interval is too wide to say much
+
+
+@dataclass(frozen=True)
+class Trial:
+    number: int
+    loss_delta: float  # nan: the trial failed
+    patch_hash: str
+    edits: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """Spearman's rho with a Fisher-z interval (SE 1.06/sqrt(n-3), Fieller, Hartley & Pearson 1957)."""
+
+    n: int
+    rho: float
+    low: float
+    high: float
+
+    def sentence(self) -> str:
+        if self.n < 4 or math.isnan(self.rho):
+            why = "fewer than 4 kept candidates" if self.n < 4 else "no variation in one of the deltas"
+            return f"loss-to-accuracy rank correlation: undefined ({why}; n = {self.n})"
+        s = f"loss-to-accuracy rank correlation (Spearman, loss delta vs accuracy delta over {self.n} kept " \
+            f"candidates): rho = {self.rho:+.2f} [{self.low:+.2f}, {self.high:+.2f}] (95%, Fisher z)"
+        if self.n < MIN_INFORMATIVE:
+            s += f"; uninformative with fewer than {MIN_INFORMATIVE} candidates"
+        return s
+
+
+def rank_correlation(loss_deltas: list[float], acc_deltas: list[float], level: float = 0.95) -> Correlation:
+    """A screen that works has rho < 0: a lower loss delta goes with a higher accuracy delta."""
+    n = len(loss_deltas)
+    if n < 4:
+        return Correlation(n, math.nan, math.nan, math.nan)
+    rho = float(sps.spearmanr(loss_deltas, acc_deltas).statistic)
+    if math.isnan(rho):
+        return Correlation(n, rho, math.nan, math.nan)
+    z, half = math.atanh(max(-0.999999, min(0.999999, rho))), sps.norm.ppf(0.5 + level / 2) * 1.06 / math.sqrt(n - 3)
+    return Correlation(n, rho, math.tanh(z - half), math.tanh(z + half))
+
+
+def trials_markdown(trials: list[Trial], kept: set[str], reference: float | None) -> str:
+    rows = [[t.number, "nan" if math.isnan(t.loss_delta) else f"{t.loss_delta:+.4f}", t.patch_hash,
+             "kept" if t.patch_hash in kept else "", t.edits, t.run_id] for t in trials]
+    ref = "" if reference is None else f"The configured patch's loss delta on the same items: {reference:+.4f}.\n\n"
+    return "# Search trials\n\n" + ref + md_table(["trial", "loss delta", "hash", "", "edits", "run"], rows) + "\n"
+
+
+def kept_markdown(rows: list[dict]) -> str:
+    body = [[r["hash"], f"{r['search_loss_delta']:+.4f}",
+             fmt_delta(r.get("delta", math.nan), r.get("ci_low", math.nan), r.get("ci_high", math.nan)),
+             f"{r.get('p', math.nan):.3g}", f"{r.get('p_adjusted', math.nan):.3g}", r.get("verdict_adjusted", "?"),
+             r["run_id"]] for r in rows]
+    return "# Kept candidates on dev\n\n" + md_table(
+        ["hash", "search loss delta", "dev accuracy delta [95% CI]", "p", "p adjusted", "verdict (adjusted)", "run"],
+        body) + "\n"
+
+
+def plot_trials(path: Path, trials: list[Trial], kept: set[str], reference: float | None) -> Path:
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.add_subplot()
+    done = [t for t in trials if not math.isnan(t.loss_delta)]
+    ax.scatter([t.number for t in done], [t.loss_delta for t in done],
+               c=["tab:green" if t.patch_hash in kept else "tab:gray" for t in done], s=18)
+    if reference is not None:
+        ax.axhline(reference, color="tab:blue", linestyle="--", linewidth=1, label="configured patch")
+        ax.legend(loc="best", fontsize=8)
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.set(xlabel="trial", ylabel="mean loss delta (patched - baseline)", title="Patch search: loss delta per trial "
+           "(green: kept)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path

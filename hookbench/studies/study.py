@@ -1,0 +1,225 @@
+"""`python -m hookbench.study`: from a space of candidate edits to a confirmed improvement.
+
+search (Optuna proposes patch sets, each measured by loss on dev) -> keep (the `search.keep` best
+distinct candidates get the accuracy job on dev, one shared baseline, p-values adjusted over them)
+-> confirm (the best kept pick rerun on test by hookbench.studies.confirm). Everything lands under
+one MLflow parent run; the cost plan is printed first, the answer last. Exit code 0 when a patch
+is confirmed (or search only), 1 when none is, 2 and up on error, 143 on SIGTERM (server restored;
+the same command resumes from the finished trials).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from omegaconf import DictConfig, OmegaConf
+
+from hookbench import names, tracking
+from hookbench.errors import ConfigError, PatchError
+from hookbench.evaluation.build import build
+from hookbench.evaluation.parts import build_parts
+from hookbench.hookapi import contract
+from hookbench.job import hydra_dirs, run_job
+from hookbench.reports.formatting import fmt_delta
+from hookbench.signals import Terminated, graceful_signals
+from hookbench.stats import adjust_p_values, adjusted_verdict
+from hookbench.studies import confirm as confirm_study
+from hookbench.studies.search import PHASE_TAG, TRIAL_TAG, Search, job_config, loss_job, open_study, storage_url
+from hookbench.studies.search_plan import CostPlan, generation_extras, measure_latency
+from hookbench.studies.search_report import kept_markdown, plot_trials, rank_correlation, trials_markdown
+from hookbench.studies.search_space import SearchSpace, study_name
+
+log = logging.getLogger("hookbench")
+STUDY_TAG = "hookbench.study"
+
+
+def _count(cfg: DictConfig, key: str, minimum: int) -> int:
+    v = cfg.search.get(key)
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise ConfigError(f"search.{key} must be an integer >= {minimum}, got {v!r}")
+    return v
+
+
+class Study:
+    def __init__(self, cfg: DictConfig):
+        self.space = SearchSpace.from_config(cfg.search.space, cfg.model.apply_mode)
+        self.trials, self.items = _count(cfg, "trials", 1), _count(cfg, "items", 1)
+        self.keep = int(min(_count(cfg, "keep", 0), self.trials, self.space.size))
+        self.cfg, self.name, self.uri = cfg, study_name(cfg), cfg.mlflow.tracking_uri
+        base = OmegaConf.to_container(cfg, resolve=True)
+        base.pop("search")
+        base["dataset"]["split"] = "dev"
+        base["screen"]["size"] = None
+        self.reference_cfg = OmegaConf.create(base).patch if cfg.search.compare_to_patch else None
+        self.out = hydra_dirs()[0] / "study"
+        self.search = Search(open_study(self.name, storage_url(cfg), cfg.search.seed), self.space, base,
+                             self.items, self.out)
+        self.base = base
+
+    # -- the plan ---------------------------------------------------------------------------
+    def plan(self, parts) -> CostPlan:
+        g, dev = parts.settings.generation, parts.dataset.items
+        test = build(OmegaConf.merge(self.cfg.dataset, {"split": "test"}), "dataset").items
+        queries = lambda items: len({g.query(i.prompt) for i in items}) * g.samples  # noqa: E731
+        first = dev[0]
+        latency = measure_latency(parts.client, g.query(first.prompt), first.gold, g.preset,
+                                  generation_extras(parts.client, self.cfg.model.generation), parts.settings.loss_prefix)
+        return CostPlan(trials=max(0, self.trials - len(self.search.completed())), items=min(self.items, len(dev)),
+                        reference=self._reference_pending(), keep=self.keep, dev_queries=queries(dev),
+                        dev_items=len(dev), test_queries=queries(test), test_items=len(test),
+                        confirm=1 if self.keep else 0, batched_loss=contract.EXT_LOSS_BATCH in parts.client.extensions,
+                        latency=latency)
+
+    def _reference_pending(self) -> bool:
+        patch = self.reference_cfg
+        return patch is not None and patch.get("name") != "none" and \
+            "reference_loss_delta" not in self.search.study.user_attrs
+
+    # -- the parent run ---------------------------------------------------------------------
+    def parent(self, client, experiment_id: str, plan: CostPlan) -> str:
+        """The study's parent run: created once per study, reopened on resume."""
+        run_id = self.search.study.user_attrs.get("parent_run_id")
+        if run_id:
+            client.update_run(run_id, "RUNNING")
+        else:
+            run_id = client.create_run(experiment_id, run_name=f"study {self.name}", tags={
+                names.TAG_SWEEP: "parent", STUDY_TAG: self.name, **tracking.git_info()}).info.run_id
+            self.search.study.set_user_attr("parent_run_id", run_id)
+            for k, v in tracking.flatten(OmegaConf.to_container(self.cfg.search, resolve=True), "search.").items():
+                client.log_param(run_id, k, v)
+        for k, v in plan.metrics().items():
+            client.log_metric(run_id, k, v)
+        return run_id
+
+    def reference(self, parent_id: str) -> float | None:
+        """The configured patch (e.g. the server's suggestions) by loss on the same items: the bar to beat."""
+        attrs = self.search.study.user_attrs
+        if self._reference_pending():
+            cfg = self.search.loss_config(None)
+            cfg.patch = self.reference_cfg
+            try:
+                delta, _ = loss_job(cfg, parent_id, self.out / "reference", {PHASE_TAG: "reference"})
+            except PatchError as e:  # e.g. a server with no suggestions: the search still runs, with no bar
+                log.warning("the configured patch could not be measured as the reference: %s", e)
+                return None
+            self.search.study.set_user_attr("reference_loss_delta", delta)
+            return delta
+        return attrs.get("reference_loss_delta")
+
+    # -- keep: accuracy on dev for the best candidates --------------------------------------
+    def keep_phase(self, client, parent_id: str) -> list[dict]:
+        rows = []
+        for t in self.search.kept(self.keep):
+            patch = self.search.candidate(self._params(t.number), t.number)
+            cfg = job_config(self.base, patch, self.out / "candidates" / f"{patch.hash}.json", metric="both",
+                             **{"reuse.enabled": True})
+            result = run_job(cfg, extra_tags={PHASE_TAG: "keep", TRIAL_TAG: str(t.number)},
+                             out_dir=self.out / "keep", parent_id=parent_id)
+            m = result.metrics
+            rows.append({"hash": patch.hash, "trial": t.number, "search_loss_delta": t.loss_delta,
+                         "run_id": result.run_id, "delta": m.get(names.ACC_DELTA, math.nan),
+                         "ci_low": m.get(names.ACC_CI_LOW, math.nan), "ci_high": m.get(names.ACC_CI_HIGH, math.nan),
+                         "p": m.get(names.P_VALUE, math.nan), "verdict": result.output.summary.comparison.verdict})
+        self._adjust(client, rows)
+        return rows
+
+    def _params(self, number: int) -> dict:
+        return next(t.params for t in self.search.completed() if t.number == number)
+
+    def _adjust(self, client, rows: list[dict]) -> None:
+        """The correction over the kept jobs (they were chosen among many; confirm then tests one on test)."""
+        adjusted = adjust_p_values([r["p"] for r in rows], self.cfg.stats.correction)
+        for r, p in zip(rows, adjusted):
+            r["p_adjusted"] = p
+            r["verdict_adjusted"] = r["verdict"] if r["verdict"] == "no change observed" else \
+                adjusted_verdict(r["delta"], p, float(self.cfg.stats.alpha))
+            metrics = {} if math.isnan(p) else {names.P_ADJUSTED: p}
+            tracking.set_child_tags(client, r["run_id"], {names.TAG_VERDICT_ADJUSTED: r["verdict_adjusted"]}, metrics)
+
+
+def confirmation(client, parent_id: str, uri: str) -> object | None:
+    """The best kept pick rerun on test (hookbench.studies.confirm's logic); its test run."""
+    confirm_study.confirm(parent_id, uri, top=1)
+    runs = [r for r in tracking.child_runs(client, client.get_run(parent_id).info.experiment_id, parent_id)
+            if names.TAG_CONFIRMS in r.data.tags]
+    return runs[-1] if runs else None
+
+
+def answer(test, rows: list[dict], tried: int, distinct: int) -> str:
+    """The study's result in one line: the confirmed patch set or none, its test delta and verdict."""
+    count = f"{tried} candidates tried ({distinct} distinct), {len(rows)} kept"
+    if test is None:
+        return f"search only: {count}; nothing confirmed (search.keep=0)"
+    m, verdict = test.data.metrics, test.data.tags.get(names.TAG_VERDICT, "?")
+    delta = fmt_delta(m.get(names.ACC_DELTA, math.nan), m.get(names.ACC_CI_LOW, math.nan),
+                      m.get(names.ACC_CI_HIGH, math.nan))
+    pick = test.data.params.get("patch.hash", "?")
+    head = f"confirmed: patch {pick}" if verdict == "improves" else f"no patch confirmed: the pick {pick}"
+    return f"{head} on test {delta}, p = {m.get(names.P_VALUE, math.nan):.3g}, {verdict}; {count}"
+
+
+def versus_reference(trials, reference: float | None) -> str:
+    if not trials:
+        return "no trial finished"
+    best = min(trials, key=lambda t: t.loss_delta)
+    text = f"best candidate by loss: trial {best.number} ({best.patch_hash}), loss delta {best.loss_delta:+.4f}"
+    if reference is None or math.isnan(reference):
+        return text
+    lower = "lower than" if best.loss_delta < reference else "none is lower than"
+    return f"{text}; {lower} the configured patch's {reference:+.4f}"
+
+
+def report(study: Study, client, parent_id: str, rows: list[dict], test, reference: float | None) -> str:
+    trials = study.search.trials()
+    kept = {r["hash"] for r in rows}
+    corr = rank_correlation([r["search_loss_delta"] for r in rows], [r["delta"] for r in rows])
+    head = answer(test, rows, len(trials), len({t.patch_hash for t in trials}))
+    lines = [head, "", versus_reference(trials, reference), corr.sentence(), ""]
+    study.out.mkdir(parents=True, exist_ok=True)
+    files = [plot_trials(study.out / "search_loss.png", trials, kept, reference)]
+    (study.out / "search_trials.md").write_text(trials_markdown(trials, kept, reference))
+    files.append(study.out / "search_trials.md")
+    if rows:
+        (study.out / "search_kept.md").write_text(kept_markdown(rows))
+        files.append(study.out / "search_kept.md")
+    for f in files:
+        client.log_artifact(parent_id, str(f))
+    metrics = {"study/trials": len(trials), "study/kept": len(rows), "study/spearman_rho": corr.rho,
+               "study/best_loss_delta": min((t.loss_delta for t in trials), default=math.nan),
+               "study/reference_loss_delta": math.nan if reference is None else reference}
+    if test is not None:
+        metrics["study/test_delta"] = test.data.metrics.get(names.ACC_DELTA, math.nan)
+    for k, v in metrics.items():
+        if not math.isnan(v):
+            client.log_metric(parent_id, k, v)
+    text = "\n".join(lines) + (kept_markdown(rows) if rows else "")
+    client.set_tag(parent_id, names.TAG_NOTE, text)
+    return "\n".join(lines)
+
+
+def run_study(cfg: DictConfig) -> int:
+    with graceful_signals():
+        study = Study(cfg)
+        plan = study.plan(build_parts(job_config(study.base, None, None)))  # the whole dev split
+        print(plan.text(), flush=True)
+        experiment_id = tracking.configure(cfg.mlflow)
+        client = tracking.use_store(study.uri)
+        parent_id = study.parent(client, experiment_id, plan)
+        print(f"study {study.name}: parent run {parent_id}", flush=True)
+        try:
+            reference = study.reference(parent_id)
+            study.search.run(plan.trials, parent_id, client)
+            rows = study.keep_phase(client, parent_id) if study.keep else []
+            test = confirmation(client, parent_id, study.uri) if rows else None
+            text = report(study, client, parent_id, rows, test, reference)
+        except Terminated:
+            client.set_terminated(parent_id, "KILLED")
+            raise
+        except BaseException:
+            client.set_terminated(parent_id, "FAILED")
+            raise
+        client.set_terminated(parent_id, "FINISHED")
+    print(text, flush=True)
+    verdict = test.data.tags.get(names.TAG_VERDICT) if test is not None else None
+    return 0 if test is None or verdict == "improves" else 1

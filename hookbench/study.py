@@ -1,0 +1,22 @@
+"""`python -m hookbench.study [overrides]`: the command stays here; the study is `hookbench.studies.study`.
+
+Same config as `python -m hookbench` (conf/study.yaml = config.yaml + the `search` group), e.g.
+`python -m hookbench.study search.trials=40 search.space.layers='[10,12,14]' dataset.n=200`.
+"""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from hookbench.entry import run_command
+from hookbench.studies.study import run_study
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="study")
+def main(cfg: DictConfig) -> None:
+    sys.exit(run_command(lambda: run_study(cfg)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""`python -m hookbench.study` on the stock-server stand-in (tiny model: the edits' effect does not
+matter here, the plumbing does): search -> keep -> confirm, counted at the server."""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+import time
+
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import cli_env, run_cli, stock_args
+from tests.helpers import runs
+
+SEARCH = ["search.trials=12", "search.items=4", "search.seed=3", "search.space.layers.choices=[0,1]",
+          "search.space.tensors=[mlp.up_proj]", "search.space.ops=[scale]", "search.space.values.scale.choices=[0.5,1.5]",
+          "search.space.targets=[all]", "dataset.n=12"]
+
+
+def study(server, tmp_path, *extra: str) -> subprocess.CompletedProcess:
+    args, env = stock_args(server)
+    return run_cli([*args, *SEARCH, *extra], tmp_path, env, module="hookbench.study")
+
+
+def parent_and_children(tmp_path) -> tuple:
+    all_runs = runs(tmp_path)
+    (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.study")]
+    return parent, [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+
+
+def phase(children, name: str) -> list:
+    return [c for c in children if c.data.tags.get("hookbench.study.phase") == name]
+
+
+def test_a_12_trial_study_costs_its_plan_repeats_with_its_seed_and_leaves_the_server_clean(stock_server, tmp_path):
+    before = stock_server.weights_sha256()
+    first, again = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), again.mkdir()
+    tmp_path = first
+    p = study(stock_server, tmp_path, "search.keep=2", "patch=math")
+    assert p.returncode in (0, 1), p.stderr[-3000:]
+    parent, children = parent_and_children(tmp_path)
+    m = parent.data.metrics
+    assert stock_server.loss_calls == m["plan/loss_requests"], "the plan's loss requests are what reached the server"
+    assert stock_server.generations == m["plan/generations"], "the plan's generations are what reached the server"
+    lines = p.stdout.strip().splitlines()
+    assert lines[0] == "cost plan:", "the plan comes first"
+    assert "candidates tried" in lines[-4] and lines[-4].split(":")[0] in ("confirmed", "no patch confirmed"), \
+        "the answer comes last (then its two context lines)"
+    trials = phase(children, "search")
+    assert len(trials) == 12 and all(t.info.status == "FINISHED" for t in trials)  # each restored, probes checked
+    assert {"trial.e0.layer", "trial.e0.value.scale"} <= set(trials[0].data.params)
+    assert all("loss/delta" in t.data.metrics and "accuracy/delta" not in t.data.metrics for t in trials)
+    assert stock_server.is_clean() and stock_server.weights_sha256() == before
+    assert stock_server.hooks_posts == 12 + 1 + 2 + 1, "each trial, the reference, 2 kept and the pick: applied once"
+    kept = sorted(phase(children, "keep"), key=lambda r: r.info.start_time)
+    assert len(kept) == 2 and len({k.data.params["patch.hash"] for k in kept}) == 2
+    n_dev = int(kept[0].data.metrics["n/items"])
+    assert [k.data.metrics["requests/generations"] for k in kept] == [2 * n_dev, n_dev], "one shared dev baseline"
+    assert kept[1].data.metrics["n/reused_baseline"] == n_dev and all(k.data.tags["verdict_adjusted"] for k in kept)
+    best_trial = min(t.data.metrics["loss/delta"] for t in trials)
+    assert {k.data.params["patch.hash"] for k in kept} <= {t.data.params["patch.hash"] for t in trials}
+    reference = m["study/reference_loss_delta"]
+    assert m["study/best_loss_delta"] == best_trial
+    assert ("; lower than the configured patch" in p.stdout) == (best_trial < reference)
+    assert ("none is lower than the configured patch" in p.stdout) == (best_trial >= reference)
+    (test_run,) = [c for c in children if c.data.tags.get("hookbench.confirms")]
+    assert test_run.data.params["dataset.split"] == "test"
+    assert test_run.data.tags["hookbench.confirms"] in {k.info.run_id for k in kept}
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.splitlines()[0] in p.stdout and test_run.data.params["patch.hash"] in note.splitlines()[0]
+    assert "rank correlation" in p.stdout and "undefined" in p.stdout, "2 kept candidates: no correlation claimed"
+    files = {a.path for a in MlflowClient().list_artifacts(parent.info.run_id)}
+    assert {"search_loss.png", "search_trials.md", "search_kept.md", "confirmation.md"} <= files
+    assert p.returncode == (0 if test_run.data.tags["verdict"] == "improves" else 1)
+    # the same seed on the same server: the same trials and the same pick (a fresh store, search only)
+    r = study(stock_server, again, "search.keep=0", "search.compare_to_patch=false")
+    assert r.returncode == 0 and "search only" in r.stdout, r.stderr[-3000:]
+    seq = trial_sequence(first)
+    assert len(seq) == 12 and trial_sequence(again) == seq
+    assert len({h for h, _ in seq}) > 1, "the sampler explored more than one candidate"
+    assert min(seq, key=lambda x: x[1]) == min(trial_sequence(again), key=lambda x: x[1])
+
+
+def trial_sequence(tmp_path) -> list[tuple]:
+    _, children = parent_and_children(tmp_path)
+    trials = sorted(phase(children, "search"), key=lambda r: int(r.data.params["trial.number"]))
+    return [(t.data.params["patch.hash"], round(t.data.metrics["loss/delta"], 6)) for t in trials]
+
+
+def test_sigterm_mid_search_restores_the_server_and_the_study_resumes(stock_server, tmp_path):
+    args, env = stock_args(stock_server)
+    cmd = [sys.executable, "-m", "hookbench.study", *args, *SEARCH, "search.keep=0", "search.compare_to_patch=false"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 300
+    while stock_server.hooks_posts < 4 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]
+    assert stock_server.is_clean(), "SIGTERM mid-trial restored the server"
+    parent, children = parent_and_children(tmp_path)
+    assert parent.info.status == "KILLED"
+    done = [c for c in phase(children, "search") if c.info.status == "FINISHED"]
+    assert 3 <= len(done) < 12
+    calls_before = stock_server.loss_calls
+    p = study(stock_server, tmp_path, "search.keep=0", "search.compare_to_patch=false")
+    assert p.returncode == 0, p.stderr[-3000:]
+    parent, children = parent_and_children(tmp_path)  # the same parent, reopened
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["plan/trials"] == 12 - len(done), "only the missing trials are run"
+    assert stock_server.loss_calls - calls_before == parent.data.metrics["plan/loss_requests"]
+    finished = [c for c in phase(children, "search") if c.info.status == "FINISHED"]
+    assert len(finished) == 12 and parent.data.metrics["study/trials"] == 12
+    assert not math.isnan(parent.data.metrics["study/best_loss_delta"])
+
+
+def test_a_bad_search_space_is_refused_by_name_before_anything_runs(tmp_path):
+    p = run_cli(["model=qwen72b", "search.space.ops=[clamp_max]"], tmp_path, {"QWEN72B_URL": "http://127.0.0.1:9"},
+                module="hookbench.study")
+    assert p.returncode == 2 and "search.space.ops" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
+    p = run_cli(["model=qwen72b", "search.space.layers.low=5", "search.space.layers.high=2"], tmp_path,
+                {"QWEN72B_URL": "http://127.0.0.1:9"}, module="hookbench.study")
+    assert p.returncode == 2 and "search.space.layers" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert not (tmp_path / "mlruns").exists(), "nothing was created"
+
+
+def test_the_rank_correlation_says_when_it_is_uninformative():
+    from hookbench.studies.search_report import rank_correlation
+
+    few = rank_correlation([0.1, 0.2, 0.3], [0.0, -0.1, -0.2])
+    assert math.isnan(few.rho) and "undefined" in few.sentence()
+    loss = [0.01 * i for i in range(12)]
+    good = rank_correlation(loss, [-x for x in loss])  # a screen that predicts: lower loss, higher accuracy
+    assert good.rho == -1.0 and good.high < 0 and "uninformative" not in good.sentence()
+    five = rank_correlation(loss[:5], [0.0, -0.2, -0.1, -0.4, -0.3])
+    assert five.low < five.rho < five.high and "uninformative" in five.sentence()
+
+
+def test_a_candidate_is_an_ordinary_hashed_patch_set_rebuilt_from_its_parameters():
+    from omegaconf import OmegaConf
+    from optuna.trial import FixedTrial
+
+    from hookbench.studies.search_space import SearchSpace
+
+    space = SearchSpace.from_config(OmegaConf.create({
+        "layers": {"low": 0, "high": 3, "choices": None}, "tensors": ["mlp.up_proj", "input_layernorm"],
+        "ops": ["scale", "add"], "values": {"scale": {"choices": [0.9, 1.1]}, "add": {"low": -0.1, "high": 0.1}},
+        "targets": ["all", "top 10%"], "edits": 2}), "weights")
+    assert math.isinf(space.size)
+    params = {"e0.layer": 2, "e0.tensor": "input_layernorm", "e0.op": "scale", "e0.value.scale": 1.1,
+              "e0.target": "top 10%", "e1.layer": 0, "e1.tensor": "mlp.up_proj", "e1.op": "add",
+              "e1.value.add": 0.05, "e1.target": "all"}
+    a, b = (space.suggest(FixedTrial(params, 7), "search-t7", 7) for _ in range(2))
+    assert a.hash == b.hash and len(a.suggestions) == 2
+    assert a.suggestions[0] == {"tensor_name": "model.layers.2.input_layernorm.weight", "operation": "scale",
+                                "value": 1.1, "target": "top 10%"}
+    other = space.suggest(FixedTrial({**params, "e1.value.add": 0.06}, 8), "search-t8", 8)
+    assert other.hash != a.hash
