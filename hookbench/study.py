@@ -1,7 +1,7 @@
 """`python -m hookbench.study [overrides]`: the command stays here; the study is `hookbench.studies.study`.
 
 Same config as `python -m hookbench` (conf/study.yaml = config.yaml + the `search` group), e.g.
-`python -m hookbench.study search.trials=40 search.space.layers='[10,12,14]' dataset.n=200`.
+`python -m hookbench.study search.trials=40 search.space.layers.choices='[10,12,14]' dataset.n=200`.
 """
 
 import sys
@@ -9,14 +9,16 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from hookbench.entry import run_command
-from hookbench.studies.study import run_study
+import hookbench.evaluation.schema  # noqa: F401  (registers the config schema before Hydra composes)
+from hookbench.entry import hydra_command, run_command
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="study")
+@hydra.main(version_base="1.3", config_path="conf", config_name="study")
 def main(cfg: DictConfig) -> None:
+    from hookbench.studies.study import run_study  # here: `--help` needs no mlflow or optuna
+
     sys.exit(run_command(lambda: run_study(cfg)))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(hydra_command(main))

@@ -222,6 +222,7 @@ class Config:
     failures: FailuresConfig = field(default_factory=FailuresConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     reuse: ReuseConfig = field(default_factory=ReuseConfig)
+    search: Any = None  # python -m hookbench.study only (conf/search/, checked by studies/search_space.py)
 
 
 # (group, name, schema); a group option's yaml names it first in its `defaults` as `/<name>@_here_`
