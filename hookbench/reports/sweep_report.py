@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from hookbench import names
-from hookbench.reports.formatting import NA, fmt_acc, fmt_delta, fmt_p, md_table, plots_sentence
+from hookbench.reports.formatting import NA, fmt_acc, fmt_delta, fmt_level, fmt_p, md_table, plots_sentence
 from hookbench.reports.plots import verdict_color
 
 ID_COLUMNS = ["model", "patch", "patch_hash", "dataset", "strength", "run_id", "status", "screen", "verdict",
@@ -106,8 +106,8 @@ def _strength_rows(rows: list[dict]) -> bool:
 def sweep_markdown(rows: list[dict], correction: str, alpha: float, pngs: list[str]) -> str:
     """The sweep table: one row per job, its own p, the adjusted p and the adjusted verdict."""
     rows = _sorted(rows)
-    header = ["model", "patch", "strength", "hash", "dataset", "status", "baseline", "patched", "delta [95% CI]",
-              "p", "p adjusted", "verdict (adjusted)", "verdict (own test)", "fixed / broken", "n scored",
+    header = ["model", "patch", "strength", "hash", "dataset", "status", "baseline", "patched",
+              f"delta [{fmt_level(alpha)} CI]", "p", "p adjusted", "verdict (adjusted)", "verdict (own test)", "fixed / broken", "n scored",
               "failures b/p", "run id"]
     body = [
         [r.get("model"), r.get("patch"), f"{_strength(r):g}", (r.get("patch_hash") or "")[:HASH_SHOWN],
@@ -123,7 +123,7 @@ def sweep_markdown(rows: list[dict], correction: str, alpha: float, pngs: list[s
     lines = ["# Sweep summary", "",
              f"{len(rows)} jobs: {counts or 'none'}.", "",
              family_line(rows, correction, alpha) + " A failed or screened-out job counts as p = 1.", "",
-             "Delta is patched − baseline accuracy with its 95% interval clustered by query; p is each job's own "
+             "Delta is patched − baseline accuracy with the (1 − α) interval of its own test; p is each job's own "
              "test, p adjusted the corrected one, and the verdict (adjusted) is the one to act on.", "",
              md_table(header, body), "", plots_sentence(pngs, "the sweep's parent run"), ""]
     failed = [r for r in rows if r.get("status") != "FINISHED"]
@@ -145,7 +145,7 @@ def sweep_note(rows: list[dict], correction: str | None = None, alpha: float | N
     rows = _sorted(rows)
     body = [[r.get("model"), r.get("patch"), f"{_strength(r):g}", _delta_cell(r), fmt_p(r.get(names.P_ADJUSTED)),
              _verdict_adjusted(r)] for r in rows]
-    parts = [md_table(["model", "patch", "strength", "delta [95% CI]", "p adjusted", "verdict (adjusted)"], body)]
+    parts = [md_table(["model", "patch", "strength", f"delta [{fmt_level(alpha or 0.05)} CI]", "p adjusted", "verdict (adjusted)"], body)]
     if correction is not None:
         parts += ["", family_line(rows, correction, 0.05 if alpha is None else alpha)]
     pngs = [names.SWEEP_PNG] + [names.SWEEP_STRENGTH_PNG] * _strength_rows(rows)
@@ -199,7 +199,7 @@ def plot_sweep_delta(path: Path, rows: list[dict]) -> Path:
     ax.set_xticks(range(len(groups)), groups)
     ax.set_xlim(-0.6, max(0.6, len(groups) - 0.4))
     ax.set_ylabel("accuracy delta (patched − baseline)")
-    ax.set_title("Patch effect per model (95% interval clustered by query)", fontsize=10)
+    ax.set_title("Patch effect per model (interval of each job's own test)", fontsize=10)
     if rows:
         _verdict_legend(ax)
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
@@ -237,7 +237,7 @@ def plot_sweep_strength(path: Path, rows: list[dict]) -> Path:
             no_data_labelled = True
     ax.set_xlabel("patch strength (0 = no edit, 1 = the patch as written)")
     ax.set_ylabel("accuracy delta (patched − baseline)")
-    ax.set_title("Dose-response: delta against strength (95% interval clustered by query)", fontsize=10)
+    ax.set_title("Dose-response: delta against strength (interval of each job's own test)", fontsize=10)
     _verdict_legend(ax)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.savefig(path, dpi=110)

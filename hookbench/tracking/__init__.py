@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from hookbench import __version__, names
 from hookbench.errors import HookbenchError
 from hookbench.paths import sqlite_path
+from hookbench.reports.formatting import job_note
 
 log = logging.getLogger(__name__)
 SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_key|apikey|credentials?)$", re.I)  # `*_env` names are fine
@@ -200,8 +201,9 @@ class JobRun:
     """One job's MLflow run: started (nested under a sweep's parent when there is one), given the
     config, the outcome, and ended FINISHED, FAILED or KILLED with the reason attached."""
 
-    def __init__(self, cfg: DictConfig, name: str, parent_id: str | None = None, tags: dict | None = None):
-        self.cfg, self.name = cfg, name
+    def __init__(self, cfg: DictConfig, name: str, parent_id: str | None = None, tags: dict | None = None,
+                 in_sweep: bool = False):
+        self.cfg, self.name, self.in_sweep = cfg, name, in_sweep  # in_sweep: the sweep corrects its verdict later
         container = OmegaConf.to_container(cfg, resolve=True)
         self.redactor = Redactor(container)
         self.experiment_id = configure(cfg.mlflow)
@@ -218,7 +220,8 @@ class JobRun:
     def log_outcome(self, out, report_dir: Path, hydra_dir: Path | None) -> None:
         """Tags, traceability params, metrics, artifacts and the dataset of a finished job."""
         rec = out.record
-        tags = {**rec.tags(), names.TAG_VERDICT: out.summary.comparison.verdict, names.TAG_NOTE: out.note(self.name)}
+        tags = {**rec.tags(), names.TAG_VERDICT: out.summary.comparison.verdict,
+                names.TAG_NOTE: job_note(out, self.name, self.in_sweep)}
         if out.screen is not None:
             tags[names.TAG_SCREEN] = "passed" if out.screen["passed"] else "rejected"
         mlflow.set_tags({k: redact_url(self.redactor.text(v)) for k, v in tags.items()})
