@@ -58,6 +58,14 @@ def test_the_default_runs_table_gets_the_conditional_exact_interval_worked_by_ha
     assert comparison_sentence(c).startswith("no detectable change (-0.055 95% [-0.101, +0.002], p = 0.0614")
 
 
+def test_the_closed_form_clopper_pearson_is_scipys_exact_binomial_interval():
+    from hookbench.stats.exact import clopper_pearson
+
+    for x, m, alpha in [(9, 29, 0.05), (0, 7, 0.05), (7, 7, 0.1), (3, 40, 0.01), (120, 250, 0.05)]:
+        ci = sp_stats.binomtest(x, m).proportion_ci(confidence_level=1 - alpha, method="exact")
+        assert clopper_pearson(x, m, alpha) == pytest.approx((ci.low, ci.high), abs=1e-9)
+
+
 def test_the_interval_level_follows_alpha():
     baseline, patched = arms_from_table(both_wrong=100, fixed=9, broken=20, both_right=71)
     c = compare_arms(baseline, patched, alpha=0.1)

@@ -91,6 +91,8 @@ def compare_arms(baseline: Sequence[float], patched: Sequence[float],
     else:
         flip = sign_flip(np.bincount(groups, weights=d), np.bincount(groups), alpha)
         p_value, ci_low, ci_high = flip.p_value, flip.ci_low, flip.ci_high
+        if not d.any():  # nothing changed: no zero-width interval, as with McNemar
+            ci_low = ci_high = math.nan
         test = (f"paired sign-flip permutation test over {n_clusters} clusters, "
                 + ("exact (all sign flips)" if flip.exact else f"{flip.resamples} resamples"))
         interval = "interval inverting the same sign-flip test"

@@ -9,6 +9,7 @@ of the observed clusters (variance of the cluster sums over the variance of the 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -34,8 +35,13 @@ def minimum_detectable_effect(diffs, groups, alpha: float = 0.05, power: float =
     sd = float(sums.std(ddof=1))
     if sd == 0:
         sd = float(np.r_[1.0, np.zeros(n_clusters - 1)].std(ddof=1))
-    es = TTestPower().solve_power(effect_size=None, nobs=n_clusters, alpha=alpha, power=power)
-    return float(es) * sd * n_clusters / len(d)
+    return _standardized_mde(n_clusters, alpha, power) * sd * n_clusters / len(d)
+
+
+@functools.lru_cache(maxsize=256)
+def _standardized_mde(nobs: int, alpha: float, power: float) -> float:
+    es = TTestPower().solve_power(effect_size=None, nobs=nobs, alpha=alpha, power=power)
+    return float(np.ravel(es)[0])  # statsmodels returns a 1-element array for some nobs
 
 
 def connor_items(psi: float, effect: float, alpha: float = 0.05, power: float = POWER) -> int:
