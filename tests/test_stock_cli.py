@@ -144,17 +144,23 @@ def test_a_job_where_every_answer_is_empty_fails_with_the_likely_fix(stock_serve
 
 
 def test_reproduce_a_run_on_the_stock_server(stock_server, tmp_path):
-    """Unseeded sampling: judged by the test of the two runs' deltas; the server is recognised by its
-    URL and the probe fingerprint of its weights, and other weights behind the URL are refused."""
+    """Unseeded sampling, three outcomes: six items are too few to show the rerun agrees (inconclusive,
+    exit 8), a faithful rerun of a big enough run reproduces within the margin, and a rerun on other
+    weights behind the URL does not reproduce (exit 6)."""
     from tests.stock_server import load_model, perturbed_copy
 
     args, env = stock_args(stock_server)
-    p = run_cli([*args, "dataset.n=6", "patch=file", f"patch.path={patch_files(tmp_path)['a']}"], tmp_path, env)
+    patch = f"patch.path={patch_files(tmp_path)['a']}"
+    p = run_cli([*args, "dataset.n=6", "patch=file", patch], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = runs(tmp_path)
     r = run_cli([run.info.run_id], tmp_path, env, module="hookbench.reproduce")
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "reproduced (sampled)" in r.stdout
+    assert r.returncode == 8, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "inconclusive (sampled)" in r.stderr and "TOST" in r.stdout and "margin ±0.030" in r.stdout
+    (rerun,) = [x for x in runs(tmp_path) if x.data.tags.get("hookbench.reproduces") == run.info.run_id]
+    assert rerun.data.tags["hookbench.reproduced"] == "inconclusive"
+    r = run_cli([run.info.run_id, "--margin", "0.9"], tmp_path, env, module="hookbench.reproduce")
+    assert r.returncode == 0 and "reproduced (sampled)" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
     stock_server.swap_model(perturbed_copy(load_model("tiny"), scale=0.05))
     r = run_cli([run.info.run_id], tmp_path, env, module="hookbench.reproduce")
     assert r.returncode == 6 and "not the one the run was logged with" in r.stderr and "weights_probe" in r.stderr

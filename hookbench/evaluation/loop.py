@@ -161,7 +161,8 @@ class Evaluation:
 
     def _output(self, records: list[ItemResult], screen: dict | None) -> JobOutput:
         s = self.settings
-        summary = summarize(records, s.generation.samples, s.alpha, self.request_latency, self.parts.dataset.skipped)
+        summary = summarize(records, s.generation.samples, s.alpha, self.request_latency, self.parts.dataset.skipped,
+                            target_effect=s.target_effect)
         return JobOutput(records, summary, self.patch, self._record(screen), self.parts.dataset, s, self.phase_s, screen)
 
     # -- server state -----------------------------------------------------------------------

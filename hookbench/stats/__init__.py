@@ -25,7 +25,7 @@ from hookbench.stats.permutation import sign_flip
 from hookbench.stats.power import POWER, TARGET_EFFECT, items_needed, minimum_detectable_effect
 
 CORRECTIONS = {"holm": "holm", "bh": "fdr_bh", "none": None}
-__all__ = ["Comparison", "Equivalence", "POWER", "adjust_p_values", "adjusted_verdict", "compare_arms",
+__all__ = ["Comparison", "Equivalence", "POWER", "TARGET_EFFECT", "adjust_p_values", "adjusted_verdict", "cluster_codes", "compare_arms",
            "equivalence", "items_needed", "minimum_detectable_effect", "p95"]
 
 
@@ -142,6 +142,11 @@ def _paired_arrays(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, 
     if len(bad):
         raise DataError(f"paired scores must be finite numbers; item {int(bad[0])} is not")
     return a, b
+
+
+def cluster_codes(queries: Sequence[str]) -> np.ndarray:
+    """Integer cluster codes 0..G-1 of items by their query text."""
+    return _cluster_codes(queries, len(queries))
 
 
 def _cluster_codes(clusters: Sequence[str] | None, n: int) -> np.ndarray:

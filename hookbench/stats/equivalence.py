@@ -6,6 +6,8 @@ t with G−1 df; with one item per cluster this is the paired t). The runs *diff
 two-sided (1−α) interval excludes 0; they are *equivalent* when the (1−2α) interval lies inside
 ±margin, the interval form of TOST (Schuirmann 1987). Equivalent takes precedence: a difference
 that is detectable but inside the margin still reproduces. Neither: inconclusive (too few items).
+With no spread at all the SE assumes one cluster differed by 1 (the floor the MDE uses), so six
+identical items are not proof of anything while a thousand are.
 """
 
 from __future__ import annotations
@@ -51,15 +53,12 @@ def equivalence(diffs, groups, margin: float, alpha: float = 0.05, what: str = "
                            nan, nan, nan, nan, margin, alpha, INCONCLUSIVE)
     fit = sm.OLS(e, np.ones(n)).fit(cov_type="cluster", cov_kwds={"groups": g}, use_t=True)
     mean, se, df = float(fit.params[0]), float(fit.bse[0]), n_clusters - 1
-    if not se > 1e-12:  # every item moved by the same amount: no spread to weigh it against
-        p_diff = 1.0 if mean == 0 else 0.0
-        p_eq = 0.0 if abs(mean) < margin else 1.0
-        low = high = tlow = thigh = mean
-    else:
-        p_diff = float(2 * t_dist.sf(abs(mean) / se, df))
-        p_eq = float(max(t_dist.sf((mean + margin) / se, df), t_dist.cdf((mean - margin) / se, df)))
-        low, high = mean + np.array([-1, 1]) * t_dist.ppf(1 - alpha / 2, df) * se
-        tlow, thigh = mean + np.array([-1, 1]) * t_dist.ppf(1 - alpha, df) * se
+    if not se > 1e-12:  # no spread (e.g. every answer identical): assume one cluster differed by 1
+        se = float(np.r_[1.0, np.zeros(n_clusters - 1)].std(ddof=1)) * math.sqrt(n_clusters) / n
+    p_diff = float(2 * t_dist.sf(abs(mean) / se, df))
+    p_eq = float(max(t_dist.sf((mean + margin) / se, df), t_dist.cdf((mean - margin) / se, df)))
+    low, high = mean + np.array([-1, 1]) * t_dist.ppf(1 - alpha / 2, df) * se
+    tlow, thigh = mean + np.array([-1, 1]) * t_dist.ppf(1 - alpha, df) * se
     equivalent = -margin < tlow and thigh < margin  # the interval form of TOST: p_eq < alpha
     differs = p_diff < alpha
     outcome = AGREES if equivalent else DISAGREES if differs else INCONCLUSIVE
