@@ -236,3 +236,18 @@ def test_reproduce_fails_when_the_server_changed_model(tmp_path):
     assert r.returncode == 6, r.stdout[-2000:] + r.stderr[-2000:]
     assert "not the one the run was logged with" in r.stderr and '"model": "tiny"' in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_upstream_mixed_sample_format_runs_with_scorer_auto(tiny_clean, tmp_path):
+    """Numeric and sentence answers mixed, one null: skipped with dataset.skip_missing, each item graded
+    by the rule its gold needs, the rule recorded per item."""
+    data = Path(__file__).parent / "data" / "mixed_sample.jsonl"
+    p = run_cli(["model=tiny", "model.server.launch.enabled=false", f"model.server.url={tiny_clean.url}",
+                 "dataset=jsonl", f"dataset.path={data}", "dataset.skip_missing=true", "scorer=auto", "patch=none"],
+                tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    (run,) = runs(tmp_path)
+    assert run.data.metrics["n/skipped_items"] == 1 and run.data.metrics["n/items"] == 5
+    path = MlflowClient().download_artifacts(run.info.run_id, "items.jsonl", str(tmp_path))
+    kinds = {r["id"]: r["baseline_score_kind"] for r in map(json.loads, Path(path).read_text().splitlines())}
+    assert kinds == {"s0": "numeric", "s1": "text", "s2": "numeric", "s4": "text", "s5": "numeric"}

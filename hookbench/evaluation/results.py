@@ -36,6 +36,7 @@ class ArmResult:
     repeat_of: str | None = None  # id of the item in this run with the same query that was generated
     loss: float | None = None  # teacher-forced loss of the gold answer (draw 0 only)
     patch_caused: bool = False  # failed only under the patch (patched arm)
+    score_kind: str | None = None  # the rule a mixed scorer (scorer=auto) graded it by: numeric | text
 
     @property
     def scored(self) -> bool:
