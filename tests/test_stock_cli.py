@@ -75,6 +75,13 @@ def test_a_3_job_sweep_adjusts_p_values_by_holm(stock_server, tmp_path):
     assert all(c.data.tags["verdict_adjusted"] for c in children)
     summary = MlflowClient().download_artifacts(parent.info.run_id, "sweep_summary.md", str(tmp_path / "dl"))
     assert "3 jobs" in open(summary).read() and "olm" in open(summary).read()
+    for c in children:  # every child leads with the sweep's claim, its own test after it
+        note = MlflowClient().get_run(c.info.run_id).data.tags["mlflow.note.content"]
+        assert note.startswith(f"**{c.info.run_name}**: {c.data.tags['verdict_adjusted']} after Holm over 3 jobs, p_adj")
+        assert "own test: accuracy" in note
+    assert p.stderr.count("after Holm over 3 jobs, p_adj") == 3
+    assert "sweep/largest_delta" in parent.data.metrics and "sweep/best_delta" not in parent.data.metrics
+    assert parent.data.tags["sweep.largest_delta_job"].endswith(")") and "(run " in parent.data.tags["sweep.largest_delta_job"]
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from hookbench import names, tracking
 from hookbench.reports.sweep_report import sweep_note, sweep_table, write_sweep_report
 from hookbench.stats import adjust_p_values, adjusted_verdict
+from hookbench.tracking.sweep_children import lead_children
 
 
 def headline(error: str) -> str:
@@ -88,18 +89,25 @@ class MlflowSweepCallback(Callback):
                 metrics = {} if math.isnan(row[names.P_ADJUSTED]) else {names.P_ADJUSTED: row[names.P_ADJUSTED]}
                 tracking.set_child_tags(parent.client, row["run_id"], {names.TAG_VERDICT_ADJUSTED: row["verdict_adjusted"]},
                                         metrics)
+            leads = lead_children(parent.client, rows, correction, alpha)
             files = write_sweep_report(self.sweep_dir, rows, correction, alpha)
-            deltas = [r[names.ACC_DELTA] for r in rows if not math.isnan(r.get(names.ACC_DELTA, math.nan))]
             metrics = {"sweep/jobs": len(rows), "sweep/failed_jobs": len(failed),
                        "sweep/improves": sum(r["verdict_adjusted"] == "improves" for r in rows),
                        "sweep/hurts": sum(r["verdict_adjusted"] == "hurts" for r in rows)}
-            if deltas:
-                metrics["sweep/best_delta"] = max(deltas)
+            largest = max((r for r in rows if not math.isnan(r.get(names.ACC_DELTA, math.nan))),
+                          key=lambda r: r[names.ACC_DELTA], default=None)
+            if largest is not None:  # the largest delta, not "best": it may be negative or not significant
+                metrics[names.SWEEP_LARGEST_DELTA] = largest[names.ACC_DELTA]
+                parent.client.set_tag(parent.run_id, names.TAG_SWEEP_LARGEST_JOB,
+                                      f"{largest['model']} / {largest['patch']} / {largest['dataset']} "
+                                      f"(run {largest['run_id']})")
             parent.finish(status, metrics, files, sweep_table(rows) if rows else None,
                           sweep_note(rows, correction, alpha))
         except BaseException:
             parent.client.set_terminated(parent.run_id, "FAILED")
             raise
+        for line in leads:  # each child's claim after the correction, not its own test
+            print(f"  {line}", file=sys.stderr)
         for r in failed:  # a job in another process (joblib, submitit) printed its error to its own log
             print(f"  {r['status']}: {r['model']} / {r['patch']} (run {r['run_id']}): {r.get('error', 'no error recorded')}",
                   file=sys.stderr)
