@@ -148,6 +148,10 @@ def test_a_job_where_every_answer_is_empty_fails_with_the_likely_fix(stock_serve
     files = {a.path for a in MlflowClient().list_artifacts(run.info.run_id)}
     assert {"items.jsonl", "report.md"} <= files, "what was computed is logged before the job fails"
     assert stock_server.is_clean()
+    generations = stock_server.generations
+    r = run_cli([run.info.run_id], tmp_path, env, module="hookbench.reproduce")
+    assert r.returncode == 7 and "is FAILED" in r.stderr and "nothing to compare" in r.stderr, r.stderr[-2000:]
+    assert stock_server.generations == generations and len(runs(tmp_path)) == 1  # no rerun was started
 
 
 def test_reproduce_a_run_on_the_stock_server(stock_server, tmp_path):

@@ -79,13 +79,13 @@ def margin_of(cfg: DictConfig, override: float | None) -> float:
     """--margin, else reproduce.margin, else stats.target_effect: the change the user said matters
     (a margin of the original's MDE would shrink with n as fast as the rerun's interval, so tiny
     runs would reproduce as easily as large ones)."""
-    for key, value in (("--margin", override), ("reproduce.margin", OmegaConf.select(cfg, "reproduce.margin")),
-                       ("stats.target_effect", OmegaConf.select(cfg, "stats.target_effect", default=TARGET_EFFECT))):
-        if value is not None:
-            if not float(value) > 0:
-                raise ConfigError(f"{key} must be a positive number, got {value!r}")
-            return float(value)
-    raise AssertionError("unreachable: stats.target_effect has a default")
+    key, value = next((k, v) for k, v in (("--margin", override),
+                                          ("reproduce.margin", OmegaConf.select(cfg, "reproduce.margin")),
+                                          ("stats.target_effect", OmegaConf.select(cfg, "stats.target_effect")),
+                                          ("the default target effect", TARGET_EFFECT)) if v is not None)
+    if not float(value) > 0:
+        raise ConfigError(f"{key} must be a positive number, got {value!r}")
+    return float(value)
 
 
 GREEDY_RULE = "greedy: dataset, gold answers, every output and score, and the metrics must be identical"
@@ -123,6 +123,7 @@ def reproduce(run_id: str, tracking_uri: str, margin: float | None = None) -> in
     original = tracking.get_run(client, run_id)
     cfg, identity = logged_config(client, run_id, work / "original")
     cfg.mlflow.tracking_uri = tracking_uri
+    m = margin_of(cfg, margin)  # a bad margin is refused before anything is rerun
     orig_items = comparable_items(client, original, work / "original-items")
     result = run_job(cfg, extra_tags={names.TAG_REPRODUCES: run_id}, expected_identity=identity, out_dir=work / "rerun")
     rerun = client.get_run(result.run_id)
@@ -132,7 +133,6 @@ def reproduce(run_id: str, tracking_uri: str, margin: float | None = None) -> in
         rule, outcome = GREEDY_RULE, DISAGREES if reasons else AGREES
         lines = ["; ".join(reasons) if reasons else "identical"]
     else:
-        m = margin_of(cfg, margin)
         compared = sampled_agreement(orig_items, new_items, float(cfg.stats.alpha), m)
         outcome, rule = compared["delta"].outcome, "sampled: " + equivalence_rule(float(cfg.stats.alpha), m)
         lines = [equivalence_sentence(e) for e in compared.values()]
