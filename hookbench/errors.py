@@ -31,3 +31,15 @@ class PatchError(HookbenchError):
 
 class ReproductionMismatch(HookbenchError):
     exit_code = 6
+
+
+class ReproductionInconclusive(HookbenchError):
+    """Too few items to tell whether a sampled rerun reproduces: neither equivalent nor different."""
+
+    exit_code = 8
+
+
+class NothingToCompare(HookbenchError):
+    """The run to reproduce has no item scored in both arms (it failed before measuring anything)."""
+
+    exit_code = 7

@@ -25,6 +25,7 @@ from hookbench.evaluation.loop import Evaluation
 from hookbench.evaluation.outcome import JobOutput
 from hookbench.evaluation.parts import build_parts, generation_store_path
 from hookbench.evaluation.reuse import GenerationStore
+from hookbench.reports.formatting import job_headline
 from hookbench.reports.report import summary_table, write_run_report
 from hookbench.signals import Terminated, graceful_signals
 from hookbench.tracking.naming import base_name
@@ -65,7 +66,8 @@ def run_job(cfg: DictConfig, extra_tags: dict | None = None, expected_identity: 
             out_dir: Path | None = None, parent_id: str | None = None) -> JobResult:
     """Run one job in its own MLflow run and return its result; raises on failure (see module doc)."""
     hydra_out, hydra_dir, sweep_dir = hydra_dirs()
-    run = tracking.JobRun(cfg, base_name(cfg, extra_tags), parent_id or tracking.parent_run_id(sweep_dir), extra_tags)
+    run = tracking.JobRun(cfg, base_name(cfg, extra_tags), parent_id or tracking.parent_run_id(sweep_dir), extra_tags,
+                          in_sweep=sweep_dir is not None and parent_id is None)
     store = GenerationStore(generation_store_path(cfg)) if cfg.reuse.enabled else None
     try:
         with graceful_signals():
@@ -95,15 +97,15 @@ def _log(run: tracking.JobRun, out: JobOutput, report_dir: Path, hydra_dir: Path
     warnings = out.warnings()
     for w in warnings:
         log.warning(w)
-    write_run_report(report_dir, out.records, out.summary, out.record, run.name, warnings)
+    write_run_report(report_dir, out.records, out.summary, out.record, run.name, warnings, run.in_sweep)
     run.log_outcome(out, report_dir, hydra_dir)
     run.log_metrics({names.LOGGING_S: time.perf_counter() - t0})
     problem = out.summary.problem() if out.settings.generates and out.screen_passed else None
     if problem:
         raise JobFailed(problem)
     run.end("FINISHED")
-    console.print(summary_table(out.summary))
-    log.info("%s: %s", run.name, out.headline())
+    console.print(summary_table(out.summary, neutral=run.in_sweep))
+    log.info("%s: %s", run.name, job_headline(out, run.in_sweep))
     log.info("report: %s", report_dir)
     log.info("MLflow run %s (%s); see it with:\n  %s", run.run_id, run.name,
              tracking.ui_hint(run.cfg.mlflow.tracking_uri, run.experiment_id))

@@ -21,6 +21,7 @@ N_DRAWS = "n/draws"
 P_VALUE = "stats/p_value"
 P_ADJUSTED = "stats/p_adjusted"
 MDE = "stats/mde"
+ITEMS_NEEDED = "stats/items_needed"  # items a change of stats.target_effect needs at 80% power
 LOSS_BASELINE = "loss/baseline"
 LOSS_PATCHED = "loss/patched"
 LOSS_DELTA = "loss/delta"
@@ -59,7 +60,6 @@ def phase(name: str) -> str:
 # -- sweep parent metrics -------------------------------------------------------------------------
 SWEEP_JOBS = "sweep/jobs"
 SWEEP_FAILED_JOBS = "sweep/failed_jobs"
-SWEEP_BEST_DELTA = "sweep/best_delta"
 
 
 def sweep_param(override_key: str) -> str:
@@ -83,8 +83,10 @@ TAG_NAME = "hookbench.name"  # the run name without its result tail
 TAG_RESULT = "result"  # the rounded one-line result, also the run name's tail (tracking/naming.py)
 TAG_SCREEN = "screen"
 TAG_SWEEP = "hookbench.sweep"
+TAG_SWEEP_LARGEST_JOB = "sweep.largest_delta_job"  # the job whose delta is sweep/largest_delta
+SWEEP_LARGEST_DELTA = "sweep/largest_delta"
 TAG_REPRODUCES = "hookbench.reproduces"
-TAG_REPRODUCED = "hookbench.reproduced"  # the rerun's verdict: agrees | disagrees
+TAG_REPRODUCED = "hookbench.reproduced"  # the rerun's verdict: agrees | disagrees | inconclusive
 TAG_CONFIRMS = "hookbench.confirms"
 TAG_ERROR = "error"
 TAG_SERVER_IDENTITY = "server.identity"

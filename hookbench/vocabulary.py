@@ -36,3 +36,4 @@ class Agreement(StrEnum):
 
     AGREES = "agrees"
     DISAGREES = "disagrees"
+    INCONCLUSIVE = "inconclusive"  # neither equivalent within the margin nor significantly different

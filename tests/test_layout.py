@@ -22,7 +22,7 @@ RANK = {
     "tracking": 4,
     "job": 5, "entry": 5,
     "studies": 6,
-    "__main__": 7, "reproduce": 7, "confirm": 7, "study": 7,
+    "__main__": 7, "reproduce": 7, "confirm": 7, "study": 7, "plan": 7,
 }
 
 

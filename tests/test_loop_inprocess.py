@@ -17,6 +17,7 @@ from hookbench.evaluation.reuse import GenerationStore
 from hookbench.evaluation.scorers import NumericScorer
 from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Parts, Settings
 from hookbench.hookapi.client import HookClient
+from hookbench.reports.formatting import job_headline
 
 MLP = "model.layers.1.mlp.up_proj.weight"
 
@@ -109,7 +110,7 @@ def test_a_patch_that_breaks_generation_is_the_patch_s_effect(stock_server, tmp_
     s = out.summary
     assert s.patch_caused > s.n_draws / 2 and s.failures["baseline"] == 0
     assert all(r.patched.patch_caused for r in out.records if r.patched.error), s.failure_kinds
-    assert s.breaks_generation() and out.headline().startswith("the patch breaks generation")
+    assert s.breaks_generation() and job_headline(out).startswith("the patch breaks generation")
     assert s.with_patch_failures.n > 0 and s.problem() is None, "evidence against the patch, not missing data"
     assert stock_server.is_clean()
 

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from hookbench.evaluation.record import RunRecord
 from hookbench.evaluation.results import ArmResult, ItemResult, summarize
-from hookbench.reports.formatting import fmt_acc, fmt_delta
+from hookbench.reports.formatting import comparison_sentence, fmt_acc, fmt_delta, fmt_mde
 from hookbench.reports.report import diff_table, summary_table, write_run_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -170,10 +170,10 @@ def test_report_opens_with_the_verdict_sentence_test_interval_and_counts(tmp_pat
     report, summary = report_of(tmp_path, paired(5, 0, 15))  # exact McNemar: p = 2 * 0.5**5 = 0.0625
     c = summary.comparison
     head = report.split("## ", 1)[0]
-    assert head.splitlines()[2] == f"**Accuracy: {c.sentence()}**"
+    assert head.splitlines()[2] == f"**Accuracy: {comparison_sentence(c)}**"
     assert "no detectable change" in head and "p = 0.0625" in head
     assert "Test: exact McNemar (binomial) on 5 discordant pairs." in head
-    assert "95% interval clustered by query: cluster-robust (CR1) t-interval over 20 query clusters" in head
+    assert "95% interval: conditional exact (Clopper–Pearson on fixed / discordant) interval; it excludes 0" in head
     result = section(report, "Result")
     for row in (f"| delta (patched − baseline) [95% CI] | {fmt_delta(c.delta, c.ci_low, c.ci_high)} |",
                 "| p | 0.0625 |", "| verdict (α = 0.05) | no detectable change |",
@@ -275,14 +275,14 @@ def test_latency_per_answer_with_batch_sizes_and_per_request(tmp_path):
 
 
 def test_five_fixed_none_broken_of_twenty_is_not_green(tmp_path):
-    """The interval excludes 0 here, but the exact test gives p = 0.0625: no colour, no 'improves'."""
+    """The exact test gives p = 0.0625, and its matching interval includes 0: no colour, no 'improves'."""
     recs = paired(5, 0, 15)
     summary = summarize(recs)
-    assert summary.comparison.ci_low > 0 and summary.comparison.verdict == "no detectable change"
+    assert summary.comparison.ci_low < 0 and summary.comparison.verdict == "no detectable change"
     text = console_text(summary, color=True)
     assert ANSI_GREEN not in text
     assert "no detectable change (p = 0.0625)" in console_text(summary)
-    assert summary.comparison.sentence() in " ".join(console_text(summary).split())
+    assert comparison_sentence(summary.comparison) in " ".join(console_text(summary).split())
     write_run_report(tmp_path, recs, summary, run_record(), "t", [])
     assert green_pixels(tmp_path / "accuracy.png") == 0
 
@@ -302,3 +302,19 @@ def test_summary_table_renders_numbers(records):
     assert "timeout: 1" in text and "api_error: 1" in text
     assert "1 / 1" in text  # fixed / broken
     assert "1.50 s / 1.95 s" in text  # request mean / p95
+
+
+def test_diff_table_counts_a_changed_wrong_answer_apart_and_says_1_answer():
+    recs = [item(0, ok("3", False), ok("5", False)), item(1, ok("4", True), ok("4", True)),
+            item(2, ok("3", False), ok("4", True))]
+    md = diff_table(recs)
+    assert md.startswith("1 answer fixed by the patch, 0 broken by it, 1 changed but still wrong, "
+                         "0 with a failed generation, 1 unchanged")
+
+
+def test_the_mde_has_one_rounding_in_the_table_and_the_sentence():
+    s = summarize(paired(5, 0, 15))
+    c = s.comparison
+    assert c.mde < 1
+    table = console_text(s)
+    assert fmt_mde(c.mde) in table and fmt_mde(c.mde) in comparison_sentence(c)

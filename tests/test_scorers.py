@@ -308,6 +308,7 @@ def test_judge_config_errors(monkeypatch):
         ("normalized", sc.NormalizedScorer),
         ("numeric", sc.NumericScorer),
         ("judge", sc.JudgeScorer),
+        ("auto", sc.AutoScorer),
     ],
 )
 def test_yaml_instantiates(name, cls):
@@ -326,3 +327,20 @@ def test_judge_yaml_prompt_and_openai_override(server, monkeypatch):
     cfg.model = None
     with pytest.raises(ConfigError, match="scorer.model"):
         build(cfg, "scorer")
+
+
+# --- auto (mixed numeric and text golds) --------------------------------------------------------
+
+
+@pytest.mark.parametrize("output, gold, correct, kind", [
+    (" 53 + 94 = 147", "147", True, "numeric"),   # normalized equality would call this wrong
+    ("The answer is 146.", "147", False, "numeric"),
+    ("It costs $1,200.", "$1,200", True, "numeric"),
+    ("paris!", "Paris", True, "text"),
+    ("not Paris", "Paris", False, "text"),        # equality, not containment
+    ("The sky is blue", "The sky is blue.", True, "text"),
+    ("147", " 53 + 94 = 147", False, "text"),     # a gold with words around its number is text
+])
+def test_auto_scores_numeric_golds_by_number_and_text_golds_by_normalized_equality(output, gold, correct, kind):
+    s = sc.AutoScorer().score(output, gold)
+    assert (s.correct, s.kind) == (correct, kind)

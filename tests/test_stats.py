@@ -5,20 +5,27 @@ import math
 
 import numpy as np
 import pytest
-import statsmodels.api as sm
 from scipy import stats as sp_stats
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
 from hookbench.errors import ConfigError, DataError
-from hookbench.stats import adjust_p_values, adjusted_verdict, compare_arms, compare_runs
+from hookbench.reports.formatting import comparison_sentence
+from hookbench.stats import adjust_p_values, adjusted_verdict, compare_arms
+from hookbench.stats.permutation import sign_flip
 
 
 def arms_from_table(both_wrong, fixed, broken, both_right):
     """Per-item 0/1 scores (baseline, patched) that make the given 2x2 table."""
     pairs = [(0, 0)] * both_wrong + [(0, 1)] * fixed + [(1, 0)] * broken + [(1, 1)] * both_right
     return [b for b, _ in pairs], [p for _, p in pairs]
+
+
+def scipy_sign_flip_p(sums, **kw):
+    return sp_stats.permutation_test((sums, np.zeros_like(sums)), lambda x, y, axis: np.sum(x - y, axis=axis),
+                                     permutation_type="samples", vectorized=True, n_resamples=9999,
+                                     alternative="two-sided", **kw).pvalue
 
 
 def test_exact_mcnemar_matches_statsmodels_and_binomtest_on_a_fixed_table():
@@ -30,15 +37,46 @@ def test_exact_mcnemar_matches_statsmodels_and_binomtest_on_a_fixed_table():
     assert c.p_value == pytest.approx(mcnemar([[50, 14], [2, 34]], exact=True).pvalue, rel=1e-12)
     assert c.p_value == pytest.approx(sp_stats.binomtest(2, 16, 0.5).pvalue, rel=1e-12)
     assert c.test == "exact McNemar (binomial) on 16 discordant pairs"
-    assert c.verdict == "improves"
-    assert c.sentence().startswith("improves: +0.120 [")
-    assert "exact McNemar, 14 fixed / 2 broken" in c.sentence()
+    assert c.verdict == "improves" and 0 < c.ci_low < c.delta < c.ci_high
+    assert comparison_sentence(c).startswith("improves: +0.120 95% [")
+    assert "exact McNemar, 14 fixed / 2 broken" in comparison_sentence(c)
+
+
+def test_the_default_runs_table_gets_the_conditional_exact_interval_worked_by_hand():
+    # 9 fixed / 20 broken of n = 200 (the issue's default run): m = 29 discordant pairs.
+    # Clopper-Pearson for pi = fixed / m: L = Beta(0.025; 9, 21), U = Beta(0.975; 10, 20)
+    # -> L = 0.15285, U = 0.50832; delta = (m / n)(2 pi - 1) -> [-0.1007, +0.0024]; p = 2 P(X <= 9 | 29, 1/2)
+    baseline, patched = arms_from_table(both_wrong=100, fixed=9, broken=20, both_right=71)
+    c = compare_arms(baseline, patched)
+    low, high = sp_stats.beta.ppf(0.025, 9, 21), sp_stats.beta.ppf(0.975, 10, 20)
+    assert (round(low, 5), round(high, 5)) == (0.15285, 0.50832)
+    assert (c.ci_low, c.ci_high) == pytest.approx((29 / 200 * (2 * low - 1), 29 / 200 * (2 * high - 1)), rel=1e-9)
+    assert (round(c.ci_low, 4), round(c.ci_high, 4)) == (-0.1007, 0.0024)
+    assert c.p_value == pytest.approx(2 * sp_stats.binom.cdf(9, 29, 0.5), rel=1e-12)
+    assert c.p_value > 0.05 and c.ci_low < 0 < c.ci_high  # the test and its interval say the same
+    assert c.verdict == "no detectable change"
+    assert comparison_sentence(c).startswith("no detectable change (-0.055 95% [-0.101, +0.002], p = 0.0614")
+
+
+def test_the_closed_form_clopper_pearson_is_scipys_exact_binomial_interval():
+    from hookbench.stats.exact import clopper_pearson
+
+    for x, m, alpha in [(9, 29, 0.05), (0, 7, 0.05), (7, 7, 0.1), (3, 40, 0.01), (120, 250, 0.05)]:
+        ci = sp_stats.binomtest(x, m).proportion_ci(confidence_level=1 - alpha, method="exact")
+        assert clopper_pearson(x, m, alpha) == pytest.approx((ci.low, ci.high), abs=1e-9)
+
+
+def test_the_interval_level_follows_alpha():
+    baseline, patched = arms_from_table(both_wrong=100, fixed=9, broken=20, both_right=71)
+    c = compare_arms(baseline, patched, alpha=0.1)
+    assert c.verdict == "hurts" and c.ci_high < 0  # p = 0.061 < 0.1: the 90% interval excludes 0
+    assert "-0.055 90% [" in comparison_sentence(c)
 
 
 def test_more_broken_than_fixed_hurts():
     baseline, patched = arms_from_table(both_wrong=20, fixed=1, broken=12, both_right=30)
     c = compare_arms(baseline, patched)
-    assert c.verdict == "hurts" and c.delta < 0 and c.p_value < 0.05
+    assert c.verdict == "hurts" and c.delta < 0 and c.p_value < 0.05 and c.ci_high < 0
 
 
 def test_five_fixed_none_broken_of_twenty_is_no_detectable_change():
@@ -46,10 +84,10 @@ def test_five_fixed_none_broken_of_twenty_is_no_detectable_change():
     c = compare_arms(baseline, patched, alpha=0.05)
 
     assert c.p_value == pytest.approx(0.0625)  # 2 * 0.5**5
-    assert c.verdict == "no detectable change"
-    assert c.sentence().startswith("no detectable change (+0.250 [")
-    assert "p = 0.0625" in c.sentence() and "smallest detectable change is ±" in c.sentence()
-    assert "improves" not in c.sentence()
+    assert c.verdict == "no detectable change" and c.ci_low <= 0
+    assert comparison_sentence(c).startswith("no detectable change (+0.250 95% [")
+    assert "p = 0.0625" in comparison_sentence(c) and "smallest detectable change is ±" in comparison_sentence(c)
+    assert "improves" not in comparison_sentence(c)
 
 
 def test_zero_discordant_pairs_is_no_change_observed_with_an_mde_and_no_interval():
@@ -63,56 +101,57 @@ def test_zero_discordant_pairs_is_no_change_observed_with_an_mde_and_no_interval
     sd = np.r_[1.0, np.zeros(19)].std(ddof=1)
     expected = TTestPower().solve_power(effect_size=None, nobs=20, alpha=0.05, power=0.8) * sd
     assert 0 < c.mde == pytest.approx(expected)
-    assert c.sentence() == ("no change observed (0 of 20 items changed; with 20 items the smallest "
-                            f"detectable change is ±{expected:.2f})")
+    assert comparison_sentence(c).startswith(
+        f"no change observed (0 of 20 items changed; with 20 items the smallest detectable change is ±{expected:.3f}")
 
 
-def test_two_items_with_a_big_difference_give_an_interval_inside_minus_one_one():
-    t = sp_stats.t.interval(0.95, 1, loc=0.5, scale=0.5)  # the old plain t-interval on these two items
-    assert (round(t[0], 3), round(t[1], 3)) == (-5.853, 6.853)
+def test_one_item_reads_in_the_singular():
+    c = compare_arms([0], [1])
+    assert "with 1 item " in comparison_sentence(c)
+    loss = compare_arms([2.0, 2.1, 1.0], [1.0, 1.1, 1.5], higher_is_better=False)
+    assert loss.broken == 2 and loss.fixed == 1
+    text = comparison_sentence(compare_arms([2.0] * 6, [1.0] * 5 + [2.5], higher_is_better=False))
+    assert "5 items with lower / 1 with higher loss" in text or "no detectable change" in text
 
-    c = compare_arms([0, 0], [1, 0])
-    assert -1 <= c.ci_low < c.delta < c.ci_high <= 1
-    assert c.verdict == "no detectable change"
 
-
-def test_clustered_interval_matches_statsmodels_ols_with_cluster_covariance():
+def test_clustered_data_get_the_inverted_sign_flip_interval():
     rng = np.random.default_rng(7)
     baseline = rng.integers(0, 2, 40)
     patched = np.where(rng.random(40) < 0.3, 1 - baseline, baseline)
-    clusters = [f"q{i}" for i in rng.integers(0, 15, 40)]
+    clusters = [f"q{i}" for i in rng.integers(0, 12, 40)]
     c = compare_arms(baseline.tolist(), patched.tolist(), clusters)
-
     groups = np.unique(clusters, return_inverse=True)[1]
-    fit = sm.OLS(patched - baseline, np.ones(40)).fit(cov_type="cluster", cov_kwds={"groups": groups},
-                                                      use_t=True)
-    low, high = fit.conf_int(alpha=0.05)[0]
+    sums = np.bincount(groups, weights=patched - baseline)
     assert c.n_clusters == len(set(clusters)) < c.n
-    assert (c.ci_low, c.ci_high) == pytest.approx((low, high), rel=1e-12)
-    assert "permutation" in c.test and c.interval.startswith("cluster-robust (CR1)")
+    assert c.p_value == pytest.approx(scipy_sign_flip_p(sums), rel=1e-12)  # 2^G <= 9999: exact, same p
+    assert c.ci_low <= c.delta <= c.ci_high
+    assert "permutation" in c.test and c.interval == "interval inverting the same sign-flip test"
 
 
-def test_duplicated_queries_widen_the_interval_hand_worked_cr1():
-    # 20 items: query A sent 4 times (each +1), query B twice (each -1), then 14 distinct queries:
-    # one +1, one -1, twelve 0.  n = 20, G = 16, mean d = (4 - 2 + 1 - 1) / 20 = 0.1.
-    d = [1] * 4 + [-1] * 2 + [1, -1] + [0] * 12
-    clusters = ["A"] * 4 + ["B"] * 2 + [f"s{i}" for i in range(14)]
-    baseline = [1 if x < 0 else 0 for x in d]
-    patched = [1 if x > 0 else 0 for x in d]
-    # residual sums per cluster: A 4 - 0.4 = 3.6, B -2 - 0.2 = -2.2, the +1: 0.9, the -1: -1.1,
-    # twelve zeros: -0.1 each.  sum u^2 = 12.96 + 4.84 + 0.81 + 1.21 + 12 * 0.01 = 19.94
-    # CR1: V = G/(G-1) * (n-1)/(n-k) * sum u^2 / n^2 with k = 1  ->  16/15 * 19.94 / 400
-    se = math.sqrt(16 / 15 * 19.94 / 400)
-    half = sp_stats.t.ppf(0.975, 15) * se
-    clustered = compare_arms(baseline, patched, clusters)
-    assert (clustered.ci_low, clustered.ci_high) == pytest.approx((0.1 - half, 0.1 + half), rel=1e-9)
-    assert clustered.n_clusters == 16
+def test_the_inverted_interval_is_the_set_of_shifts_the_test_does_not_reject():
+    # the interval's ends, found by scanning delta with scipy's own test of the shifted sums
+    sums, sizes = np.array([3.0, -1.0, 2.0, 1.0, 0.0, 2.0, -2.0, 1.0]), np.array([2.0, 1, 3, 1, 1, 2, 2, 1])
+    flip = sign_flip(sums, sizes, 0.05)
 
-    # the same data as 20 independent items: the ordinary paired t-interval, s^2 = 7.8 / 19
-    independent = compare_arms(baseline, patched)
-    half_iid = sp_stats.t.ppf(0.975, 19) * math.sqrt(7.8 / 19 / 20)
-    assert (independent.ci_low, independent.ci_high) == pytest.approx((0.1 - half_iid, 0.1 + half_iid))
-    assert clustered.ci_high - clustered.ci_low > 1.5 * (independent.ci_high - independent.ci_low)
+    def one_sided(delta, alternative):
+        shifted = sums - delta * sizes
+        return sp_stats.permutation_test((shifted, np.zeros_like(shifted)), lambda x, y, axis: np.sum(x - y, axis=axis),
+                                         permutation_type="samples", vectorized=True, alternative=alternative).pvalue
+
+    for delta in np.linspace(-1.5, 2.0, 141) + 0.0007:  # off the breakpoints, where float ties decide
+        inside = one_sided(delta, "greater") >= 0.025 and one_sided(delta, "less") >= 0.025
+        assert inside == (flip.ci_low <= delta <= flip.ci_high), delta
+
+
+def test_many_clusters_use_9999_seeded_sign_vectors_like_scipy():
+    rng = np.random.default_rng(3)
+    sums = rng.normal(0.15, 1.0, 40)
+    flip = sign_flip(sums, np.ones(40), 0.05)
+    reference = scipy_sign_flip_p(sums, random_state=11)
+    se = math.sqrt(reference * (1 - reference) / 9999)
+    assert not flip.exact and flip.resamples == 9999
+    assert abs(flip.p_value - reference) < 5 * se + 2 / 9999
+    assert flip.p_value >= 2 / 10000  # (count + 1) / (R + 1): never 0
 
 
 def test_repeated_draws_use_an_exact_sign_flip_test_over_clusters():
@@ -127,7 +166,7 @@ def test_repeated_draws_use_an_exact_sign_flip_test_over_clusters():
     expected = np.mean([f >= abs(sums.sum()) - 1e-12 for f in flips])
     assert c.p_value == pytest.approx(expected)
     assert c.test == "paired sign-flip permutation test over 7 clusters, exact (all sign flips)"
-    assert "(3 draws each)" in c.sentence()
+    assert "(3 draws each)" in comparison_sentence(c)
 
 
 def test_sampled_permutation_p_is_seeded():
@@ -155,7 +194,7 @@ def test_lower_is_better_metrics_report_a_drop_as_improvement():
 
 def test_no_items_and_bad_input():
     assert compare_arms([], []).verdict == "no data"
-    assert compare_arms([], []).sentence() == "no data (no paired items)"
+    assert comparison_sentence(compare_arms([], [])) == "no data (no paired items)"
     with pytest.raises(DataError, match="equal length"):
         compare_arms([1, 0], [1])
     with pytest.raises(DataError, match="3 cluster ids for 2 items"):
@@ -187,26 +226,3 @@ def test_adjusted_verdict():
     assert adjusted_verdict(-0.1, 0.01, 0.05) == "hurts"
     assert adjusted_verdict(0.1, 0.06, 0.05) == "no detectable change"
     assert adjusted_verdict(0.1, math.nan, 0.05) == "no data"
-
-
-def test_runs_whose_deltas_differ_by_chance_agree_with_the_rule_stated():
-    a = [1, 0, 0, -1, 1, 0, 0, 0, 1, 0, -1, 0]
-    b = [1, 0, 1, 0, 0, 0, 0, -1, 1, 0, 0, 0]
-    r = compare_runs(a, b, alpha=0.05)
-    fit = sm.OLS(np.subtract(a, b), np.ones(12)).fit(cov_type="cluster",
-                                                    cov_kwds={"groups": np.arange(12)}, use_t=True)
-    assert (r.ci_low, r.ci_high) == pytest.approx(tuple(fit.conf_int(alpha=0.05)[0]))
-    assert r.agree and r.p_value >= 0.05
-    assert "consistent at α = 0.05" in r.sentence() and "rule:" in r.sentence()
-
-
-def test_runs_whose_deltas_differ_everywhere_do_not_agree():
-    # the runs' per-item deltas: run A has +1 on four items, run B on one; three items differ
-    a = [1, 1, 1, 1] + [0] * 8
-    b = [1] + [0] * 11
-    r = compare_runs(a, b)
-    assert r.difference == pytest.approx(0.25)
-    assert r.p_value == pytest.approx(0.25)  # exact sign flip, 3 non-zero items: 2 / 2**3
-    assert r.agree  # three items cannot show it at α = 0.05 ...
-    r = compare_runs([1] * 10, [0] * 10)
-    assert not r.agree and "NOT consistent" in r.sentence()  # ... ten can

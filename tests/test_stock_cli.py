@@ -75,6 +75,13 @@ def test_a_3_job_sweep_adjusts_p_values_by_holm(stock_server, tmp_path):
     assert all(c.data.tags["verdict_adjusted"] for c in children)
     summary = MlflowClient().download_artifacts(parent.info.run_id, "sweep_summary.md", str(tmp_path / "dl"))
     assert "3 jobs" in open(summary).read() and "olm" in open(summary).read()
+    for c in children:  # every child leads with the sweep's claim, its own test after it
+        note = MlflowClient().get_run(c.info.run_id).data.tags["mlflow.note.content"]
+        assert note.startswith(f"**{c.info.run_name}**: {c.data.tags['verdict_adjusted']} after Holm over 3 jobs, p_adj")
+        assert "own test: accuracy" in note
+    assert p.stderr.count("after Holm over 3 jobs, p_adj") == 3
+    assert "sweep/largest_delta" in parent.data.metrics and "sweep/best_delta" not in parent.data.metrics
+    assert parent.data.tags["sweep.largest_delta_job"].endswith(")") and "(run " in parent.data.tags["sweep.largest_delta_job"]
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
@@ -149,20 +156,30 @@ def test_a_job_where_every_answer_is_empty_fails_with_the_likely_fix(stock_serve
     files = {a.path for a in MlflowClient().list_artifacts(run.info.run_id)}
     assert {"items.jsonl", "report.md"} <= files, "what was computed is logged before the job fails"
     assert stock_server.is_clean()
+    generations = stock_server.generations
+    r = run_cli([run.info.run_id], tmp_path, env, module="hookbench.reproduce")
+    assert r.returncode == 7 and "is FAILED" in r.stderr and "nothing to compare" in r.stderr, r.stderr[-2000:]
+    assert stock_server.generations == generations and len(runs(tmp_path)) == 1  # no rerun was started
 
 
 def test_reproduce_a_run_on_the_stock_server(stock_server, tmp_path):
-    """Unseeded sampling: judged by the test of the two runs' deltas; the server is recognised by its
-    URL and the probe fingerprint of its weights, and other weights behind the URL are refused."""
+    """Unseeded sampling, three outcomes: six items are too few to show the rerun agrees (inconclusive,
+    exit 8), a faithful rerun of a big enough run reproduces within the margin, and a rerun on other
+    weights behind the URL does not reproduce (exit 6)."""
     from tests.stock_server import load_model, perturbed_copy
 
     args, env = stock_args(stock_server)
-    p = run_cli([*args, "dataset.n=6", "patch=file", f"patch.path={patch_files(tmp_path)['a']}"], tmp_path, env)
+    patch = f"patch.path={patch_files(tmp_path)['a']}"
+    p = run_cli([*args, "dataset.n=6", "patch=file", patch], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = runs(tmp_path)
     r = run_cli([run.info.run_id], tmp_path, env, module="hookbench.reproduce")
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "reproduced (sampled)" in r.stdout
+    assert r.returncode == 8, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "inconclusive (sampled)" in r.stderr and "TOST" in r.stdout and "margin ±0.030" in r.stdout
+    (rerun,) = [x for x in runs(tmp_path) if x.data.tags.get("hookbench.reproduces") == run.info.run_id]
+    assert rerun.data.tags["hookbench.reproduced"] == "inconclusive"
+    r = run_cli([run.info.run_id, "--margin", "0.9"], tmp_path, env, module="hookbench.reproduce")
+    assert r.returncode == 0 and "reproduced (sampled)" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
     stock_server.swap_model(perturbed_copy(load_model("tiny"), scale=0.05))
     r = run_cli([run.info.run_id], tmp_path, env, module="hookbench.reproduce")
     assert r.returncode == 6 and "not the one the run was logged with" in r.stderr and "weights_probe" in r.stderr

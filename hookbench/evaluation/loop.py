@@ -154,7 +154,7 @@ class Evaluation:
     def _output(self, records: list[ItemResult], screen: dict | None) -> JobOutput:
         s = self.settings
         summary = summarize(records, s.generation.samples, s.alpha, self.generator.request_latency,
-                            self.parts.dataset.skipped)
+                            self.parts.dataset.skipped, target_effect=s.target_effect)
         return JobOutput(records, summary, self.patch, self._record(screen), self.parts.dataset, s, self.phase_s, screen)
 
     def _check_identity(self) -> None:
@@ -213,7 +213,7 @@ class Evaluation:
                 if r.arm(name).error is None and r.arm(name).output is not None]  # failures are never scored
         scores = self.parts.scorer.score_many([(a.output, r.gold, r.prompt) for r, a in todo])
         for (r, a), s in zip(todo, scores):
-            a.correct, a.extracted = s.correct, s.extracted
+            a.correct, a.extracted, a.score_kind = s.correct, s.extracted, s.kind
             if s.error:
                 a.error, a.error_detail, a.correct = s.error, s.detail, None
 

@@ -1,4 +1,4 @@
-"""What one job produced: its records, summary and run record, and how it reads in words."""
+"""What one job produced: its records, summary and run record (its words: reports.formatting.job_headline)."""
 
 from __future__ import annotations
 
@@ -49,22 +49,3 @@ class JobOutput:
                 out.append(f"{share:.0%} of {arm} answers failed ({kinds}); more than failures.warn_share="
                            f"{self.settings.warn_share:g}")
         return out
-
-    def headline(self) -> str:
-        """The job's result in one line of words."""
-        if not self.screen_passed:
-            return (f"screened out: loss delta {self.screen['delta']:+.4f} on {self.screen['size']} items is above "
-                    f"screen.threshold={self.screen['threshold']:g}; no generations")
-        parts = []
-        if self.summary.breaks_generation():
-            parts.append(f"the patch breaks generation: {self.summary.patch_caused} of {self.summary.n_draws} "
-                         "patched answers failed only under the patch")
-        if self.settings.generates:
-            parts.append(f"accuracy {self.summary.comparison.sentence()}")
-        if self.summary.loss is not None:
-            parts.append(f"loss {self.summary.loss.sentence()}")
-        return "; ".join(parts) or "nothing measured"
-
-    def note(self, title: str) -> str:
-        """The run's description in the MLflow UI: its one-line result."""
-        return f"**{title}**: {self.headline()}"

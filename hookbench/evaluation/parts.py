@@ -34,6 +34,9 @@ def settings_from(cfg: DictConfig) -> Settings:
     alpha = float(cfg.stats.alpha)
     if not 0 < alpha < 1:
         raise ConfigError(f"stats.alpha={alpha} must be between 0 and 1")
+    target = float(cfg.stats.get("target_effect", 0.03))
+    if not 0 < target <= 1:
+        raise ConfigError(f"stats.target_effect={target} must be in (0, 1] (a change in accuracy)")
     return Settings(
         model=ModelInfo(m.name, m.get("hf_id"), m.get("revision"), m.apply_mode),
         generation=GenerationSettings(
@@ -42,7 +45,8 @@ def settings_from(cfg: DictConfig) -> Settings:
             template=m.prompt.template, samples=_positive_int(cfg.generation.samples, "generation.samples")),
         metric=cfg.metric, loss_prefix=cfg.loss.answer_prefix, loss_chat=bool(cfg.loss.chat),
         screen_size=_positive_int(cfg.screen.size, "screen.size", allow_none=True),
-        screen_threshold=float(cfg.screen.threshold), alpha=alpha, warn_share=float(cfg.failures.warn_share),
+        screen_threshold=float(cfg.screen.threshold), alpha=alpha, target_effect=target,
+        warn_share=float(cfg.failures.warn_share),
     )
 
 

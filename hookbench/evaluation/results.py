@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from hookbench import names
 from hookbench.names import ARMS
-from hookbench.stats import Comparison, compare_arms, p95
+from hookbench.stats import TARGET_EFFECT, Comparison, compare_arms, p95
 from hookbench.vocabulary import FailureKind
 
 INFRA_FAILURES = (FailureKind.API_ERROR, FailureKind.TIMEOUT)  # the server or network failed: missing data
@@ -37,6 +37,7 @@ class ArmResult:
     repeat_of: str | None = None  # id of the item in this run with the same query that was generated
     loss: float | None = None  # teacher-forced loss of the gold answer (draw 0 only)
     patch_caused: bool = False  # failed only under the patch (patched arm)
+    score_kind: str | None = None  # the rule a mixed scorer (scorer=auto) graded it by: numeric | text
 
     @property
     def scored(self) -> bool:
@@ -117,7 +118,7 @@ class Summary:
         m = {names.ACC_BASELINE: self.accuracy_baseline, names.ACC_PATCHED: self.accuracy_patched,
              names.ACC_DELTA: c.delta, names.ACC_CI_LOW: c.ci_low, names.ACC_CI_HIGH: c.ci_high,
              names.ACC_DELTA_PATCH_FAILURES: self.with_patch_failures.delta,
-             names.P_VALUE: c.p_value, names.MDE: c.mde,
+             names.P_VALUE: c.p_value, names.MDE: c.mde, names.ITEMS_NEEDED: c.items_needed,
              names.N_SCORED: c.n, names.N_ITEMS: self.n_items, names.N_DRAWS: self.n_draws,
              names.N_FIXED: c.fixed, names.N_BROKEN: c.broken, names.N_CLUSTERS: c.n_clusters,
              names.N_SKIPPED_ITEMS: self.skipped_items, names.FAILURES_PATCH_CAUSED: self.patch_caused}
@@ -193,9 +194,10 @@ def per_item(records: list[ItemResult], count_patch_failures: bool) -> tuple[lis
             [query[i] for i in ids], ids)
 
 
-def compare(records: list[ItemResult], draws: int, alpha: float, count_patch_failures: bool = False) -> Comparison:
+def compare(records: list[ItemResult], draws: int, alpha: float, count_patch_failures: bool = False,
+            target_effect: float = TARGET_EFFECT) -> Comparison:
     b, p, clusters, _ = per_item(records, count_patch_failures)
-    return compare_arms(b, p, clusters=clusters, draws=draws, alpha=alpha)
+    return compare_arms(b, p, clusters=clusters, draws=draws, alpha=alpha, target_effect=target_effect)
 
 
 def compare_losses(records: list[ItemResult], alpha: float) -> tuple[float, float, Comparison] | None:
@@ -209,7 +211,8 @@ def compare_losses(records: list[ItemResult], alpha: float) -> tuple[float, floa
 
 
 def summarize(records: list[ItemResult], draws: int = 1, alpha: float = 0.05,
-              request_latency_s: dict[str, list[float]] | None = None, skipped_items: int = 0) -> Summary:
+              request_latency_s: dict[str, list[float]] | None = None, skipped_items: int = 0,
+              target_effect: float = TARGET_EFFECT) -> Summary:
     mark_patch_caused(records)
     b, p, clusters, ids = per_item(records, count_patch_failures=False)
     latency_per_item, req_mean, req_p95, batch_sizes, failures, kinds, reused = {}, {}, {}, {}, {}, {}, {}
@@ -227,14 +230,15 @@ def summarize(records: list[ItemResult], draws: int = 1, alpha: float = 0.05,
         rs = [r for r in records if r.task == task]
         tb, tp, tc, _ = per_item(rs, count_patch_failures=False)
         per_task[task] = {"baseline": _mean(tb), "patched": _mean(tp),
-                          "comparison": compare_arms(tb, tp, clusters=tc, draws=draws, alpha=alpha),
+                          "comparison": compare_arms(tb, tp, clusters=tc, draws=draws, alpha=alpha,
+                                                     target_effect=target_effect),
                           "loss": compare_losses(rs, alpha)}
     losses = compare_losses(records, alpha)
     return Summary(
         n_items=len({r.id for r in records}), n_draws=len(records),
         accuracy_baseline=_mean(b), accuracy_patched=_mean(p),
-        comparison=compare_arms(b, p, clusters=clusters, draws=draws, alpha=alpha),
-        with_patch_failures=compare(records, draws, alpha, count_patch_failures=True),
+        comparison=compare_arms(b, p, clusters=clusters, draws=draws, alpha=alpha, target_effect=target_effect),
+        with_patch_failures=compare(records, draws, alpha, count_patch_failures=True, target_effect=target_effect),
         patch_caused=sum(r.patched.patch_caused for r in records),
         latency_per_item_s=latency_per_item, latency_request_mean_s=req_mean, latency_request_p95_s=req_p95,
         batch_sizes=batch_sizes, failures=failures, failure_kinds=kinds, per_task=per_task, reused=reused,

@@ -23,6 +23,7 @@ from hookbench.hookapi import contract
 from hookbench.vocabulary import FailureKind
 
 __all__ = [
+    "AutoScorer",
     "ExactScorer",
     "JudgeScorer",
     "NormalizedScorer",
@@ -42,6 +43,7 @@ class Score:
     extracted: str | None  # what was read as the answer
     error: str | None = None  # FailureKind.JUDGE_ERROR when grading failed; a failure, not a wrong answer
     detail: str | None = None  # why grading failed, for the record
+    kind: str | None = None  # how it was graded when a scorer mixes rules (auto: numeric | text)
 
 
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.S | re.I)
@@ -178,6 +180,27 @@ class NumericScorer(Scorer):
         if got is None:
             return Score(correct=False, extracted=None)
         return Score(correct=abs(got - want) <= self.tolerance, extracted=_canonical(got))
+
+
+_NUMERIC_GOLD = re.compile(rf"\s*(?:{_NUM})\s*%?\s*")
+
+
+class AutoScorer(Scorer):
+    """Mixed data, per item: a gold that is a number (`147`, `$1,200`, `12.5%`) is graded as the
+    numeric scorer grades it (the output's final answer number); any other gold by equality after
+    normalization (as scorer=normalized; equality, not containment, so "not Paris" is not "Paris").
+    The rule used is recorded per item (`Score.kind`: numeric | text)."""
+
+    name = "auto"
+
+    def __init__(self, name: str | None = None):
+        super().__init__(name)
+        self._numeric, self._text = NumericScorer(), NormalizedScorer()
+
+    def _score(self, answer: str, gold: str, question: str | None) -> Score:
+        numeric = _NUMERIC_GOLD.fullmatch(gold) is not None and extract_number(gold) is not None
+        s = (self._numeric if numeric else self._text)._score(answer, gold, question)
+        return Score(s.correct, s.extracted, s.error, s.detail, "numeric" if numeric else "text")
 
 
 _VERDICT_RE = re.compile(r"\b(INCORRECT|CORRECT)\b", re.I)

@@ -45,6 +45,7 @@ class Settings:
     screen_size: int | None = None
     screen_threshold: float = 0.0
     alpha: float = 0.05
+    target_effect: float = 0.03  # stats.target_effect: the change items_needed is planned for
     warn_share: float = 0.1
 
     @property

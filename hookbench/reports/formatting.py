@@ -1,12 +1,13 @@
-"""How hookbench writes numbers and tables: one spelling for accuracy, deltas, p, MDE and n/a,
-shared by the run report, the sweep summary and the confirmation table."""
+"""How hookbench writes numbers and tables: one spelling for accuracy, deltas, p, MDE, plurals and n/a,
+shared by the run report, the console, descriptions, the sweep summary, reproduce and confirm.
+Every sentence about a test (a job's verdict, two runs' agreement) is written here and only here."""
 
 from __future__ import annotations
 
 import json
 import math
 
-from hookbench.stats import Comparison
+from hookbench.stats import Comparison, Equivalence
 from hookbench.vocabulary import Verdict
 
 NA = "n/a"
@@ -49,11 +50,60 @@ def p_words(p: float | None) -> str:
     return "p n/a" if is_nan(p) else ("p < 0.001" if p < 0.001 else f"p = {p:.3g}")
 
 
-def fmt_mde(mde: float | None) -> str:
-    """Smallest change the test detects with 80% power; ≥ 1 means no change in [0, 1] would be."""
+def fmt_mde(mde: float | None, bounded: bool = True) -> str:
+    """Smallest change the test detects with 80% power, one rounding everywhere; for scores in
+    [0, 1] (`bounded`) an MDE ≥ 1 means no possible change would be detected."""
     if is_nan(mde):
         return NA
-    return f"±{mde:.3f}" if mde < 1 else "≥ ±1 (no change in [0, 1] is detectable)"
+    return f"±{mde:.3f}" if mde < 1 or not bounded else "≥ ±1 (no change in [0, 1] is detectable)"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """`1 item`, `2 items`: the count with its noun in the right number."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def fmt_level(alpha: float) -> str:
+    """The interval's level, 1 − α: `95%` at α = 0.05."""
+    return f"{(1 - alpha) * 100:.10g}%"
+
+
+def comparison_size(c: Comparison) -> str:
+    size = plural(c.n, "item")
+    if c.n_clusters != c.n:
+        size += f" in {plural(c.n_clusters, 'cluster')}"
+    if c.draws > 1:
+        size += f" ({c.draws} draws each)"
+    return size
+
+
+def comparison_floor(c: Comparison) -> str:
+    """What this n can detect (the MDE), and the items a target effect needs."""
+    size = comparison_size(c)
+    if is_nan(c.mde):
+        return f"with {size} no change can be tested"
+    if c.mde >= 1 and c.higher_is_better:
+        floor = f"with {size} not even a change of ±1 would reliably be detected"
+    else:
+        floor = f"with {size} the smallest detectable change is {fmt_mde(c.mde, c.higher_is_better)}"
+    if c.items_needed:
+        floor += f"; a change of ±{c.target_effect:g} needs about {plural(c.items_needed, 'item')}"
+    return floor
+
+
+def comparison_sentence(c: Comparison) -> str:
+    """One line a user reads; calls the patch better or worse only when the verdict does."""
+    if c.verdict == Verdict.NO_DATA:
+        return "no data (no paired items)"
+    if c.verdict == Verdict.NO_CHANGE_OBSERVED:
+        return f"no change observed (0 of {plural(c.n, 'item')} changed; {comparison_floor(c)})"
+    what = f"{fmt_signed(c.delta)} {fmt_level(c.alpha)} {fmt_ci(c.ci_low, c.ci_high)}, {p_words(c.p_value)}"
+    if c.verdict == Verdict.NO_DETECTABLE_CHANGE:
+        return f"no detectable change ({what}; {comparison_floor(c)})"
+    name = "exact McNemar" if c.exact_mcnemar else "cluster permutation test"
+    counts = (f"{c.fixed} fixed / {c.broken} broken" if c.higher_is_better
+              else f"{plural(c.broken, 'item')} with lower / {c.fixed} with higher loss")
+    return f"{c.verdict}: {what} ({name}, {counts})"
 
 
 def fmt_seconds(x: float | None) -> str:
@@ -73,6 +123,28 @@ def fmt_comparison_delta(c: Comparison) -> str:
     if c.verdict == Verdict.NO_CHANGE_OBSERVED:
         return f"{Verdict.NO_CHANGE_OBSERVED} (0 of {c.n} changed)"
     return fmt_delta(c.delta, c.ci_low, c.ci_high)
+
+
+EQUIVALENCE_WORDS = {"agrees": "reproduces", "disagrees": "does not reproduce", "inconclusive": "inconclusive"}
+ARM_WORDS = {"delta": "the delta (patched − baseline)", "baseline": "the baseline arm", "patched": "the patched arm"}
+
+
+def equivalence_rule(alpha: float, margin: float) -> str:
+    return (f"rule: reproduces when the {fmt_level(2 * alpha)} interval of the difference lies within "
+            f"±{fmt_num(margin)} (TOST at α = {alpha:g}), does not reproduce when the {fmt_level(alpha)} "
+            "interval excludes 0, else inconclusive; CR1 t clustered by query")
+
+
+def equivalence_sentence(e: Equivalence) -> str:
+    """`the delta (patched − baseline): reproduces: the runs differ by +0.010 [..] ...`."""
+    who = ARM_WORDS.get(e.what, e.what)
+    if e.n_clusters < 2:
+        return (f"{who}: inconclusive: {plural(e.n, 'paired item')} in {plural(e.n_clusters, 'cluster')}, "
+                "too few to compare")
+    return (f"{who}: {EQUIVALENCE_WORDS[e.outcome]}: the runs differ by {fmt_signed(e.difference)} "
+            f"{fmt_level(e.alpha)} {fmt_ci(e.ci_low, e.ci_high)}, {p_words(e.p_difference)}; "
+            f"{fmt_level(2 * e.alpha)} {fmt_ci(e.tost_low, e.tost_high)} vs margin ±{fmt_num(e.margin)} "
+            f"(TOST {p_words(e.p_equivalence)})")
 
 
 def _no_nan(value):
@@ -119,3 +191,41 @@ def fmt_batch_sizes(sizes: list[int]) -> str:
 def fmt_metric(x: float | None) -> str:
     """Any logged metric in a comparison table (4 significant digits)."""
     return NA if is_nan(x) else f"{x:.4g}"
+
+
+SWEEP_OWN_TEST = "own test, before the sweep's correction over its jobs"
+
+
+def job_headline(out, in_sweep: bool = False) -> str:
+    """A job's result in one line of words (`out`: evaluation.outcome.JobOutput). Inside a sweep the
+    job's own test is labelled as such: the sweep's adjusted verdict replaces it when the sweep ends."""
+    if not out.screen_passed:
+        s = out.screen
+        return (f"screened out: loss delta {s['delta']:+.4f} on {plural(s['size'], 'item')} is above "
+                f"screen.threshold={s['threshold']:g}; no generations")
+    parts, summary = [], out.summary
+    if summary.breaks_generation():
+        parts.append(f"the patch breaks generation: {summary.patch_caused} of {summary.n_draws} "
+                     "patched answers failed only under the patch")
+    if out.settings.generates:
+        parts.append(f"accuracy {comparison_sentence(summary.comparison)}")
+    if summary.loss is not None:
+        parts.append(f"loss {comparison_sentence(summary.loss)}")
+    line = "; ".join(parts) or "nothing measured"
+    return f"{SWEEP_OWN_TEST}: {line}" if in_sweep and out.settings.generates else line
+
+
+def job_note(out, title: str, in_sweep: bool = False) -> str:
+    """The run's description in the MLflow UI: its one-line result, plain text (the runs table and its
+    tooltips show it raw)."""
+    return f"{title}: {job_headline(out, in_sweep)}"
+
+
+def adjusted_lead(verdict_adjusted: str, p_adjusted: float, p_own: float, method: str, jobs: int) -> str:
+    """What a sweep child leads with once the sweep is corrected: `hurts → no detectable change ...`."""
+    return (f"{verdict_adjusted} after {method} over {plural(jobs, 'job')}, p_adj {_p_value(p_adjusted)} "
+            f"(own p {_p_value(p_own)})")
+
+
+def _p_value(p: float | None) -> str:
+    return "n/a" if is_nan(p) else ("< 0.001" if p < 0.001 else f"= {p:.3g}")

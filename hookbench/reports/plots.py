@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from hookbench.reports.formatting import (
     fmt_batch_sizes,
     fmt_comparison_delta,
+    fmt_level,
     fmt_num,
     fmt_seconds,
     is_nan,
@@ -35,9 +36,11 @@ def verdict_color(verdict: str | None) -> str:
     return VERDICT_COLORS.get(verdict or "", NEUTRAL_COLOR)
 
 
-def plot_accuracy(path: Path, summary: Summary, title: str | None = None) -> Path:
-    """Left: accuracy per arm. Right: paired delta with its clustered 95% interval and ±MDE, coloured
-    by the verdict."""
+def plot_accuracy(path: Path, summary: Summary, title: str | None = None,
+                  shown: tuple[str, str] | None = None) -> Path:
+    """Left: accuracy per arm. Right: paired delta with the (1−α) interval of its test and ±MDE,
+    coloured by the verdict. `shown` = (verdict to colour by, its words) overrides the job's own
+    test: a sweep's adjusted verdict, or a neutral one while the sweep is still running."""
     fig = Figure(figsize=(8, 3.8), layout="constrained")
     ax_acc, ax_d = fig.subplots(1, 2, width_ratios=[2, 1])
     accs = [summary.accuracy_baseline, summary.accuracy_patched]
@@ -58,11 +61,12 @@ def plot_accuracy(path: Path, summary: Summary, title: str | None = None) -> Pat
         ax_d.text(0.5, 0.75, "no scored items", ha="center", va="center", transform=ax_d.transAxes)
         lo, hi = -1, 1
     else:
-        color = verdict_color(c.verdict)
+        verdict, words = shown or (c.verdict, c.verdict)
+        color = verdict_color(verdict)
         no_interval = c.verdict == Verdict.NO_CHANGE_OBSERVED or is_nan(c.ci_low) or is_nan(c.ci_high)
         yerr = None if no_interval else [[c.delta - c.ci_low], [c.ci_high - c.delta]]
         ax_d.errorbar([0], [c.delta], yerr=yerr, fmt="o", color=color, capsize=8, ms=8)
-        label = c.verdict if c.verdict == Verdict.NO_CHANGE_OBSERVED else f"{fmt_comparison_delta(c)}\n{c.verdict}"
+        label = words if c.verdict == Verdict.NO_CHANGE_OBSERVED else f"{fmt_comparison_delta(c)}\n{words}"
         ax_d.annotate(label, (0, c.delta), xytext=(8, 0), textcoords="offset points", va="center",
                       fontsize=8, color=color)
         lo = min(lo, c.delta if no_interval else c.ci_low)
@@ -72,7 +76,7 @@ def plot_accuracy(path: Path, summary: Summary, title: str | None = None) -> Pat
     ax_d.set_xlim(-0.5, 2.2)
     ax_d.set_xticks([])
     ax_d.set_ylabel("patched − baseline")
-    ax_d.set_title(f"delta, 95% CI ({p_words(c.p_value)})", fontsize=10)
+    ax_d.set_title(f"delta, {fmt_level(c.alpha)} CI ({p_words(c.p_value)})", fontsize=10)
     if not is_nan(c.mde) and c.mde < 1:
         ax_d.legend(loc="lower right", fontsize=7)
     if title:

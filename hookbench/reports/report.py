@@ -21,7 +21,9 @@ from hookbench import names
 from hookbench.reports.formatting import (
     fmt_acc,
     fmt_batch_sizes,
+    comparison_sentence,
     fmt_comparison_delta,
+    fmt_level,
     fmt_failures,
     fmt_mde,
     fmt_num,
@@ -29,6 +31,8 @@ from hookbench.reports.formatting import (
     fmt_seconds,
     md_table,
     p_words,
+    plural,
+    SWEEP_OWN_TEST,
     plots_sentence,
 )
 from hookbench.evaluation.record import RunRecord
@@ -85,15 +89,18 @@ def arm_answer(arm) -> str | None:
 
 
 def change_kind(r: ItemResult) -> str:
-    """fixed / broken (score changed, both scored), failed (any arm failed), or same."""
+    """fixed / broken (score changed, both scored), failed (any arm failed), changed (another wrong
+    answer), or same (the answer did not change)."""
     if r.baseline.scored and r.patched.scored and r.baseline.correct != r.patched.correct:
         return "fixed" if r.patched.correct else "broken"
     if r.baseline.error or r.patched.error:
         return "failed"
+    if arm_answer(r.baseline) != arm_answer(r.patched):
+        return "changed"
     return "same"
 
 
-_ORDER = {"fixed": 0, "broken": 1, "failed": 2, "same": 3}
+_ORDER = {"fixed": 0, "broken": 1, "failed": 2, "changed": 3, "same": 4}
 
 
 def diff_table(records: list[ItemResult], max_rows: int = DIFF_MAX_ROWS) -> str:
@@ -118,9 +125,9 @@ def diff_table(records: list[ItemResult], max_rows: int = DIFF_MAX_ROWS) -> str:
         for r in keep
     ]
     parts = [
-        f"{counts['fixed']} answers fixed by the patch, {counts['broken']} broken by it, "
-        f"{counts['failed']} with a failed generation, {counts['same']} unchanged "
-        "(✓ correct, ✗ wrong, otherwise the failure kind).",
+        f"{plural(counts['fixed'], 'answer')} fixed by the patch, {counts['broken']} broken by it, "
+        f"{counts['changed']} changed but still wrong, {counts['failed']} with a failed generation, "
+        f"{counts['same']} unchanged (✓ correct, ✗ wrong, otherwise the failure kind).",
         "",
         md_table(header, rows),
     ]
@@ -139,10 +146,11 @@ def result_rows(summary: Summary) -> list[list[str]]:
     rows = [
         ["accuracy baseline", fmt_acc(summary.accuracy_baseline)],
         ["accuracy patched", fmt_acc(summary.accuracy_patched)],
-        ["delta (patched − baseline) [95% CI]", fmt_comparison_delta(c)],
+        [f"delta (patched − baseline) [{fmt_level(c.alpha)} CI]", fmt_comparison_delta(c)],
         ["p", fmt_p(c.p_value)],
         [f"verdict (α = {c.alpha:g})", c.verdict],
         ["minimum detectable effect (80% power)", fmt_mde(c.mde)],
+        [f"items a change of ±{c.target_effect:g} needs (80% power)", str(c.items_needed or "n/a")],
         ["fixed (✗→✓)" if one else "fixed (higher under the patch)", str(c.fixed)],
         ["broken (✓→✗)" if one else "broken (lower under the patch)", str(c.broken)],
         ["right in both", str(c.both_right)],
@@ -192,9 +200,9 @@ def loss_lines(summary: Summary) -> list[str]:
         md_table(["metric", "value"], [
             ["loss baseline", fmt_num(summary.loss_baseline, 4)],
             ["loss patched", fmt_num(summary.loss_patched, 4)],
-            ["delta (patched − baseline) [95% CI]", fmt_comparison_delta(c)],
+            [f"delta (patched − baseline) [{fmt_level(c.alpha)} CI]", fmt_comparison_delta(c)],
             ["p", fmt_p(c.p_value)],
-            ["minimum detectable effect (80% power)", fmt_mde(c.mde)],
+            ["minimum detectable effect (80% power)", fmt_mde(c.mde, bounded=False)],
             ["items with lower / higher loss under the patch", f"{c.broken} / {c.fixed}"],
             ["items / query clusters", f"{c.n} / {c.n_clusters}"],
             ["test", c.test],
@@ -231,14 +239,17 @@ def record_rows(record: RunRecord | dict) -> list[list]:
 
 
 def render_report(records: list[ItemResult], summary: Summary, record: RunRecord | dict, title: str,
-                  warnings: list[str], diff_md: str) -> str:
+                  warnings: list[str], diff_md: str, lead: str | None = None) -> str:
+    """report.md; `lead` (a sweep's adjusted verdict, or the own-test label inside a sweep) goes first."""
     c = summary.comparison
-    parts = [f"# {title or 'hookbench run report'}", "", f"**Accuracy: {c.sentence()}**", ""]
+    parts = [f"# {title or 'hookbench run report'}", "", f"**Accuracy: {lead or comparison_sentence(c)}**", ""]
+    if lead:
+        parts += [f"Own test: {comparison_sentence(c)}", ""]
     if summary.loss is not None:
         parts += [f"**Loss (lower is better): {summary.loss.verdict}** "
                   f"({fmt_comparison_delta(summary.loss)}, {p_words(summary.loss.p_value)})", ""]
-    parts += [f"Test: {c.test}. 95% interval clustered by query: {c.interval}. "
-              f"Verdict at α = {c.alpha:g}: a change is called only when p < α.", ""]
+    parts += [f"Test: {c.test}. {fmt_level(c.alpha)} interval: {c.interval}; it excludes 0 exactly when "
+              f"p < α. Verdict at α = {c.alpha:g}: a change is called only when p < α.", ""]
     if warnings:
         parts += ["## Warnings", "", *(f"- {w}" for w in warnings), ""]
     parts += ["## Result", "", md_table(["metric", "value"], result_rows(summary)), ""]
@@ -247,7 +258,8 @@ def render_report(records: list[ItemResult], summary: Summary, record: RunRecord
         parts += [*reuse, ""]
     if summary.per_task:
         parts += ["## Per task", "",
-                  md_table(["task", "n", "baseline", "patched", "delta [95% CI]", "p", "verdict"],
+                  md_table(["task", "n", "baseline", "patched", f"delta [{fmt_level(summary.comparison.alpha)} CI]",
+                            "p", "verdict"],
                            per_task_rows(summary)), ""]
     if summary.loss is not None:
         parts += ["## Loss", "", *loss_lines(summary), ""]
@@ -265,8 +277,9 @@ def render_report(records: list[ItemResult], summary: Summary, record: RunRecord
 
 
 def write_run_report(out_dir: Path, records: list[ItemResult], summary: Summary, record: RunRecord | dict,
-                     title: str, warnings: list[str]) -> list[Path]:
-    """Write every report file of a run into out_dir; return the paths written."""
+                     title: str, warnings: list[str], in_sweep: bool = False) -> list[Path]:
+    """Write every report file of a run into out_dir; return the paths written. Inside a sweep the
+    verdict is shown neutral and labelled the own test until the sweep's correction rewrites it."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = write_items(out_dir, records)
@@ -275,12 +288,17 @@ def write_run_report(out_dir: Path, records: list[ItemResult], summary: Summary,
     diff_path.write_text(diff_md, encoding="utf-8")
     paths += [
         diff_path,
-        plot_accuracy(out_dir / names.ACCURACY_PNG, summary, title),
+        plot_accuracy(out_dir / names.ACCURACY_PNG, summary, title, shown=_sweep_shown(summary) if in_sweep else None),
         plot_latency(out_dir / names.LATENCY_PNG, records, summary, title),
     ]
     report = out_dir / names.REPORT_MD
-    report.write_text(render_report(records, summary, record, title, warnings, diff_md), encoding="utf-8")
+    lead = f"{SWEEP_OWN_TEST}: {comparison_sentence(summary.comparison)}" if in_sweep else None
+    report.write_text(render_report(records, summary, record, title, warnings, diff_md, lead), encoding="utf-8")
     return paths + [report]
+
+
+def _sweep_shown(summary: Summary) -> tuple[str, str]:
+    return "", f"{summary.comparison.verdict} ({SWEEP_OWN_TEST})"
 
 
 # ---------------------------------------------------------------- console
@@ -290,20 +308,25 @@ def _verdict_text(text: str, verdict: str | None) -> Text:
     return Text(text, style=VERDICT_STYLES.get(verdict or "", ""))
 
 
-def summary_table(summary: Summary) -> Table:
+def summary_table(summary: Summary, neutral: bool = False) -> Table:
     """The run's closing console output: arms side by side, the delta coloured by the verdict only
-    (improves green, hurts red), the verdict sentence as the caption."""
+    (improves green, hurts red), the verdict sentence as the caption. `neutral` (a sweep's job): no
+    colour, and the verdict labelled as the own test before the sweep's correction."""
     c = summary.comparison
-    table = Table(title="hookbench summary", caption=f"accuracy {c.sentence()}")
+    lead = f"{SWEEP_OWN_TEST}: " if neutral else ""
+    table = Table(title="hookbench summary", caption=f"accuracy {lead}{comparison_sentence(c)}")
+    shown = None if neutral else c.verdict
     table.add_column("metric")
     for arm in ARMS:
         table.add_column(arm, justify="right")
-    table.add_column("delta [95% CI]", justify="right")
+    table.add_column(f"delta [{fmt_level(c.alpha)} CI]", justify="right")
     table.add_row("accuracy", fmt_acc(summary.accuracy_baseline), fmt_acc(summary.accuracy_patched),
-                  _verdict_text(fmt_comparison_delta(c), c.verdict))
-    table.add_row("verdict", "", "", _verdict_text(f"{c.verdict} ({p_words(c.p_value)})", c.verdict))
+                  _verdict_text(fmt_comparison_delta(c), shown))
+    table.add_row("verdict", "", "", _verdict_text(f"{c.verdict} ({p_words(c.p_value)})", shown))
     table.add_row("fixed / broken", "", "", f"{c.fixed} / {c.broken}")
     table.add_row("smallest detectable change", "", "", fmt_mde(c.mde))
+    if c.items_needed:
+        table.add_row(f"items a change of ±{c.target_effect:g} needs", "", "", str(c.items_needed))
     table.add_row("n scored (paired) / items", "", "", f"{summary.n_scored} / {summary.n_items}")
     if summary.loss is not None:
         loss = summary.loss

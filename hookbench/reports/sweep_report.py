@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from hookbench import names
-from hookbench.reports.formatting import NA, fmt_delta, fmt_p, md_table, plots_sentence
+from hookbench.reports.formatting import NA, fmt_acc, fmt_delta, fmt_level, fmt_p, md_table, plots_sentence
 from hookbench.reports.plots import verdict_color
 from hookbench.vocabulary import Verdict
 
@@ -114,7 +114,7 @@ def sweep_markdown(rows: list[dict], correction: str, alpha: float, pngs: list[s
              f"{len(rows)} jobs: {counts or 'none'}. Every column (hash, accuracies, counts, run ids): "
              f"`{names.SWEEP_CSV}`.", "",
              family_line(rows, correction, alpha) + " A failed or screened-out job counts as p = 1.", "",
-             "Delta is patched − baseline accuracy with its 95% interval clustered by query; p is each job's own "
+             "Delta is patched − baseline accuracy with the (1 − α) interval of its own test; p is each job's own "
              "test, p adjusted the corrected one, and the verdict (adjusted) is the one to act on.", "",
              md_table(header, body), "", plots_sentence(pngs, "the sweep's parent run"), ""]
     failed = [r for r in rows if r.get("status") != "FINISHED"]
@@ -156,7 +156,7 @@ def _correction_name(correction: str | None) -> str:
 def best_row(rows: list[dict]) -> dict | None:
     """The job to look at first: an adjusted `improves`, else the largest delta."""
     measured = [r for r in rows if not _missing(r.get(names.ACC_DELTA)) and r.get("status") == "FINISHED"]
-    return max(measured, key=lambda r: (_verdict_adjusted(r) == "improves", r[names.ACC_DELTA]), default=None)
+    return max(measured, key=lambda r: (_verdict_adjusted(r) == Verdict.IMPROVES, r[names.ACC_DELTA]), default=None)
 
 
 def sweep_answer(rows: list[dict], correction: str | None) -> str:
@@ -165,7 +165,7 @@ def sweep_answer(rows: list[dict], correction: str | None) -> str:
     if best is None:
         return f"No job of {len(rows)} measured a delta (failed or screened out)."
     verdicts = [_verdict_adjusted(r) for r in rows]
-    k = sum(v in ("improves", "hurts") for v in verdicts)
+    k = sum(v in (Verdict.IMPROVES, Verdict.HURTS) for v in verdicts)
     after = f"after {_correction_name(correction)}" if correction in CORRECTION_NAMES else "(no correction)"
     survive = (f"nothing survives {_correction_name(correction)}" if not k and correction in CORRECTION_NAMES
                else f"{verdicts.count('improves')} of {len(rows)} jobs improve and {verdicts.count('hurts')} hurt {after}")
@@ -230,7 +230,7 @@ def plot_sweep_delta(path: Path, rows: list[dict]) -> Path:
     ax.set_xticks(range(len(groups)), groups)
     ax.set_xlim(-0.6, max(0.6, len(groups) - 0.4))
     ax.set_ylabel("accuracy delta (patched − baseline)")
-    ax.set_title("Patch effect per model (95% interval clustered by query)", fontsize=10)
+    ax.set_title("Patch effect per model (interval of each job's own test)", fontsize=10)
     if rows:
         _verdict_legend(ax)
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
@@ -268,7 +268,7 @@ def plot_sweep_strength(path: Path, rows: list[dict]) -> Path:
             no_data_labelled = True
     ax.set_xlabel("patch strength (0 = no edit, 1 = the patch as written)")
     ax.set_ylabel("accuracy delta (patched − baseline)")
-    ax.set_title("Dose-response: delta against strength (95% interval clustered by query)", fontsize=10)
+    ax.set_title("Dose-response: delta against strength (interval of each job's own test)", fontsize=10)
     _verdict_legend(ax)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.savefig(path, dpi=110)

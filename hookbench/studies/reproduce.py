@@ -4,10 +4,12 @@ The rerun uses the run's fully composed config (config_resolved.yaml) and its fr
 never today's conf/ and never /api/suggestions, with reuse off. The rules, printed with the result:
 - greedy runs reproduce when the dataset fingerprint, every gold answer, every output and score
   and the headline metrics are identical;
-- sampled runs reproduce when the two runs' per-item deltas do not differ significantly (a paired
-  test of the difference of the deltas, clustered by query, at the run's alpha).
-The rerun is tagged `hookbench.reproduces=RUN_ID` and `hookbench.reproduced=agrees|disagrees`.
-Exit codes: 0 reproduced, 6 not reproduced (or another server), other codes as `python -m hookbench`.
+- sampled runs are judged on the per-item difference of the two runs' deltas (CR1 clustered by
+  query): *reproduces* when its (1−2α) interval lies within ±reproduce.margin (TOST; default:
+  stats.target_effect), *does not reproduce* when its (1−α) interval excludes 0, else
+  *inconclusive*. Each arm is compared the same way and an arm that moved is named.
+The rerun is tagged `hookbench.reproduces=RUN_ID` and `hookbench.reproduced=agrees|disagrees|inconclusive`.
+Exit codes: 0 reproduces, 6 does not (or another server), 8 inconclusive, 7 nothing to compare.
 """
 
 from __future__ import annotations
@@ -23,13 +25,19 @@ from rich.table import Table
 
 from hookbench import names, tracking
 from hookbench.entry import run_command
-from hookbench.errors import ReproductionMismatch
+from hookbench.errors import (
+    ConfigError,
+    HookbenchError,
+    NothingToCompare,
+    ReproductionInconclusive,
+    ReproductionMismatch,
+)
 from hookbench.evaluation.patches import NO_PATCH_SOURCE
 from hookbench.evaluation.results import ItemResult, per_item
 from hookbench.job import console, run_job
-from hookbench.reports.formatting import fmt_metric
-from hookbench.stats import compare_runs
-from hookbench.vocabulary import Agreement
+from hookbench.reports.formatting import equivalence_rule, equivalence_sentence, fmt_metric
+from hookbench.stats import TARGET_EFFECT, Equivalence, cluster_codes, equivalence
+from hookbench.stats.equivalence import AGREES, DISAGREES, INCONCLUSIVE
 
 
 def logged_config(client, run_id: str, into: Path) -> tuple[DictConfig, dict]:
@@ -46,14 +54,46 @@ def logged_config(client, run_id: str, into: Path) -> tuple[DictConfig, dict]:
     return cfg, identity
 
 
-def per_item_deltas(records: list[ItemResult]) -> dict[str, tuple[float, str]]:
-    """item id -> (mean patched - mean baseline over draws scored in both arms, query)."""
+ARMS_MOVED = {"baseline": "the baseline moved: the server behaves differently",
+              "patched": "the patched arm moved: the patch acts differently on this server"}
+
+
+def per_item_arms(records: list[ItemResult]) -> dict[str, tuple[float, float, str]]:
+    """item id -> (mean baseline, mean patched over draws scored in both arms, query)."""
     baseline, patched, queries, ids = per_item(records, count_patch_failures=False)
-    return {i: (p - b, q) for i, b, p, q in zip(ids, baseline, patched, queries)}
+    return {i: (b, p, q) for i, b, p, q in zip(ids, baseline, patched, queries)}
 
 
-def greedy_differences(original, rerun, orig_items: list[ItemResult], new_items: list[ItemResult]) -> list[str]:
-    """Reasons a greedy rerun is not identical; empty when it is."""
+def sampled_agreement(orig_items: list[ItemResult], new_items: list[ItemResult], alpha: float,
+                      margin: float) -> dict[str, Equivalence]:
+    """The difference test and TOST for the delta and for each arm, on the items both runs scored."""
+    a, b = per_item_arms(orig_items), per_item_arms(new_items)
+    ids = [i for i in a if i in b]
+    groups = cluster_codes([a[i][2] for i in ids])
+    value = {"baseline": lambda x: x[0], "patched": lambda x: x[1], "delta": lambda x: x[1] - x[0]}
+    return {what: equivalence([f(a[i]) - f(b[i]) for i in ids], groups, margin, alpha, what)
+            for what, f in value.items()}
+
+
+def margin_of(cfg: DictConfig, override: float | None) -> float:
+    """--margin, else reproduce.margin, else stats.target_effect: the change the user said matters
+    (a margin of the original's MDE would shrink with n as fast as the rerun's interval, so tiny
+    runs would reproduce as easily as large ones)."""
+    key, value = next((k, v) for k, v in (("--margin", override),
+                                          ("reproduce.margin", OmegaConf.select(cfg, "reproduce.margin")),
+                                          ("stats.target_effect", OmegaConf.select(cfg, "stats.target_effect")),
+                                          ("the default target effect", TARGET_EFFECT)) if v is not None)
+    if not float(value) > 0:
+        raise ConfigError(f"{key} must be a positive number, got {value!r}")
+    return float(value)
+
+
+GREEDY_RULE = "greedy: dataset, gold answers, every output and score, and the metrics must be identical"
+
+
+def greedy_differences(original, rerun, orig_items: list[ItemResult], new_items: list[ItemResult],
+                       with_metrics: bool = True) -> list[str]:
+    """Reasons a greedy rerun is not identical; empty when it is (a FAILED original has no metrics)."""
     reasons = []
     fp = names.DATASET_FINGERPRINT
     if original.data.params.get(fp) != rerun.data.params.get(fp):
@@ -70,51 +110,76 @@ def greedy_differences(original, rerun, orig_items: list[ItemResult], new_items:
         for a in names.ARMS for f in ("output", "correct", "error"))]
     if diffs:
         reasons.append(f"{len(diffs)} of {len(orig_items)} items differ in output or score, e.g. {diffs[:5]}")
-    for key in (names.ACC_BASELINE, names.ACC_PATCHED, names.ACC_DELTA, names.N_SCORED):
+    for key in (names.ACC_BASELINE, names.ACC_PATCHED, names.ACC_DELTA, names.N_SCORED) if with_metrics else ():
         a, b = original.data.metrics.get(key), rerun.data.metrics.get(key)
         if a != b and not (a is not None and b is not None and math.isclose(a, b, abs_tol=1e-12)):
             reasons.append(f"{key}: {a} -> {b}")
     return reasons
 
 
-def sampled_agreement(orig_items: list[ItemResult], new_items: list[ItemResult], alpha: float):
-    a, b = per_item_deltas(orig_items), per_item_deltas(new_items)
-    ids = [i for i in a if i in b]
-    return compare_runs([a[i][0] for i in ids], [b[i][0] for i in ids], clusters=[a[i][1] for i in ids], alpha=alpha)
-
-
-def reproduce(run_id: str, tracking_uri: str) -> int:
+def reproduce(run_id: str, tracking_uri: str, margin: float | None = None) -> int:
     client = tracking.use_store(tracking_uri)
     work = Path(tempfile.mkdtemp(prefix=f"hookbench-reproduce-{run_id[:8]}-"))
     original = tracking.get_run(client, run_id)
     cfg, identity = logged_config(client, run_id, work / "original")
     cfg.mlflow.tracking_uri = tracking_uri
+    m = margin_of(cfg, margin)  # a bad margin is refused before anything is rerun
+    orig_items = comparable_items(client, original, work / "original-items")
     result = run_job(cfg, extra_tags={names.TAG_REPRODUCES: run_id}, expected_identity=identity, out_dir=work / "rerun")
     rerun = client.get_run(result.run_id)
-    greedy = not json.loads(original.data.params[names.GEN_PRESET_CONFIG]).get("do_sample")
-    orig_items = tracking.logged_items(client, run_id, work / "original-items")
     new_items = result.output.records
-    if greedy:
-        reasons = greedy_differences(original, rerun, orig_items, new_items)
-        rule = "greedy: dataset, gold answers, every output and score, and the metrics must be identical"
-        verdict = "; ".join(reasons) if reasons else "identical"
+    if not json.loads(original.data.params["generation.preset_config"]).get("do_sample"):
+        reasons = greedy_differences(original, rerun, orig_items, new_items, tracking.is_finished(original))
+        rule, outcome = GREEDY_RULE, DISAGREES if reasons else AGREES
+        lines = ["; ".join(reasons) if reasons else "identical"]
     else:
-        agreement = sampled_agreement(orig_items, new_items, float(cfg.stats.alpha))
-        reasons = [] if agreement.agree else [agreement.sentence()]
-        rule = "sampled: the two runs' per-item deltas must not differ significantly (paired, clustered by query)"
-        verdict = agreement.sentence()
-    client.set_tag(result.run_id, names.TAG_REPRODUCED, Agreement.DISAGREES if reasons else Agreement.AGREES)
-    table = Table(title=f"original {run_id} vs reproduced {result.run_id}")
+        compared = sampled_agreement(orig_items, new_items, float(cfg.stats.alpha), m)
+        outcome, rule = compared["delta"].outcome, "sampled: " + equivalence_rule(float(cfg.stats.alpha), m)
+        lines = [equivalence_sentence(e) for e in compared.values()]
+        lines += [ARMS_MOVED[w] for w in names.ARMS if compared[w].outcome == DISAGREES]
+        reasons = lines if outcome == DISAGREES else []
+    client.set_tag(result.run_id, names.TAG_REPRODUCED, outcome)
+    print_side_by_side(run_id, result.run_id, original, rerun)
+    print(f"rule: {rule}\nresult:\n  " + "\n  ".join(lines))
+    kind = rule.split(":")[0]
+    if outcome == DISAGREES:
+        raise ReproductionMismatch(f"not reproduced ({kind}): " + "; ".join(reasons))
+    if outcome == INCONCLUSIVE:
+        raise ReproductionInconclusive(f"inconclusive ({kind}): the runs neither differ significantly nor lie "
+                                       f"within the margin; more items would decide (see `python -m hookbench.plan`)")
+    print(f"reproduced ({kind})")
+    return 0
+
+
+def comparable_items(client, original, into: Path) -> list[ItemResult]:
+    """The original's items; a FAILED run is said so, and compared on the items it scored in both arms."""
+    status = original.info.status
+    if tracking.is_finished(original):
+        return tracking.logged_items(client, original.info.run_id, into)
+    reason = headline_of(original.data.tags.get(names.TAG_ERROR, "no error recorded"))
+    try:
+        items = tracking.logged_items(client, original.info.run_id, into)
+    except HookbenchError:
+        items = []
+    if not per_item(items, count_patch_failures=False)[3]:
+        raise NothingToCompare(f"run {original.info.run_id} is {status} ({reason}) and scored no item in both arms: "
+                               "there is nothing to compare a rerun with, so none was started")
+    print(f"run {original.info.run_id} is {status} ({reason}); comparing the items it scored in both arms")
+    return items
+
+
+def headline_of(error: str) -> str:
+    lines = error.strip().splitlines() or [""]
+    return lines[-1] if lines[0].startswith("Traceback") else lines[0]
+
+
+def print_side_by_side(run_id: str, rerun_id: str, original, rerun) -> None:
+    table = Table(title=f"original {run_id} vs reproduced {rerun_id}")
     for col in ("metric", "original", "reproduced"):
         table.add_column(col)
     for key in names.COMPARED:
         table.add_row(key, *(fmt_metric(m.get(key)) for m in (original.data.metrics, rerun.data.metrics)))
     console.print(table)
-    print(f"rule: {rule}\nresult: {verdict}")
-    if reasons:
-        raise ReproductionMismatch("not reproduced: " + "; ".join(reasons))
-    print(f"reproduced ({rule.split(':')[0]})")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,5 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default=None,
                         help="the store holding the run (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db, "
                              "where `python -m hookbench` logs)")
+    parser.add_argument("--margin", type=float, default=None,
+                        help="equivalence margin for sampled runs, in accuracy units (default: reproduce.margin, "
+                             "else the logged stats.target_effect, 0.03)")
     args = parser.parse_args(argv)
-    return run_command(lambda: reproduce(args.run_id, args.tracking_uri or tracking.default_tracking_uri()))
+    return run_command(lambda: reproduce(args.run_id, args.tracking_uri or tracking.default_tracking_uri(), args.margin))

@@ -28,7 +28,9 @@ from omegaconf import DictConfig, OmegaConf
 from hookbench import __version__, names
 from hookbench.errors import HookbenchError
 from hookbench.paths import sqlite_path
+from hookbench.reports.formatting import job_note
 from hookbench.tracking import naming
+from hookbench.vocabulary import Verdict
 
 log = logging.getLogger(__name__)
 SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_key|apikey|credentials?)$", re.I)  # `*_env` names are fine
@@ -219,8 +221,9 @@ class JobRun:
     """One job's MLflow run: started (nested under a sweep's parent when there is one), given the
     config, the outcome, and ended FINISHED, FAILED or KILLED with the reason attached."""
 
-    def __init__(self, cfg: DictConfig, name: str, parent_id: str | None = None, tags: dict | None = None):
-        self.cfg, self.name = cfg, name
+    def __init__(self, cfg: DictConfig, name: str, parent_id: str | None = None, tags: dict | None = None,
+                 in_sweep: bool = False):
+        self.cfg, self.name, self.in_sweep = cfg, name, in_sweep  # in_sweep: the sweep corrects its verdict later
         container = OmegaConf.to_container(cfg, resolve=True)
         self.redactor = Redactor(container)
         self.experiment_id = configure(cfg.mlflow)
@@ -240,7 +243,7 @@ class JobRun:
         rec = out.record
         result = job_result(out)
         tags = {**rec.tags(), names.TAG_VERDICT: out.summary.comparison.verdict, names.TAG_RESULT: result,
-                names.TAG_NOTE: f"{self.name}: {out.headline()}"}  # plain text: the table and tooltips show it raw
+                names.TAG_NOTE: job_note(out, self.name, self.in_sweep)}
         if out.screen is not None:
             tags[names.TAG_SCREEN] = "passed" if out.screen["passed"] else "rejected"
         mlflow.set_tags({k: redact_url(self.redactor.text(v)) for k, v in tags.items()})
@@ -278,7 +281,7 @@ def job_result(out) -> str:
         return f"screened out (loss {out.screen['delta']:+.4f} > {out.screen['threshold']:g})"
     c = out.summary.comparison if out.settings.generates else out.summary.loss
     text = naming.result_text(c.delta, c.ci_low, c.ci_high, c.p_value, c.verdict)
-    if c.verdict == "no change observed":
+    if c.verdict == Verdict.NO_CHANGE_OBSERVED:
         text += f" (0 of {c.n} changed)"
     return text if out.settings.generates else f"loss {text}"
 

@@ -14,6 +14,7 @@ import math
 from omegaconf import DictConfig
 
 from hookbench import names
+from hookbench.vocabulary import Verdict
 
 CORRECTION_SHORT = {"holm": "Holm", "bh": "BH"}
 
@@ -45,7 +46,7 @@ def _p(p: float) -> str:
 
 def result_text(delta, lo, hi, p, verdict: str | None, p_label: str = "p", after: str | None = None) -> str:
     """`−0.175 [−0.32, −0.03] p=0.04 → no detectable change after Holm`: rounded, one line, no markdown."""
-    verdict = verdict or "no data"
+    verdict = verdict or Verdict.NO_DATA
     if _missing(delta) or verdict == "no change observed":  # no item changed: no interval, nothing to correct
         return verdict
     text = _signed(delta, 3)

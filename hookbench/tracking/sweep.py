@@ -21,6 +21,7 @@ from hookbench import names, tracking
 from hookbench.tracking import naming
 from hookbench.reports.sweep_report import sweep_answer, sweep_note, sweep_table, write_sweep_report
 from hookbench.stats import adjust_p_values, adjusted_verdict
+from hookbench.tracking.sweep_children import lead_children
 from hookbench.vocabulary import Verdict
 
 
@@ -93,18 +94,25 @@ class MlflowSweepCallback(Callback):
                 tracking.set_child_tags(parent.client, row["run_id"], {names.TAG_VERDICT_ADJUSTED: row[names.TAG_VERDICT_ADJUSTED],
                                                                        names.TAG_RESULT: result}, metrics)
                 parent.client.update_run(row["run_id"], name=naming.with_result(row["name"], result))
+            leads = lead_children(parent.client, rows, correction, alpha)
             files = write_sweep_report(self.sweep_dir, rows, correction, alpha)
-            deltas = [r[names.ACC_DELTA] for r in rows if not math.isnan(r.get(names.ACC_DELTA, math.nan))]
             metrics = {names.SWEEP_JOBS: len(rows), names.SWEEP_FAILED_JOBS: len(failed),
                        **{names.sweep_count(v): sum(r[names.TAG_VERDICT_ADJUSTED] == v for r in rows)
                           for v in (Verdict.IMPROVES, Verdict.HURTS)}}
-            if deltas:
-                metrics[names.SWEEP_BEST_DELTA] = max(deltas)
+            largest = max((r for r in rows if not math.isnan(r.get(names.ACC_DELTA, math.nan))),
+                          key=lambda r: r[names.ACC_DELTA], default=None)
+            if largest is not None:  # the largest delta, not "best": it may be negative or not significant
+                metrics[names.SWEEP_LARGEST_DELTA] = largest[names.ACC_DELTA]
+                parent.client.set_tag(parent.run_id, names.TAG_SWEEP_LARGEST_JOB,
+                                      f"{largest['model']} / {largest['patch']} / {largest['dataset']} "
+                                      f"(run {largest['run_id']})")
             parent.finish(status, metrics, files, sweep_table(rows) if rows else None,
                           sweep_note(rows, correction, alpha), sweep_answer(rows, correction))
         except BaseException:
             parent.client.set_terminated(parent.run_id, "FAILED")
             raise
+        for line in leads:  # each child's claim after the correction, not its own test
+            print(f"  {line}", file=sys.stderr)
         for r in failed:  # a job in another process (joblib, submitit) printed its error to its own log
             print(f"  {r['status']}: {r['model']} / {r['patch']} (run {r['run_id']}): {r.get('error', 'no error recorded')}",
                   file=sys.stderr)

@@ -1,0 +1,74 @@
+"""How small a change a job can detect, and how many items a target change needs (80% power).
+
+Items needed: Connor (1987), "Sample size for testing differences in proportions for the
+paired-sample design", Biometrics 43:207–211: n = [z_{1−α/2}·√ψ + z_{1−β}·√(ψ−δ²)]² / δ² with ψ
+the discordant share. For per-item differences that are not 0/1 (draws) ψ is their mean square
+(equal to the discordant share for 0/1), and repeated queries multiply n by the design effect
+of the observed clusters (variance of the cluster sums over the variance of the item differences).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+from scipy.stats import norm
+from statsmodels.stats.power import TTestPower
+
+POWER = 0.8
+TARGET_EFFECT = 0.03
+
+
+def minimum_detectable_effect(diffs, groups, alpha: float = 0.05, power: float = POWER) -> float:
+    """Smallest |mean difference| a two-sided test at `alpha` finds with `power`, for this n.
+
+    statsmodels TTestPower solved for the effect size (in SD units) at nobs = G clusters, times
+    the SD of the per-cluster summed differences, times G/n (back to per-item units). With no
+    variation it assumes a floor of one discordant item. NaN with fewer than 2 clusters.
+    """
+    d, g = np.asarray(diffs, float), np.asarray(groups, int)
+    n_clusters = int(g.max()) + 1 if len(g) else 0
+    if n_clusters < 2:
+        return math.nan
+    sums = np.bincount(g, weights=d, minlength=n_clusters)
+    sd = float(sums.std(ddof=1))
+    if sd == 0:
+        sd = float(np.r_[1.0, np.zeros(n_clusters - 1)].std(ddof=1))
+    return _standardized_mde(n_clusters, alpha, power) * sd * n_clusters / len(d)
+
+
+@functools.lru_cache(maxsize=256)
+def _standardized_mde(nobs: int, alpha: float, power: float) -> float:
+    es = TTestPower().solve_power(effect_size=None, nobs=nobs, alpha=alpha, power=power)
+    return float(np.ravel(es)[0])  # statsmodels returns a 1-element array for some nobs
+
+
+def connor_items(psi: float, effect: float, alpha: float = 0.05, power: float = POWER) -> int:
+    """Connor (1987) paired-proportions sample size; ψ below |δ| (impossible for 0/1) is raised to |δ|."""
+    delta = abs(effect)
+    if not 0 < delta <= 1:
+        raise ValueError(f"the target effect must be in (0, 1], got {effect}")
+    psi = max(psi, delta)
+    za, zb = norm.ppf(1 - alpha / 2), norm.ppf(power)
+    return math.ceil((za * math.sqrt(psi) + zb * math.sqrt(psi - delta ** 2)) ** 2 / delta ** 2)
+
+
+def design_effect(diffs, groups) -> float:
+    """Variance of the cluster sums over that of the item differences (1 for singleton clusters)."""
+    d, g = np.asarray(diffs, float), np.asarray(groups, int)
+    centred = d - d.mean()
+    item = float((centred ** 2).sum())
+    if item == 0:
+        return 1.0
+    return max(1.0, float((np.bincount(g, weights=centred) ** 2).sum()) / item)
+
+
+def items_needed(diffs, groups, effect: float = TARGET_EFFECT, alpha: float = 0.05,
+                 power: float = POWER) -> int:
+    """Items a change of `effect` needs at `power`, given this job's discordance and clustering."""
+    d = np.asarray(diffs, float)
+    if len(d) == 0:
+        return 0
+    psi = float((d ** 2).mean())
+    return math.ceil(connor_items(psi, effect, alpha, power) * design_effect(d, groups))

@@ -1,0 +1,83 @@
+"""`python -m hookbench.plan RUN_ID --effect 0.03 [--patches K]`: size a study from a pilot run.
+
+Reads the pilot's per-item results and latency and prints, before anyone books a node: the items
+a change of `--effect` needs at 80% power given the pilot's discordance and clustering (Connor 1987,
+hookbench.stats.power), the generations N·(1+K)·draws a K-patch sweep costs (one shared baseline,
+one patched arm per patch) and the wall time at the pilot's measured per-answer latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from hookbench import names, tracking
+from hookbench.entry import run_command
+from hookbench.errors import ConfigError, NothingToCompare
+from hookbench.evaluation.results import per_item
+from hookbench.reports.formatting import plural
+from hookbench.stats import cluster_codes
+from hookbench.stats.power import POWER, connor_items, design_effect
+
+
+@dataclass(frozen=True)
+class Plan:
+    items: int
+    generations: int
+    wall_s: float
+    discordance: float  # ψ: mean squared per-item difference (the discordant share for 0/1 scores)
+    design_effect: float
+
+
+def plan(diffs, queries, effect: float, alpha: float, patches: int, draws: int,
+         latency_s: dict[str, float]) -> Plan:
+    """Items for `effect` at 80% power; generations and wall time for a `patches`-patch sweep."""
+    psi = float(sum(d * d for d in diffs) / len(diffs))
+    deff = design_effect(diffs, cluster_codes(queries))
+    items = math.ceil(connor_items(psi, effect, alpha, POWER) * deff)
+    per_item_s = latency_s["baseline"] + patches * latency_s["patched"]
+    return Plan(items, items * (1 + patches) * draws, items * draws * per_item_s, psi, deff)
+
+
+def pilot_plan(run_id: str, tracking_uri: str, effect: float, patches: int) -> int:
+    client = tracking.use_store(tracking_uri)
+    run = tracking.get_run(client, run_id)
+    items = tracking.logged_items(client, run_id, Path(tempfile.mkdtemp(prefix="hookbench-plan-")))
+    baseline, patched, queries, _ = per_item(items, count_patch_failures=False)
+    if not baseline:
+        raise NothingToCompare(f"run {run_id} scored no item in both arms: it cannot pilot a plan")
+    m, p = run.data.metrics, run.data.params
+    latency = {arm: m.get(names.latency(arm, "per_item_mean"), math.nan) for arm in names.ARMS}
+    draws = int(m.get(names.N_DRAWS, len(items)) / max(1, len({r.id for r in items})))
+    alpha = float(p.get("stats.alpha", 0.05))
+    result = plan([b - a for a, b in zip(baseline, patched)], queries, effect, alpha, patches, draws, latency)
+    print(f"pilot run {run_id}: {plural(len(baseline), 'item')} scored in both arms, discordance ψ = "
+          f"{result.discordance:.3f}, design effect {result.design_effect:.2f} (query clusters)")
+    print(f"to detect a change of ±{effect:g} at α = {alpha:g} with {POWER:.0%} power (Connor 1987):")
+    print(f"  items:       {result.items}")
+    print(f"  generations: {result.generations} = {result.items} × (1 + {patches}) × {plural(draws, 'draw')}")
+    wall = "n/a (the pilot logged no latency)" if math.isnan(result.wall_s) else \
+        f"{result.wall_s:.0f} s ({result.wall_s / 3600:.2f} h) at the pilot's " \
+        f"{latency['baseline']:.3f} s / {latency['patched']:.3f} s per baseline / patched answer"
+    print(f"  wall time:   {wall}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hookbench.plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_id", help="a finished pilot run (its items.jsonl and latency metrics are read)")
+    parser.add_argument("--effect", type=float, default=0.03,
+                        help="the change in accuracy to detect, e.g. 0.03 (default: 0.03)")
+    parser.add_argument("--patches", type=int, default=1, help="patch sets the study sweeps over, K (default: 1)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="the store holding the run (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db)")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        if not 0 < args.effect <= 1 or args.patches < 1:
+            raise ConfigError(f"--effect must be in (0, 1] and --patches at least 1, got {args.effect}, {args.patches}")
+        return pilot_plan(args.run_id, args.tracking_uri or tracking.default_tracking_uri(), args.effect, args.patches)
+    return run_command(body)

@@ -1,0 +1,76 @@
+"""After a sweep's correction, every child leads with the sweep's claim, not its own test.
+
+While a job runs inside a sweep its description, report.md, console line and accuracy.png are
+neutral and labelled "own test, before the sweep's correction". When the sweep ends, each finished
+child's description and report.md are rewritten to lead with "adjusted verdict after <correction>
+over K jobs, p_adj (own p)", and accuracy.png is redrawn coloured by the adjusted verdict.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from hookbench import names, tracking
+from hookbench.errors import HookbenchError
+from hookbench.evaluation.results import summarize
+from hookbench.reports.formatting import SWEEP_OWN_TEST, adjusted_lead
+from hookbench.reports.plots import plot_accuracy
+
+CORRECTION_WORDS = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "no correction"}
+
+
+def child_lead(row: dict, correction: str, jobs: int) -> str:
+    return adjusted_lead(row["verdict_adjusted"], row[names.P_ADJUSTED], row.get(names.P_VALUE, math.nan),
+                         CORRECTION_WORDS.get(correction, correction), jobs)
+
+
+def lead_children(client: MlflowClient, rows: list[dict], correction: str, alpha: float) -> list[str]:
+    """Rewrite every finished, measured child; return the console line of each."""
+    lines = []
+    for row in rows:
+        if row["status"] != "FINISHED" or math.isnan(row.get(names.P_ADJUSTED, math.nan)):
+            continue
+        lead = child_lead(row, correction, len(rows))
+        run = client.get_run(row["run_id"])
+        with tempfile.TemporaryDirectory(prefix="hookbench-sweep-child-") as tmp:
+            _rewrite_note(client, run, lead)
+            _rewrite_report(client, run, lead, Path(tmp))
+            _redraw_accuracy(client, run, row, lead, alpha, Path(tmp))
+        lines.append(f"{run.info.run_name} (run {run.info.run_id}): {lead}")
+    return lines
+
+
+def _rewrite_note(client: MlflowClient, run, lead: str) -> None:
+    note = run.data.tags.get(names.TAG_NOTE, "")
+    title, _, rest = note.partition(": ")
+    own = rest.removeprefix(f"{SWEEP_OWN_TEST}: ")
+    client.set_tag(run.info.run_id, names.TAG_NOTE, f"{title}: {lead}; own test: {own}")
+
+
+def _rewrite_report(client: MlflowClient, run, lead: str, tmp: Path) -> None:
+    try:
+        text = tracking.download(client, run.info.run_id, names.REPORT_MD, tmp).read_text(encoding="utf-8")
+    except HookbenchError:
+        return
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("**Accuracy: "):
+            lines[i] = f"**Accuracy: {lead}**"
+            break
+    client.log_text(run.info.run_id, "\n".join(lines) + "\n", names.REPORT_MD)
+
+
+def _redraw_accuracy(client: MlflowClient, run, row: dict, lead: str, alpha: float, tmp: Path) -> None:
+    try:
+        records = tracking.logged_items(client, run.info.run_id, tmp / "items")
+    except HookbenchError:
+        return
+    draws = max(1, round(len(records) / max(1, len({r.id for r in records}))))
+    summary = summarize(records, draws, alpha)
+    path = plot_accuracy(tmp / names.ACCURACY_PNG, summary, run.info.run_name,
+                         shown=(row["verdict_adjusted"], lead.replace(", p_adj", "\np_adj")))
+    client.log_artifact(run.info.run_id, str(path))
