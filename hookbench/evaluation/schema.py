@@ -184,6 +184,12 @@ class ScreenConfig:
 class StatsConfig:
     alpha: float = 0.05
     correction: Correction = Correction.holm
+    target_effect: float = 0.03
+
+
+@dataclass
+class ReproduceConfig:
+    margin: Optional[float] = None  # null: stats.target_effect
 
 
 @dataclass
@@ -222,6 +228,7 @@ class Config:
     failures: FailuresConfig = field(default_factory=FailuresConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     reuse: ReuseConfig = field(default_factory=ReuseConfig)
+    reproduce: ReproduceConfig = field(default_factory=ReproduceConfig)
     search: Any = None  # python -m hookbench.study only (conf/search/, checked by studies/search_space.py)
 
 
