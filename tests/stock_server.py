@@ -8,6 +8,10 @@ weight edits compound and outlive DELETE (only /api/restore undoes them), unknow
 served as `balanced`, generation errors come back as HTTP 200 text, one model call at a time, and
 /api/health lists no extensions and no server identity.
 
+Targets and /api/loss follow the stock rules of hook-api.md, written here on their own (`stock_edit`,
+`stock_loss`) rather than through the reference server's code, so tests comparing the two servers
+compare two implementations of the same rule.
+
 The one deliberate departure: generation is capped at `max_new_tokens_cap` new tokens (default 16)
 so tests stay cheap; the presets still report their stock `max_new_tokens`.
 
@@ -62,6 +66,34 @@ def perturbed_copy(lm: models.LoadedModel, scale: float = 1e-3, seed: int = 1) -
         for p in model.parameters():
             p.add_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * scale)
     return dataclasses.replace(lm, model=model, weights_sha256=models.weights_sha256(model))
+
+
+def stock_edit(w: torch.Tensor, op: str, value: float, target: tuple[str, float]) -> torch.Tensor:
+    """The stock target rule: k = round(n*share) (at least 1), threshold = the k-th |w| from the top
+    (or bottom) of the sorted magnitudes, every entry equal to it included; the op on those."""
+    kind, pct = target
+    new = {"scale": w * value, "add": w + value, "clamp_max": w.clamp(max=value), "clamp_min": w.clamp(min=value)}[op]
+    if kind == "all":
+        return new
+    mags = w.abs()
+    k = max(1, round(w.numel() * pct / 100))
+    ordered = mags.flatten().float().sort(descending=(kind == "top")).values
+    thr = ordered[k - 1].to(w.dtype)
+    return torch.where(mags >= thr if kind == "top" else mags <= thr, new, w)
+
+
+@torch.no_grad()
+def stock_loss(lm: models.LoadedModel, prompt: str, answer: str, answer_prefix: str) -> dict:
+    """The stock /api/loss (rule 10): BOS (when the tokenizer has one) + `prompt + answer_prefix` and
+    `answer` tokenized as two segments without special tokens; mean NLL of the answer tokens."""
+    tok = lm.tokenizer
+    ctx = ([tok.bos_token_id] if tok.bos_token_id is not None else []) + tok.encode(
+        prompt + answer_prefix, add_special_tokens=False)
+    ans = tok.encode(answer, add_special_tokens=False)
+    ids = torch.tensor([ctx + ans], device=lm.input_device)
+    logits = lm.model(input_ids=ids).logits[0, len(ctx) - 1:-1].float()
+    loss = torch.nn.functional.cross_entropy(logits, ids[0, len(ctx):]).item()
+    return {"loss": loss, "prompt_tokens": len(ctx), "answer_tokens": len(ans), "total_tokens": len(ctx) + len(ans)}
 
 
 def uses_chat_template(lm: models.LoadedModel) -> bool:
@@ -150,8 +182,9 @@ class StockServer:
     # -- test hooks ---------------------------------------------------------------------------
     def _set_model(self, model) -> None:
         self.lm = load_model(model) if isinstance(model, str) else model
-        self.patcher = Patcher(self.lm.model)
+        self.patcher = Patcher(self.lm.model, edit_weight=stock_edit)
         self.chat = uses_chat_template(self.lm)
+        self.loaded_sha256 = models.weights_sha256(self.lm.model)  # the live weights before any patch
 
     def _release_model(self) -> None:
         """Leave a (possibly shared, cached) model as loaded: originals back, hooks gone."""
@@ -173,7 +206,7 @@ class StockServer:
         """No patch live: no kept originals, no hooks, flag off, weights as loaded."""
         p = self.patcher
         return (not p.originals and not p.handles and not p.active
-                and self.weights_sha256() == self.lm.weights_sha256)
+                and self.weights_sha256() == self.loaded_sha256)
 
     def up(self) -> "StockServer":
         """Start answering on self.url (again, after down())."""
@@ -303,8 +336,8 @@ class StockServer:
         def loss(req: LossRequest):
             with self._model_call():
                 self.loss_calls += 1
-                return generation.answer_losses(self.lm, [(req.prompt, req.answer)], req.answer_prefix,
-                                                req.use_chat_template)[0]
+                prompt = generation.build_prompt(self.lm.tokenizer, req.prompt, req.use_chat_template)
+                return stock_loss(self.lm, prompt, req.answer, req.answer_prefix)
 
         return app
 

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from hookbench import contract
+from hookbench.server.identity import weights_sha256
 from tests.stock_server import StockServer, load_model, perturbed_copy
 
 UP = "model.layers.1.mlp.up_proj.weight"
@@ -149,7 +150,7 @@ def test_swapped_weights_behind_the_same_url(stock_server):
     base = loss(stock_server)
     stock_server.swap_model(perturbed_copy(load_model("tiny"), scale=0.01))
     assert ok(stock_server, "GET", contract.HEALTH) == {"status": "online", "device": "cpu", "hooks_active": False}
-    assert loss(stock_server) != base and stock_server.weights_sha256() != load_model("tiny").weights_sha256
+    assert loss(stock_server) != base and stock_server.weights_sha256() != weights_sha256(load_model("tiny").model)
 
 
 def test_server_exit_leaves_the_cached_model_unpatched():

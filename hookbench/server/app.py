@@ -18,8 +18,8 @@ from pydantic import BaseModel
 
 import hookbench
 from hookbench import contract
-from hookbench.server import generation, suggestions
-from hookbench.server.patching import WEIGHTS, Patcher, PatchRejected
+from hookbench.server import generation, suggestion_cache, suggestions
+from hookbench.server.patching import WEIGHTS, PatchRejected
 
 EXTENSIONS = [contract.EXT_GENERATE_BATCH, contract.EXT_SEED, contract.EXT_SKIP_ORIGINAL, contract.EXT_CHAT,
               contract.EXT_MAX_NEW_TOKENS, contract.EXT_LOSS_BATCH]
@@ -83,22 +83,20 @@ def json_safe(obj):
     return obj
 
 
-def identity(lm, chat_template: str) -> dict:
-    """/api/health `server`: everything of this server that changes answers for the same request."""
-    return {"name": "hookbench-reference", "version": hookbench.__version__, "model": lm.name,
-            "weights_sha256": lm.weights_sha256, "chat_template": chat_template, "dtype": lm.dtype,
-            "device": lm.device}
+def identity(engine, chat_template: str) -> dict:
+    """/api/health `server`: everything of this server that changes answers for the same request
+    (model, weights_sha256, dtype, device, device_map, devices come from the engine)."""
+    return {"name": "hookbench-reference", "version": hookbench.__version__, **engine.identity(),
+            "chat_template": chat_template}
 
 
-def create_app(lm, chat_template: str = "auto") -> FastAPI:
-    """The app serving `lm` (a models.LoadedModel). chat_template: auto | always | never."""
+def create_app(engine, chat_template: str = "auto") -> FastAPI:
+    """The app serving `engine` (an engine.Engine). chat_template: auto | always | never."""
     app = FastAPI(title="hookbench reference hook server", version=hookbench.__version__)
     lock = threading.Lock()
-    patcher = Patcher(lm.model)
-    suggestion_cache: dict[str, list[dict]] = {}
     # what reached the model, so a client's claims about reuse can be checked at the server
     counters = {"generate_requests": 0, "generated_sequences": 0}
-    default_chat = chat_template == "always" or (chat_template == "auto" and bool(lm.tokenizer.chat_template))
+    default_chat = chat_template == "always" or (chat_template == "auto" and engine.has_chat_template())
 
     def run_generation(queries: list[str], req: GenerateOptions, response: Response) -> list[dict]:
         """Contract §2 per item: `original` and (hooks active) `modified`, both with the patch live."""
@@ -110,23 +108,23 @@ def create_app(lm, chat_template: str = "auto") -> FastAPI:
         def gen() -> list[str]:
             counters["generated_sequences"] += len(queries)
             try:
-                return generation.generate(lm, queries, cfg, chat, req.seed, req.max_new_tokens)
+                return engine.generate(queries, cfg, chat, req.seed, req.max_new_tokens)
             except Exception as e:  # contract §3: error text as the answer, HTTP 200
                 return [f"{GENERATION_ERROR} {type(e).__name__}: {e}"] * len(queries)
 
         with lock:
             counters["generate_requests"] += 1
-            hooked = req.use_hooks and patcher.active
+            hooked = req.use_hooks and engine.active
             original = [None] * len(queries) if hooked and req.skip_original else gen()
             modified = gen() if hooked else [None] * len(queries)
-            count = patcher.hook_count
+            count = engine.hook_count
         return [{"original": o, "modified": m, "hook_count": count} for o, m in zip(original, modified)]
 
-    server = identity(lm, chat_template)
+    server = identity(engine, chat_template)
 
     @app.get(contract.HEALTH)
     def health():
-        return {"status": "online", "device": lm.device, "hooks_active": patcher.active,
+        return {"status": "online", "device": engine.device, "hooks_active": engine.active,
                 "server": dict(server), "extensions": EXTENSIONS, "counters": dict(counters)}
 
     @app.get(contract.CONFIGS)
@@ -143,43 +141,42 @@ def create_app(lm, chat_template: str = "auto") -> FastAPI:
 
     @app.post(contract.SUGGESTIONS)
     def get_suggestions(req: SuggestionsRequest):
+        """Computed once per (weights, dtype, capability) and kept on disk for every later start and directory."""
         with lock:
-            if req.capability not in suggestion_cache:
-                suggestion_cache[req.capability] = suggestions.compute(lm, patcher, req.capability)
-            return {"suggestions": suggestion_cache[req.capability]}
+            return {"suggestions": suggestion_cache.cached(server["weights_sha256"], server["dtype"], req.capability,
+                                                           suggestions.METHOD, lambda: engine.suggest(req.capability))}
 
     @app.post(contract.HOOKS)
     def apply_hooks(req: HooksRequest):
         with lock:
             try:
-                edits = patcher.validate(req.suggestions, req.apply_mode)
+                edits = engine.validate(req.suggestions, req.apply_mode)
             except PatchRejected as e:
                 return JSONResponse(status_code=422, content={
                     "detail": e.detail, "suggestion_index": e.index, "suggestion": json_safe(e.suggestion)})
             if req.apply_mode == WEIGHTS:
-                return {"hook_count": len(edits), "applied_tensors": patcher.apply_weights(edits), "mode": req.apply_mode}
-            return {"hook_count": len(edits), "modules": patcher.apply_hooks(edits), "mode": req.apply_mode}
+                return {"hook_count": len(edits), "applied_tensors": engine.apply_weights(edits), "mode": req.apply_mode}
+            return {"hook_count": len(edits), "modules": engine.apply_hooks(edits), "mode": req.apply_mode}
 
     @app.get(contract.HOOKS)
     def hooks():
         with lock:
-            return patcher.hook_stats()
+            return engine.hook_stats()
 
     @app.delete(contract.HOOKS)
     def delete_hooks():
         with lock:
-            patcher.remove_hooks()
+            engine.remove_hooks()
         return {"hook_count": 0}
 
     @app.post(contract.RESTORE)
     def restore():
         with lock:
-            return {"restored_params": patcher.restore()}
+            return {"restored_params": engine.restore()}
 
     def losses(items: list[LossItem], opts: LossOptions) -> list[dict]:
         with lock:
-            return generation.answer_losses(lm, [(it.prompt, it.answer) for it in items], opts.answer_prefix,
-                                            opts.use_chat_template)
+            return engine.losses([(it.prompt, it.answer) for it in items], opts.answer_prefix, opts.use_chat_template)
 
     @app.post(contract.LOSS)
     def loss(req: LossRequest):

@@ -70,17 +70,23 @@ def generate(lm, prompts: list[str], cfg: dict, chat: bool, seed: int | None = N
     return [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
 
 
+def context_ids(tok, text: str) -> list[int]:
+    """The stock /api/loss context (hook-api.md rule 10): the text without special tokens, with the
+    tokenizer's BOS prepended when it has one (and a chat template did not already put it there)."""
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    bos = tok.bos_token_id
+    return ids if bos is None or ids[:1] == [bos] else [bos] + ids
+
+
 def encode_answers(tok, items: list[tuple[str, str]], answer_prefix: str, chat: bool) -> dict:
     """Right-padded batch of context+answer ids, with labels set on the answer tokens only.
 
-    The context (prompt, optionally in the chat template, + answer_prefix) and the answer are
-    tokenized separately and concatenated, so the answer tokens are exactly those of `answer`.
-    Right padding keeps positions correct in a plain forward pass.
+    Two segments, as the stock server tokenizes them: the context (BOS + prompt, optionally in the
+    chat template, + answer_prefix) and the answer without special tokens, so the answer tokens are
+    exactly those of `answer`.  Right padding keeps positions correct in a plain forward pass.
     """
-    rows = []
-    for prompt, answer in items:
-        ctx = tok(build_prompt(tok, prompt, chat) + answer_prefix, add_special_tokens=not chat)["input_ids"]
-        rows.append((ctx, tok(answer, add_special_tokens=False)["input_ids"]))
+    rows = [(context_ids(tok, build_prompt(tok, prompt, chat) + answer_prefix),
+             tok(answer, add_special_tokens=False)["input_ids"]) for prompt, answer in items]
     width = max(len(c) + len(a) for c, a in rows)
     ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
     attn = torch.zeros_like(ids)

@@ -5,28 +5,21 @@ request is validated as a whole first; any bad suggestion raises `PatchRejected`
 nothing of that request is applied.  Everything else keeps the contract's semantics: weight edits
 are in place and compound, DELETE removes hooks only, restore puts the kept originals back.
 
-Targets pick entries by absolute value: on weights over the whole flattened tensor (exactly k
-entries, ties broken by a stable sort); on activations per token row (the last dimension), so
-every token keeps its own top/bottom share.  k = ceil(N% of the entries), at least 1.
-
-Ops: scale x*v, add x+v, clamp_max min(x, v), clamp_min max(x, v); hooks mode also has normalize:
-each token row rescaled to L2 norm v, and with a partial target only the selected entries take
-their normalized values.
+Targets and ops are the stock rule of hook-api.md, in `targets` (shared with every engine).
+Originals are kept as exact copies on their own device, so restore is bit-exact in any dtype and
+wherever a device map put the tensor.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from hookbench.contract import (
-    ADD,
     APPLY_MODES,
-    CLAMP_MAX,
-    CLAMP_MIN,
-    NORMALIZE,
     PATCHABLE_WEIGHT,
     SCALE,
     ops_for,
@@ -34,6 +27,7 @@ from hookbench.contract import (
 )
 from hookbench.contract import MODE_HOOKS as HOOKS
 from hookbench.contract import MODE_WEIGHTS as WEIGHTS
+from hookbench.server.targets import edited_activation, edited_weight
 
 
 class PatchRejected(ValueError):
@@ -54,44 +48,6 @@ class Edit:
     target: tuple[str, float]  # contract.parse_target: ("all", 100.0) | ("top", p) | ("bottom", p)
 
 
-def apply_op(x: torch.Tensor, op: str, value: float) -> torch.Tensor:
-    """The edited values of x.  normalize: each row (last dim) rescaled to L2 norm `value`."""
-    if op == SCALE:
-        return x * value
-    if op == ADD:
-        return x + value
-    if op == CLAMP_MAX:
-        return x.clamp(max=value)
-    if op == CLAMP_MIN:
-        return x.clamp(min=value)
-    if op == NORMALIZE:
-        return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12) * value
-    raise ValueError(op)
-
-
-def weight_mask(w: torch.Tensor, target: tuple[str, float]) -> torch.Tensor | None:
-    """Mask of exactly k entries of w by |value| over the whole tensor; None means all."""
-    kind, pct = target
-    if kind == "all" or pct >= 100:
-        return None
-    flat = w.detach().abs().flatten()
-    k = max(1, math.ceil(flat.numel() * pct / 100))
-    order = torch.argsort(flat, descending=(kind == "top"), stable=True)[:k]
-    mask = torch.zeros_like(flat, dtype=torch.bool)
-    mask[order] = True
-    return mask.view_as(w)
-
-
-def row_mask(x: torch.Tensor, target: tuple[str, float]) -> torch.Tensor | None:
-    """Mask of the top/bottom share of each token row (last dim) by |value|; None means all."""
-    kind, pct = target
-    if kind == "all" or pct >= 100:
-        return None
-    k = max(1, math.ceil(x.shape[-1] * pct / 100))
-    idx = x.abs().topk(k, dim=-1, largest=(kind == "top")).indices
-    return torch.zeros_like(x, dtype=torch.bool).scatter_(-1, idx, True)
-
-
 def hook_module_name(tensor_name: str) -> str:
     """model.layers.3.mlp.down_proj.weight -> model.layers.3.mlp; norm weights -> the norm module."""
     parts = tensor_name.split(".")[:-1]
@@ -103,8 +59,10 @@ def hook_module_name(tensor_name: str) -> str:
 class Patcher:
     """All patch state of one model: kept originals, hooks, their stats and the `active` flag."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, edit_weight: Callable = edited_weight):
+        """edit_weight(w, op, value, target) -> the edited tensor (a stand-in may bring its own rule)."""
         self.model = model
+        self.edit_weight = edit_weight
         self.params = dict(model.named_parameters())
         self.modules = dict(model.named_modules())
         self.originals: dict[str, torch.Tensor] = {}
@@ -153,9 +111,7 @@ class Patcher:
             w = self.params[e.tensor_name]
             if e.tensor_name not in self.originals:
                 self.originals[e.tensor_name] = w.detach().clone()
-            mask = weight_mask(w, e.target)
-            new = apply_op(w, e.operation, e.value)
-            w.copy_(new if mask is None else torch.where(mask, new, w))
+            w.copy_(self.edit_weight(w, e.operation, e.value, e.target))
         self._mark_applied(len(edits))
         return [e.tensor_name for e in edits]
 
@@ -189,9 +145,7 @@ class Patcher:
                 return None
             stats["activated"] += 1
             x = output[0] if isinstance(output, tuple) else output
-            mask = row_mask(x, e.target)
-            new = apply_op(x, e.operation, e.value)
-            new = new if mask is None else torch.where(mask, new, x)
+            new = edited_activation(x, e.operation, e.value, e.target)
             if not torch.equal(new, x):
                 stats["modifications"] += 1
             return (new, *output[1:]) if isinstance(output, tuple) else new

@@ -15,12 +15,16 @@ and hooks are disabled for the measurement, then the patch is put back exactly a
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from hookbench.server.calibration import CALIBRATION
 from hookbench.server.generation import encode_answers, item_losses
 from hookbench.server.patching import SCALE, WEIGHTS, Patcher
 
+log = logging.getLogger("hookbench.server")
+METHOD = "grid2"  # part of the disk cache key: change it whenever the method's answers would change
 TOP_K = 4
 ANSWER_PREFIX = ""  # answers get a leading space instead, as after "Answer:" in running text
 LAYER_FRACTIONS = (1 / 3, 2 / 3)
@@ -46,11 +50,11 @@ class _Calibrator:
         self.head = lm.model.get_output_embeddings()
         batch = encode_answers(lm.tokenizer, items, ANSWER_PREFIX, chat=False)
         self.labels = batch["labels"]
-        self.attn = batch["attention_mask"].to(lm.device)
+        self.attn = batch["attention_mask"].to(lm.input_device)
         self.layer_inputs: dict[int, torch.Tensor] = {}
         hooks = [self.decoder.layers[i].register_forward_pre_hook(self._keep(i)) for i in layers_needed]
         try:
-            self.base = self._loss(self.decoder(input_ids=batch["input_ids"].to(lm.device),
+            self.base = self._loss(self.decoder(input_ids=batch["input_ids"].to(lm.input_device),
                                                 attention_mask=self.attn).last_hidden_state)
         finally:
             for h in hooks:
@@ -90,7 +94,9 @@ def compute(lm, patcher: Patcher, capability: str) -> list[dict]:
     try:
         cal = _Calibrator(lm, items, sorted({layer for layer, _ in cands}))
         scored = []
-        for layer, cand in cands:
+        for i, (layer, cand) in enumerate(cands, 1):
+            log.info("suggestions[%s]: candidate %d/%d %s x%g %s", capability, i, len(cands),
+                     cand["tensor_name"], cand["value"], cand["target"])
             probe.apply_weights(probe.validate([cand], WEIGHTS))
             try:
                 scored.append((cal.loss_from(layer), cand))

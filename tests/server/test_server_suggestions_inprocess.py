@@ -15,10 +15,11 @@ def tiny_lm():
 
 
 def test_compute_is_deterministic_and_ignores_a_live_patch(tiny_lm):
+    loaded = models.weights_sha256(tiny_lm.model)
     patcher = Patcher(tiny_lm.model)
     clean = suggestions.compute(tiny_lm, patcher, "math")
     assert clean and clean == suggestions.compute(tiny_lm, patcher, "math")
-    assert models.weights_sha256(tiny_lm.model) == tiny_lm.weights_sha256  # left exactly as found
+    assert models.weights_sha256(tiny_lm.model) == loaded  # left exactly as found
 
     name = "model.layers.0.mlp.up_proj.weight"
     patcher.apply_weights(patcher.validate([{"tensor_name": name, "operation": "scale", "value": 3.0}], "weights"))
@@ -28,4 +29,4 @@ def test_compute_is_deterministic_and_ignores_a_live_patch(tiny_lm):
     assert torch.equal(patcher.params[name], edited) and patcher.hooks_enabled  # the patch is live again
     patcher.restore()
     patcher.remove_hooks()
-    assert models.weights_sha256(tiny_lm.model) == tiny_lm.weights_sha256
+    assert models.weights_sha256(tiny_lm.model) == loaded
