@@ -19,7 +19,7 @@ from hookbench.client import HookClient
 from hookbench.config import build
 from hookbench.errors import ConfigError
 from hookbench.items import Dataset
-from hookbench.server_process import ensure_server
+from hookbench.server_process import check_launch, ensure_server
 from hookbench.tracking import sqlite_path
 
 METRICS = ("both", "accuracy", "loss")
@@ -118,6 +118,7 @@ def compose(cfg: DictConfig) -> Parts:
     m = cfg.model
     t0 = time.perf_counter()
     launch = OmegaConf.to_container(m.server.launch, resolve=True) if m.server.launch else None
+    check_launch(launch, settings.model.apply_mode)
     url = ensure_server(launch, m.server.url)
     token = os.environ.get(m.server.token_env) if m.server.get("token_env") else None
     client = HookClient(url, token=token, timeout_s=m.server.timeout_s, retries=m.server.retries,

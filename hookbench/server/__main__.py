@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gpu-memory-utilization", type=float, default=None,
                     help=f"vllm engine: share of device memory for weights + KV cache "
                          f"(default 0.9 on CUDA, {CPU_MEMORY_SHARE} of RAM on CPU)")
+    ap.add_argument("--enforce-eager", choices=("auto", "true", "false"), default="auto",
+                    help="vllm engine: no compiled graphs / CUDA graphs (auto: eager on CPU only)")
     ap.add_argument("--max-model-len", type=int, default=None, help="vllm engine: context length (default: the model's)")
     ap.add_argument("--chat-template", choices=("auto", "always", "never"), default="auto",
                     help="server default for prompts: auto = use the tokenizer's chat template if it has one")
@@ -80,7 +82,8 @@ def check_engine_args(args) -> str | None:
     if args.engine == "hf":
         vllm_only = [f for f, v in (("--tensor-parallel-size", args.tensor_parallel_size != 1),
                                      ("--gpu-memory-utilization", args.gpu_memory_utilization is not None),
-                                     ("--max-model-len", args.max_model_len is not None)) if v]
+                                     ("--max-model-len", args.max_model_len is not None),
+                                     ("--enforce-eager", args.enforce_eager != "auto")) if v]
         return f"{', '.join(vllm_only)}: only with --engine vllm" if vllm_only else None
     if args.device_map != "auto":
         return f"--device-map {args.device_map!r}: the vllm engine places the model itself (use --tensor-parallel-size)"
@@ -98,7 +101,7 @@ def serve_vllm(args) -> int:
 
     try:
         engine = VLLMEngine(args.model, args.dtype, args.tensor_parallel_size, args.gpu_memory_utilization,
-                            args.max_model_len)
+                            args.max_model_len, {"auto": None, "true": True, "false": False}[args.enforce_eager])
     except (FileNotFoundError, OSError, ValueError) as e:
         print(f"hookbench.server: cannot load model {args.model!r} into vLLM: {e}", file=sys.stderr)
         return 2

@@ -69,7 +69,9 @@ class VLLMEngine:
     """A model directory served by vllm.LLM; patches through the hookbench worker extension."""
 
     def __init__(self, spec: str, dtype: str = "auto", tensor_parallel_size: int = 1,
-                 gpu_memory_utilization: float | None = None, max_model_len: int | None = None):
+                 gpu_memory_utilization: float | None = None, max_model_len: int | None = None,
+                 enforce_eager: bool | None = None):
+        """enforce_eager None: eager on CPU (compiling there takes minutes per start), graphs on CUDA."""
         from transformers import AutoTokenizer
         from vllm import LLM
 
@@ -84,9 +86,10 @@ class VLLMEngine:
         self.patcher = Patcher(_meta_model(self.model_dir, self.torch_dtype))
         self.num_layers = self.patcher.model.config.num_hidden_layers
         share = gpu_memory_utilization or (0.9 if self.device == "cuda" else CPU_MEMORY_SHARE)
+        self.eager = self.device == "cpu" if enforce_eager is None else enforce_eager
         self.llm = LLM(model=str(self.model_dir), dtype=self.dtype, tensor_parallel_size=tensor_parallel_size,
                        gpu_memory_utilization=share, max_model_len=max_model_len, enable_prefix_caching=False,
-                       worker_extension_cls=WORKER, seed=0)
+                       enforce_eager=self.eager, worker_extension_cls=WORKER, seed=0)
         self.llm.collective_rpc("hb_init", args=(str(self.model_dir),))
 
     # -- state and identity -----------------------------------------------------------------
@@ -103,7 +106,7 @@ class VLLMEngine:
         devices = [f"cuda:{i}" for i in range(self.tp)] if self.device == "cuda" else ["cpu"]
         return {"engine": "vllm", "model": self.name, "weights_sha256": self.weights_sha256, "dtype": self.dtype,
                 "device": self.device, "device_map": f"tensor-parallel:{self.tp}", "devices": devices,
-                "tensor_parallel_size": self.tp}
+                "tensor_parallel_size": self.tp, "enforce_eager": self.eager}
 
     def has_chat_template(self) -> bool:
         return bool(self.tokenizer.chat_template)
