@@ -44,6 +44,8 @@ class RunningServer:
             return "(no server log)"
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 15 s; then whatever is left of its process group (a server's
+        own children, e.g. vLLM's engine core and workers), which would otherwise hold memory."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -51,6 +53,10 @@ class RunningServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # start_new_session: the group is the server's
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 _running: dict[str, RunningServer] = {}

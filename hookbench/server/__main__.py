@@ -108,12 +108,16 @@ def serve_vllm(args) -> int:
     print(f"hookbench.server: loaded {args.model} into vLLM in {engine.dtype} on {engine.device} "
           f"(tensor parallel {engine.tp}, weights {engine.weights_sha256[:12]})", file=sys.stderr)
     if args.prepare_only:
+        engine.shutdown()
         return 0
     import uvicorn
 
     from hookbench.server.app import create_app
 
-    uvicorn.run(create_app(engine, args.chat_template), host=args.host, port=args.port, log_level="warning")
+    try:
+        uvicorn.run(create_app(engine, args.chat_template), host=args.host, port=args.port, log_level="warning")
+    finally:
+        engine.shutdown()
     return 0
 
 

@@ -92,6 +92,10 @@ class VLLMEngine:
                        enforce_eager=self.eager, worker_extension_cls=WORKER, seed=0)
         self.llm.collective_rpc("hb_init", args=(str(self.model_dir),))
 
+    def shutdown(self) -> None:
+        """Stop vLLM's engine core and workers (child processes that outlive an unclean exit)."""
+        self.llm.llm_engine.engine_core.shutdown(timeout=10)
+
     # -- state and identity -----------------------------------------------------------------
     @property
     def active(self) -> bool:
