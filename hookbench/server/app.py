@@ -125,7 +125,8 @@ def create_app(engine, chat_template: str = "auto") -> FastAPI:
     @app.get(contract.HEALTH)
     def health():
         return {"status": "online", "device": engine.device, "hooks_active": engine.active,
-                "server": dict(server), "extensions": EXTENSIONS, "counters": dict(counters)}
+                "server": dict(server), "extensions": EXTENSIONS, "counters": dict(counters),
+                "memory": engine.memory()}
 
     @app.get(contract.CONFIGS)
     def configs():

@@ -38,6 +38,7 @@ class Engine(Protocol):
     def hook_stats(self) -> dict: ...
     def suggest(self, capability: str) -> list[dict]: ...  # uncached; the app caches on disk
     def tensor_meta(self, name: str) -> tuple[tuple[int, ...], str] | None: ...
+    def memory(self) -> dict[str, dict]: ...  # per device: weights_bytes, allocated_bytes (CUDA)
 
 
 class HFEngine:
@@ -62,8 +63,8 @@ class HFEngine:
         return {"engine": "hf", "model": lm.name, "weights_sha256": lm.weights_sha256, "dtype": lm.dtype, "device": lm.device,
                 "device_map": lm.device_map, "devices": lm.devices}
 
-    def memory(self) -> dict[str, int]:
-        return placement.memory_per_device(self.lm.model)
+    def memory(self) -> dict[str, dict]:
+        return placement.memory_report(self.lm.model)
 
     def has_chat_template(self) -> bool:
         return bool(self.lm.tokenizer.chat_template)

@@ -54,7 +54,7 @@ def generate(lm, prompts: list[str], cfg: dict, chat: bool, seed: int | None = N
              max_new_tokens: int | None = None) -> list[str]:
     """One left-padded batch through model.generate; new tokens only, special tokens skipped, stripped."""
     tok, model = lm.tokenizer, lm.model
-    enc = _encode(tok, [build_prompt(tok, p, chat) for p in prompts], chat).to(lm.device)
+    enc = _encode(tok, [build_prompt(tok, p, chat) for p in prompts], chat).to(lm.input_device)
     kwargs = {"max_new_tokens": cfg["max_new_tokens"] if max_new_tokens is None else max_new_tokens,
               "repetition_penalty": cfg["repetition_penalty"], "pad_token_id": tok.pad_token_id}
     if cfg["do_sample"]:
@@ -120,8 +120,8 @@ def answer_losses(lm, items: list[tuple[str, str]], answer_prefix: str = " #### 
     """Teacher-forced mean NLL over the answer tokens only (not the prefix), one batched forward pass."""
     batch = encode_answers(lm.tokenizer, items, answer_prefix, chat)
     with torch.no_grad():
-        hidden = lm.model.get_decoder()(input_ids=batch["input_ids"].to(lm.device),
-                                attention_mask=batch["attention_mask"].to(lm.device)).last_hidden_state
+        hidden = lm.model.get_decoder()(input_ids=batch["input_ids"].to(lm.input_device),
+                                attention_mask=batch["attention_mask"].to(lm.input_device)).last_hidden_state
         losses = item_losses(lm.model.get_output_embeddings(), hidden, batch["labels"]).tolist()
     return [{"loss": loss, "prompt_tokens": c, "answer_tokens": a, "total_tokens": c + a}
             for loss, (c, a) in zip(losses, batch["counts"])]

@@ -67,9 +67,13 @@ def devices_of(model: torch.nn.Module) -> list[str]:
     return sorted(devs, key=lambda d: (d != "cpu", len(d), d))
 
 
-def memory_per_device(model: torch.nn.Module) -> dict[str, int]:
-    """Bytes of parameters and buffers on each device."""
-    out: dict[str, int] = {}
+def memory_report(model: torch.nn.Module) -> dict[str, dict]:
+    """Per device: bytes of parameters and buffers, and (CUDA) what torch has allocated there."""
+    out: dict[str, dict] = {}
     for t in list(model.parameters()) + list(model.buffers()):
-        out[str(t.device)] = out.get(str(t.device), 0) + t.numel() * t.element_size()
+        row = out.setdefault(str(t.device), {"weights_bytes": 0, "allocated_bytes": None})
+        row["weights_bytes"] += t.numel() * t.element_size()
+    for dev, row in out.items():
+        if dev.startswith("cuda"):
+            row["allocated_bytes"] = torch.cuda.memory_allocated(torch.device(dev))
     return out

@@ -1,13 +1,15 @@
 """Deterministic /api/suggestions: try a fixed set of weight edits, keep those that lower calibration loss.
 
 The stock server asks an external LLM agent (contract §7: not reproducible).  Here each candidate
-edit is applied in weights mode, the mean answer loss on the capability's calibration prompts is
-measured in one batched forward pass, and the edit is restored.  Candidates are ranked by loss
-improvement; the same capability on the same model gives identical JSON.
+weight edit (the exact tensor a weights-mode patch would make, targets.edited_weight) is scored by
+the mean answer loss on the capability's calibration prompts.  Candidates are ranked by loss
+improvement; the same capability on the same model gives identical JSON.  The app caches the
+result on disk (suggestion_cache), so this runs once per weights, dtype and capability.
 
 Speed: an edit in layer L cannot change what layers 0..L-1 compute, so the unpatched input of
-layer L is kept from the baseline pass and each candidate runs only layers L.. (about half the
-work on average).
+layer L is kept from the baseline pass, and all candidates of layer L are scored in ONE pass of
+layers L..: the calibration batch repeated once per candidate, each copy seeing its own edited
+weight through a forward hook (the model's weights are never written).
 
 Suggestions always describe the unpatched model: if a patch is live, its originals are swapped in
 and hooks are disabled for the measurement, then the patch is put back exactly as it was.
@@ -19,12 +21,14 @@ import logging
 
 import torch
 
+from hookbench.contract import parse_target
+from hookbench.server import targets
 from hookbench.server.calibration import CALIBRATION
 from hookbench.server.generation import encode_answers, item_losses
-from hookbench.server.patching import SCALE, WEIGHTS, Patcher
+from hookbench.server.patching import SCALE, Patcher
 
 log = logging.getLogger("hookbench.server")
-METHOD = "grid2"  # part of the disk cache key: change it whenever the method's answers would change
+METHOD = "grid3"  # part of the disk cache key: change it whenever the method's answers would change
 TOP_K = 4
 ANSWER_PREFIX = ""  # answers get a leading space instead, as after "Answer:" in running text
 LAYER_FRACTIONS = (1 / 3, 2 / 3)
@@ -68,15 +72,63 @@ class _Calibrator:
     def _loss(self, hidden) -> float:
         return item_losses(self.head, hidden, self.labels).mean().item()
 
-    def loss_from(self, layer: int) -> float:
-        """Run layers layer.. on the kept input of `layer` (the decoder's own mask/rotary code is reused)."""
+    def losses_from(self, layer: int, weights: list[tuple[torch.nn.Module, torch.Tensor]]) -> list[float]:
+        """One pass of layers layer.. over len(weights) copies of the batch; copy i sees weights[i]
+        = (a Linear module, its edited weight) in place of that module's own weight."""
+        n, rows = len(weights), self.attn.shape[0]
+        handles = [module.register_forward_hook(self._swap_rows(module, [(i, w) for i, (m, w) in enumerate(weights)
+                                                                          if m is module], rows))
+                   for module in dict.fromkeys(m for m, _ in weights)]
         all_layers = self.decoder.layers
         self.decoder.layers = torch.nn.ModuleList(list(all_layers)[layer:])
         try:
-            hidden = self.decoder(inputs_embeds=self.layer_inputs[layer], attention_mask=self.attn).last_hidden_state
+            hidden = self.decoder(inputs_embeds=self.layer_inputs[layer].repeat(n, 1, 1),
+                                  attention_mask=self.attn.repeat(n, 1)).last_hidden_state
         finally:
             self.decoder.layers = all_layers
-        return self._loss(hidden)
+            for h in handles:
+                h.remove()
+        per_item = item_losses(self.head, hidden, self.labels.repeat(n, 1))
+        return [per_item[i * rows:(i + 1) * rows].mean().item() for i in range(n)]
+
+    @staticmethod
+    def _swap_rows(module, edits: list[tuple[int, torch.Tensor]], rows: int):
+        def hook(mod, args, output):
+            out = output.clone()
+            for i, w in edits:
+                x = args[0][i * rows:(i + 1) * rows].to(w.device)
+                out[i * rows:(i + 1) * rows] = torch.nn.functional.linear(x, w, module.bias).to(out.device)
+            return out
+        return hook
+
+
+def _score(lm, patcher: Patcher, cal: _Calibrator, cands: list[tuple[int, dict]], capability: str) -> list:
+    """(loss, candidate) for every candidate, one batched pass per layer."""
+    modules = dict(lm.model.named_modules())
+    scored = []
+    for layer in sorted({layer for layer, _ in cands}):
+        group = [c for lyr, c in cands if lyr == layer]
+        log.info("suggestions[%s]: layer %d, %d candidates in one pass (%d done of %d)", capability, layer,
+                 len(group), len(scored), len(cands))
+        weights = [(modules[c["tensor_name"].removesuffix(".weight")],
+                    targets.edited_weight(patcher.params[c["tensor_name"]], c["operation"], c["value"],
+                                          parse_target(c["target"]))) for c in group]
+        scored += list(zip(cal.losses_from(layer, weights), group))
+    return scored
+
+
+def _ranked(scored: list, base: float, n_items: int, capability: str) -> list[dict]:
+    scored = sorted(scored, key=lambda sc: sc[0])  # stable: ties keep the fixed candidate order
+    improving = [sc for sc in scored if sc[0] < base]
+    result = []
+    for loss, cand in (improving or scored)[:TOP_K]:
+        x = (base - loss) / base / 0.01 if base > 0 else 0.0  # relative improvement in percent
+        # squashed into (0.05, 0.95): 1% better -> 0.5; no improvement -> 0.05
+        confidence = round(0.5 + 0.45 * (x - 1) / (x + 1), 3) if x > 0 else 0.05
+        word = "lowers" if loss < base else "does not lower (best available)"
+        result.append({**cand, "confidence": confidence,
+                       "reason": f"{word} calibration loss {base:.4f} -> {loss:.4f} on {n_items} {capability} prompts"})
+    return result
 
 
 @torch.no_grad()
@@ -90,29 +142,9 @@ def compute(lm, patcher: Patcher, capability: str) -> list[dict]:
     cands = [(layer, c) for layer, c in candidates(lm.model.config.num_hidden_layers)
              if c["tensor_name"] in patcher.params]
     edited = patcher.swap_originals()
-    probe = Patcher(lm.model)  # a private patcher so the live patch's bookkeeping is untouched
     try:
         cal = _Calibrator(lm, items, sorted({layer for layer, _ in cands}))
-        scored = []
-        for i, (layer, cand) in enumerate(cands, 1):
-            log.info("suggestions[%s]: candidate %d/%d %s x%g %s", capability, i, len(cands),
-                     cand["tensor_name"], cand["value"], cand["target"])
-            probe.apply_weights(probe.validate([cand], WEIGHTS))
-            try:
-                scored.append((cal.loss_from(layer), cand))
-            finally:
-                probe.restore()
+        scored = _score(lm, patcher, cal, cands, capability)
     finally:
         patcher.unswap(edited)
-    base = cal.base
-    scored.sort(key=lambda sc: sc[0])  # stable: ties keep the fixed candidate order
-    improving = [sc for sc in scored if sc[0] < base]
-    result = []
-    for loss, cand in (improving or scored)[:TOP_K]:
-        x = (base - loss) / base / 0.01 if base > 0 else 0.0  # relative improvement in percent
-        # squashed into (0.05, 0.95): 1% better -> 0.5; no improvement -> 0.05
-        confidence = round(0.5 + 0.45 * (x - 1) / (x + 1), 3) if x > 0 else 0.05
-        word = "lowers" if loss < base else "does not lower (best available)"
-        result.append({**cand, "confidence": confidence,
-                       "reason": f"{word} calibration loss {base:.4f} -> {loss:.4f} on {len(items)} {capability} prompts"})
-    return result
+    return _ranked(scored, cal.base, len(items), capability)

@@ -53,7 +53,7 @@ def test_second_start_does_not_rehash_and_suggestions_come_from_disk(own_cache, 
         math = first.ok("POST", "/api/suggestions", {"capability": "math"})
         assert math["suggestions"] and first.ok("POST", "/api/suggestions", {"capability": "math"}) == math
         log = first.running.log_tail(200)
-        assert "identity: hashing model.safetensors" in log and "suggestions[math]: candidate 1/" in log
+        assert "identity: hashing model.safetensors" in log and "suggestions[math]: layer 0, 8 candidates in one pass" in log
         sha = first.ok("GET", "/api/health")["server"]["weights_sha256"]
     finally:
         first.running.stop()
@@ -64,7 +64,7 @@ def test_second_start_does_not_rehash_and_suggestions_come_from_disk(own_cache, 
         assert again.ok("POST", "/api/suggestions", {"capability": "math"}) == math
         assert again.ok("GET", "/api/health")["server"]["weights_sha256"] == sha
         log = again.running.log_tail(200)
-        assert "identity: hashing" not in log and "candidate" not in log
+        assert "identity: hashing" not in log and "candidates in one pass" not in log
     finally:
         again.running.stop()
     assert os.listdir(own_cache / "suggestions") == [cached.name]

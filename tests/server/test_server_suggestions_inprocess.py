@@ -30,3 +30,18 @@ def test_compute_is_deterministic_and_ignores_a_live_patch(tiny_lm):
     patcher.restore()
     patcher.remove_hooks()
     assert models.weights_sha256(tiny_lm.model) == loaded
+
+
+def test_batched_candidate_scores_are_those_of_the_patched_model(tiny_lm):
+    """Each suggestion's loss, scored in a batched pass with the edit seen through a hook, is the loss the
+    model has when that suggestion is applied as a weights patch."""
+    from hookbench.server.calibration import CALIBRATION
+    from hookbench.server.generation import answer_losses
+
+    items = [(p, " " + a) for p, a in CALIBRATION["math"]]
+    patcher = Patcher(tiny_lm.model)
+    for s in suggestions.compute(tiny_lm, patcher, "math"):
+        patcher.apply_weights(patcher.validate([s], "weights"))
+        rows = answer_losses(tiny_lm, items, suggestions.ANSWER_PREFIX)
+        patcher.restore()
+        assert s["reason"].split(" on ")[0].endswith(f"-> {sum(r['loss'] for r in rows) / len(rows):.4f}")
