@@ -112,6 +112,9 @@ class VLLMEngine:
                 "device": self.device, "device_map": f"tensor-parallel:{self.tp}", "devices": devices,
                 "tensor_parallel_size": self.tp, "enforce_eager": self.eager}
 
+    def memory(self) -> dict[str, dict]:
+        return dict(self.llm.collective_rpc("hb_memory"))
+
     def has_chat_template(self) -> bool:
         return bool(self.tokenizer.chat_template)
 

@@ -97,6 +97,17 @@ class HookbenchWorker:
     def hb_snapshot(self) -> dict[str, torch.Tensor]:
         return dict(self.hb_current)
 
+    def hb_memory(self) -> tuple[str, dict]:
+        """(device, {weights_bytes, allocated_bytes}) of this rank. On CPU the prepacked GEMM weights
+        live outside the parameters, so weights_bytes there counts the unpacked rest only."""
+        model = self._hb_model()
+        tensors = [*model.parameters(), *model.buffers()]
+        device = tensors[0].device
+        row = {"weights_bytes": sum(t.numel() * t.element_size() for t in tensors), "allocated_bytes": None}
+        if device.type == "cuda":
+            row["allocated_bytes"] = torch.cuda.memory_allocated(device)
+        return str(device), row
+
     # -- loading through vLLM's layerwise reload, restricted to the touched layers ------------
     def _hb_load(self, names: list[str]) -> None:
         from vllm.model_executor.model_loader.reload import layerwise as lw
