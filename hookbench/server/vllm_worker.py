@@ -85,18 +85,6 @@ class HookbenchWorker:
         self._hb_load(names)
         return len(names)
 
-    def hb_set(self, values: dict[str, torch.Tensor | None]) -> None:
-        """Put explicit HF-format values (None: the original) for names; used to measure originals."""
-        for name, v in values.items():
-            if v is None:
-                self.hb_current.pop(name, None)
-            else:
-                self.hb_current[name] = v
-        self._hb_load(sorted(values))
-
-    def hb_snapshot(self) -> dict[str, torch.Tensor]:
-        return dict(self.hb_current)
-
     def hb_memory(self) -> tuple[str, dict]:
         """(device, {weights_bytes, allocated_bytes}) of this rank. On CPU the prepacked GEMM weights
         live outside the parameters, so weights_bytes there counts the unpacked rest only."""
@@ -113,7 +101,7 @@ class HookbenchWorker:
         from vllm.model_executor.model_loader.reload import layerwise as lw
 
         model = self._hb_model()
-        groups = {self._hb_module(model, n)[0]: self._hb_module(model, n)[1] for n in names}
+        groups = dict(self._hb_module(model, n) for n in names)  # vLLM module -> its HF tensors
         layers = [model.get_submodule(m) for m in groups]
         for layer in layers:
             info = lw.get_layerwise_info(layer)

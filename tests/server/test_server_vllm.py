@@ -132,6 +132,8 @@ def test_same_patch_same_losses_on_both_engines(vclean, smol_clean):
     (hf_clean, hf_patched), (v_clean, v_patched) = both
     assert v_clean == pytest.approx(hf_clean, rel=LOSS_TOL) and v_patched == pytest.approx(hf_patched, rel=LOSS_TOL)
     assert v_patched != pytest.approx(v_clean, rel=LOSS_TOL)  # the edit moved them more than the tolerance
+    ask = {"capability": "math"}  # the HF method on the same weights: one answer for both engines
+    assert vclean.ok("POST", "/api/suggestions", ask) == smol_clean.ok("POST", "/api/suggestions", ask)
 
 
 def test_job_records_the_engine_and_never_reuses_across_engines(vsmol, smol, tmp_path):
