@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             columns[engine] = engine_column(server.url, time.perf_counter() - t, args, batch_sizes)
         finally:
             server.stop()
+        print(f"{engine}: {columns[engine]}", flush=True)  # kept even if a later engine fails
     rows = (["load time (start to healthy)"] + [f"tokens/s at batch size {bs} (greedy, {args.new_tokens} new)"
                                                 for bs in batch_sizes]
             + [f"patch + restore ({EDIT}, top 20%)", "/api/loss latency (mean of 5)", "probe loss (clean)",
