@@ -10,7 +10,6 @@ path, in the chosen dtype and device placement (placement.py), with a cached ide
 from __future__ import annotations
 
 import importlib.util
-import logging
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from hookbench.server import identity, placement
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY_VERSION = "v1"  # bump when _tiny_model changes: other weights, other cache dir
-log = logging.getLogger("hookbench.server")
 
 
 @dataclass
