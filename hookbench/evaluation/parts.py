@@ -17,7 +17,7 @@ from hookbench.errors import ConfigError
 from hookbench.evaluation.build import build
 from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Parts, Settings
 from hookbench.hookapi.client import HookClient
-from hookbench.hookapi.launcher import ensure_server, launched_token
+from hookbench.hookapi.launcher import check_launch, ensure_server, launched_token
 from hookbench.paths import cache_root, sqlite_path
 
 
@@ -60,6 +60,7 @@ def build_parts(cfg: DictConfig) -> Parts:
     m = cfg.model
     t0 = time.perf_counter()
     launch = OmegaConf.to_container(m.server.launch, resolve=True) if m.server.launch else None
+    check_launch(launch, settings.model.apply_mode)
     url = ensure_server(launch, m.server.url)
     # a server this process launched has its own fresh token; token_env is for a server at model.server.url
     token = launched_token(url) or (os.environ.get(m.server.token_env) if m.server.get("token_env") else None)

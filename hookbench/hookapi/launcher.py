@@ -31,7 +31,7 @@ from pathlib import Path
 
 import requests
 
-from hookbench.errors import ServerError
+from hookbench.errors import ConfigError, ServerError
 from hookbench.hookapi import contract
 
 TOKEN_ENV = contract.SERVER_TOKEN_ENV
@@ -53,6 +53,8 @@ class RunningServer:
             return "(no server log)"
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 15 s; then whatever is left of its process group (a server's
+        own children, e.g. vLLM's engine core and workers), which would otherwise hold memory."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -60,6 +62,10 @@ class RunningServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # start_new_session: the group is the server's
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 _running: dict[str, RunningServer] = {}
@@ -121,15 +127,15 @@ def _die_with_parent(parent_pid: int):
 
 
 def start_server(command: list, env: dict | None = None, cwd: str | None = None, timeout_s: float = 300,
-                 port: int | None = None, token: str | None = None) -> RunningServer:
+                 port: int | None = None, token: str | None = None, python: str | None = None) -> RunningServer:
     """Start a hook server on a loopback port and wait until it is healthy.
 
-    `{port}` and `{python}` in the command and env values are filled in; `token` goes in its
-    environment as $HOOKBENCH_SERVER_TOKEN. On failure the process is stopped and the ServerError
-    carries the tail of its log.
+    `{port}` and `{python}` (`python`, else this interpreter) in the command and env values are
+    filled in; `token` goes in its environment as $HOOKBENCH_SERVER_TOKEN. On failure the process is
+    stopped and the ServerError carries the tail of its log.
     """
     port = port or free_port()
-    cmd = [str(c).format(port=port, python=sys.executable) for c in command]
+    cmd = [str(c).format(port=port, python=python or sys.executable) for c in command]
     env = {**os.environ, **{k: str(v).format(port=port) for k, v in (env or {}).items()},
            **({TOKEN_ENV: token} if token else {})}
     log = Path(tempfile.mkstemp(prefix="hookbench-server-", suffix=".log")[1])
@@ -167,6 +173,24 @@ def reference_server_command(model: str) -> list[str]:
     return ["{python}", "-m", "hookbench.server", "--model", model, "--port", "{port}"]
 
 
+ENGINES = ("hf", "vllm")
+
+
+def check_launch(launch: dict | None, apply_mode: str) -> None:
+    """A launch spec's engine choice, checked before anything starts (ConfigError naming the key)."""
+    if not launch or not launch.get("enabled") or "engine" not in launch:
+        return
+    engine = launch["engine"]
+    if engine not in ENGINES:
+        raise ConfigError(f"model.server.launch.engine={engine!r}: use one of {', '.join(ENGINES)}")
+    if engine == "vllm" and apply_mode == contract.MODE_HOOKS:
+        raise ConfigError("model.apply_mode=hooks: the vLLM engine refuses hooks mode (activation edits); "
+                          "use model.apply_mode=weights or model.server.launch.engine=hf")
+    python = launch.get("python")
+    if python and not Path(python).is_file():
+        raise ConfigError(f"model.server.launch.python={python!r}: no such file")
+
+
 def ensure_server(launch: dict | None, url: str | None) -> str:
     """The base URL to talk to: the configured one, or a server started from `launch`."""
     if not launch or not launch.get("enabled"):
@@ -180,6 +204,7 @@ def ensure_server(launch: dict | None, url: str | None) -> str:
                                                            for c in launch["command"]))
     t0 = time.monotonic()
     _running[key] = start_server(launch["command"], launch.get("env"), launch.get("cwd"),
-                                 float(launch.get("startup_timeout_s", 300)), token=secrets.token_urlsafe(32))
+                                 float(launch.get("startup_timeout_s", 300)), token=secrets.token_urlsafe(32),
+                                 python=launch.get("python"))
     log.info("model server ready at %s after %.0f s", _running[key].url, time.monotonic() - t0)
     return _running[key].url

@@ -1,5 +1,6 @@
 """CLI: python -m hookbench.server --model SPEC --port N [--host H] [--dtype D] [--device-map M]
-[--token-env VAR] [--insecure-no-token] [--chat-template M] [--prepare-only]."""
+[--token-env VAR] [--insecure-no-token] [--engine hf|vllm] [--tensor-parallel-size N] [--chat-template M]
+[--prepare-only]."""
 
 from __future__ import annotations
 
@@ -23,6 +24,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="auto: bfloat16 on a CUDA device that supports it, float32 on CPU")
     ap.add_argument("--device-map", default="auto", help=placement.DEVICE_MAP_HELP)
     auth.add_arguments(ap)
+    ap.add_argument("--engine", choices=ENGINES, default="hf",
+                    help="hf: transformers (default); vllm: vLLM's LLM engine (pip install .[vllm])")
+    ap.add_argument("--tensor-parallel-size", type=int, default=1,
+                    help="vllm engine: GPUs the model is sharded over (the hf engine uses --device-map)")
+    ap.add_argument("--gpu-memory-utilization", type=float, default=None,
+                    help=f"vllm engine: share of device memory for weights + KV cache "
+                         f"(default 0.9 on CUDA, {CPU_MEMORY_SHARE} of RAM on CPU)")
+    ap.add_argument("--enforce-eager", choices=("auto", "true", "false"), default="auto",
+                    help="vllm engine: no compiled graphs / CUDA graphs (auto: eager on CPU only)")
+    ap.add_argument("--max-model-len", type=int, default=None, help="vllm engine: context length (default: the model's)")
     ap.add_argument("--chat-template", choices=("auto", "always", "never"), default="auto",
                     help="server default for prompts: auto = use the tokenizer's chat template if it has one")
     ap.add_argument("--prepare-only", action="store_true", help="load (and cache) the model, then exit")
@@ -35,12 +46,18 @@ def main(argv: list[str] | None = None) -> int:
         placement.check_device_map(args.device_map)
     except ValueError as e:
         ap.error(str(e))
+    engine_error = check_engine_args(args)
+    if engine_error:
+        ap.error(engine_error)
     try:
         token = None if args.prepare_only else auth.cli_token(args)
     except auth.AuthSetupError as e:
         print(f"hookbench.server: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="hookbench.server: %(message)s", stream=sys.stderr)
+
+    if args.engine == "vllm":
+        return serve_vllm(args)
 
     from hookbench.server import models  # heavy imports after argument errors
 
@@ -61,6 +78,56 @@ def main(argv: list[str] | None = None) -> int:
 
     uvicorn.run(create_app(HFEngine(lm), args.chat_template, token), host=args.host, port=args.port,
                 log_level="warning")
+    return 0
+
+
+ENGINES = ("hf", "vllm")
+CPU_MEMORY_SHARE = 0.15  # vllm_engine.CPU_MEMORY_SHARE, repeated so --help needs no vLLM import
+
+
+def check_engine_args(args) -> str | None:
+    """Why the engine options do not fit together (None: they do), before anything loads."""
+    if args.tensor_parallel_size < 1:
+        return f"--tensor-parallel-size {args.tensor_parallel_size}: must be at least 1"
+    if args.engine == "hf":
+        vllm_only = [f for f, v in (("--tensor-parallel-size", args.tensor_parallel_size != 1),
+                                     ("--gpu-memory-utilization", args.gpu_memory_utilization is not None),
+                                     ("--max-model-len", args.max_model_len is not None),
+                                     ("--enforce-eager", args.enforce_eager != "auto")) if v]
+        return f"{', '.join(vllm_only)}: only with --engine vllm" if vllm_only else None
+    if args.device_map != "auto":
+        return f"--device-map {args.device_map!r}: the vllm engine places the model itself (use --tensor-parallel-size)"
+    if args.gpu_memory_utilization is not None and not 0 < args.gpu_memory_utilization <= 1:
+        return f"--gpu-memory-utilization {args.gpu_memory_utilization}: must be in (0, 1]"
+    from hookbench.server.vllm_engine import vllm_available
+
+    why = vllm_available()
+    return None if why is None else f"--engine vllm: vLLM cannot be imported ({why}); see the README's vLLM set-up"
+
+
+def serve_vllm(args) -> int:
+    """Load the model into vLLM and serve it (the spawn guard below keeps vLLM's workers from rerunning this)."""
+    from hookbench.server.vllm_engine import VLLMEngine
+
+    try:
+        engine = VLLMEngine(args.model, args.dtype, args.tensor_parallel_size, args.gpu_memory_utilization,
+                            args.max_model_len, {"auto": None, "true": True, "false": False}[args.enforce_eager])
+    except (FileNotFoundError, OSError, ValueError) as e:
+        print(f"hookbench.server: cannot load model {args.model!r} into vLLM: {e}", file=sys.stderr)
+        return 2
+    print(f"hookbench.server: loaded {args.model} into vLLM in {engine.dtype} on {engine.device} "
+          f"(tensor parallel {engine.tp}, weights {engine.weights_sha256[:12]})", file=sys.stderr)
+    if args.prepare_only:
+        engine.shutdown()
+        return 0
+    import uvicorn
+
+    from hookbench.server.app import create_app
+
+    try:
+        uvicorn.run(create_app(engine, args.chat_template), host=args.host, port=args.port, log_level="warning")
+    finally:
+        engine.shutdown()
     return 0
 
 

@@ -60,7 +60,7 @@ class HFEngine:
 
     def identity(self) -> dict:
         lm = self.lm
-        return {"model": lm.name, "weights_sha256": lm.weights_sha256, "dtype": lm.dtype, "device": lm.device,
+        return {"engine": "hf", "model": lm.name, "weights_sha256": lm.weights_sha256, "dtype": lm.dtype, "device": lm.device,
                 "device_map": lm.device_map, "devices": lm.devices}
 
     def memory(self) -> dict[str, dict]:

@@ -78,6 +78,12 @@ def context_ids(tok, text: str) -> list[int]:
     return ids if bos is None or ids[:1] == [bos] else [bos] + ids
 
 
+def loss_rows(tok, items: list[tuple[str, str]], answer_prefix: str, chat: bool) -> list[tuple[list[int], list[int]]]:
+    """(context ids, answer ids) per item: the two segments every engine scores (hook-api.md rule 10)."""
+    return [(context_ids(tok, build_prompt(tok, prompt, chat) + answer_prefix),
+             tok(answer, add_special_tokens=False)["input_ids"]) for prompt, answer in items]
+
+
 def encode_answers(tok, items: list[tuple[str, str]], answer_prefix: str, chat: bool) -> dict:
     """Right-padded batch of context+answer ids, with labels set on the answer tokens only.
 
@@ -85,8 +91,7 @@ def encode_answers(tok, items: list[tuple[str, str]], answer_prefix: str, chat: 
     chat template, + answer_prefix) and the answer without special tokens, so the answer tokens are
     exactly those of `answer`.  Right padding keeps positions correct in a plain forward pass.
     """
-    rows = [(context_ids(tok, build_prompt(tok, prompt, chat) + answer_prefix),
-             tok(answer, add_special_tokens=False)["input_ids"]) for prompt, answer in items]
+    rows = loss_rows(tok, items, answer_prefix, chat)
     width = max(len(c) + len(a) for c, a in rows)
     ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
     attn = torch.zeros_like(ids)

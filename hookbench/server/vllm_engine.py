@@ -1,0 +1,189 @@
+"""The vLLM engine behind the reference server: `python -m hookbench.server --engine vllm`.
+
+Same contract as the HF engine (engine.Engine): vLLM's `LLM` generates (continuous batching, paged
+KV cache, tensor parallelism) and scores `/api/loss` from `prompt_logprobs`, with the same token
+ids the HF engine builds (generation.loss_rows, hook-api.md rule 10). Weight edits are exact and
+mean what they mean on the HF engine: each worker computes the edited tensor from the original HF
+tensor in the safetensors with the same code (vllm_worker). Requests are validated by the HF
+Patcher on a meta-device copy of the HF model (no memory), so errors read the same on both
+engines. Prefix caching is off: cached KV from the old weights would mix both states.
+
+Hooks mode (activation edits) is refused with a 422: vLLM's module outputs are not the HF modules'
+outputs under compilation and CUDA graphs, so an activation edit could not be guaranteed exact.
+/api/suggestions are computed by the HF engine's method on a CPU copy of the model (only when the
+disk cache has none), so both engines serve the same suggestions for the same weights and dtype.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+
+from hookbench.hookapi.contract import MODE_HOOKS
+from hookbench.server import generation, identity, models, placement
+from hookbench.server.patching import Patcher, PatchRejected
+
+log = logging.getLogger("hookbench.server")
+WORKER = "hookbench.server.vllm_worker.HookbenchWorker"
+CPU_MEMORY_SHARE = 0.15  # vLLM reserves this share of the CPU memory for the KV cache
+HOOKS_REFUSED = ("apply_mode 'hooks' is not available on the vLLM engine (activation edits cannot be made "
+                 "exact under its compiled graphs): use apply_mode 'weights', or the HF engine (--engine hf)")
+
+
+def vllm_available() -> str | None:
+    """None when vLLM imports, else why not (for a clear CLI error and test skips)."""
+    try:
+        import vllm  # noqa: F401
+    except Exception as e:  # ImportError, or a broken binary dependency
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def _meta_model(model_dir, dtype: torch.dtype) -> torch.nn.Module:
+    """The HF model's module tree without weights: names and shapes for validation."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_dir)
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config, dtype=dtype)
+
+
+def sampling_params(cfg: dict, max_new_tokens: int | None, seed: int | None):
+    """A generation preset as vLLM SamplingParams (greedy: temperature 0)."""
+    from vllm import SamplingParams
+
+    n = cfg["max_new_tokens"] if max_new_tokens is None else max_new_tokens
+    if n < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {n}")
+    if not cfg["do_sample"]:
+        return SamplingParams(max_tokens=n, temperature=0.0, repetition_penalty=cfg["repetition_penalty"],
+                              detokenize=False)
+    return SamplingParams(max_tokens=n, temperature=cfg["temperature"], top_p=cfg["top_p"],
+                          top_k=cfg["top_k"] or 0, repetition_penalty=cfg["repetition_penalty"], seed=seed,
+                          detokenize=False)
+
+
+class VLLMEngine:
+    """A model directory served by vllm.LLM; patches through the hookbench worker extension."""
+
+    def __init__(self, spec: str, dtype: str = "auto", tensor_parallel_size: int = 1,
+                 gpu_memory_utilization: float | None = None, max_model_len: int | None = None,
+                 enforce_eager: bool | None = None):
+        """enforce_eager None: eager on CPU (compiling there takes minutes per start), graphs on CUDA."""
+        from transformers import AutoTokenizer
+        from vllm import LLM
+
+        self.name = spec
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.tp = tensor_parallel_size
+        self.model_dir = models.resolve(spec)
+        self.torch_dtype = placement.choose_dtype(dtype, self.device)
+        self.dtype = placement.dtype_name(self.torch_dtype)
+        self.weights_sha256 = identity.dir_identity(self.model_dir, self.dtype)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        self.patcher = Patcher(_meta_model(self.model_dir, self.torch_dtype))
+        self.num_layers = self.patcher.model.config.num_hidden_layers
+        share = gpu_memory_utilization or (0.9 if self.device == "cuda" else CPU_MEMORY_SHARE)
+        self.eager = self.device == "cpu" if enforce_eager is None else enforce_eager
+        self.llm = LLM(model=str(self.model_dir), dtype=self.dtype, tensor_parallel_size=tensor_parallel_size,
+                       gpu_memory_utilization=share, max_model_len=max_model_len, enable_prefix_caching=False,
+                       enforce_eager=self.eager, worker_extension_cls=WORKER, seed=0)
+        self.llm.collective_rpc("hb_init", args=(str(self.model_dir),))
+
+    def shutdown(self) -> None:
+        """Stop vLLM's engine core and workers (child processes that outlive an unclean exit)."""
+        self.llm.llm_engine.engine_core.shutdown(timeout=10)
+
+    # -- state and identity -----------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self.patcher.active
+
+    @property
+    def hook_count(self) -> int:
+        return self.patcher.hook_count
+
+    def identity(self) -> dict:
+        """The engine is part of it: the same weights give other numbers on another engine."""
+        devices = [f"cuda:{i}" for i in range(self.tp)] if self.device == "cuda" else ["cpu"]
+        return {"engine": "vllm", "model": self.name, "weights_sha256": self.weights_sha256, "dtype": self.dtype,
+                "device": self.device, "device_map": f"tensor-parallel:{self.tp}", "devices": devices,
+                "tensor_parallel_size": self.tp, "enforce_eager": self.eager}
+
+    def memory(self) -> dict[str, dict]:
+        return dict(self.llm.collective_rpc("hb_memory"))
+
+    def has_chat_template(self) -> bool:
+        return bool(self.tokenizer.chat_template)
+
+    # -- generation and loss ----------------------------------------------------------------
+    def generate(self, prompts, cfg, chat, seed, max_new_tokens):
+        """Token ids built as the HF engine builds them; seed + i per prompt, so a batch repeats."""
+        tok = self.tokenizer
+        inputs = [{"prompt_token_ids": tok(generation.build_prompt(tok, p, chat), add_special_tokens=not chat)["input_ids"]}
+                  for p in prompts]
+        params = [sampling_params(cfg, max_new_tokens, None if seed is None else seed + i) for i in range(len(prompts))]
+        outs = self.llm.generate(inputs, params, use_tqdm=False)
+        return [tok.decode(o.outputs[0].token_ids, skip_special_tokens=True).strip() for o in outs]
+
+    def losses(self, items, answer_prefix, chat):
+        """Mean NLL of the answer tokens from prompt_logprobs, all items in one scheduler call."""
+        from vllm import SamplingParams
+
+        rows = generation.loss_rows(self.tokenizer, items, answer_prefix, chat)
+        scored = [i for i, (_, a) in enumerate(rows) if a]
+        outs = self.llm.generate([{"prompt_token_ids": rows[i][0] + rows[i][1]} for i in scored],
+                                 SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False), use_tqdm=False)
+        loss = {i: _answer_nll(o.prompt_logprobs, rows[i][0] + rows[i][1], len(rows[i][1])) for i, o in zip(scored, outs)}
+        return [{"loss": loss.get(i, math.nan), "prompt_tokens": len(c), "answer_tokens": len(a),
+                 "total_tokens": len(c) + len(a)} for i, (c, a) in enumerate(rows)]
+
+    # -- patches ----------------------------------------------------------------------------
+    def validate(self, suggestions_, mode):
+        if mode == MODE_HOOKS:
+            raise PatchRejected(-1, None, HOOKS_REFUSED)
+        return self.patcher.validate(suggestions_, mode)
+
+    def apply_weights(self, edits):
+        self.llm.collective_rpc("hb_apply", args=([(e.tensor_name, e.operation, e.value, e.target) for e in edits],))
+        self.llm.reset_prefix_cache()  # off already; a reset costs nothing and guards a changed default
+        self.patcher._mark_applied(len(edits))
+        return [e.tensor_name for e in edits]
+
+    def apply_hooks(self, edits):
+        raise PatchRejected(-1, None, HOOKS_REFUSED)  # validate refuses first; never reached over HTTP
+
+    def remove_hooks(self):
+        self.patcher.remove_hooks()
+
+    def restore(self):
+        n = self.llm.collective_rpc("hb_restore")[0]
+        self.llm.reset_prefix_cache()
+        return n
+
+    def hook_stats(self):
+        return self.patcher.hook_stats()
+
+    def suggest(self, capability):
+        """The HF engine's method on a CPU copy of the unpatched model (the app caches the answer on disk)."""
+        from hookbench.server.engine import HFEngine
+
+        log.info("suggestions[%s]: measuring on an HF copy of the model on CPU (vLLM engine)", capability)
+        hf = HFEngine(models.load(self.name, self.dtype, "cpu"))
+        try:
+            return hf.suggest(capability)
+        finally:
+            del hf
+
+    def tensor_meta(self, name):
+        p = self.patcher.params.get(name)
+        return None if p is None else (tuple(p.shape), placement.dtype_name(p.dtype))
+
+
+def _answer_nll(prompt_logprobs, ids: list[int], n_answer: int) -> float:
+    """Mean of -log p(token) over the last n_answer positions (position 0 has no logprob: not scored,
+    as on the HF engine, whose labels start at position 1)."""
+    lps = [prompt_logprobs[i][ids[i]].logprob for i in range(max(1, len(ids) - n_answer), len(ids))]
+    return -sum(lps) / len(lps) if lps else math.nan

@@ -1,0 +1,148 @@
+"""`python -m hookbench.server --engine vllm` on the embedded model: the contract, exact edits, the
+same numbers as the HF engine, and a hookbench job that records the engine.
+
+Runs where vLLM imports (the vLLM venv: see the README's vLLM set-up); elsewhere every test here is
+skipped with the reason, or fails when HOOKBENCH_REQUIRE_VLLM=1 (CI, where it was installed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from hookbench.hookapi import contract
+from hookbench.server.vllm_engine import vllm_available
+from tests.conftest import run_cli, start_server, stop_server
+from tests.helpers import external, runs
+
+WHY = vllm_available()
+if WHY is not None and os.environ.get("HOOKBENCH_REQUIRE_VLLM") == "1":
+    raise RuntimeError(f"HOOKBENCH_REQUIRE_VLLM=1 but vLLM cannot be imported: {WHY}")
+pytestmark = [pytest.mark.vllm, pytest.mark.slow,
+              pytest.mark.skipif(WHY is not None, reason=f"vLLM cannot be imported here ({WHY}); see the README's vLLM set-up")]
+
+PROBES = [("The capital of France is", " Paris, a city on the Seine."),
+          ("Question: What is 12 + 7?\nAnswer:", " 19"),
+          ("def add(a, b):\n    return", " a + b")]
+QUERIES = ["The cat sat on", "Numbers: 1 2 3", "Question: What is 7 + 5?\nAnswer:", "Why is the sky blue?"]
+# one edit per kind of vLLM parameter: a fused gate_up_proj share, a fused qkv_proj, a plain o_proj, a norm
+EDITS = [{"tensor_name": "model.layers.10.mlp.up_proj.weight", "operation": "scale", "value": 3.0, "target": "top 20%"},
+         {"tensor_name": "model.layers.5.self_attn.k_proj.weight", "operation": "scale", "value": 0.0},
+         {"tensor_name": "model.layers.20.self_attn.o_proj.weight", "operation": "add", "value": 0.01, "target": "bottom 10%"},
+         {"tensor_name": "model.layers.3.input_layernorm.weight", "operation": "clamp_max", "value": 0.5}]
+LOSS_TOL = 1e-4  # relative, HF vs vLLM float32 on CPU: different kernels, same maths (seen: ~5e-6)
+
+
+@pytest.fixture(scope="module")
+def vsmol():
+    server = start_server("smollm2", "--engine", "vllm", timeout_s=900)
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def vclean(vsmol):
+    vsmol.clean()
+    yield vsmol
+    vsmol.clean()
+
+
+def probe_losses(server) -> list[float]:
+    return [server.loss(p, a) for p, a in PROBES]
+
+
+def greedy_batch(server) -> list[str]:
+    body = {"queries": QUERIES, "config": "greedy", "max_new_tokens": 16, "chat": False}
+    return [r["original"] for r in server.ok("POST", contract.GENERATE_BATCH_PATH, body)["results"]]
+
+
+def patch(server, suggestions, mode="weights"):
+    return server.call("POST", "/api/hooks", {"suggestions": suggestions, "apply_mode": mode})
+
+
+def test_contract_probe(vclean):
+    s = vclean
+    h = s.ok("GET", "/api/health")
+    assert h["status"] == "online" and h["device"] == "cpu" and h["hooks_active"] is False
+    assert h["server"]["engine"] == "vllm" and h["server"]["dtype"] == "float32" and len(h["server"]["weights_sha256"]) == 64
+    assert contract.EXT_LOSS_BATCH in h["extensions"]
+    cfgs = s.ok("GET", "/api/configs")
+    assert all(list(c) == list(contract.PRESET_FIELDS) for c in cfgs.values())
+    one = s.greedy("The cat sat on", 8, chat=False)
+    assert set(one) == {"original", "modified", "hook_count"} and one["original"] and one["modified"] is None
+    assert s.call("POST", "/api/generate", {"config": "greedy"}).status_code == 422
+    bad = s.call("POST", "/api/generate", {"query": "Hi", "config": "greedy", "max_new_tokens": -1}).json()
+    assert contract.is_error_text(bad["original"])
+    sampled = {"query": "Once upon a time", "config": "creative", "max_new_tokens": 12, "seed": 7, "chat": False}
+    assert s.ok("POST", "/api/generate", sampled) == s.ok("POST", "/api/generate", sampled)
+    loss = s.ok("POST", "/api/loss", {"prompt": "What is 7 + 5?", "answer": "12"})
+    assert set(loss) == {"loss", "prompt_tokens", "answer_tokens", "total_tokens"} and loss["loss"] > 0
+    items = [{"prompt": p, "answer": a} for p, a in PROBES] + [{"prompt": "Hi", "answer": ""}]
+    batch = s.ok("POST", contract.LOSS_BATCH_PATH, {"items": items})["results"]
+    assert [r["loss"] for r in batch[:3]] == pytest.approx(probe_losses(s), rel=1e-6)
+    assert batch[3]["loss"] is None and "no tokens" in batch[3]["error"]
+    assert s.call("POST", contract.LOSS, items[3]).status_code == 422
+
+
+def test_strict_rejects_and_hooks_mode_refused(vclean):
+    s = vclean
+    before = probe_losses(s)
+    r = patch(s, [EDITS[0], {"tensor_name": "model.layers.99.mlp.up_proj.weight", "operation": "scale", "value": 2.0}])
+    assert r.status_code == 422 and r.json()["suggestion_index"] == 1 and "unknown tensor" in r.json()["detail"]
+    r = patch(s, [EDITS[0]], mode="hooks")
+    assert r.status_code == 422 and "vLLM" in r.json()["detail"] and "weights" in r.json()["detail"]
+    assert probe_losses(s) == before and s.ok("GET", "/api/hooks")["active"] is False
+
+
+def test_edit_changes_losses_and_outputs_restore_is_bit_exact(vclean):
+    s = vclean
+    clean_losses, clean_out = probe_losses(s), greedy_batch(s)
+    r = patch(s, EDITS)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"hook_count": 4, "applied_tensors": [e["tensor_name"] for e in EDITS], "mode": "weights"}
+    patched = probe_losses(s)
+    assert all(a != b for a, b in zip(patched, clean_losses)) and greedy_batch(s) != clean_out
+    s.ok("DELETE", "/api/hooks")
+    assert probe_losses(s) == patched  # contract §1: DELETE leaves the weight edit
+    assert s.ok("POST", "/api/restore", {}) == {"restored_params": 4}
+    assert probe_losses(s) == clean_losses and greedy_batch(s) == clean_out
+
+
+def test_edits_compound_like_in_place_edits(vclean):
+    s = vclean
+    x4 = {"tensor_name": "model.layers.10.mlp.down_proj.weight", "operation": "scale", "value": 4.0}
+    patch(s, [x4])
+    once4 = probe_losses(s)
+    s.clean()
+    patch(s, [x4 | {"value": 2.0}])
+    patch(s, [x4 | {"value": 2.0}])
+    assert probe_losses(s) == once4
+
+
+def test_same_patch_same_losses_on_both_engines(vclean, smol_clean):
+    items = [{"prompt": p, "answer": a} for p, a in PROBES]
+    both = []
+    for server in (smol_clean, vclean):
+        clean = [r["loss"] for r in server.ok("POST", contract.LOSS_BATCH_PATH, {"items": items})["results"]]
+        assert patch(server, EDITS[:3]).status_code == 200
+        patched = [r["loss"] for r in server.ok("POST", contract.LOSS_BATCH_PATH, {"items": items})["results"]]
+        both.append((clean, patched))
+    (hf_clean, hf_patched), (v_clean, v_patched) = both
+    assert v_clean == pytest.approx(hf_clean, rel=LOSS_TOL) and v_patched == pytest.approx(hf_patched, rel=LOSS_TOL)
+    assert v_patched != pytest.approx(v_clean, rel=LOSS_TOL)  # the edit moved them more than the tolerance
+    ask = {"capability": "math"}  # the HF method on the same weights: one answer for both engines
+    assert vclean.ok("POST", "/api/suggestions", ask) == smol_clean.ok("POST", "/api/suggestions", ask)
+
+
+def test_job_records_the_engine_and_never_reuses_across_engines(vsmol, smol, tmp_path):
+    """The same job against each engine in one store: the identity names the engine, nothing is reused."""
+    args = ["dataset.n=4", "patch=none", "model.generation.max_new_tokens=8"]
+    for server in (vsmol, smol):
+        proc = run_cli([*external(server), *args], cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    vllm_run, hf_run = runs(tmp_path)
+    engines = [json.loads(r.data.tags["server.identity"])["engine"] for r in (vllm_run, hf_run)]
+    assert engines == ["vllm", "hf"]
+    assert hf_run.data.metrics["n/reused_baseline"] == 0 and hf_run.data.metrics["n/items"] == 4
