@@ -99,4 +99,4 @@ def test_schema_values_read_back_as_their_plain_words():
     cfg = compose_cfg(["stats.correction=bh", "metric=loss", "model.apply_mode=hooks", "patch.strength=2"])
     assert (cfg.stats.correction, cfg.metric, cfg.model.apply_mode) == ("bh", "loss", "hooks")
     assert cfg.patch.strength == 2.0 and isinstance(cfg.patch.strength, float)
-    assert OmegaConf.to_yaml(cfg.stats).split() == ["alpha:", "0.05", "correction:", "bh"]
+    assert OmegaConf.to_yaml(cfg.stats).split() == ["alpha:", "0.05", "correction:", "bh", "target_effect:", "0.03"]

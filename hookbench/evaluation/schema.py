@@ -29,6 +29,11 @@ class Correction(StrEnum):
     none = "none"
 
 
+class Engine(StrEnum):
+    hf = "hf"
+    vllm = "vllm"
+
+
 class ApplyMode(StrEnum):
     weights = "weights"
     hooks = "hooks"
@@ -48,6 +53,9 @@ class JudgeBackend(StrEnum):
 @dataclass
 class LaunchConfig:
     enabled: bool = False
+    engine: Engine = Engine.hf  # the reference server's engine (vllm: its own venv, see `python`)
+    python: Optional[str] = None  # the interpreter for {python}; None: hookbench's own
+    tensor_parallel_size: int = 1  # vllm engine only
     command: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     cwd: Optional[str] = None

@@ -36,6 +36,16 @@ def verdict_color(verdict: str | None) -> str:
     return VERDICT_COLORS.get(verdict or "", NEUTRAL_COLOR)
 
 
+def _accuracy_bars(ax, summary: Summary) -> None:
+    accs = [summary.accuracy_baseline, summary.accuracy_patched]
+    bars = ax.bar(ARMS, [_nan_to_zero(a) for a in accs], color=[ARM_COLORS[a] for a in ARMS])
+    for bar, acc in zip(bars, accs):
+        ax.text(bar.get_x() + bar.get_width() / 2, _nan_to_zero(acc) + 0.02, fmt_num(acc), ha="center")
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"accuracy (n = {summary.n_scored} paired / {summary.n_items} items)", fontsize=10)
+
+
 def plot_accuracy(path: Path, summary: Summary, title: str | None = None,
                   shown: tuple[str, str] | None = None) -> Path:
     """Left: accuracy per arm. Right: paired delta with the (1−α) interval of its test and ±MDE,
@@ -43,14 +53,7 @@ def plot_accuracy(path: Path, summary: Summary, title: str | None = None,
     test: a sweep's adjusted verdict, or a neutral one while the sweep is still running."""
     fig = Figure(figsize=(8, 3.8), layout="constrained")
     ax_acc, ax_d = fig.subplots(1, 2, width_ratios=[2, 1])
-    accs = [summary.accuracy_baseline, summary.accuracy_patched]
-    bars = ax_acc.bar(ARMS, [_nan_to_zero(a) for a in accs], color=[ARM_COLORS[a] for a in ARMS])
-    for bar, acc in zip(bars, accs):
-        ax_acc.text(bar.get_x() + bar.get_width() / 2, _nan_to_zero(acc) + 0.02, fmt_num(acc), ha="center")
-    ax_acc.set_ylim(0, 1.1)
-    ax_acc.set_ylabel("accuracy")
-    ax_acc.set_title(f"accuracy (n = {summary.n_scored} paired / {summary.n_items} items)", fontsize=10)
-
+    _accuracy_bars(ax_acc, summary)
     c = summary.comparison
     ax_d.axhline(0, color="black", lw=0.8)
     lo, hi = -0.05, 0.05

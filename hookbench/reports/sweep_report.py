@@ -168,7 +168,7 @@ def sweep_answer(rows: list[dict], correction: str | None) -> str:
     k = sum(v in (Verdict.IMPROVES, Verdict.HURTS) for v in verdicts)
     after = f"after {_correction_name(correction)}" if correction in CORRECTION_NAMES else "(no correction)"
     survive = (f"nothing survives {_correction_name(correction)}" if not k and correction in CORRECTION_NAMES
-               else f"{verdicts.count('improves')} of {len(rows)} jobs improve and {verdicts.count('hurts')} hurt {after}")
+               else f"{verdicts.count(Verdict.IMPROVES)} of {len(rows)} jobs improve and {verdicts.count(Verdict.HURTS)} hurt {after}")
     delta = "" if _delta_cell(best) == _verdict_adjusted(best) else f"delta {_delta_cell(best)}, "
     return f"Best: {job_label(best)}, {delta}{_verdict_adjusted(best)}; {survive}."
 

@@ -29,6 +29,7 @@ from hookbench.studies.search import PHASE_TAG, TRIAL_TAG, Search, job_config, l
 from hookbench.studies.search_plan import CostPlan, generation_extras, measure_latency
 from hookbench.studies.search_report import kept_markdown, plot_trials, rank_correlation, trials_markdown
 from hookbench.studies.search_space import SearchSpace, study_name
+from hookbench.vocabulary import Verdict
 
 log = logging.getLogger("hookbench")
 STUDY_TAG = "hookbench.study"
@@ -132,7 +133,7 @@ class Study:
         adjusted = adjust_p_values([r["p"] for r in rows], self.cfg.stats.correction)
         for r, p in zip(rows, adjusted):
             r["p_adjusted"] = p
-            r["verdict_adjusted"] = r["verdict"] if r["verdict"] == "no change observed" else \
+            r["verdict_adjusted"] = r["verdict"] if r["verdict"] == Verdict.NO_CHANGE_OBSERVED else \
                 adjusted_verdict(r["delta"], p, float(self.cfg.stats.alpha))
             metrics = {} if math.isnan(p) else {names.P_ADJUSTED: p}
             tracking.set_child_tags(client, r["run_id"], {names.TAG_VERDICT_ADJUSTED: r["verdict_adjusted"]}, metrics)
@@ -155,7 +156,7 @@ def answer(test, rows: list[dict], tried: int, distinct: int) -> str:
     delta = fmt_delta(m.get(names.ACC_DELTA, math.nan), m.get(names.ACC_CI_LOW, math.nan),
                       m.get(names.ACC_CI_HIGH, math.nan))
     pick = test.data.params.get("patch.hash", "?")
-    head = f"confirmed: patch {pick}" if verdict == "improves" else f"no patch confirmed: the pick {pick}"
+    head = f"confirmed: patch {pick}" if verdict == Verdict.IMPROVES else f"no patch confirmed: the pick {pick}"
     return f"{head} on test {delta}, p = {m.get(names.P_VALUE, math.nan):.3g}, {verdict}; {count}"
 
 
@@ -222,4 +223,4 @@ def run_study(cfg: DictConfig) -> int:
         client.set_terminated(parent_id, "FINISHED")
     print(text, flush=True)
     verdict = test.data.tags.get(names.TAG_VERDICT) if test is not None else None
-    return 0 if test is None or verdict == "improves" else 1
+    return 0 if test is None or verdict == Verdict.IMPROVES else 1

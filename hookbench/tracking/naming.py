@@ -47,7 +47,7 @@ def _p(p: float) -> str:
 def result_text(delta, lo, hi, p, verdict: str | None, p_label: str = "p", after: str | None = None) -> str:
     """`−0.175 [−0.32, −0.03] p=0.04 → no detectable change after Holm`: rounded, one line, no markdown."""
     verdict = verdict or Verdict.NO_DATA
-    if _missing(delta) or verdict == "no change observed":  # no item changed: no interval, nothing to correct
+    if _missing(delta) or verdict == Verdict.NO_CHANGE_OBSERVED:  # no item changed: no interval, nothing to correct
         return verdict
     text = _signed(delta, 3)
     if not _missing(lo) and not _missing(hi):
@@ -63,7 +63,7 @@ def sweep_result(row: dict, correction: str) -> str:
         return "failed"
     if row.get("screen") == "rejected":
         return "screened out (loss screen)"
-    if row.get("verdict_adjusted") == "no change observed" and not _missing(row.get(names.N_SCORED)):
+    if row.get(names.TAG_VERDICT_ADJUSTED) == Verdict.NO_CHANGE_OBSERVED and not _missing(row.get(names.N_SCORED)):
         return f"no change observed (0 of {int(row[names.N_SCORED])} changed)"
     after = CORRECTION_SHORT.get(correction)
     return result_text(row.get(names.ACC_DELTA), row.get(names.ACC_CI_LOW), row.get(names.ACC_CI_HIGH),
