@@ -31,3 +31,9 @@ class PatchError(HookbenchError):
 
 class ReproductionMismatch(HookbenchError):
     exit_code = 6
+
+
+class NothingMeasured(HookbenchError):
+    """The job ran but measured nothing (every answer or loss failed): a failure, never a success."""
+
+    exit_code = 7

@@ -18,7 +18,7 @@ import logging
 import time
 from contextlib import contextmanager
 
-from hookbench.errors import ConfigError, ReproductionMismatch, ServerError
+from hookbench.errors import ConfigError, NothingMeasured, ReproductionMismatch, ServerError
 from hookbench.evaluation.generation import Arm, Generator, Served
 from hookbench.evaluation.outcome import JobOutput
 from hookbench.evaluation.patches import PatchSet
@@ -44,6 +44,22 @@ def server_identity(health: dict, model, url: str, probes: list[float] | None) -
     if probes is not None:
         identity["weights_probe"] = probes
     return identity
+
+
+def nothing_scoreable(records: list[ItemResult], arm: str) -> None:
+    """Raise when every answer of `arm` failed, naming the failure kinds (the job then measures nothing)."""
+    kinds: dict[str, int] = {}
+    for r in records:
+        a = r.arm(arm)
+        if a.error is None and a.output is not None:
+            return
+        kinds[a.error or "missing"] = kinds.get(a.error or "missing", 0) + 1
+    if kinds:
+        detail = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        hint = ("; all were empty: the server may need a prompt template, see model.prompt.template "
+                "(and model.prompt.chat)") if set(kinds) == {"empty"} else ""
+        raise NothingMeasured(f"no {arm} answer can be scored ({detail}): nothing to compare a patch with, "
+                              f"so the patched arm was not generated{hint}")
 
 
 class Evaluation:
@@ -142,6 +158,7 @@ class Evaluation:
         if s.generates:
             with self.phase("baseline"):
                 self._generate(records, Arm("baseline", False, {"arm": "baseline"}))
+            nothing_scoreable(records, "baseline")  # before the patched arm costs a whole generation pass
         with self.phase("patch"):
             self.scope.apply(self.patch)
         if s.measures_loss and not screen:
@@ -180,6 +197,9 @@ class Evaluation:
             return
         for r, loss in zip(rows, losses):
             r.arm(arm).loss = loss
+        if (self.settings.metric == "loss" or self.settings.screen_size) and all(x is None for x in losses):
+            raise NothingMeasured(f"every /api/loss request of the {arm} arm failed ({len(rows)} items): "
+                                  f"nothing was measured; check {self.client.base_url}'s log")
 
     def _screen(self, records: list[ItemResult]) -> dict:
         """The loss delta on the first N items decides whether the patch earns generations."""

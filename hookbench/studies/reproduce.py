@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import tempfile
+import datetime as dt
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -81,9 +82,17 @@ def sampled_agreement(orig_items: list[ItemResult], new_items: list[ItemResult],
     return compare_runs([a[i][0] for i in ids], [b[i][0] for i in ids], clusters=[a[i][1] for i in ids], alpha=alpha)
 
 
+def output_dir(kind: str, run_id: str) -> Path:
+    """Where a study command writes: the same outputs/DATE/TIME-... tree as `python -m hookbench` runs."""
+    now = dt.datetime.now()
+    path = Path.cwd() / "outputs" / now.strftime("%Y-%m-%d") / f"{now:%H-%M-%S}-{kind}-{run_id[:8]}-{os.getpid()}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def reproduce(run_id: str, tracking_uri: str) -> int:
     client = tracking.use_store(tracking_uri)
-    work = Path(tempfile.mkdtemp(prefix=f"hookbench-reproduce-{run_id[:8]}-"))
+    work = output_dir("reproduce", run_id)
     original = tracking.get_run(client, run_id)
     cfg, identity = logged_config(client, run_id, work / "original")
     cfg.mlflow.tracking_uri = tracking_uri

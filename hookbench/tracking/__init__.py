@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from hookbench import __version__, names
-from hookbench.errors import HookbenchError
+from hookbench.errors import ConfigError
 from hookbench.paths import sqlite_path
 
 log = logging.getLogger(__name__)
@@ -138,11 +138,14 @@ def _experiment(mlflow_cfg, artifact_location: str | None) -> str:
     exp = client.get_experiment_by_name(mlflow_cfg.experiment)
     if exp is None:
         try:
-            exp_id = client.create_experiment(mlflow_cfg.experiment, artifact_location=artifact_location,
-                                              tags=EXPERIMENT_KIND)
-            return exp_id
-        except MlflowException:  # another process created it first
+            return client.create_experiment(mlflow_cfg.experiment, artifact_location=artifact_location,
+                                            tags=EXPERIMENT_KIND)
+        except MlflowException as e:  # only the creation race (another process made it first) is not an error
+            if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
             exp = client.get_experiment_by_name(mlflow_cfg.experiment)
+            if exp is None:
+                raise
     if exp.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
         for k, v in EXPERIMENT_KIND.items():
             client.set_experiment_tag(exp.experiment_id, k, v)
@@ -167,7 +170,7 @@ def use_store(uri: str) -> MlflowClient:
     """A client on an existing store; refuses to create an empty local store by reading a missing one."""
     db = sqlite_path(uri)
     if db is not None and not db.exists():
-        raise HookbenchError(f"no MLflow store at {uri} (run from the directory you ran hookbench in, "
+        raise ConfigError(f"no MLflow store at {uri} (run from the directory you ran hookbench in, "
                              "or set MLFLOW_TRACKING_URI / --tracking-uri)")
     mlflow.set_tracking_uri(uri)
     return MlflowClient()
@@ -318,14 +321,14 @@ def get_run(client: MlflowClient, run_id: str):
     try:
         return client.get_run(run_id)
     except MlflowException as e:
-        raise HookbenchError(f"run {run_id} not found in {mlflow.get_tracking_uri()}: {e.message}") from None
+        raise ConfigError(f"run {run_id} not found in {mlflow.get_tracking_uri()}: {e.message}") from None
 
 
 def download(client: MlflowClient, run_id: str, artifact: str, into: Path) -> Path:
     try:
         return Path(client.download_artifacts(run_id, artifact, str(into)))
     except (MlflowException, OSError) as e:
-        raise HookbenchError(f"run {run_id} has no {artifact} ({e})") from None
+        raise ConfigError(f"run {run_id} has no {artifact} ({e})") from None
 
 
 def logged_items(client: MlflowClient, run_id: str, into: Path) -> list:
