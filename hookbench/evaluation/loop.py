@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from hookbench.errors import ConfigError, NothingMeasured, ReproductionMismatch, ServerError
@@ -66,13 +67,15 @@ class Evaluation:
     """One job: checks the server, then runs the arms inside a `ServerScope` and scores them."""
 
     def __init__(self, parts: Parts, run_id: str, store: GenerationStore | None = None,
-                 expected_identity: dict | None = None):
+                 expected_identity: dict | None = None, holder: dict | None = None,
+                 on_takeover: Callable[[dict, str | None], None] | None = None):
         self.parts, self.run_id = parts, run_id
         self.client, self.settings = parts.client, parts.settings
         self.expected_identity = expected_identity  # reproduce: the server must be the logged one
         self.phase_s: dict[str, float] = dict(parts.phase_s)
         self.loss_requests_before = parts.client.loss_requests  # the client counts what it sends
-        self.scope = ServerScope(parts.client, parts.settings.model.apply_mode)
+        self.scope = ServerScope(parts.client, parts.settings.model.apply_mode, {"run_id": run_id, **(holder or {})},
+                                 on_takeover)
         self.generator = Generator(parts.client, store, run_id)
         self.health: dict = {}
         self.preset: dict = {}

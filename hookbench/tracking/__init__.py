@@ -244,12 +244,43 @@ class JobRun:
     def log_metrics(self, metrics: dict[str, float]) -> None:
         mlflow.log_metrics(metrics)
 
+    def took_over(self, record: dict, recovered: str | None) -> None:
+        """A dead job's lease was found: say in this run what was restored, close that job's run."""
+        if recovered:
+            mlflow.set_tag(TAG_RECOVERED, recovered)
+        close_dead_run(record, recovered, self.run_id)
+
     def end(self, status: str = "FINISHED", error: str | None = None) -> None:
         if error:
             text = self.redactor.text(error)
             mlflow.log_text(text, names.ERROR_TXT)
             mlflow.set_tag(names.TAG_ERROR, text[-4000:])
         mlflow.end_run(status)
+
+
+TAG_RECOVERED = "hookbench.recovered"  # this job restored a server a dead job had left patched
+
+
+def close_dead_run(record: dict, recovered: str | None, by_run: str) -> bool:
+    """Close the run of a job that died holding a server (its lease `record`), if it is on this store
+    and still RUNNING: KILLED, with the reason. Returns whether it closed one."""
+    run_id = record.get("run_id")
+    if not run_id or record.get("tracking_uri") != mlflow.get_tracking_uri():
+        return False
+    client = MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return False
+    if run.info.status != "RUNNING":
+        return False
+    reason = (f"its process (pid {record.get('pid')} on {record.get('host')}) died without closing the run; "
+              f"closed KILLED by run {by_run}" + (f"; {recovered}" if recovered else ""))
+    client.log_text(run_id, reason, names.ERROR_TXT)
+    client.set_tag(run_id, names.TAG_ERROR, reason)
+    client.set_terminated(run_id, "KILLED")
+    log.warning("run %s: %s", run_id, reason)
+    return True
 
 
 def log_dataset(dataset) -> None:
