@@ -54,3 +54,22 @@ def test_reproduce_and_confirm_exit_2_on_a_missing_store_or_run(command, tmp_pat
     mlflow.MlflowClient().search_experiments()  # an empty store exists now
     assert command(["0123abcd", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]) == 2
     assert "run 0123abcd not found" in caplog.text
+
+
+def test_a_server_that_fails_to_start_leaves_no_file_descriptor_open(tmp_path):
+    import os
+
+    from hookbench.errors import ServerError
+    from hookbench.hookapi.launcher import start_server
+
+    before = set(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        with pytest.raises(ServerError, match="failed to start"):
+            start_server(["{python}", "-c", "print('no server here')"], timeout_s=30)
+    assert set(os.listdir("/proc/self/fd")) == before
+
+
+def test_studies_write_under_the_outputs_tree(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = reproduce.output_dir("reproduce", "0123abcdef")
+    assert path.is_dir() and path.parent.parent == tmp_path / "outputs" and "reproduce-0123abcd" in path.name
