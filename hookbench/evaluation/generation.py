@@ -23,6 +23,7 @@ from hookbench.evaluation.results import ItemResult
 from hookbench.evaluation.reuse import GenerationStore, generation_key
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import Generation, HookClient
+from hookbench.signals import checkpoint
 
 Chunk = list[tuple[int, str, list[ItemResult]]]  # (draw, query, the records asking that query)
 
@@ -132,6 +133,7 @@ class Generator:
                 self.store.put_many([(keys[i], gen.text, self.run_id, gen.latency_s)])
             # §2: without skip_original a use_hooks request costs two generations
             self.generations += 2 if arm.use_hooks and contract.EXT_SKIP_ORIGINAL not in draw_extras else 1
+            checkpoint()  # this answer is stored: a swallowed Ctrl-C stops the job here
 
         t0 = time.perf_counter()
         gens = self.client.generate(queries, served.preset_name, arm.use_hooks, draw_extras, on_answer=arrived)

@@ -30,6 +30,7 @@ from hookbench.evaluation.scope import PROBES, ServerScope
 from hookbench.evaluation.settings import Parts
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import LossUnavailable
+from hookbench.signals import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class Evaluation:
 
     @contextmanager
     def phase(self, name: str):
+        checkpoint()  # a signal swallowed in the last phase stops the job before this one
         t0 = time.perf_counter()
         try:
             yield
