@@ -174,6 +174,8 @@ class StockServer:
         # fault knobs
         self.fail_calls: set[int] = set()  # generate call numbers answering "Generation error: ..." in a 200
         self.http_error_calls: dict[int, int] = {}  # generate call number -> HTTP status answered instead
+        self.empty_calls: set[int] = set()  # generate call numbers answering "" (the model stops at once)
+        self.fake_model = False  # answer without the model (a fixed text per query): for soaks
         self.empty_for: set[str] = set()  # queries containing one of these answer "" (the model stops at once)
         self.hooks_fail_after_apply: bool | set[int] = False  # True / these POST numbers: apply, then 502
         self.down_after_call: int | None = None  # the server shuts down right after answering this generate call
@@ -263,8 +265,10 @@ class StockServer:
 
     def _generate_one(self, query: str, cfg: dict) -> str:
         self.generations += 1
-        if any(s in query for s in self.empty_for):
+        if any(s in query for s in self.empty_for) or self.generate_calls in self.empty_calls:
             return ""
+        if self.fake_model:  # where the model does not matter (soaks): a fixed answer per query, no model call
+            return f"The answer is {sum(map(ord, query)) % 1000}."
         try:
             return generation.generate(self.lm, [query], cfg, self.chat, None,
                                        min(cfg["max_new_tokens"], self.max_new_tokens_cap))[0]
