@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
 from hookbench import names, tracking
 from hookbench.entry import run_command
