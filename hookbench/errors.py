@@ -43,3 +43,9 @@ class NothingToCompare(HookbenchError):
     """The run to reproduce has no item scored in both arms (it failed before measuring anything)."""
 
     exit_code = 7
+
+
+class NothingMeasured(HookbenchError):
+    """The job ran but measured nothing (every answer or loss failed): a failure, never a success."""
+
+    exit_code = 7

@@ -14,16 +14,17 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 from rich.console import Console
 
 from hookbench import names, tracking
-from hookbench.errors import HookbenchError
+from hookbench.errors import HookbenchError, NothingMeasured
 from hookbench.evaluation.loop import Evaluation
 from hookbench.evaluation.outcome import JobOutput
-from hookbench.evaluation.parts import build_parts, generation_store_path
+from hookbench.evaluation.parts import Offline, check_inputs, connect, generation_store_path
 from hookbench.evaluation.reuse import GenerationStore
 from hookbench.reports.formatting import job_headline
 from hookbench.reports.report import summary_table, write_run_report
@@ -35,10 +36,7 @@ log = logging.getLogger("hookbench")
 console = Console(width=None if sys.stdout.isatty() else 120)
 
 
-class JobFailed(HookbenchError):
-    """The job ran but measured nothing (every answer failed): reported as a failure, never a success."""
-
-    exit_code = 7
+JobFailed = NothingMeasured  # the job ran but measured nothing: a failure (exit 7), never a success
 
 
 @dataclass
@@ -62,17 +60,32 @@ def hydra_dirs() -> tuple[Path, Path | None, Path | None]:
     return out, out / hc.output_subdir if hc.output_subdir else None, sweep
 
 
+def _checked(cfg: DictConfig, name: str, parent_id: str | None, extra_tags: dict | None) -> Offline:
+    """`check_inputs` before any server or run. In a sweep a job that fails here still gets a FAILED
+    child run, so the parent counts it; alone it leaves no run behind."""
+    try:
+        return check_inputs(cfg)
+    except BaseException as e:
+        if parent_id is not None and not isinstance(e, (KeyboardInterrupt, Terminated)):
+            detail = f"{type(e).__name__}: {e}" if isinstance(e, HookbenchError) else traceback.format_exc()
+            tracking.JobRun(cfg, name, parent_id, extra_tags).end("FAILED", detail)
+        raise
+
+
 def run_job(cfg: DictConfig, extra_tags: dict | None = None, expected_identity: dict | None = None,
             out_dir: Path | None = None, parent_id: str | None = None) -> JobResult:
     """Run one job in its own MLflow run and return its result; raises on failure (see module doc)."""
     hydra_out, hydra_dir, sweep_dir = hydra_dirs()
-    run = tracking.JobRun(cfg, base_name(cfg, extra_tags), parent_id or tracking.parent_run_id(sweep_dir), extra_tags,
-                          in_sweep=sweep_dir is not None and parent_id is None)
+    in_sweep = sweep_dir is not None and parent_id is None
+    name, parent_id = base_name(cfg, extra_tags), parent_id or tracking.parent_run_id(sweep_dir)
+    offline = _checked(cfg, name, parent_id, extra_tags)
+    run = tracking.JobRun(cfg, name, parent_id, extra_tags, in_sweep=in_sweep)
     store = GenerationStore(generation_store_path(cfg)) if cfg.reuse.enabled else None
     try:
         with graceful_signals():
-            parts = build_parts(cfg)
-            out = Evaluation(parts, run.run_id, store, expected_identity).run()
+            parts = connect(cfg, offline)
+            holder = {"tracking_uri": mlflow.get_tracking_uri()}
+            out = Evaluation(parts, run.run_id, store, expected_identity, holder, run.took_over).run()
             report_dir = (out_dir or hydra_out) / f"report-{run.run_id[:8]}"
             result = _log(run, out, report_dir, hydra_dir)
     except HookbenchError as e:

@@ -4,6 +4,11 @@ Slurm sends SIGTERM at a time limit or preemption, a closed terminal sends SIGHU
 either kills the process at once, leaving the server patched and the run RUNNING. Inside
 `graceful_signals()` they raise `Terminated` in the main thread instead, so the `finally`/`except`
 paths that already handle KeyboardInterrupt restore the server and close the run.
+
+Ctrl-C raises KeyboardInterrupt as always, but is also remembered: an interrupt raised inside a
+finaliser, a callback or a library's broad `except` is swallowed there (Python prints "Exception
+ignored in ..." at best), so the job would run on. `checkpoint()`, called between answers and phases,
+raises it again: a Ctrl-C is never lost, only late by at most one answer.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 HANDLED = (signal.SIGTERM, signal.SIGHUP)
+_received: list[int] = []  # the signal graceful_signals() raised for, until its context ends
 
 
 class Terminated(SystemExit):
@@ -39,18 +45,26 @@ def graceful_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    raised = False
-
     def handler(signum, frame):
-        nonlocal raised
-        if raised:
-            return
-        raised = True
-        raise Terminated(signum)
+        if _received:
+            return  # the clean-up the first one started must finish
+        _received.append(signum)
+        raise _exception(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in HANDLED}
+    previous = {sig: signal.signal(sig, handler) for sig in (*HANDLED, signal.SIGINT)}
     try:
         yield
     finally:
         for sig, old in previous.items():
             signal.signal(sig, signal.SIG_DFL if old is None else old)
+        _received.clear()
+
+
+def _exception(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def checkpoint() -> None:
+    """Raise again a signal that was received but swallowed on its way up (see module doc)."""
+    if _received:
+        raise _exception(_received[0])

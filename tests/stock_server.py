@@ -19,7 +19,8 @@ Test hooks are plain attributes read/set on the object (the HTTP surface stays s
 counters `generations`, `generate_calls`, `loss_calls`, `hooks_posts`, `last_preset`; fault knobs
 `fail_calls`, `http_error_calls`, `empty_for`, `hooks_fail_after_apply`, `down_after_call`,
 `suggestions`, `suggestions_delay_s`, `broken_routes`, `sigterm_after` (the client process gets
-the SIGTERM: the server runs in it), the `request_log`; and `down()`, `kill()`, `up()`, `swap_model()`,
+the SIGTERM: the server runs in it), `after_request(route, n)` (a test's fault, e.g. a signal to a
+hookbench process, after the n-th request of a route), the `request_log`; and `down()`, `kill()`, `up()`, `swap_model()`,
 `weights_sha256()`, `is_clean()`. Module helpers: `load_model(spec)` (the per-process cache) and
 `perturbed_copy(lm)` (other weights for swap_model). Each server start reseeds torch from entropy
 (loading `tiny` seeds it with 0), so sampled answers differ between runs as on the stock server.
@@ -173,6 +174,8 @@ class StockServer:
         # fault knobs
         self.fail_calls: set[int] = set()  # generate call numbers answering "Generation error: ..." in a 200
         self.http_error_calls: dict[int, int] = {}  # generate call number -> HTTP status answered instead
+        self.empty_calls: set[int] = set()  # generate call numbers answering "" (the model stops at once)
+        self.fake_model = False  # answer without the model (a fixed text per query): for soaks
         self.empty_for: set[str] = set()  # queries containing one of these answer "" (the model stops at once)
         self.hooks_fail_after_apply: bool | set[int] = False  # True / these POST numbers: apply, then 502
         self.down_after_call: int | None = None  # the server shuts down right after answering this generate call
@@ -181,6 +184,7 @@ class StockServer:
         self.broken_routes: dict[str, int] = {}  # "METHOD /path" -> HTTP status answered instead
         self.sigterm_after: dict[str, int] = {}  # "METHOD /path" -> its request number that SIGTERMs this process
         self.request_log: list[str] = []  # "METHOD /path" of every request, in order
+        self.after_request = None  # (route, its request number) -> None, called after answering it
         self.app = self._make_app()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -261,8 +265,10 @@ class StockServer:
 
     def _generate_one(self, query: str, cfg: dict) -> str:
         self.generations += 1
-        if any(s in query for s in self.empty_for):
+        if any(s in query for s in self.empty_for) or self.generate_calls in self.empty_calls:
             return ""
+        if self.fake_model:  # where the model does not matter (soaks): a fixed answer per query, no model call
+            return f"The answer is {sum(map(ord, query)) % 1000}."
         try:
             return generation.generate(self.lm, [query], cfg, self.chat, None,
                                        min(cfg["max_new_tokens"], self.max_new_tokens_cap))[0]
@@ -281,6 +287,8 @@ class StockServer:
             response = await call_next(request)
             if self.sigterm_after.get(route) == self.request_log.count(route):  # handled, then the signal
                 os.kill(os.getpid(), signal.SIGTERM)
+            if self.after_request is not None:  # a test's fault, timed by the request that marks a phase
+                self.after_request(route, self.request_log.count(route))
             return response
 
         @app.get(contract.HEALTH)

@@ -88,15 +88,28 @@ def test_ctrl_c_in_a_sweep_still_closes_the_parent(tiny_clean, tmp_path):
                              "dataset.n=400", "dataset.max_value=99", "model.generation.batch_size=1", searchpath],
                             cwd=tmp_path, env=cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not requests.get(tiny_clean.url + "/api/health").json()["hooks_active"]:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
-        time.sleep(0.1)
+    at_signal = _wait_for_patched_generations(tiny_clean, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
+    assert generated(tiny_clean, "generate_requests") <= at_signal + 2, "the job stopped at the next answer"
     all_runs = runs(tmp_path)
     (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
     (child,) = [r for r in all_runs if r is not parent]
     assert parent.info.status == "FAILED" and child.info.status == "KILLED"
     assert not requests.get(tiny_clean.url + "/api/health").json()["hooks_active"]
+
+
+def _wait_for_patched_generations(server, proc, timeout_s: float = 300) -> int:
+    """Wait until the server has answered patched generate requests (hooks active, and requests counted
+    after they turned active: the patched arm, not the apply or a probe); their count at that moment."""
+    deadline, first = time.monotonic() + timeout_s, None
+    while True:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        health = requests.get(server.url + "/api/health").json()
+        count = health["counters"]["generate_requests"]
+        if health["hooks_active"]:
+            first = count if first is None else first
+            if count >= first + 2:
+                return count
+        time.sleep(0.05)

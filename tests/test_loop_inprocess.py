@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from hookbench.errors import PatchError, ServerError
+from hookbench.errors import NothingMeasured, PatchError, ServerError
 from hookbench.evaluation.datasets import arithmetic
 from hookbench.evaluation.loop import PROBES, Evaluation
 from hookbench.evaluation.patches import FileSource, NoPatch
@@ -117,9 +117,10 @@ def test_a_patch_that_breaks_generation_is_the_patch_s_effect(stock_server, tmp_
 
 def test_all_answers_empty_is_a_failure_with_a_hint(stock_server, tmp_path):
     stock_server.empty_for = {"What is"}
-    out = Evaluation(parts(stock_server.url, patch_file(tmp_path)), "run-1").run()
-    problem = out.summary.problem()
-    assert problem and "all 6 baseline answers were empty" in problem and "model.prompt.template" in problem
+    with pytest.raises(NothingMeasured, match=r"no baseline answer can be scored \(6 empty\).*model.prompt.template"):
+        Evaluation(parts(stock_server.url, patch_file(tmp_path)), "run-1").run()
+    assert stock_server.generations == 6, "the patched arm is not generated after a baseline with nothing scoreable"
+    assert stock_server.hooks_posts == 0 and stock_server.is_clean()
 
 
 def test_a_server_killed_mid_run_stops_the_job_and_says_it_may_be_patched(stock_server, tmp_path):

@@ -1,7 +1,8 @@
 """One arm's generations: chunking, a seed per draw, reuse keys and the store, HTTP, latency, counting.
 
-Each distinct query is generated once per draw; a chunk never mixes draws and is either reused whole
-from the store (keeping a seeded batch's composition intact) or asked of the server whole.
+Each distinct query is generated once per draw; a chunk never mixes draws. Every answer is stored as
+it arrives, so an interrupted chunk keeps its finished answers; a rerun reuses them and asks only the
+rest, except for a seeded sampled chunk (keyed by its batch), which is reused whole or asked whole.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hookbench.evaluation.results import ItemResult
 from hookbench.evaluation.reuse import GenerationStore, generation_key
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import Generation, HookClient
+from hookbench.signals import checkpoint
 
 Chunk = list[tuple[int, str, list[ItemResult]]]  # (draw, query, the records asking that query)
 
@@ -100,14 +102,15 @@ class Generator:
         draw_extras = seeded(extras, chunk[0][0])
         keys = self._keys(chunk, arm, served, extras, draw_extras)
         hits = self.store.get_many(keys) if self.store is not None else {}
-        if all(k in hits for k in keys):  # whole chunk known: reuse, keeping batch composition intact
-            for (_, _, rs), k in zip(chunk, keys):
+        by_batch = contract.is_sampled(served.preset) and contract.EXT_SEED in extras
+        if by_batch and not all(k in hits for k in keys):
+            hits = {}  # a seeded batch's answers depend on its composition: reused whole or not at all
+        for (_, _, rs), k in zip(chunk, keys):
+            if k in hits:
                 fill(rs, arm.name, Generation(hits[k][0], None), source_run=hits[k][1])
-            return
-        gens = self._ask(chunk, arm, served, draw_extras)
-        if self.store is not None:
-            self.store.put_many([(k, gen.text, self.run_id, gen.latency_s)
-                                 for k, gen in zip(keys, gens) if gen.error is None])
+        todo = [(c, k) for c, k in zip(chunk, keys) if k not in hits]
+        if todo:
+            self._ask([c for c, _ in todo], arm, served, draw_extras, [k for _, k in todo])
 
     @staticmethod
     def _keys(chunk: Chunk, arm: Arm, served: Served, extras: dict, draw_extras: dict) -> list[str]:
@@ -119,19 +122,22 @@ class Generator:
         return [generation_key(served.identity, served.preset, key_extras, q,
                                {**arm.key, "draw": draw} if sampled else arm.key, batch) for draw, q, _ in chunk]
 
-    def _ask(self, chunk: Chunk, arm: Arm, served: Served, draw_extras: dict) -> list[Generation]:
-        """One request for the chunk; its latency and generation cost are counted, its answers filled in."""
+    def _ask(self, chunk: Chunk, arm: Arm, served: Served, draw_extras: dict, keys: list[str]) -> None:
+        """One request for the chunk; each answer is filled in and stored the moment it arrives."""
         queries = [q for _, q, _ in chunk]
-        t0 = time.perf_counter()
-        gens = self.client.generate(queries, served.preset_name, arm.use_hooks, draw_extras)
         batched = len(queries) > 1 and contract.EXT_GENERATE_BATCH in self.client.extensions
+
+        def arrived(i: int, gen: Generation) -> None:
+            fill(chunk[i][2], arm.name, gen, batch_size=len(queries) if batched else 1)
+            if self.store is not None and gen.error is None:
+                self.store.put_many([(keys[i], gen.text, self.run_id, gen.latency_s)])
+            # §2: without skip_original a use_hooks request costs two generations
+            self.generations += 2 if arm.use_hooks and contract.EXT_SKIP_ORIGINAL not in draw_extras else 1
+            checkpoint()  # this answer is stored: a swallowed Ctrl-C stops the job here
+
+        t0 = time.perf_counter()
+        gens = self.client.generate(queries, served.preset_name, arm.use_hooks, draw_extras, on_answer=arrived)
         self.request_latency[arm.name] += [time.perf_counter() - t0] if batched else [g.latency_s for g in gens]
-        # §2: without skip_original a use_hooks request costs two generations
-        self.generations += len(queries) * (2 if arm.use_hooks and contract.EXT_SKIP_ORIGINAL not in draw_extras
-                                            else 1)
-        for (_, _, rs), gen in zip(chunk, gens):
-            fill(rs, arm.name, gen, batch_size=len(queries) if batched else 1)
-        return gens
 
 
 def _progress() -> Progress:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 
-from hookbench.errors import ConfigError, ReproductionMismatch, ServerError
+from hookbench.errors import ConfigError, NothingMeasured, ReproductionMismatch, ServerError
 from hookbench.evaluation.generation import Arm, Generator, Served
 from hookbench.evaluation.outcome import JobOutput
 from hookbench.evaluation.patches import PatchSet
@@ -29,6 +30,7 @@ from hookbench.evaluation.scope import PROBES, ServerScope
 from hookbench.evaluation.settings import Parts
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import LossUnavailable
+from hookbench.signals import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +48,35 @@ def server_identity(health: dict, model, url: str, probes: list[float] | None) -
     return identity
 
 
+def nothing_scoreable(records: list[ItemResult], arm: str) -> None:
+    """Raise when every answer of `arm` failed, naming the failure kinds (the job then measures nothing)."""
+    kinds: dict[str, int] = {}
+    for r in records:
+        a = r.arm(arm)
+        if a.error is None and a.output is not None:
+            return
+        kinds[a.error or "missing"] = kinds.get(a.error or "missing", 0) + 1
+    if kinds:
+        detail = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        hint = (f"; all {kinds['empty']} {arm} answers were empty: the server may need a prompt template, "
+                "see model.prompt.template (and model.prompt.chat)") if set(kinds) == {"empty"} else ""
+        raise NothingMeasured(f"no {arm} answer can be scored ({detail}): nothing to compare a patch with, "
+                              f"so the patched arm was not generated{hint}")
+
+
 class Evaluation:
     """One job: checks the server, then runs the arms inside a `ServerScope` and scores them."""
 
     def __init__(self, parts: Parts, run_id: str, store: GenerationStore | None = None,
-                 expected_identity: dict | None = None):
+                 expected_identity: dict | None = None, holder: dict | None = None,
+                 on_takeover: Callable[[dict, str | None], None] | None = None):
         self.parts, self.run_id = parts, run_id
         self.client, self.settings = parts.client, parts.settings
         self.expected_identity = expected_identity  # reproduce: the server must be the logged one
         self.phase_s: dict[str, float] = dict(parts.phase_s)
         self.loss_requests_before = parts.client.loss_requests  # the client counts what it sends
-        self.scope = ServerScope(parts.client, parts.settings.model.apply_mode)
+        self.scope = ServerScope(parts.client, parts.settings.model.apply_mode, {"run_id": run_id, **(holder or {})},
+                                 on_takeover)
         self.generator = Generator(parts.client, store, run_id)
         self.health: dict = {}
         self.preset: dict = {}
@@ -66,6 +86,7 @@ class Evaluation:
 
     @contextmanager
     def phase(self, name: str):
+        checkpoint()  # a signal swallowed in the last phase stops the job before this one
         t0 = time.perf_counter()
         try:
             yield
@@ -142,6 +163,7 @@ class Evaluation:
         if s.generates:
             with self.phase("baseline"):
                 self._generate(records, Arm("baseline", False, {"arm": "baseline"}))
+            nothing_scoreable(records, "baseline")  # before the patched arm costs a whole generation pass
         with self.phase("patch"):
             self.scope.apply(self.patch)
         if s.measures_loss and not screen:
@@ -180,6 +202,9 @@ class Evaluation:
             return
         for r, loss in zip(rows, losses):
             r.arm(arm).loss = loss
+        if (self.settings.metric == "loss" or self.settings.screen_size) and all(x is None for x in losses):
+            raise NothingMeasured(f"every /api/loss request of the {arm} arm failed ({len(rows)} items): "
+                                  f"nothing was measured; check {self.client.base_url}'s log")
 
     def _screen(self, records: list[ItemResult]) -> dict:
         """The loss delta on the first N items decides whether the patch earns generations."""

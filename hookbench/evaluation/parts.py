@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -50,13 +51,32 @@ def settings_from(cfg: DictConfig) -> Settings:
     )
 
 
-def build_parts(cfg: DictConfig) -> Parts:
-    """Build every part; user mistakes in data, scorer or patch config fail here, before the server starts."""
+@dataclass
+class Offline:
+    """The parts that need no server: built and checked before a server starts or a run is created."""
+
+    settings: Settings
+    dataset: object
+    scorer: object
+    patch_source: object
+
+
+def check_inputs(cfg: DictConfig) -> Offline:
+    """Config values, dataset file and fields, scorer against the golds, the patch file and its edits:
+    every user mistake that needs no server fails here, before a server starts or a run is created."""
     settings = settings_from(cfg)
     dataset = build(cfg.dataset, "dataset")
     scorer = build(cfg.scorer, "scorer")
     scorer.check_golds(dataset.items)
     patch_source = build(cfg.patch, "patch")
+    check = getattr(patch_source, "check", None)
+    if check is not None:  # a patch file is read and validated now, not after the server started
+        check(settings.model.name, settings.model.apply_mode)
+    return Offline(settings, dataset, scorer, patch_source)
+
+
+def connect(cfg: DictConfig, offline: Offline) -> Parts:
+    """Start (or find) the server and bind the parts to it."""
     m = cfg.model
     t0 = time.perf_counter()
     launch = OmegaConf.to_container(m.server.launch, resolve=True) if m.server.launch else None
@@ -66,8 +86,14 @@ def build_parts(cfg: DictConfig) -> Parts:
     token = launched_token(url) or (os.environ.get(m.server.token_env) if m.server.get("token_env") else None)
     client = HookClient(url, token=token, timeout_s=m.server.timeout_s, retries=m.server.retries,
                         max_connection_failures=cfg.failures.max_connection_failures)
-    scorer.bind_client(client)  # a judge on the evaluated server grades through the job's own client
-    return Parts(dataset, scorer, patch_source, client, settings, {"server_start": time.perf_counter() - t0})
+    offline.scorer.bind_client(client)  # a judge on the evaluated server grades through the job's own client
+    return Parts(offline.dataset, offline.scorer, offline.patch_source, client, offline.settings,
+                 {"server_start": time.perf_counter() - t0})
+
+
+def build_parts(cfg: DictConfig) -> Parts:
+    """Every part: checked first (`check_inputs`), then bound to the server (`connect`)."""
+    return connect(cfg, check_inputs(cfg))
 
 
 def generation_store_path(cfg: DictConfig) -> Path:

@@ -139,6 +139,10 @@ class FileSource:
     def __init__(self, path: str, name: str = "file", strength: float = 1.0):
         self.path, self.name, self.strength = path, name, check_strength(strength)
 
+    def check(self, model_name: str, apply_mode: str) -> None:
+        """Before the server starts: the file exists, parses, and every edit is valid at this strength."""
+        self.resolve(None, model_name, apply_mode)
+
     def resolve(self, client, model_name: str, apply_mode: str) -> PatchSet:
         return with_strength(load_patch_file(self.path, apply_mode, self.name), self.strength)
 
@@ -153,6 +157,12 @@ class SuggestionsSource:
 
     def frozen_path(self, model_name: str) -> Path:
         return self.freeze_dir / model_name / f"{self.capability}.json"
+
+    def check(self, model_name: str, apply_mode: str) -> None:
+        """Before the server starts: a frozen set, when there is one, must load at this strength."""
+        path = self.frozen_path(model_name)
+        if path.exists():
+            with_strength(load_patch_file(path, apply_mode, self.name), self.strength)
 
     def resolve(self, client, model_name: str, apply_mode: str) -> PatchSet:
         return with_strength(self._frozen(client, model_name, apply_mode), self.strength)

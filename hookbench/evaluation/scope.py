@@ -5,17 +5,23 @@ back whatever happens: `ServerScope` is a context manager whose exit restores (a
 with the probe losses) on every way out — an error, Ctrl-C, SIGTERM via `hookbench.signals` — but
 never twice. When that restore fails too, the job's own exception still propagates with its own type;
 the restore failure is logged and attached to it as a note.
+
+After kill -9 (or a dead node) the next job finds the dead holder's lease record: it says whether
+that job left the server patched (hooks active, or probe losses before its clean that differ from
+the fingerprint last recorded for the server) and hands the record to `on_takeover` (the job closes
+the dead run there).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import ExitStack
 
 from hookbench.errors import PatchError, ServerError
 from hookbench.evaluation.patches import PatchSet
 from hookbench.hookapi.client import HookClient, LossUnavailable
-from hookbench.hookapi.lease import server_lease
+from hookbench.hookapi.lease import fingerprint_path, holder_alive, read_json, server_lease, write_json
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +30,7 @@ PROBES = [("The capital of France is", " Paris, a city on the Seine."),
           ("Question: What is 12 + 7?\nAnswer:", " 19"),
           ("def add(a, b):\n    return", " a + b")]
 PROBE_DIGITS = 5  # /api/loss is deterministic (§10); rounding absorbs float noise across batch shapes
+FOUND_PATCHED = "found the server patched by an earlier job that did not finish; restored"
 
 
 class ServerScope:
@@ -33,8 +40,12 @@ class ServerScope:
     and proves, `restore()` restores and proves. Leaving the block restores if nothing did since the
     lease was taken or the last `apply()`."""
 
-    def __init__(self, client: HookClient, apply_mode: str):
+    def __init__(self, client: HookClient, apply_mode: str, holder: dict | None = None,
+                 on_takeover: Callable[[dict, str | None], None] | None = None):
         self.client, self.apply_mode = client, apply_mode
+        self.holder, self.on_takeover = holder, on_takeover  # who we are; what to do with a dead holder's record
+        self.left_by: dict | None = None
+        self.recovered: str | None = None  # FOUND_PATCHED when this job restored a dead job's patch
         self.waited = 0.0  # seconds spent waiting for the lease
         self.probes: dict[str, list[float] | None] = {}
         self.applied: dict = {}
@@ -43,7 +54,11 @@ class ServerScope:
         self._needs_restore = False
 
     def __enter__(self) -> ServerScope:
-        self.waited = self._stack.enter_context(server_lease(self.client.base_url))
+        lease = self._stack.enter_context(server_lease(self.client.base_url, self.holder))
+        self.waited = lease.waited
+        if lease.left_by is not None and holder_alive(lease.left_by):
+            lease.left_by = None  # it let go of the lock and lives: not a dead holder
+        self.left_by = lease.left_by
         self._needs_restore = True  # the state we found is unknown until a clean and a restore say otherwise
         return self
 
@@ -68,12 +83,27 @@ class ServerScope:
     # -- the phases -----------------------------------------------------------------------------
     def begin(self) -> None:
         """Restore + delete, check nothing is active, take the clean probe losses (the weights' fingerprint)."""
+        found_active = bool(self.client.health().get("hooks_active"))
+        before = self.probe() if self.left_by is not None and not found_active else None
         self.client.clean()
         h, hooks = self.client.health(), self.client.hooks()
         if h.get("hooks_active") or hooks.get("active"):
             raise ServerError(f"{self.client.base_url} still reports active hooks after restore + delete; "
                               "refusing to take a baseline on a patched model")
         self.probes["clean"] = self.probe()
+        self._fingerprint(found_active, before)
+
+    def _fingerprint(self, found_active: bool, before: list[float] | None) -> None:
+        """Compare with, then record, the server's clean fingerprint; report a dead job's leftovers."""
+        path = fingerprint_path(self.client.base_url)
+        known = read_json(path)
+        if self.probes["clean"] is not None:
+            write_json(path, self.probes["clean"])
+        if found_active or (before is not None and before != (known or self.probes["clean"])):
+            self.recovered = FOUND_PATCHED
+            log.warning("%s: %s", self.client.base_url, FOUND_PATCHED)
+        if self.left_by is not None and self.on_takeover is not None:
+            self.on_takeover(self.left_by, self.recovered)
 
     def restore(self) -> None:
         """Restore + delete, then prove it with the probes; at most once per apply (raises ServerError)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
@@ -122,8 +123,12 @@ class HookClient(HookTransport):
         self.delete_hooks()
 
     # -- generation ---------------------------------------------------------------------------
-    def generate(self, queries: list[str], preset: str, use_hooks: bool, extras: dict) -> list[Generation]:
+    def generate(self, queries: list[str], preset: str, use_hooks: bool, extras: dict,
+                 on_answer: Callable[[int, Generation], None] | None = None) -> list[Generation]:
         """Answers for `queries`, in order: one batch request when the server offers it, else one each.
+
+        `on_answer(i, generation)` is called as each answer arrives (one request each: after each
+        request), so a caller can keep every finished answer even if a later request is interrupted.
 
         `extras` holds extension fields (seed, skip_original, chat, max_new_tokens); the caller only
         puts in what the server lists. The answer field is `modified` under use_hooks, else `original`.
@@ -142,13 +147,14 @@ class HookClient(HookTransport):
                 return [Generation(None, dt / len(queries), FailureKind.API_ERROR, f"bad batch response: {str(out)[:300]}")
                         for _ in queries]
             # one batch costs dt for all: per-item latency is the amortised share
-            return [self._answer(res.get(field), dt / len(queries)) for res in results]
+            return _announced([self._answer(res.get(field), dt / len(queries)) for res in results], on_answer)
         gens: list[Generation] = []
         for q in queries:
             t0 = time.perf_counter()
             out = self._post_generation(contract.GENERATE, {"query": q, **body})
             dt = time.perf_counter() - t0
             gens.append(out if isinstance(out, Generation) else self._answer(out.get(field), dt))
+            _announced(gens[-1:], on_answer, start=len(gens) - 1)
         return gens
 
     def _post_generation(self, path: str, body: dict) -> dict | Generation:
@@ -249,3 +255,10 @@ def _never_connected(err: requests.ConnectionError) -> bool:
     urllib3's NewConnectionError (refused) is a ConnectTimeoutError."""
     reason = getattr(err.args[0], "reason", err.args[0]) if err.args else None
     return isinstance(err, requests.ConnectTimeout) or isinstance(reason, ConnectTimeoutError)
+
+
+def _announced(gens: list[Generation], on_answer, start: int = 0) -> list[Generation]:
+    if on_answer is not None:
+        for i, g in enumerate(gens, start):
+            on_answer(i, g)
+    return gens

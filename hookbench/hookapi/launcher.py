@@ -138,13 +138,15 @@ def start_server(command: list, env: dict | None = None, cwd: str | None = None,
     cmd = [str(c).format(port=port, python=python or sys.executable) for c in command]
     env = {**os.environ, **{k: str(v).format(port=port) for k, v in (env or {}).items()},
            **({TOKEN_ENV: token} if token else {})}
-    log = Path(tempfile.mkstemp(prefix="hookbench-server-", suffix=".log")[1])
-    try:
-        proc = subprocess.Popen(cmd, cwd=cwd or None, env=env, stdout=log.open("w"),
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=_die_with_parent(os.getpid()))
+    fd, name = tempfile.mkstemp(prefix="hookbench-server-", suffix=".log")
+    log = Path(name)
+    try:  # the child gets the log file; this process keeps no descriptor of it
+        proc = subprocess.Popen(cmd, cwd=cwd or None, env=env, stdout=fd, stderr=subprocess.STDOUT,
+                                start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
     except OSError as e:
         raise ServerError(f"could not start the model server {cmd}: {e}") from None
+    finally:
+        os.close(fd)
     server = RunningServer(f"http://127.0.0.1:{port}", proc, log, token)
     try:
         check_token(server.url, wait_healthy(server.url, timeout_s, proc), token)

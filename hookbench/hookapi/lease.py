@@ -5,17 +5,25 @@ job's patch is live is silently wrong, and that job's restore would undo this jo
 of a parallel sweep (joblib, submitit) and separate hookbench processes on this machine therefore
 hold an exclusive file lock per server from clean to restore; the others wait their turn. The
 server serves one generation at a time anyway (§8), so waiting costs no throughput.
+
+The holder writes who it is (pid, host, run id, store) beside the lock and removes it on release. A
+record found on acquiring was left by a holder that died (kill -9, a dead node): the next job reads
+it to say so, check the server, and close that holder's run. The clean probe losses last seen on the
+server are kept beside it too (the weights' fingerprint), to tell whether the dead holder left a patch.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
+import os
 import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -56,9 +64,49 @@ def lock_path(url: str) -> Path:
     return cache_root() / "locks" / f"server-{digest}.lock"
 
 
+@dataclass
+class Lease:
+    waited: float  # seconds spent waiting for another job
+    left_by: dict | None  # the record of a holder that died holding the server, if one did
+
+
+def holder_path(url: str) -> Path:
+    return lock_path(url).with_suffix(".holder.json")
+
+
+def fingerprint_path(url: str) -> Path:
+    return lock_path(url).with_suffix(".fingerprint.json")
+
+
+def read_json(path: Path) -> dict | list | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, data) -> None:
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
+def holder_alive(record: dict) -> bool:
+    """Whether the process that wrote `record` still runs (only knowable on its own host)."""
+    if record.get("host") != socket.gethostname():
+        return False  # the lock is per machine: another host's record can only be a stale copy
+    try:
+        os.kill(int(record.get("pid", -1)), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextmanager
-def server_lease(url: str) -> Iterator[float]:
-    """Hold the server for the body; yields the seconds spent waiting for another job."""
+def server_lease(url: str, holder: dict | None = None) -> Iterator[Lease]:
+    """Hold the server for the body; yields how long it waited and what a dead holder left behind."""
     path = lock_path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path))
@@ -70,7 +118,11 @@ def server_lease(url: str) -> Iterator[float]:
                     url, path)
         lock.acquire()
         log.info("%s is free after %.1f s", url, time.perf_counter() - t0)
+    record = holder_path(url)
     try:
-        yield time.perf_counter() - t0
+        left = read_json(record)
+        write_json(record, {"pid": os.getpid(), "host": socket.gethostname(), **(holder or {})})
+        yield Lease(time.perf_counter() - t0, left if isinstance(left, dict) else None)
     finally:
+        record.unlink(missing_ok=True)
         lock.release()

@@ -8,6 +8,7 @@ One global lock serialises everything that touches the model (contract §8); end
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from urllib.parse import quote
@@ -20,6 +21,8 @@ import hookbench
 from hookbench.hookapi import contract
 from hookbench.server import auth, generation, suggestion_cache, suggestions
 from hookbench.server.patching import WEIGHTS, PatchRejected
+
+log = logging.getLogger(__name__)
 
 EXTENSIONS = [contract.EXT_GENERATE_BATCH, contract.EXT_SEED, contract.EXT_SKIP_ORIGINAL, contract.EXT_CHAT,
               contract.EXT_MAX_NEW_TOKENS, contract.EXT_LOSS_BATCH]
@@ -112,6 +115,7 @@ def create_app(engine, chat_template: str = "auto", token: str | None = None) ->
             try:
                 return engine.generate(queries, cfg, chat, req.seed, req.max_new_tokens)
             except Exception as e:  # contract §3: error text as the answer, HTTP 200
+                log.exception("generation of %d queries failed", len(queries))
                 return [f"{GENERATION_ERROR} {type(e).__name__}: {e}"] * len(queries)
 
         with lock:

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import tempfile
-from pathlib import Path
 
 from hookbench import names, tracking
 from hookbench.entry import run_command
 from hookbench.errors import ConfigError
 from hookbench.job import run_job
 from hookbench.reports.formatting import fmt_delta, md_table
-from hookbench.studies.reproduce import logged_config
+from hookbench.studies.reproduce import logged_config, output_dir
 from hookbench.vocabulary import Verdict
 
 RANK = {Verdict.IMPROVES: 0, Verdict.NO_CHANGE_OBSERVED: 1, Verdict.NO_DETECTABLE_CHANGE: 1, Verdict.HURTS: 2}
@@ -69,7 +67,7 @@ def confirm(sweep_run_id: str, tracking_uri: str, top: int = 1) -> int:
     chosen = picks(children, top)
     if not chosen:
         raise ConfigError(f"sweep {sweep_run_id} has no finished job with an accuracy delta to confirm")
-    work = Path(tempfile.mkdtemp(prefix=f"hookbench-confirm-{sweep_run_id[:8]}-"))
+    work = output_dir("confirm", sweep_run_id)
     rows = []
     for dev in chosen:
         cfg, identity = logged_config(client, dev.info.run_id, work / dev.info.run_id / "logged")

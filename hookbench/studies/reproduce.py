@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import tempfile
+import datetime as dt
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -117,9 +118,17 @@ def greedy_differences(original, rerun, orig_items: list[ItemResult], new_items:
     return reasons
 
 
+def output_dir(kind: str, run_id: str) -> Path:
+    """Where a study command writes: the same outputs/DATE/TIME-... tree as `python -m hookbench` runs."""
+    now = dt.datetime.now()
+    path = Path.cwd() / "outputs" / now.strftime("%Y-%m-%d") / f"{now:%H-%M-%S}-{kind}-{run_id[:8]}-{os.getpid()}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def reproduce(run_id: str, tracking_uri: str, margin: float | None = None) -> int:
     client = tracking.use_store(tracking_uri)
-    work = Path(tempfile.mkdtemp(prefix=f"hookbench-reproduce-{run_id[:8]}-"))
+    work = output_dir("reproduce", run_id)
     original = tracking.get_run(client, run_id)
     cfg, identity = logged_config(client, run_id, work / "original")
     cfg.mlflow.tracking_uri = tracking_uri

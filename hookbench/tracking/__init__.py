@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from hookbench import __version__, names
-from hookbench.errors import HookbenchError
+from hookbench.errors import ConfigError
 from hookbench.paths import sqlite_path
 from hookbench.reports.formatting import job_note
 from hookbench.tracking import naming
@@ -150,11 +150,14 @@ def _experiment(mlflow_cfg, artifact_location: str | None) -> str:
     exp = client.get_experiment_by_name(mlflow_cfg.experiment)
     if exp is None:
         try:
-            exp_id = client.create_experiment(mlflow_cfg.experiment, artifact_location=artifact_location,
-                                              tags=EXPERIMENT_TAGS)
-            return exp_id
-        except MlflowException:  # another process created it first
+            return client.create_experiment(mlflow_cfg.experiment, artifact_location=artifact_location,
+                                            tags=EXPERIMENT_TAGS)
+        except MlflowException as e:  # only the creation race (another process made it first) is not an error
+            if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
             exp = client.get_experiment_by_name(mlflow_cfg.experiment)
+            if exp is None:
+                raise
     for k, v in EXPERIMENT_TAGS.items():
         if exp.tags.get(k) != v:
             client.set_experiment_tag(exp.experiment_id, k, v)
@@ -188,7 +191,7 @@ def use_store(uri: str) -> MlflowClient:
     """A client on an existing store; refuses to create an empty local store by reading a missing one."""
     db = sqlite_path(uri)
     if db is not None and not db.exists():
-        raise HookbenchError(f"no MLflow store at {uri} (run from the directory you ran hookbench in, "
+        raise ConfigError(f"no MLflow store at {uri} (run from the directory you ran hookbench in, "
                              "or set MLFLOW_TRACKING_URI / --tracking-uri)")
     mlflow.set_tracking_uri(uri)
     return MlflowClient()
@@ -267,6 +270,12 @@ class JobRun:
     def log_metrics(self, metrics: dict[str, float]) -> None:
         mlflow.log_metrics(metrics)
 
+    def took_over(self, record: dict, recovered: str | None) -> None:
+        """A dead job's lease was found: say in this run what was restored, close that job's run."""
+        if recovered:
+            mlflow.set_tag(TAG_RECOVERED, recovered)
+        close_dead_run(record, recovered, self.run_id)
+
     def end(self, status: str = "FINISHED", error: str | None = None) -> None:
         if error:
             text = self.redactor.text(error)
@@ -284,6 +293,31 @@ def job_result(out) -> str:
     if c.verdict == Verdict.NO_CHANGE_OBSERVED:
         text += f" (0 of {c.n} changed)"
     return text if out.settings.generates else f"loss {text}"
+
+
+TAG_RECOVERED = "hookbench.recovered"  # this job restored a server a dead job had left patched
+
+
+def close_dead_run(record: dict, recovered: str | None, by_run: str) -> bool:
+    """Close the run of a job that died holding a server (its lease `record`), if it is on this store
+    and still RUNNING: KILLED, with the reason. Returns whether it closed one."""
+    run_id = record.get("run_id")
+    if not run_id or record.get("tracking_uri") != mlflow.get_tracking_uri():
+        return False
+    client = MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return False
+    if run.info.status != "RUNNING":
+        return False
+    reason = (f"its process (pid {record.get('pid')} on {record.get('host')}) died without closing the run; "
+              f"closed KILLED by run {by_run}" + (f"; {recovered}" if recovered else ""))
+    client.log_text(run_id, reason, names.ERROR_TXT)
+    client.set_tag(run_id, names.TAG_ERROR, reason)
+    client.set_terminated(run_id, "KILLED")
+    log.warning("run %s: %s", run_id, reason)
+    return True
 
 
 def log_dataset(dataset) -> None:
@@ -370,14 +404,14 @@ def get_run(client: MlflowClient, run_id: str):
     try:
         return client.get_run(run_id)
     except MlflowException as e:
-        raise HookbenchError(f"run {run_id} not found in {mlflow.get_tracking_uri()}: {e.message}") from None
+        raise ConfigError(f"run {run_id} not found in {mlflow.get_tracking_uri()}: {e.message}") from None
 
 
 def download(client: MlflowClient, run_id: str, artifact: str, into: Path) -> Path:
     try:
         return Path(client.download_artifacts(run_id, artifact, str(into)))
     except (MlflowException, OSError) as e:
-        raise HookbenchError(f"run {run_id} has no {artifact} ({e})") from None
+        raise ConfigError(f"run {run_id} has no {artifact} ({e})") from None
 
 
 def logged_items(client: MlflowClient, run_id: str, into: Path) -> list:
