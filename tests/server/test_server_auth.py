@@ -116,8 +116,9 @@ def test_a_launched_server_gets_a_fresh_token_in_its_environment_not_its_command
     """model.server.launch as compose runs it: a token per launch, and the server refuses a caller without it."""
     from omegaconf import OmegaConf
 
-    spec = OmegaConf.to_container(OmegaConf.merge(OmegaConf.load(CONF / "model" / "smollm2.yaml").server.launch,
-                                                  OmegaConf.load(CONF / "model" / "tiny.yaml").server.launch))
+    from tests.test_config import compose_cfg
+
+    spec = OmegaConf.to_container(compose_cfg(["model=tiny"]).model.server.launch, resolve=True)
     url = launcher.ensure_server(spec, None)
     try:
         token, pid = launched_token(url), next(s.process.pid for s in launcher._running.values() if s.url == url)
