@@ -151,3 +151,15 @@ def option_cfg(group: str, option: str, *overrides: str):
         cfg = compose("config", overrides=[f"{group}={option}", *overrides], return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)  # so ${hydra:runtime.cwd} resolves, as in a real run
     return cfg[group]
+
+
+@pytest.fixture(autouse=True)
+def _tracking_uri_does_not_leak():
+    """mlflow.set_tracking_uri (a test's, or hookbench's own in-process) exports MLFLOW_TRACKING_URI,
+    which the config then reads: each test leaves the variable as it found it."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
