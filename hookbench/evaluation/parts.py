@@ -65,6 +65,8 @@ def check_inputs(cfg: DictConfig) -> Offline:
     """Config values, dataset file and fields, scorer against the golds, the patch file and its edits:
     every user mistake that needs no server fails here, before a server starts or a run is created."""
     settings = settings_from(cfg)
+    launch = cfg.model.server.launch
+    check_launch(OmegaConf.to_container(launch, resolve=True) if launch else None, settings.model.apply_mode)
     dataset = build(cfg.dataset, "dataset")
     scorer = build(cfg.scorer, "scorer")
     scorer.check_golds(dataset.items)
@@ -80,7 +82,6 @@ def connect(cfg: DictConfig, offline: Offline) -> Parts:
     m = cfg.model
     t0 = time.perf_counter()
     launch = OmegaConf.to_container(m.server.launch, resolve=True) if m.server.launch else None
-    check_launch(launch, settings.model.apply_mode)
     url = ensure_server(launch, m.server.url)
     # a server this process launched has its own fresh token; token_env is for a server at model.server.url
     token = launched_token(url) or (os.environ.get(m.server.token_env) if m.server.get("token_env") else None)
