@@ -64,6 +64,26 @@ def nothing_scoreable(records: list[ItemResult], arm: str) -> None:
                               f"so the patched arm was not generated{hint}")
 
 
+def generation_extras(g, client) -> dict:
+    """The request fields beyond the contract (seed, max_new_tokens, chat) the config asks for; an
+    extension the server does not offer is a config error, except chat (the server then decides)."""
+    offered, extras = client.extensions, {}
+    for ext in (contract.EXT_SEED, contract.EXT_MAX_NEW_TOKENS):  # the extension's name is its field's
+        value = getattr(g, ext)
+        if value is not None:
+            if ext not in offered:
+                raise ConfigError(f"model.generation.{ext}={value} needs a server offering the '{ext}' "
+                                  f"extension; {client.base_url} offers {sorted(offered) or 'none'}")
+            extras[ext] = value
+    if g.chat is not None:
+        if contract.EXT_CHAT in offered:
+            extras[contract.EXT_CHAT] = bool(g.chat)
+        else:
+            log.warning("model.prompt.chat is set but %s decides prompting itself (no 'chat' extension)",
+                        client.base_url)
+    return extras
+
+
 class Evaluation:
     """One job: checks the server, then runs the arms inside a `ServerScope` and scores them."""
 
@@ -107,24 +127,7 @@ class Evaluation:
         if g.samples > 1 and not contract.is_sampled(self.preset):
             raise ConfigError(f"generation.samples={g.samples} with the greedy preset {g.preset!r}: every draw "
                               "would be the same answer; use a sampled preset or generation.samples=1")
-        self.extras = self._extras(self.client.extensions)
-
-    def _extras(self, offered: set[str]) -> dict:
-        g, extras = self.settings.generation, {}
-        for ext in (contract.EXT_SEED, contract.EXT_MAX_NEW_TOKENS):  # the extension's name is its field's
-            value = getattr(g, ext)
-            if value is not None:
-                if ext not in offered:
-                    raise ConfigError(f"model.generation.{ext}={value} needs a server offering the '{ext}' "
-                                      f"extension; {self.client.base_url} offers {sorted(offered) or 'none'}")
-                extras[ext] = value
-        if g.chat is not None:
-            if contract.EXT_CHAT in offered:
-                extras[contract.EXT_CHAT] = bool(g.chat)
-            else:
-                log.warning("model.prompt.chat is set but %s decides prompting itself (no 'chat' extension)",
-                            self.client.base_url)
-        return extras
+        self.extras = generation_extras(self.settings.generation, self.client)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> JobOutput:
