@@ -65,7 +65,7 @@ def test_a_sweep_on_slurm_runs_each_job_as_a_slurm_job(slurm_cluster, tiny_clean
     assert parent.info.status == "FINISHED"
     assert sorted((c.data.params["patch.name"], c.info.status) for c in children) == \
         [("general", "FINISHED"), ("math", "FINISHED")]
-    summary = (sweep_dir / "sweep_summary.md").read_text()
+    summary = (sweep_dir / "sweep_summary.csv").read_text()  # every column, the run ids included
     assert all(c.info.run_id in summary for c in children)
     # the jobs ran on the node through srun, with their output in submitit's Slurm logs
     logs = " ".join(Path(sweep_dir / ".submitit" / j / f"{j}_0_log.out").read_text() for j in job_ids)
