@@ -77,7 +77,8 @@ def test_a_3_job_sweep_adjusts_p_values_by_holm(stock_server, tmp_path):
     assert "3 jobs" in open(summary).read() and "olm" in open(summary).read()
     for c in children:  # every child leads with the sweep's claim, its own test after it
         note = MlflowClient().get_run(c.info.run_id).data.tags["mlflow.note.content"]
-        assert note.startswith(f"**{c.info.run_name}**: {c.data.tags['verdict_adjusted']} after Holm over 3 jobs, p_adj")
+        assert note.startswith(f"{c.data.tags['hookbench.name']}: {c.data.tags['verdict_adjusted']} after Holm over 3 jobs, "
+                               "p_adj")  # plain text: MLflow's runs table and tooltips show it raw
         assert "own test: accuracy" in note
     assert p.stderr.count("after Holm over 3 jobs, p_adj") == 3
     assert "sweep/largest_delta" in parent.data.metrics and "sweep/best_delta" not in parent.data.metrics
