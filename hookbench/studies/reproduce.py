@@ -130,14 +130,14 @@ def reproduce(run_id: str, tracking_uri: str, margin: float | None = None) -> in
     client = tracking.use_store(tracking_uri)
     work = output_dir("reproduce", run_id)
     original = tracking.get_run(client, run_id)
+    orig_items = comparable_items(client, original, work / "original-items")  # a FAILED run may have no patch.json
     cfg, identity = logged_config(client, run_id, work / "original")
     cfg.mlflow.tracking_uri = tracking_uri
     m = margin_of(cfg, margin)  # a bad margin is refused before anything is rerun
-    orig_items = comparable_items(client, original, work / "original-items")
     result = run_job(cfg, extra_tags={names.TAG_REPRODUCES: run_id}, expected_identity=identity, out_dir=work / "rerun")
     rerun = client.get_run(result.run_id)
     new_items = result.output.records
-    if not json.loads(original.data.params["generation.preset_config"]).get("do_sample"):
+    if not json.loads(original.data.params[names.GEN_PRESET_CONFIG]).get("do_sample"):
         reasons = greedy_differences(original, rerun, orig_items, new_items, tracking.is_finished(original))
         rule, outcome = GREEDY_RULE, DISAGREES if reasons else AGREES
         lines = ["; ".join(reasons) if reasons else "identical"]
