@@ -31,6 +31,7 @@ from hookbench.evaluation.settings import Parts
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import LossUnavailable
 from hookbench.signals import checkpoint
+from hookbench.vocabulary import FailureKind
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,8 @@ def nothing_scoreable(records: list[ItemResult], arm: str) -> None:
         kinds[a.error or "missing"] = kinds.get(a.error or "missing", 0) + 1
     if kinds:
         detail = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
-        hint = (f"; all {kinds['empty']} {arm} answers were empty: the server may need a prompt template, "
-                "see model.prompt.template (and model.prompt.chat)") if set(kinds) == {"empty"} else ""
+        hint = (f"; all {kinds[FailureKind.EMPTY]} {arm} answers were empty: the server may need a prompt "
+                "template, see model.prompt.template (and model.prompt.chat)") if set(kinds) == {FailureKind.EMPTY} else ""
         raise NothingMeasured(f"no {arm} answer can be scored ({detail}): nothing to compare a patch with, "
                               f"so the patched arm was not generated{hint}")
 
