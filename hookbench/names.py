@@ -83,6 +83,9 @@ TAG_NAME = "hookbench.name"  # the run name without its result tail
 TAG_RESULT = "result"  # the rounded one-line result, also the run name's tail (tracking/naming.py)
 TAG_SCREEN = "screen"
 TAG_SWEEP = "hookbench.sweep"
+# a sweep or study child's parent run id; not MLflow's mlflow.parentRunId, under which the runs table
+# collapses the children into their parent's row at the UI root (each job's result then needs a click)
+TAG_PARENT = "hookbench.parent"
 TAG_SWEEP_LARGEST_JOB = "sweep.largest_delta_job"  # the job whose delta is sweep/largest_delta
 SWEEP_LARGEST_DELTA = "sweep/largest_delta"
 TAG_REPRODUCES = "hookbench.reproduces"

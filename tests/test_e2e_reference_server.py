@@ -87,7 +87,7 @@ def test_2x2_sweep_one_parent_four_children_baseline_generated_once(smol_clean, 
     assert p.returncode == 0, p.stderr[-3000:]
     all_runs = runs(tmp_path)
     (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
-    children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    children = [r for r in all_runs if r.data.tags.get("hookbench.parent") == parent.info.run_id]
     assert parent.info.status == "FINISHED" and len(children) == 4 and len(all_runs) == 5
     assert {(c.data.params["model.name"], c.data.params["patch.name"]) for c in children} == \
         {(m, p) for m in ("smollm2", "tiny") for p in ("math", "general")}

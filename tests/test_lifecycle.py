@@ -15,7 +15,7 @@ from tests.helpers import fingerprint, generated, runs, write_external_models
 def test_one_launched_server_serves_consecutive_jobs_of_a_model(tmp_path):
     p = run_cli(["-m", "model=tiny", "patch=math,general", "dataset.n=2"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
-    children = [r for r in runs(tmp_path) if r.data.tags.get("mlflow.parentRunId")]
+    children = [r for r in runs(tmp_path) if r.data.tags.get("hookbench.parent")]
     urls = {r.data.tags["server.url"] for r in children}
     assert len(children) == 2 and len(urls) == 1, "each job started its own server"
     try:
@@ -43,7 +43,7 @@ def test_parallel_jobs_on_one_server_take_turns(tiny_clean, tmp_path, launcher):
     assert p.returncode == 0, p.stderr[-3000:]
     all_runs = runs(tmp_path)
     (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
-    children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    children = [r for r in all_runs if r.data.tags.get("hookbench.parent") == parent.info.run_id]
     assert parent.info.status == "FINISHED" and len(children) == 2
     assert all(c.info.status == "FINISHED" for c in children)
     # taking turns, the second job finds the first one's baseline and reuses it

@@ -4,8 +4,9 @@ MLflow 3.17 opens an experiment on the page of its global workflow type (the sid
 "GenAI" / "Model training" switch, carried in the URL as `workflowType` and remembered by the
 browser; a fresh browser starts on GenAI's Overview, whatever the experiment's
 `mlflow.experimentKind` tag says). The root with `workflowType=machine_learning` is what a user
-sees after the one click on "Model training"; the link hookbench prints also names hookbench's
-shared view (children listed flat, sorted by delta, with the result columns).
+sees after the one click on "Model training": a sweep's jobs each in a row of their own (they are
+not MLflow-nested), beside the parent's. The link hookbench prints also names hookbench's shared
+view (sorted by delta, with the result columns).
 """
 
 import html
@@ -99,10 +100,10 @@ def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean
         parent_page = rendered(chromium, f"{url}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}",
                                tmp_path / "parent", tmp_path / "parent.png")
     assert RUNS_TABLE in at_root and GENAI_OVERVIEW not in at_root
-    assert html.escape(parent.info.run_name) in at_root  # the collapsed parent row names the sweep's answer
+    assert html.escape(parent.info.run_name) in at_root  # the parent's row names the sweep's answer
     assert RUNS_TABLE in linked
     for c in children:  # no column picked, no row expanded: each job's rounded result and adjusted verdict
-        assert html.escape(c.info.run_name) in linked
+        assert html.escape(c.info.run_name) in at_root and html.escape(c.info.run_name) in linked
     assert html.escape(answer) in parent_page  # the parent's page leads with its answer
     images = [f.path for f in client.list_artifacts(parent.info.run_id, "images")]  # MLflow's image log
     assert parent.data.tags.get("mlflow.loggedImages") and any(a.startswith("images/sweep_delta") for a in images)

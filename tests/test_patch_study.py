@@ -35,7 +35,7 @@ def test_confirm_picks_the_better_dev_child_and_reruns_it_on_test(smol_clean, tm
     assert c.returncode in (0, 1), c.stdout[-2000:] + c.stderr[-2000:]
     (confirmation,) = [r for r in runs(tmp_path) if r.data.tags.get("hookbench.confirms")]
     assert confirmation.data.tags["hookbench.confirms"] == children["mild.json"].info.run_id
-    assert confirmation.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert confirmation.data.tags["hookbench.parent"] == parent.info.run_id
     assert confirmation.data.params["dataset.split"] == "test"
     md = MlflowClient().download_artifacts(parent.info.run_id, "confirmation.md", str(tmp_path / "dl"))
     text = open(md).read()

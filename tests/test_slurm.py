@@ -61,7 +61,7 @@ def test_a_sweep_on_slurm_runs_each_job_as_a_slurm_job(slurm_cluster, tiny_clean
     exp = client.get_experiment_by_name("hookbench").experiment_id
     all_runs = client.search_runs([exp])
     (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
-    children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    children = [r for r in all_runs if r.data.tags.get("hookbench.parent") == parent.info.run_id]
     assert parent.info.status == "FINISHED"
     assert sorted((c.data.params["patch.name"], c.info.status) for c in children) == \
         [("general", "FINISHED"), ("math", "FINISHED")]

@@ -45,7 +45,7 @@ def test_a_1x2_sweep_costs_3n_generations_and_restores_the_weights(stock_server,
     assert p.returncode == 0, p.stderr[-3000:]
     assert stock_server.generations == 3 * n, "one baseline shared by both jobs, one generation per patched answer"
     assert stock_server.is_clean() and stock_server.weights_sha256() == before
-    children = [r for r in runs(tmp_path) if r.data.tags.get("mlflow.parentRunId")]
+    children = [r for r in runs(tmp_path) if r.data.tags.get("hookbench.parent")]
     assert len(children) == 2
     for log in tmp_path.glob("multirun/*/*/*/__main__.log"):  # Hydra's job log holds the job's messages
         assert "MLflow run" in log.read_text() and "accuracy" in log.read_text()

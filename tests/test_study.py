@@ -27,7 +27,7 @@ def study(server, tmp_path, *extra: str) -> subprocess.CompletedProcess:
 def parent_and_children(tmp_path) -> tuple:
     all_runs = runs(tmp_path)
     (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.study")]
-    return parent, [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return parent, [r for r in all_runs if r.data.tags.get("hookbench.parent") == parent.info.run_id]
 
 
 def phase(children, name: str) -> list:

@@ -82,7 +82,7 @@ def test_a_sweep_and_its_reproduction_log_to_the_tracking_server(tracking_server
     assert exp is not None, "the sweep logged nowhere on the server"
     all_runs = client.search_runs([exp.experiment_id])
     (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
-    children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    children = [r for r in all_runs if r.data.tags.get("hookbench.parent") == parent.info.run_id]
     assert parent.info.status == "FINISHED" and len(all_runs) == 3
     assert sorted((c.data.params["patch.name"], c.info.status) for c in children) == \
         [("general", "FINISHED"), ("math", "FINISHED")]

@@ -40,8 +40,8 @@ PARENT_FILE = ".hookbench_parent_run"
 # MLflow 3's UI opens an experiment by this tag: without it, on the GenAI overview with no runs table
 EXPERIMENT_KIND = {names.TAG_EXPERIMENT_KIND: "custom_model_development"}
 # A view of the runs table MLflow's UI loads from an experiment tag `mlflow.sharedViewState.<key>` when the
-# link has `viewStateShareKey=<key>` (its "Share" button writes the same, as JSON): sorted by a metric, which
-# makes the UI list child runs flat instead of collapsed under their parent, with hookbench's columns.
+# link has `viewStateShareKey=<key>` (its "Share" button writes the same, as JSON): sorted by the delta,
+# with hookbench's columns.
 VIEW_KEY = "hookbench-results"
 VIEW_STATE = {"orderByKey": f"metrics.`{names.ACC_DELTA}`", "orderByAsc": False,
               "selectedColumns": [f"tags.`{names.TAG_RESULT}`", f"tags.`{names.TAG_VERDICT_ADJUSTED}`", f"metrics.`{names.ACC_DELTA}`",
@@ -221,7 +221,7 @@ def parent_run_id(sweep_dir: Path | None) -> str | None:
 
 
 class JobRun:
-    """One job's MLflow run: started (nested under a sweep's parent when there is one), given the
+    """One job's MLflow run: started (tagged with a sweep's parent when there is one), given the
     config, the outcome, and ended FINISHED, FAILED or KILLED with the reason attached."""
 
     def __init__(self, cfg: DictConfig, name: str, parent_id: str | None = None, tags: dict | None = None,
@@ -230,10 +230,9 @@ class JobRun:
         container = OmegaConf.to_container(cfg, resolve=True)
         self.redactor = Redactor(container)
         self.experiment_id = configure(cfg.mlflow)
-        self.run = mlflow.start_run(experiment_id=self.experiment_id, run_name=name, parent_run_id=parent_id,
-                                    nested=parent_id is not None,
-                                    tags={names.TAG_VERSION: __version__, names.TAG_NAME: name, **git_info(),
-                                          **(tags or {})})
+        parent = {names.TAG_PARENT: parent_id} if parent_id is not None else {}
+        self.run = mlflow.start_run(experiment_id=self.experiment_id, run_name=name, tags={
+            names.TAG_VERSION: __version__, names.TAG_NAME: name, **parent, **git_info(), **(tags or {})})
         self.run_id = self.run.info.run_id
         mlflow.log_params(self._params(flatten(container)))
         mlflow.log_text(self.redactor.text(OmegaConf.to_yaml(cfg, resolve=True)), names.RESOLVED_CONFIG)
@@ -364,7 +363,7 @@ class SweepParent:
         try:
             for p in files:
                 self.client.log_artifact(self.run_id, str(p))
-                if p.suffix == ".png":  # also as an MLflow image: the chart view shows it for the (collapsed) parent
+                if p.suffix == ".png":  # also as an MLflow image: the parent's chart view shows it
                     log_chart_image(self.client, self.run_id, p)
             if answer:
                 self.client.update_run(self.run_id, name=f"{answer} ({self.short_name})"[:250])
@@ -386,7 +385,7 @@ def log_chart_image(client: MlflowClient, run_id: str, png: Path) -> None:
 
 
 def child_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list:
-    runs = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=10000)
+    runs = client.search_runs([experiment_id], f"tags.`{names.TAG_PARENT}` = '{parent_id}'", max_results=10000)
     return sorted(runs, key=lambda r: r.info.start_time)
 
 
