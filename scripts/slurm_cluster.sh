@@ -37,8 +37,9 @@ install_packages() {
   command -v apt-get >/dev/null || cannot "${missing[*]} not installed and there is no apt-get"
   say "installing ${PACKAGES[*]} (apt-get; missing: ${missing[*]})"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+  # one apt at a time: tests run in parallel (pytest -n) and another may be installing Chromium
+  flock /tmp/hookbench-apt.lock sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@" >/dev/null' \
+    apt "${PACKAGES[@]}"
 }
 
 # slurm.conf for this host; `slurmd -C` gives the node's real CPUs and memory, so it is never

@@ -54,8 +54,9 @@ def install_chromium() -> str | None:
     """Debian's chromium, installed when missing and we are root with apt-get (as CI runs)."""
     if CHROMIUM is None and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], env=env,
+        apt = ["flock", "/tmp/hookbench-apt.lock"]  # one apt at a time: scripts/slurm_cluster.sh may be installing
+        subprocess.run([*apt, "apt-get", "update", "-qq"], env=env, capture_output=True, timeout=900)
+        subprocess.run([*apt, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], env=env,
                        capture_output=True, timeout=900)
     return shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="vllm engine: GPUs the model is sharded over (the hf engine uses --device-map)")
     ap.add_argument("--gpu-memory-utilization", type=float, default=None,
                     help=f"vllm engine: share of device memory for weights + KV cache "
-                         f"(default 0.9 on CUDA, {CPU_MEMORY_SHARE} of RAM on CPU)")
+                         f"(default 0.9 on CUDA; on CPU a fixed {CPU_KV_CACHE_GIB} GiB KV cache)")
     ap.add_argument("--enforce-eager", choices=("auto", "true", "false"), default="auto",
                     help="vllm engine: no compiled graphs / CUDA graphs (auto: eager on CPU only)")
     ap.add_argument("--max-model-len", type=int, default=None, help="vllm engine: context length (default: the model's)")
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 ENGINES = ("hf", "vllm")
-CPU_MEMORY_SHARE = 0.15  # vllm_engine.CPU_MEMORY_SHARE, repeated so --help needs no vLLM import
+CPU_KV_CACHE_GIB = 1  # vllm_engine.CPU_KV_CACHE_GIB, repeated so --help needs no vLLM import
 
 
 def check_engine_args(args) -> str | None:

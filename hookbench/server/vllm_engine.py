@@ -27,7 +27,9 @@ from hookbench.server.patching import Patcher, PatchRejected
 
 log = logging.getLogger("hookbench.server")
 WORKER = "hookbench.server.vllm_worker.HookbenchWorker"
-CPU_MEMORY_SHARE = 0.15  # vLLM reserves this share of the CPU memory for the KV cache
+# On CPU a fixed KV cache (room for a few 8k-token sequences of a small model): vLLM's share is of one
+# NUMA node less the worker's resident memory, which left 0.11 GiB, less than one sequence, on a 2-node machine
+CPU_KV_CACHE_GIB = 1
 HOOKS_REFUSED = ("apply_mode 'hooks' is not available on the vLLM engine (activation edits cannot be made "
                  "exact under its compiled graphs): use apply_mode 'weights', or the HF engine (--engine hf)")
 
@@ -85,10 +87,12 @@ class VLLMEngine:
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.patcher = Patcher(_meta_model(self.model_dir, self.torch_dtype))
         self.num_layers = self.patcher.model.config.num_hidden_layers
-        share = gpu_memory_utilization or (0.9 if self.device == "cuda" else CPU_MEMORY_SHARE)
+        cpu_default = self.device == "cpu" and gpu_memory_utilization is None
+        kv_bytes = CPU_KV_CACHE_GIB << 30 if cpu_default else None
         self.eager = self.device == "cpu" if enforce_eager is None else enforce_eager
         self.llm = LLM(model=str(self.model_dir), dtype=self.dtype, tensor_parallel_size=tensor_parallel_size,
-                       gpu_memory_utilization=share, max_model_len=max_model_len, enable_prefix_caching=False,
+                       gpu_memory_utilization=gpu_memory_utilization or 0.9,
+                       kv_cache_memory_bytes=kv_bytes, max_model_len=max_model_len, enable_prefix_caching=False,
                        enforce_eager=self.eager, worker_extension_cls=WORKER, seed=0)
         self.llm.collective_rpc("hb_init", args=(str(self.model_dir),))
 
