@@ -20,6 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
+from hookbench.reports.plots import verdict_hex
 from hookbench.tracking import naming
 
 from tests.conftest import run_cli
@@ -88,7 +89,8 @@ def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean
     assert 'click "Model training" in the sidebar once' in p.stderr
     for c in children:  # the name a user sees: what differs first, then the rounded, adjusted result
         result = c.data.tags["result"]
-        assert c.info.run_name == f"{c.data.params['patch.name']} · tiny · arithmetic: {result}"
+        assert c.info.run_name == f"{c.data.params['patch.name']} · tiny: {result} · arithmetic"
+        assert c.data.tags["mlflow.runColor"] == verdict_hex(c.data.tags["verdict_adjusted"])  # the dot beside it
         assert (result.endswith(f"→ {c.data.tags['verdict_adjusted']} after Holm")
                 or result == f"no change observed (0 of {int(c.data.metrics['n/scored'])} changed)")
     answer, swept = parent.info.run_name.split(" (sweep ")
@@ -98,6 +100,8 @@ def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean
     with mlflow_server(store, tmp_path / "ui", command="ui") as url:
         at_root = rendered(chromium, f"{url}/{root}", tmp_path / "root", tmp_path / "root.png")
         linked = rendered(chromium, f"{url}/{pages.pop()}", tmp_path / "link", tmp_path / "link.png")
+        charts = rendered(chromium, f"{url}/{root.replace('?', '/runs?')}&compareRunsMode=CHART", tmp_path / "charts",
+                          tmp_path / "charts.png")
         parent_page = rendered(chromium, f"{url}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}",
                                tmp_path / "parent", tmp_path / "parent.png")
     assert RUNS_TABLE in at_root and GENAI_OVERVIEW not in at_root
@@ -107,7 +111,8 @@ def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean
         assert html.escape(c.info.run_name) in at_root and html.escape(c.info.run_name) in linked
     assert html.escape(answer) in parent_page  # the parent's page leads with its answer
     images = [f.path for f in client.list_artifacts(parent.info.run_id, "images")]  # MLflow's image log
-    assert parent.data.tags.get("mlflow.loggedImages") and any(a.startswith("images/sweep_delta") for a in images)
+    assert parent.data.tags.get("mlflow.loggedImages") and any(a.startswith("images/ Sweep answer~sweep_delta") for a in images)
+    assert charts.index("Sweep answer") < charts.index("accuracy")  # the chart view opens on the sweep's chart
 
 
 def test_run_names_put_what_differs_first_and_say_what_a_rerun_is():
@@ -121,5 +126,7 @@ def test_run_names_put_what_differs_first_and_say_what_a_rerun_is():
            "stats/p_adjusted": 0.3, "verdict_adjusted": "no detectable change"}
     assert naming.sweep_result(row, "holm") == "+0.020 [−0.01, +0.05] p_adj=0.3 → no detectable change after Holm"
     assert naming.sweep_result({**row, "status": "FAILED"}, "holm") == "failed"
+    assert naming.with_result("math ×0.5 · smollm2 · gsm8k", "−0.175 → hurts") == "math ×0.5 · smollm2: −0.175 → hurts · gsm8k"
+    assert verdict_hex("improves") == "#2ca02c" and verdict_hex("hurts") == "#d62728" and verdict_hex("no detectable change") == "#7f7f7f"
     unchanged = {**row, "verdict_adjusted": "no change observed", "n/scored": 4}
     assert naming.sweep_result(unchanged, "holm") == "no change observed (0 of 4 changed)"  # nothing to correct

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from hookbench.reports.formatting import (
@@ -34,6 +35,11 @@ def _nan_to_zero(x: float) -> float:
 
 def verdict_color(verdict: str | None) -> str:
     return VERDICT_COLORS.get(verdict or "", NEUTRAL_COLOR)
+
+
+def verdict_hex(verdict: str | None) -> str:
+    """The verdict's colour as MLflow's UI takes it (tag mlflow.runColor)."""
+    return to_hex(verdict_color(verdict))
 
 
 def _accuracy_bars(ax, summary: Summary) -> None:

@@ -29,6 +29,7 @@ from hookbench import __version__, names
 from hookbench.errors import ConfigError
 from hookbench.paths import sqlite_path
 from hookbench.reports.formatting import job_note
+from hookbench.reports.plots import verdict_hex
 from hookbench.tracking import naming
 from hookbench.vocabulary import Verdict
 
@@ -245,7 +246,8 @@ class JobRun:
         rec = out.record
         result = job_result(out)
         tags = {**rec.tags(), names.TAG_VERDICT: out.summary.comparison.verdict, names.TAG_RESULT: result,
-                names.TAG_NOTE: job_note(out, self.name, self.in_sweep)}
+                names.TAG_NOTE: job_note(out, self.name, self.in_sweep),
+                names.TAG_RUN_COLOR: verdict_hex(None if self.in_sweep else out.summary.comparison.verdict)}
         if out.screen is not None:
             tags[names.TAG_SCREEN] = "passed" if out.screen["passed"] else "rejected"
         mlflow.set_tags({k: redact_url(self.redactor.text(v)) for k, v in tags.items()})
@@ -377,11 +379,16 @@ class SweepParent:
             os.environ.pop(PARENT_ENV, None)
 
 
+# MLflow's chart view groups an image under its key's prefix and lists the groups in locale order; the
+# leading space (not shown) puts this one before every metric group (accuracy, failures, ...), at the top
+CHART_SECTION = " Sweep answer"
+
+
 def log_chart_image(client: MlflowClient, run_id: str, png: Path) -> None:
     from PIL import Image
 
     with Image.open(png) as image:
-        client.log_image(run_id, image.convert("RGB"), key=png.stem, step=0)
+        client.log_image(run_id, image.convert("RGB"), key=f"{CHART_SECTION}/{png.stem}", step=0)
 
 
 def child_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list:

@@ -2,9 +2,9 @@
 shows the Run Name column and no tag or metric until one is picked) reads as a results list.
 
 A run starts named by what differs between jobs (patch, strength, model, then dataset); when its
-result is known the name gets a rounded plain-text tail (`math · smollm2 · arithmetic: -0.175
-[-0.32, -0.03] p=0.04 → hurts`), also kept whole in tag `result`. In a sweep the tail is rewritten
-with the adjusted p and verdict once the sweep's correction is known.
+result is known, the rounded plain-text result goes in before the dataset (`math · smollm2: -0.175
+[-0.32, -0.03] p=0.04 → hurts · arithmetic`), also kept whole in tag `result`. In a sweep it is
+rewritten with the adjusted p and verdict once the sweep's correction is known.
 """
 
 from __future__ import annotations
@@ -71,5 +71,8 @@ def sweep_result(row: dict, correction: str) -> str:
 
 
 def with_result(name: str, result: str) -> str:
-    """The run name with its result tail; MLflow keeps run names up to 250 characters."""
-    return f"{name}: {result}"[:250]
+    """`math ×0.5 · smollm2: −0.175 [−0.32, −0.03] p=0.04 → hurts · gsm8k`: the result right after what
+    differs, before the dataset, since MLflow's Run Name column shows the first ~25 characters.
+    MLflow keeps run names up to 250 characters."""
+    head, sep, dataset = name.rpartition(" · ")
+    return (f"{head}: {result} · {dataset}" if sep else f"{name}: {result}")[:250]

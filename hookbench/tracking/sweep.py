@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from hookbench import names, tracking
 from hookbench.tracking import naming
+from hookbench.reports.plots import verdict_hex
 from hookbench.reports.sweep_report import sweep_answer, sweep_note, sweep_table, write_sweep_report
 from hookbench.stats import adjust_p_values, adjusted_verdict
 from hookbench.tracking.sweep_children import lead_children
@@ -92,7 +93,8 @@ class MlflowSweepCallback(Callback):
                 metrics = {} if math.isnan(row[names.P_ADJUSTED]) else {names.P_ADJUSTED: row[names.P_ADJUSTED]}
                 result = naming.sweep_result(row, correction)
                 tracking.set_child_tags(parent.client, row["run_id"], {names.TAG_VERDICT_ADJUSTED: row[names.TAG_VERDICT_ADJUSTED],
-                                                                       names.TAG_RESULT: result}, metrics)
+                                                                       names.TAG_RESULT: result,
+                                                                       names.TAG_RUN_COLOR: verdict_hex(row[names.TAG_VERDICT_ADJUSTED])}, metrics)
                 parent.client.update_run(row["run_id"], name=naming.with_result(row["name"], result))
             leads = lead_children(parent.client, rows, correction, alpha)
             files = write_sweep_report(self.sweep_dir, rows, correction, alpha)
