@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 VLLM_VENV ?= .venv-vllm
 VPY := $(VLLM_VENV)/bin/python
 
-.PHONY: setup run test bench clean vllm test-vllm bench-vllm
+.PHONY: setup run test test-main bench clean vllm test-vllm bench-vllm
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,14 +40,23 @@ vllm: $(VLLM_VENV)/.installed
 run: setup
 	$(PY) -m hookbench
 
+# Everything, as CI runs it: the suite (test files spread over 3 processes: much of it waits on servers
+# and subprocesses), while the vLLM venv installs beside it; then the vLLM engine's tests in that venv.
 test: setup
-	$(PY) -m pytest -q
+	@$(MAKE) -s vllm > vllm-setup.log 2>&1 & vllm=$$!; \
+	$(PY) -m pytest -q -n 3 --dist loadfile; main=$$?; \
+	wait $$vllm || { tail -n 40 vllm-setup.log; echo "make vllm failed (vllm-setup.log)"; exit 1; }; \
+	HOOKBENCH_REQUIRE_VLLM=1 $(VPY) -m pytest -q -m vllm && exit $$main
 
 bench: setup
 	$(PY) benchmarks/server_throughput.py
 	$(PY) benchmarks/default_run_phases.py
 	$(PY) benchmarks/sweep_requests.py
 	$(PY) benchmarks/cli_startup.py
+
+# The suite without the vLLM venv (its vLLM tests are skipped with the reason)
+test-main: setup
+	$(PY) -m pytest -q -n 3 --dist loadfile
 
 # vLLM tests: HOOKBENCH_REQUIRE_VLLM=1 makes a broken vLLM install an error instead of a skip
 test-vllm: vllm
@@ -57,4 +66,4 @@ bench-vllm: vllm
 	$(VPY) benchmarks/engine_compare.py
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) mlruns multirun outputs
+	rm -rf $(VENV) $(VLLM_VENV) vllm-setup.log mlruns multirun outputs
