@@ -11,7 +11,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from hookbench.tracking import MASK, JobRun, Redactor, flatten, redact_url
+from hookbench.tracking import MASK, JobRun, Redactor, child_runs, flatten, redact_url
 from tests.conftest import run_cli
 
 CONFIG = {
@@ -143,3 +143,15 @@ def test_two_first_runs_started_together_in_a_fresh_directory(tmp_path, local_st
     reports = sorted((tmp_path / "outputs").glob("*/*/report-*"))
     assert len(reports) == 2 and reports[0].parent != reports[1].parent, "the two runs shared a run directory"
     assert {p.name for p in reports} == {f"report-{r.info.run_id[:8]}" for r in runs}
+
+
+def test_a_parents_jobs_are_found_by_its_tag_and_in_stores_written_before_it(tmp_path):
+    """confirm and study read a sweep's jobs through child_runs: jobs tagged hookbench.parent, and jobs
+    MLflow-nested (mlflow.parentRunId) as sweeps logged them before that tag, but no other run."""
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.create_experiment("hookbench")
+    parent = client.create_run(exp).info.run_id
+    tagged = client.create_run(exp, tags={"hookbench.parent": parent}).info.run_id
+    nested = client.create_run(exp, tags={"mlflow.parentRunId": parent}).info.run_id
+    client.create_run(exp, tags={"hookbench.parent": "another-parent"})
+    assert {r.info.run_id for r in child_runs(client, exp, parent)} == {tagged, nested}

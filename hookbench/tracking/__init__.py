@@ -38,6 +38,7 @@ SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_key|apikey|credentia
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PARENT_ENV = "HOOKBENCH_PARENT_RUN_ID"
 PARENT_FILE = ".hookbench_parent_run"
+LEGACY_PARENT_TAG = "mlflow.parentRunId"  # how sweeps named their parent before names.TAG_PARENT
 # MLflow 3's UI opens an experiment by this tag: without it, on the GenAI overview with no runs table
 EXPERIMENT_KIND = {names.TAG_EXPERIMENT_KIND: "custom_model_development"}
 # A view of the runs table MLflow's UI loads from an experiment tag `mlflow.sharedViewState.<key>` when the
@@ -392,8 +393,10 @@ def log_chart_image(client: MlflowClient, run_id: str, png: Path) -> None:
 
 
 def child_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list:
-    runs = client.search_runs([experiment_id], f"tags.`{names.TAG_PARENT}` = '{parent_id}'", max_results=10000)
-    return sorted(runs, key=lambda r: r.info.start_time)
+    """A parent's jobs: tagged hookbench.parent, or MLflow-nested as in stores written before that tag."""
+    runs = {r.info.run_id: r for key in (names.TAG_PARENT, LEGACY_PARENT_TAG)
+            for r in client.search_runs([experiment_id], f"tags.`{key}` = '{parent_id}'", max_results=10000)}
+    return sorted(runs.values(), key=lambda r: r.info.start_time)
 
 
 def set_child_tags(client: MlflowClient, run_id: str, tags: dict, metrics: dict) -> None:
