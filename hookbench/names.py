@@ -108,6 +108,7 @@ GIT_DIRTY = "git.dirty"
 MODEL_NAME = "model.name"
 PATCH_NAME = "patch.name"
 PATCH_HASH = "patch.hash"
+STATS_ALPHA = "stats.alpha"  # the level of every interval the run logged is 1 - alpha
 PATCH_SOURCE = "patch.source"
 PATCH_STRENGTH = "patch.strength"
 DATASET_NAME = "dataset.name"

@@ -138,6 +138,7 @@ def test_sweep_note_leads_with_the_answer_then_a_compact_table():
                         "| fixed / broken (n) |")
     assert "| zero_head · smollm2 | -0.100 [-0.150, -0.050] | 0.004 | hurts | 0.001 | hurts | 12 / 3 (100) |" in lines
     assert "| zero_head · qwen | n/a | n/a | failed | n/a | n/a | n/a / n/a (n/a) |" in lines
+    assert "| job | delta [90% CI] |" in sweep_note(rows_4(), "holm", 0.10)  # the level the intervals have
     assert "sweep_delta.png" in note and "![" not in note
     assert "Holm correction over 4 jobs" in note
     nothing = adjusted([job("tiny", "a", 0.02, 0.3), job("tiny", "b", -0.01, 0.6)])

@@ -107,7 +107,7 @@ def _strength_rows(rows: list[dict]) -> bool:
 def sweep_markdown(rows: list[dict], correction: str, alpha: float, pngs: list[str]) -> str:
     """The sweep table: one row per job, its own p, the adjusted p and the adjusted verdict."""
     rows = _sorted(rows)
-    header, body = compact_table(rows)
+    header, body = compact_table(rows, alpha)
     verdicts = [_verdict_adjusted(r) for r in rows]
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
     lines = ["# Sweep summary", "", sweep_answer(rows, correction), "",
@@ -137,10 +137,10 @@ def job_label(r: dict) -> str:
     return f"{r.get('patch')}{strength} · {r.get('model')}"
 
 
-def compact_table(rows: list[dict]) -> tuple[list[str], list[list]]:
+def compact_table(rows: list[dict], alpha: float) -> tuple[list[str], list[list]]:
     """At most 7 columns a page shows without breaking words; the rest is in the CSV."""
     datasets = len({str(r.get("dataset")) for r in rows}) > 1
-    header = ["job", "delta [95% CI]", "p adjusted", "verdict (adjusted)", "p", "verdict (own test)",
+    header = ["job", f"delta [{fmt_level(alpha)} CI]", "p adjusted", "verdict (adjusted)", "p", "verdict (own test)",
               "fixed / broken (n)"]
     body = [[job_label(r) + (f" · {r.get('dataset')}" if datasets else ""), _delta_cell(r),
              fmt_p(r.get(names.P_ADJUSTED)), _verdict_adjusted(r), fmt_p(r.get(names.P_VALUE)), r.get("verdict") or NA,
@@ -177,9 +177,10 @@ def sweep_note(rows: list[dict], correction: str | None = None, alpha: float | N
     """The parent run's MLflow description: one plain sentence first (the runs table and tooltips show
     it raw), then a compact markdown table."""
     rows = _sorted(rows)
-    parts = [sweep_answer(rows, correction), "", md_table(*compact_table(rows))]
+    alpha = 0.05 if alpha is None else alpha
+    parts = [sweep_answer(rows, correction), "", md_table(*compact_table(rows, alpha))]
     if correction is not None:
-        parts += ["", family_line(rows, correction, 0.05 if alpha is None else alpha)]
+        parts += ["", family_line(rows, correction, alpha)]
     pngs = [names.SWEEP_PNG] + [names.SWEEP_STRENGTH_PNG] * _strength_rows(rows)
     parts += ["", f"Full table: `{names.SWEEP_MD}`, `{names.SWEEP_CSV}`. " + plots_sentence(pngs)]
     return "\n".join(parts)

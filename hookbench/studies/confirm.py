@@ -18,7 +18,7 @@ from hookbench import names, tracking
 from hookbench.entry import run_command
 from hookbench.errors import ConfigError
 from hookbench.job import run_job
-from hookbench.reports.formatting import fmt_delta, md_table
+from hookbench.reports.formatting import fmt_delta, fmt_level, md_table
 from hookbench.studies.reproduce import logged_config, output_dir
 from hookbench.vocabulary import Verdict
 
@@ -45,6 +45,12 @@ def _delta(m: dict) -> str:
                      m.get(names.ACC_CI_HIGH, math.nan))
 
 
+def _level(rows: list[tuple], arm: int) -> str:
+    """The intervals' level, from the runs' own stats.alpha (one per column: a sweep shares its alpha)."""
+    alphas = {float(pair[arm].data.params.get(names.STATS_ALPHA, 0.05)) for pair in rows}
+    return "/".join(fmt_level(a) for a in sorted(alphas)) or fmt_level(0.05)
+
+
 def confirmation_markdown(rows: list[tuple]) -> str:
     body = [[dev.data.params.get(names.MODEL_NAME), dev.data.params.get(names.PATCH_NAME), dev.data.params.get(names.PATCH_HASH),
              _delta(dev.data.metrics), dev.data.tags.get(names.TAG_VERDICT_ADJUSTED, "?"),
@@ -54,7 +60,8 @@ def confirmation_markdown(rows: list[tuple]) -> str:
         "# Confirmation on held-out items", "",
         "Each pick was chosen on the `dev` split; its delta on `test` (items it was not chosen on) is the "
         "estimate to report. The test verdict is judged alone (no correction: one pre-registered test per pick).", "",
-        md_table(["model", "patch", "hash", "dev delta [95% CI]", "dev verdict (adjusted)", "test delta [95% CI]",
+        md_table(["model", "patch", "hash", f"dev delta [{_level(rows, 0)} CI]", "dev verdict (adjusted)",
+                  f"test delta [{_level(rows, 1)} CI]",
                   "test verdict", "test run"], body), ""])
 
 

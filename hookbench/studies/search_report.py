@@ -10,7 +10,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from scipy import stats as sps
 
-from hookbench.reports.formatting import fmt_delta, md_table
+from hookbench.reports.formatting import fmt_delta, fmt_level, md_table
 
 MIN_INFORMATIVE = 10  # fewer kept candidates than this: the correlation's interval is too wide to say much
 
@@ -63,13 +63,13 @@ def trials_markdown(trials: list[Trial], kept: set[str], reference: float | None
     return "# Search trials\n\n" + ref + md_table(["trial", "loss delta", "hash", "", "edits", "run"], rows) + "\n"
 
 
-def kept_markdown(rows: list[dict]) -> str:
+def kept_markdown(rows: list[dict], alpha: float) -> str:
     body = [[r["hash"], f"{r['search_loss_delta']:+.4f}",
              fmt_delta(r.get("delta", math.nan), r.get("ci_low", math.nan), r.get("ci_high", math.nan)),
              f"{r.get('p', math.nan):.3g}", f"{r.get('p_adjusted', math.nan):.3g}", r.get("verdict_adjusted", "?"),
              r["run_id"]] for r in rows]
     return "# Kept candidates on dev\n\n" + md_table(
-        ["hash", "search loss delta", "dev accuracy delta [95% CI]", "p", "p adjusted", "verdict (adjusted)", "run"],
+        ["hash", "search loss delta", f"dev accuracy delta [{fmt_level(alpha)} CI]", "p", "p adjusted", "verdict (adjusted)", "run"],
         body) + "\n"
 
 

@@ -182,7 +182,7 @@ def report(study: Study, client, parent_id: str, rows: list[dict], test, referen
     (study.out / "search_trials.md").write_text(trials_markdown(trials, kept, reference))
     files.append(study.out / "search_trials.md")
     if rows:
-        (study.out / "search_kept.md").write_text(kept_markdown(rows))
+        (study.out / "search_kept.md").write_text(kept_markdown(rows, float(study.cfg.stats.alpha)))
         files.append(study.out / "search_kept.md")
     for f in files:
         client.log_artifact(parent_id, str(f))
@@ -194,7 +194,7 @@ def report(study: Study, client, parent_id: str, rows: list[dict], test, referen
     for k, v in metrics.items():
         if not math.isnan(v):
             client.log_metric(parent_id, k, v)
-    text = "\n".join(lines) + (kept_markdown(rows) if rows else "")
+    text = "\n".join(lines) + (kept_markdown(rows, float(study.cfg.stats.alpha)) if rows else "")
     client.set_tag(parent_id, names.TAG_NOTE, text)
     return "\n".join(lines)
 
