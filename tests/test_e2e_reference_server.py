@@ -93,8 +93,8 @@ def test_2x2_sweep_one_parent_four_children_baseline_generated_once(smol_clean, 
         {(m, p) for m in ("smollm2", "tiny") for p in ("math", "general")}
     for c in children:
         assert c.info.status == "FINISHED" and not {"accuracy/delta", "n/scored"} - set(c.data.metrics)
-        assert c.info.run_name == (f"{c.data.params['patch.name']} · {c.data.params['model.name']} · arithmetic: "
-                                   f"{c.data.tags['result']}")
+        assert c.info.run_name == (f"{c.data.params['patch.name']} · {c.data.params['model.name']}: "
+                                   f"{c.data.tags['result']} · arithmetic")
     for name, (_, server) in servers.items():
         model = name.replace("ext_smol", "smollm2").replace("ext_tiny", "tiny")
         hashes = {c.data.params["patch.hash"] for c in children if c.data.params["model.name"] == model}
@@ -176,12 +176,12 @@ def test_reproduce_a_default_run_then_refuse_another_server(tmp_path):
 @pytest.mark.slow
 def test_reproduce_a_sampled_run_tests_the_difference_of_deltas(smol_clean, tmp_path):
     p = run_cli([*external(smol_clean), "model.generation.preset=benchmark", "model.generation.seed=11",
-                 "dataset.n=24"], tmp_path)
+                 "dataset.n=12"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = runs(tmp_path)
     assert json.loads(run.data.params["generation.preset_config"])["do_sample"] is True
     r = run_cli([run.info.run_id], tmp_path, module="hookbench.reproduce")
-    assert r.returncode in (0, 8), r.stdout[-2000:] + r.stderr[-2000:]  # 24 items: reproduces or inconclusive
+    assert r.returncode in (0, 8), r.stdout[-2000:] + r.stderr[-2000:]  # 12 items: reproduces or inconclusive
     assert ("reproduced (sampled)" in r.stdout) == (r.returncode == 0) and "TOST" in r.stdout
     assert "accuracy/delta_ci_low" in r.stdout  # the side-by-side table
 

@@ -50,10 +50,13 @@ def test_parallel_jobs_on_one_server_take_turns(tiny_clean, tmp_path, launcher):
     assert generated(tiny_clean) - before == n + 2 * n
 
 
+N_CTRL_C = 24  # items: the signal comes after two of the six patched chunks of 4, so some are left for the rerun
+
+
 @pytest.mark.slow
 def test_ctrl_c_mid_run_restores_the_server_marks_the_run_killed_and_a_rerun_resumes(smol_clean, tmp_path):
     before = fingerprint(smol_clean)
-    args = ["model.server.launch.enabled=false", f"model.server.url={smol_clean.url}", "dataset.n=48",
+    args = ["model.server.launch.enabled=false", f"model.server.url={smol_clean.url}", f"dataset.n={N_CTRL_C}",
             "model.generation.batch_size=4"]
     proc = subprocess.Popen([sys.executable, "-m", "hookbench", *args], cwd=tmp_path,
                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -77,8 +80,8 @@ def test_ctrl_c_mid_run_restores_the_server_marks_the_run_killed_and_a_rerun_res
     again = run_cli(args, tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     rerun = runs(tmp_path)[-1].data.metrics
-    assert rerun["n/reused_baseline"] == 48 and 0 < rerun["n/reused_patched"] < 48
-    assert rerun["requests/generations"] == 48 - rerun["n/reused_patched"]
+    assert rerun["n/reused_baseline"] == N_CTRL_C and 0 < rerun["n/reused_patched"] < N_CTRL_C
+    assert rerun["requests/generations"] == N_CTRL_C - rerun["n/reused_patched"]
 
 
 def test_ctrl_c_in_a_sweep_still_closes_the_parent(tiny_clean, tmp_path):

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 from hookbench.hookapi import contract
 from hookbench.server.vllm_engine import vllm_available
-from tests.conftest import run_cli, start_server, stop_server
+from tests.conftest import REPO, cli_env, run_cli, start_server, stop_server
 from tests.helpers import external, runs
 
 WHY = vllm_available()
@@ -146,3 +148,19 @@ def test_job_records_the_engine_and_never_reuses_across_engines(vsmol, smol, tmp
     engines = [json.loads(r.data.tags["server.identity"])["engine"] for r in (vllm_run, hf_run)]
     assert engines == ["vllm", "hf"]
     assert hf_run.data.metrics["n/reused_baseline"] == 0 and hf_run.data.metrics["n/items"] == 4
+
+
+def test_engine_compare_prints_both_engines_side_by_side(tmp_path):
+    """benchmarks/engine_compare.py on CPU with the embedded model: one table, an hf and a vllm column,
+    every row measured (small sizes: the numbers are the benchmark's to print, not the test's)."""
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "engine_compare.py"), "--batch-sizes", "1,8",
+                        "--new-tokens", "8", "--job-items", "2"], capture_output=True, text=True, timeout=1800,
+                       env=cli_env(), cwd=REPO)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    print(r.stdout)
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in r.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0] == ["what", "hf", "vllm"] and len(rows) == 1 + 7  # the header, then 7 measured rows
+    for what, hf, vllm in rows[1:]:
+        assert hf and vllm and "failed" not in hf + vllm, (what, hf, vllm)
+    probe = {what: (hf, vllm) for what, hf, vllm in rows[1:]}["probe loss (clean)"]
+    assert abs(float(probe[0]) - float(probe[1])) <= LOSS_TOL * float(probe[0])  # same model, same numbers
