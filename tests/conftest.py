@@ -83,8 +83,9 @@ class Server:
     def call(self, method: str, path: str, body: dict | None = None) -> requests.Response:
         """json.dumps, unlike requests' json=, lets NaN/Infinity through: clients do send them."""
         data = None if body is None else json.dumps(body)
+        auth = {"Authorization": f"Bearer {self.running.token}"} if self.running.token else {}
         return requests.request(method, self.url + path, data=data, timeout=600,
-                                headers={"Content-Type": "application/json"})
+                                headers={"Content-Type": "application/json", **auth})
 
     def ok(self, method: str, path: str, body: dict | None = None) -> dict:
         """The JSON of a call that must succeed."""
@@ -103,10 +104,12 @@ class Server:
         self.ok("DELETE", "/api/hooks")
 
 
-def start_server(model: str, *args: str, timeout_s: float = 300, port: int | None = None) -> Server:
-    """`python -m hookbench.server --model MODEL ARGS`, healthy, through hookbench's own launcher."""
+def start_server(model: str, *args: str, timeout_s: float = 300, port: int | None = None,
+                 token: str | None = None) -> Server:
+    """`python -m hookbench.server --model MODEL ARGS`, healthy, through hookbench's own launcher
+    (with `token`, behind that bearer token, which Server.call then sends)."""
     return Server(launch(reference_server_command(model) + list(args), {"TOKENIZERS_PARALLELISM": "false"},
-                         timeout_s=timeout_s, port=port))
+                         timeout_s=timeout_s, port=port, token=token))
 
 
 def stop_server(server: Server) -> None:

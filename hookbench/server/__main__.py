@@ -55,30 +55,47 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hookbench.server: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="hookbench.server: %(message)s", stream=sys.stderr)
-
-    if args.engine == "vllm":
-        return serve_vllm(args)
-
-    from hookbench.server import models  # heavy imports after argument errors
-
     try:
-        lm = models.load(args.model, args.dtype, args.device_map)
+        engine = (load_vllm if args.engine == "vllm" else load_hf)(args)  # heavy imports after argument errors
     except (FileNotFoundError, OSError, ValueError) as e:
-        print(f"hookbench.server: cannot load model {args.model!r}: {e}", file=sys.stderr)
+        print(f"hookbench.server: cannot load model {args.model!r} on the {args.engine} engine: {e}", file=sys.stderr)
         return 2
-    print(f"hookbench.server: loaded {args.model} in {lm.dtype} on {', '.join(lm.devices)} "
-          f"(device map {lm.device_map}, weights {lm.weights_sha256[:12]})", file=sys.stderr)
-    if args.prepare_only:
-        return 0
+    try:
+        if not args.prepare_only:
+            serve(engine, args, token)
+    finally:
+        engine.shutdown()
+    return 0
 
+
+def serve(engine, args, token: str | None) -> None:
+    """The contract over HTTP, whichever engine is behind it, behind the same bearer token."""
     import uvicorn
 
     from hookbench.server.app import create_app
+
+    uvicorn.run(create_app(engine, args.chat_template, token), host=args.host, port=args.port, log_level="warning")
+
+
+def load_hf(args):
+    from hookbench.server import models
     from hookbench.server.engine import HFEngine
 
-    uvicorn.run(create_app(HFEngine(lm), args.chat_template, token), host=args.host, port=args.port,
-                log_level="warning")
-    return 0
+    lm = models.load(args.model, args.dtype, args.device_map)
+    print(f"hookbench.server: loaded {args.model} in {lm.dtype} on {', '.join(lm.devices)} "
+          f"(device map {lm.device_map}, weights {lm.weights_sha256[:12]})", file=sys.stderr)
+    return HFEngine(lm)
+
+
+def load_vllm(args):
+    """The model in vLLM (the spawn guard below keeps vLLM's workers from rerunning main)."""
+    from hookbench.server.vllm_engine import VLLMEngine
+
+    engine = VLLMEngine(args.model, args.dtype, args.tensor_parallel_size, args.gpu_memory_utilization,
+                        args.max_model_len, {"auto": None, "true": True, "false": False}[args.enforce_eager])
+    print(f"hookbench.server: loaded {args.model} into vLLM in {engine.dtype} on {engine.device} "
+          f"(tensor parallel {engine.tp}, weights {engine.weights_sha256[:12]})", file=sys.stderr)
+    return engine
 
 
 ENGINES = ("hf", "vllm")
@@ -103,32 +120,6 @@ def check_engine_args(args) -> str | None:
 
     why = vllm_available()
     return None if why is None else f"--engine vllm: vLLM cannot be imported ({why}); see the README's vLLM set-up"
-
-
-def serve_vllm(args) -> int:
-    """Load the model into vLLM and serve it (the spawn guard below keeps vLLM's workers from rerunning this)."""
-    from hookbench.server.vllm_engine import VLLMEngine
-
-    try:
-        engine = VLLMEngine(args.model, args.dtype, args.tensor_parallel_size, args.gpu_memory_utilization,
-                            args.max_model_len, {"auto": None, "true": True, "false": False}[args.enforce_eager])
-    except (FileNotFoundError, OSError, ValueError) as e:
-        print(f"hookbench.server: cannot load model {args.model!r} into vLLM: {e}", file=sys.stderr)
-        return 2
-    print(f"hookbench.server: loaded {args.model} into vLLM in {engine.dtype} on {engine.device} "
-          f"(tensor parallel {engine.tp}, weights {engine.weights_sha256[:12]})", file=sys.stderr)
-    if args.prepare_only:
-        engine.shutdown()
-        return 0
-    import uvicorn
-
-    from hookbench.server.app import create_app
-
-    try:
-        uvicorn.run(create_app(engine, args.chat_template), host=args.host, port=args.port, log_level="warning")
-    finally:
-        engine.shutdown()
-    return 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from hookbench.server import generation, placement, suggestions
-from hookbench.server.patching import Edit, Patcher
+from hookbench.server.patching import Edit, Patcher, PatcherState
 
 
 class Engine(Protocol):
@@ -39,9 +39,10 @@ class Engine(Protocol):
     def suggest(self, capability: str) -> list[dict]: ...  # uncached; the app caches on disk
     def tensor_meta(self, name: str) -> tuple[tuple[int, ...], str] | None: ...
     def memory(self) -> dict[str, dict]: ...  # per device: weights_bytes, allocated_bytes (CUDA)
+    def shutdown(self) -> None: ...  # stop what the engine started beside this process (vLLM's engine core)
 
 
-class HFEngine:
+class HFEngine(PatcherState):
     """A models.LoadedModel served with transformers; patches through one Patcher."""
 
     def __init__(self, lm):
@@ -50,13 +51,8 @@ class HFEngine:
         self.num_layers = lm.model.config.num_hidden_layers
         self.patcher = Patcher(lm.model)
 
-    @property
-    def active(self) -> bool:
-        return self.patcher.active
-
-    @property
-    def hook_count(self) -> int:
-        return self.patcher.hook_count
+    def shutdown(self) -> None:
+        """Nothing to stop: the model lives in this process and goes with it."""
 
     def identity(self) -> dict:
         lm = self.lm

@@ -55,6 +55,20 @@ def hook_module_name(tensor_name: str) -> str:
     return ".".join(parts)
 
 
+class PatcherState:
+    """An engine's patch state is its Patcher's (`self.patcher`), on every engine."""
+
+    patcher: Patcher
+
+    @property
+    def active(self) -> bool:
+        return self.patcher.active
+
+    @property
+    def hook_count(self) -> int:
+        return self.patcher.hook_count
+
+
 class Patcher:
     """All patch state of one model: kept originals, hooks, their stats and the `active` flag."""
 

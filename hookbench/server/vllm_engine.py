@@ -23,7 +23,7 @@ import torch
 
 from hookbench.hookapi.contract import MODE_HOOKS
 from hookbench.server import generation, identity, models, placement
-from hookbench.server.patching import Patcher, PatchRejected
+from hookbench.server.patching import Patcher, PatcherState, PatchRejected
 
 log = logging.getLogger("hookbench.server")
 WORKER = "hookbench.server.vllm_worker.HookbenchWorker"
@@ -67,7 +67,7 @@ def sampling_params(cfg: dict, max_new_tokens: int | None, seed: int | None):
                           detokenize=False)
 
 
-class VLLMEngine:
+class VLLMEngine(PatcherState):
     """A model directory served by vllm.LLM; patches through the hookbench worker extension."""
 
     def __init__(self, spec: str, dtype: str = "auto", tensor_parallel_size: int = 1,
@@ -101,14 +101,6 @@ class VLLMEngine:
         self.llm.llm_engine.engine_core.shutdown(timeout=10)
 
     # -- state and identity -----------------------------------------------------------------
-    @property
-    def active(self) -> bool:
-        return self.patcher.active
-
-    @property
-    def hook_count(self) -> int:
-        return self.patcher.hook_count
-
     def identity(self) -> dict:
         """The engine is part of it: the same weights give other numbers on another engine."""
         devices = [f"cuda:{i}" for i in range(self.tp)] if self.device == "cuda" else ["cpu"]

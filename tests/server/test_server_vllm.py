@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+import requests
 
 from hookbench.hookapi import contract
 from hookbench.server.vllm_engine import vllm_available
@@ -34,12 +35,13 @@ EDITS = [{"tensor_name": "model.layers.10.mlp.up_proj.weight", "operation": "sca
          {"tensor_name": "model.layers.5.self_attn.k_proj.weight", "operation": "scale", "value": 0.0},
          {"tensor_name": "model.layers.20.self_attn.o_proj.weight", "operation": "add", "value": 0.01, "target": "bottom 10%"},
          {"tensor_name": "model.layers.3.input_layernorm.weight", "operation": "clamp_max", "value": 0.5}]
+TOKEN = "vllm-test-token-not-a-secret-0123456789"  # the vLLM server runs behind it, as a launched one does
 LOSS_TOL = 1e-4  # relative, HF vs vLLM float32 on CPU: different kernels, same maths (seen: ~5e-6)
 
 
 @pytest.fixture(scope="module")
 def vsmol():
-    server = start_server("smollm2", "--engine", "vllm", timeout_s=900)
+    server = start_server("smollm2", "--engine", "vllm", timeout_s=900, token=TOKEN)
     yield server
     stop_server(server)
 
@@ -67,6 +69,7 @@ def patch(server, suggestions, mode="weights"):
 def test_contract_probe(vclean):
     s = vclean
     h = s.ok("GET", "/api/health")
+    assert h["auth"] is True and requests.post(s.url + "/api/hooks", json={"suggestions": []}, timeout=60).status_code == 401
     assert h["status"] == "online" and h["device"] == "cpu" and h["hooks_active"] is False
     assert h["server"]["engine"] == "vllm" and h["server"]["dtype"] == "float32" and len(h["server"]["weights_sha256"]) == 64
     assert contract.EXT_LOSS_BATCH in h["extensions"]
@@ -141,8 +144,9 @@ def test_same_patch_same_losses_on_both_engines(vclean, smol_clean):
 def test_job_records_the_engine_and_never_reuses_across_engines(vsmol, smol, tmp_path):
     """The same job against each engine in one store: the identity names the engine, nothing is reused."""
     args = ["dataset.n=4", "patch=none", "model.generation.max_new_tokens=8"]
-    for server in (vsmol, smol):
-        proc = run_cli([*external(server), *args], cwd=tmp_path)
+    for server in (vsmol, smol):  # the vLLM server's token reaches the job as model.server.token_env names it
+        auth = ["model.server.token_env=HB_VLLM_TOKEN"] if server is vsmol else []
+        proc = run_cli([*external(server), *args, *auth], cwd=tmp_path, env={"HB_VLLM_TOKEN": TOKEN})
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     vllm_run, hf_run = runs(tmp_path)
     engines = [json.loads(r.data.tags["server.identity"])["engine"] for r in (vllm_run, hf_run)]
