@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from hookbench import names
-from hookbench.reports.formatting import NA, fmt_acc, fmt_delta, fmt_level, fmt_p, md_table, plots_sentence
+from hookbench.reports.formatting import NA, fmt_delta, fmt_level, fmt_p, md_table, plots_sentence
 from hookbench.reports.plots import verdict_color
 from hookbench.vocabulary import Verdict
 

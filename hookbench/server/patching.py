@@ -20,7 +20,6 @@ import torch
 from hookbench.hookapi.contract import (
     APPLY_MODES,
     PATCHABLE_WEIGHT,
-    SCALE,
     Suggestion,
     SuggestionError,
 )

@@ -21,11 +21,11 @@ import logging
 
 import torch
 
-from hookbench.hookapi.contract import parse_target
+from hookbench.hookapi.contract import SCALE, parse_target
 from hookbench.server import targets
 from hookbench.server.calibration import CALIBRATION
 from hookbench.server.generation import encode_answers, item_losses
-from hookbench.server.patching import SCALE, Patcher
+from hookbench.server.patching import Patcher
 
 log = logging.getLogger("hookbench.server")
 METHOD = "grid3"  # part of the disk cache key: change it whenever the method's answers would change

@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 
 from hookbench.evaluation.loop import PROBES
-from hookbench.hookapi import contract
 
 LOSS_BATCH = 32  # HookClient.losses' default batch size on a server with the loss_batch extension
 
@@ -88,10 +87,3 @@ class CostPlan:
             f"  wall estimate: {self.wall_s:.0f} s (measured: {self.latency.loss_s * 1e3:.0f} ms per loss request, "
             f"{self.latency.generation_s:.2f} s per generation; batched servers are faster)",
         ])
-
-
-def generation_extras(client, generation_cfg) -> dict:
-    """The extension fields a job would send, so the measured generation is like the study's."""
-    offered = client.extensions
-    mnt = generation_cfg.get("max_new_tokens")
-    return {contract.EXT_MAX_NEW_TOKENS: mnt} if mnt is not None and contract.EXT_MAX_NEW_TOKENS in offered else {}

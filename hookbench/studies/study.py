@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from hookbench import names, tracking
 from hookbench.errors import ConfigError, PatchError
 from hookbench.evaluation.build import build
+from hookbench.evaluation.loop import generation_extras
 from hookbench.evaluation.parts import build_parts
 from hookbench.hookapi import contract
 from hookbench.job import hydra_dirs, run_job
@@ -26,7 +27,7 @@ from hookbench.signals import Terminated, graceful_signals
 from hookbench.stats import adjust_p_values, adjusted_verdict
 from hookbench.studies import confirm as confirm_study
 from hookbench.studies.search import PHASE_TAG, TRIAL_TAG, Search, job_config, loss_job, open_study, storage_url
-from hookbench.studies.search_plan import CostPlan, generation_extras, measure_latency
+from hookbench.studies.search_plan import CostPlan, measure_latency
 from hookbench.studies.search_report import kept_markdown, plot_trials, rank_correlation, trials_markdown
 from hookbench.studies.search_space import SearchSpace, study_name
 from hookbench.vocabulary import Verdict
@@ -65,7 +66,7 @@ class Study:
         queries = lambda items: len({g.query(i.prompt) for i in items}) * g.samples  # noqa: E731
         first = dev[0]
         latency = measure_latency(parts.client, g.query(first.prompt), first.gold, g.preset,
-                                  generation_extras(parts.client, self.cfg.model.generation), parts.settings.loss_prefix)
+                                  generation_extras(g, parts.client), parts.settings.loss_prefix)
         return CostPlan(trials=max(0, self.trials - len(self.search.completed())), items=min(self.items, len(dev)),
                         reference=self._reference_pending(), keep=self.keep, dev_queries=queries(dev),
                         dev_items=len(dev), test_queries=queries(test), test_items=len(test),
