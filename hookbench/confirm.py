@@ -1,8 +1,8 @@
-"""`python -m hookbench.confirm SWEEP_RUN_ID`: the command stays here; the study is `hookbench.studies.confirm`."""
+"""`python -m hookbench.confirm`: the old spelling of `hookbench confirm`, kept so existing scripts run (with a note)."""
 
 import sys
 
-from hookbench.studies.confirm import main
+from hookbench.__main__ import old_spelling
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(old_spelling("confirm"))

@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable
 
 from hydra.errors import HydraException
-from mlflow.exceptions import MlflowException
 from omegaconf.errors import OmegaConfBaseException
 
 from hookbench.errors import HookbenchError
@@ -28,8 +27,8 @@ def outcome(e: BaseException) -> tuple[str, int] | None:
     """(message, exit code) for an outcome the user should see as a message; None for a bug."""
     if isinstance(e, HookbenchError):
         return f"error: {e}", e.exit_code
-    if isinstance(e, MlflowException):
-        return f"error: {e.message}", 2
+    if _is_mlflow_error(e):
+        return f"error: {e.message}", 2  # type: ignore[attr-defined]
     if isinstance(e, (HydraException, OmegaConfBaseException)):  # a config Hydra could not compose
         cause = f"\n{e.__cause__}" if isinstance(e.__cause__, OmegaConfBaseException) else ""
         return f"config error: {e}{cause}", 2
@@ -38,6 +37,14 @@ def outcome(e: BaseException) -> tuple[str, int] | None:
     if isinstance(e, Terminated):
         return f"{e}; {KILLED}", e.exit_code
     return None
+
+
+def _is_mlflow_error(e: BaseException) -> bool:
+    """An MlflowException, without importing MLflow: one can only be raised once MLflow is loaded,
+    and importing it costs seconds that help and config errors should not pay."""
+    if "mlflow.exceptions" not in sys.modules:
+        return False
+    return isinstance(e, sys.modules["mlflow.exceptions"].MlflowException)
 
 
 def _report(e: BaseException) -> int:

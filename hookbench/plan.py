@@ -1,8 +1,8 @@
-"""`python -m hookbench.plan RUN_ID --effect 0.03`: the command stays here; the study is `hookbench.studies.plan`."""
+"""`python -m hookbench.plan`: the old spelling of `hookbench plan`, kept so existing scripts run (with a note)."""
 
 import sys
 
-from hookbench.studies.plan import main
+from hookbench.__main__ import old_spelling
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(old_spelling("plan"))

@@ -1,8 +1,8 @@
-"""`python -m hookbench.reproduce RUN_ID`: the command stays here; the study is `hookbench.studies.reproduce`."""
+"""`python -m hookbench.reproduce`: the old spelling of `hookbench reproduce`, kept so existing scripts run (with a note)."""
 
 import sys
 
-from hookbench.studies.reproduce import main
+from hookbench.__main__ import old_spelling
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(old_spelling("reproduce"))

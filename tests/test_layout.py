@@ -21,8 +21,10 @@ RANK = {
     "reports": 3,
     "tracking": 4,
     "job": 5, "entry": 5,
-    "studies": 6,
-    "__main__": 7, "reproduce": 7, "confirm": 7, "study": 7, "plan": 7,
+    "studies": 6, "ui": 6,
+    "commands": 7,
+    "__main__": 8,
+    "reproduce": 9, "confirm": 9, "study": 9, "plan": 9,  # the old spellings: python -m hookbench.plan, ...
 }
 
 

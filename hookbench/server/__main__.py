@@ -12,17 +12,15 @@ import sys
 from hookbench.server import auth
 
 
-def main(argv: list[str] | None = None) -> int:
-    from hookbench.server import placement  # light: torch only
-
-    ap = argparse.ArgumentParser(prog="python -m hookbench.server", description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "python -m hookbench.server") -> int:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__)
     ap.add_argument("--model", default=os.environ.get("MODEL_PATH"),
                     help="smollm2 | tiny | path to a .gguf file | HF model dir (default: $MODEL_PATH)")
     ap.add_argument("--port", type=int, help="port to listen on (required unless --prepare-only)")
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--dtype", choices=placement.DTYPES, default="auto",
+    ap.add_argument("--dtype", choices=DTYPES, default="auto",
                     help="auto: bfloat16 on a CUDA device that supports it, float32 on CPU")
-    ap.add_argument("--device-map", default="auto", help=placement.DEVICE_MAP_HELP)
+    ap.add_argument("--device-map", default="auto", help=DEVICE_MAP_HELP)
     auth.add_arguments(ap)
     ap.add_argument("--engine", choices=ENGINES, default="hf",
                     help="hf: transformers (default); vllm: vLLM's LLM engine (pip install .[vllm])")
@@ -42,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--model is required (or set MODEL_PATH)")
     if not args.prepare_only and args.port is None:
         ap.error("--port is required")
+    from hookbench.server import placement  # torch: after the arguments parsed (help needs none)
+
     try:
         placement.check_device_map(args.device_map)
     except ValueError as e:
@@ -99,6 +99,9 @@ def load_vllm(args):
 
 
 ENGINES = ("hf", "vllm")
+# placement.DTYPES and .DEVICE_MAP_HELP, repeated so --help needs no torch import (tests/test_cli_help.py)
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICE_MAP_HELP = "auto (accelerate spreads the model over every visible GPU, else CPU) | cuda | cuda:N | cpu"
 CPU_KV_CACHE_GIB = 1  # vllm_engine.CPU_KV_CACHE_GIB, repeated so --help needs no vLLM import
 
 

@@ -1,4 +1,4 @@
-"""`python -m hookbench.confirm SWEEP_RUN_ID`: confirm a sweep's best patch sets on held-out items.
+"""`hookbench confirm SWEEP_RUN_ID`: confirm a sweep's best patch sets on held-out items.
 
 Picking the best of K patch sets on the items that report its delta overstates it (the winner's
 curse). A patch study therefore sweeps on `dataset.split=dev`, and this command picks, per model,
@@ -11,11 +11,9 @@ alone. Exit code 0 when every pick improves on test, 1 when not, 2 and up on err
 
 from __future__ import annotations
 
-import argparse
 import math
 
 from hookbench import names, tracking
-from hookbench.entry import run_command
 from hookbench.errors import ConfigError
 from hookbench.job import run_job
 from hookbench.reports.formatting import fmt_delta, fmt_level, md_table
@@ -95,16 +93,3 @@ def confirm(sweep_run_id: str, tracking_uri: str, top: int = 1) -> int:
     print(f"{improved} of {len(rows)} picks "
           f"confirmed ({Verdict.IMPROVES} on test); {names.CONFIRMATION_MD} logged to the sweep's parent run {sweep_run_id}")
     return 0 if confirmed else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hookbench.confirm", description=__doc__.split("\n")[0])
-    parser.add_argument("sweep_run_id", help="the parent run id a sweep printed (sweep parent run ...)")
-    parser.add_argument("--top", type=int, default=1, help="confirm the N best patch sets per model (default 1)")
-    parser.add_argument("--tracking-uri", default=None,
-                        help="the store (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db)")
-    args = parser.parse_args(argv)
-    if args.top < 1:
-        parser.error("--top must be at least 1")
-    return run_command(lambda: confirm(args.sweep_run_id, args.tracking_uri or tracking.default_tracking_uri(),
-                                       args.top))

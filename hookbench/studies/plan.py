@@ -1,4 +1,4 @@
-"""`python -m hookbench.plan RUN_ID --effect 0.03 [--patches K]`: size a study from a pilot run.
+"""`hookbench plan RUN_ID --effect 0.03 [--patches K]`: size a study from a pilot run.
 
 Reads the pilot's per-item results and latency and prints, before anyone books a node: the items
 a change of `--effect` needs at 80% power given the pilot's discordance and clustering (Connor 1987,
@@ -8,15 +8,13 @@ one patched arm per patch) and the wall time at the pilot's measured per-answer 
 
 from __future__ import annotations
 
-import argparse
 import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from hookbench import names, tracking
-from hookbench.entry import run_command
-from hookbench.errors import ConfigError, NothingToCompare
+from hookbench.errors import NothingToCompare
 from hookbench.evaluation.results import per_item
 from hookbench.reports.formatting import plural
 from hookbench.stats import cluster_codes
@@ -64,20 +62,3 @@ def pilot_plan(run_id: str, tracking_uri: str, effect: float, patches: int) -> i
         f"{latency['baseline']:.3f} s / {latency['patched']:.3f} s per baseline / patched answer"
     print(f"  wall time:   {wall}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hookbench.plan", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_id", help="a finished pilot run (its items.jsonl and latency metrics are read)")
-    parser.add_argument("--effect", type=float, default=0.03,
-                        help="the change in accuracy to detect, e.g. 0.03 (default: 0.03)")
-    parser.add_argument("--patches", type=int, default=1, help="patch sets the study sweeps over, K (default: 1)")
-    parser.add_argument("--tracking-uri", default=None,
-                        help="the store holding the run (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db)")
-    args = parser.parse_args(argv)
-
-    def body() -> int:
-        if not 0 < args.effect <= 1 or args.patches < 1:
-            raise ConfigError(f"--effect must be in (0, 1] and --patches at least 1, got {args.effect}, {args.patches}")
-        return pilot_plan(args.run_id, args.tracking_uri or tracking.default_tracking_uri(), args.effect, args.patches)
-    return run_command(body)

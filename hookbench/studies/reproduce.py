@@ -1,4 +1,4 @@
-"""`python -m hookbench.reproduce RUN_ID`: rerun a logged run from what it logged, and compare.
+"""`hookbench reproduce RUN_ID`: rerun a logged run from what it logged, and compare.
 
 The rerun uses the run's fully composed config (config_resolved.yaml) and its frozen patch JSON,
 never today's conf/ and never /api/suggestions, with reuse off. The rules, printed with the result:
@@ -14,7 +14,6 @@ Exit codes: 0 reproduces, 6 does not (or another server), 8 inconclusive, 7 noth
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import datetime as dt
@@ -25,7 +24,6 @@ from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
 from hookbench import names, tracking
-from hookbench.entry import run_command
 from hookbench.errors import (
     ConfigError,
     HookbenchError,
@@ -155,7 +153,7 @@ def reproduce(run_id: str, tracking_uri: str, margin: float | None = None) -> in
         raise ReproductionMismatch(f"not reproduced ({kind}): " + "; ".join(reasons))
     if outcome == INCONCLUSIVE:
         raise ReproductionInconclusive(f"inconclusive ({kind}): the runs neither differ significantly nor lie "
-                                       f"within the margin; more items would decide (see `python -m hookbench.plan`)")
+                                       f"within the margin; more items would decide (see `hookbench plan`)")
     print(f"reproduced ({kind})")
     return 0
 
@@ -189,16 +187,3 @@ def print_side_by_side(run_id: str, rerun_id: str, original, rerun) -> None:
     for key in names.COMPARED:
         table.add_row(key, *(fmt_metric(m.get(key)) for m in (original.data.metrics, rerun.data.metrics)))
     console.print(table)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hookbench.reproduce", description=__doc__.split("\n")[0])
-    parser.add_argument("run_id", help="the MLflow run to rerun (the id hookbench printed: MLflow run <ID>)")
-    parser.add_argument("--tracking-uri", default=None,
-                        help="the store holding the run (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db, "
-                             "where `python -m hookbench` logs)")
-    parser.add_argument("--margin", type=float, default=None,
-                        help="equivalence margin for sampled runs, in accuracy units (default: reproduce.margin, "
-                             "else the logged stats.target_effect, 0.03)")
-    args = parser.parse_args(argv)
-    return run_command(lambda: reproduce(args.run_id, args.tracking_uri or tracking.default_tracking_uri(), args.margin))

@@ -1,4 +1,4 @@
-"""`python -m hookbench.study`: from a space of candidate edits to a confirmed improvement.
+"""`hookbench study`: from a space of candidate edits to a confirmed improvement.
 
 search (Optuna proposes patch sets, each measured by loss on dev) -> keep (the `search.keep` best
 distinct candidates get the accuracy job on dev, one shared baseline, p-values adjusted over them)
