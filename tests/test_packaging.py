@@ -1,5 +1,6 @@
-"""A non-editable install ships conf/: `pip install .` into a fresh venv, then `python -m hookbench
---cfg job` from another directory composes the default job (reusing this env's dependencies)."""
+"""A non-editable install ships conf/ and the `hookbench` command: `pip install .` into a fresh venv,
+then `hookbench --cfg job` and `python -m hookbench --cfg job` from another directory compose the
+default job, and every command's help runs there (reusing this env's dependencies)."""
 
 import subprocess
 import sys
@@ -28,10 +29,16 @@ def test_a_non_editable_install_composes_the_default_job_from_elsewhere(tmp_path
                    cwd=tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    done = subprocess.run([str(python), "-P", "-m", "hookbench", "--cfg", "job", "stats.correction=bh"],
-                          cwd=elsewhere, capture_output=True, text=True, timeout=300, env=bare_env(tmp_path))
-    assert done.returncode == 0, done.stderr
-    assert "name: smollm2" in done.stdout and "correction: bh" in done.stdout
+    script = env_dir / "bin" / "hookbench"
+    for command in ([str(script)], [str(python), "-P", "-m", "hookbench"]):  # the same program
+        done = subprocess.run([*command, "--cfg", "job", "stats.correction=bh"],
+                              cwd=elsewhere, capture_output=True, text=True, timeout=300, env=bare_env(tmp_path))
+        assert done.returncode == 0, done.stderr
+        assert "name: smollm2" in done.stdout and "correction: bh" in done.stdout
+    for sub in ("study", "reproduce", "confirm", "plan", "server", "ui"):
+        done = subprocess.run([str(script), sub, "--help"], cwd=elsewhere, capture_output=True, text=True,
+                              timeout=300, env=bare_env(tmp_path))
+        assert done.returncode == 0 and "hookbench" in done.stdout, (sub, done.stderr[-2000:])
     where = subprocess.run([str(python), "-P", "-c", "import hookbench; print(hookbench.__file__)"], cwd=elsewhere,
                            capture_output=True, text=True, timeout=60, env=bare_env(tmp_path)).stdout
     assert str(env_dir) in where  # the installed copy ran, not the checkout
