@@ -133,3 +133,11 @@ def test_a_busy_port_is_a_config_error(tmp_path, monkeypatch):
         s.listen()
         p = run_cli(["ui", "--no-browser", "--port", str(s.getsockname()[1])], tmp_path, timeout=300)
     assert p.returncode == 2 and "pass --port N" in p.stderr, p.stderr[-2000:]
+
+
+def test_a_job_names_the_ui_command_for_its_store(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert tracking.ui_hint(tracking.default_tracking_uri(), "1").startswith("hookbench ui   (")
+    other = f"sqlite:///{tmp_path}/elsewhere/mlflow.db"
+    assert tracking.ui_hint(other, "1").startswith(f"hookbench ui --tracking-uri {other}   (")

@@ -181,7 +181,9 @@ def ui_hint(uri: str, experiment_id: str) -> str:
     page = ui_page(experiment_id)
     if uri.startswith("http"):
         return f"open {uri.rstrip('/')}/{page}\n  ({ONE_CLICK})"
-    return f"mlflow ui --backend-store-uri {uri}\n  then open http://127.0.0.1:5000/{page}\n  ({ONE_CLICK})"
+    command = "hookbench ui" if uri == default_tracking_uri() else f"hookbench ui --tracking-uri {uri}"
+    return (f"{command}   (starts MLflow's UI on this store and opens the results view)\n"
+            f"  or: mlflow ui --backend-store-uri {uri}, then open http://127.0.0.1:5000/{page}\n  ({ONE_CLICK})")
 
 
 def default_tracking_uri() -> str:
