@@ -44,9 +44,10 @@ run: setup
 # several servers spinning on 2 cores cost more than they gave; measured 14 vs 26 min with 3 processes)
 PYTEST_PARALLEL := OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile
 
-# Everything, as CI runs it: the suite while the vLLM venv installs beside it, then the vLLM engine's
-# tests in that venv.
+# Everything, as CI runs it: the docs site (--strict: a broken link fails), the suite while the vLLM
+# venv installs beside it, then the vLLM engine's tests in that venv.
 test: setup
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 	@$(MAKE) -s vllm > vllm-setup.log 2>&1 & vllm=$$!; \
 	$(PYTEST_PARALLEL); main=$$?; \
 	wait $$vllm || { tail -n 40 vllm-setup.log; echo "make vllm failed (vllm-setup.log)"; exit 1; }; \
@@ -70,4 +71,4 @@ bench-vllm: vllm
 	$(VPY) benchmarks/engine_compare.py
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) vllm-setup.log mlruns multirun outputs
+	rm -rf $(VENV) $(VLLM_VENV) vllm-setup.log mlruns multirun outputs site
