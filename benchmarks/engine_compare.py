@@ -4,7 +4,7 @@ Starts `python -m hookbench.server --engine hf` and then `--engine vllm` on the 
 prints one table: load time, tokens/s at batch sizes 1, 8, 32, 64 (greedy), patch + restore time
 of one weight edit, /api/loss latency, the clean probe loss on both, and the wall time of one
 hookbench job (N generated sums, one patch: `patch=math`) against each. Needs vLLM importable
-(the vLLM venv, see the README); on CPU it measures vLLM's CPU backend, not a GPU.
+(the vLLM venv: make vllm, docs/development.md); on CPU it measures vLLM's CPU backend, not a GPU.
 
 Usage: python benchmarks/engine_compare.py [--model smollm2] [--new-tokens 16] [--job-items 20]
 """

@@ -1,4 +1,4 @@
-"""The package layout rules (README "Where things are"), read from the import statements themselves.
+"""The package layout rules (docs/architecture.md), read from the import statements themselves.
 
 A rule broken here is a dependency going the wrong way: the HTTP client dragging MLflow in, a report
 needing a tracking store, or the reference server depending on the harness it is tested by.
