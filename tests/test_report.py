@@ -16,7 +16,7 @@ from hookbench.reports.report import diff_table, summary_table, write_run_report
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GREEN_RGB = (44, 160, 44)  # matplotlib tab:green
 ANSI_GREEN = "\x1b[32m"
-REPORT_FILES = {"items.jsonl", "items.csv", "diff_table.md", "accuracy.png", "latency.png", "report.md"}
+REPORT_FILES = {"items.jsonl", "items.csv", "diff_table.md", "accuracy.png", "latency.png", "report.md", "report.html"}
 
 
 def ok(answer, correct, latency=1.0, **kw):

@@ -38,3 +38,5 @@ def test_a_hurting_child_leads_with_no_detectable_change_after_holm(tmp_path):
     report = client.download_artifacts(rid, "report.md", str(tmp_path / "dl"))
     assert open(report).read().splitlines()[2] == f"**Accuracy: {lead}**"
     assert "accuracy.png" in {a.path for a in client.list_artifacts(rid)}
+    page = open(client.download_artifacts(rid, "report.html", str(tmp_path / "dl"))).read()  # made again
+    assert f"Accuracy: {lead}" in page and 'alt="accuracy.png" src="data:image/png;base64,' in page

@@ -53,9 +53,11 @@ def table_rows(md: str) -> dict[str, list[str]]:
 def test_sweep_summary_has_own_and_adjusted_verdicts_and_the_family(tmp_path):
     rows = rows_4()
     paths = write_sweep_report(tmp_path, rows, "holm", 0.05)
-    assert [p.name for p in paths] == ["sweep_summary.md", "sweep_summary.csv", "sweep_delta.png"]
+    assert [p.name for p in paths] == ["sweep_summary.md", "sweep_summary.csv", "sweep_summary.html", "sweep_delta.png"]
     md = (tmp_path / "sweep_summary.md").read_text(encoding="utf-8")
     assert "Holm correction over 4 jobs (1 failed, counted in the family)" in md
+    page = (tmp_path / "sweep_summary.html").read_text(encoding="utf-8")  # the summary with its plot inline
+    assert "Holm correction over 4 jobs" in page and 'alt="sweep_delta.png" src="data:image/png;base64,' in page
     table = table_rows(md)
     assert len(table) == 4
     holm = multipletests([0.01, 0.001, 0.04, 1.0], method="holm")[1]  # the failed job counts as p = 1
@@ -125,7 +127,7 @@ def test_dose_response_plot_when_a_patch_set_ran_at_several_strengths(tmp_path):
 
 def test_no_dose_response_plot_with_one_strength(tmp_path):
     paths = write_sweep_report(tmp_path, rows_4(), "holm", 0.05)
-    assert not (tmp_path / "sweep_strength.png").exists() and len(paths) == 3
+    assert not (tmp_path / "sweep_strength.png").exists() and len(paths) == 4
     assert "sweep_strength" not in (tmp_path / "sweep_summary.md").read_text(encoding="utf-8")
 
 

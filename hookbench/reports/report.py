@@ -5,7 +5,7 @@ MDE) follows. Colours (console and plots) follow the verdict only, never the int
 
 Plots (hookbench.reports.plots) are separate PNG artifacts, named in report.md but not embedded: MLflow
 3.17's markdown preview renders a relative image link as its literal text `[alt](src)` and strips
-`data:` URLs.
+`data:` URLs. report.html is the same report with the plots inline (hookbench.reports.html).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hookbench import names
+from hookbench.reports.html import write_page
 from hookbench.reports.formatting import (
     fmt_acc,
     fmt_batch_sizes,
@@ -293,8 +294,10 @@ def write_run_report(out_dir: Path, records: list[ItemResult], summary: Summary,
     ]
     report = out_dir / names.REPORT_MD
     lead = f"{SWEEP_OWN_TEST}: {comparison_sentence(summary.comparison)}" if in_sweep else None
-    report.write_text(render_report(records, summary, record, title, warnings, diff_md, lead), encoding="utf-8")
-    return paths + [report]
+    text = render_report(records, summary, record, title, warnings, diff_md, lead)
+    report.write_text(text, encoding="utf-8")
+    page = write_page(out_dir / names.REPORT_HTML, title, text, [out_dir / names.ACCURACY_PNG, out_dir / names.LATENCY_PNG])
+    return paths + [report, page]
 
 
 def _sweep_shown(summary: Summary) -> tuple[str, str]:

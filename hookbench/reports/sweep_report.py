@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from hookbench import names
+from hookbench.reports.html import write_page
 from hookbench.reports.formatting import NA, fmt_delta, fmt_level, fmt_p, md_table, plots_sentence
 from hookbench.reports.plots import verdict_color
 from hookbench.vocabulary import Verdict
@@ -277,15 +278,16 @@ def plot_sweep_strength(path: Path, rows: list[dict]) -> Path:
 
 
 def write_sweep_report(out_dir: Path, rows: list[dict], correction: str, alpha: float) -> list[Path]:
-    """Write sweep_summary.md, sweep_summary.csv, sweep_delta.png and, when a patch set ran at more than
-    one strength, the dose-response plot; return their paths."""
+    """Write sweep_summary.md, sweep_summary.csv, sweep_delta.png, when a patch set ran at more than
+    one strength the dose-response plot, and sweep_summary.html (all in one page); return their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pngs = [out_dir / names.SWEEP_PNG]
     if _strength_rows(rows):
         pngs.append(out_dir / names.SWEEP_STRENGTH_PNG)
     md = out_dir / names.SWEEP_MD
-    md.write_text(sweep_markdown(rows, correction, alpha, [p.name for p in pngs]), encoding="utf-8")
+    text = sweep_markdown(rows, correction, alpha, [p.name for p in pngs])
+    md.write_text(text, encoding="utf-8")
     csv = out_dir / names.SWEEP_CSV
     frame = pd.DataFrame(sweep_table(rows), columns=_columns(rows))
     for col in COUNT_COLUMNS:  # keep counts integer in the CSV even when failed jobs leave gaps
@@ -294,4 +296,5 @@ def write_sweep_report(out_dir: Path, rows: list[dict], correction: str, alpha: 
     plot_sweep_delta(pngs[0], rows)
     if len(pngs) > 1:
         plot_sweep_strength(pngs[1], rows)
-    return [md, csv, *pngs]
+    page = write_page(out_dir / names.SWEEP_HTML, "sweep summary", text, pngs)
+    return [md, csv, page, *pngs]

@@ -263,7 +263,7 @@ class JobRun:
             for f in sorted(hydra_dir.glob("*.yaml")):  # Hydra's own copy holds the overrides as typed
                 mlflow.log_text(self.redactor.text(f.read_text()), f".hydra/{f.name}")
         for f in sorted(report_dir.iterdir()):
-            if f.suffix in (".md", ".jsonl", ".csv", ".json"):
+            if f.suffix in (".md", ".jsonl", ".csv", ".json", ".html"):  # text: redacted
                 mlflow.log_text(self.redactor.text(f.read_text(encoding="utf-8")), f.name)
             else:
                 mlflow.log_artifact(str(f))

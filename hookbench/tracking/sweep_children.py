@@ -3,7 +3,8 @@
 While a job runs inside a sweep its description, report.md, console line and accuracy.png are
 neutral and labelled "own test, before the sweep's correction". When the sweep ends, each finished
 child's description and report.md are rewritten to lead with "adjusted verdict after <correction>
-over K jobs, p_adj (own p)", and accuracy.png is redrawn coloured by the adjusted verdict.
+over K jobs, p_adj (own p)", accuracy.png is redrawn coloured by the adjusted verdict, and
+report.html is made again from both.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hookbench import names, tracking
 from hookbench.errors import HookbenchError
 from hookbench.evaluation.results import summarize
 from hookbench.reports.formatting import SWEEP_OWN_TEST, adjusted_lead
+from hookbench.reports.html import write_page
 from hookbench.reports.plots import plot_accuracy
 
 CORRECTION_WORDS = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "no correction"}
@@ -40,6 +42,7 @@ def lead_children(client: MlflowClient, rows: list[dict], correction: str, alpha
             _rewrite_note(client, run, lead)
             _rewrite_report(client, run, lead, Path(tmp))
             _redraw_accuracy(client, run, row, lead, alpha, Path(tmp))
+            _rewrite_page(client, run, Path(tmp))
         lines.append(f"{run.info.run_name} (run {run.info.run_id}): {lead}")
     return lines
 
@@ -74,3 +77,20 @@ def _redraw_accuracy(client: MlflowClient, run, row: dict, lead: str, alpha: flo
     path = plot_accuracy(tmp / names.ACCURACY_PNG, summary, run.info.run_name,
                          shown=(row["verdict_adjusted"], lead.replace(", p_adj", "\np_adj")))
     client.log_artifact(run.info.run_id, str(path))
+
+
+def _rewrite_page(client: MlflowClient, run, tmp: Path) -> None:
+    """report.html again, from the rewritten report.md and the redrawn accuracy.png (as logged)."""
+    rid, into = run.info.run_id, tmp / "page"
+    try:
+        text = tracking.download(client, rid, names.REPORT_MD, into).read_text(encoding="utf-8")
+    except HookbenchError:
+        return
+    images = []
+    for name in (names.ACCURACY_PNG, names.LATENCY_PNG):
+        try:
+            images.append(tracking.download(client, rid, name, into))
+        except HookbenchError:
+            pass  # a plot the job did not log: the page goes without it
+    title = text.splitlines()[0].removeprefix("# ") if text else run.info.run_name
+    client.log_artifact(rid, str(write_page(into / names.REPORT_HTML, title, text, images)))
