@@ -63,7 +63,7 @@ def confirm(argv: list[str]) -> int:
 
 
 def plan(argv: list[str]) -> int:
-    parser = _parser("plan", "Size a study from a pilot run: the items a change of --effect needs at 80%% power, "
+    parser = _parser("plan", "Size a study from a pilot run: the items a change of --effect needs at 80% power, "
                              "the generations a K-patch sweep costs and its wall time at the pilot's latency.")
     parser.add_argument("run_id", help="a finished pilot run (its items.jsonl and latency metrics are read)")
     parser.add_argument("--effect", type=float, default=0.03,
