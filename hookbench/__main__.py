@@ -13,6 +13,7 @@ the sweep's exit code says whether any failed.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -100,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args and args[0] in COMMANDS:
             return COMMANDS[args[0]][1](args[1:])
+        if args and re.fullmatch(r"[A-Za-z_][\w-]*", args[0]):  # a word, not an override (key=value, ~key)
+            print(f"hookbench: unknown command {args[0]!r} (commands: {', '.join(COMMANDS)}; a job takes "
+                  "key=value overrides; hookbench --help)", file=sys.stderr)
+            return 2
         return _hydra(job, args)
     except SystemExit as e:  # Hydra's and argparse's own exits (help, usage errors), a job's mapped error
         return _exit_code(e)

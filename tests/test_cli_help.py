@@ -78,3 +78,9 @@ def test_the_old_spelling_still_runs_and_names_the_new_one(name, tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert f"`hookbench {name}`" in p.stderr
     assert ("hookbench: does a tensor edit" if name == "study" else f"usage: hookbench {name}") in p.stdout
+
+
+def test_an_unknown_command_names_the_commands(capsys):
+    assert main(["reproduc", "abc"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'reproduc'" in err and "reproduce" in err
