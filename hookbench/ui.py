@@ -28,11 +28,14 @@ from hookbench.signals import Terminated, graceful_signals
 
 CONFIG = Path(__file__).parent / "conf" / "config.yaml"
 REMOTE = ("http://", "https://", "databricks")
-START_TIMEOUT_S = 180  # MLflow's server imports its app first: ~10 s idle, a minute on a loaded machine
+START_TIMEOUT_S = 180  # MLflow's server imports its app before it answers: seconds, more on a loaded machine
 
 
 def show(uri: str, experiment: str | None, host: str, port: int, browser: bool) -> int:
     experiment = experiment or OmegaConf.load(CONFIG).mlflow.experiment
+    if uri.startswith("databricks"):
+        print(f"The runs are in Databricks ({uri}): open the experiment {experiment!r} in its workspace.")
+        return 0
     if uri.startswith(REMOTE):
         url = f"{uri.rstrip('/')}/{_page(uri, experiment)}"
         print(f"The runs are on the tracking server {tracking.redact_url(uri)}; nothing to start. Open:\n  {url}")
