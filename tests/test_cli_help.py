@@ -77,7 +77,7 @@ def test_the_old_spelling_still_runs_and_names_the_new_one(name, tmp_path):
     p = run_cli(["--help"], tmp_path, module=f"hookbench.{name}", timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     assert f"`hookbench {name}`" in p.stderr
-    assert ("hookbench: does a tensor edit" if name == "study" else f"usage: hookbench {name}") in p.stdout
+    assert ("Usage: hookbench study [-m]" if name == "study" else f"usage: hookbench {name}") in p.stdout
 
 
 def test_an_unknown_command_names_the_commands(capsys):
