@@ -25,9 +25,9 @@ from mlflow.tracking import MlflowClient
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.stock_server, when run as a script
 
-from hookbench import names
-from hookbench.hookapi import contract
-from hookbench.hookapi.launcher import reference_server_command, start_server
+from hookbench import names  # noqa: E402
+from hookbench.hookapi import contract  # noqa: E402
+from hookbench.hookapi.launcher import reference_server_command, start_server  # noqa: E402
 
 CAPABILITIES = ("general", "math", "reasoning")
 

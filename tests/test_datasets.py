@@ -6,12 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from hookbench.evaluation.build import build
 from omegaconf import OmegaConf
 
 from hookbench.errors import ConfigError, DataError
 from hookbench.evaluation import datasets as ds
+from hookbench.evaluation.build import build
 from hookbench.evaluation.scorers import ExactScorer, NormalizedScorer, NumericScorer
 from tests.conftest import option_cfg
 

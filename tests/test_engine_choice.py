@@ -12,8 +12,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from hookbench.errors import ConfigError
-from hookbench.server.vllm_engine import vllm_available
 from hookbench.hookapi.launcher import check_launch
+from hookbench.server.vllm_engine import vllm_available
 from tests.conftest import cli_env, run_cli
 from tests.test_config import compose_cfg
 

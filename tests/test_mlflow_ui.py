@@ -22,7 +22,6 @@ from omegaconf import OmegaConf
 
 from hookbench.reports.plots import verdict_hex
 from hookbench.tracking import naming
-
 from tests.conftest import run_cli
 from tests.test_tracking_server import mlflow_server
 

@@ -5,7 +5,6 @@ import subprocess
 import sys
 import sysconfig
 import venv
-
 from pathlib import Path
 
 from tests.conftest import REPO

@@ -5,11 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from hookbench.evaluation.build import build
-from omegaconf import OmegaConf
-
 from hookbench.errors import ConfigError, DataError
 from hookbench.evaluation import scorers as sc
+from hookbench.evaluation.build import build
 from hookbench.evaluation.datasets import gsm8k
 from tests.conftest import option_cfg
 

@@ -138,7 +138,8 @@ def test_upstream_prompt_file_with_null_answers(stock_server, tmp_path):
     run = runs(tmp_path)[-1]
     assert run.data.metrics["n/skipped_items"] == 2
     # the run names what it ran on: python and package versions, in context.json and as tags
-    import importlib.metadata, platform
+    import importlib.metadata
+    import platform
     context = json.loads(open(MlflowClient().download_artifacts(run.info.run_id, "context.json", str(tmp_path))).read())
     assert context["versions"]["python"] == platform.python_version() == run.data.tags["version.python"]
     for dist in ("mlflow", "hydra-core", "omegaconf", "statsmodels", "hookbench", "transformers"):

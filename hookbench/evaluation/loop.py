@@ -241,7 +241,7 @@ class Evaluation:
         todo = [(r, r.arm(name)) for r in records for name in ("baseline", "patched")
                 if r.arm(name).error is None and r.arm(name).output is not None]  # failures are never scored
         scores = self.parts.scorer.score_many([(a.output, r.gold, r.prompt) for r, a in todo])
-        for (r, a), s in zip(todo, scores):
+        for (_r, a), s in zip(todo, scores):
             a.correct, a.extracted, a.score_kind = s.correct, s.extracted, s.kind
             if s.error:
                 a.error, a.error_detail, a.correct = s.error, s.detail, None

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from hookbench.evaluation.items import Dataset
 
 if TYPE_CHECKING:
+    from hookbench.evaluation.patches import PatchSource
+    from hookbench.evaluation.scorers import Scorer
     from hookbench.hookapi.client import HookClient
 
 
@@ -62,8 +64,8 @@ class Parts:
     """What one job runs with, built from config before any generation."""
 
     dataset: Dataset
-    scorer: object
-    patch_source: object
+    scorer: Scorer
+    patch_source: PatchSource
     client: HookClient
     settings: Settings
     phase_s: dict[str, float] = field(default_factory=dict)

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import requests
 from urllib3.exceptions import ConnectTimeoutError
 
+from hookbench.errors import ServerError
 from hookbench.hookapi import contract
 from hookbench.hookapi.contract import ERROR_TEXT_PREFIXES, is_error_text  # noqa: F401  (re-exported)
-from hookbench.errors import ServerError
 from hookbench.hookapi.transport import HookTransport, ServerUnreachable  # noqa: F401  (ServerUnreachable re-exported)
 from hookbench.vocabulary import FailureKind
 

@@ -8,7 +8,7 @@ import json
 import math
 
 from hookbench.stats import Comparison, Equivalence
-from hookbench.vocabulary import Verdict, Agreement
+from hookbench.vocabulary import Agreement, Verdict
 
 NA = "n/a"
 CELL_MAX = 200  # characters per markdown table cell before truncation
@@ -125,7 +125,7 @@ def fmt_comparison_delta(c: Comparison) -> str:
     return fmt_delta(c.delta, c.ci_low, c.ci_high)
 
 
-EQUIVALENCE_WORDS = {Agreement.AGREES: "reproduces", Agreement.DISAGREES: "does not reproduce",
+EQUIVALENCE_WORDS: dict[str, str] = {Agreement.AGREES: "reproduces", Agreement.DISAGREES: "does not reproduce",
                      Agreement.INCONCLUSIVE: str(Agreement.INCONCLUSIVE)}
 ARM_WORDS = {"delta": "the delta (patched − baseline)", "baseline": "the baseline arm", "patched": "the patched arm"}
 

@@ -15,11 +15,12 @@ Exit codes: 0 reproduces, 6 does not (or another server), 8 inconclusive, 7 noth
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
-import datetime as dt
 import os
 from pathlib import Path
+from typing import cast
 
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
@@ -52,7 +53,7 @@ def logged_config(client, run_id: str, into: Path) -> tuple[DictConfig, dict]:
         cfg.patch = {"_target_": "hookbench.evaluation.patches.FileSource", "name": cfg.patch.name, "path": str(patch)}
     cfg.reuse.enabled = False
     identity = json.loads(run.data.tags.get(names.TAG_SERVER_IDENTITY, "null"))
-    return cfg, identity
+    return cast(DictConfig, cfg), identity  # a logged config is a mapping
 
 
 ARMS_MOVED = {"baseline": "the baseline moved: the server behaves differently",
@@ -139,6 +140,7 @@ def reproduce(run_id: str, tracking_uri: str, margin: float | None = None) -> in
     new_items = result.output.records
     if not json.loads(original.data.params[names.GEN_PRESET_CONFIG]).get("do_sample"):
         reasons = greedy_differences(original, rerun, orig_items, new_items, tracking.is_finished(original))
+        outcome: str
         rule, outcome = GREEDY_RULE, DISAGREES if reasons else AGREES
         lines = ["; ".join(reasons) if reasons else "identical"]
     else:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import TYPE_CHECKING, cast
 
 from omegaconf import DictConfig, OmegaConf
 
 from hookbench import names, tracking
 from hookbench.errors import ConfigError, PatchError
-from hookbench.evaluation.build import build
+from hookbench.evaluation.build import build, plain
 from hookbench.evaluation.loop import generation_extras
 from hookbench.evaluation.parts import build_parts
 from hookbench.hookapi import contract
@@ -31,6 +32,9 @@ from hookbench.studies.search_plan import CostPlan, measure_latency
 from hookbench.studies.search_report import kept_markdown, plot_trials, rank_correlation, trials_markdown
 from hookbench.studies.search_space import SearchSpace, study_name
 from hookbench.vocabulary import Verdict
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 log = logging.getLogger("hookbench")
 STUDY_TAG = "hookbench.study"
@@ -49,7 +53,7 @@ class Study:
         self.trials, self.items = _count(cfg, "trials", 1), _count(cfg, "items", 1)
         self.keep = int(min(_count(cfg, "keep", 0), self.trials, self.space.size))
         self.cfg, self.name, self.uri = cfg, study_name(cfg), cfg.mlflow.tracking_uri
-        base = OmegaConf.to_container(cfg, resolve=True)
+        base = plain(cfg)
         base.pop("search")
         base["dataset"]["split"] = "dev"
         base["screen"]["size"] = None
@@ -62,7 +66,7 @@ class Study:
     # -- the plan ---------------------------------------------------------------------------
     def plan(self, parts) -> CostPlan:
         g, dev = parts.settings.generation, parts.dataset.items
-        test = build(OmegaConf.merge(self.cfg.dataset, {"split": "test"}), "dataset").items
+        test = build(cast(DictConfig, OmegaConf.merge(self.cfg.dataset, {"split": "test"})), "dataset").items
         queries = lambda items: len({g.query(i.prompt) for i in items}) * g.samples  # noqa: E731
         first = dev[0]
         latency = measure_latency(parts.client, g.query(first.prompt), first.gold, g.preset,
@@ -88,10 +92,10 @@ class Study:
             run_id = client.create_run(experiment_id, run_name=f"study {self.name}", tags={
                 names.TAG_SWEEP: "parent", STUDY_TAG: self.name, **tracking.git_info()}).info.run_id
             self.search.study.set_user_attr("parent_run_id", run_id)
-            for k, v in tracking.flatten(OmegaConf.to_container(self.cfg.search, resolve=True), "search.").items():
+            for k, v in tracking.flatten(plain(self.cfg.search), "search.").items():
                 client.log_param(run_id, k, v)
-        for k, v in plan.metrics().items():
-            client.log_metric(run_id, k, v)
+        for key, value in plan.metrics().items():
+            client.log_metric(run_id, key, value)
         return run_id
 
     def reference(self, parent_id: str) -> float | None:
@@ -140,7 +144,7 @@ class Study:
             tracking.set_child_tags(client, r["run_id"], {names.TAG_VERDICT_ADJUSTED: r["verdict_adjusted"]}, metrics)
 
 
-def confirmation(client, parent_id: str, uri: str) -> object | None:
+def confirmation(client, parent_id: str, uri: str) -> Run | None:
     """The best kept pick rerun on test (hookbench.studies.confirm's logic); its test run."""
     confirm_study.confirm(parent_id, uri, top=1)
     runs = [r for r in tracking.child_runs(client, client.get_run(parent_id).info.experiment_id, parent_id)

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hookbench import __version__, names
 from hookbench.errors import ConfigError
+from hookbench.evaluation.build import plain
 from hookbench.paths import sqlite_path
 from hookbench.reports.formatting import job_note
 from hookbench.reports.plots import verdict_hex
@@ -229,7 +230,7 @@ class JobRun:
     def __init__(self, cfg: DictConfig, name: str, parent_id: str | None = None, tags: dict | None = None,
                  in_sweep: bool = False):
         self.cfg, self.name, self.in_sweep = cfg, name, in_sweep  # in_sweep: the sweep corrects its verdict later
-        container = OmegaConf.to_container(cfg, resolve=True)
+        container = plain(cfg)
         self.redactor = Redactor(container)
         self.experiment_id = configure(cfg.mlflow)
         parent = {names.TAG_PARENT: parent_id} if parent_id is not None else {}
@@ -326,7 +327,7 @@ def log_dataset(dataset) -> None:
     df = pd.DataFrame([{"id": i.id, "task": i.task, "prompt": i.prompt, "gold": i.gold} for i in dataset.items])
     with warnings.catch_warnings():  # MLflow guesses at a source kind for a hub id or generator spec
         warnings.simplefilter("ignore", UserWarning)
-        ds = mlflow.data.from_pandas(df, source=dataset.source, name=dataset.name, targets="gold",
+        ds = mlflow.data.from_pandas(df, source=dataset.source, name=dataset.name, targets="gold",  # type: ignore[attr-defined]
                                      digest=dataset.fingerprint)
     mlflow.log_input(ds, context="evaluation")
 

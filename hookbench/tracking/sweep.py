@@ -18,10 +18,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from hookbench import names, tracking
-from hookbench.tracking import naming
 from hookbench.reports.plots import verdict_hex
 from hookbench.reports.sweep_report import sweep_answer, sweep_note, sweep_table, write_sweep_report
 from hookbench.stats import adjust_p_values, adjusted_verdict
+from hookbench.tracking import naming
 from hookbench.tracking.sweep_children import lead_children
 from hookbench.vocabulary import Verdict
 

@@ -11,12 +11,11 @@ from fastapi import FastAPI, WebSocket
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from hookbench.hookapi import contract
-from hookbench.hookapi import launcher
-from hookbench.server.auth import DEFAULT_ENV, is_loopback, protect
+from hookbench.hookapi import contract, launcher
 from hookbench.hookapi.launcher import launched_token, reference_server_command
 from hookbench.hookapi.launcher import start_server as launch
-from tests.conftest import CONF, Server, cli_env, stop_server
+from hookbench.server.auth import DEFAULT_ENV, is_loopback, protect
+from tests.conftest import Server, cli_env, stop_server
 
 TOKEN = "tok-3f9a-not-a-real-secret-0123456789"
 

@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from hookbench.paths import cache_root
-from hookbench.server import identity
 from hookbench.hookapi.launcher import reference_server_command
 from hookbench.hookapi.launcher import start_server as launch
+from hookbench.paths import cache_root
+from hookbench.server import identity
 from tests.conftest import Server
 
 
