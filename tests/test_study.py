@@ -11,6 +11,7 @@ import time
 
 from mlflow.tracking import MlflowClient
 
+from hookbench import names
 from tests.conftest import cli_env, run_cli, stock_args
 from tests.helpers import runs
 
@@ -43,8 +44,8 @@ def test_a_12_trial_study_costs_its_plan_repeats_with_its_seed_and_leaves_the_se
     assert p.returncode in (0, 1), p.stderr[-3000:]
     parent, children = parent_and_children(tmp_path)
     m = parent.data.metrics
-    assert stock_server.loss_calls == m["plan/loss_requests"], "the plan's loss requests are what reached the server"
-    assert stock_server.generations == m["plan/generations"], "the plan's generations are what reached the server"
+    assert stock_server.loss_calls == m[names.PLAN_LOSS_REQUESTS], "the plan's loss requests are what reached the server"
+    assert stock_server.generations == m[names.PLAN_GENERATIONS], "the plan's generations are what reached the server"
     lines = p.stdout.strip().splitlines()
     assert lines[0] == "cost plan:", "the plan comes first"
     assert "candidates tried" in lines[-4] and lines[-4].split(":")[0] in ("confirmed", "no patch confirmed"), \
@@ -62,8 +63,8 @@ def test_a_12_trial_study_costs_its_plan_repeats_with_its_seed_and_leaves_the_se
     assert kept[1].data.metrics["n/reused_baseline"] == n_dev and all(k.data.tags["verdict_adjusted"] for k in kept)
     best_trial = min(t.data.metrics["loss/delta"] for t in trials)
     assert {k.data.params["patch.hash"] for k in kept} <= {t.data.params["patch.hash"] for t in trials}
-    reference = m["study/reference_loss_delta"]
-    assert m["study/best_loss_delta"] == best_trial
+    reference = m[names.STUDY_REFERENCE_LOSS_DELTA]
+    assert m[names.STUDY_BEST_LOSS_DELTA] == best_trial
     assert ("; lower than the configured patch" in p.stdout) == (best_trial < reference)
     assert ("none is lower than the configured patch" in p.stdout) == (best_trial >= reference)
     (test_run,) = [c for c in children if c.data.tags.get("hookbench.confirms")]
@@ -111,11 +112,11 @@ def test_sigterm_mid_search_restores_the_server_and_the_study_resumes(stock_serv
     assert p.returncode == 0, p.stderr[-3000:]
     parent, children = parent_and_children(tmp_path)  # the same parent, reopened
     assert parent.info.status == "FINISHED"
-    assert parent.data.metrics["plan/trials"] == 12 - len(done), "only the missing trials are run"
-    assert stock_server.loss_calls - calls_before == parent.data.metrics["plan/loss_requests"]
+    assert parent.data.metrics[names.PLAN_TRIALS] == 12 - len(done), "only the missing trials are run"
+    assert stock_server.loss_calls - calls_before == parent.data.metrics[names.PLAN_LOSS_REQUESTS]
     finished = [c for c in phase(children, "search") if c.info.status == "FINISHED"]
-    assert len(finished) == 12 and parent.data.metrics["study/trials"] == 12
-    assert not math.isnan(parent.data.metrics["study/best_loss_delta"])
+    assert len(finished) == 12 and parent.data.metrics[names.STUDY_TRIALS] == 12
+    assert not math.isnan(parent.data.metrics[names.STUDY_BEST_LOSS_DELTA])
 
 
 def test_a_bad_search_space_is_refused_by_name_before_anything_runs(tmp_path):

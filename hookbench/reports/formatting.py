@@ -6,12 +6,34 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 
 from hookbench.stats import Comparison, Equivalence
 from hookbench.vocabulary import Agreement, Verdict
 
 NA = "n/a"
 CELL_MAX = 200  # characters per markdown table cell before truncation
+
+
+@dataclass(frozen=True)
+class CorrectionWords:
+    """How a multiple-comparison correction (stats.correction) is named where a sweep's results are read."""
+
+    short: str  # in a run's name: `... → hurts after Holm`
+    name: str  # in a child's description: `... after Benjamini–Hochberg over 4 jobs`
+    phrase: str  # in the sweep summary: `Benjamini–Hochberg (FDR) correction over 4 jobs`
+
+
+# stats.correction -> its words; "none" (each p as tested) has no entry
+CORRECTIONS = {"holm": CorrectionWords("Holm", "Holm", "Holm correction"),
+               "bh": CorrectionWords("BH", "Benjamini–Hochberg", "Benjamini–Hochberg (FDR) correction")}
+NO_CORRECTION = "no correction"
+
+
+def correction_name(correction: str) -> str:
+    """`Holm`, `Benjamini–Hochberg`, `no correction` (an unknown value as given)."""
+    words = CORRECTIONS.get(correction)
+    return words.name if words else NO_CORRECTION if correction == "none" else correction
 
 
 def is_nan(x) -> bool:
@@ -229,4 +251,4 @@ def adjusted_lead(verdict_adjusted: str, p_adjusted: float, p_own: float, method
 
 
 def _p_value(p: float | None) -> str:
-    return "n/a" if is_nan(p) else ("< 0.001" if p < 0.001 else f"= {p:.3g}")
+    return NA if is_nan(p) else ("< 0.001" if p < 0.001 else f"= {p:.3g}")

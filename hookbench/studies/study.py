@@ -27,7 +27,7 @@ from hookbench.reports.formatting import fmt_delta
 from hookbench.signals import Terminated, graceful_signals
 from hookbench.stats import adjust_p_values, adjusted_verdict
 from hookbench.studies import confirm as confirm_study
-from hookbench.studies.search import PHASE_TAG, TRIAL_TAG, Search, job_config, loss_job, open_study, storage_url
+from hookbench.studies.search import Search, job_config, loss_job, open_study, storage_url
 from hookbench.studies.search_plan import CostPlan, measure_latency
 from hookbench.studies.search_report import kept_markdown, plot_trials, rank_correlation, trials_markdown
 from hookbench.studies.search_space import SearchSpace, study_name
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
 
 log = logging.getLogger("hookbench")
-STUDY_TAG = "hookbench.study"
 
 
 def _count(cfg: DictConfig, key: str, minimum: int) -> int:
@@ -90,7 +89,7 @@ class Study:
             client.update_run(run_id, "RUNNING")
         else:
             run_id = client.create_run(experiment_id, run_name=f"study {self.name}", tags={
-                names.TAG_SWEEP: "parent", STUDY_TAG: self.name, **tracking.git_info()}).info.run_id
+                names.TAG_SWEEP: "parent", names.TAG_STUDY: self.name, **tracking.git_info()}).info.run_id
             self.search.study.set_user_attr("parent_run_id", run_id)
             for k, v in tracking.flatten(plain(self.cfg.search), "search.").items():
                 client.log_param(run_id, k, v)
@@ -105,7 +104,7 @@ class Study:
             cfg = self.search.loss_config(None)
             cfg.patch = self.reference_cfg
             try:
-                delta, _ = loss_job(cfg, parent_id, self.out / "reference", {PHASE_TAG: "reference"})
+                delta, _ = loss_job(cfg, parent_id, self.out / "reference", {names.TAG_STUDY_PHASE: "reference"})
             except PatchError as e:  # e.g. a server with no suggestions: the search still runs, with no bar
                 log.warning("the configured patch could not be measured as the reference: %s", e)
                 return None
@@ -120,7 +119,7 @@ class Study:
             patch = self.search.candidate(self._params(t.number), t.number)
             cfg = job_config(self.base, patch, self.out / "candidates" / f"{patch.hash}.json", metric="both",
                              **{"reuse.enabled": True})
-            result = run_job(cfg, extra_tags={PHASE_TAG: "keep", TRIAL_TAG: str(t.number)},
+            result = run_job(cfg, extra_tags={names.TAG_STUDY_PHASE: "keep", names.TAG_STUDY_TRIAL: str(t.number)},
                              out_dir=self.out / "keep", parent_id=parent_id)
             m = result.metrics
             rows.append({"hash": patch.hash, "trial": t.number, "search_loss_delta": t.loss_delta,
@@ -160,7 +159,7 @@ def answer(test, rows: list[dict], tried: int, distinct: int) -> str:
     m, verdict = test.data.metrics, test.data.tags.get(names.TAG_VERDICT, "?")
     delta = fmt_delta(m.get(names.ACC_DELTA, math.nan), m.get(names.ACC_CI_LOW, math.nan),
                       m.get(names.ACC_CI_HIGH, math.nan))
-    pick = test.data.params.get("patch.hash", "?")
+    pick = test.data.params.get(names.PATCH_HASH, "?")
     head = f"confirmed: patch {pick}" if verdict == Verdict.IMPROVES else f"no patch confirmed: the pick {pick}"
     return f"{head} on test {delta}, p = {m.get(names.P_VALUE, math.nan):.3g}, {verdict}; {count}"
 
@@ -191,11 +190,11 @@ def report(study: Study, client, parent_id: str, rows: list[dict], test, referen
         files.append(study.out / "search_kept.md")
     for f in files:
         client.log_artifact(parent_id, str(f))
-    metrics = {"study/trials": len(trials), "study/kept": len(rows), "study/spearman_rho": corr.rho,
-               "study/best_loss_delta": min((t.loss_delta for t in trials), default=math.nan),
-               "study/reference_loss_delta": math.nan if reference is None else reference}
+    metrics = {names.STUDY_TRIALS: len(trials), names.STUDY_KEPT: len(rows), names.STUDY_SPEARMAN_RHO: corr.rho,
+               names.STUDY_BEST_LOSS_DELTA: min((t.loss_delta for t in trials), default=math.nan),
+               names.STUDY_REFERENCE_LOSS_DELTA: math.nan if reference is None else reference}
     if test is not None:
-        metrics["study/test_delta"] = test.data.metrics.get(names.ACC_DELTA, math.nan)
+        metrics[names.STUDY_TEST_DELTA] = test.data.metrics.get(names.ACC_DELTA, math.nan)
     for k, v in metrics.items():
         if not math.isnan(v):
             client.log_metric(parent_id, k, v)

@@ -32,14 +32,13 @@ from hookbench.paths import sqlite_path
 from hookbench.reports.formatting import job_note
 from hookbench.reports.plots import verdict_hex
 from hookbench.tracking import naming
-from hookbench.vocabulary import Verdict
+from hookbench.vocabulary import Screen, Verdict
 
 log = logging.getLogger(__name__)
 SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_key|apikey|credentials?)$", re.I)  # `*_env` names are fine
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PARENT_ENV = "HOOKBENCH_PARENT_RUN_ID"
 PARENT_FILE = ".hookbench_parent_run"
-LEGACY_PARENT_TAG = "mlflow.parentRunId"  # how sweeps named their parent before names.TAG_PARENT
 # MLflow 3's UI opens an experiment by this tag: without it, on the GenAI overview with no runs table
 EXPERIMENT_KIND = {names.TAG_EXPERIMENT_KIND: "custom_model_development"}
 # A view of the runs table MLflow's UI loads from an experiment tag `mlflow.sharedViewState.<key>` when the
@@ -50,7 +49,7 @@ VIEW_STATE = {"orderByKey": f"metrics.`{names.ACC_DELTA}`", "orderByAsc": False,
               "selectedColumns": [f"tags.`{names.TAG_RESULT}`", f"tags.`{names.TAG_VERDICT_ADJUSTED}`", f"metrics.`{names.ACC_DELTA}`",
                                   f"metrics.`{names.ACC_CI_LOW}`", f"metrics.`{names.ACC_CI_HIGH}`",
                                   f"metrics.`{names.P_ADJUSTED}`", f"params.`{names.PATCH_HASH}`"]}
-EXPERIMENT_TAGS = {**EXPERIMENT_KIND, f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(VIEW_STATE)}
+EXPERIMENT_TAGS = {**EXPERIMENT_KIND, names.shared_view_state(VIEW_KEY): json.dumps(VIEW_STATE)}
 MASK = "***"
 
 
@@ -251,7 +250,7 @@ class JobRun:
                 names.TAG_NOTE: job_note(out, self.name, self.in_sweep),
                 names.TAG_RUN_COLOR: verdict_hex(None if self.in_sweep else out.summary.comparison.verdict)}
         if out.screen is not None:
-            tags[names.TAG_SCREEN] = "passed" if out.screen["passed"] else "rejected"
+            tags[names.TAG_SCREEN] = Screen.PASSED if out.screen["passed"] else Screen.REJECTED
         mlflow.set_tags({k: redact_url(self.redactor.text(v)) for k, v in tags.items()})
         mlflow.log_params(self._params(rec.params()))
         metrics = out.metrics()
@@ -276,7 +275,7 @@ class JobRun:
     def took_over(self, record: dict, recovered: str | None) -> None:
         """A dead job's lease was found: say in this run what was restored, close that job's run."""
         if recovered:
-            mlflow.set_tag(TAG_RECOVERED, recovered)
+            mlflow.set_tag(names.TAG_RECOVERED, recovered)
         close_dead_run(record, recovered, self.run_id)
 
     def end(self, status: str = "FINISHED", error: str | None = None) -> None:
@@ -296,9 +295,6 @@ def job_result(out) -> str:
     if c.verdict == Verdict.NO_CHANGE_OBSERVED:
         text += f" (0 of {c.n} changed)"
     return text if out.settings.generates else f"loss {text}"
-
-
-TAG_RECOVERED = "hookbench.recovered"  # this job restored a server a dead job had left patched
 
 
 def close_dead_run(record: dict, recovered: str | None, by_run: str) -> bool:
@@ -348,7 +344,7 @@ class SweepParent:
         swept = " ".join(o for o in overrides if "," in o.partition("=")[2])  # what differs between the jobs
         self.short_name = redactor.text(f"sweep {swept or text}").strip()
         run = self.client.create_run(self.experiment_id, run_name=self.name,
-                                     tags={names.TAG_SWEEP: "parent", "sweep.overrides": redactor.text(text),
+                                     tags={names.TAG_SWEEP: "parent", names.TAG_SWEEP_OVERRIDES: redactor.text(text),
                                            **git_info()})
         self.run_id = run.info.run_id
         for o in overrides:  # the sweep's own overrides, as params a user can filter parents by
@@ -395,7 +391,7 @@ def log_chart_image(client: MlflowClient, run_id: str, png: Path) -> None:
 
 def child_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list:
     """A parent's jobs: tagged hookbench.parent, or MLflow-nested as in stores written before that tag."""
-    runs = {r.info.run_id: r for key in (names.TAG_PARENT, LEGACY_PARENT_TAG)
+    runs = {r.info.run_id: r for key in (names.TAG_PARENT, names.TAG_LEGACY_PARENT)
             for r in client.search_runs([experiment_id], f"tags.`{key}` = '{parent_id}'", max_results=10000)}
     return sorted(runs.values(), key=lambda r: r.info.start_time)
 
