@@ -12,9 +12,9 @@ from hookbench import names
 from hookbench.errors import NothingMeasured
 from hookbench.evaluation.loop import Evaluation
 from hookbench.studies import confirm, reproduce
-from tests.conftest import run_cli
-from tests.helpers import runs
-from tests.test_loop_inprocess import parts, patch_file
+from hookbench.testing.cli import run_cli
+from hookbench.testing.inprocess import parts, patch_file
+from hookbench.testing.store import runs
 
 
 def test_a_missing_patch_file_fails_before_any_server_or_run(tmp_path):

@@ -1,7 +1,7 @@
 """`--help` says what hookbench does, its groups and options and how to run it; reproduce and confirm
 describe every argument."""
 
-from tests.conftest import run_cli
+from hookbench.testing.cli import run_cli
 
 
 def test_hookbench_help_is_its_own_page_with_groups_and_examples(tmp_path):

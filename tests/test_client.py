@@ -19,7 +19,7 @@ from hookbench.errors import ServerError
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import HookClient, LossUnavailable, PatchApplyUncertain, ServerUnreachable
 from hookbench.hookapi.launcher import free_port
-from tests.conftest import start_server, stop_server
+from hookbench.testing.servers import start_server, stop_server
 
 MLP = "model.layers.1.mlp.up_proj.weight"
 RAW = {"chat": False, "max_new_tokens": 4}  # the tiny model's extensions: short raw generations

@@ -12,7 +12,7 @@ from hookbench.errors import ConfigError, DataError
 from hookbench.evaluation import datasets as ds
 from hookbench.evaluation.build import build
 from hookbench.evaluation.scorers import ExactScorer, NormalizedScorer, NumericScorer
-from tests.conftest import option_cfg
+from hookbench.testing.config import option_cfg
 
 REPO = Path(__file__).parents[1]
 GSM8K = Path(__file__).parents[2] / "shared/data/gsm8k/test.jsonl"

@@ -7,8 +7,10 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO, run_cli, start_server, stop_server
-from tests.helpers import external, fingerprint, generated, runs, write_external_models
+from hookbench.testing.cli import run_cli
+from hookbench.testing.repo import REPO
+from hookbench.testing.servers import external, fingerprint, generated, start_server, stop_server, write_external_models
+from hookbench.testing.store import runs
 
 METRICS = ["accuracy/baseline", "accuracy/patched", "accuracy/delta", "accuracy/delta_ci_low", "accuracy/delta_ci_high",
            "n/scored", "n/fixed", "n/broken", "n/clusters", "stats/p_value", "stats/mde",

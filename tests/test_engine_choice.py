@@ -14,8 +14,8 @@ from omegaconf import OmegaConf
 from hookbench.errors import ConfigError
 from hookbench.hookapi.launcher import check_launch
 from hookbench.server.vllm_engine import vllm_available
-from tests.conftest import cli_env, run_cli
-from tests.test_config import compose_cfg
+from hookbench.testing.cli import cli_env, run_cli
+from hookbench.testing.config import compose_cfg
 
 
 def server_cli(*args: str) -> subprocess.CompletedProcess:

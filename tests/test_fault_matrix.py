@@ -5,7 +5,7 @@ kill -9 is covered by tests/test_recovery.py."""
 
 from __future__ import annotations
 
-from benchmarks.fault_matrix import CI_CELLS, print_table, run_cell
+from hookbench.testing.fault_matrix import CI_CELLS, print_table, run_cell
 
 
 def test_fault_matrix_ci_cells(stock_server, tmp_path, monkeypatch):

@@ -8,8 +8,9 @@ import time
 import pytest
 import requests
 
-from tests.conftest import cli_env, run_cli
-from tests.helpers import fingerprint, generated, runs, write_external_models
+from hookbench.testing.cli import cli_env, run_cli
+from hookbench.testing.servers import fingerprint, generated, write_external_models
+from hookbench.testing.store import runs
 
 
 def test_one_launched_server_serves_consecutive_jobs_of_a_model(tmp_path):

@@ -5,35 +5,15 @@ tests assert costs, states and failure accounting, not accuracy."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from hookbench.errors import NothingMeasured, PatchError, ServerError
-from hookbench.evaluation.datasets import arithmetic
 from hookbench.evaluation.loop import PROBES, Evaluation
-from hookbench.evaluation.patches import FileSource, NoPatch
+from hookbench.evaluation.patches import NoPatch
 from hookbench.evaluation.reuse import GenerationStore
-from hookbench.evaluation.scorers import NumericScorer
-from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Parts, Settings
 from hookbench.hookapi.client import HookClient
 from hookbench.reports.formatting import job_headline
-
-MLP = "model.layers.1.mlp.up_proj.weight"
-
-
-def patch_file(tmp_path, suggestions=None, name="p"):
-    f = tmp_path / f"{name}.json"
-    f.write_text(json.dumps(suggestions or [{"tensor_name": MLP, "operation": "scale", "value": 1.5, "target": "all"}]))
-    return FileSource(str(f), name=name)
-
-
-def parts(url, source, n=6, preset="benchmark", metric="accuracy", samples=1, batch_size=4, **settings):
-    gen = GenerationSettings(preset=preset, batch_size=batch_size, samples=samples, seed=settings.pop("seed", None),
-                             max_new_tokens=settings.pop("max_new_tokens", None), chat=settings.pop("chat", None))
-    s = Settings(model=ModelInfo("tiny", "hookbench/tiny", "seed0", "weights"), generation=gen, metric=metric,
-                 **settings)
-    return Parts(arithmetic(n=n), NumericScorer(), source, HookClient(url, retries=1, backoff_s=0.05), s)
+from hookbench.testing.inprocess import MLP, parts, patch_file
 
 
 def probe_losses(server):
@@ -71,7 +51,7 @@ def test_sampled_baseline_is_generated_once_per_store(stock_server, tmp_path):
 
 
 def test_swapped_weights_behind_one_url_are_not_reused(stock_server, tmp_path):
-    from tests.stock_server import load_model, perturbed_copy
+    from hookbench.testing.stock_server import load_model, perturbed_copy
 
     store = GenerationStore(tmp_path / "g.sqlite")
     Evaluation(parts(stock_server.url, patch_file(tmp_path)), "run-a", store).run()

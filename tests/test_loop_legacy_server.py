@@ -1,4 +1,4 @@
-"""The loop end to end through the CLI, against the users' stock server (tests/stock_server.py).
+"""The loop end to end through the CLI, against the users' stock server (hookbench/testing/stock_server.py).
 
 The stand-in runs the real tiny model with the stock semantics of hook-api.md (sampling, no seed,
 no extensions, silent skips, DELETE keeps weight edits); its fault knobs produce what a real model
@@ -12,7 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from hookbench import names
-from tests.conftest import run_cli, stock_args, write_jsonl
+from hookbench.testing.cli import run_cli, stock_args
+from hookbench.testing.repo import write_jsonl
 
 GOOD = [{"tensor_name": "model.layers.0.mlp.up_proj.weight", "operation": "scale", "value": 1.1, "target": "all"},
         {"tensor_name": "model.layers.1.mlp.down_proj.weight", "operation": "scale", "value": 0.9, "target": "top 20%"}]

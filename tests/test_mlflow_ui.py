@@ -21,9 +21,9 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from hookbench.reports.plots import verdict_hex
+from hookbench.testing.cli import run_cli
+from hookbench.testing.store import mlflow_server
 from hookbench.tracking import naming
-from tests.conftest import run_cli
-from tests.test_tracking_server import mlflow_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage",

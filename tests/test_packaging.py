@@ -7,7 +7,7 @@ import sysconfig
 import venv
 from pathlib import Path
 
-from tests.conftest import REPO
+from hookbench.testing.repo import REPO
 
 
 def bare_env(home) -> dict:

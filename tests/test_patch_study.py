@@ -7,8 +7,9 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_cli
-from tests.helpers import runs, write_external_models
+from hookbench.testing.cli import run_cli
+from hookbench.testing.servers import write_external_models
+from hookbench.testing.store import runs
 
 MLP = "model.layers.{layer}.mlp.up_proj.weight"
 

@@ -9,8 +9,8 @@ from scipy import stats as sp_stats
 from hookbench.stats import compare_arms
 from hookbench.stats.power import connor_items, design_effect
 from hookbench.studies.plan import plan
-from tests.conftest import run_cli, stock_args
-from tests.helpers import runs
+from hookbench.testing.cli import run_cli, stock_args
+from hookbench.testing.store import runs
 
 
 def test_connor_formula_by_hand():

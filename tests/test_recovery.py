@@ -13,8 +13,8 @@ import time
 
 from hookbench import names
 from hookbench.evaluation.scope import FOUND_PATCHED
-from tests.conftest import cli_env, run_cli, stock_args
-from tests.helpers import runs
+from hookbench.testing.cli import cli_env, run_cli, stock_args
+from hookbench.testing.store import runs
 
 N = 6
 

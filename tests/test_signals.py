@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import REPO
+from hookbench.testing.repo import REPO
 
 CHILD = textwrap.dedent("""
     import os, signal, sys, time

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO, run_cli
+from hookbench.testing.cli import run_cli
+from hookbench.testing.repo import REPO
 
 SCRIPT = REPO / "scripts" / "slurm_cluster.sh"
 

@@ -15,8 +15,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from hookbench.stats import adjust_p_values
-from tests.conftest import cli_env, run_cli, stock_args
-from tests.helpers import runs
+from hookbench.testing.cli import cli_env, run_cli, stock_args
+from hookbench.testing.store import runs
 
 EDITS = {"a": 1.5, "b": 0.5, "c": 2.0}
 
@@ -167,7 +167,7 @@ def test_reproduce_a_run_on_the_stock_server(stock_server, tmp_path):
     """Unseeded sampling, three outcomes: six items are too few to show the rerun agrees (inconclusive,
     exit 8), a faithful rerun of a big enough run reproduces within the margin, and a rerun on other
     weights behind the URL does not reproduce (exit 6)."""
-    from tests.stock_server import load_model, perturbed_copy
+    from hookbench.testing.stock_server import load_model, perturbed_copy
 
     args, env = stock_args(stock_server)
     patch = f"patch.path={patch_files(tmp_path)['a']}"

@@ -12,8 +12,8 @@ import time
 from mlflow.tracking import MlflowClient
 
 from hookbench import names
-from tests.conftest import cli_env, run_cli, stock_args
-from tests.helpers import runs
+from hookbench.testing.cli import cli_env, run_cli, stock_args
+from hookbench.testing.store import runs
 
 SEARCH = ["search.trials=12", "search.items=4", "search.seed=3", "search.space.layers.choices=[0,1]",
           "search.space.tensors=[mlp.up_proj]", "search.space.ops=[scale]", "search.space.values.scale.choices=[0.5,1.5]",

@@ -11,8 +11,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
+from hookbench.testing.cli import run_cli
 from hookbench.tracking import MASK, JobRun, Redactor, child_runs, flatten, redact_url
-from tests.conftest import run_cli
 
 CONFIG = {
     "token": "tok-1", "secret": "sec-2", "password": "pw-3", "api_key": "key-4",

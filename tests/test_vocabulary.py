@@ -10,9 +10,9 @@ from mlflow.tracking import MlflowClient
 
 from hookbench import names
 from hookbench.stats import adjusted_verdict, compare_arms
+from hookbench.testing.cli import run_cli, stock_args
 from hookbench.tracking.sweep import adjust
 from hookbench.vocabulary import Agreement, FailureKind, Verdict
-from tests.conftest import run_cli, stock_args
 
 PKG = Path(__file__).resolve().parents[1] / "hookbench"
 WORDS = {str(v) for enum in (Verdict, FailureKind, Agreement) for v in enum}

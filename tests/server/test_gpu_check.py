@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import REPO, cli_env
+from hookbench.testing.cli import cli_env
+from hookbench.testing.repo import REPO
 
 ROWS = ["load time (start to healthy)", "dtype", "device map", "memory cpu", "tokens/s at batch size 1",
         "tokens/s at batch size 8", "tokens/s at batch size 32", "tokens/s at batch size 64",

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from hookbench.hookapi import contract
-from tests.conftest import start_server, stop_server
+from hookbench.testing.servers import start_server, stop_server
 
 MLP = "model.layers.1.mlp.up_proj.weight"
 RAW = {"chat": False}  # the random tiny model says nothing useful after a chat template

@@ -15,7 +15,8 @@ from hookbench.hookapi import contract, launcher
 from hookbench.hookapi.launcher import launched_token, reference_server_command
 from hookbench.hookapi.launcher import start_server as launch
 from hookbench.server.auth import DEFAULT_ENV, is_loopback, protect
-from tests.conftest import Server, cli_env, stop_server
+from hookbench.testing.cli import cli_env
+from hookbench.testing.servers import Server, stop_server
 
 TOKEN = "tok-3f9a-not-a-real-secret-0123456789"
 
@@ -115,7 +116,7 @@ def test_a_launched_server_gets_a_fresh_token_in_its_environment_not_its_command
     """model.server.launch as compose runs it: a token per launch, and the server refuses a caller without it."""
     from omegaconf import OmegaConf
 
-    from tests.test_config import compose_cfg
+    from hookbench.testing.config import compose_cfg
 
     spec = OmegaConf.to_container(compose_cfg(["model=tiny"]).model.server.launch, resolve=True)
     url = launcher.ensure_server(spec, None)

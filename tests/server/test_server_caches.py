@@ -11,7 +11,7 @@ from hookbench.hookapi.launcher import reference_server_command
 from hookbench.hookapi.launcher import start_server as launch
 from hookbench.paths import cache_root
 from hookbench.server import identity
-from tests.conftest import Server
+from hookbench.testing.servers import Server
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import cli_env
-from tests.test_config import compose_cfg
+from hookbench.testing.cli import cli_env
+from hookbench.testing.config import compose_cfg
 
 
 @pytest.mark.parametrize("model, env", [("qwen72b", "QWEN72B_MODEL_PATH"), ("llama70b", "LLAMA70B_MODEL_PATH")])

@@ -12,7 +12,7 @@ import torch
 from hookbench.server import models, placement
 from hookbench.server.engine import HFEngine
 from hookbench.server.identity import weights_sha256
-from tests.conftest import cli_env
+from hookbench.testing.cli import cli_env
 
 EDITS = [{"tensor_name": "model.layers.1.mlp.up_proj.weight", "operation": "scale", "value": 1.37, "target": "top 20%"},
          {"tensor_name": "model.layers.0.self_attn.o_proj.weight", "operation": "add", "value": 0.01, "target": "bottom 10%"},
