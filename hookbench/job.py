@@ -14,7 +14,6 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -84,8 +83,7 @@ def run_job(cfg: DictConfig, extra_tags: dict | None = None, expected_identity: 
     try:
         with graceful_signals():
             parts = connect(cfg, offline)
-            holder = {"tracking_uri": mlflow.get_tracking_uri()}
-            out = Evaluation(parts, run.run_id, store, expected_identity, holder, run.took_over).run()
+            out = Evaluation(parts, run.run_id, store, expected_identity, run.lease_record(), run.took_over).run()
             report_dir = (out_dir or hydra_out) / f"report-{run.run_id[:8]}"
             result = _log(run, out, report_dir, hydra_dir)
     except HookbenchError as e:

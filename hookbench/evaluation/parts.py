@@ -38,7 +38,7 @@ def settings_from(cfg: DictConfig) -> Settings:
     alpha = float(cfg.stats.alpha)
     if not 0 < alpha < 1:
         raise ConfigError(f"stats.alpha={alpha} must be between 0 and 1")
-    target = float(cfg.stats.get("target_effect", 0.03))
+    target = float(cfg.stats.target_effect)
     if not 0 < target <= 1:
         raise ConfigError(f"stats.target_effect={target} must be in (0, 1] (a change in accuracy)")
     return Settings(

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 
 class Metric(StrEnum):
@@ -260,6 +260,15 @@ def register() -> None:
     cs = ConfigStore.instance()
     for _group, name, node in SCHEMAS:  # outside the groups, so `--help` lists only real options
         cs.store(name=name, node=node)
+
+
+def completed(logged: DictConfig) -> DictConfig:
+    """A config logged by an older hookbench, with the keys it lacks filled from this schema's defaults
+    (a group option's own keys are the logged ones): the schema stays the one home of every default."""
+    defaults = OmegaConf.create(OmegaConf.to_container(OmegaConf.structured(Config), enum_to_str=True))
+    merged = OmegaConf.merge(defaults, logged)
+    assert isinstance(merged, DictConfig)
+    return merged
 
 
 register()

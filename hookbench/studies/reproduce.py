@@ -36,16 +36,17 @@ from hookbench.errors import (
 )
 from hookbench.evaluation.patches import NO_PATCH_SOURCE
 from hookbench.evaluation.results import ItemResult, per_item
+from hookbench.evaluation.schema import completed
 from hookbench.job import console, run_job
 from hookbench.reports.formatting import equivalence_rule, equivalence_sentence, fmt_metric
-from hookbench.stats import TARGET_EFFECT, Equivalence, cluster_codes, equivalence
+from hookbench.stats import Equivalence, cluster_codes, equivalence
 from hookbench.stats.equivalence import AGREES, DISAGREES, INCONCLUSIVE
 
 
 def logged_config(client, run_id: str, into: Path) -> tuple[DictConfig, dict]:
     """(config to rerun with: the logged one with its frozen patch and reuse off, logged server identity)."""
     run = tracking.get_run(client, run_id)
-    cfg = OmegaConf.load(tracking.download(client, run_id, names.RESOLVED_CONFIG, into))
+    cfg = completed(cast(DictConfig, OmegaConf.load(tracking.download(client, run_id, names.RESOLVED_CONFIG, into))))
     patch = tracking.download(client, run_id, names.PATCH_JSON, into)
     if json.loads(patch.read_text()).get("source") == NO_PATCH_SOURCE:  # the A/A job: nothing to apply
         cfg.patch = {"_target_": "hookbench.evaluation.patches.NoPatch", "name": cfg.patch.name}
@@ -53,7 +54,7 @@ def logged_config(client, run_id: str, into: Path) -> tuple[DictConfig, dict]:
         cfg.patch = {"_target_": "hookbench.evaluation.patches.FileSource", "name": cfg.patch.name, "path": str(patch)}
     cfg.reuse.enabled = False
     identity = json.loads(run.data.tags.get(names.TAG_SERVER_IDENTITY, "null"))
-    return cast(DictConfig, cfg), identity  # a logged config is a mapping
+    return cfg, identity
 
 
 ARMS_MOVED = {"baseline": "the baseline moved: the server behaves differently",
@@ -78,13 +79,14 @@ def sampled_agreement(orig_items: list[ItemResult], new_items: list[ItemResult],
 
 
 def margin_of(cfg: DictConfig, override: float | None) -> float:
-    """--margin, else reproduce.margin, else stats.target_effect: the change the user said matters
+    """--margin, else reproduce.margin, else stats.target_effect (a logged config is completed from the
+    schema, so it has one): the change the user said matters
     (a margin of the original's MDE would shrink with n as fast as the rerun's interval, so tiny
     runs would reproduce as easily as large ones)."""
     key, value = next((k, v) for k, v in (("--margin", override),
                                           ("reproduce.margin", OmegaConf.select(cfg, "reproduce.margin")),
-                                          ("stats.target_effect", OmegaConf.select(cfg, "stats.target_effect")),
-                                          ("the default target effect", TARGET_EFFECT)) if v is not None)
+                                          ("stats.target_effect", OmegaConf.select(cfg, "stats.target_effect")))
+                      if v is not None)
     if not float(value) > 0:
         raise ConfigError(f"{key} must be a positive number, got {value!r}")
     return float(value)

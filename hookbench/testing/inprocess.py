@@ -7,8 +7,9 @@ import json
 from hookbench.evaluation.datasets import arithmetic
 from hookbench.evaluation.patches import FileSource
 from hookbench.evaluation.scorers import NumericScorer
-from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Parts, Settings
+from hookbench.evaluation.settings import Parts
 from hookbench.hookapi.client import HookClient
+from hookbench.testing.config import tiny_settings
 
 MLP = "model.layers.1.mlp.up_proj.weight"
 
@@ -20,8 +21,6 @@ def patch_file(tmp_path, suggestions=None, name="p"):
 
 
 def parts(url, source, n=6, preset="benchmark", metric="accuracy", samples=1, batch_size=4, **settings):
-    gen = GenerationSettings(preset=preset, batch_size=batch_size, samples=samples, seed=settings.pop("seed", None),
-                             max_new_tokens=settings.pop("max_new_tokens", None), chat=settings.pop("chat", None))
-    s = Settings(model=ModelInfo("tiny", "hookbench/tiny", "seed0", "weights"), generation=gen, metric=metric,
-                 **settings)
+    generation = {k: settings.pop(k) for k in ("seed", "max_new_tokens", "chat") if k in settings}
+    s = tiny_settings(preset, batch_size, samples, metric=metric, **generation, **settings)
     return Parts(arithmetic(n=n), NumericScorer(), source, HookClient(url, retries=1, backoff_s=0.05), s)

@@ -17,10 +17,10 @@ def parts(url: str, path: Path, n: int | None):
     from hookbench.evaluation.datasets import gsm8k
     from hookbench.evaluation.patches import NoPatch
     from hookbench.evaluation.scorers import NumericScorer
-    from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Parts, Settings
+    from hookbench.evaluation.settings import Parts
     from hookbench.hookapi.client import HookClient
-    gen = GenerationSettings(preset="benchmark", batch_size=8, samples=1, seed=None, max_new_tokens=None, chat=None)
-    s = Settings(model=ModelInfo("tiny", "hookbench/tiny", "seed0", "weights"), generation=gen, metric="accuracy")
+    from hookbench.testing.config import tiny_settings
+    s = tiny_settings("benchmark", batch_size=8, metric="accuracy")
     return Parts(gsm8k(path=str(path), limit=n), NumericScorer(), NoPatch(),
                  HookClient(url, retries=0, backoff_s=0.0), s)
 

@@ -144,7 +144,7 @@ class SuggestionsRequest(BaseModel):
 class LossRequest(BaseModel):
     prompt: str
     answer: str
-    answer_prefix: str = " #### "
+    answer_prefix: str = contract.LOSS_ANSWER_PREFIX
     use_chat_template: bool = False
 
 
