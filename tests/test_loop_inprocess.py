@@ -76,7 +76,7 @@ def test_loss_screen_rejects_before_any_generation(stock_server, tmp_path):
     harmful = patch_file(tmp_path, [{"tensor_name": MLP, "operation": "scale", "value": 8.0, "target": "all"}])
     out = Evaluation(parts(stock_server.url, harmful, metric="both", screen_size=3, screen_threshold=-1.0),
                      "run-1").run()
-    assert out.screen["passed"] is False and out.screen["size"] == 3
+    assert out.screen.passed is False and out.screen.size == 3
     assert stock_server.generations == 0
     assert "loss/delta" in out.metrics() and "accuracy/delta" not in out.metrics()
     assert stock_server.is_clean()
@@ -164,6 +164,6 @@ def test_loss_metric_and_screen_on_the_reference_server_are_batched(tiny_clean, 
     harmful = patch_file(tmp_path, [{"tensor_name": MLP, "operation": "scale", "value": 8.0, "target": "all"}])
     out = Evaluation(parts(tiny_clean.url, harmful, preset="greedy", metric="both", screen_size=4,
                            screen_threshold=-1.0, max_new_tokens=4, chat=False), "run-1").run()
-    assert out.screen["passed"] is False and "loss/delta" in out.metrics()
+    assert out.screen.passed is False and "loss/delta" in out.metrics()
     # probes and item losses go in a few batch requests, not one request per item
     assert out.record.requests["loss"] <= 5 and out.record.requests["generations"] == 0

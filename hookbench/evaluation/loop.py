@@ -21,9 +21,9 @@ from contextlib import contextmanager
 
 from hookbench.errors import ConfigError, NothingMeasured, ReproductionMismatch, ServerError
 from hookbench.evaluation.generation import Arm, Generator, Served
-from hookbench.evaluation.outcome import JobOutput
+from hookbench.evaluation.job_output import JobOutput
 from hookbench.evaluation.patches import PatchSet
-from hookbench.evaluation.record import RunRecord
+from hookbench.evaluation.record import RunRecord, ScreenResult
 from hookbench.evaluation.results import ItemResult, summarize
 from hookbench.evaluation.reuse import GenerationStore
 from hookbench.evaluation.scope import PROBES, ServerScope
@@ -31,7 +31,7 @@ from hookbench.evaluation.settings import Parts
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import LossUnavailable
 from hookbench.signals import checkpoint
-from hookbench.vocabulary import FailureKind
+from hookbench.vocabulary import FailureKind, Screen
 
 log = logging.getLogger(__name__)
 
@@ -139,14 +139,14 @@ class Evaluation:
         with self.scope:  # the server's patch state is ours until restored, whatever happens
             self.phase_s["server_wait"] = self.scope.waited
             screen = self._measure(records)
-            if screen is None or screen["passed"]:
+            if screen is None or screen.passed:
                 with self.phase("restore"):
                     self.scope.restore()
                 with self.phase("scoring"):  # still ours: a judge on this server sees no patch live
                     self._score(records)
         return self._output(records, screen)
 
-    def _measure(self, records: list[ItemResult]) -> dict | None:
+    def _measure(self, records: list[ItemResult]) -> ScreenResult | None:
         """Clean, fingerprint, baseline loss, the screen; then both arms unless the screen rejects."""
         s = self.settings
         with self.phase("patch"):
@@ -158,11 +158,11 @@ class Evaluation:
             with self.phase("loss"):
                 self._losses(records, "baseline")
         screen = self._screen(records) if s.screen_size else None
-        if screen is None or screen["passed"]:
+        if screen is None or screen.passed:
             self._arms(records, screen)
         return screen
 
-    def _arms(self, records: list[ItemResult], screen: dict | None) -> None:
+    def _arms(self, records: list[ItemResult], screen: ScreenResult | None) -> None:
         s = self.settings
         if s.generates:
             with self.phase("baseline"):
@@ -177,7 +177,7 @@ class Evaluation:
             with self.phase("patched"):
                 self._generate(records, self._patched_arm())
 
-    def _output(self, records: list[ItemResult], screen: dict | None) -> JobOutput:
+    def _output(self, records: list[ItemResult], screen: ScreenResult | None) -> JobOutput:
         s = self.settings
         summary = summarize(records, s.generation.samples, s.alpha, self.generator.request_latency,
                             self.parts.dataset.skipped, target_effect=s.target_effect)
@@ -210,7 +210,7 @@ class Evaluation:
             raise NothingMeasured(f"every /api/loss request of the {arm} arm failed ({len(rows)} items): "
                                   f"nothing was measured; check {self.client.base_url}'s log")
 
-    def _screen(self, records: list[ItemResult]) -> dict:
+    def _screen(self, records: list[ItemResult]) -> ScreenResult:
         """The loss delta on the first N items decides whether the patch earns generations."""
         s = self.settings
         with self.phase("screen"):
@@ -221,9 +221,9 @@ class Evaluation:
             delta = sum(p - b for b, p in pairs) / len(pairs) if pairs else float("nan")
             passed = bool(pairs) and delta <= s.screen_threshold
             log.info("loss screen on %d items: delta %+.4f vs threshold %+.4f: %s", len(pairs), delta,
-                     s.screen_threshold, "passed" if passed else "rejected")
+                     s.screen_threshold, Screen.PASSED if passed else Screen.REJECTED)
             self.scope.restore()
-        return {"size": len(pairs), "threshold": s.screen_threshold, "delta": delta, "passed": passed}
+        return ScreenResult(len(pairs), s.screen_threshold, delta, passed)
 
     # -- generation -------------------------------------------------------------------------
     def _patched_arm(self) -> Arm:
@@ -246,7 +246,7 @@ class Evaluation:
             if s.error:
                 a.error, a.error_detail, a.correct = s.error, s.detail, None
 
-    def _record(self, screen: dict | None) -> RunRecord:
+    def _record(self, screen: ScreenResult | None) -> RunRecord:
         s, ds, p = self.settings, self.parts.dataset, self.patch
         probes = self.scope.probes
         delta = None

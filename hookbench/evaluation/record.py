@@ -34,6 +34,16 @@ def server_versions(identity: dict) -> dict[str, str]:
     return {k: str(v) for k, v in identity.items() if "version" in k.lower() and v is not None}
 
 
+@dataclass(frozen=True)
+class ScreenResult:
+    """The loss screen: the mean loss delta on the first `size` items against `threshold`."""
+
+    size: int  # items with a loss in both arms
+    threshold: float
+    delta: float  # NaN when no item had both losses
+    passed: bool
+
+
 @dataclass
 class RunRecord:
     model: dict  # name, hf_id, revision
@@ -44,7 +54,7 @@ class RunRecord:
     scorer: dict
     requests: dict  # generations, loss: what this job asked of the server
     stats: dict = field(default_factory=dict)
-    screen: dict | None = None
+    screen: ScreenResult | None = None
     git: dict = field(default_factory=dict)
     versions: dict = field(default_factory=package_versions)  # python and packages of this client
 

@@ -220,12 +220,12 @@ SWEEP_OWN_TEST = "own test, before the sweep's correction over its jobs"
 
 
 def job_headline(out, in_sweep: bool = False) -> str:
-    """A job's result in one line of words (`out`: evaluation.outcome.JobOutput). Inside a sweep the
+    """A job's result in one line of words (`out`: evaluation.job_output.JobOutput). Inside a sweep the
     job's own test is labelled as such: the sweep's adjusted verdict replaces it when the sweep ends."""
     if not out.screen_passed:
         s = out.screen
-        return (f"screened out: loss delta {s['delta']:+.4f} on {plural(s['size'], 'item')} is above "
-                f"screen.threshold={s['threshold']:g}; no generations")
+        return (f"screened out: loss delta {s.delta:+.4f} on {plural(s.size, 'item')} is above "
+                f"screen.threshold={s.threshold:g}; no generations")
     parts, summary = [], out.summary
     if summary.breaks_generation():
         parts.append(f"the patch breaks generation: {summary.patch_caused} of {summary.n_draws} "

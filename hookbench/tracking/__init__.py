@@ -5,7 +5,7 @@ Every other module (job, sweep callback, reproduce, confirm) goes through here; 
 the package's interface.
 """
 
-from hookbench.tracking.job_run import JobRun, job_result, log_dataset
+from hookbench.tracking.job_run import JobRun, log_dataset, result_line
 from hookbench.tracking.reading import download, get_run, is_finished, logged_items
 from hookbench.tracking.recovery import close_dead_run, lease_record
 from hookbench.tracking.redaction import MASK, SECRET_KEY, Redactor, flatten, redact_url
@@ -31,5 +31,5 @@ from hookbench.tracking.sweep_parent import (
 
 __all__ = ["EXPERIMENT_TAGS", "MASK", "PARENT_ENV", "PARENT_FILE", "SECRET_KEY", "VIEW_KEY", "JobRun", "Redactor",
            "SweepParent", "child_runs", "close_dead_run", "configure", "default_tracking_uri", "download", "flatten",
-           "get_run", "git_info", "is_finished", "job_result", "lease_record", "log_chart_image", "log_dataset", "logged_items",
+           "get_run", "git_info", "is_finished", "result_line", "lease_record", "log_chart_image", "log_dataset", "logged_items",
            "parent_run_id", "redact_url", "set_child_tags", "ui_hint", "ui_page", "use_store"]

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hookbench import __version__, names
 from hookbench.evaluation.build import plain
+from hookbench.evaluation.job_output import JobOutput
 from hookbench.reports.formatting import job_note
 from hookbench.reports.plots import verdict_hex
 from hookbench.tracking import naming
@@ -23,7 +24,7 @@ from hookbench.vocabulary import Screen, Verdict
 
 class JobRun:
     """One job's MLflow run: started (tagged with a sweep's parent when there is one), given the
-    config, the outcome, and ended FINISHED, FAILED or KILLED with the reason attached."""
+    config, what the job produced (evaluation.job_output.JobOutput), and ended FINISHED, FAILED or KILLED with the reason attached."""
 
     def __init__(self, cfg: DictConfig, name: str, parent_id: str | None = None, tags: dict | None = None,
                  in_sweep: bool = False):
@@ -41,15 +42,15 @@ class JobRun:
     def _params(self, params: dict[str, str]) -> dict[str, str]:
         return {k: redact_url(self.redactor.text(v)) for k, v in params.items()}
 
-    def log_outcome(self, out, report_dir: Path, hydra_dir: Path | None) -> None:
+    def log_output(self, out: JobOutput, report_dir: Path, hydra_dir: Path | None) -> None:
         """Tags, traceability params, metrics, artifacts and the dataset of a finished job."""
         rec = out.record
-        result = job_result(out)
+        result = result_line(out)
         tags = {**rec.tags(), names.TAG_VERDICT: out.summary.comparison.verdict, names.TAG_RESULT: result,
                 names.TAG_NOTE: job_note(out, self.name, self.in_sweep),
                 names.TAG_RUN_COLOR: verdict_hex(None if self.in_sweep else out.summary.comparison.verdict)}
         if out.screen is not None:
-            tags[names.TAG_SCREEN] = Screen.PASSED if out.screen["passed"] else Screen.REJECTED
+            tags[names.TAG_SCREEN] = Screen.PASSED if out.screen.passed else Screen.REJECTED
         mlflow.set_tags({k: redact_url(self.redactor.text(v)) for k, v in tags.items()})
         mlflow.log_params(self._params(rec.params()))
         metrics = out.metrics()
@@ -89,10 +90,10 @@ class JobRun:
         mlflow.end_run(status)
 
 
-def job_result(out) -> str:
-    """The job's own rounded result (accuracy, or loss for a loss-only job), before any sweep correction."""
+def result_line(out: JobOutput) -> str:
+    """Tag `result`, also the run name's tail: the job's own rounded result (accuracy, or loss for a loss-only job), before any sweep correction."""
     if not out.screen_passed:
-        return f"screened out (loss {out.screen['delta']:+.4f} > {out.screen['threshold']:g})"
+        return f"screened out (loss {out.screen.delta:+.4f} > {out.screen.threshold:g})"
     c = out.summary.comparison if out.settings.generates else out.summary.loss
     text = naming.result_text(c.delta, c.ci_low, c.ci_high, c.p_value, c.verdict)
     if c.verdict == Verdict.NO_CHANGE_OBSERVED:
