@@ -25,9 +25,9 @@ def test_stock_server_one_generation_per_answer_and_weights_restored(stock_serve
     out = Evaluation(parts(stock_server.url, patch_file(tmp_path)), "run-1").run()
     n = out.summary.n_draws
     assert stock_server.generations == 2 * n, "the patched arm must cost one generation per answer"
-    assert out.record.requests["generations"] == 2 * n
-    assert "one generation per answer" in out.record.generation["patched_path"]
-    assert out.record.patch["probe_loss_delta"] and any(d != 0 for d in out.record.patch["probe_loss_delta"])
+    assert out.record.requests.generations == 2 * n
+    assert "one generation per answer" in out.record.generation.patched_path
+    assert out.record.patch.probe_loss_delta and any(d != 0 for d in out.record.patch.probe_loss_delta)
     assert stock_server.is_clean() and probe_losses(stock_server) == before
 
 
@@ -65,7 +65,7 @@ def test_loss_metric_and_loss_only_job(stock_server, tmp_path):
     out = Evaluation(parts(stock_server.url, patch_file(tmp_path), metric="loss"), "run-1").run()
     assert stock_server.generations == 0, "a loss-only job generates nothing"
     # a stock server scores one text a request: probes clean, patched and after restore, and each item per arm
-    assert out.record.requests["loss"] == stock_server.loss_calls == 3 * len(PROBES) + 2 * 6
+    assert out.record.requests.loss == stock_server.loss_calls == 3 * len(PROBES) + 2 * 6
     m = out.metrics()
     assert {"loss/baseline", "loss/patched", "loss/delta"} <= set(m)
     assert m["loss/delta"] == pytest.approx(m["loss/patched"] - m["loss/baseline"])
@@ -122,7 +122,7 @@ def test_a_a_job_on_the_reference_server_is_no_change(tiny_clean):
     out = Evaluation(parts(tiny_clean.url, NoPatch(), preset="greedy", max_new_tokens=4, chat=False), "run-1").run()
     c = out.summary.comparison
     assert c.delta == 0 and c.verdict == "no change observed" and c.mde > 0
-    assert out.record.patch["hook_count"] == 0 and "A/A" in out.record.generation["patched_path"]
+    assert out.record.patch.hook_count == 0 and "A/A" in out.record.generation.patched_path
 
 
 def test_samples_draws_k_seeded_answers_per_item_per_arm(tiny_clean, tmp_path):
@@ -166,4 +166,4 @@ def test_loss_metric_and_screen_on_the_reference_server_are_batched(tiny_clean, 
                            screen_threshold=-1.0, max_new_tokens=4, chat=False), "run-1").run()
     assert out.screen.passed is False and "loss/delta" in out.metrics()
     # probes and item losses go in a few batch requests, not one request per item
-    assert out.record.requests["loss"] <= 5 and out.record.requests["generations"] == 0
+    assert out.record.requests.loss <= 5 and out.record.requests.generations == 0

@@ -8,7 +8,16 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
-from hookbench.evaluation.record import RunRecord
+from hookbench.evaluation.record import (
+    DatasetRecord,
+    GenerationRecord,
+    ModelRecord,
+    PatchRecord,
+    RequestCounts,
+    RunRecord,
+    ServerRecord,
+    StatsRecord,
+)
 from hookbench.evaluation.results import ArmResult, ItemResult, summarize
 from hookbench.reports.formatting import comparison_sentence, fmt_acc, fmt_delta, fmt_mde
 from hookbench.reports.report import diff_table, summary_table, write_run_report
@@ -42,15 +51,12 @@ def paired(n_fixed, n_broken, n_same, task="arith"):
 
 
 def run_record(**overrides) -> RunRecord:
-    fields = dict(model={"name": "tiny", "hf_id": "hookbench/tiny", "revision": None},
-                  server={"url": "http://127.0.0.1:1", "identity": {"model": "tiny"}, "device": "cpu",
-                          "extensions": []},
-                  generation={"preset": "greedy", "batch_size": 4, "samples": 1},
-                  patch={"name": "scale_mlp", "hash": "abc123", "source": "file", "strength": 1.0,
-                         "probe_loss_delta": float("nan")},
-                  dataset={"name": "gsm8k", "fingerprint": "fp-1", "n_items": 7, "split": "all"},
-                  scorer={"name": "numeric"}, requests={"generations": 14, "loss": 0},
-                  stats={"alpha": 0.05, "max_tokens": {"generation": 64}})
+    fields = dict(model=ModelRecord("tiny", "hookbench/tiny", None),
+                  server=ServerRecord("http://127.0.0.1:1", {"model": "tiny"}, "cpu", []),
+                  generation=GenerationRecord("greedy", {}, {}, 4, 1, "{prompt}", "weights", "one generation per answer", "both"),
+                  patch=PatchRecord("scale_mlp", "abc123", "file", 1, 1.0, 1, None, None, None, None, None, None),
+                  dataset=DatasetRecord("gsm8k", "gsm8k", "fp-1", 7, 0, "all", 0.5),
+                  scorer={"name": "numeric"}, requests=RequestCounts(14, 0), stats=StatsRecord(0.05))
     return RunRecord(**(fields | overrides))
 
 
@@ -162,7 +168,7 @@ def test_write_run_report_files_and_roundtrip(tmp_path, records):
     assert "timeout: 1" in report and "api_error: 1" in report
     # the run's settings from the RunRecord, dicts as JSON
     assert "| patch.hash | abc123 |" in report and "| dataset.name | gsm8k |" in report
-    assert '{"generation": 64}' in report
+    assert '{"model": "tiny"}' in report  # a nested value (the server's identity) as JSON
     assert (tmp_path / "out" / "diff_table.md").read_text(encoding="utf-8") in report
 
 

@@ -31,10 +31,10 @@ class JobOutput:
     def metrics(self) -> dict[str, float]:
         m = self.summary.metrics()
         r = self.record
-        m[names.PATCH_HOOK_COUNT] = r.patch["hook_count"] or 0
-        m[names.GENERATIONS] = r.requests["generations"]
-        m[names.LOSS_REQUESTS] = r.requests["loss"]
-        measured = [abs(d) for d in r.patch["probe_loss_delta"] or [] if d is not None]
+        m[names.PATCH_HOOK_COUNT] = r.patch.hook_count or 0
+        m[names.GENERATIONS] = r.requests.generations
+        m[names.LOSS_REQUESTS] = r.requests.loss
+        measured = [abs(d) for d in r.patch.probe_loss_delta or [] if d is not None]
         if measured:  # a probe whose loss could not be measured under the patch (NaN) is left out
             m[names.PATCH_PROBE_DELTA] = sum(measured) / len(measured)
         m |= {names.phase(k): v for k, v in self.phase_s.items()}

@@ -23,7 +23,17 @@ from hookbench.errors import ConfigError, NothingMeasured, ReproductionMismatch,
 from hookbench.evaluation.generation import Arm, Generator, Served
 from hookbench.evaluation.job_output import JobOutput
 from hookbench.evaluation.patches import PatchSet
-from hookbench.evaluation.record import RunRecord, ScreenResult
+from hookbench.evaluation.record import (
+    DatasetRecord,
+    GenerationRecord,
+    ModelRecord,
+    PatchRecord,
+    RequestCounts,
+    RunRecord,
+    ScreenResult,
+    ServerRecord,
+    StatsRecord,
+)
 from hookbench.evaluation.results import ItemResult, summarize
 from hookbench.evaluation.reuse import GenerationStore
 from hookbench.evaluation.scope import PROBES, ServerScope
@@ -252,23 +262,18 @@ class Evaluation:
         delta = None
         if probes.get("clean") and probes.get("patched"):
             delta = [None if None in (a, b) else b - a for a, b in zip(probes["clean"], probes["patched"])]
+        applied = self.scope.applied
         return RunRecord(
-            model={"name": s.model.name, "hf_id": s.model.hf_id, "revision": s.model.revision},
-            server={"url": self.client.base_url, "identity": self.identity,
-                    "device": self.health.get("device"), "extensions": sorted(self.client.extensions)},
-            generation={"preset": s.generation.preset, "preset_config": self.preset, "extras": self.extras,
-                        "batch_size": s.generation.batch_size, "samples": s.generation.samples,
-                        "template": s.generation.template, "apply_mode": s.model.apply_mode,
-                        "patched_path": self.scope.patched_path, "metric": s.metric},
-            patch={"name": p.name, "hash": p.hash, "source": p.source, "n_suggestions": len(p.suggestions),
-                   "strength": p.metadata.get("strength", 1.0), "hook_count": self.scope.applied.get("hook_count"),
-                   "skipped": self.scope.applied.get("skipped"), "apply_response": self.scope.applied.get("response"),
-                   "hooks_state": self.scope.applied.get("hooks"), "probe_loss_clean": probes.get("clean"),
-                   "probe_loss_patched": probes.get("patched"), "probe_loss_delta": delta},
-            dataset={"name": ds.name, "source": ds.source, "fingerprint": ds.fingerprint, "n_items": len(ds.items),
-                     "skipped": ds.skipped, "split": ds.split, "holdout": ds.holdout},
+            model=ModelRecord(s.model.name, s.model.hf_id, s.model.revision),
+            server=ServerRecord(self.client.base_url, self.identity, self.health.get("device"), sorted(self.client.extensions)),
+            generation=GenerationRecord(s.generation.preset, self.preset, self.extras, s.generation.batch_size,
+                                        s.generation.samples, s.generation.template, s.model.apply_mode,
+                                        self.scope.patched_path, s.metric),
+            patch=PatchRecord(p.name, p.hash, p.source, len(p.suggestions), p.metadata.get("strength", 1.0),
+                              applied.get("hook_count"), applied.get("skipped"), applied.get("response"),
+                              applied.get("hooks"), probes.get("clean"), probes.get("patched"), delta),
+            dataset=DatasetRecord(ds.name, ds.source, ds.fingerprint, len(ds.items), ds.skipped, ds.split, ds.holdout),
             scorer=self.parts.scorer.context(),
-            requests={"generations": self.generator.generations,
-                      "loss": self.client.loss_requests - self.loss_requests_before},
-            stats={"alpha": s.alpha}, screen=screen,
+            requests=RequestCounts(self.generator.generations, self.client.loss_requests - self.loss_requests_before),
+            stats=StatsRecord(s.alpha), screen=screen,
         )
