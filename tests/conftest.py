@@ -77,3 +77,13 @@ def _tracking_uri_does_not_leak():
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+SMOLLM2 = {"smol", "smol_clean", "stock_smol"}  # fixtures that load the real smollm2 model
+
+
+def pytest_collection_modifyitems(items):
+    """A test on the real smollm2 model is slow (outside the `-m "not slow"` tier) wherever it is."""
+    for item in items:
+        if SMOLLM2 & set(getattr(item, "fixturenames", ())):
+            item.add_marker("slow")

@@ -1,5 +1,8 @@
+
 """`--help` says what hookbench does, its groups and options and how to run it; reproduce and confirm
 describe every argument."""
+
+import pytest
 
 from hookbench.testing.cli import run_cli
 
@@ -16,6 +19,7 @@ def test_hookbench_help_is_its_own_page_with_groups_and_examples(tmp_path):
         assert example in out, example
 
 
+@pytest.mark.slow
 def test_reproduce_and_confirm_describe_every_argument(tmp_path):
     expected = {"hookbench.reproduce": ["the MLflow run to rerun", "the store holding the run"],
                 "hookbench.confirm": ["the parent run id a sweep printed", "confirm the N best patch sets",

@@ -169,6 +169,7 @@ def test_patch_to_a_stopped_server_was_not_sent(fault):
 
 
 # -- a dead server stops the run ------------------------------------------------------------------
+@pytest.mark.slow
 def test_killed_reference_server_stops_generation_at_the_default_threshold():
     server = start_server("tiny")
     try:

@@ -63,6 +63,7 @@ def test_gsm8k_missing_path(tmp_path):
         ds.gsm8k(path=str(tmp_path / "nope.jsonl"))
 
 
+@pytest.mark.slow
 def test_gsm8k_hub_error_names_dataset_and_fix(tmp_path):
     """No network here: offline mode must turn the hub failure into a DataError with the fix."""
     code = (

@@ -20,6 +20,7 @@ def probe_losses(server):
     return HookClient(server.url).losses(PROBES, answer_prefix="")
 
 
+@pytest.mark.slow
 def test_stock_server_one_generation_per_answer_and_weights_restored(stock_server, tmp_path):
     before = probe_losses(stock_server)
     out = Evaluation(parts(stock_server.url, patch_file(tmp_path)), "run-1").run()
@@ -39,6 +40,7 @@ def test_a_patch_that_changes_nothing_is_not_live(stock_server, tmp_path):
     assert stock_server.is_clean()
 
 
+@pytest.mark.slow
 def test_sampled_baseline_is_generated_once_per_store(stock_server, tmp_path):
     store = GenerationStore(tmp_path / "g.sqlite")
     first = Evaluation(parts(stock_server.url, patch_file(tmp_path, name="a")), "run-a", store).run()
@@ -50,6 +52,7 @@ def test_sampled_baseline_is_generated_once_per_store(stock_server, tmp_path):
     assert first.summary.reused["baseline"] == 0
 
 
+@pytest.mark.slow
 def test_swapped_weights_behind_one_url_are_not_reused(stock_server, tmp_path):
     from hookbench.testing.stock_server import load_model, perturbed_copy
 

@@ -70,6 +70,7 @@ def chromium():
     return path
 
 
+@pytest.mark.slow
 def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean, tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri in-process exports it
     p = run_cli(["-m", "model=tiny", "model.server.launch.enabled=false", f"model.server.url={tiny_clean.url}",

@@ -1,3 +1,4 @@
+
 """A non-editable install ships conf/: `pip install .` into a fresh venv, then `python -m hookbench
 --cfg job` from another directory composes the default job (reusing this env's dependencies)."""
 
@@ -7,6 +8,8 @@ import sysconfig
 import venv
 from pathlib import Path
 
+import pytest
+
 from hookbench.testing.repo import REPO
 
 
@@ -14,6 +17,7 @@ def bare_env(home) -> dict:
     return {"PATH": "/usr/bin:/bin", "HOME": str(home)}
 
 
+@pytest.mark.slow
 def test_a_non_editable_install_composes_the_default_job_from_elsewhere(tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)

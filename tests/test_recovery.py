@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from hookbench import names
 from hookbench.evaluation.scope import FOUND_PATCHED
 from hookbench.testing.cli import cli_env, run_cli, stock_args
@@ -27,6 +29,7 @@ def in_patched_phase(server) -> int:
     return log[log.index("POST /api/hooks"):].count("POST /api/generate")
 
 
+@pytest.mark.slow
 def test_kill_9_then_the_same_command_restores_warns_closes_the_dead_run_and_resumes(stock_server, tmp_path):
     (tmp_path / "p.json").write_text(json.dumps([{"tensor_name": "model.layers.1.mlp.up_proj.weight",
                                                   "operation": "scale", "value": 1.5, "target": "all"}]))

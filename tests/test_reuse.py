@@ -136,6 +136,7 @@ def _write(path: str, start: int, n: int) -> None:
     store.close()
 
 
+@pytest.mark.slow
 def test_two_processes_writing_at_once_leave_every_row_intact(tmp_path):
     path = str(tmp_path / "g.sqlite")
     ctx = multiprocessing.get_context("spawn")
@@ -166,6 +167,7 @@ def stock_parts(url: str, tmp_path, n: int = 5) -> Parts:
                  HookClient(url, retries=1, backoff_s=0.05), settings)
 
 
+@pytest.mark.slow
 def test_a_failed_generation_is_never_stored_and_is_made_again_next_run(stock_server, tmp_path):
     store = GenerationStore(tmp_path / "g.sqlite")
     stock_server.fail_calls = {2}  # the second baseline request answers "Generation error: ..." in a 200

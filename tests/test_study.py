@@ -1,3 +1,4 @@
+
 """`python -m hookbench.study` on the stock-server stand-in (tiny model: the edits' effect does not
 matter here, the plumbing does): search -> keep -> confirm, counted at the server."""
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from hookbench import names
@@ -35,6 +37,7 @@ def phase(children, name: str) -> list:
     return [c for c in children if c.data.tags.get("hookbench.study.phase") == name]
 
 
+@pytest.mark.slow
 def test_a_12_trial_study_costs_its_plan_repeats_with_its_seed_and_leaves_the_server_clean(stock_server, tmp_path):
     before = stock_server.weights_sha256()
     first, again = tmp_path / "a", tmp_path / "b"
@@ -91,6 +94,7 @@ def trial_sequence(tmp_path) -> list[tuple]:
     return [(t.data.params["patch.hash"], round(t.data.metrics["loss/delta"], 6)) for t in trials]
 
 
+@pytest.mark.slow
 def test_sigterm_mid_search_restores_the_server_and_the_study_resumes(stock_server, tmp_path):
     args, env = stock_args(stock_server)
     cmd = [sys.executable, "-m", "hookbench.study", *args, *SEARCH, "search.keep=0", "search.compare_to_patch=false"]
@@ -119,6 +123,7 @@ def test_sigterm_mid_search_restores_the_server_and_the_study_resumes(stock_serv
     assert not math.isnan(parent.data.metrics[names.STUDY_BEST_LOSS_DELTA])
 
 
+@pytest.mark.slow
 def test_a_bad_search_space_is_refused_by_name_before_anything_runs(tmp_path):
     p = run_cli(["model=qwen72b", "search.space.ops=[clamp_max]"], tmp_path, {"QWEN72B_URL": "http://127.0.0.1:9"},
                 module="hookbench.study")

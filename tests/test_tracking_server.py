@@ -22,6 +22,7 @@ def tracking_server(tmp_path):
         yield url, artifacts
 
 
+@pytest.mark.slow
 def test_a_sweep_and_its_reproduction_log_to_the_tracking_server(tracking_server, tiny_clean, tmp_path):
     url, artifact_store = tracking_server
     env = {"MLFLOW_TRACKING_URI": url}

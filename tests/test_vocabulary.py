@@ -1,3 +1,4 @@
+
 """One vocabulary (hookbench/vocabulary.py): every verdict and failure kind that reaches a tag, a table
 or a report is an enum member, and no module spells one by hand."""
 
@@ -6,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from hookbench import names
@@ -50,6 +52,7 @@ def test_a_sweep_adjusts_stored_verdict_strings_to_members():
                                                             Verdict.NO_DATA]
 
 
+@pytest.mark.slow
 def test_a_job_writes_only_members_to_its_tags_items_and_report(tmp_path, stock_server):
     from hookbench.evaluation.datasets import arithmetic
 

@@ -96,6 +96,7 @@ def test_a_token_env_naming_an_unset_variable_does_not_start():
     assert r.returncode == 2 and "--token-env names HB_NOT_SET_ANYWHERE, which is not set" in r.stderr
 
 
+@pytest.mark.slow
 def test_insecure_no_token_starts_open_and_says_so_loudly():
     server = Server(launch(reference_server_command("tiny") + ["--host", "0.0.0.0", "--insecure-no-token"],
                            {"TOKENIZERS_PARALLELISM": "false", DEFAULT_ENV: ""}))
@@ -112,6 +113,7 @@ def test_loopback_names():
     assert not any(map(is_loopback, ["0.0.0.0", "::", "10.1.2.3", "gpu-node-7"]))
 
 
+@pytest.mark.slow
 def test_a_launched_server_gets_a_fresh_token_in_its_environment_not_its_command_line():
     """model.server.launch as compose runs it: a token per launch, and the server refuses a caller without it."""
     from omegaconf import OmegaConf

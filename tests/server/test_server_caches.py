@@ -45,6 +45,7 @@ def start(cwd, timeout_s: float = 300) -> Server:
                          timeout_s=timeout_s))
 
 
+@pytest.mark.slow
 def test_second_start_does_not_rehash_and_suggestions_come_from_disk(own_cache, tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

@@ -50,6 +50,7 @@ def roundtrip(engine: HFEngine) -> None:
     assert engine.losses([PROBE], "", False)[0]["loss"] == base and weights_sha256(engine.lm.model) == loaded
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["tiny", "smollm2"])
 def test_bf16_patch_and_restore_are_bit_exact(spec):
     lm = models.load(spec, "bfloat16", "cpu")
