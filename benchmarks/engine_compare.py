@@ -21,8 +21,8 @@ import time
 import requests
 from gpu_check import PROBE, PROMPTS, Check
 
-from hookbench.reports.formatting import md_table
 from hookbench.hookapi.launcher import start_server
+from hookbench.reports.formatting import md_table
 
 ENGINES = ("hf", "vllm")
 EDIT = "model.layers.1.mlp.up_proj.weight"

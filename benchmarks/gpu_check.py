@@ -21,8 +21,8 @@ from pathlib import Path
 
 import requests
 
-from hookbench.reports.formatting import md_table
 from hookbench.hookapi.launcher import start_server
+from hookbench.reports.formatting import md_table
 
 SHAPES = {  # LlamaConfig fields; vocabulary from the tokenizer
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -41,7 +41,6 @@ def random_model_dir(shape: str, target: Path) -> Path:
     """A seeded random Llama of `shape`, saved as an HF directory (built on the GPU when there is one)."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
     from transformers.utils import logging as hf_logging
 
     from hookbench.server import models

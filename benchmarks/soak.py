@@ -12,75 +12,16 @@ Prints items, faults injected, faults counted, answers lost (must be 0) and wall
 from __future__ import annotations
 
 import argparse
-import random
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-GSM8K = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
-KINDS = {"5xx": "api_error", "error-text": "error_text", "empty": "empty"}  # fault -> the kind the job counts
-
-
-def parts(url: str, path: Path, n: int | None):
-    from hookbench.evaluation.datasets import gsm8k
-    from hookbench.evaluation.patches import NoPatch
-    from hookbench.evaluation.scorers import NumericScorer
-    from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Parts, Settings
-    from hookbench.hookapi.client import HookClient
-    gen = GenerationSettings(preset="benchmark", batch_size=8, samples=1, seed=None, max_new_tokens=None, chat=None)
-    s = Settings(model=ModelInfo("tiny", "hookbench/tiny", "seed0", "weights"), generation=gen, metric="accuracy")
-    return Parts(gsm8k(path=str(path), limit=n), NumericScorer(), NoPatch(),
-                 HookClient(url, retries=0, backoff_s=0.0), s)
-
-
-def inject(server, calls: int, share: float, seed: int = 0) -> dict[str, set[int]]:
-    """Disjoint sets of generate call numbers (after the ones already made) for each fault kind."""
-    rng = random.Random(seed)
-    start = server.generate_calls
-    picked = rng.sample(range(start + 1, start + calls + 1), 3 * round(share * calls))
-    k = len(picked) // 3
-    faults = {"5xx": set(picked[:k]), "error-text": set(picked[k:2 * k]), "empty": set(picked[2 * k:])}
-    server.http_error_calls = {c: 503 for c in faults["5xx"]}
-    server.fail_calls, server.empty_calls = faults["error-text"], faults["empty"]
-    return faults
-
-
-def soak(server, n: int | None, share: float = 0.02, path: Path = GSM8K) -> dict:
-    """Run, count, rerun; the figures of the soak (answers_lost must be 0)."""
-    from hookbench.evaluation.loop import Evaluation
-    from hookbench.evaluation.reuse import GenerationStore
-    server.fake_model = True
-    store = GenerationStore(Path(tempfile.mkdtemp(prefix="soak-")) / "generations.sqlite")
-    p = parts(server.url, path, n)
-    items = len(p.dataset.items)
-    faults = inject(server, 2 * items, share)  # two arms (A/A: patch=none), one request per answer
-    t0 = time.perf_counter()
-    out = Evaluation(p, "soak-1", store).run()
-    wall = time.perf_counter() - t0
-    kinds = {arm: dict(out.summary.failure_kinds[arm]) for arm in ("baseline", "patched")}
-    counted = {k: sum(kinds[a].get(v, 0) for a in kinds) for k, v in KINDS.items()}
-    good = sum(1 for r in out.records for a in (r.baseline, r.patched) if a.error is None and a.output is not None)
-    server.http_error_calls, server.fail_calls, server.empty_calls = {}, set(), set()
-    before = server.generate_calls
-    rerun = Evaluation(parts(server.url, path, n), "soak-2", store).run()
-    regenerated = server.generate_calls - before
-    failed = 2 * items - good
-    lost = 2 * items - regenerated - sum(rerun.summary.reused.values())  # answers neither kept nor regenerated
-    store.close()
-    return {"items": items, "faults_injected": {k: len(v) for k, v in faults.items()}, "faults_counted": counted,
-            "good_answers": good, "failed_answers": failed, "rerun_regenerated": regenerated,
-            "answers_lost": lost + max(0, regenerated - failed), "wall_s": round(wall, 1)}
+from hookbench.testing.soak import soak
+from hookbench.testing.stock_server import StockServer
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=None, help="items (default: all 1,319)")
     args = ap.parse_args()
-    from tests.stock_server import StockServer
     with StockServer("tiny") as server:
         figures = soak(server, args.n)
     for k, v in figures.items():

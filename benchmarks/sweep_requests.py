@@ -22,12 +22,11 @@ from pathlib import Path
 import requests
 from mlflow.tracking import MlflowClient
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # tests.stock_server, when run as a script
-
 from hookbench import names
 from hookbench.hookapi import contract
 from hookbench.hookapi.launcher import reference_server_command, start_server
+
+REPO = Path(__file__).resolve().parents[1]
 
 CAPABILITIES = ("general", "math", "reasoning")
 
@@ -60,7 +59,7 @@ def on_reference(model: str, n: int, work: Path) -> int:
 
 
 def on_stock(model: str, n: int, work: Path) -> int:
-    from tests.stock_server import StockServer
+    from hookbench.testing.stock_server import StockServer
 
     with StockServer(model) as server:
         sweep(work, ["model=qwen72b", f"dataset.n={n}"], {"QWEN72B_URL": server.url})

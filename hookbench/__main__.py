@@ -59,7 +59,7 @@ def study(cfg: DictConfig) -> None:
     sys.exit(run_command(lambda: run_study(cfg)))
 
 
-def _hydra(app: Callable[[], object], argv: list[str]) -> int:
+def _hydra(app: Callable[[], int | None], argv: list[str]) -> int:
     """A Hydra app on `argv` (Hydra reads sys.argv), in this process."""
     saved = sys.argv
     sys.argv = [PROG, *argv]

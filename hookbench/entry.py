@@ -74,7 +74,7 @@ def in_job(fn: Callable[[], dict]) -> dict:
         sys.exit(_report(e))
 
 
-def hydra_command(main: Callable[[], None]) -> int:
+def hydra_command(main: Callable[[], int | None]) -> int:
     """Run a `@hydra.main` function; Hydra's composition errors reach `outcome` instead of Hydra's
     own report (which exits 1). HYDRA_FULL_ERROR, when the user sets it, keeps Hydra's traceback."""
     if os.environ.get("HYDRA_FULL_ERROR"):

@@ -14,7 +14,6 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -22,8 +21,8 @@ from rich.console import Console
 
 from hookbench import names, tracking
 from hookbench.errors import HookbenchError, NothingMeasured
+from hookbench.evaluation.job_output import JobOutput
 from hookbench.evaluation.loop import Evaluation
-from hookbench.evaluation.outcome import JobOutput
 from hookbench.evaluation.parts import Offline, check_inputs, connect, generation_store_path
 from hookbench.evaluation.reuse import GenerationStore
 from hookbench.reports.formatting import job_headline
@@ -40,7 +39,9 @@ JobFailed = NothingMeasured  # the job ran but measured nothing: a failure (exit
 
 
 @dataclass
-class JobResult:
+class LoggedJob:
+    """A job's output once logged: its run, the metrics logged, and where its report was written."""
+
     run_id: str
     metrics: dict
     output: JobOutput
@@ -73,7 +74,7 @@ def _checked(cfg: DictConfig, name: str, parent_id: str | None, extra_tags: dict
 
 
 def run_job(cfg: DictConfig, extra_tags: dict | None = None, expected_identity: dict | None = None,
-            out_dir: Path | None = None, parent_id: str | None = None) -> JobResult:
+            out_dir: Path | None = None, parent_id: str | None = None) -> LoggedJob:
     """Run one job in its own MLflow run and return its result; raises on failure (see module doc)."""
     hydra_out, hydra_dir, sweep_dir = hydra_dirs()
     in_sweep = sweep_dir is not None and parent_id is None
@@ -84,8 +85,7 @@ def run_job(cfg: DictConfig, extra_tags: dict | None = None, expected_identity: 
     try:
         with graceful_signals():
             parts = connect(cfg, offline)
-            holder = {"tracking_uri": mlflow.get_tracking_uri()}
-            out = Evaluation(parts, run.run_id, store, expected_identity, holder, run.took_over).run()
+            out = Evaluation(parts, run.run_id, store, expected_identity, run.lease_record(), run.took_over).run()
             report_dir = (out_dir or hydra_out) / f"report-{run.run_id[:8]}"
             result = _log(run, out, report_dir, hydra_dir)
     except HookbenchError as e:
@@ -104,14 +104,14 @@ def run_job(cfg: DictConfig, extra_tags: dict | None = None, expected_identity: 
     return result
 
 
-def _log(run: tracking.JobRun, out: JobOutput, report_dir: Path, hydra_dir: Path | None) -> JobResult:
+def _log(run: tracking.JobRun, out: JobOutput, report_dir: Path, hydra_dir: Path | None) -> LoggedJob:
     """Everything computed is written and logged first; only then can the job fail for measuring nothing."""
     t0 = time.perf_counter()
     warnings = out.warnings()
     for w in warnings:
         log.warning(w)
     write_run_report(report_dir, out.records, out.summary, out.record, run.name, warnings, run.in_sweep)
-    run.log_outcome(out, report_dir, hydra_dir)
+    run.log_output(out, report_dir, hydra_dir)
     run.log_metrics({names.LOGGING_S: time.perf_counter() - t0})
     problem = out.summary.problem() if out.settings.generates and out.screen_passed else None
     if problem:
@@ -122,5 +122,5 @@ def _log(run: tracking.JobRun, out: JobOutput, report_dir: Path, hydra_dir: Path
     log.info("report: %s", report_dir)
     log.info("MLflow run %s (%s); see it with:\n  %s", run.run_id, run.name,
              tracking.ui_hint(run.cfg.mlflow.tracking_uri, run.experiment_id))
-    return JobResult(run.run_id, out.metrics(), out, report_dir)
+    return LoggedJob(run.run_id, out.metrics(), out, report_dir)
 

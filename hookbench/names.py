@@ -72,6 +72,19 @@ def sweep_count(verdict: str) -> str:
     return f"sweep/{verdict}"
 
 
+# -- a patch study's parent (hookbench study) and its cost plan ------------------------------------
+STUDY_TRIALS = "study/trials"
+STUDY_KEPT = "study/kept"
+STUDY_SPEARMAN_RHO = "study/spearman_rho"  # search loss delta vs. dev accuracy delta of the kept picks
+STUDY_BEST_LOSS_DELTA = "study/best_loss_delta"
+STUDY_REFERENCE_LOSS_DELTA = "study/reference_loss_delta"
+STUDY_TEST_DELTA = "study/test_delta"
+PLAN_LOSS_REQUESTS = "plan/loss_requests"
+PLAN_GENERATIONS = "plan/generations"
+PLAN_WALL_S = "plan/wall_s"
+PLAN_TRIALS = "plan/trials"
+PLAN_KEEP = "plan/keep"
+
 # metrics a reproduction compares and a sweep summary shows, in this order
 COMPARED = (ACC_BASELINE, ACC_PATCHED, ACC_DELTA, ACC_CI_LOW, ACC_CI_HIGH, P_VALUE, N_SCORED,
             failures("baseline"), failures("patched"), FAILURES_PATCH_CAUSED, LOSS_DELTA)
@@ -91,11 +104,24 @@ SWEEP_LARGEST_DELTA = "sweep/largest_delta"
 TAG_REPRODUCES = "hookbench.reproduces"
 TAG_REPRODUCED = "hookbench.reproduced"  # the rerun's verdict: agrees | disagrees | inconclusive
 TAG_CONFIRMS = "hookbench.confirms"
+TAG_RECOVERED = "hookbench.recovered"  # this job restored a server a dead job had left patched
+TAG_LEGACY_PARENT = "mlflow.parentRunId"  # how sweeps named their parent before TAG_PARENT
+TAG_SWEEP_OVERRIDES = "sweep.overrides"  # a sweep parent's command-line overrides
+TAG_STUDY = "hookbench.study"  # a study parent's name (its resume key)
+TAG_STUDY_PHASE = "hookbench.study.phase"  # a study child's phase: search | reference | keep
+TAG_STUDY_TRIAL = "hookbench.study.trial"  # a study child's trial number
 TAG_ERROR = "error"
 TAG_SERVER_IDENTITY = "server.identity"
 TAG_NOTE = "mlflow.note.content"  # MLflow's run description
 TAG_RUN_COLOR = "mlflow.runColor"  # the dot beside the run's name in the UI, and its colour in charts
 TAG_EXPERIMENT_KIND = "mlflow.experimentKind"  # the MLflow UI's experiment type
+
+
+def shared_view_state(key: str) -> str:
+    """The experiment tag MLflow's UI loads a runs-table view from, for a link with viewStateShareKey=key."""
+    return f"mlflow.sharedViewState.{key}"
+
+
 TAG_MODEL = "model"
 TAG_VERSION = "hookbench.version"
 TAG_VERSION_PREFIX = "version."  # + a package (python, torch, ...) or server.<field>: what a run ran on
@@ -116,6 +142,14 @@ DATASET_FINGERPRINT = "dataset.fingerprint"
 GEN_PRESET_CONFIG = "generation.preset_config"
 GEN_EXTRAS = "generation.extras"
 GEN_PATCHED_PATH = "generation.patched_path"
+
+TRIAL_NUMBER = "trial.number"  # a study search trial's number, and its sampled values:
+
+
+def trial_param(name: str) -> str:
+    """A study trial's sampled value: trial.<param>."""
+    return f"trial.{name}"
+
 
 # -- artifacts ------------------------------------------------------------------------------------
 RESOLVED_CONFIG = "config_resolved.yaml"  # the fully composed config a run can be reproduced from

@@ -37,3 +37,10 @@ class Agreement(StrEnum):
     AGREES = "agrees"
     DISAGREES = "disagrees"
     INCONCLUSIVE = "inconclusive"  # neither equivalent within the margin nor significantly different
+
+
+class Screen(StrEnum):
+    """The loss screen's outcome for a job (`screen` tag): rejected jobs generate nothing."""
+
+    PASSED = "passed"
+    REJECTED = "rejected"

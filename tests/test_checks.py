@@ -12,11 +12,12 @@ from hookbench import names
 from hookbench.errors import NothingMeasured
 from hookbench.evaluation.loop import Evaluation
 from hookbench.studies import confirm, reproduce
-from tests.conftest import run_cli
-from tests.helpers import runs
-from tests.test_loop_inprocess import parts, patch_file
+from hookbench.testing.cli import run_cli
+from hookbench.testing.inprocess import parts, patch_file
+from hookbench.testing.store import runs
 
 
+@pytest.mark.slow
 def test_a_missing_patch_file_fails_before_any_server_or_run(tmp_path):
     proc = run_cli(["model=tiny", "patch=file", "patch.path=/nonexistent.json"], tmp_path, timeout=300)
     assert proc.returncode == 5, proc.stderr[-2000:]
@@ -25,6 +26,7 @@ def test_a_missing_patch_file_fails_before_any_server_or_run(tmp_path):
     assert not (tmp_path / "mlruns" / "mlflow.db").exists(), "no run (not even a store) was created"
 
 
+@pytest.mark.slow
 def test_a_sweep_counts_jobs_that_failed_their_checks_and_ends_failed(tmp_path):
     proc = run_cli(["-m", "model=tiny", "patch=file", "patch.path=/nonexistent.json,/also-missing.json"],
                    tmp_path, timeout=300)

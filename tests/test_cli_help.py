@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from hookbench.__main__ import COMMANDS, main
-from tests.conftest import run_cli
+from hookbench.testing.cli import run_cli
 
 HEAVY = ("mlflow", "torch", "transformers", "pandas", "scipy", "statsmodels", "optuna")
 # main(['--help']) in a fresh interpreter, then the heavy top-level packages it imported
@@ -67,7 +67,8 @@ def test_main_returns_the_exit_code_of_a_usage_error_in_process(capsys):
 
 
 def test_the_server_help_repeats_placements_choices_exactly():
-    from hookbench.server import __main__ as server_cli, placement
+    from hookbench.server import __main__ as server_cli
+    from hookbench.server import placement
 
     assert server_cli.DTYPES == placement.DTYPES and server_cli.DEVICE_MAP_HELP == placement.DEVICE_MAP_HELP
 

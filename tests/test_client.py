@@ -19,7 +19,7 @@ from hookbench.errors import ServerError
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import HookClient, LossUnavailable, PatchApplyUncertain, ServerUnreachable
 from hookbench.hookapi.launcher import free_port
-from tests.conftest import start_server, stop_server
+from hookbench.testing.servers import start_server, stop_server
 
 MLP = "model.layers.1.mlp.up_proj.weight"
 RAW = {"chat": False, "max_new_tokens": 4}  # the tiny model's extensions: short raw generations
@@ -169,6 +169,7 @@ def test_patch_to_a_stopped_server_was_not_sent(fault):
 
 
 # -- a dead server stops the run ------------------------------------------------------------------
+@pytest.mark.slow
 def test_killed_reference_server_stops_generation_at_the_default_threshold():
     server = start_server("tiny")
     try:

@@ -6,14 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from hookbench.evaluation.build import build
 from omegaconf import OmegaConf
 
 from hookbench.errors import ConfigError, DataError
 from hookbench.evaluation import datasets as ds
+from hookbench.evaluation.build import build
 from hookbench.evaluation.scorers import ExactScorer, NormalizedScorer, NumericScorer
-from tests.conftest import option_cfg
+from hookbench.testing.config import option_cfg
 
 REPO = Path(__file__).parents[1]
 GSM8K = Path(__file__).parents[2] / "shared/data/gsm8k/test.jsonl"
@@ -64,6 +63,7 @@ def test_gsm8k_missing_path(tmp_path):
         ds.gsm8k(path=str(tmp_path / "nope.jsonl"))
 
 
+@pytest.mark.slow
 def test_gsm8k_hub_error_names_dataset_and_fix(tmp_path):
     """No network here: offline mode must turn the hub failure into a DataError with the fix."""
     code = (

@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from tests.conftest import REPO
+from hookbench.testing.repo import REPO
 
 PAGES = sorted((REPO / "docs").glob("*.md"))
 USER_TEXT = [REPO / "README.md", *PAGES, *sorted((REPO / "conf" / "hydra" / "help").glob("*.yaml"))]

@@ -7,8 +7,10 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO, run_cli, start_server, stop_server
-from tests.helpers import external, fingerprint, generated, runs, write_external_models
+from hookbench.testing.cli import run_cli
+from hookbench.testing.repo import REPO
+from hookbench.testing.servers import external, fingerprint, generated, start_server, stop_server, write_external_models
+from hookbench.testing.store import runs
 
 METRICS = ["accuracy/baseline", "accuracy/patched", "accuracy/delta", "accuracy/delta_ci_low", "accuracy/delta_ci_high",
            "n/scored", "n/fixed", "n/broken", "n/clusters", "stats/p_value", "stats/mde",
@@ -115,6 +117,7 @@ def test_2x2_sweep_one_parent_four_children_baseline_generated_once(smol_clean, 
     assert second.data.metrics["n/reused_baseline"] == n and second.data.metrics["n/reused_patched"] == 0
 
 
+@pytest.mark.slow
 def test_a_failing_job_fails_the_parent_and_leaves_the_others(tiny_clean, tmp_path):
     searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
     p = run_cli(["-m", "model=ext_tiny", "model.generation.preset=greedy,no_such_preset", "dataset.n=4", searchpath],
@@ -134,6 +137,7 @@ def test_a_failing_job_fails_the_parent_and_leaves_the_others(tiny_clean, tmp_pa
     assert "## Failed jobs" in summary and "no_such_preset" in summary.split("## Failed jobs")[1]
 
 
+@pytest.mark.slow
 def test_a_crashing_job_in_a_sweep_still_closes_the_parent_and_restores_the_server(tiny_clean, tmp_path):
     """A bug in user code (here a custom scorer) is not a user mistake: it shows its traceback.
     Hydra runs the other jobs, then re-raises and skips on_multirun_end; the parent is closed at exit."""
@@ -186,6 +190,7 @@ def test_reproduce_a_sampled_run_tests_the_difference_of_deltas(smol_clean, tmp_
     assert "accuracy/delta_ci_low" in r.stdout  # the side-by-side table
 
 
+@pytest.mark.slow
 def test_reproduce_of_a_greedy_run_whose_gold_answers_changed_does_not_reproduce(tiny_clean, tmp_path):
     data = tmp_path / "data.jsonl"
     rows = [{"id": f"q{i}", "prompt": f"What is {i} + 1?", "answer": str(i + 1)} for i in range(6)]
@@ -241,6 +246,7 @@ def test_reproduce_fails_when_the_server_changed_model(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_the_upstream_mixed_sample_format_runs_with_scorer_auto(tiny_clean, tmp_path):
     """Numeric and sentence answers mixed, one null: skipped with dataset.skip_missing, each item graded
     by the rule its gold needs, the rule recorded per item."""

@@ -12,10 +12,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from hookbench.errors import ConfigError
-from hookbench.server.vllm_engine import vllm_available
 from hookbench.hookapi.launcher import check_launch
-from tests.conftest import cli_env, run_cli
-from tests.test_config import compose_cfg
+from hookbench.server.vllm_engine import vllm_available
+from hookbench.testing.cli import cli_env, run_cli
+from hookbench.testing.config import compose_cfg
 
 
 def server_cli(*args: str) -> subprocess.CompletedProcess:
@@ -49,6 +49,7 @@ def test_job_with_a_bad_engine_exits_2_before_a_server_starts(tmp_path):
     assert "starting the model server" not in p.stderr + p.stdout
 
 
+@pytest.mark.slow
 def test_server_cli_refuses_vllm_flags_on_the_hf_engine():
     r = server_cli("--tensor-parallel-size", "2")
     assert r.returncode == 2 and "--tensor-parallel-size: only with --engine vllm" in r.stderr
@@ -56,6 +57,7 @@ def test_server_cli_refuses_vllm_flags_on_the_hf_engine():
     assert r.returncode == 2 and "must be at least 1" in r.stderr
 
 
+@pytest.mark.slow
 def test_server_cli_vllm_engine_refusals():
     r = server_cli("--engine", "vllm", "--device-map", "cpu")
     assert r.returncode == 2 and "use --tensor-parallel-size" in r.stderr

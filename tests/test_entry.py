@@ -11,7 +11,7 @@ from mlflow.exceptions import MlflowException
 from hookbench.entry import run_command
 from hookbench.errors import DataError
 from hookbench.signals import Terminated
-from tests.conftest import REPO
+from hookbench.testing.repo import REPO
 
 
 def cli(tmp_path, *args):

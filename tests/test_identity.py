@@ -39,7 +39,7 @@ def test_reference_server_identity_is_what_it_reports_plus_the_probes(tiny):
 
 
 def test_stock_server_identity_is_url_config_and_weights_fingerprint(stock_server):
-    from tests.stock_server import load_model, perturbed_copy
+    from hookbench.testing.stock_server import load_model, perturbed_copy
 
     health = HookClient(stock_server.url).health()
     assert "server" not in health

@@ -25,6 +25,7 @@ RANK = {
     "commands": 7,
     "__main__": 8,
     "reproduce": 9, "confirm": 9, "study": 9, "plan": 9,  # the old spellings: python -m hookbench.plan, ...
+    "testing": 10,  # what tests and benchmarks share; nothing in hookbench imports it
 }
 
 
@@ -124,13 +125,15 @@ MAX_FUNCTION, MAX_CLASS = 45, 200
 # TEMPORARY, for the integrator to remove once the branches splitting them are merged:
 # the job loop (issue #15 point 2) and stats.compare_arms (issue #18 rewrites the stats module).
 SIZE_EXCEPTIONS = {"hookbench/stats/__init__.py:compare_arms"}
+# the reference server and the stock stand-in follow hook-api.md's routes one by one, not these limits
+STAND_INS = ("hookbench/server/", "hookbench/testing/stock_server.py")
 
 
 def _too_long() -> list[str]:
     found = []
     for path in sorted(PKG.rglob("*.py")):
         rel = path.relative_to(PKG.parent).as_posix()
-        if rel.startswith("hookbench/server/") or rel in SIZE_EXCEPTIONS:
+        if rel.startswith(STAND_INS) or rel in SIZE_EXCEPTIONS:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             limit = {ast.FunctionDef: MAX_FUNCTION, ast.AsyncFunctionDef: MAX_FUNCTION, ast.ClassDef: MAX_CLASS}.get(type(node))
@@ -142,3 +145,21 @@ def _too_long() -> list[str]:
 
 def test_no_function_or_class_is_over_the_size_limit():
     assert _too_long() == []
+
+
+# -- test support: one package, imported the normal way ------------------------------------------------
+SCRIPTS = sorted((PKG.parent / "tests").rglob("*.py")) + sorted((PKG.parent / "benchmarks").glob("*.py"))
+
+
+def test_tests_and_benchmarks_share_support_only_through_hookbench_testing():
+    """No sys.path edits, no test importing a benchmark or another test file, no benchmark importing tests."""
+    wrong = []
+    for path in SCRIPTS:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        rel = path.relative_to(PKG.parent).as_posix()
+        wrong += [f"{rel} imports {m}" for m in imported if m.split(".")[0] in ("tests", "benchmarks")]
+        wrong += [f"{rel} edits sys.path" for n in ast.walk(tree)
+                  if isinstance(n, ast.Attribute) and n.attr == "path" and isinstance(n.value, ast.Name) and n.value.id == "sys"]
+    assert wrong == []

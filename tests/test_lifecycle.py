@@ -8,10 +8,12 @@ import time
 import pytest
 import requests
 
-from tests.conftest import cli_env, run_cli
-from tests.helpers import fingerprint, generated, runs, write_external_models
+from hookbench.testing.cli import cli_env, run_cli
+from hookbench.testing.servers import fingerprint, generated, write_external_models
+from hookbench.testing.store import runs
 
 
+@pytest.mark.slow
 def test_one_launched_server_serves_consecutive_jobs_of_a_model(tmp_path):
     p = run_cli(["-m", "model=tiny", "patch=math,general", "dataset.n=2"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -25,6 +27,7 @@ def test_one_launched_server_serves_consecutive_jobs_of_a_model(tmp_path):
         pass
 
 
+@pytest.mark.slow
 def test_a_server_that_fails_to_start_reports_its_log(tmp_path):
     p = run_cli(["model=tiny", "model.server.launch.command=['{python}',-m,hookbench.server,--model,/no/such/model.gguf,"
                  "--port,'{port}']", "dataset.n=2"], tmp_path)
@@ -33,6 +36,7 @@ def test_a_server_that_fails_to_start_reports_its_log(tmp_path):
     assert "Traceback (most recent call last)" not in p.stderr.split("--- last lines of")[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["hydra/launcher=joblib", "hydra/launcher=submitit_local"])
 def test_parallel_jobs_on_one_server_take_turns(tiny_clean, tmp_path, launcher):
     """Two jobs in parallel processes share one server: neither may see the other's patch."""
@@ -84,6 +88,7 @@ def test_ctrl_c_mid_run_restores_the_server_marks_the_run_killed_and_a_rerun_res
     assert rerun["requests/generations"] == N_CTRL_C - rerun["n/reused_patched"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_sweep_still_closes_the_parent(tiny_clean, tmp_path):
     """Hydra skips on_multirun_end when a job does not return; the parent must not stay RUNNING."""
     searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})

@@ -5,49 +5,30 @@ tests assert costs, states and failure accounting, not accuracy."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from hookbench.errors import NothingMeasured, PatchError, ServerError
-from hookbench.evaluation.datasets import arithmetic
 from hookbench.evaluation.loop import PROBES, Evaluation
-from hookbench.evaluation.patches import FileSource, NoPatch
+from hookbench.evaluation.patches import NoPatch
 from hookbench.evaluation.reuse import GenerationStore
-from hookbench.evaluation.scorers import NumericScorer
-from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Parts, Settings
 from hookbench.hookapi.client import HookClient
 from hookbench.reports.formatting import job_headline
-
-MLP = "model.layers.1.mlp.up_proj.weight"
-
-
-def patch_file(tmp_path, suggestions=None, name="p"):
-    f = tmp_path / f"{name}.json"
-    f.write_text(json.dumps(suggestions or [{"tensor_name": MLP, "operation": "scale", "value": 1.5, "target": "all"}]))
-    return FileSource(str(f), name=name)
-
-
-def parts(url, source, n=6, preset="benchmark", metric="accuracy", samples=1, batch_size=4, **settings):
-    gen = GenerationSettings(preset=preset, batch_size=batch_size, samples=samples, seed=settings.pop("seed", None),
-                             max_new_tokens=settings.pop("max_new_tokens", None), chat=settings.pop("chat", None))
-    s = Settings(model=ModelInfo("tiny", "hookbench/tiny", "seed0", "weights"), generation=gen, metric=metric,
-                 **settings)
-    return Parts(arithmetic(n=n), NumericScorer(), source, HookClient(url, retries=1, backoff_s=0.05), s)
+from hookbench.testing.inprocess import MLP, parts, patch_file
 
 
 def probe_losses(server):
     return HookClient(server.url).losses(PROBES, answer_prefix="")
 
 
+@pytest.mark.slow
 def test_stock_server_one_generation_per_answer_and_weights_restored(stock_server, tmp_path):
     before = probe_losses(stock_server)
     out = Evaluation(parts(stock_server.url, patch_file(tmp_path)), "run-1").run()
     n = out.summary.n_draws
     assert stock_server.generations == 2 * n, "the patched arm must cost one generation per answer"
-    assert out.record.requests["generations"] == 2 * n
-    assert "one generation per answer" in out.record.generation["patched_path"]
-    assert out.record.patch["probe_loss_delta"] and any(d != 0 for d in out.record.patch["probe_loss_delta"])
+    assert out.record.requests.generations == 2 * n
+    assert "one generation per answer" in out.record.generation.patched_path
+    assert out.record.patch.probe_loss_delta and any(d != 0 for d in out.record.patch.probe_loss_delta)
     assert stock_server.is_clean() and probe_losses(stock_server) == before
 
 
@@ -59,6 +40,7 @@ def test_a_patch_that_changes_nothing_is_not_live(stock_server, tmp_path):
     assert stock_server.is_clean()
 
 
+@pytest.mark.slow
 def test_sampled_baseline_is_generated_once_per_store(stock_server, tmp_path):
     store = GenerationStore(tmp_path / "g.sqlite")
     first = Evaluation(parts(stock_server.url, patch_file(tmp_path, name="a")), "run-a", store).run()
@@ -70,8 +52,9 @@ def test_sampled_baseline_is_generated_once_per_store(stock_server, tmp_path):
     assert first.summary.reused["baseline"] == 0
 
 
+@pytest.mark.slow
 def test_swapped_weights_behind_one_url_are_not_reused(stock_server, tmp_path):
-    from tests.stock_server import load_model, perturbed_copy
+    from hookbench.testing.stock_server import load_model, perturbed_copy
 
     store = GenerationStore(tmp_path / "g.sqlite")
     Evaluation(parts(stock_server.url, patch_file(tmp_path)), "run-a", store).run()
@@ -85,7 +68,7 @@ def test_loss_metric_and_loss_only_job(stock_server, tmp_path):
     out = Evaluation(parts(stock_server.url, patch_file(tmp_path), metric="loss"), "run-1").run()
     assert stock_server.generations == 0, "a loss-only job generates nothing"
     # a stock server scores one text a request: probes clean, patched and after restore, and each item per arm
-    assert out.record.requests["loss"] == stock_server.loss_calls == 3 * len(PROBES) + 2 * 6
+    assert out.record.requests.loss == stock_server.loss_calls == 3 * len(PROBES) + 2 * 6
     m = out.metrics()
     assert {"loss/baseline", "loss/patched", "loss/delta"} <= set(m)
     assert m["loss/delta"] == pytest.approx(m["loss/patched"] - m["loss/baseline"])
@@ -96,7 +79,7 @@ def test_loss_screen_rejects_before_any_generation(stock_server, tmp_path):
     harmful = patch_file(tmp_path, [{"tensor_name": MLP, "operation": "scale", "value": 8.0, "target": "all"}])
     out = Evaluation(parts(stock_server.url, harmful, metric="both", screen_size=3, screen_threshold=-1.0),
                      "run-1").run()
-    assert out.screen["passed"] is False and out.screen["size"] == 3
+    assert out.screen.passed is False and out.screen.size == 3
     assert stock_server.generations == 0
     assert "loss/delta" in out.metrics() and "accuracy/delta" not in out.metrics()
     assert stock_server.is_clean()
@@ -142,7 +125,7 @@ def test_a_a_job_on_the_reference_server_is_no_change(tiny_clean):
     out = Evaluation(parts(tiny_clean.url, NoPatch(), preset="greedy", max_new_tokens=4, chat=False), "run-1").run()
     c = out.summary.comparison
     assert c.delta == 0 and c.verdict == "no change observed" and c.mde > 0
-    assert out.record.patch["hook_count"] == 0 and "A/A" in out.record.generation["patched_path"]
+    assert out.record.patch.hook_count == 0 and "A/A" in out.record.generation.patched_path
 
 
 def test_samples_draws_k_seeded_answers_per_item_per_arm(tiny_clean, tmp_path):
@@ -184,6 +167,6 @@ def test_loss_metric_and_screen_on_the_reference_server_are_batched(tiny_clean, 
     harmful = patch_file(tmp_path, [{"tensor_name": MLP, "operation": "scale", "value": 8.0, "target": "all"}])
     out = Evaluation(parts(tiny_clean.url, harmful, preset="greedy", metric="both", screen_size=4,
                            screen_threshold=-1.0, max_new_tokens=4, chat=False), "run-1").run()
-    assert out.screen["passed"] is False and "loss/delta" in out.metrics()
+    assert out.screen.passed is False and "loss/delta" in out.metrics()
     # probes and item losses go in a few batch requests, not one request per item
-    assert out.record.requests["loss"] <= 5 and out.record.requests["generations"] == 0
+    assert out.record.requests.loss <= 5 and out.record.requests.generations == 0

@@ -1,4 +1,4 @@
-"""The loop end to end through the CLI, against the users' stock server (tests/stock_server.py).
+"""The loop end to end through the CLI, against the users' stock server (hookbench/testing/stock_server.py).
 
 The stand-in runs the real tiny model with the stock semantics of hook-api.md (sampling, no seed,
 no extensions, silent skips, DELETE keeps weight edits); its fault knobs produce what a real model
@@ -12,7 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from hookbench import names
-from tests.conftest import run_cli, stock_args, write_jsonl
+from hookbench.testing.cli import run_cli, stock_args
+from hookbench.testing.repo import write_jsonl
 
 GOOD = [{"tensor_name": "model.layers.0.mlp.up_proj.weight", "operation": "scale", "value": 1.1, "target": "all"},
         {"tensor_name": "model.layers.1.mlp.down_proj.weight", "operation": "scale", "value": 0.9, "target": "top 20%"}]
@@ -35,6 +36,7 @@ def patch_file(tmp_path, suggestions=GOOD):
     return f
 
 
+@pytest.mark.slow
 def test_run_counts_failures_apart_and_restores_the_server(tmp_path, stock_server):
     from hookbench.evaluation.datasets import arithmetic
 
@@ -67,6 +69,7 @@ def test_run_counts_failures_apart_and_restores_the_server(tmp_path, stock_serve
     assert all(r["baseline_correct"] is None for r in failed), "a failure was scored"
 
 
+@pytest.mark.slow
 def test_partial_application_warns_and_names_the_skipped_tensor(tmp_path, stock_server):
     args, env = stock_args(stock_server)
     bad = GOOD + [{"tensor_name": "model.layers.9.mlp.nope.weight", "operation": "scale", "value": 1.2}]
@@ -77,6 +80,7 @@ def test_partial_application_warns_and_names_the_skipped_tensor(tmp_path, stock_
     assert runs(tmp_path)[0].data.metrics[names.PATCH_HOOK_COUNT] == 2
 
 
+@pytest.mark.slow
 def test_nothing_applied_fails_the_run_with_the_error_attached(tmp_path, stock_server):
     args, env = stock_args(stock_server)
     bad = [{"tensor_name": "model.layers.9.mlp.nope.weight", "operation": "scale", "value": 1.2}]
@@ -98,6 +102,7 @@ def test_nothing_applied_fails_the_run_with_the_error_attached(tmp_path, stock_s
     ("extension the server lacks", ["dataset.n=4", "model.generation.seed=3"], 2,
      "model.generation.seed=3 needs a server offering the 'seed' extension"),
 ])
+@pytest.mark.slow
 def test_bad_input_gives_a_clear_error_and_exit_code(tmp_path, stock_server, case, overrides, code, message):
     import re
     args, env = stock_args(stock_server)
@@ -109,6 +114,7 @@ def test_bad_input_gives_a_clear_error_and_exit_code(tmp_path, stock_server, cas
     assert stock_server.generate_calls == stock_server.hooks_posts == 0, "work started before the input was checked"
 
 
+@pytest.mark.slow
 def test_malformed_jsonl_names_file_and_line(tmp_path, stock_server):
     f = tmp_path / "data.jsonl"
     f.write_text('{"prompt": "What is 1 + 1?", "answer": "2"}\n{"prompt": "What is 2 + 2?", "answer": \n')
@@ -118,6 +124,7 @@ def test_malformed_jsonl_names_file_and_line(tmp_path, stock_server):
     assert p.returncode == 3 and f"{f}:2" in p.stderr and "Traceback" not in p.stdout + p.stderr
 
 
+@pytest.mark.slow
 def test_nan_in_patch_file_is_refused_before_any_generation(tmp_path, stock_server):
     f = tmp_path / "nan.json"
     f.write_text('[{"tensor_name": "model.layers.1.mlp.up_proj.weight", "operation": "scale", "value": NaN}]')
@@ -129,6 +136,7 @@ def test_nan_in_patch_file_is_refused_before_any_generation(tmp_path, stock_serv
     assert stock_server.generate_calls == 0
 
 
+@pytest.mark.slow
 def test_unreachable_server(tmp_path):
     from hookbench.hookapi.launcher import free_port
     p = run_cli(["model=qwen72b", "dataset=arithmetic", "dataset.n=2", "model.server.retries=0"], tmp_path,
@@ -136,6 +144,7 @@ def test_unreachable_server(tmp_path):
     assert p.returncode == 4 and "/api/health failed" in p.stderr and "Traceback" not in p.stdout + p.stderr
 
 
+@pytest.mark.slow
 def test_jsonl_dataset_with_tasks_logs_per_task_accuracy(tmp_path, stock_server):
     f = write_jsonl(tmp_path / "d.jsonl", [{"q": f"What is {i} + {i}?", "a": str(2 * i), "t": "even" if i % 2 else "odd"}
                                              for i in range(8)])

@@ -21,10 +21,9 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from hookbench.reports.plots import verdict_hex
+from hookbench.testing.cli import run_cli
+from hookbench.testing.store import mlflow_server
 from hookbench.tracking import naming
-
-from tests.conftest import run_cli
-from tests.test_tracking_server import mlflow_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage",
@@ -71,6 +70,7 @@ def chromium():
     return path
 
 
+@pytest.mark.slow
 def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean, tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri in-process exports it
     p = run_cli(["-m", "model=tiny", "model.server.launch.enabled=false", f"model.server.url={tiny_clean.url}",

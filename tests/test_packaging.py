@@ -6,16 +6,18 @@ import subprocess
 import sys
 import sysconfig
 import venv
-
 from pathlib import Path
 
-from tests.conftest import REPO
+import pytest
+
+from hookbench.testing.repo import REPO
 
 
 def bare_env(home) -> dict:
     return {"PATH": "/usr/bin:/bin", "HOME": str(home)}
 
 
+@pytest.mark.slow
 def test_a_non_editable_install_composes_the_default_job_from_elsewhere(tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)

@@ -7,8 +7,9 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_cli
-from tests.helpers import runs, write_external_models
+from hookbench.testing.cli import run_cli
+from hookbench.testing.servers import write_external_models
+from hookbench.testing.store import runs
 
 MLP = "model.layers.{layer}.mlp.up_proj.weight"
 
@@ -44,6 +45,7 @@ def test_confirm_picks_the_better_dev_child_and_reruns_it_on_test(smol_clean, tm
     assert c.returncode == (0 if confirmation.data.tags["verdict"] == "improves" else 1)
 
 
+@pytest.mark.slow
 def test_confirm_refuses_a_sweep_not_run_on_dev(tiny_clean, tmp_path):
     searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
     p = run_cli(["-m", "model=ext_tiny", "patch=file", f"patch.path={patch_file(tmp_path, 'a', 1.5)}",
@@ -54,6 +56,7 @@ def test_confirm_refuses_a_sweep_not_run_on_dev(tiny_clean, tmp_path):
     assert c.returncode == 2 and "dataset.split=dev" in c.stderr and "Traceback" not in c.stderr
 
 
+@pytest.mark.slow
 def test_a_strength_sweep_draws_its_dose_response_plot(tiny_clean, tmp_path):
     searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
     p = run_cli(["-m", "model=ext_tiny", "patch=file", f"patch.path={patch_file(tmp_path, 'a', 1.5)}",

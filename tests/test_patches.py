@@ -8,7 +8,8 @@ from omegaconf import OmegaConf
 from hookbench.errors import PatchError
 from hookbench.evaluation.build import build
 from hookbench.evaluation.patches import NO_PATCH_SOURCE, FileSource, PatchSet, SuggestionsSource, load_patch_file, normalise
-from tests.conftest import CONF, option_cfg
+from hookbench.testing.config import option_cfg
+from hookbench.testing.repo import CONF
 
 S = {"tensor_name": "model.layers.1.mlp.up_proj.weight", "operation": "scale", "value": 1.1, "target": "top 20%"}
 

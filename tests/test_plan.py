@@ -9,8 +9,8 @@ from scipy import stats as sp_stats
 from hookbench.stats import compare_arms
 from hookbench.stats.power import connor_items, design_effect
 from hookbench.studies.plan import plan
-from tests.conftest import run_cli, stock_args
-from tests.helpers import runs
+from hookbench.testing.cli import run_cli, stock_args
+from hookbench.testing.store import runs
 
 
 def test_connor_formula_by_hand():
@@ -44,6 +44,7 @@ def test_plan_counts_generations_and_wall_time_for_a_sweep():
     assert p.items == 155 and p.generations == 155 * 4 and p.wall_s == pytest.approx(155 * (0.5 + 3 * 0.25))
 
 
+@pytest.mark.slow
 def test_plan_cli_reads_a_pilot_run(stock_server, tmp_path):
     args, env = stock_args(stock_server)
     p = run_cli([*args, "dataset.n=6", "patch=none"], tmp_path, env)

@@ -11,11 +11,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from hookbench import names
 from hookbench.evaluation.scope import FOUND_PATCHED
-from hookbench.tracking import TAG_RECOVERED
-from tests.conftest import cli_env, run_cli, stock_args
-from tests.helpers import runs
+from hookbench.testing.cli import cli_env, run_cli, stock_args
+from hookbench.testing.store import runs
 
 N = 6
 
@@ -28,6 +29,7 @@ def in_patched_phase(server) -> int:
     return log[log.index("POST /api/hooks"):].count("POST /api/generate")
 
 
+@pytest.mark.slow
 def test_kill_9_then_the_same_command_restores_warns_closes_the_dead_run_and_resumes(stock_server, tmp_path):
     (tmp_path / "p.json").write_text(json.dumps([{"tensor_name": "model.layers.1.mlp.up_proj.weight",
                                                   "operation": "scale", "value": 1.5, "target": "all"}]))
@@ -55,7 +57,7 @@ def test_kill_9_then_the_same_command_restores_warns_closes_the_dead_run_and_res
     dead_after, new = runs(tmp_path)
     assert dead_after.info.status == "KILLED" and FOUND_PATCHED in dead_after.data.tags[names.TAG_ERROR]
     assert "died without closing the run" in dead_after.data.tags[names.TAG_ERROR]
-    assert new.info.status == "FINISHED" and new.data.tags[TAG_RECOVERED] == FOUND_PATCHED
+    assert new.info.status == "FINISHED" and new.data.tags[names.TAG_RECOVERED] == FOUND_PATCHED
     asked = stock_server.generate_calls - generated_before
     started = in_patched_phase_at(stock_server.request_log, generated_before)  # the last one may be lost in flight
     kept = new.data.metrics["n/reused_patched"]

@@ -8,30 +8,14 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
-from hookbench.evaluation.record import RunRecord
-from hookbench.evaluation.results import ArmResult, ItemResult, summarize
+from hookbench.evaluation.results import ItemResult, summarize
 from hookbench.reports.formatting import comparison_sentence, fmt_acc, fmt_delta, fmt_mde
 from hookbench.reports.report import diff_table, summary_table, write_run_report
+from hookbench.testing.records import PNG_MAGIC, failed, item, ok, run_record
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GREEN_RGB = (44, 160, 44)  # matplotlib tab:green
 ANSI_GREEN = "\x1b[32m"
 REPORT_FILES = {"items.jsonl", "items.csv", "diff_table.md", "accuracy.png", "latency.png", "report.md", "report.html"}
-
-
-def ok(answer, correct, latency=1.0, **kw):
-    return ArmResult(output=f"The answer is {answer}", latency_s=latency, batch_size=kw.pop("batch_size", 1),
-                     correct=correct, extracted=answer, **kw)
-
-
-def failed(kind, latency=None):
-    return ArmResult(output=None, latency_s=latency, error=kind, error_detail=f"{kind} detail")
-
-
-def item(i, baseline, patched, task="arith", prompt=None, gold="4", query=None):
-    prompt = prompt or f"question {i}"
-    return ItemResult(id=f"q{i}", task=task, prompt=prompt, query=query or f"Q: {prompt}\nA:", gold=gold,
-                      baseline=baseline, patched=patched)
 
 
 def paired(n_fixed, n_broken, n_same, task="arith"):
@@ -39,19 +23,6 @@ def paired(n_fixed, n_broken, n_same, task="arith"):
     recs = [item(i, ok("3", False), ok("4", True), task=task) for i in range(n_fixed)]
     recs += [item(100 + i, ok("4", True), ok("3", False), task=task) for i in range(n_broken)]
     return recs + [item(200 + i, ok("4", True), ok("4", True), task=task) for i in range(n_same)]
-
-
-def run_record(**overrides) -> RunRecord:
-    fields = dict(model={"name": "tiny", "hf_id": "hookbench/tiny", "revision": None},
-                  server={"url": "http://127.0.0.1:1", "identity": {"model": "tiny"}, "device": "cpu",
-                          "extensions": []},
-                  generation={"preset": "greedy", "batch_size": 4, "samples": 1},
-                  patch={"name": "scale_mlp", "hash": "abc123", "source": "file", "strength": 1.0,
-                         "probe_loss_delta": float("nan")},
-                  dataset={"name": "gsm8k", "fingerprint": "fp-1", "n_items": 7, "split": "all"},
-                  scorer={"name": "numeric"}, requests={"generations": 14, "loss": 0},
-                  stats={"alpha": 0.05, "max_tokens": {"generation": 64}})
-    return RunRecord(**(fields | overrides))
 
 
 @pytest.fixture
@@ -162,7 +133,7 @@ def test_write_run_report_files_and_roundtrip(tmp_path, records):
     assert "timeout: 1" in report and "api_error: 1" in report
     # the run's settings from the RunRecord, dicts as JSON
     assert "| patch.hash | abc123 |" in report and "| dataset.name | gsm8k |" in report
-    assert '{"generation": 64}' in report
+    assert '{"model": "tiny"}' in report  # a nested value (the server's identity) as JSON
     assert (tmp_path / "out" / "diff_table.md").read_text(encoding="utf-8") in report
 
 

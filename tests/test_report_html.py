@@ -9,8 +9,8 @@ from mlflow.tracking import MlflowClient
 
 from hookbench.evaluation.results import summarize
 from hookbench.reports.report import write_run_report
-from tests.conftest import run_cli, stock_args
-from tests.test_report import PNG_MAGIC, failed, item, ok, run_record
+from hookbench.testing.cli import run_cli, stock_args
+from hookbench.testing.records import PNG_MAGIC, failed, item, ok, run_record
 
 DATA_PNG = re.compile(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
 

@@ -16,9 +16,10 @@ from hookbench.evaluation.loop import Evaluation
 from hookbench.evaluation.patches import FileSource
 from hookbench.evaluation.reuse import GenerationStore, generation_key
 from hookbench.evaluation.scorers import NumericScorer
-from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Parts, Settings
+from hookbench.evaluation.settings import Parts
 from hookbench.hookapi.client import HookClient
 from hookbench.server.generation import PRESETS
+from hookbench.testing.config import tiny_settings
 
 # a reference server's reported identity plus the clean probe fingerprint, as evaluate builds it
 IDENTITY = {"name": "hookbench-reference", "version": "0.3.0", "model": "smollm2",
@@ -135,6 +136,7 @@ def _write(path: str, start: int, n: int) -> None:
     store.close()
 
 
+@pytest.mark.slow
 def test_two_processes_writing_at_once_leave_every_row_intact(tmp_path):
     path = str(tmp_path / "g.sqlite")
     ctx = multiprocessing.get_context("spawn")
@@ -160,12 +162,12 @@ MLP = "model.layers.1.mlp.up_proj.weight"
 def stock_parts(url: str, tmp_path, n: int = 5) -> Parts:
     f = tmp_path / "p.json"
     f.write_text(json.dumps([{"tensor_name": MLP, "operation": "scale", "value": 1.5, "target": "all"}]))
-    settings = Settings(model=ModelInfo("tiny", "hookbench/tiny", "seed0", "weights"),
-                        generation=GenerationSettings(preset="benchmark", batch_size=1), metric="accuracy")
+    settings = tiny_settings("benchmark", batch_size=1, metric="accuracy")
     return Parts(arithmetic(n=n), NumericScorer(), FileSource(str(f), name="p"),
                  HookClient(url, retries=1, backoff_s=0.05), settings)
 
 
+@pytest.mark.slow
 def test_a_failed_generation_is_never_stored_and_is_made_again_next_run(stock_server, tmp_path):
     store = GenerationStore(tmp_path / "g.sqlite")
     stock_server.fail_calls = {2}  # the second baseline request answers "Generation error: ..." in a 200

@@ -5,13 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from hookbench.evaluation.build import build
-from omegaconf import OmegaConf
-
 from hookbench.errors import ConfigError, DataError
 from hookbench.evaluation import scorers as sc
+from hookbench.evaluation.build import build
 from hookbench.evaluation.datasets import gsm8k
-from tests.conftest import option_cfg
+from hookbench.testing.config import option_cfg
 
 REPO = Path(__file__).parents[1]
 GSM8K = Path(__file__).parents[2] / "shared/data/gsm8k/test.jsonl"

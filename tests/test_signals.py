@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import REPO
+from hookbench.testing.repo import REPO
 
 CHILD = textwrap.dedent("""
     import os, signal, sys, time
@@ -78,6 +78,7 @@ LAUNCHER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux only")
 def test_launched_server_dies_with_hookbench_even_after_kill_9():
     import requests

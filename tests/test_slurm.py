@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO, run_cli
+from hookbench.testing.cli import run_cli
+from hookbench.testing.repo import REPO
 
 SCRIPT = REPO / "scripts" / "slurm_cluster.sh"
 
@@ -46,6 +47,7 @@ def sacct(job_ids: list[str]) -> dict[str, str]:
     return states
 
 
+@pytest.mark.slow
 def test_a_sweep_on_slurm_runs_each_job_as_a_slurm_job(slurm_cluster, tiny_clean, tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri in-process exports it
     p = run_cli(["-m", "hydra/launcher=slurm_local", "model=tiny", "model.server.launch.enabled=false",

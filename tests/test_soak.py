@@ -4,7 +4,7 @@ regenerates only the failed ones."""
 
 from __future__ import annotations
 
-from benchmarks.soak import soak
+from hookbench.testing.soak import soak
 
 
 def test_a_small_soak_counts_every_fault_and_loses_no_answer(stock_server, gsm8k_path):

@@ -15,8 +15,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from hookbench.stats import adjust_p_values
-from tests.conftest import cli_env, run_cli, stock_args
-from tests.helpers import runs
+from hookbench.testing.cli import cli_env, run_cli, stock_args
+from hookbench.testing.store import runs
 
 EDITS = {"a": 1.5, "b": 0.5, "c": 2.0}
 
@@ -37,6 +37,7 @@ def sweep_over(tmp_path, names: list[str]) -> list[str]:
     return ["patch=file", "patch.path=" + ",".join(paths[n] for n in names)]
 
 
+@pytest.mark.slow
 def test_a_1x2_sweep_costs_3n_generations_and_restores_the_weights(stock_server, tmp_path):
     n = 6
     args, env = stock_args(stock_server)
@@ -56,6 +57,7 @@ def test_a_1x2_sweep_costs_3n_generations_and_restores_the_weights(stock_server,
         assert c.data.tags["verdict"] in ("improves", "hurts", "no detectable change", "no change observed")
 
 
+@pytest.mark.slow
 def test_a_3_job_sweep_adjusts_p_values_by_holm(stock_server, tmp_path):
     args, env = stock_args(stock_server)
     p = run_cli(["-m", *args, *sweep_over(tmp_path, ["a", "b", "c"]), "dataset.n=8"], tmp_path, env)
@@ -85,6 +87,7 @@ def test_a_3_job_sweep_adjusts_p_values_by_holm(stock_server, tmp_path):
     assert parent.data.tags["sweep.largest_delta_job"].endswith(")") and "(run " in parent.data.tags["sweep.largest_delta_job"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_and_sighup_restore_the_server_kill_the_run_and_a_rerun_resumes(stock_server, tmp_path, sig, code):
     n = 30
@@ -116,6 +119,7 @@ def test_sigterm_and_sighup_restore_the_server_kill_the_run_and_a_rerun_resumes(
     assert stock_server.generations - made == 2 * n - finished, "a finished answer was generated again"
 
 
+@pytest.mark.slow
 def test_a_gold_without_a_number_fails_before_any_generation(stock_server, tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text('{"prompt": "Name a colour.", "answer": "blue"}\n{"prompt": "What is 1 + 1?", "answer": "2"}\n')
@@ -125,6 +129,7 @@ def test_a_gold_without_a_number_fails_before_any_generation(stock_server, tmp_p
     assert stock_server.generations == 0 and "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_upstream_prompt_file_with_null_answers(stock_server, tmp_path):
     rows = [{"prompt": f"What is {i} + 1?", "answer": None if i % 3 == 0 else str(i + 1), "task": "add"}
             for i in range(6)]
@@ -138,7 +143,8 @@ def test_upstream_prompt_file_with_null_answers(stock_server, tmp_path):
     run = runs(tmp_path)[-1]
     assert run.data.metrics["n/skipped_items"] == 2
     # the run names what it ran on: python and package versions, in context.json and as tags
-    import importlib.metadata, platform
+    import importlib.metadata
+    import platform
     context = json.loads(open(MlflowClient().download_artifacts(run.info.run_id, "context.json", str(tmp_path))).read())
     assert context["versions"]["python"] == platform.python_version() == run.data.tags["version.python"]
     for dist in ("mlflow", "hydra-core", "omegaconf", "statsmodels", "hookbench", "transformers"):
@@ -146,6 +152,7 @@ def test_upstream_prompt_file_with_null_answers(stock_server, tmp_path):
     assert not any(k.startswith("version.server.") for k in run.data.tags)  # the stock server reports none
 
 
+@pytest.mark.slow
 def test_a_job_where_every_answer_is_empty_fails_with_the_likely_fix(stock_server, tmp_path):
     stock_server.empty_for = {"What is"}
     args, env = stock_args(stock_server)
@@ -162,11 +169,12 @@ def test_a_job_where_every_answer_is_empty_fails_with_the_likely_fix(stock_serve
     assert stock_server.generations == generations and len(runs(tmp_path)) == 1  # no rerun was started
 
 
+@pytest.mark.slow
 def test_reproduce_a_run_on_the_stock_server(stock_server, tmp_path):
     """Unseeded sampling, three outcomes: six items are too few to show the rerun agrees (inconclusive,
     exit 8), a faithful rerun of a big enough run reproduces within the margin, and a rerun on other
     weights behind the URL does not reproduce (exit 6)."""
-    from tests.stock_server import load_model, perturbed_copy
+    from hookbench.testing.stock_server import load_model, perturbed_copy
 
     args, env = stock_args(stock_server)
     patch = f"patch.path={patch_files(tmp_path)['a']}"

@@ -1,4 +1,4 @@
-"""The stock-server stand-in (tests/stock_server.py) behaves as hook-api.md says the users' server does.
+"""The stock-server stand-in (hookbench/testing/stock_server.py) behaves as hook-api.md says the users' server does.
 
 Direct HTTP against the stand-in on the real tiny model (one smollm2 check is marked slow); the
 test hooks (counters, knobs) are read on the object, everything else goes over HTTP.
@@ -14,7 +14,7 @@ import requests
 
 from hookbench.hookapi import contract
 from hookbench.server.identity import weights_sha256
-from tests.stock_server import StockServer, load_model, perturbed_copy
+from hookbench.testing.stock_server import StockServer, load_model, perturbed_copy
 
 UP = "model.layers.1.mlp.up_proj.weight"
 PROMPT, ANSWER = "Question: What is 7 + 5?\nAnswer:", "12"

@@ -1,3 +1,4 @@
+
 """`python -m hookbench.study` on the stock-server stand-in (tiny model: the edits' effect does not
 matter here, the plumbing does): search -> keep -> confirm, counted at the server."""
 
@@ -9,10 +10,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import cli_env, run_cli, stock_args
-from tests.helpers import runs
+from hookbench import names
+from hookbench.testing.cli import cli_env, run_cli, stock_args
+from hookbench.testing.store import runs
 
 SEARCH = ["search.trials=12", "search.items=4", "search.seed=3", "search.space.layers.choices=[0,1]",
           "search.space.tensors=[mlp.up_proj]", "search.space.ops=[scale]", "search.space.values.scale.choices=[0.5,1.5]",
@@ -34,6 +37,7 @@ def phase(children, name: str) -> list:
     return [c for c in children if c.data.tags.get("hookbench.study.phase") == name]
 
 
+@pytest.mark.slow
 def test_a_12_trial_study_costs_its_plan_repeats_with_its_seed_and_leaves_the_server_clean(stock_server, tmp_path):
     before = stock_server.weights_sha256()
     first, again = tmp_path / "a", tmp_path / "b"
@@ -43,8 +47,8 @@ def test_a_12_trial_study_costs_its_plan_repeats_with_its_seed_and_leaves_the_se
     assert p.returncode in (0, 1), p.stderr[-3000:]
     parent, children = parent_and_children(tmp_path)
     m = parent.data.metrics
-    assert stock_server.loss_calls == m["plan/loss_requests"], "the plan's loss requests are what reached the server"
-    assert stock_server.generations == m["plan/generations"], "the plan's generations are what reached the server"
+    assert stock_server.loss_calls == m[names.PLAN_LOSS_REQUESTS], "the plan's loss requests are what reached the server"
+    assert stock_server.generations == m[names.PLAN_GENERATIONS], "the plan's generations are what reached the server"
     lines = p.stdout.strip().splitlines()
     assert lines[0] == "cost plan:", "the plan comes first"
     assert "candidates tried" in lines[-4] and lines[-4].split(":")[0] in ("confirmed", "no patch confirmed"), \
@@ -62,8 +66,8 @@ def test_a_12_trial_study_costs_its_plan_repeats_with_its_seed_and_leaves_the_se
     assert kept[1].data.metrics["n/reused_baseline"] == n_dev and all(k.data.tags["verdict_adjusted"] for k in kept)
     best_trial = min(t.data.metrics["loss/delta"] for t in trials)
     assert {k.data.params["patch.hash"] for k in kept} <= {t.data.params["patch.hash"] for t in trials}
-    reference = m["study/reference_loss_delta"]
-    assert m["study/best_loss_delta"] == best_trial
+    reference = m[names.STUDY_REFERENCE_LOSS_DELTA]
+    assert m[names.STUDY_BEST_LOSS_DELTA] == best_trial
     assert ("; lower than the configured patch" in p.stdout) == (best_trial < reference)
     assert ("none is lower than the configured patch" in p.stdout) == (best_trial >= reference)
     (test_run,) = [c for c in children if c.data.tags.get("hookbench.confirms")]
@@ -90,6 +94,7 @@ def trial_sequence(tmp_path) -> list[tuple]:
     return [(t.data.params["patch.hash"], round(t.data.metrics["loss/delta"], 6)) for t in trials]
 
 
+@pytest.mark.slow
 def test_sigterm_mid_search_restores_the_server_and_the_study_resumes(stock_server, tmp_path):
     args, env = stock_args(stock_server)
     cmd = [sys.executable, "-m", "hookbench.study", *args, *SEARCH, "search.keep=0", "search.compare_to_patch=false"]
@@ -111,13 +116,14 @@ def test_sigterm_mid_search_restores_the_server_and_the_study_resumes(stock_serv
     assert p.returncode == 0, p.stderr[-3000:]
     parent, children = parent_and_children(tmp_path)  # the same parent, reopened
     assert parent.info.status == "FINISHED"
-    assert parent.data.metrics["plan/trials"] == 12 - len(done), "only the missing trials are run"
-    assert stock_server.loss_calls - calls_before == parent.data.metrics["plan/loss_requests"]
+    assert parent.data.metrics[names.PLAN_TRIALS] == 12 - len(done), "only the missing trials are run"
+    assert stock_server.loss_calls - calls_before == parent.data.metrics[names.PLAN_LOSS_REQUESTS]
     finished = [c for c in phase(children, "search") if c.info.status == "FINISHED"]
-    assert len(finished) == 12 and parent.data.metrics["study/trials"] == 12
-    assert not math.isnan(parent.data.metrics["study/best_loss_delta"])
+    assert len(finished) == 12 and parent.data.metrics[names.STUDY_TRIALS] == 12
+    assert not math.isnan(parent.data.metrics[names.STUDY_BEST_LOSS_DELTA])
 
 
+@pytest.mark.slow
 def test_a_bad_search_space_is_refused_by_name_before_anything_runs(tmp_path):
     p = run_cli(["model=qwen72b", "search.space.ops=[clamp_max]"], tmp_path, {"QWEN72B_URL": "http://127.0.0.1:9"},
                 module="hookbench.study")

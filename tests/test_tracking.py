@@ -11,8 +11,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
+from hookbench.testing.cli import run_cli
 from hookbench.tracking import MASK, JobRun, Redactor, child_runs, flatten, redact_url
-from tests.conftest import run_cli
 
 CONFIG = {
     "token": "tok-1", "secret": "sec-2", "password": "pw-3", "api_key": "key-4",
@@ -112,6 +112,7 @@ def recording_launch(tmp_path: Path) -> tuple[str, Path]:
     return f"model.server.launch.command=['sh','{script}','{{python}}','{{port}}']", seen
 
 
+@pytest.mark.slow
 def test_a_secret_given_to_a_launched_server_reaches_no_file_of_the_store(tmp_path, local_store):
     secrets = ["s3cr3t-value", "urlpw-s3cr3t"]
     launch, seen = recording_launch(tmp_path)
@@ -131,6 +132,7 @@ def test_a_secret_given_to_a_launched_server_reaches_no_file_of_the_store(tmp_pa
     assert_secrets_absent(store, [*secrets, token])
 
 
+@pytest.mark.slow
 def test_two_first_runs_started_together_in_a_fresh_directory(tmp_path, local_store):
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda _: run_cli(["model=tiny", "dataset.n=2"], cwd=tmp_path), range(2)))
@@ -145,6 +147,7 @@ def test_two_first_runs_started_together_in_a_fresh_directory(tmp_path, local_st
     assert {p.name for p in reports} == {f"report-{r.info.run_id[:8]}" for r in runs}
 
 
+@pytest.mark.slow
 def test_a_parents_jobs_are_found_by_its_tag_and_in_stores_written_before_it(tmp_path):
     """confirm and study read a sweep's jobs through child_runs: jobs tagged hookbench.parent, and jobs
     MLflow-nested (mlflow.parentRunId) as sweeps logged them before that tag, but no other run."""

@@ -6,56 +6,11 @@ so clients upload through it as mlflow-artifacts:/). Nothing may create a local 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from contextlib import contextmanager
-from pathlib import Path
-
 import pytest
-import requests
 from mlflow.tracking import MlflowClient
 
-from hookbench.hookapi.launcher import free_port
-from tests.conftest import run_cli
-
-MLFLOW = str(Path(sys.executable).with_name("mlflow"))
-
-
-@contextmanager
-def mlflow_server(backend_uri: str, folder: Path, *args: str, command: str = "server"):
-    """`mlflow server|ui` on a free loopback port, answering /health; its URL. Stopped with its workers."""
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = folder / f"mlflow-{command}.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([MLFLOW, command, "--backend-store-uri", backend_uri, "--host", "127.0.0.1",
-                                 "--port", str(port), "--workers", "1", *args], cwd=folder, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow {command} exited {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if requests.get(url + "/health", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"mlflow {command} did not answer on {url}: {log.read_text()[-2000:]}")
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+from hookbench.testing.cli import run_cli
+from hookbench.testing.store import mlflow_server
 
 
 @pytest.fixture
@@ -67,6 +22,7 @@ def tracking_server(tmp_path):
         yield url, artifacts
 
 
+@pytest.mark.slow
 def test_a_sweep_and_its_reproduction_log_to_the_tracking_server(tracking_server, tiny_clean, tmp_path):
     url, artifact_store = tracking_server
     env = {"MLFLOW_TRACKING_URI": url}

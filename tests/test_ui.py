@@ -16,7 +16,7 @@ import requests
 from omegaconf import OmegaConf
 
 from hookbench import tracking
-from tests.conftest import cli_env, run_cli
+from hookbench.testing.cli import cli_env, run_cli
 
 
 def free_port() -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from hookbench.errors import ConfigError, HookbenchError
@@ -29,3 +31,10 @@ def build(node: DictConfig, group: str):
         if isinstance(cause, MissingMandatoryValue):
             raise _missing(group, cause) from None
         raise ConfigError(f"{group}: could not build it from its config: {cause or e}") from None
+
+
+def plain(node: DictConfig) -> dict[str, Any]:
+    """A config node as plain, resolved dicts and lists (a mapping node is always a dict)."""
+    out = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(out, dict)
+    return out  # type: ignore[return-value]  # keys of a config mapping are strings

@@ -21,9 +21,19 @@ from contextlib import contextmanager
 
 from hookbench.errors import ConfigError, NothingMeasured, ReproductionMismatch, ServerError
 from hookbench.evaluation.generation import Arm, Generator, Served
-from hookbench.evaluation.outcome import JobOutput
+from hookbench.evaluation.job_output import JobOutput
 from hookbench.evaluation.patches import PatchSet
-from hookbench.evaluation.record import RunRecord
+from hookbench.evaluation.record import (
+    DatasetRecord,
+    GenerationRecord,
+    ModelRecord,
+    PatchRecord,
+    RequestCounts,
+    RunRecord,
+    ScreenResult,
+    ServerRecord,
+    StatsRecord,
+)
 from hookbench.evaluation.results import ItemResult, summarize
 from hookbench.evaluation.reuse import GenerationStore
 from hookbench.evaluation.scope import PROBES, ServerScope
@@ -31,7 +41,7 @@ from hookbench.evaluation.settings import Parts
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import LossUnavailable
 from hookbench.signals import checkpoint
-from hookbench.vocabulary import FailureKind
+from hookbench.vocabulary import FailureKind, Screen
 
 log = logging.getLogger(__name__)
 
@@ -139,14 +149,14 @@ class Evaluation:
         with self.scope:  # the server's patch state is ours until restored, whatever happens
             self.phase_s["server_wait"] = self.scope.waited
             screen = self._measure(records)
-            if screen is None or screen["passed"]:
+            if screen is None or screen.passed:
                 with self.phase("restore"):
                     self.scope.restore()
                 with self.phase("scoring"):  # still ours: a judge on this server sees no patch live
                     self._score(records)
         return self._output(records, screen)
 
-    def _measure(self, records: list[ItemResult]) -> dict | None:
+    def _measure(self, records: list[ItemResult]) -> ScreenResult | None:
         """Clean, fingerprint, baseline loss, the screen; then both arms unless the screen rejects."""
         s = self.settings
         with self.phase("patch"):
@@ -158,11 +168,11 @@ class Evaluation:
             with self.phase("loss"):
                 self._losses(records, "baseline")
         screen = self._screen(records) if s.screen_size else None
-        if screen is None or screen["passed"]:
+        if screen is None or screen.passed:
             self._arms(records, screen)
         return screen
 
-    def _arms(self, records: list[ItemResult], screen: dict | None) -> None:
+    def _arms(self, records: list[ItemResult], screen: ScreenResult | None) -> None:
         s = self.settings
         if s.generates:
             with self.phase("baseline"):
@@ -177,7 +187,7 @@ class Evaluation:
             with self.phase("patched"):
                 self._generate(records, self._patched_arm())
 
-    def _output(self, records: list[ItemResult], screen: dict | None) -> JobOutput:
+    def _output(self, records: list[ItemResult], screen: ScreenResult | None) -> JobOutput:
         s = self.settings
         summary = summarize(records, s.generation.samples, s.alpha, self.generator.request_latency,
                             self.parts.dataset.skipped, target_effect=s.target_effect)
@@ -210,7 +220,7 @@ class Evaluation:
             raise NothingMeasured(f"every /api/loss request of the {arm} arm failed ({len(rows)} items): "
                                   f"nothing was measured; check {self.client.base_url}'s log")
 
-    def _screen(self, records: list[ItemResult]) -> dict:
+    def _screen(self, records: list[ItemResult]) -> ScreenResult:
         """The loss delta on the first N items decides whether the patch earns generations."""
         s = self.settings
         with self.phase("screen"):
@@ -221,9 +231,9 @@ class Evaluation:
             delta = sum(p - b for b, p in pairs) / len(pairs) if pairs else float("nan")
             passed = bool(pairs) and delta <= s.screen_threshold
             log.info("loss screen on %d items: delta %+.4f vs threshold %+.4f: %s", len(pairs), delta,
-                     s.screen_threshold, "passed" if passed else "rejected")
+                     s.screen_threshold, Screen.PASSED if passed else Screen.REJECTED)
             self.scope.restore()
-        return {"size": len(pairs), "threshold": s.screen_threshold, "delta": delta, "passed": passed}
+        return ScreenResult(len(pairs), s.screen_threshold, delta, passed)
 
     # -- generation -------------------------------------------------------------------------
     def _patched_arm(self) -> Arm:
@@ -241,34 +251,29 @@ class Evaluation:
         todo = [(r, r.arm(name)) for r in records for name in ("baseline", "patched")
                 if r.arm(name).error is None and r.arm(name).output is not None]  # failures are never scored
         scores = self.parts.scorer.score_many([(a.output, r.gold, r.prompt) for r, a in todo])
-        for (r, a), s in zip(todo, scores):
+        for (_r, a), s in zip(todo, scores):
             a.correct, a.extracted, a.score_kind = s.correct, s.extracted, s.kind
             if s.error:
                 a.error, a.error_detail, a.correct = s.error, s.detail, None
 
-    def _record(self, screen: dict | None) -> RunRecord:
+    def _record(self, screen: ScreenResult | None) -> RunRecord:
         s, ds, p = self.settings, self.parts.dataset, self.patch
         probes = self.scope.probes
         delta = None
         if probes.get("clean") and probes.get("patched"):
             delta = [None if None in (a, b) else b - a for a, b in zip(probes["clean"], probes["patched"])]
+        applied = self.scope.applied
         return RunRecord(
-            model={"name": s.model.name, "hf_id": s.model.hf_id, "revision": s.model.revision},
-            server={"url": self.client.base_url, "identity": self.identity,
-                    "device": self.health.get("device"), "extensions": sorted(self.client.extensions)},
-            generation={"preset": s.generation.preset, "preset_config": self.preset, "extras": self.extras,
-                        "batch_size": s.generation.batch_size, "samples": s.generation.samples,
-                        "template": s.generation.template, "apply_mode": s.model.apply_mode,
-                        "patched_path": self.scope.patched_path, "metric": s.metric},
-            patch={"name": p.name, "hash": p.hash, "source": p.source, "n_suggestions": len(p.suggestions),
-                   "strength": p.metadata.get("strength", 1.0), "hook_count": self.scope.applied.get("hook_count"),
-                   "skipped": self.scope.applied.get("skipped"), "apply_response": self.scope.applied.get("response"),
-                   "hooks_state": self.scope.applied.get("hooks"), "probe_loss_clean": probes.get("clean"),
-                   "probe_loss_patched": probes.get("patched"), "probe_loss_delta": delta},
-            dataset={"name": ds.name, "source": ds.source, "fingerprint": ds.fingerprint, "n_items": len(ds.items),
-                     "skipped": ds.skipped, "split": ds.split, "holdout": ds.holdout},
+            model=ModelRecord(s.model.name, s.model.hf_id, s.model.revision),
+            server=ServerRecord(self.client.base_url, self.identity, self.health.get("device"), sorted(self.client.extensions)),
+            generation=GenerationRecord(s.generation.preset, self.preset, self.extras, s.generation.batch_size,
+                                        s.generation.samples, s.generation.template, s.model.apply_mode,
+                                        self.scope.patched_path, s.metric),
+            patch=PatchRecord(p.name, p.hash, p.source, len(p.suggestions), p.metadata.get("strength", 1.0),
+                              applied.get("hook_count"), applied.get("skipped"), applied.get("response"),
+                              applied.get("hooks"), probes.get("clean"), probes.get("patched"), delta),
+            dataset=DatasetRecord(ds.name, ds.source, ds.fingerprint, len(ds.items), ds.skipped, ds.split, ds.holdout),
             scorer=self.parts.scorer.context(),
-            requests={"generations": self.generator.generations,
-                      "loss": self.client.loss_requests - self.loss_requests_before},
-            stats={"alpha": s.alpha}, screen=screen,
+            requests=RequestCounts(self.generator.generations, self.client.loss_requests - self.loss_requests_before),
+            stats=StatsRecord(s.alpha), screen=screen,
         )

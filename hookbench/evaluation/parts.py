@@ -12,10 +12,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from hookbench.errors import ConfigError
-from hookbench.evaluation.build import build
+from hookbench.evaluation.build import build, plain
+from hookbench.evaluation.items import Dataset
+from hookbench.evaluation.patches import PatchSource
+from hookbench.evaluation.scorers import Scorer
 from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Parts, Settings
 from hookbench.hookapi.client import HookClient
 from hookbench.hookapi.launcher import check_launch, ensure_server, launched_token
@@ -35,7 +38,7 @@ def settings_from(cfg: DictConfig) -> Settings:
     alpha = float(cfg.stats.alpha)
     if not 0 < alpha < 1:
         raise ConfigError(f"stats.alpha={alpha} must be between 0 and 1")
-    target = float(cfg.stats.get("target_effect", 0.03))
+    target = float(cfg.stats.target_effect)
     if not 0 < target <= 1:
         raise ConfigError(f"stats.target_effect={target} must be in (0, 1] (a change in accuracy)")
     return Settings(
@@ -56,9 +59,9 @@ class Offline:
     """The parts that need no server: built and checked before a server starts or a run is created."""
 
     settings: Settings
-    dataset: object
-    scorer: object
-    patch_source: object
+    dataset: Dataset
+    scorer: Scorer
+    patch_source: PatchSource
 
 
 def check_inputs(cfg: DictConfig) -> Offline:
@@ -66,7 +69,7 @@ def check_inputs(cfg: DictConfig) -> Offline:
     every user mistake that needs no server fails here, before a server starts or a run is created."""
     settings = settings_from(cfg)
     launch = cfg.model.server.launch
-    check_launch(OmegaConf.to_container(launch, resolve=True) if launch else None, settings.model.apply_mode)
+    check_launch(plain(launch) if launch else None, settings.model.apply_mode)
     dataset = build(cfg.dataset, "dataset")
     scorer = build(cfg.scorer, "scorer")
     scorer.check_golds(dataset.items)
@@ -81,7 +84,7 @@ def connect(cfg: DictConfig, offline: Offline) -> Parts:
     """Start (or find) the server and bind the parts to it."""
     m = cfg.model
     t0 = time.perf_counter()
-    launch = OmegaConf.to_container(m.server.launch, resolve=True) if m.server.launch else None
+    launch = plain(m.server.launch) if m.server.launch else None
     url = ensure_server(launch, m.server.url)
     # a server this process launched has its own fresh token; token_env is for a server at model.server.url
     token = launched_token(url) or (os.environ.get(m.server.token_env) if m.server.get("token_env") else None)

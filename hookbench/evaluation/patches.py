@@ -14,6 +14,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from hookbench.errors import PatchError
 from hookbench.hookapi import contract
@@ -133,6 +134,12 @@ def load_patch_file(path: str | Path, apply_mode: str, name: str | None = None) 
                     suggestions, source or f"file:{path}", meta)
 
 
+class PatchSource(Protocol):
+    """A `patch=` option: what a job resolves against its server into the PatchSet it applies."""
+
+    def resolve(self, client, model_name: str, apply_mode: str) -> PatchSet: ...
+
+
 class FileSource:
     """`patch=file`: a patch JSON from the repo or any path."""
 
@@ -182,7 +189,7 @@ class SuggestionsSource:
         suggestions = validate(raw, f"/api/suggestions[{self.capability}]", apply_mode)
         patch = PatchSet(self.name, suggestions, f"suggestions:{self.capability}@{client.base_url}", {
             "capability": self.capability, "model": model_name,
-            "frozen_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "frozen_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         })
         patch.save(path)
         return patch

@@ -10,6 +10,7 @@ import json
 import platform
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
+from typing import Any
 
 from hookbench import names
 
@@ -34,45 +35,123 @@ def server_versions(identity: dict) -> dict[str, str]:
     return {k: str(v) for k, v in identity.items() if "version" in k.lower() and v is not None}
 
 
+@dataclass(frozen=True)
+class ScreenResult:
+    """The loss screen: the mean loss delta on the first `size` items against `threshold`."""
+
+    size: int  # items with a loss in both arms
+    threshold: float
+    delta: float  # NaN when no item had both losses
+    passed: bool
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    name: str
+    hf_id: str | None
+    revision: str | None
+
+
+@dataclass(frozen=True)
+class ServerRecord:
+    url: str
+    identity: dict[str, Any]  # what the server says it is (/api/health), as it said it
+    device: str | None
+    extensions: list[str]
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    preset: str
+    preset_config: dict[str, Any]  # the preset as the server reports it (/api/configs)
+    extras: dict[str, Any]  # what each generate request added (seed, max_new_tokens, chat)
+    batch_size: int
+    samples: int
+    template: str
+    apply_mode: str
+    patched_path: str  # how the patched arm was generated, in words
+    metric: str
+
+
+@dataclass(frozen=True)
+class PatchRecord:
+    name: str
+    hash: str
+    source: str
+    n_suggestions: int
+    strength: float
+    hook_count: int | None  # as the server answered the apply (None: nothing applied)
+    skipped: Any  # the server's own report of edits it skipped
+    apply_response: Any
+    hooks_state: Any
+    probe_loss_clean: list[float | None] | None
+    probe_loss_patched: list[float | None] | None
+    probe_loss_delta: list[float | None] | None  # patched - clean per probe; None: not measured
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    name: str
+    source: str
+    fingerprint: str
+    n_items: int
+    skipped: int
+    split: str
+    holdout: float
+
+
+@dataclass(frozen=True)
+class RequestCounts:
+    """What this job asked of the server."""
+
+    generations: int
+    loss: int
+
+
+@dataclass(frozen=True)
+class StatsRecord:
+    alpha: float
+
+
 @dataclass
 class RunRecord:
-    model: dict  # name, hf_id, revision
-    server: dict  # url, identity, device, extensions
-    generation: dict  # preset, preset_config, extras, batch_size, samples, template, apply_mode, patched_path
-    patch: dict  # name, hash, source, strength, hook_count, skipped, probe losses, ...
-    dataset: dict  # name, source, fingerprint, n_items, skipped, split, holdout
-    scorer: dict
-    requests: dict  # generations, loss: what this job asked of the server
-    stats: dict = field(default_factory=dict)
-    screen: dict | None = None
-    git: dict = field(default_factory=dict)
-    versions: dict = field(default_factory=package_versions)  # python and packages of this client
+    model: ModelRecord
+    server: ServerRecord
+    generation: GenerationRecord
+    patch: PatchRecord
+    dataset: DatasetRecord
+    scorer: dict[str, Any]  # Scorer.context(): what each scorer's grades depend on (differs per scorer)
+    requests: RequestCounts
+    stats: StatsRecord
+    screen: ScreenResult | None = None
+    git: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str | None] = field(default_factory=package_versions)  # python and packages of this client
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def tags(self) -> dict[str, str]:
         """Tags that let a user find and trace a run in the MLflow UI."""
-        return {names.TAG_MODEL: self.model["name"], names.PATCH_NAME: self.patch["name"],
-                names.PATCH_HASH: self.patch["hash"], names.DATASET_NAME: self.dataset["name"],
-                names.DATASET_FINGERPRINT: self.dataset["fingerprint"],
-                names.SERVER_DEVICE: str(self.server["device"]), names.SERVER_URL: self.server["url"],
-                names.TAG_SERVER_IDENTITY: json.dumps(self.server["identity"], sort_keys=True),
+        return {names.TAG_MODEL: self.model.name, names.PATCH_NAME: self.patch.name,
+                names.PATCH_HASH: self.patch.hash, names.DATASET_NAME: self.dataset.name,
+                names.DATASET_FINGERPRINT: self.dataset.fingerprint,
+                names.SERVER_DEVICE: str(self.server.device), names.SERVER_URL: self.server.url,
+                names.TAG_SERVER_IDENTITY: json.dumps(self.server.identity, sort_keys=True),
                 **self.version_tags()}
 
     def version_tags(self) -> dict[str, str]:
         """version.<package> for this client, version.server.<field> for the server's own."""
         ours = {f"{names.TAG_VERSION_PREFIX}{k}": str(v) for k, v in self.versions.items() if v is not None}
-        theirs = server_versions(self.server.get("identity") or {})
+        theirs = server_versions(self.server.identity or {})
         return {**ours, **{f"{names.TAG_VERSION_PREFIX}server.{k}": v for k, v in theirs.items()}}
 
     def params(self) -> dict[str, str]:
         """Traceability params beyond the config: content hashes and the generation settings as served."""
-        return {names.PATCH_HASH: self.patch["hash"], names.PATCH_SOURCE: self.patch["source"],
-                names.DATASET_FINGERPRINT: self.dataset["fingerprint"],
-                names.GEN_PRESET_CONFIG: json.dumps(self.generation["preset_config"], sort_keys=True),
-                names.GEN_EXTRAS: json.dumps(self.generation["extras"], sort_keys=True),
-                names.GEN_PATCHED_PATH: self.generation["patched_path"]}
+        return {names.PATCH_HASH: self.patch.hash, names.PATCH_SOURCE: self.patch.source,
+                names.DATASET_FINGERPRINT: self.dataset.fingerprint,
+                names.GEN_PRESET_CONFIG: json.dumps(self.generation.preset_config, sort_keys=True),
+                names.GEN_EXTRAS: json.dumps(self.generation.extras, sort_keys=True),
+                names.GEN_PATCHED_PATH: self.generation.patched_path}
 
     def rows(self) -> list[tuple[str, object]]:
         """(key, value) rows for report.md, one per leaf of the first two levels."""

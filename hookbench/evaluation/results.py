@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from hookbench import names
 from hookbench.names import ARMS
@@ -69,11 +70,12 @@ class ItemResult:
         return row
 
     @classmethod
-    def from_flat(cls, row: dict) -> "ItemResult":
+    def from_flat(cls, row: dict) -> ItemResult:
         known = {f.name for f in fields(ArmResult)}
-        arms = {arm: ArmResult(**{k[len(arm) + 1:]: v for k, v in row.items()
+        arms: dict[str, Any] = {arm: ArmResult(**{k[len(arm) + 1:]: v for k, v in row.items()
                                   if k.startswith(arm + "_") and k[len(arm) + 1:] in known}) for arm in ARMS}
-        return cls(**{k: row.get(k, 0 if k == "draw" else None) for k in cls.ITEM_FIELDS}, **arms)
+        item: dict[str, Any] = {k: row.get(k, 0 if k == "draw" else None) for k in cls.ITEM_FIELDS}
+        return cls(**item, **arms)
 
     @staticmethod
     def columns() -> list[str]:
@@ -206,7 +208,7 @@ def compare_losses(records: list[ItemResult], alpha: float) -> tuple[float, floa
              if r.draw == 0 and r.baseline.loss is not None and r.patched.loss is not None]
     if not any(r.baseline.loss is not None for r in records):
         return None
-    b, p, q = ([x[i] for x in pairs] for i in range(3))
+    b, p, q = [x[0] for x in pairs], [x[1] for x in pairs], [x[2] for x in pairs]
     return _mean(b), _mean(p), compare_arms(b, p, clusters=q, alpha=alpha, higher_is_better=False)
 
 

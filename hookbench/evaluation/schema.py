@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 
 class Metric(StrEnum):
@@ -54,42 +54,42 @@ class JudgeBackend(StrEnum):
 class LaunchConfig:
     enabled: bool = False
     engine: Engine = Engine.hf  # the reference server's engine (vllm: its own venv, see `python`)
-    python: Optional[str] = None  # the interpreter for {python}; None: hookbench's own
+    python: str | None = None  # the interpreter for {python}; None: hookbench's own
     tensor_parallel_size: int = 1  # vllm engine only
     command: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
-    cwd: Optional[str] = None
+    cwd: str | None = None
     startup_timeout_s: float = 300.0
 
 
 @dataclass
 class ServerConfig:
-    url: Optional[str] = None
-    token_env: Optional[str] = None
+    url: str | None = None
+    token_env: str | None = None
     timeout_s: float = 300.0
     retries: int = 3
-    launch: Optional[LaunchConfig] = None
+    launch: LaunchConfig | None = None
 
 
 @dataclass
 class ModelGeneration:
     preset: str = MISSING
-    max_new_tokens: Optional[int] = None
-    seed: Optional[int] = None
+    max_new_tokens: int | None = None
+    seed: int | None = None
     batch_size: int = 8
 
 
 @dataclass
 class PromptConfig:
     template: str = "{prompt}"
-    chat: Optional[bool] = None
+    chat: bool | None = None
 
 
 @dataclass
 class ModelConfig:
     name: str = MISSING
-    hf_id: Optional[str] = None
-    revision: Optional[str] = None
+    hf_id: str | None = None
+    revision: str | None = None
     apply_mode: ApplyMode = ApplyMode.weights
     server: ServerConfig = field(default_factory=ServerConfig)
     generation: ModelGeneration = field(default_factory=ModelGeneration)
@@ -102,8 +102,8 @@ class DatasetBase:
     name: str = MISSING
     split: Split = Split.all
     holdout: float = 0.5
-    limit: Optional[int] = None
-    sample: Optional[int] = None
+    limit: int | None = None
+    sample: int | None = None
     seed: int = 0
 
 
@@ -122,7 +122,7 @@ class Gsm8kConfig(DatasetBase):
     hf_id: str = "openai/gsm8k"
     hf_config: str = "main"
     hf_split: str = "test"
-    path: Optional[str] = None
+    path: str | None = None
 
 
 @dataclass
@@ -130,8 +130,8 @@ class JsonlConfig(DatasetBase):
     path: str = MISSING
     prompt_field: str = "prompt"
     answer_field: str = "answer"
-    id_field: Optional[str] = "id"
-    task_field: Optional[str] = "task"
+    id_field: str | None = "id"
+    task_field: str | None = "task"
     skip_missing: bool = False
 
 
@@ -162,11 +162,11 @@ class ScorerBase:
 @dataclass
 class JudgeConfig(ScorerBase):
     backend: JudgeBackend = JudgeBackend.hook
-    base_url: Optional[str] = None
-    model: Optional[str] = None
-    api_key_env: Optional[str] = None
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
     batch_size: int = 8
-    preset: Optional[str] = None
+    preset: str | None = None
     timeout_s: float = 60.0
     prompt: str = MISSING
 
@@ -184,7 +184,7 @@ class LossConfig:
 
 @dataclass
 class ScreenConfig:
-    size: Optional[int] = None
+    size: int | None = None
     threshold: float = 0.0
 
 
@@ -197,7 +197,7 @@ class StatsConfig:
 
 @dataclass
 class ReproduceConfig:
-    margin: Optional[float] = None  # null: stats.target_effect
+    margin: float | None = None  # null: stats.target_effect
 
 
 @dataclass
@@ -217,7 +217,7 @@ class MlflowConfig:
 @dataclass
 class ReuseConfig:
     enabled: bool = True
-    path: Optional[str] = None
+    path: str | None = None
 
 
 @dataclass
@@ -258,8 +258,17 @@ SCHEMAS = (
 def register() -> None:
     """Store every schema in Hydra's ConfigStore (idempotent); must run before Hydra composes."""
     cs = ConfigStore.instance()
-    for group, name, node in SCHEMAS:  # outside the groups, so `--help` lists only real options
+    for _group, name, node in SCHEMAS:  # outside the groups, so `--help` lists only real options
         cs.store(name=name, node=node)
+
+
+def completed(logged: DictConfig) -> DictConfig:
+    """A config logged by an older hookbench, with the keys it lacks filled from this schema's defaults
+    (a group option's own keys are the logged ones): the schema stays the one home of every default."""
+    defaults = OmegaConf.create(OmegaConf.to_container(OmegaConf.structured(Config), enum_to_str=True))
+    merged = OmegaConf.merge(defaults, logged)
+    assert isinstance(merged, DictConfig)
+    return merged
 
 
 register()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import ExitStack
+from typing import Literal
 
 from hookbench.errors import PatchError, ServerError
 from hookbench.evaluation.patches import PatchSet
@@ -62,7 +63,7 @@ class ServerScope:
         self._needs_restore = True  # the state we found is unknown until a clean and a restore say otherwise
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         try:
             if self._needs_restore:
                 if exc is None:

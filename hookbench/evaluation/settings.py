@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from hookbench.evaluation.items import Dataset
 
 if TYPE_CHECKING:
+    from hookbench.evaluation.patches import PatchSource
+    from hookbench.evaluation.scorers import Scorer
     from hookbench.hookapi.client import HookClient
 
 
@@ -22,13 +24,15 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class GenerationSettings:
+    """model.generation, model.prompt and generation.samples; no defaults here: they are the config's."""
+
     preset: str
-    batch_size: int = 8
-    seed: int | None = None
-    max_new_tokens: int | None = None
-    chat: bool | None = None  # None: the server decides prompting
-    template: str = "{prompt}"
-    samples: int = 1
+    batch_size: int
+    seed: int | None
+    max_new_tokens: int | None
+    chat: bool | None  # None: the server decides prompting
+    template: str
+    samples: int
 
     def query(self, prompt: str) -> str:
         """`{prompt}` in the template is replaced by the item's prompt; other braces are left alone."""
@@ -37,16 +41,18 @@ class GenerationSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    """What a job reads from its config, typed (parts.settings_from); the defaults are the config's only."""
+
     model: ModelInfo
     generation: GenerationSettings
-    metric: str = "both"  # both | accuracy | loss
-    loss_prefix: str = " #### "
-    loss_chat: bool = False
-    screen_size: int | None = None
-    screen_threshold: float = 0.0
-    alpha: float = 0.05
-    target_effect: float = 0.03  # stats.target_effect: the change items_needed is planned for
-    warn_share: float = 0.1
+    metric: str  # both | accuracy | loss
+    loss_prefix: str  # loss.answer_prefix
+    loss_chat: bool
+    screen_size: int | None
+    screen_threshold: float
+    alpha: float
+    target_effect: float  # stats.target_effect: the change items_needed is planned for
+    warn_share: float
 
     @property
     def generates(self) -> bool:
@@ -62,8 +68,8 @@ class Parts:
     """What one job runs with, built from config before any generation."""
 
     dataset: Dataset
-    scorer: object
-    patch_source: object
+    scorer: Scorer
+    patch_source: PatchSource
     client: HookClient
     settings: Settings
     phase_s: dict[str, float] = field(default_factory=dict)

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import requests
 from urllib3.exceptions import ConnectTimeoutError
 
+from hookbench.errors import ServerError
 from hookbench.hookapi import contract
 from hookbench.hookapi.contract import ERROR_TEXT_PREFIXES, is_error_text  # noqa: F401  (re-exported)
-from hookbench.errors import ServerError
 from hookbench.hookapi.transport import HookTransport, ServerUnreachable  # noqa: F401  (ServerUnreachable re-exported)
 from hookbench.vocabulary import FailureKind
 
@@ -182,7 +182,7 @@ class HookClient(HookTransport):
         return Generation(None if kind else text, latency_s, kind, detail)
 
     # -- teacher-forced loss ----------------------------------------------------------------------
-    def losses(self, items: list[tuple[str, str]], answer_prefix: str = " #### ", chat: bool = False,
+    def losses(self, items: list[tuple[str, str]], answer_prefix: str = contract.LOSS_ANSWER_PREFIX, chat: bool = False,
                batch_size: int = 32) -> list[float | None]:
         """Mean NLL of each answer given its prompt (§10: deterministic, moves when a patch is live).
 

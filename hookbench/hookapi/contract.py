@@ -25,6 +25,7 @@ GENERATE_BATCH_PATH = "/api/generate/batch"
 LOSS_BATCH_PATH = "/api/loss/batch"
 
 # -- §3: a failed generation comes back as HTTP 200 with its error text as the answer -------------
+LOSS_ANSWER_PREFIX = " #### "  # /api/loss's answer_prefix when a request gives none (hook-api.md)
 ERROR_TEXT_PREFIXES = ("Generation error:", "Model not loaded")
 
 

@@ -13,7 +13,6 @@ from hookbench.errors import ServerError
 from hookbench.hookapi import contract
 
 
-
 class ServerUnreachable(ServerError):
     """Consecutive requests found no server at all (refused, reset): stop instead of retrying on."""
 

@@ -6,12 +6,34 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 
 from hookbench.stats import Comparison, Equivalence
-from hookbench.vocabulary import Verdict, Agreement
+from hookbench.vocabulary import Agreement, Verdict
 
 NA = "n/a"
 CELL_MAX = 200  # characters per markdown table cell before truncation
+
+
+@dataclass(frozen=True)
+class CorrectionWords:
+    """How a multiple-comparison correction (stats.correction) is named where a sweep's results are read."""
+
+    short: str  # in a run's name: `... → hurts after Holm`
+    name: str  # in a child's description: `... after Benjamini–Hochberg over 4 jobs`
+    phrase: str  # in the sweep summary: `Benjamini–Hochberg (FDR) correction over 4 jobs`
+
+
+# stats.correction -> its words; "none" (each p as tested) has no entry
+CORRECTIONS = {"holm": CorrectionWords("Holm", "Holm", "Holm correction"),
+               "bh": CorrectionWords("BH", "Benjamini–Hochberg", "Benjamini–Hochberg (FDR) correction")}
+NO_CORRECTION = "no correction"
+
+
+def correction_name(correction: str) -> str:
+    """`Holm`, `Benjamini–Hochberg`, `no correction` (an unknown value as given)."""
+    words = CORRECTIONS.get(correction)
+    return words.name if words else NO_CORRECTION if correction == "none" else correction
 
 
 def is_nan(x) -> bool:
@@ -125,7 +147,7 @@ def fmt_comparison_delta(c: Comparison) -> str:
     return fmt_delta(c.delta, c.ci_low, c.ci_high)
 
 
-EQUIVALENCE_WORDS = {Agreement.AGREES: "reproduces", Agreement.DISAGREES: "does not reproduce",
+EQUIVALENCE_WORDS: dict[str, str] = {Agreement.AGREES: "reproduces", Agreement.DISAGREES: "does not reproduce",
                      Agreement.INCONCLUSIVE: str(Agreement.INCONCLUSIVE)}
 ARM_WORDS = {"delta": "the delta (patched − baseline)", "baseline": "the baseline arm", "patched": "the patched arm"}
 
@@ -198,12 +220,12 @@ SWEEP_OWN_TEST = "own test, before the sweep's correction over its jobs"
 
 
 def job_headline(out, in_sweep: bool = False) -> str:
-    """A job's result in one line of words (`out`: evaluation.outcome.JobOutput). Inside a sweep the
+    """A job's result in one line of words (`out`: evaluation.job_output.JobOutput). Inside a sweep the
     job's own test is labelled as such: the sweep's adjusted verdict replaces it when the sweep ends."""
     if not out.screen_passed:
         s = out.screen
-        return (f"screened out: loss delta {s['delta']:+.4f} on {plural(s['size'], 'item')} is above "
-                f"screen.threshold={s['threshold']:g}; no generations")
+        return (f"screened out: loss delta {s.delta:+.4f} on {plural(s.size, 'item')} is above "
+                f"screen.threshold={s.threshold:g}; no generations")
     parts, summary = [], out.summary
     if summary.breaks_generation():
         parts.append(f"the patch breaks generation: {summary.patch_caused} of {summary.n_draws} "
@@ -229,4 +251,4 @@ def adjusted_lead(verdict_adjusted: str, p_adjusted: float, p_own: float, method
 
 
 def _p_value(p: float | None) -> str:
-    return "n/a" if is_nan(p) else ("< 0.001" if p < 0.001 else f"= {p:.3g}")
+    return NA if is_nan(p) else ("< 0.001" if p < 0.001 else f"= {p:.3g}")

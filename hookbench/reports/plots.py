@@ -11,6 +11,8 @@ from pathlib import Path
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
+from hookbench.evaluation.results import ItemResult, Summary
+from hookbench.names import ARMS
 from hookbench.reports.formatting import (
     fmt_batch_sizes,
     fmt_comparison_delta,
@@ -20,12 +22,10 @@ from hookbench.reports.formatting import (
     is_nan,
     p_words,
 )
-from hookbench.evaluation.results import ItemResult, Summary
-from hookbench.names import ARMS
 from hookbench.vocabulary import Verdict
 
 ARM_COLORS = {"baseline": "#7f7f7f", "patched": "#1f77b4"}
-VERDICT_COLORS = {Verdict.IMPROVES: "tab:green", Verdict.HURTS: "tab:red"}  # any other verdict is grey
+VERDICT_COLORS: dict[str, str] = {Verdict.IMPROVES: "tab:green", Verdict.HURTS: "tab:red"}  # any other verdict is grey
 NEUTRAL_COLOR = "tab:gray"
 
 

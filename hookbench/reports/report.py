@@ -18,32 +18,32 @@ from rich.table import Table
 from rich.text import Text
 
 from hookbench import names
-from hookbench.reports.html import write_page
+from hookbench.evaluation.record import RunRecord
+from hookbench.evaluation.results import ItemResult, Summary
+from hookbench.names import ARMS
 from hookbench.reports.formatting import (
+    SWEEP_OWN_TEST,
+    comparison_sentence,
     fmt_acc,
     fmt_batch_sizes,
-    comparison_sentence,
     fmt_comparison_delta,
-    fmt_level,
     fmt_failures,
+    fmt_level,
     fmt_mde,
     fmt_num,
     fmt_p,
     fmt_seconds,
     md_table,
     p_words,
-    plural,
-    SWEEP_OWN_TEST,
     plots_sentence,
+    plural,
 )
-from hookbench.evaluation.record import RunRecord
-from hookbench.evaluation.results import ItemResult, Summary
-from hookbench.names import ARMS
+from hookbench.reports.html import write_page
 from hookbench.reports.plots import plot_accuracy, plot_latency
 from hookbench.vocabulary import Verdict
 
 DIFF_MAX_ROWS = 200  # unchanged, unfailed rows beyond this are left out of the diff table
-VERDICT_STYLES = {Verdict.IMPROVES: "green", Verdict.HURTS: "red"}  # console; any other verdict is uncoloured
+VERDICT_STYLES: dict[str, str] = {Verdict.IMPROVES: "green", Verdict.HURTS: "red"}  # console; any other verdict is uncoloured
 BREAKS_GENERATION = "the patch breaks generation"
 
 

@@ -15,20 +15,19 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from hookbench import names
+from hookbench.reports.formatting import CORRECTIONS, NA, NO_CORRECTION, fmt_delta, fmt_level, fmt_p, md_table, plots_sentence
 from hookbench.reports.html import write_page
-from hookbench.reports.formatting import NA, fmt_delta, fmt_level, fmt_p, md_table, plots_sentence
 from hookbench.reports.plots import verdict_color
-from hookbench.vocabulary import Verdict
+from hookbench.vocabulary import Screen, Verdict
 
 # results first (a CSV/JSON preview shows its first columns), then what identifies the job
 RESULT_COLUMNS = ["patch", "strength", "model", names.ACC_DELTA, names.ACC_CI_LOW, names.ACC_CI_HIGH, names.P_ADJUSTED,
-                  "verdict_adjusted", names.P_VALUE, "verdict"]
-ID_COLUMNS = ["dataset", "patch_hash", "run_id", "status", "screen", "error"]
+                  names.TAG_VERDICT_ADJUSTED, names.P_VALUE, names.TAG_VERDICT]
+ID_COLUMNS = ["dataset", "patch_hash", "run_id", "status", names.TAG_SCREEN, "error"]
 COUNT_COLUMNS = [names.N_SCORED, names.N_CLUSTERS, names.N_FIXED, names.N_BROKEN, names.failures("baseline"),
                  names.failures("patched"), names.FAILURES_PATCH_CAUSED]
 METRIC_COLUMNS = [names.ACC_BASELINE, names.ACC_PATCHED, names.MDE, *COUNT_COLUMNS, names.LOSS_DELTA]
 COLUMNS = RESULT_COLUMNS + METRIC_COLUMNS + ID_COLUMNS
-CORRECTION_NAMES = {"holm": "Holm correction", "bh": "Benjamini–Hochberg (FDR) correction"}
 MODEL_MARKERS = "osD^v<>P*X"
 
 
@@ -42,7 +41,7 @@ def _strength(r: dict) -> float:
 
 
 def _screened_out(r: dict) -> bool:
-    return r.get("screen") == "rejected"
+    return r.get(names.TAG_SCREEN) == Screen.REJECTED
 
 
 def _sorted(rows: list[dict]) -> list[dict]:
@@ -92,8 +91,8 @@ def family_line(rows: list[dict], correction: str, alpha: float) -> str:
     jobs = f"{len(rows)} job{'s' * (len(rows) != 1)}"
     if aside:
         jobs += f" ({', '.join(aside)}, counted in the family)"
-    if correction in CORRECTION_NAMES:
-        return f"{CORRECTION_NAMES[correction]} over {jobs}; adjusted verdicts at α = {alpha:g}."
+    if correction in CORRECTIONS:
+        return f"{CORRECTIONS[correction].phrase} over {jobs}; adjusted verdicts at α = {alpha:g}."
     return f"No correction for multiple comparisons over {jobs}: each p as tested, at α = {alpha:g}."
 
 
@@ -144,14 +143,15 @@ def compact_table(rows: list[dict], alpha: float) -> tuple[list[str], list[list]
     header = ["job", f"delta [{fmt_level(alpha)} CI]", "p adjusted", "verdict (adjusted)", "p", "verdict (own test)",
               "fixed / broken (n)"]
     body = [[job_label(r) + (f" · {r.get('dataset')}" if datasets else ""), _delta_cell(r),
-             fmt_p(r.get(names.P_ADJUSTED)), _verdict_adjusted(r), fmt_p(r.get(names.P_VALUE)), r.get("verdict") or NA,
+             fmt_p(r.get(names.P_ADJUSTED)), _verdict_adjusted(r), fmt_p(r.get(names.P_VALUE)), r.get(names.TAG_VERDICT) or NA,
              f"{_count(r.get(names.N_FIXED))} / {_count(r.get(names.N_BROKEN))} ({_count(r.get(names.N_SCORED))})"]
             for r in rows]
     return header, body
 
 
 def _correction_name(correction: str | None) -> str:
-    return CORRECTION_NAMES.get(correction or "", "").replace(" correction", "") or "no correction"
+    words = CORRECTIONS.get(correction or "")
+    return words.phrase.replace(" correction", "") if words else NO_CORRECTION
 
 
 def best_row(rows: list[dict]) -> dict | None:
@@ -167,8 +167,8 @@ def sweep_answer(rows: list[dict], correction: str | None) -> str:
         return f"No job of {len(rows)} measured a delta (failed or screened out)."
     verdicts = [_verdict_adjusted(r) for r in rows]
     k = sum(v in (Verdict.IMPROVES, Verdict.HURTS) for v in verdicts)
-    after = f"after {_correction_name(correction)}" if correction in CORRECTION_NAMES else "(no correction)"
-    survive = (f"nothing survives {_correction_name(correction)}" if not k and correction in CORRECTION_NAMES
+    after = f"after {_correction_name(correction)}" if correction in CORRECTIONS else f"({NO_CORRECTION})"
+    survive = (f"nothing survives {_correction_name(correction)}" if not k and correction in CORRECTIONS
                else f"{verdicts.count(Verdict.IMPROVES)} of {len(rows)} jobs improve and {verdicts.count(Verdict.HURTS)} hurt {after}")
     delta = "" if _delta_cell(best) == _verdict_adjusted(best) else f"delta {_delta_cell(best)}, "
     return f"Best: {job_label(best)}, {delta}{_verdict_adjusted(best)}; {survive}."

@@ -18,14 +18,14 @@ from hookbench.errors import ConfigError
 from hookbench.job import run_job
 from hookbench.reports.formatting import fmt_delta, fmt_level, md_table
 from hookbench.studies.reproduce import logged_config, output_dir
-from hookbench.vocabulary import Verdict
+from hookbench.vocabulary import Screen, Verdict
 
 RANK = {Verdict.IMPROVES: 0, Verdict.NO_CHANGE_OBSERVED: 1, Verdict.NO_DETECTABLE_CHANGE: 1, Verdict.HURTS: 2}
 
 
 def picks(children: list, top: int) -> list:
     """The `top` best finished children per model: adjusted verdict first, then the larger delta."""
-    done = [r for r in children if tracking.is_finished(r) and r.data.tags.get(names.TAG_SCREEN) != "rejected"
+    done = [r for r in children if tracking.is_finished(r) and r.data.tags.get(names.TAG_SCREEN) != Screen.REJECTED
             and names.TAG_CONFIRMS not in r.data.tags and names.ACC_DELTA in r.data.metrics]
     by_model: dict[str, list] = {}
     for r in done:

@@ -50,7 +50,7 @@ def pilot_plan(run_id: str, tracking_uri: str, effect: float, patches: int) -> i
     m, p = run.data.metrics, run.data.params
     latency = {arm: m.get(names.latency(arm, "per_item_mean"), math.nan) for arm in names.ARMS}
     draws = int(m.get(names.N_DRAWS, len(items)) / max(1, len({r.id for r in items})))
-    alpha = float(p.get("stats.alpha", 0.05))
+    alpha = float(p.get(names.STATS_ALPHA, 0.05))
     result = plan([b - a for a, b in zip(baseline, patched)], queries, effect, alpha, patches, draws, latency)
     print(f"pilot run {run_id}: {plural(len(baseline), 'item')} scored in both arms, discordance ψ = "
           f"{result.discordance:.3f}, design effect {result.design_effect:.2f} (query clusters)")

@@ -14,11 +14,12 @@ Exit codes: 0 reproduces, 6 does not (or another server), 8 inconclusive, 7 noth
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
-import datetime as dt
 import os
 from pathlib import Path
+from typing import cast
 
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
@@ -33,16 +34,17 @@ from hookbench.errors import (
 )
 from hookbench.evaluation.patches import NO_PATCH_SOURCE
 from hookbench.evaluation.results import ItemResult, per_item
+from hookbench.evaluation.schema import completed
 from hookbench.job import console, run_job
 from hookbench.reports.formatting import equivalence_rule, equivalence_sentence, fmt_metric
-from hookbench.stats import TARGET_EFFECT, Equivalence, cluster_codes, equivalence
+from hookbench.stats import Equivalence, cluster_codes, equivalence
 from hookbench.stats.equivalence import AGREES, DISAGREES, INCONCLUSIVE
 
 
 def logged_config(client, run_id: str, into: Path) -> tuple[DictConfig, dict]:
     """(config to rerun with: the logged one with its frozen patch and reuse off, logged server identity)."""
     run = tracking.get_run(client, run_id)
-    cfg = OmegaConf.load(tracking.download(client, run_id, names.RESOLVED_CONFIG, into))
+    cfg = completed(cast(DictConfig, OmegaConf.load(tracking.download(client, run_id, names.RESOLVED_CONFIG, into))))
     patch = tracking.download(client, run_id, names.PATCH_JSON, into)
     if json.loads(patch.read_text()).get("source") == NO_PATCH_SOURCE:  # the A/A job: nothing to apply
         cfg.patch = {"_target_": "hookbench.evaluation.patches.NoPatch", "name": cfg.patch.name}
@@ -75,13 +77,14 @@ def sampled_agreement(orig_items: list[ItemResult], new_items: list[ItemResult],
 
 
 def margin_of(cfg: DictConfig, override: float | None) -> float:
-    """--margin, else reproduce.margin, else stats.target_effect: the change the user said matters
+    """--margin, else reproduce.margin, else stats.target_effect (a logged config is completed from the
+    schema, so it has one): the change the user said matters
     (a margin of the original's MDE would shrink with n as fast as the rerun's interval, so tiny
     runs would reproduce as easily as large ones)."""
     key, value = next((k, v) for k, v in (("--margin", override),
                                           ("reproduce.margin", OmegaConf.select(cfg, "reproduce.margin")),
-                                          ("stats.target_effect", OmegaConf.select(cfg, "stats.target_effect")),
-                                          ("the default target effect", TARGET_EFFECT)) if v is not None)
+                                          ("stats.target_effect", OmegaConf.select(cfg, "stats.target_effect")))
+                      if v is not None)
     if not float(value) > 0:
         raise ConfigError(f"{key} must be a positive number, got {value!r}")
     return float(value)
@@ -137,6 +140,7 @@ def reproduce(run_id: str, tracking_uri: str, margin: float | None = None) -> in
     new_items = result.output.records
     if not json.loads(original.data.params[names.GEN_PRESET_CONFIG]).get("do_sample"):
         reasons = greedy_differences(original, rerun, orig_items, new_items, tracking.is_finished(original))
+        outcome: str
         rule, outcome = GREEDY_RULE, DISAGREES if reasons else AGREES
         lines = ["; ".join(reasons) if reasons else "identical"]
     else:

@@ -26,8 +26,6 @@ from hookbench.studies.search_report import Trial
 from hookbench.studies.search_space import SearchSpace
 
 log = logging.getLogger("hookbench")
-PHASE_TAG = "hookbench.study.phase"  # search | reference | keep
-TRIAL_TAG = "hookbench.study.trial"
 
 
 def storage_url(cfg: DictConfig) -> str:
@@ -85,7 +83,7 @@ class Search:
             try:
                 patch = self.space.suggest(trial, f"search-t{trial.number}", trial.number)
                 delta, run_id = loss_job(self.loss_config(patch), parent_id, self.out / "trials",
-                                         {PHASE_TAG: "search", TRIAL_TAG: str(trial.number)})
+                                         {names.TAG_STUDY_PHASE: "search", names.TAG_STUDY_TRIAL: str(trial.number)})
             except PatchError as e:  # e.g. an edit that changes nothing: this candidate fails, the search goes on
                 log.warning("trial %d failed: %s", trial.number, e)
                 self.study.tell(trial, state=TrialState.FAIL)
@@ -96,8 +94,8 @@ class Search:
             trial.set_user_attr("run_id", run_id)
             trial.set_user_attr("patch_hash", patch.hash)
             for k, v in trial.params.items():
-                client.log_param(run_id, f"trial.{k}", v)
-            client.log_param(run_id, "trial.number", trial.number)
+                client.log_param(run_id, names.trial_param(k), v)
+            client.log_param(run_id, names.TRIAL_NUMBER, trial.number)
             if math.isfinite(delta):
                 self.study.tell(trial, delta)
             else:

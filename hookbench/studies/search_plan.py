@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import dataclass
 
+from hookbench import names
 from hookbench.evaluation.loop import PROBES
 
 LOSS_BATCH = 32  # HookClient.losses' default batch size on a server with the loss_batch extension
@@ -71,8 +72,8 @@ class CostPlan:
         return self.loss_requests * self.latency.loss_s + self.generations * self.latency.generation_s
 
     def metrics(self) -> dict[str, float]:
-        return {"plan/loss_requests": self.loss_requests, "plan/generations": self.generations,
-                "plan/wall_s": self.wall_s, "plan/trials": self.trials, "plan/keep": self.keep}
+        return {names.PLAN_LOSS_REQUESTS: self.loss_requests, names.PLAN_GENERATIONS: self.generations,
+                names.PLAN_WALL_S: self.wall_s, names.PLAN_TRIALS: self.trials, names.PLAN_KEEP: self.keep}
 
     def text(self) -> str:
         return "\n".join([

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig, OmegaConf
 
 from hookbench.errors import ConfigError, PatchError
+from hookbench.evaluation.build import plain
 from hookbench.evaluation.patches import PatchSet, validate
 from hookbench.hookapi.contract import ADD, SCALE
 
@@ -125,7 +126,7 @@ def study_name(cfg: DictConfig) -> str:
     """The resume key: the same search on the same model, server and dataset is the same study."""
     if cfg.search.get("name"):
         return str(cfg.search.name)
-    keyed = {k: OmegaConf.to_container(cfg.search, resolve=True).get(k) for k in ("space", "items", "seed")}
+    keyed = {k: plain(cfg.search).get(k) for k in ("space", "items", "seed")}
     keyed |= {"model": cfg.model.name, "url": cfg.model.server.get("url"),
-              "dataset": OmegaConf.to_container(cfg.dataset, resolve=True)}
+              "dataset": plain(cfg.dataset)}
     return f"{cfg.model.name}-{hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:10]}"

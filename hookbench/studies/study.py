@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import TYPE_CHECKING, cast
 
 from omegaconf import DictConfig, OmegaConf
 
 from hookbench import names, tracking
 from hookbench.errors import ConfigError, PatchError
-from hookbench.evaluation.build import build
+from hookbench.evaluation.build import build, plain
 from hookbench.evaluation.loop import generation_extras
 from hookbench.evaluation.parts import build_parts
 from hookbench.hookapi import contract
@@ -26,14 +27,16 @@ from hookbench.reports.formatting import fmt_delta
 from hookbench.signals import Terminated, graceful_signals
 from hookbench.stats import adjust_p_values, adjusted_verdict
 from hookbench.studies import confirm as confirm_study
-from hookbench.studies.search import PHASE_TAG, TRIAL_TAG, Search, job_config, loss_job, open_study, storage_url
+from hookbench.studies.search import Search, job_config, loss_job, open_study, storage_url
 from hookbench.studies.search_plan import CostPlan, measure_latency
 from hookbench.studies.search_report import kept_markdown, plot_trials, rank_correlation, trials_markdown
 from hookbench.studies.search_space import SearchSpace, study_name
 from hookbench.vocabulary import Verdict
 
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
 log = logging.getLogger("hookbench")
-STUDY_TAG = "hookbench.study"
 
 
 def _count(cfg: DictConfig, key: str, minimum: int) -> int:
@@ -49,7 +52,7 @@ class Study:
         self.trials, self.items = _count(cfg, "trials", 1), _count(cfg, "items", 1)
         self.keep = int(min(_count(cfg, "keep", 0), self.trials, self.space.size))
         self.cfg, self.name, self.uri = cfg, study_name(cfg), cfg.mlflow.tracking_uri
-        base = OmegaConf.to_container(cfg, resolve=True)
+        base = plain(cfg)
         base.pop("search")
         base["dataset"]["split"] = "dev"
         base["screen"]["size"] = None
@@ -62,7 +65,7 @@ class Study:
     # -- the plan ---------------------------------------------------------------------------
     def plan(self, parts) -> CostPlan:
         g, dev = parts.settings.generation, parts.dataset.items
-        test = build(OmegaConf.merge(self.cfg.dataset, {"split": "test"}), "dataset").items
+        test = build(cast(DictConfig, OmegaConf.merge(self.cfg.dataset, {"split": "test"})), "dataset").items
         queries = lambda items: len({g.query(i.prompt) for i in items}) * g.samples  # noqa: E731
         first = dev[0]
         latency = measure_latency(parts.client, g.query(first.prompt), first.gold, g.preset,
@@ -86,12 +89,12 @@ class Study:
             client.update_run(run_id, "RUNNING")
         else:
             run_id = client.create_run(experiment_id, run_name=f"study {self.name}", tags={
-                names.TAG_SWEEP: "parent", STUDY_TAG: self.name, **tracking.git_info()}).info.run_id
+                names.TAG_SWEEP: "parent", names.TAG_STUDY: self.name, **tracking.git_info()}).info.run_id
             self.search.study.set_user_attr("parent_run_id", run_id)
-            for k, v in tracking.flatten(OmegaConf.to_container(self.cfg.search, resolve=True), "search.").items():
+            for k, v in tracking.flatten(plain(self.cfg.search), "search.").items():
                 client.log_param(run_id, k, v)
-        for k, v in plan.metrics().items():
-            client.log_metric(run_id, k, v)
+        for key, value in plan.metrics().items():
+            client.log_metric(run_id, key, value)
         return run_id
 
     def reference(self, parent_id: str) -> float | None:
@@ -101,7 +104,7 @@ class Study:
             cfg = self.search.loss_config(None)
             cfg.patch = self.reference_cfg
             try:
-                delta, _ = loss_job(cfg, parent_id, self.out / "reference", {PHASE_TAG: "reference"})
+                delta, _ = loss_job(cfg, parent_id, self.out / "reference", {names.TAG_STUDY_PHASE: "reference"})
             except PatchError as e:  # e.g. a server with no suggestions: the search still runs, with no bar
                 log.warning("the configured patch could not be measured as the reference: %s", e)
                 return None
@@ -116,7 +119,7 @@ class Study:
             patch = self.search.candidate(self._params(t.number), t.number)
             cfg = job_config(self.base, patch, self.out / "candidates" / f"{patch.hash}.json", metric="both",
                              **{"reuse.enabled": True})
-            result = run_job(cfg, extra_tags={PHASE_TAG: "keep", TRIAL_TAG: str(t.number)},
+            result = run_job(cfg, extra_tags={names.TAG_STUDY_PHASE: "keep", names.TAG_STUDY_TRIAL: str(t.number)},
                              out_dir=self.out / "keep", parent_id=parent_id)
             m = result.metrics
             rows.append({"hash": patch.hash, "trial": t.number, "search_loss_delta": t.loss_delta,
@@ -140,7 +143,7 @@ class Study:
             tracking.set_child_tags(client, r["run_id"], {names.TAG_VERDICT_ADJUSTED: r["verdict_adjusted"]}, metrics)
 
 
-def confirmation(client, parent_id: str, uri: str) -> object | None:
+def confirmation(client, parent_id: str, uri: str) -> Run | None:
     """The best kept pick rerun on test (hookbench.studies.confirm's logic); its test run."""
     confirm_study.confirm(parent_id, uri, top=1)
     runs = [r for r in tracking.child_runs(client, client.get_run(parent_id).info.experiment_id, parent_id)
@@ -156,7 +159,7 @@ def answer(test, rows: list[dict], tried: int, distinct: int) -> str:
     m, verdict = test.data.metrics, test.data.tags.get(names.TAG_VERDICT, "?")
     delta = fmt_delta(m.get(names.ACC_DELTA, math.nan), m.get(names.ACC_CI_LOW, math.nan),
                       m.get(names.ACC_CI_HIGH, math.nan))
-    pick = test.data.params.get("patch.hash", "?")
+    pick = test.data.params.get(names.PATCH_HASH, "?")
     head = f"confirmed: patch {pick}" if verdict == Verdict.IMPROVES else f"no patch confirmed: the pick {pick}"
     return f"{head} on test {delta}, p = {m.get(names.P_VALUE, math.nan):.3g}, {verdict}; {count}"
 
@@ -187,11 +190,11 @@ def report(study: Study, client, parent_id: str, rows: list[dict], test, referen
         files.append(study.out / "search_kept.md")
     for f in files:
         client.log_artifact(parent_id, str(f))
-    metrics = {"study/trials": len(trials), "study/kept": len(rows), "study/spearman_rho": corr.rho,
-               "study/best_loss_delta": min((t.loss_delta for t in trials), default=math.nan),
-               "study/reference_loss_delta": math.nan if reference is None else reference}
+    metrics = {names.STUDY_TRIALS: len(trials), names.STUDY_KEPT: len(rows), names.STUDY_SPEARMAN_RHO: corr.rho,
+               names.STUDY_BEST_LOSS_DELTA: min((t.loss_delta for t in trials), default=math.nan),
+               names.STUDY_REFERENCE_LOSS_DELTA: math.nan if reference is None else reference}
     if test is not None:
-        metrics["study/test_delta"] = test.data.metrics.get(names.ACC_DELTA, math.nan)
+        metrics[names.STUDY_TEST_DELTA] = test.data.metrics.get(names.ACC_DELTA, math.nan)
     for k, v in metrics.items():
         if not math.isnan(v):
             client.log_metric(parent_id, k, v)

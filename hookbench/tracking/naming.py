@@ -14,9 +14,8 @@ import math
 from omegaconf import DictConfig
 
 from hookbench import names
-from hookbench.vocabulary import Verdict
-
-CORRECTION_SHORT = {"holm": "Holm", "bh": "BH"}
+from hookbench.reports.formatting import CORRECTIONS
+from hookbench.vocabulary import Screen, Verdict
 
 
 def base_name(cfg: DictConfig, tags: dict | None = None) -> str:
@@ -61,13 +60,14 @@ def sweep_result(row: dict, correction: str) -> str:
     """A sweep child's result with its adjusted p and verdict (tag `verdict_adjusted`)."""
     if row.get("status") != "FINISHED":
         return "failed"
-    if row.get("screen") == "rejected":
+    if row.get(names.TAG_SCREEN) == Screen.REJECTED:
         return "screened out (loss screen)"
     if row.get(names.TAG_VERDICT_ADJUSTED) == Verdict.NO_CHANGE_OBSERVED and not _missing(row.get(names.N_SCORED)):
         return f"no change observed (0 of {int(row[names.N_SCORED])} changed)"
-    after = CORRECTION_SHORT.get(correction)
+    words = CORRECTIONS.get(correction)
+    after = words.short if words else None
     return result_text(row.get(names.ACC_DELTA), row.get(names.ACC_CI_LOW), row.get(names.ACC_CI_HIGH),
-                       row.get(names.P_ADJUSTED), row.get("verdict_adjusted"), "p_adj" if after else "p", after)
+                       row.get(names.P_ADJUSTED), row.get(names.TAG_VERDICT_ADJUSTED), "p_adj" if after else "p", after)
 
 
 def with_result(name: str, result: str) -> str:

@@ -18,12 +18,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from hookbench import names, tracking
-from hookbench.tracking import naming
 from hookbench.reports.plots import verdict_hex
 from hookbench.reports.sweep_report import sweep_answer, sweep_note, sweep_table, write_sweep_report
 from hookbench.stats import adjust_p_values, adjusted_verdict
+from hookbench.tracking import naming
 from hookbench.tracking.sweep_children import lead_children
-from hookbench.vocabulary import Verdict
+from hookbench.vocabulary import Screen, Verdict
 
 
 def headline(error: str) -> str:
@@ -51,7 +51,7 @@ def sweep_rows(runs) -> list[dict]:
 
 def adjust(rows: list[dict], method: str, alpha: float) -> None:
     """Adjusted p and verdict per row, over the whole family (a job without a p stays in it)."""
-    p = [r.get(names.P_VALUE, math.nan) if r["status"] == "FINISHED" and r.get(names.TAG_SCREEN) != "rejected" else math.nan
+    p = [r.get(names.P_VALUE, math.nan) if r["status"] == "FINISHED" and r.get(names.TAG_SCREEN) != Screen.REJECTED else math.nan
          for r in rows]
     for row, adjusted in zip(rows, adjust_p_values(p, method)):
         row[names.P_ADJUSTED] = adjusted

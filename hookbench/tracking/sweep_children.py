@@ -18,16 +18,14 @@ from mlflow.tracking import MlflowClient
 from hookbench import names, tracking
 from hookbench.errors import HookbenchError
 from hookbench.evaluation.results import summarize
-from hookbench.reports.formatting import SWEEP_OWN_TEST, adjusted_lead
+from hookbench.reports.formatting import SWEEP_OWN_TEST, adjusted_lead, correction_name
 from hookbench.reports.html import write_page
 from hookbench.reports.plots import plot_accuracy
 
-CORRECTION_WORDS = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "no correction"}
-
 
 def child_lead(row: dict, correction: str, jobs: int) -> str:
-    return adjusted_lead(row["verdict_adjusted"], row[names.P_ADJUSTED], row.get(names.P_VALUE, math.nan),
-                         CORRECTION_WORDS.get(correction, correction), jobs)
+    return adjusted_lead(row[names.TAG_VERDICT_ADJUSTED], row[names.P_ADJUSTED], row.get(names.P_VALUE, math.nan),
+                         correction_name(correction), jobs)
 
 
 def lead_children(client: MlflowClient, rows: list[dict], correction: str, alpha: float) -> list[str]:
@@ -75,7 +73,7 @@ def _redraw_accuracy(client: MlflowClient, run, row: dict, lead: str, alpha: flo
     draws = max(1, round(len(records) / max(1, len({r.id for r in records}))))
     summary = summarize(records, draws, alpha)
     path = plot_accuracy(tmp / names.ACCURACY_PNG, summary, run.info.run_name,
-                         shown=(row["verdict_adjusted"], lead.replace(", p_adj", "\np_adj")))
+                         shown=(row[names.TAG_VERDICT_ADJUSTED], lead.replace(", p_adj", "\np_adj")))
     client.log_artifact(run.info.run_id, str(path))
 
 

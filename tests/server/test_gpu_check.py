@@ -1,3 +1,4 @@
+
 """benchmarks/gpu_check.py runs on CPU with a tiny random shape and prints its whole table."""
 
 from __future__ import annotations
@@ -5,7 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import REPO, cli_env
+import pytest
+
+from hookbench.testing.cli import cli_env
+from hookbench.testing.repo import REPO
 
 ROWS = ["load time (start to healthy)", "dtype", "device map", "memory cpu", "tokens/s at batch size 1",
         "tokens/s at batch size 8", "tokens/s at batch size 32", "tokens/s at batch size 64",
@@ -13,6 +17,7 @@ ROWS = ["load time (start to healthy)", "dtype", "device map", "memory cpu", "to
         "contract probe"]
 
 
+@pytest.mark.slow
 def test_gpu_check_prints_its_table_on_cpu():
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--shape", "tiny",
                         "--new-tokens", "4"], capture_output=True, text=True, timeout=600, env=cli_env(), cwd=REPO)

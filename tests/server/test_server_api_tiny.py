@@ -7,7 +7,7 @@ import math
 import pytest
 
 from hookbench.hookapi import contract
-from tests.conftest import start_server, stop_server
+from hookbench.testing.servers import start_server, stop_server
 
 MLP = "model.layers.1.mlp.up_proj.weight"
 RAW = {"chat": False}  # the random tiny model says nothing useful after a chat template
@@ -32,6 +32,7 @@ def test_health_shape(tiny):
                                     contract.EXT_CHAT, contract.EXT_MAX_NEW_TOKENS, contract.EXT_LOSS_BATCH}
 
 
+@pytest.mark.slow
 def test_identity_differs_with_the_chat_template_default(tiny):
     """Same weights, different prompting default: different answers, so a different identity."""
     other = start_server("tiny", "--chat-template", "never")

@@ -11,12 +11,12 @@ from fastapi import FastAPI, WebSocket
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from hookbench.hookapi import contract
-from hookbench.hookapi import launcher
-from hookbench.server.auth import DEFAULT_ENV, is_loopback, protect
+from hookbench.hookapi import contract, launcher
 from hookbench.hookapi.launcher import launched_token, reference_server_command
 from hookbench.hookapi.launcher import start_server as launch
-from tests.conftest import CONF, Server, cli_env, stop_server
+from hookbench.server.auth import DEFAULT_ENV, is_loopback, protect
+from hookbench.testing.cli import cli_env
+from hookbench.testing.servers import Server, stop_server
 
 TOKEN = "tok-3f9a-not-a-real-secret-0123456789"
 
@@ -96,6 +96,7 @@ def test_a_token_env_naming_an_unset_variable_does_not_start():
     assert r.returncode == 2 and "--token-env names HB_NOT_SET_ANYWHERE, which is not set" in r.stderr
 
 
+@pytest.mark.slow
 def test_insecure_no_token_starts_open_and_says_so_loudly():
     server = Server(launch(reference_server_command("tiny") + ["--host", "0.0.0.0", "--insecure-no-token"],
                            {"TOKENIZERS_PARALLELISM": "false", DEFAULT_ENV: ""}))
@@ -112,11 +113,12 @@ def test_loopback_names():
     assert not any(map(is_loopback, ["0.0.0.0", "::", "10.1.2.3", "gpu-node-7"]))
 
 
+@pytest.mark.slow
 def test_a_launched_server_gets_a_fresh_token_in_its_environment_not_its_command_line():
     """model.server.launch as compose runs it: a token per launch, and the server refuses a caller without it."""
     from omegaconf import OmegaConf
 
-    from tests.test_config import compose_cfg
+    from hookbench.testing.config import compose_cfg
 
     spec = OmegaConf.to_container(compose_cfg(["model=tiny"]).model.server.launch, resolve=True)
     url = launcher.ensure_server(spec, None)

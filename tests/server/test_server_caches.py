@@ -7,11 +7,11 @@ import os
 
 import pytest
 
-from hookbench.paths import cache_root
-from hookbench.server import identity
 from hookbench.hookapi.launcher import reference_server_command
 from hookbench.hookapi.launcher import start_server as launch
-from tests.conftest import Server
+from hookbench.paths import cache_root
+from hookbench.server import identity
+from hookbench.testing.servers import Server
 
 
 @pytest.fixture
@@ -45,6 +45,7 @@ def start(cwd, timeout_s: float = 300) -> Server:
                          timeout_s=timeout_s))
 
 
+@pytest.mark.slow
 def test_second_start_does_not_rehash_and_suggestions_come_from_disk(own_cache, tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

@@ -8,10 +8,11 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import cli_env
-from tests.test_config import compose_cfg
+from hookbench.testing.cli import cli_env
+from hookbench.testing.config import compose_cfg
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, env", [("qwen72b", "QWEN72B_MODEL_PATH"), ("llama70b", "LLAMA70B_MODEL_PATH")])
 def test_big_model_launch_is_the_reference_server_in_bf16_over_all_gpus(model, env, monkeypatch, tmp_path):
     monkeypatch.setenv(env, str(tmp_path / "no-such-model"))

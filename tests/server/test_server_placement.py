@@ -12,7 +12,7 @@ import torch
 from hookbench.server import models, placement
 from hookbench.server.engine import HFEngine
 from hookbench.server.identity import weights_sha256
-from tests.conftest import cli_env
+from hookbench.testing.cli import cli_env
 
 EDITS = [{"tensor_name": "model.layers.1.mlp.up_proj.weight", "operation": "scale", "value": 1.37, "target": "top 20%"},
          {"tensor_name": "model.layers.0.self_attn.o_proj.weight", "operation": "add", "value": 0.01, "target": "bottom 10%"},
@@ -50,6 +50,7 @@ def roundtrip(engine: HFEngine) -> None:
     assert engine.losses([PROBE], "", False)[0]["loss"] == base and weights_sha256(engine.lm.model) == loaded
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["tiny", "smollm2"])
 def test_bf16_patch_and_restore_are_bit_exact(spec):
     lm = models.load(spec, "bfloat16", "cpu")

@@ -1,8 +1,11 @@
+
 """What needs the real embedded model: useful suggestions, restore bit-exactness, batch equality."""
 
 from __future__ import annotations
 
 import time
+
+import pytest
 
 QUESTION = "What is 7 + 5?"
 
@@ -11,6 +14,7 @@ def test_health_names_the_model(smol):
     assert smol.ok("GET", "/api/health")["server"]["model"] == "smollm2"
 
 
+@pytest.mark.slow
 def test_suggestions_for_math_are_real_deterministic_and_leave_the_model_alone(smol_clean):
     s = smol_clean
     base_loss = s.loss()
@@ -27,6 +31,7 @@ def test_suggestions_for_math_are_real_deterministic_and_leave_the_model_alone(s
     assert s.ok("POST", "/api/restore", {}) == {"restored_params": 0}
 
 
+@pytest.mark.slow
 def test_greedy_is_bit_exact_after_patch_and_restore(smol_clean):
     s = smol_clean
     before = s.greedy(QUESTION, 16)

@@ -9,8 +9,8 @@ import torch
 
 from hookbench.server import models, targets
 from hookbench.server.engine import HFEngine
-from tests.conftest import start_server, stop_server
-from tests.stock_server import StockServer, stock_edit
+from hookbench.testing.servers import start_server, stop_server
+from hookbench.testing.stock_server import StockServer, stock_edit
 
 MLP = "model.layers.1.mlp.up_proj.weight"
 PROBE = {"prompt": "Question: What is 7 + 5?\nAnswer:", "answer": "12"}

@@ -17,8 +17,10 @@ import requests
 
 from hookbench.hookapi import contract
 from hookbench.server.vllm_engine import vllm_available
-from tests.conftest import REPO, cli_env, run_cli, start_server, stop_server
-from tests.helpers import external, runs
+from hookbench.testing.cli import cli_env, run_cli
+from hookbench.testing.repo import REPO
+from hookbench.testing.servers import external, start_server, stop_server
+from hookbench.testing.store import runs
 
 WHY = vllm_available()
 if WHY is not None and os.environ.get("HOOKBENCH_REQUIRE_VLLM") == "1":

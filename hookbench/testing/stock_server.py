@@ -144,7 +144,7 @@ class SuggestionsRequest(BaseModel):
 class LossRequest(BaseModel):
     prompt: str
     answer: str
-    answer_prefix: str = " #### "
+    answer_prefix: str = contract.LOSS_ANSWER_PREFIX
     use_chat_template: bool = False
 
 
@@ -218,7 +218,7 @@ class StockServer:
         return (not p.originals and not p.handles and not p.active
                 and self.weights_sha256() == self.loaded_sha256)
 
-    def up(self) -> "StockServer":
+    def up(self) -> StockServer:
         """Start answering on self.url (again, after down())."""
         self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -242,7 +242,7 @@ class StockServer:
         """Stop at once, without waiting for requests in flight to be answered."""
         self.down(force=True)
 
-    def __enter__(self) -> "StockServer":
+    def __enter__(self) -> StockServer:
         return self.up()
 
     def __exit__(self, *exc) -> None:

@@ -1,4 +1,5 @@
-"""What one job produced: its records, summary and run record (its words: reports.formatting.job_headline)."""
+"""What one job produced (JobOutput): its records, summary, run record and loss screen (its words:
+reports.formatting.job_headline). What it became once logged is job.LoggedJob."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 from hookbench import names
 from hookbench.evaluation.items import Dataset
 from hookbench.evaluation.patches import PatchSet
-from hookbench.evaluation.record import RunRecord
+from hookbench.evaluation.record import RunRecord, ScreenResult
 from hookbench.evaluation.results import ItemResult, Summary
 from hookbench.evaluation.settings import Settings
 
@@ -21,19 +22,19 @@ class JobOutput:
     dataset: Dataset
     settings: Settings
     phase_s: dict[str, float] = field(default_factory=dict)
-    screen: dict | None = None  # {"size", "threshold", "delta", "passed"} when the loss screen ran
+    screen: ScreenResult | None = None  # when the loss screen ran
 
     @property
     def screen_passed(self) -> bool:
-        return self.screen is None or self.screen["passed"]
+        return self.screen is None or self.screen.passed
 
     def metrics(self) -> dict[str, float]:
         m = self.summary.metrics()
         r = self.record
-        m[names.PATCH_HOOK_COUNT] = r.patch["hook_count"] or 0
-        m[names.GENERATIONS] = r.requests["generations"]
-        m[names.LOSS_REQUESTS] = r.requests["loss"]
-        measured = [abs(d) for d in r.patch["probe_loss_delta"] or [] if d is not None]
+        m[names.PATCH_HOOK_COUNT] = r.patch.hook_count or 0
+        m[names.GENERATIONS] = r.requests.generations
+        m[names.LOSS_REQUESTS] = r.requests.loss
+        measured = [abs(d) for d in r.patch.probe_loss_delta or [] if d is not None]
         if measured:  # a probe whose loss could not be measured under the patch (NaN) is left out
             m[names.PATCH_PROBE_DELTA] = sum(measured) / len(measured)
         m |= {names.phase(k): v for k, v in self.phase_s.items()}

@@ -1,0 +1,110 @@
+"""One job's MLflow run: started, given the config, what the job produced, and ended with its status."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from hookbench import __version__, names
+from hookbench.evaluation.build import plain
+from hookbench.evaluation.job_output import JobOutput
+from hookbench.reports.formatting import job_note
+from hookbench.reports.plots import verdict_hex
+from hookbench.tracking import naming
+from hookbench.tracking.recovery import close_dead_run, lease_record
+from hookbench.tracking.redaction import Redactor, flatten, redact_url
+from hookbench.tracking.store import configure, git_info
+from hookbench.vocabulary import Screen, Verdict
+
+
+class JobRun:
+    """One job's MLflow run: started (tagged with a sweep's parent when there is one), given the
+    config, what the job produced (evaluation.job_output.JobOutput), and ended FINISHED, FAILED or KILLED with the reason attached."""
+
+    def __init__(self, cfg: DictConfig, name: str, parent_id: str | None = None, tags: dict | None = None,
+                 in_sweep: bool = False):
+        self.cfg, self.name, self.in_sweep = cfg, name, in_sweep  # in_sweep: the sweep corrects its verdict later
+        container = plain(cfg)
+        self.redactor = Redactor(container)
+        self.experiment_id = configure(cfg.mlflow)
+        parent = {names.TAG_PARENT: parent_id} if parent_id is not None else {}
+        self.run = mlflow.start_run(experiment_id=self.experiment_id, run_name=name, tags={
+            names.TAG_VERSION: __version__, names.TAG_NAME: name, **parent, **git_info(), **(tags or {})})
+        self.run_id = self.run.info.run_id
+        mlflow.log_params(self._params(flatten(container)))
+        mlflow.log_text(self.redactor.text(OmegaConf.to_yaml(cfg, resolve=True)), names.RESOLVED_CONFIG)
+
+    def _params(self, params: dict[str, str]) -> dict[str, str]:
+        return {k: redact_url(self.redactor.text(v)) for k, v in params.items()}
+
+    def log_output(self, out: JobOutput, report_dir: Path, hydra_dir: Path | None) -> None:
+        """Tags, traceability params, metrics, artifacts and the dataset of a finished job."""
+        rec = out.record
+        result = result_line(out)
+        tags = {**rec.tags(), names.TAG_VERDICT: out.summary.comparison.verdict, names.TAG_RESULT: result,
+                names.TAG_NOTE: job_note(out, self.name, self.in_sweep),
+                names.TAG_RUN_COLOR: verdict_hex(None if self.in_sweep else out.summary.comparison.verdict)}
+        if out.screen is not None:
+            tags[names.TAG_SCREEN] = Screen.PASSED if out.screen.passed else Screen.REJECTED
+        mlflow.set_tags({k: redact_url(self.redactor.text(v)) for k, v in tags.items()})
+        mlflow.log_params(self._params(rec.params()))
+        metrics = out.metrics()
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(out.patch.to_json(), names.PATCH_JSON)
+        mlflow.log_dict(self.redactor.value(rec.to_dict()), names.CONTEXT_JSON)
+        if hydra_dir is not None and hydra_dir.is_dir():
+            for f in sorted(hydra_dir.glob("*.yaml")):  # Hydra's own copy holds the overrides as typed
+                mlflow.log_text(self.redactor.text(f.read_text()), f".hydra/{f.name}")
+        for f in sorted(report_dir.iterdir()):
+            if f.suffix in (".md", ".jsonl", ".csv", ".json", ".html"):  # text: redacted
+                mlflow.log_text(self.redactor.text(f.read_text(encoding="utf-8")), f.name)
+            else:
+                mlflow.log_artifact(str(f))
+        if out.dataset is not None:
+            log_dataset(out.dataset)
+        MlflowClient().update_run(self.run_id, name=naming.with_result(self.name, result))
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        mlflow.log_metrics(metrics)
+
+    def lease_record(self) -> dict[str, str]:
+        """Who holds the server, as the lease records it: this run, on this store."""
+        return lease_record(self.run_id)
+
+    def took_over(self, record: dict, recovered: str | None) -> None:
+        """A dead job's lease was found: say in this run what was restored, close that job's run."""
+        if recovered:
+            mlflow.set_tag(names.TAG_RECOVERED, recovered)
+        close_dead_run(record, recovered, self.run_id)
+
+    def end(self, status: str = "FINISHED", error: str | None = None) -> None:
+        if error:
+            text = self.redactor.text(error)
+            mlflow.log_text(text, names.ERROR_TXT)
+            mlflow.set_tag(names.TAG_ERROR, text[-4000:])
+        mlflow.end_run(status)
+
+
+def result_line(out: JobOutput) -> str:
+    """Tag `result`, also the run name's tail: the job's own rounded result (accuracy, or loss for a loss-only job), before any sweep correction."""
+    if not out.screen_passed:
+        return f"screened out (loss {out.screen.delta:+.4f} > {out.screen.threshold:g})"
+    c = out.summary.comparison if out.settings.generates else out.summary.loss
+    text = naming.result_text(c.delta, c.ci_low, c.ci_high, c.p_value, c.verdict)
+    if c.verdict == Verdict.NO_CHANGE_OBSERVED:
+        text += f" (0 of {c.n} changed)"
+    return text if out.settings.generates else f"loss {text}"
+
+
+def log_dataset(dataset) -> None:
+    df = pd.DataFrame([{"id": i.id, "task": i.task, "prompt": i.prompt, "gold": i.gold} for i in dataset.items])
+    with warnings.catch_warnings():  # MLflow guesses at a source kind for a hub id or generator spec
+        warnings.simplefilter("ignore", UserWarning)
+        ds = mlflow.data.from_pandas(df, source=dataset.source, name=dataset.name, targets="gold",  # type: ignore[attr-defined]
+                                     digest=dataset.fingerprint)
+    mlflow.log_input(ds, context="evaluation")
