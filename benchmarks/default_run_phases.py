@@ -1,40 +1,108 @@
-"""Wall time of the default `python -m hookbench`, split by phase, and the share spent outside generation.
+"""Fixed cost of one job on a stock server: where the wall time goes outside generation.
 
-Runs the default job in a fresh temporary directory (so nothing is reused and mlruns/ starts empty)
-and reads the phase timings the run logged as `time/<phase>_s`.
+Runs `python -m hookbench model=qwen72b patch=math dataset.n=N` (the shipped config for a user's own
+server) against the stock-server stand-in (tests/stock_server.py: one model call at a time, sampled
+presets only, one item per /api/loss request, /api/suggestions slowed to the stock server's 4 s), in a
+fresh directory with a fresh cache (so the MLflow store and the frozen suggestions are created anew),
+and splits the process's wall time by what the server saw, request by request:
+
+  start -> first request   imports, config, MLflow store and run (nothing the server does)
+  suggestions              POST /api/suggestions (the stock server's agent fallback)
+  generation               POST /api/generate (both arms)
+  loss / probes            POST /api/loss (probe texts and the loss metric)
+  other requests           health, configs, hooks, restore
+  between requests         client time while no request is in flight (checks, scoring, waits)
+  last request -> exit     report, plots, MLflow logging, exit
+
+Requests that overlap are counted once, in the first of these rows that is in flight. "Outside
+generation" is the wall time when no generation request is in flight.
+
+Run from the repository root: `python -m benchmarks.default_run_phases [--items 12] [overrides...]`.
 """
 
+from __future__ import annotations
+
+import argparse
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import mlflow
-from mlflow.tracking import MlflowClient
+from tests.stock_server import StockServer
 
-PHASES = ("server_start", "server_wait", "patch", "loss", "screen", "baseline", "patched", "restore", "scoring", "logging")
+ORDER = ("generation", "suggestions", "loss / probes", "other requests")
+# the stand-in's smollm2 gets no chat template (the stock rule, §9): a bare question makes it stop at once
+TEMPLATE = "model.prompt.template='Question: {prompt}\\nAnswer:'"
+ROUTES = {"POST /api/generate": "generation", "POST /api/suggestions": "suggestions", "POST /api/loss": "loss / probes"}
+
+
+def timed(server: StockServer) -> list[tuple[str, float, float]]:
+    """(route, start, end) of every request the server answers, on this process's perf_counter."""
+    spans: list[tuple[str, float, float]] = []
+
+    @server.app.middleware("http")
+    async def clock(request, call_next):
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        spans.append((f"{request.method} {request.url.path}", t0, time.perf_counter()))
+        return response
+
+    return spans
+
+
+def split(spans: list[tuple[str, float, float]], t0: float, t1: float) -> dict[str, float]:
+    """Seconds of [t0, t1] per row: at each instant the first row of ORDER with a request in flight."""
+    edges = sorted({t0, t1, *(t for _, a, b in spans for t in (a, b))})
+    out = {k: 0.0 for k in ORDER}
+    out["between requests"] = 0.0
+    for a, b in zip(edges, edges[1:]):
+        mid = (a + b) / 2
+        live = {ROUTES.get(r, "other requests") for r, s, e in spans if s <= mid < e}
+        row = next((k for k in ORDER if k in live), "between requests")
+        out[row] += b - a
+    return out
 
 
 def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="hookbench-bench-"))
-    t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "hookbench", *sys.argv[1:]], cwd=work, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=12, help="dataset.n (default 12)")
+    ap.add_argument("--model", default="smollm2", help="the stand-in's model: smollm2 (default) or tiny")
+    ap.add_argument("--suggestions-delay", type=float, default=4.0,
+                    help="seconds the stand-in takes to answer /api/suggestions (the stock server took 4-20 s)")
+    ap.add_argument("overrides", nargs="*", help="further hookbench overrides")
+    args = ap.parse_args()
+    load = os.getloadavg()
+    work = Path(tempfile.mkdtemp(prefix="hookbench-phases-"))
+    server = StockServer(args.model)
+    server.suggestions_delay_s = args.suggestions_delay
+    spans = timed(server)  # before the app starts serving
+    with server:
+        cmd = [sys.executable, "-m", "hookbench", "model=qwen72b", "patch=math", f"dataset.n={args.items}",
+               TEMPLATE, *args.overrides]
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        env.update(QWEN72B_URL=server.url, HOOKBENCH_CACHE=str(work / "cache"))
+        t0 = time.perf_counter()
+        p = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+        t1 = time.perf_counter()
     if p.returncode != 0:
-        sys.exit(f"the default run failed ({p.returncode}):\n{p.stderr[-3000:]}")
-    mlflow.set_tracking_uri(f"sqlite:///{work}/mlruns/mlflow.db")
-    (run,) = MlflowClient().search_runs([mlflow.get_experiment_by_name("hookbench").experiment_id])
-    m = run.data.metrics
-    times = {ph: m.get(f"time/{ph}_s", 0.0) for ph in PHASES}
-    generation = times["baseline"] + times["patched"]
-    print(f"default run: {int(m['n/items'])} items, wall {wall:.1f} s (process start to exit)")
-    print(f"{'phase':14s} {'seconds':>8s} {'share':>7s}")
-    for ph, s in times.items():
-        print(f"{ph:14s} {s:8.2f} {s / wall:7.1%}")
-    other = wall - sum(times.values())
-    print(f"{'(imports, mlflow set-up, exit)':14s} {other:8.2f} {other / wall:7.1%}")
-    print(f"share of wall time outside generation: {1 - generation / wall:.1%}")
+        sys.exit(f"the job failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    rows = split(spans, t0, t1)
+    first, last = min(s for _, s, _ in spans), max(e for _, _, e in spans)
+    head, tail = first - t0, t1 - last
+    rows["between requests"] -= head + tail
+    wall = t1 - t0
+    count = {k: sum(1 for r, _, _ in spans if ROUTES.get(r, "other requests") == k) for k in ORDER}
+    print(f"one job, {args.items} items, model=qwen72b patch=math on the stock stand-in ({args.model}, "
+          f"suggestions {args.suggestions_delay:g} s); load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"{'phase':26s} {'seconds':>8s} {'requests':>9s}")
+    print(f"{'start -> first request':26s} {head:8.2f}")
+    for k in (*ORDER, "between requests"):
+        print(f"{k:26s} {rows[k]:8.2f} {count.get(k, ''):>9}")
+    print(f"{'last request -> exit':26s} {tail:8.2f}")
+    print(f"{'wall':26s} {wall:8.2f} {len(spans):9d}")
+    print(f"outside generation: {wall - rows['generation']:.2f} s")
 
 
 if __name__ == "__main__":
