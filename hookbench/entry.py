@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable
 
 from hydra.errors import HydraException
-from mlflow.exceptions import MlflowException
 from omegaconf.errors import OmegaConfBaseException
 
 from hookbench.errors import HookbenchError
@@ -28,7 +27,8 @@ def outcome(e: BaseException) -> tuple[str, int] | None:
     """(message, exit code) for an outcome the user should see as a message; None for a bug."""
     if isinstance(e, HookbenchError):
         return f"error: {e}", e.exit_code
-    if isinstance(e, MlflowException):
+    mlflow_errors = sys.modules.get("mlflow.exceptions")  # never imported: e cannot be one (and help stays light)
+    if mlflow_errors is not None and isinstance(e, mlflow_errors.MlflowException):
         return f"error: {e.message}", 2
     if isinstance(e, (HydraException, OmegaConfBaseException)):  # a config Hydra could not compose
         cause = f"\n{e.__cause__}" if isinstance(e.__cause__, OmegaConfBaseException) else ""
