@@ -14,8 +14,10 @@ and splits the process's wall time by what the server saw, request by request:
   between requests         client time while no request is in flight (checks, scoring, waits)
   last request -> exit     report, plots, MLflow logging, exit
 
-Requests that overlap are counted once, in the first of these rows that is in flight. "Outside
-generation" is the wall time when no generation request is in flight.
+"seconds" splits the wall time: an instant with requests of several rows in flight counts for the
+first of these rows (so the column adds up to the wall time); "in flight" is each row's own time with
+a request in flight, overlaps included. "Outside generation" is the wall time when no generation
+request is in flight.
 
 Run from the repository root: `python -m benchmarks.default_run_phases [--items 12] [overrides...]`.
 """
@@ -65,6 +67,15 @@ def split(spans: list[tuple[str, float, float]], t0: float, t1: float) -> dict[s
     return out
 
 
+def in_flight(spans: list[tuple[str, float, float]], row: str) -> float:
+    """Seconds during which at least one request of `row` was in flight (overlaps counted once)."""
+    total, end = 0.0, float("-inf")
+    for a, b in sorted((s, e) for r, s, e in spans if ROUTES.get(r, "other requests") == row):
+        total += max(0.0, b - max(a, end))
+        end = max(end, b)
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=12, help="dataset.n (default 12)")
@@ -96,13 +107,23 @@ def main() -> None:
     count = {k: sum(1 for r, _, _ in spans if ROUTES.get(r, "other requests") == k) for k in ORDER}
     print(f"one job, {args.items} items, model=qwen72b patch=math on the stock stand-in ({args.model}, "
           f"suggestions {args.suggestions_delay:g} s); load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print(f"{'phase':26s} {'seconds':>8s} {'requests':>9s}")
+    print(f"{'phase':26s} {'seconds':>8s} {'in flight':>10s} {'requests':>9s}")
     print(f"{'start -> first request':26s} {head:8.2f}")
     for k in (*ORDER, "between requests"):
-        print(f"{k:26s} {rows[k]:8.2f} {count.get(k, ''):>9}")
+        flight = f"{in_flight(spans, k):10.2f}" if k in count else ""
+        print(f"{k:26s} {rows[k]:8.2f} {flight:>10s} {count.get(k, ''):>9}")
     print(f"{'last request -> exit':26s} {tail:8.2f}")
-    print(f"{'wall':26s} {wall:8.2f} {len(spans):9d}")
+    print(f"{'wall':26s} {wall:8.2f} {'':10s} {len(spans):9d}")
     print(f"outside generation: {wall - rows['generation']:.2f} s")
+    print("the job's own phase clock (time/*_s): " + ", ".join(f"{k} {v:.2f}" for k, v in logged_phases(work).items()))
+
+
+def logged_phases(work: Path) -> dict[str, float]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{work}/mlruns/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("hookbench").experiment_id])
+    return {k[len("time/"):-len("_s")]: v for k, v in sorted(run.data.metrics.items()) if k.startswith("time/")}
 
 
 if __name__ == "__main__":

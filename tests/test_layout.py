@@ -20,7 +20,7 @@ RANK = {
     "evaluation": 2, "server": 2,
     "reports": 3,
     "tracking": 4,
-    "job": 5, "entry": 5,
+    "job": 5, "entry": 5, "callbacks": 5,
     "studies": 6,
     "__main__": 7, "reproduce": 7, "confirm": 7, "study": 7, "plan": 7,
 }
