@@ -76,12 +76,46 @@ def in_flight(spans: list[tuple[str, float, float]], row: str) -> float:
     return total
 
 
+def job(server: StockServer, spans: list, work: Path, overrides: list[str]) -> tuple[Path, float, float]:
+    """Run one job in `work`; (its run's store, process start, process end)."""
+    spans.clear()
+    cmd = [sys.executable, "-m", "hookbench", "model=qwen72b", TEMPLATE, *overrides]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update(QWEN72B_URL=server.url, HOOKBENCH_CACHE=str(work / "cache"))
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+    t1 = time.perf_counter()
+    if p.returncode != 0:
+        sys.exit(f"the job failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    return work, t0, t1
+
+
+def report(title: str, spans: list, t0: float, t1: float, run: dict[str, float]) -> None:
+    rows = split(spans, t0, t1)
+    first, last = min(s for _, s, _ in spans), max(e for _, _, e in spans)
+    head, tail = first - t0, t1 - last
+    rows["between requests"] -= head + tail
+    count = {k: sum(1 for r, _, _ in spans if ROUTES.get(r, "other requests") == k) for k in ORDER}
+    print(title)
+    print(f"{'phase':26s} {'seconds':>8s} {'in flight':>10s} {'requests':>9s}")
+    print(f"{'start -> first request':26s} {head:8.2f}")
+    for k in (*ORDER, "between requests"):
+        flight = f"{in_flight(spans, k):10.2f}" if k in count else ""
+        print(f"{k:26s} {rows[k]:8.2f} {flight:>10s} {count.get(k, ''):>9}")
+    print(f"{'last request -> exit':26s} {tail:8.2f}")
+    print(f"{'wall':26s} {t1 - t0:8.2f} {'':10s} {len(spans):9d}")
+    print(f"outside generation: {t1 - t0 - rows['generation']:.2f} s")
+    print("the job's own phase clock (time/*_s): " + ", ".join(f"{k} {v:.2f}" for k, v in run.items()) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=12, help="dataset.n (default 12)")
     ap.add_argument("--model", default="smollm2", help="the stand-in's model: smollm2 (default) or tiny")
     ap.add_argument("--suggestions-delay", type=float, default=4.0,
                     help="seconds the stand-in takes to answer /api/suggestions (the stock server took 4-20 s)")
+    ap.add_argument("--second", action="store_true",
+                    help="then a second job in the same directory (patch=general, reuse off): the store exists")
     ap.add_argument("overrides", nargs="*", help="further hookbench overrides")
     args = ap.parse_args()
     load = os.getloadavg()
@@ -89,41 +123,26 @@ def main() -> None:
     server = StockServer(args.model)
     server.suggestions_delay_s = args.suggestions_delay
     spans = timed(server)  # before the app starts serving
+    plan = [("patch=math", "a fresh directory")]
+    if args.second:
+        plan.append(("patch=general reuse.enabled=false", "the same directory (store made), nothing reused"))
+    print(f"stock stand-in on {args.model}, suggestions {args.suggestions_delay:g} s; "
+          f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
     with server:
-        cmd = [sys.executable, "-m", "hookbench", "model=qwen72b", "patch=math", f"dataset.n={args.items}",
-               TEMPLATE, *args.overrides]
-        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-        env.update(QWEN72B_URL=server.url, HOOKBENCH_CACHE=str(work / "cache"))
-        t0 = time.perf_counter()
-        p = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
-        t1 = time.perf_counter()
-    if p.returncode != 0:
-        sys.exit(f"the job failed ({p.returncode}):\n{p.stderr[-3000:]}")
-    rows = split(spans, t0, t1)
-    first, last = min(s for _, s, _ in spans), max(e for _, _, e in spans)
-    head, tail = first - t0, t1 - last
-    rows["between requests"] -= head + tail
-    wall = t1 - t0
-    count = {k: sum(1 for r, _, _ in spans if ROUTES.get(r, "other requests") == k) for k in ORDER}
-    print(f"one job, {args.items} items, model=qwen72b patch=math on the stock stand-in ({args.model}, "
-          f"suggestions {args.suggestions_delay:g} s); load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print(f"{'phase':26s} {'seconds':>8s} {'in flight':>10s} {'requests':>9s}")
-    print(f"{'start -> first request':26s} {head:8.2f}")
-    for k in (*ORDER, "between requests"):
-        flight = f"{in_flight(spans, k):10.2f}" if k in count else ""
-        print(f"{k:26s} {rows[k]:8.2f} {flight:>10s} {count.get(k, ''):>9}")
-    print(f"{'last request -> exit':26s} {tail:8.2f}")
-    print(f"{'wall':26s} {wall:8.2f} {'':10s} {len(spans):9d}")
-    print(f"outside generation: {wall - rows['generation']:.2f} s")
-    print("the job's own phase clock (time/*_s): " + ", ".join(f"{k} {v:.2f}" for k, v in logged_phases(work).items()))
+        for n, (patch, where) in enumerate(plan, 1):
+            _, t0, t1 = job(server, spans, work, [*patch.split(), f"dataset.n={args.items}", *args.overrides])
+            report(f"job {n}: {args.items} items, model=qwen72b {patch}, in {where}", list(spans), t0, t1,
+                   logged_phases(work)[-1])
 
 
-def logged_phases(work: Path) -> dict[str, float]:
+def logged_phases(work: Path) -> list[dict[str, float]]:
+    """time/*_s of each run in the store, oldest first."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{work}/mlruns/mlflow.db")
-    (run,) = client.search_runs([client.get_experiment_by_name("hookbench").experiment_id])
-    return {k[len("time/"):-len("_s")]: v for k, v in sorted(run.data.metrics.items()) if k.startswith("time/")}
+    runs = client.search_runs([client.get_experiment_by_name("hookbench").experiment_id], order_by=["start_time ASC"])
+    return [{k[len("time/"):-len("_s")]: v for k, v in sorted(r.data.metrics.items()) if k.startswith("time/")}
+            for r in runs]
 
 
 if __name__ == "__main__":
