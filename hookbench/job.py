@@ -3,6 +3,11 @@
 `run_job` raises: a user mistake is a HookbenchError (run FAILED with the error attached), Ctrl-C a
 KeyboardInterrupt and SIGTERM/SIGHUP a `Terminated` (run KILLED, server restored). Exit codes are
 chosen by the entry points (`python -m hookbench`, reproduce, confirm), never here.
+
+Fixed cost: the server is asked first. MLflow, the report's libraries and a fresh store (whose schema
+migrations take seconds) are made ready in a background thread while the server is cleaned, probed
+and asked for suggestions; the run itself starts just before the first generation (`PendingRun`).
+A job that fails before then still gets its FAILED or KILLED run.
 """
 
 from __future__ import annotations
