@@ -6,12 +6,12 @@ presets only, one item per /api/loss request, /api/suggestions slowed to the sto
 fresh directory with a fresh cache (so the MLflow store and the frozen suggestions are created anew),
 and splits the process's wall time by what the server saw, request by request:
 
-  start -> first request   imports, config, MLflow store and run (nothing the server does)
+  start -> first request   imports and config (MLflow and its store are made beside the server's set-up)
   suggestions              POST /api/suggestions (the stock server's agent fallback)
   generation               POST /api/generate (both arms)
   loss / probes            POST /api/loss (probe texts and the loss metric)
   other requests           health, configs, hooks, restore
-  between requests         client time while no request is in flight (checks, scoring, waits)
+  between requests         client time while no request is in flight (waiting for the MLflow run, scoring)
   last request -> exit     report, plots, MLflow logging, exit
 
 "seconds" splits the wall time: an instant with requests of several rows in flight counts for the
@@ -19,7 +19,11 @@ first of these rows (so the column adds up to the wall time); "in flight" is eac
 a request in flight, overlaps included. "Outside generation" is the wall time when no generation
 request is in flight.
 
-Run from the repository root: `python -m benchmarks.default_run_phases [--items 12] [overrides...]`.
+The stand-in serves one model call at a time, so the loss metric's 2 x N requests (metric=both, the
+default) cannot hide behind generation there; `metric=accuracy` as an override shows the job without
+them (the probes stay). `--second` adds a job in the same directory, where the store already exists.
+
+Run from the repository root: `python -m benchmarks.default_run_phases [--items 12] [--second] [overrides...]`.
 """
 
 from __future__ import annotations
