@@ -25,7 +25,7 @@ class Background(Generic[T]):
     def _run(self, fn: Callable[[], T]) -> None:
         try:
             self._value = fn()
-        except BaseException as e:  # handed to whoever asks for the result
+        except BaseException as e:  # noqa: BLE001  (handed to whoever asks for the result)
             self._error = e
 
     def result(self) -> T:

@@ -142,7 +142,7 @@ class PendingRun:
         store itself could not be made (that error is the job's own and propagates)."""
         try:
             run = self.get()
-        except Exception:
+        except Exception:  # noqa: BLE001  (the store's own error, if it is the job's, propagates from there)
             return
         run.end(status, error)
 
