@@ -15,12 +15,12 @@ PKG = Path(__file__).resolve().parents[1] / "hookbench"
 
 # Who may import whom: an import across units must go to a strictly lower rank (so no cycles either).
 RANK = {
-    "hookbench": 0, "errors": 0, "names": 0, "paths": 0, "signals": 0, "vocabulary": 0,
+    "hookbench": 0, "background": 0, "errors": 0, "names": 0, "paths": 0, "signals": 0, "vocabulary": 0,
     "hookapi": 1, "stats": 1,
     "evaluation": 2, "server": 2,
     "reports": 3,
     "tracking": 4,
-    "job": 5, "entry": 5,
+    "job": 5, "entry": 5, "callbacks": 5,
     "studies": 6, "ui": 6,
     "commands": 7,
     "__main__": 8,

@@ -16,8 +16,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import datasets as hf
-
 from hookbench.errors import ConfigError, DataError
 from hookbench.evaluation.items import Dataset, Item
 
@@ -94,6 +92,8 @@ def _read_rows(path: str | Path, fmt: str = "json") -> list[dict]:
     if fmt == "json" and not p.read_text(encoding="utf-8", errors="replace").strip():
         raise DataError(f"{p}: file is empty")
     try:
+        import datasets as hf  # here: the generated datasets need no pandas or pyarrow
+
         # datasets caches on the file's path and mtime, so an edited file is re-read (tested)
         return hf.load_dataset(fmt, data_files=str(p), split="train").to_list()
     except Exception as e:  # noqa: BLE001 - find the bad line, or report the loader's own reason
@@ -225,6 +225,8 @@ def gsm8k(
         rows = _read_rows(p, "parquet" if p.suffix == ".parquet" else "json")
         source = str(p)
     else:
+        import datasets as hf
+
         try:
             rows = hf.load_dataset(hf_id, hf_config, split=hf_split).to_list()
         except Exception as e:  # noqa: BLE001 - any hub/network failure means the same to the user

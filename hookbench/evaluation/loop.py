@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
+from hookbench.background import Background
 from hookbench.errors import ConfigError, NothingMeasured, ReproductionMismatch, ServerError
 from hookbench.evaluation.generation import Arm, Generator, Served
 from hookbench.evaluation.job_output import JobOutput
@@ -98,17 +99,20 @@ def generation_extras(g, client) -> dict:
 class Evaluation:
     """One job: checks the server, then runs the arms inside a `ServerScope` and scores them."""
 
-    def __init__(self, parts: Parts, run_id: str, store: GenerationStore | None = None,
+    def __init__(self, parts: Parts, run_id: str | Callable[[], str], store: GenerationStore | None = None,
                  expected_identity: dict | None = None, holder: dict | None = None,
                  on_takeover: Callable[[dict, str | None], None] | None = None):
-        self.parts, self.run_id = parts, run_id
+        # run_id may be a callable: the run is then made once the server is set up (its store is
+        # created meanwhile, see hookbench.job), before any generation
+        self.parts, self._open_run = parts, run_id if callable(run_id) else (lambda: run_id)
+        self.run_id = None if callable(run_id) else run_id
         self.client, self.settings = parts.client, parts.settings
         self.expected_identity = expected_identity  # reproduce: the server must be the logged one
         self.phase_s: dict[str, float] = dict(parts.phase_s)
         self.loss_requests_before = parts.client.loss_requests  # the client counts what it sends
-        self.scope = ServerScope(parts.client, parts.settings.model.apply_mode, {"run_id": run_id, **(holder or {})},
-                                 on_takeover)
-        self.generator = Generator(parts.client, store, run_id)
+        self.scope = ServerScope(parts.client, parts.settings.model.apply_mode,
+                                 {**({"run_id": run_id} if self.run_id else {}), **(holder or {})}, on_takeover)
+        self.generator = Generator(parts.client, store, self.run_id)
         self.health: dict = {}
         self.preset: dict = {}
         self.extras: dict = {}
@@ -159,18 +163,27 @@ class Evaluation:
     def _measure(self, records: list[ItemResult]) -> ScreenResult | None:
         """Clean, fingerprint, baseline loss, the screen; then both arms unless the screen rejects."""
         s = self.settings
-        with self.phase("patch"):
-            self.patch = self.parts.patch_source.resolve(self.client, s.model.name, s.model.apply_mode)
+        with self.phase("patch"):  # suggestions take the stock server seconds (§7) but no model time
+            source, twin = self.parts.patch_source, self.client.twin()
+            patch = Background(lambda: source.resolve(twin, s.model.name, s.model.apply_mode), "hookbench-patch")
             self.scope.begin()
         self.identity = server_identity(self.health, s.model, self.client.base_url, self.scope.probes["clean"])
         self._check_identity()
         if s.measures_loss or s.screen_size:
             with self.phase("loss"):
                 self._losses(records, "baseline")
+        with self.phase("patch"):
+            self.patch = patch.result()  # a bad patch still fails before any generation
+        self._run_opened()
         screen = self._screen(records) if s.screen_size else None
         if screen is None or screen.passed:
             self._arms(records, screen)
         return screen
+
+    def _run_opened(self) -> None:
+        """The job's run exists from here on: the generation store and the lease record name it."""
+        self.run_id = self.generator.run_id = self._open_run()
+        self.scope.note(run_id=self.run_id)
 
     def _arms(self, records: list[ItemResult], screen: ScreenResult | None) -> None:
         s = self.settings

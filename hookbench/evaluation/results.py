@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hookbench import names
 from hookbench.names import ARMS
-from hookbench.stats import TARGET_EFFECT, Comparison, compare_arms, p95
 from hookbench.vocabulary import FailureKind
+
+if TYPE_CHECKING:  # hookbench.stats (statsmodels, scipy) is loaded when a job is summarised, not before its first request
+    from hookbench.stats import Comparison
 
 INFRA_FAILURES = (FailureKind.API_ERROR, FailureKind.TIMEOUT)  # the server or network failed: missing data
 # an answer that is empty or an error text while the baseline of the same item answered is the
@@ -197,13 +199,18 @@ def per_item(records: list[ItemResult], count_patch_failures: bool) -> tuple[lis
 
 
 def compare(records: list[ItemResult], draws: int, alpha: float, count_patch_failures: bool = False,
-            target_effect: float = TARGET_EFFECT) -> Comparison:
+            target_effect: float | None = None) -> Comparison:
+    from hookbench.stats import TARGET_EFFECT, compare_arms
+
     b, p, clusters, _ = per_item(records, count_patch_failures)
+    target_effect = TARGET_EFFECT if target_effect is None else target_effect
     return compare_arms(b, p, clusters=clusters, draws=draws, alpha=alpha, target_effect=target_effect)
 
 
 def compare_losses(records: list[ItemResult], alpha: float) -> tuple[float, float, Comparison] | None:
     """Mean gold-answer loss per arm and the paired comparison of the losses (lower is better)."""
+    from hookbench.stats import compare_arms
+
     pairs = [(r.baseline.loss, r.patched.loss, r.query) for r in records
              if r.draw == 0 and r.baseline.loss is not None and r.patched.loss is not None]
     if not any(r.baseline.loss is not None for r in records):
@@ -214,7 +221,10 @@ def compare_losses(records: list[ItemResult], alpha: float) -> tuple[float, floa
 
 def summarize(records: list[ItemResult], draws: int = 1, alpha: float = 0.05,
               request_latency_s: dict[str, list[float]] | None = None, skipped_items: int = 0,
-              target_effect: float = TARGET_EFFECT) -> Summary:
+              target_effect: float | None = None) -> Summary:
+    from hookbench.stats import TARGET_EFFECT, compare_arms, p95
+
+    target_effect = TARGET_EFFECT if target_effect is None else target_effect
     mark_patch_caused(records)
     b, p, clusters, ids = per_item(records, count_patch_failures=False)
     latency_per_item, req_mean, req_p95, batch_sizes, failures, kinds, reused = {}, {}, {}, {}, {}, {}, {}

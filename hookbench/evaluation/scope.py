@@ -22,7 +22,7 @@ from typing import Literal
 from hookbench.errors import PatchError, ServerError
 from hookbench.evaluation.patches import PatchSet
 from hookbench.hookapi.client import HookClient, LossUnavailable
-from hookbench.hookapi.lease import fingerprint_path, holder_alive, read_json, server_lease, write_json
+from hookbench.hookapi.lease import Lease, fingerprint_path, holder_alive, read_json, server_lease, write_json
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,11 @@ class ServerScope:
         self.patched_path = "not generated"
         self._stack = ExitStack()
         self._needs_restore = False
+        self.lease: Lease | None = None
 
     def __enter__(self) -> ServerScope:
         lease = self._stack.enter_context(server_lease(self.client.base_url, self.holder))
+        self.lease = lease
         self.waited = lease.waited
         if lease.left_by is not None and holder_alive(lease.left_by):
             lease.left_by = None  # it let go of the lock and lives: not a dead holder
@@ -80,6 +82,11 @@ class ServerScope:
         except Exception as failure:  # keep the job's exception: it says why we are here
             log.error("%s", failure)
             exc.add_note(str(failure))
+
+    def note(self, **more) -> None:
+        """Add to the lease's holder record (the run id, once the job's run exists)."""
+        if self.lease is not None:
+            self.lease.note(**more)
 
     # -- the phases -----------------------------------------------------------------------------
     def begin(self) -> None:

@@ -68,6 +68,14 @@ def lock_path(url: str) -> Path:
 class Lease:
     waited: float  # seconds spent waiting for another job
     left_by: dict | None  # the record of a holder that died holding the server, if one did
+    record: Path | None = None  # where this holder's own record is
+    holder: dict | None = None
+
+    def note(self, **more) -> None:
+        """Add to this holder's record (a run id known only after the lease was taken)."""
+        self.holder = {**(self.holder or {}), **more}
+        if self.record is not None:
+            write_json(self.record, self.holder)
 
 
 def holder_path(url: str) -> Path:
@@ -121,8 +129,9 @@ def server_lease(url: str, holder: dict | None = None) -> Iterator[Lease]:
     record = holder_path(url)
     try:
         left = read_json(record)
-        write_json(record, {"pid": os.getpid(), "host": socket.gethostname(), **(holder or {})})
-        yield Lease(time.perf_counter() - t0, left if isinstance(left, dict) else None)
+        mine = {"pid": os.getpid(), "host": socket.gethostname(), **(holder or {})}
+        write_json(record, mine)
+        yield Lease(time.perf_counter() - t0, left if isinstance(left, dict) else None, record, mine)
     finally:
         record.unlink(missing_ok=True)
         lock.release()

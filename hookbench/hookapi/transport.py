@@ -46,6 +46,8 @@ class HookTransport:
         max_connection_failures: int = 3,
     ):
         self.base_url = base_url.rstrip("/")
+        self._settings = {"token": token, "timeout_s": timeout_s, "connect_timeout_s": connect_timeout_s,
+                          "retries": retries, "backoff_s": backoff_s, "max_connection_failures": max_connection_failures}
         self.timeout = (connect_timeout_s, timeout_s)
         self.max_connection_failures = max(1, int(max_connection_failures))
         self.connection_failures = 0  # consecutive; reset by any HTTP answer
@@ -74,6 +76,13 @@ class HookTransport:
         if token:
             s.headers["Authorization"] = f"Bearer {token}"
         return s
+
+    def twin(self):
+        """A client for the same server with its own connections, for a request sent from another thread
+        (a requests.Session is not meant to be shared between threads)."""
+        other = type(self)(self.base_url, **self._settings)
+        other._health = self._health
+        return other
 
     # -- plumbing ---------------------------------------------------------------------------
     def _request(self, method: str, path: str, json: dict | None = None, retry: bool = True) -> requests.Response:
