@@ -13,7 +13,9 @@ import functools
 import math
 
 import numpy as np
-from scipy.stats import norm
+from scipy.integrate import quad
+from scipy.optimize import brentq
+from scipy.stats import chi2, norm, t as t_dist
 from statsmodels.stats.power import TTestPower
 
 POWER = 0.8
@@ -23,9 +25,10 @@ TARGET_EFFECT = 0.03
 def minimum_detectable_effect(diffs, groups, alpha: float = 0.05, power: float = POWER) -> float:
     """Smallest |mean difference| a two-sided test at `alpha` finds with `power`, for this n.
 
-    statsmodels TTestPower solved for the effect size (in SD units) at nobs = G clusters, times
-    the SD of the per-cluster summed differences, times G/n (back to per-item units). With no
-    variation it assumes a floor of one discordant item. NaN with fewer than 2 clusters.
+    The t test's power solved for the effect size (in SD units) at nobs = G clusters, times the SD
+    of the per-cluster summed differences, times G/n (back to per-item units), and never below the
+    same over the items (design effect floored at 1, as in the tests). With no variation it assumes
+    a floor of one discordant item. NaN with fewer than 2 clusters.
     """
     d, g = np.asarray(diffs, float), np.asarray(groups, int)
     n_clusters = int(g.max()) + 1 if len(g) else 0
@@ -35,13 +38,39 @@ def minimum_detectable_effect(diffs, groups, alpha: float = 0.05, power: float =
     sd = float(sums.std(ddof=1))
     if sd == 0:
         sd = float(np.r_[1.0, np.zeros(n_clusters - 1)].std(ddof=1))
-    return _standardized_mde(n_clusters, alpha, power) * sd * n_clusters / len(d)
+    clustered = _standardized_mde(n_clusters, alpha, power) * sd * n_clusters / len(d)
+    if n_clusters == len(d) or not d.std() > 0:
+        return clustered
+    # never below the items' own MDE: clusters whose sums cancel are not more evidence (the tests' floor)
+    return max(clustered, _standardized_mde(len(d), alpha, power) * float(d.std(ddof=1)))
 
 
 @functools.lru_cache(maxsize=256)
 def _standardized_mde(nobs: int, alpha: float, power: float) -> float:
-    es = TTestPower().solve_power(effect_size=None, nobs=nobs, alpha=alpha, power=power)
-    return float(np.ravel(es)[0])  # statsmodels returns a 1-element array for some nobs
+    """The effect (in SD units) a two-sided one-sample t test on `nobs` finds with `power`: brentq on
+    t_power over a bracket doubled until it holds (statsmodels' own solver can stop unconverged)."""
+    def short(effect: float) -> float:
+        return t_power(effect, nobs, alpha) - power
+    high = 1.0
+    while short(high) < 0:
+        high *= 2
+    return float(brentq(short, 0.0, high, xtol=1e-12))
+
+
+def t_power(effect: float, nobs: int, alpha: float) -> float:
+    """Power of the two-sided one-sample t test: statsmodels TTestPower, or where its noncentral t
+    gives NaN (few df, large effects) the same probability integrated over the χ² quantiles,
+    E_V[Φ(λ − c·√(V/df)) + Φ(−λ − c·√(V/df))], λ = effect·√nobs."""
+    value = float(np.ravel(TTestPower().power(effect_size=effect, nobs=nobs, alpha=alpha))[0])
+    if math.isfinite(value):
+        return value
+    df = nobs - 1
+    crit, shift = float(t_dist.ppf(1 - alpha / 2, df)), effect * math.sqrt(nobs)
+
+    def at(u: float) -> float:
+        s = math.sqrt(chi2.ppf(u, df) / df)
+        return float(norm.cdf(shift - crit * s) + norm.cdf(-shift - crit * s))
+    return float(quad(at, 0.0, 1.0, limit=500, epsabs=1e-11)[0])
 
 
 def connor_items(psi: float, effect: float, alpha: float = 0.05, power: float = POWER) -> int:
