@@ -3,7 +3,9 @@
 Reads the pilot's per-item results and latency and prints, before anyone books a node: the items
 a change of `--effect` needs at 80% power given the pilot's discordance and clustering (Connor 1987,
 hookbench.stats.power), the generations N·(1+K)·draws a K-patch sweep costs (one shared baseline,
-one patched arm per patch) and the wall time at the pilot's measured per-answer latency.
+one patched arm per patch) and the wall time at the pilot's measured per-answer latency; and the
+items a rerun needs for `hookbench.reproduce` to show it reproduces (equivalence within the margin)
+at 80% power, from the run's own variance (hookbench.stats.power.reproduction_items).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from hookbench.errors import ConfigError, NothingToCompare
 from hookbench.evaluation.results import per_item
 from hookbench.reports.formatting import plural
 from hookbench.stats import cluster_codes
-from hookbench.stats.power import POWER, connor_items, design_effect
+from hookbench.stats import TARGET_EFFECT
+from hookbench.stats.power import POWER, connor_items, design_effect, reproduction_items
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,14 @@ def plan(diffs, queries, effect: float, alpha: float, patches: int, draws: int,
     return Plan(items, items * (1 + patches) * draws, items * draws * per_item_s, psi, deff)
 
 
-def pilot_plan(run_id: str, tracking_uri: str, effect: float, patches: int) -> int:
+def reproduction_line(diffs, queries, margin: float, alpha: float) -> str:
+    """The items a rerun of this run needs to reproduce (TOST within ±margin, 80% power)."""
+    items = reproduction_items(diffs, cluster_codes(queries), margin, alpha, POWER)
+    return (f"to show a rerun reproduces it (equivalence within ±{margin:g}, TOST at α = {alpha:g}) with "
+            f"{POWER:.0%} power: about {plural(items, 'item')} (from this run's own variance)")
+
+
+def pilot_plan(run_id: str, tracking_uri: str, effect: float, patches: int, margin: float | None = None) -> int:
     client = tracking.use_store(tracking_uri)
     run = tracking.get_run(client, run_id)
     items = tracking.logged_items(client, run_id, Path(tempfile.mkdtemp(prefix="hookbench-plan-")))
@@ -63,6 +73,9 @@ def pilot_plan(run_id: str, tracking_uri: str, effect: float, patches: int) -> i
         f"{result.wall_s:.0f} s ({result.wall_s / 3600:.2f} h) at the pilot's " \
         f"{latency['baseline']:.3f} s / {latency['patched']:.3f} s per baseline / patched answer"
     print(f"  wall time:   {wall}")
+    margin = margin or next((float(v) for v in (p.get("reproduce.margin"), p.get("stats.target_effect"))
+                             if v not in (None, "", "None", "null")), TARGET_EFFECT)
+    print(reproduction_line([b - a for a, b in zip(baseline, patched)], queries, margin, alpha))
     return 0
 
 
@@ -72,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--effect", type=float, default=0.03,
                         help="the change in accuracy to detect, e.g. 0.03 (default: 0.03)")
     parser.add_argument("--patches", type=int, default=1, help="patch sets the study sweeps over, K (default: 1)")
+    parser.add_argument("--margin", type=float, default=None,
+                        help="reproduction margin for the rerun sizing (default: the run's reproduce.margin, "
+                             "else its stats.target_effect, 0.03)")
     parser.add_argument("--tracking-uri", default=None,
                         help="the store holding the run (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db)")
     args = parser.parse_args(argv)
@@ -79,5 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         if not 0 < args.effect <= 1 or args.patches < 1:
             raise ConfigError(f"--effect must be in (0, 1] and --patches at least 1, got {args.effect}, {args.patches}")
-        return pilot_plan(args.run_id, args.tracking_uri or tracking.default_tracking_uri(), args.effect, args.patches)
+        if args.margin is not None and not args.margin > 0:
+            raise ConfigError(f"--margin must be a positive number, got {args.margin}")
+        return pilot_plan(args.run_id, args.tracking_uri or tracking.default_tracking_uri(), args.effect, args.patches,
+                          args.margin)
     return run_command(body)
