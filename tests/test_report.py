@@ -173,8 +173,8 @@ def test_report_opens_with_the_verdict_sentence_test_interval_and_counts(tmp_pat
     assert head.splitlines()[2] == f"**Accuracy: {comparison_sentence(c)}**"
     assert "no detectable change" in head and "p = 0.0801" in head
     assert "Test: Tango score test (continuity-corrected) on 4 fixed / 0 broken of 20 pairs." in head
-    assert ("95% interval: interval for the paired difference inverting the same score test (Tango 1998); "
-            "it excludes 0") in head
+    assert ("95% interval: for the paired difference (patched − baseline), inverting the same score test "
+            "(Tango 1998); it excludes 0") in head
     result = section(report, "Result")
     for row in (f"| delta (patched − baseline) [95% CI] | {fmt_delta(c.delta, c.ci_low, c.ci_high)} |",
                 "| p | 0.0801 |", "| verdict (α = 0.05) | no detectable change |",

@@ -61,7 +61,7 @@ def test_tangos_score_test_on_a_fixed_table_is_mcnemars_asymptotic_test_at_zero(
     # with it: (|f - b| - 1/2) / sqrt(f + b), two-sided normal p
     assert c.p_value == pytest.approx(2 * sp_stats.norm.sf((12 - 0.5) / math.sqrt(16)), rel=1e-12)
     assert c.test == "Tango score test (continuity-corrected) on 14 fixed / 2 broken of 100 pairs"
-    assert c.interval == "interval for the paired difference inverting the same score test (Tango 1998)"
+    assert c.interval == "for the paired difference (patched − baseline), inverting the same score test (Tango 1998)"
     assert c.verdict == "improves" and 0 < c.ci_low < c.delta < c.ci_high
     assert comparison_sentence(c).startswith("improves: +0.120 95% [")
     assert "Tango score test, 14 fixed / 2 broken" in comparison_sentence(c)

@@ -91,12 +91,12 @@ def compare_arms(baseline: Sequence[float], patched: Sequence[float],
         test = ("Tango score test (continuity-corrected"
                 + (f", design effect of {n_clusters} query clusters)" if n_clusters < n else ")")
                 + f" on {fixed} fixed / {broken} broken of {n} pairs")
-        interval = "interval for the paired difference inverting the same score test (Tango 1998)"
+        interval = "for the paired difference (patched − baseline), inverting the same score test (Tango 1998)"
     else:
         bounded = bool(((b >= 0) & (b <= 1) & (p >= 0) & (p <= 1)).all())  # scores: δ within [−1, 1]
         score = paired_mean(d, groups, alpha, bounded)
         test = f"cluster score test (t, {max(n_clusters - 1, 0)} df) over {n_clusters} query clusters"
-        interval = "interval for the paired mean difference inverting the same cluster score test"
+        interval = "for the paired mean difference (patched − baseline), inverting the same cluster score test"
     p_value, ci_low, ci_high = score.p_value, score.ci_low, score.ci_high
     if not d.any():  # nothing changed: "no change observed", no interval
         p_value, ci_low, ci_high = 1.0, math.nan, math.nan
