@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hookbench.stats.coverage import FULL, KINDS, MODERATE, cells, simulate  # noqa: E402
+from hookbench.stats.coverage import FULL, KINDS, MODERATE, cells, simulate
 
 
 def fmt(rate: float, se: float) -> str:

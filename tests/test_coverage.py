@@ -3,13 +3,12 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from hookbench.stats import compare_arms
-from hookbench.stats.coverage import cells, draw, simulate, cluster_codes
+from hookbench.stats.coverage import cells, cluster_codes, draw, simulate
 from hookbench.stats.score import paired_binary
-
-import numpy as np
 
 ALPHA, REPS = 0.05, 400
 SMALL = {"n": (50,), "psi": (0.1, 0.4), "ratio": (0.0, 0.75, 0.9), "cluster": (1, 5)}

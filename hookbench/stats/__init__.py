@@ -21,8 +21,8 @@ from statsmodels.stats.multitest import multipletests
 
 from hookbench.errors import ConfigError, DataError
 from hookbench.stats.equivalence import Equivalence, equivalence
-from hookbench.stats.score import paired_binary, paired_mean
 from hookbench.stats.power import POWER, TARGET_EFFECT, items_needed, minimum_detectable_effect
+from hookbench.stats.score import paired_binary, paired_mean
 from hookbench.vocabulary import Verdict
 
 CORRECTIONS = {"holm": "holm", "bh": "fdr_bh", "none": None}

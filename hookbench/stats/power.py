@@ -16,7 +16,8 @@ import math
 import numpy as np
 from scipy.integrate import quad
 from scipy.optimize import brentq
-from scipy.stats import chi2, norm, t as t_dist
+from scipy.stats import chi2, norm
+from scipy.stats import t as t_dist
 from statsmodels.stats.power import TTestPower
 
 POWER = 0.8

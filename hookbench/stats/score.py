@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.stats import norm, t as t_dist
+from scipy.stats import norm
+from scipy.stats import t as t_dist
 
 CONTINUITY = 0.5  # on the count scale (fixed − broken)
 _GRID = 600
@@ -59,7 +60,7 @@ class Sufficient:
     n_clusters: int
 
     @classmethod
-    def of(cls, d: np.ndarray, groups: np.ndarray) -> "Sufficient":
+    def of(cls, d: np.ndarray, groups: np.ndarray) -> Sufficient:
         d = np.asarray(d, float)
         g = np.asarray(groups, int)
         sums, sizes = np.bincount(g, weights=d), np.bincount(g).astype(float)

@@ -21,8 +21,7 @@ from hookbench.entry import run_command
 from hookbench.errors import ConfigError, NothingToCompare
 from hookbench.evaluation.results import per_item
 from hookbench.reports.formatting import plural
-from hookbench.stats import cluster_codes
-from hookbench.stats import TARGET_EFFECT
+from hookbench.stats import TARGET_EFFECT, cluster_codes
 from hookbench.stats.power import POWER, connor_items, design_effect, reproduction_items
 
 
