@@ -5,9 +5,8 @@ test), which keeps skewed 0/1 data from under-covering the way Wald or sign-flip
 
 - 0/1 scores, one draw: Tango's (1998, Stat Med 17:891) score statistic for the difference of paired
   proportions, (f − b − n·δ₀) / √(n·(2·q̃ + δ₀(1 − δ₀))), q̃ the closed-form maximum-likelihood
-  share of broken pairs under H₀; with a continuity correction of ½ on the count scale (as in
-  Laud's `ratesci::scorepairci(cc = 0.5)`), which `benchmarks/coverage.py` shows keeps coverage at or
-  above 1 − α from n = 50. Items in query clusters: the variance is multiplied by the design effect
+  share of broken pairs under H₀; with a continuity correction of ½ on the count scale, which
+  `benchmarks/coverage.py` shows keeps coverage at 1 − α or above (within 3 SE) from n = 50. Items in query clusters: the variance is multiplied by the design effect
   under H₀, Σ_g(s_g − δ₀n_g)² / Σ_i(d_i − δ₀)², floored at 1 (a Rao–Scott-type correction: repeats
   of a query never count as more evidence than independent items). At δ₀ = 0 without clusters this
   is McNemar's asymptotic test with the ½ correction.
