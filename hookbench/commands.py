@@ -69,15 +69,20 @@ def plan(argv: list[str]) -> int:
     parser.add_argument("--effect", type=float, default=0.03,
                         help="the change in accuracy to detect, e.g. 0.03 (default: 0.03)")
     parser.add_argument("--patches", type=int, default=1, help="patch sets the study sweeps over, K (default: 1)")
+    parser.add_argument("--margin", type=float, default=None,
+                        help="reproduction margin for the rerun sizing (default: the run's reproduce.margin, "
+                             "else its stats.target_effect)")
     parser.add_argument("--tracking-uri", default=None, help=STORE_HELP)
     args = parser.parse_args(argv)
 
     def body() -> int:
         if not 0 < args.effect <= 1 or args.patches < 1:
             raise ConfigError(f"--effect must be in (0, 1] and --patches at least 1, got {args.effect}, {args.patches}")
+        if args.margin is not None and not 0 < args.margin < 1:
+            raise ConfigError(f"--margin must lie in (0, 1), got {args.margin}")
         from hookbench.studies.plan import pilot_plan
 
-        return pilot_plan(args.run_id, _store(args.tracking_uri), args.effect, args.patches)
+        return pilot_plan(args.run_id, _store(args.tracking_uri), args.effect, args.patches, args.margin)
     return run_command(body)
 
 

@@ -1,8 +1,9 @@
 """No reported interval can disagree with its test: thousands of random paired tables, every kind.
 
 For each table the interval is computed at the same α as the verdict; it must exclude 0 exactly
-when p < α (and so exactly when the verdict calls a change), for 0/1 singletons (exact McNemar),
-repeated queries, several draws and loss-like continuous differences (sign-flip test).
+when p < α (and so exactly when the verdict calls a change), for 0/1 singletons (Tango's score
+test), repeated queries (the same with the design effect), several draws and loss-like continuous
+differences (the cluster score test).
 """
 
 import numpy as np
@@ -34,19 +35,19 @@ def random_binary(n):
     return base, patched
 
 
-def test_binary_singletons_exact_mcnemar_and_its_interval_agree():
+def test_binary_singletons_tangos_score_test_and_its_interval_agree():
     alphas = (0.05, 0.01, 0.1)
     checked = 0
     for i in range(2000):
         b, p = random_binary(size())
         c = compare_arms(b, p, alpha=alphas[i % 3])
-        assert c.exact_mcnemar
+        assert c.test_name == "Tango score test"
         assert coherent(c), c
         checked += c.verdict != "no change observed"
     assert checked > 1600
 
 
-def test_clustered_binary_tables_sign_flip_and_its_inverted_interval_agree():
+def test_clustered_binary_tables_score_test_and_its_inverted_interval_agree():
     rejected = 0
     for _ in range(400):
         n = size(2, 120)
@@ -58,7 +59,7 @@ def test_clustered_binary_tables_sign_flip_and_its_inverted_interval_agree():
     assert rejected > 20  # both sides of the rule were exercised
 
 
-def test_draws_means_sign_flip_and_its_inverted_interval_agree():
+def test_draws_means_cluster_score_test_and_its_inverted_interval_agree():
     for _ in range(300):
         n, k = size(2, 80), int(RNG.integers(2, 6))
         b = RNG.binomial(k, RNG.uniform(0.1, 0.9), n) / k

@@ -135,7 +135,7 @@ def test_samples_draws_k_seeded_answers_per_item_per_arm(tiny_clean, tmp_path):
 
     out = run()
     assert len(out.records) == 3 * 6 and sorted({r.draw for r in out.records}) == [0, 1, 2]
-    assert out.summary.comparison.draws == 3 and "permutation" in out.summary.comparison.test
+    assert out.summary.comparison.draws == 3 and "cluster score test" in out.summary.comparison.test
     draws = {d: [r.baseline.output for r in out.records if r.draw == d] for d in range(3)}
     assert draws[0] != draws[1] or draws[1] != draws[2], "every draw gave the same answers: one seed for all?"
     again = run()  # seeded per draw: the same draws again

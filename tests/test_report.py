@@ -19,7 +19,7 @@ REPORT_FILES = {"items.jsonl", "items.csv", "diff_table.md", "accuracy.png", "la
 
 
 def paired(n_fixed, n_broken, n_same, task="arith"):
-    """n items fixed, broken and right in both: a table with a known exact McNemar p."""
+    """n items fixed, broken and right in both: a table with a known score-test p."""
     recs = [item(i, ok("3", False), ok("4", True), task=task) for i in range(n_fixed)]
     recs += [item(100 + i, ok("4", True), ok("3", False), task=task) for i in range(n_broken)]
     return recs + [item(200 + i, ok("4", True), ok("4", True), task=task) for i in range(n_same)]
@@ -138,18 +138,19 @@ def test_write_run_report_files_and_roundtrip(tmp_path, records):
 
 
 def test_report_opens_with_the_verdict_sentence_test_interval_and_counts(tmp_path):
-    report, summary = report_of(tmp_path, paired(5, 0, 15))  # exact McNemar: p = 2 * 0.5**5 = 0.0625
+    report, summary = report_of(tmp_path, paired(4, 0, 16))  # Tango: p = 2 * sf((4 - 1/2) / sqrt 4) = 0.0801
     c = summary.comparison
     head = report.split("## ", 1)[0]
     assert head.splitlines()[2] == f"**Accuracy: {comparison_sentence(c)}**"
-    assert "no detectable change" in head and "p = 0.0625" in head
-    assert "Test: exact McNemar (binomial) on 5 discordant pairs." in head
-    assert "95% interval: conditional exact (Clopper–Pearson on fixed / discordant) interval; it excludes 0" in head
+    assert "no detectable change" in head and "p = 0.0801" in head
+    assert "Test: Tango score test (continuity-corrected) on 4 fixed / 0 broken of 20 pairs." in head
+    assert ("95% interval: for the paired difference (patched − baseline), inverting the same score test "
+            "(Tango 1998); it excludes 0") in head
     result = section(report, "Result")
     for row in (f"| delta (patched − baseline) [95% CI] | {fmt_delta(c.delta, c.ci_low, c.ci_high)} |",
-                "| p | 0.0625 |", "| verdict (α = 0.05) | no detectable change |",
+                "| p | 0.0801 |", "| verdict (α = 0.05) | no detectable change |",
                 f"| minimum detectable effect (80% power) | ±{c.mde:.3f} |",
-                "| fixed (✗→✓) | 5 |", "| broken (✓→✗) | 0 |", "| right in both | 15 |", "| wrong in both | 0 |"):
+                "| fixed (✗→✓) | 4 |", "| broken (✓→✗) | 0 |", "| right in both | 16 |", "| wrong in both | 0 |"):
         assert row in result
     assert "improves" not in head
 
@@ -162,7 +163,7 @@ def test_per_task_rows_have_n_delta_interval_and_p(tmp_path):
         c = summary.per_task[task]["comparison"]
         assert rows[task].startswith(f"| {task} | {c.n} |")
         assert f"| {fmt_delta(c.delta, c.ci_low, c.ci_high)} | {c.p_value:.3g} | {c.verdict} |" in rows[task]
-    assert "| arith | 10 |" in rows["arith"] and "| 0.0312 | improves |" in rows["arith"]  # 2 * 0.5**6
+    assert "| arith | 10 |" in rows["arith"] and "| 0.0247 | improves |" in rows["arith"]  # 2 sf((6 - 1/2) / sqrt 6)
 
 
 def test_zero_discordant_pairs_show_no_change_observed_with_the_mde_not_an_interval(tmp_path):
@@ -245,14 +246,14 @@ def test_latency_per_answer_with_batch_sizes_and_per_request(tmp_path):
 # ---------------------------------------------------------------- colours follow the verdict
 
 
-def test_five_fixed_none_broken_of_twenty_is_not_green(tmp_path):
-    """The exact test gives p = 0.0625, and its matching interval includes 0: no colour, no 'improves'."""
-    recs = paired(5, 0, 15)
+def test_four_fixed_none_broken_of_twenty_is_not_green(tmp_path):
+    """The score test gives p = 0.0801, and its matching interval includes 0: no colour, no 'improves'."""
+    recs = paired(4, 0, 16)
     summary = summarize(recs)
     assert summary.comparison.ci_low < 0 and summary.comparison.verdict == "no detectable change"
     text = console_text(summary, color=True)
     assert ANSI_GREEN not in text
-    assert "no detectable change (p = 0.0625)" in console_text(summary)
+    assert "no detectable change (p = 0.0801)" in console_text(summary)
     assert comparison_sentence(summary.comparison) in " ".join(console_text(summary).split())
     write_run_report(tmp_path, recs, summary, run_record(), "t", [])
     assert green_pixels(tmp_path / "accuracy.png") == 0
@@ -284,7 +285,7 @@ def test_diff_table_counts_a_changed_wrong_answer_apart_and_says_1_answer():
 
 
 def test_the_mde_has_one_rounding_in_the_table_and_the_sentence():
-    s = summarize(paired(5, 0, 15))
+    s = summarize(paired(4, 0, 16))
     c = s.comparison
     assert c.mde < 1
     table = console_text(s)

@@ -184,6 +184,8 @@ def test_reproduce_a_run_on_the_stock_server(stock_server, tmp_path):
     r = run_cli([run.info.run_id], tmp_path, env, module="hookbench.reproduce")
     assert r.returncode == 8, r.stdout[-2000:] + r.stderr[-2000:]
     assert "inconclusive (sampled)" in r.stderr and "TOST" in r.stdout and "margin ±0.030" in r.stdout
+    needed = int(r.stderr.split("a rerun on about ")[1].split()[0])  # what would decide, at 80% power
+    assert needed > 6 and "would show equivalence within ±0.03 with 80% power" in r.stderr
     (rerun,) = [x for x in runs(tmp_path) if x.data.tags.get("hookbench.reproduces") == run.info.run_id]
     assert rerun.data.tags["hookbench.reproduced"] == "inconclusive"
     r = run_cli([run.info.run_id, "--margin", "0.9"], tmp_path, env, module="hookbench.reproduce")

@@ -122,7 +122,7 @@ def comparison_sentence(c: Comparison) -> str:
     what = f"{fmt_signed(c.delta)} {fmt_level(c.alpha)} {fmt_ci(c.ci_low, c.ci_high)}, {p_words(c.p_value)}"
     if c.verdict == Verdict.NO_DETECTABLE_CHANGE:
         return f"no detectable change ({what}; {comparison_floor(c)})"
-    name = "exact McNemar" if c.exact_mcnemar else "cluster permutation test"
+    name = c.test_name
     counts = (f"{c.fixed} fixed / {c.broken} broken" if c.higher_is_better
               else f"{plural(c.broken, 'item')} with lower / {c.fixed} with higher loss")
     return f"{c.verdict}: {what} ({name}, {counts})"

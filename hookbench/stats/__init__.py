@@ -4,9 +4,10 @@ Both arms score the same items, so everything here works on per-item paired diff
 Items that sent the same query text to the server are one cluster (under greedy decoding they
 give the same answer, so they are one observation, not several). Every interval is the inversion
 of the test it is reported with, at the same α, so an interval excludes 0 exactly when the test
-rejects: exact McNemar with its conditional Clopper–Pearson interval (`exact`), else the sign-flip
-permutation test over clusters with its inverted interval (`permutation`). Two runs are compared
-in `equivalence`, sample sizes planned in `power`. Wording lives in hookbench.reports.formatting.
+rejects: Tango's score test for 0/1 scores (with the clusters' design effect), else a cluster score
+test, each with the interval for the paired difference that inverts it (`score`); their coverage is
+measured by `coverage`. Two runs are compared in `equivalence`, sample sizes planned in `power`.
+Wording lives in hookbench.reports.formatting.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from statsmodels.stats.multitest import multipletests
 
 from hookbench.errors import ConfigError, DataError
 from hookbench.stats.equivalence import Equivalence, equivalence
-from hookbench.stats.exact import mcnemar_interval
-from hookbench.stats.permutation import sign_flip
 from hookbench.stats.power import POWER, TARGET_EFFECT, items_needed, minimum_detectable_effect
+from hookbench.stats.score import paired_binary, paired_mean
 from hookbench.vocabulary import Verdict
 
 CORRECTIONS = {"holm": "holm", "bh": "fdr_bh", "none": None}
@@ -55,8 +55,9 @@ class Comparison:
     target_effect: float = TARGET_EFFECT
 
     @property
-    def exact_mcnemar(self) -> bool:
-        return self.test.startswith("exact McNemar")
+    def test_name(self) -> str:
+        """The test in two or three words, for sentences."""
+        return self.test.split(" (")[0].split(" on ")[0]
 
 
 def compare_arms(baseline: Sequence[float], patched: Sequence[float],
@@ -67,10 +68,10 @@ def compare_arms(baseline: Sequence[float], patched: Sequence[float],
     `baseline[i]`, `patched[i]`: item i's score in each arm (0/1, or the mean over `draws` draws).
     Counts: fixed = patched > baseline, broken = patched < baseline; ties are `both_right` when
     their common score is ≥ 0.5 (for 0/1 scores: right in both), else `both_wrong`.
-    0/1 scores, one draw, one item per cluster: exact McNemar with the conditional exact interval.
-    Otherwise (repeated queries, draws, a loss) the sign-flip permutation test over clusters with
-    its inverted interval (McNemar would count a repeated query's discordant pair once per repeat).
-    Both intervals are at level 1 − alpha. For a loss (lower is better) pass higher_is_better=False.
+    0/1 scores, one draw: Tango's score test with the interval for the paired difference inverting
+    it; repeated queries widen it by their design effect. Otherwise (draws, a loss) the cluster
+    score test, t with G − 1 df, and its inverted interval. Both at level 1 − alpha; for a loss
+    (lower is better) pass higher_is_better=False.
     """
     b, p = _paired_arrays(baseline, patched)
     groups = _cluster_codes(clusters, len(b))
@@ -85,18 +86,20 @@ def compare_arms(baseline: Sequence[float], patched: Sequence[float],
         return Comparison(0, 0, draws, 0, 0, 0, 0, nan, nan, nan, nan, nan, alpha, Verdict.NO_DATA,
                           "no test (no items)", "no interval (no items)")
     binary = draws == 1 and bool(np.isin(b, (0, 1)).all() and np.isin(p, (0, 1)).all())
-    if binary and n_clusters == n:
-        p_value, ci_low, ci_high = mcnemar_interval(fixed, broken, n, alpha)
-        test = f"exact McNemar (binomial) on {fixed + broken} discordant pairs"
-        interval = "conditional exact (Clopper–Pearson on fixed / discordant) interval"
+    if binary:
+        score = paired_binary(d, groups, alpha)
+        test = ("Tango score test (continuity-corrected"
+                + (f", design effect of {n_clusters} query clusters)" if n_clusters < n else ")")
+                + f" on {fixed} fixed / {broken} broken of {n} pairs")
+        interval = "for the paired difference (patched − baseline), inverting the same score test (Tango 1998)"
     else:
-        flip = sign_flip(np.bincount(groups, weights=d), np.bincount(groups), alpha)
-        p_value, ci_low, ci_high = flip.p_value, flip.ci_low, flip.ci_high
-        if not d.any():  # nothing changed: no zero-width interval, as with McNemar
-            ci_low = ci_high = math.nan
-        test = (f"paired sign-flip permutation test over {n_clusters} clusters, "
-                + ("exact (all sign flips)" if flip.exact else f"{flip.resamples} resamples"))
-        interval = "interval inverting the same sign-flip test"
+        bounded = bool(((b >= 0) & (b <= 1) & (p >= 0) & (p <= 1)).all())  # scores: δ within [−1, 1]
+        score = paired_mean(d, groups, alpha, bounded)
+        test = f"cluster score test (t, {max(n_clusters - 1, 0)} df) over {n_clusters} query clusters"
+        interval = "for the paired mean difference (patched − baseline), inverting the same cluster score test"
+    p_value, ci_low, ci_high = score.p_value, score.ci_low, score.ci_high
+    if not d.any():  # nothing changed: "no change observed", no interval
+        p_value, ci_low, ci_high = 1.0, math.nan, math.nan
     verdict = Verdict.NO_CHANGE_OBSERVED if not d.any() else _verdict(float(d.mean()), p_value, alpha, higher_is_better)
     needed = items_needed(d, groups, target_effect, alpha) if higher_is_better else 0
     return Comparison(n, n_clusters, draws, fixed, broken, both_right, both_wrong, float(d.mean()),

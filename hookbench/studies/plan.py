@@ -3,7 +3,9 @@
 Reads the pilot's per-item results and latency and prints, before anyone books a node: the items
 a change of `--effect` needs at 80% power given the pilot's discordance and clustering (Connor 1987,
 hookbench.stats.power), the generations N·(1+K)·draws a K-patch sweep costs (one shared baseline,
-one patched arm per patch) and the wall time at the pilot's measured per-answer latency.
+one patched arm per patch) and the wall time at the pilot's measured per-answer latency; and the
+items a rerun needs for `hookbench.reproduce` to show it reproduces (equivalence within the margin)
+at 80% power, from the run's own variance (hookbench.stats.power.reproduction_items).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from hookbench import names, tracking
 from hookbench.errors import NothingToCompare
 from hookbench.evaluation.results import per_item
 from hookbench.reports.formatting import plural
-from hookbench.stats import cluster_codes
-from hookbench.stats.power import POWER, connor_items, design_effect
+from hookbench.stats import TARGET_EFFECT, cluster_codes
+from hookbench.stats.power import POWER, connor_items, design_effect, reproduction_items
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,14 @@ def plan(diffs, queries, effect: float, alpha: float, patches: int, draws: int,
     return Plan(items, items * (1 + patches) * draws, items * draws * per_item_s, psi, deff)
 
 
-def pilot_plan(run_id: str, tracking_uri: str, effect: float, patches: int) -> int:
+def reproduction_line(diffs, queries, margin: float, alpha: float) -> str:
+    """The items a rerun of this run needs to reproduce (TOST within ±margin, 80% power)."""
+    items = reproduction_items(diffs, cluster_codes(queries), margin, alpha, POWER)
+    return (f"to show a rerun reproduces it (equivalence within ±{margin:g}, TOST at α = {alpha:g}) with "
+            f"{POWER:.0%} power: about {plural(items, 'item')} (from this run's own variance)")
+
+
+def pilot_plan(run_id: str, tracking_uri: str, effect: float, patches: int, margin: float | None = None) -> int:
     client = tracking.use_store(tracking_uri)
     run = tracking.get_run(client, run_id)
     items = tracking.logged_items(client, run_id, Path(tempfile.mkdtemp(prefix="hookbench-plan-")))
@@ -61,4 +70,7 @@ def pilot_plan(run_id: str, tracking_uri: str, effect: float, patches: int) -> i
         f"{result.wall_s:.0f} s ({result.wall_s / 3600:.2f} h) at the pilot's " \
         f"{latency['baseline']:.3f} s / {latency['patched']:.3f} s per baseline / patched answer"
     print(f"  wall time:   {wall}")
+    margin = margin or next((float(v) for v in (p.get(names.REPRODUCE_MARGIN), p.get(names.STATS_TARGET_EFFECT))
+                             if v not in (None, "", "None", "null")), TARGET_EFFECT)
+    print(reproduction_line([b - a for a, b in zip(baseline, patched)], queries, margin, alpha))
     return 0

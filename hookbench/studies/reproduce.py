@@ -7,7 +7,8 @@ never today's conf/ and never /api/suggestions, with reuse off. The rules, print
 - sampled runs are judged on the per-item difference of the two runs' deltas (CR1 clustered by
   query): *reproduces* when its (1−2α) interval lies within ±reproduce.margin (TOST; default:
   stats.target_effect), *does not reproduce* when its (1−α) interval excludes 0, else
-  *inconclusive*. Each arm is compared the same way and an arm that moved is named.
+  *inconclusive*, which says how many items a rerun needs to decide at 80% power. Each arm is
+  compared the same way and an arm that moved is named.
 The rerun is tagged `hookbench.reproduces=RUN_ID` and `hookbench.reproduced=agrees|disagrees|inconclusive`.
 Exit codes: 0 reproduces, 6 does not (or another server), 8 inconclusive, 7 nothing to compare.
 """
@@ -39,6 +40,7 @@ from hookbench.job import console, run_job
 from hookbench.reports.formatting import equivalence_rule, equivalence_sentence, fmt_metric
 from hookbench.stats import Equivalence, cluster_codes, equivalence
 from hookbench.stats.equivalence import AGREES, DISAGREES, INCONCLUSIVE
+from hookbench.stats.power import POWER, reproduction_items
 
 
 def logged_config(client, run_id: str, into: Path) -> tuple[DictConfig, dict]:
@@ -82,8 +84,8 @@ def margin_of(cfg: DictConfig, override: float | None) -> float:
     (a margin of the original's MDE would shrink with n as fast as the rerun's interval, so tiny
     runs would reproduce as easily as large ones)."""
     key, value = next((k, v) for k, v in (("--margin", override),
-                                          ("reproduce.margin", OmegaConf.select(cfg, "reproduce.margin")),
-                                          ("stats.target_effect", OmegaConf.select(cfg, "stats.target_effect")))
+                                          (names.REPRODUCE_MARGIN, OmegaConf.select(cfg, names.REPRODUCE_MARGIN)),
+                                          (names.STATS_TARGET_EFFECT, OmegaConf.select(cfg, names.STATS_TARGET_EFFECT)))
                       if v is not None)
     if not float(value) > 0:
         raise ConfigError(f"{key} must be a positive number, got {value!r}")
@@ -157,9 +159,17 @@ def reproduce(run_id: str, tracking_uri: str, margin: float | None = None) -> in
         raise ReproductionMismatch(f"not reproduced ({kind}): " + "; ".join(reasons))
     if outcome == INCONCLUSIVE:
         raise ReproductionInconclusive(f"inconclusive ({kind}): the runs neither differ significantly nor lie "
-                                       f"within the margin; more items would decide (see `hookbench plan`)")
+                                       f"within the margin; {items_to_reproduce(orig_items, float(cfg.stats.alpha), m)}")
     print(f"reproduced ({kind})")
     return 0
+
+
+def items_to_reproduce(orig_items: list[ItemResult], alpha: float, margin: float) -> str:
+    """What would decide: the items a rerun needs to show equivalence at 80% power (original's variance)."""
+    baseline, patched, queries, _ = per_item(orig_items, count_patch_failures=False)
+    needed = reproduction_items([b - a for a, b in zip(baseline, patched)], cluster_codes(queries), margin, alpha)
+    return (f"a rerun on about {needed} items (dataset.n) would show equivalence within ±{margin:g} with "
+            f"{POWER:.0%} power if the runs agree (from the original's variance; this one compared {len(baseline)})")
 
 
 def comparable_items(client, original, into: Path) -> list[ItemResult]:
