@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 
-from hookbench.server import auth
+from hookbench.server import auth, lifecycle
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,16 +55,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hookbench.server: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="hookbench.server: %(message)s", stream=sys.stderr)
+    lifecycle.install()  # a stop signal from here on ends the engine and every process it started
     try:
-        engine = (load_vllm if args.engine == "vllm" else load_hf)(args)  # heavy imports after argument errors
-    except (FileNotFoundError, OSError, ValueError) as e:
-        print(f"hookbench.server: cannot load model {args.model!r} on the {args.engine} engine: {e}", file=sys.stderr)
-        return 2
-    try:
-        if not args.prepare_only:
-            serve(engine, args, token)
+        try:
+            engine = (load_vllm if args.engine == "vllm" else load_hf)(args)  # heavy imports after argument errors
+        except (FileNotFoundError, OSError, ValueError) as e:
+            print(f"hookbench.server: cannot load model {args.model!r} on the {args.engine} engine: {e}",
+                  file=sys.stderr)
+            return 2
+        lifecycle.install()  # again: an engine may have put its own handlers in place while loading
+        try:
+            if not args.prepare_only:
+                serve(engine, args, token)
+        finally:
+            engine.shutdown()
     finally:
-        engine.shutdown()
+        lifecycle.end_children()  # the backstop: whatever the engine's shutdown left running
     return 0
 
 
