@@ -125,7 +125,7 @@ def check_engine_args(args) -> str | None:
     from hookbench.server.vllm_engine import vllm_available
 
     why = vllm_available()
-    return None if why is None else f"--engine vllm: vLLM cannot be imported ({why}); see the README's vLLM set-up"
+    return None if why is None else f"--engine vllm: {why}; see docs/server.md (the vLLM engine)"
 
 
 if __name__ == "__main__":

