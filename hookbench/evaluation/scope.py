@@ -20,7 +20,7 @@ from contextlib import ExitStack
 
 from hookbench.errors import PatchError, ServerError
 from hookbench.evaluation.patches import PatchSet
-from hookbench.hookapi.client import HookClient, LossUnavailable
+from hookbench.hookapi.client import HookClient, LossUnavailable, PatchApplyUncertain, ServerUnreachable
 from hookbench.hookapi.lease import fingerprint_path, holder_alive, read_json, server_lease, write_json
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,14 @@ class ServerScope:
         """POST the edits; refuse a patch the server applied none of, warn about skipped edits."""
         try:
             resp = self.client.apply_patch(p.suggestions, self.apply_mode)
+        except ServerUnreachable as e:  # the server is gone, not the patch at fault: exit 4, not 5
+            raise ServerError(f"{self.client.base_url} stopped answering before patch '{p.name}' ({p.hash}) "
+                              f"could be sent, so it is not patched by this job: {e}") from None
+        except PatchApplyUncertain as e:
+            if not self.client.alive():
+                raise ServerError(f"{self.client.base_url} stopped answering while applying patch '{p.name}' "
+                                  f"({p.hash}): it may still be patched ({e})") from None
+            raise PatchError(f"patch '{p.name}' ({p.hash}) was not applied cleanly: {e}") from None
         except ServerError as e:
             raise PatchError(f"patch '{p.name}' ({p.hash}) was not applied cleanly: {e}") from None
         count = int(resp.get("hook_count") or 0)
