@@ -58,6 +58,7 @@ class RunRecord:
                 names.DATASET_FINGERPRINT: self.dataset["fingerprint"],
                 names.SERVER_DEVICE: str(self.server["device"]), names.SERVER_URL: self.server["url"],
                 names.TAG_SERVER_IDENTITY: json.dumps(self.server["identity"], sort_keys=True),
+                names.TAG_WEIGHT_DIGESTS: digest_tag(self.patch.get("weight_digests")),
                 **self.version_tags()}
 
     def version_tags(self) -> dict[str, str]:
@@ -78,3 +79,11 @@ class RunRecord:
         """(key, value) rows for report.md, one per leaf of the first two levels."""
         return [(f"{section}.{k}", v) for section, values in self.to_dict().items() if isinstance(values, dict)
                 for k, v in values.items()]
+
+
+def digest_tag(digests: dict | None) -> str:
+    """What the weight digests said about restore, in one line for the MLflow UI."""
+    if not digests:
+        return "not checked (the server offers no weights_digest, or nothing was applied)"
+    n = len(digests["tensors"])
+    return f"{digests.get('restore', 'not restored')} after restore ({n} tensors, {digests['algorithm']} per rank)"

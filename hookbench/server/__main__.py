@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 
-from hookbench.server import auth, lifecycle
+from hookbench.server import auth, digests, lifecycle
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="hookbench.server: %(message)s", stream=sys.stderr)
     lifecycle.install()  # a stop signal from here on ends the engine and every process it started
+    try:
+        digests.warn_if_faulty()
+    except ValueError as e:
+        print(f"hookbench.server: {e}", file=sys.stderr)
+        return 2
     try:
         try:
             engine = (load_vllm if args.engine == "vllm" else load_hf)(args)  # heavy imports after argument errors
