@@ -8,7 +8,12 @@ table: load time, dtype, device map, memory per device, tokens/s at batch sizes 
 patch and restore time, /api/loss latency, and the contract probe (a weights patch and a hook each
 change greedy outputs or the loss, restore / DELETE bring every output and the loss back exactly).
 
-Usage: python benchmarks/gpu_check.py --shape 7b [--dtype auto] [--device-map auto] [--new-tokens 32]
+It also times `POST /api/weights/digest` (SHA-256 of a tensor as the server holds it, the check a job
+makes before apply, after apply and after restore) on the largest tensor of a layer, down_proj
+(8192 x 28672 at 70B: 448 MiB in bf16). `--shrink N` divides a shape's widths and head counts by N
+(head size kept): CI runs `--shape 70b-2layers --shrink 16` on CPU.
+
+Usage: python benchmarks/gpu_check.py --shape 7b [--dtype auto] [--device-map auto] [--new-tokens 32] [--shrink N]
 """
 
 from __future__ import annotations
@@ -37,7 +42,20 @@ PROMPTS = [f"Question: What is {a} plus {b}?\nAnswer:" for a, b in zip(range(3, 
 PROBE = {"prompt": "Question: What is 7 + 5?\nAnswer:", "answer": "12"}
 
 
-def random_model_dir(shape: str, target: Path) -> Path:
+def shrunk(shape: str, n: int) -> dict:
+    """`shape` with hidden/intermediate sizes and head counts divided by n (head size kept, at least one KV head)."""
+    cfg = dict(SHAPES[shape])
+    if n == 1:
+        return cfg
+    heads = cfg["num_attention_heads"] // n
+    if heads < 1 or cfg["hidden_size"] % n or cfg["intermediate_size"] % n:
+        raise ValueError(f"--shrink {n}: {shape} cannot be divided by {n}")
+    kv = max(1, cfg["num_key_value_heads"] // n)
+    return cfg | dict(hidden_size=cfg["hidden_size"] // n, intermediate_size=cfg["intermediate_size"] // n,
+                      num_attention_heads=heads, num_key_value_heads=kv if heads % kv == 0 else 1)
+
+
+def random_model_dir(shape: str, target: Path, shrink: int = 1) -> Path:
     """A seeded random Llama of `shape`, saved as an HF directory (built on the GPU when there is one)."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -48,7 +66,7 @@ def random_model_dir(shape: str, target: Path) -> Path:
     hf_logging.disable_progress_bar()
     tok = AutoTokenizer.from_pretrained(models.resolve("smollm2"))
     config = LlamaConfig(vocab_size=len(tok), max_position_embeddings=4096, bos_token_id=tok.bos_token_id,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **SHAPES[shape])
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **shrunk(shape, shrink))
     torch.manual_seed(0)
     dtype = torch.float32 if shape == "tiny" else torch.bfloat16
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
@@ -100,6 +118,13 @@ def probe(c: Check, tensor: str, n: int) -> str:
     return f"pass ({len(prompts)}/{len(prompts)} greedy outputs and the loss identical after restore; hooks mode)"
 
 
+def digest_row(c: Check, tensor: str) -> list:
+    """Time of one SHA-256 digest of `tensor` on the server (mean of 3), with its size as served."""
+    ident = requests.get(c.url + "/api/health", timeout=60).json()["server"]
+    times = [c.post("/api/weights/digest", {"tensors": [tensor]})[1] for _ in range(3)]
+    return [f"weights digest ({tensor}, mean of 3)", f"{sum(times) / 3 * 1e3:.1f} ms in {ident['dtype']}"]
+
+
 def gib(x) -> str:
     return "-" if x is None else f"{x / 2**30:.2f} GiB"
 
@@ -120,6 +145,7 @@ def measure(url: str, load_s: float, new_tokens: int, batch_sizes) -> list[list]
     patch_s = c.patch(tensor, "weights")
     restore_s = c.post("/api/restore", {})[1]
     rows.append([f"patch + restore ({tensor}, top 20%)", f"{patch_s * 1e3:.1f} ms + {restore_s * 1e3:.1f} ms"])
+    rows.append(digest_row(c, "model.layers.1.mlp.down_proj.weight"))
     times = [c.post("/api/loss", PROBE)[1] for _ in range(5)]
     rows.append(["/api/loss latency (mean of 5)", f"{sum(times) / len(times) * 1e3:.1f} ms"])
     rows.append(["contract probe", probe(c, tensor, min(new_tokens, 16))])
@@ -136,10 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--batch-sizes", default=",".join(map(str, BATCH_SIZES)))
     ap.add_argument("--start-timeout-s", type=float, default=3600)
+    ap.add_argument("--shrink", type=int, default=1, help="divide the shape's widths and head counts by N (CI: 16)")
     args = ap.parse_args(argv)
+    if args.shape:
+        try:
+            shrunk(args.shape, args.shrink)
+        except ValueError as e:
+            ap.error(str(e))
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
-        model = args.model or str(random_model_dir(args.shape, Path(tmp) / args.shape))
+        model = args.model or str(random_model_dir(args.shape, Path(tmp) / args.shape, args.shrink))
         if args.model and not Path(args.model).is_dir():
             ap.error(f"--model {args.model!r} is not a directory")
         cmd = [sys.executable, "-m", "hookbench.server", "--model", model, "--dtype", args.dtype,
@@ -150,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             rows = measure(server.url, time.perf_counter() - t, args.new_tokens, batch_sizes)
         finally:
             server.stop()
-    print(f"gpu_check: {args.model or 'random ' + args.shape}")
+    shrink = f" shrunk {args.shrink}x ({shrunk(args.shape, args.shrink)})" if args.shape and args.shrink > 1 else ""
+    print(f"gpu_check: {args.model or 'random ' + args.shape}{shrink}")
     print(md_table(["what", "seen"], rows))
     return 0 if rows[-1][1].startswith("pass") else 1
 

@@ -112,6 +112,7 @@ TAG_STUDY_PHASE = "hookbench.study.phase"  # a study child's phase: search | ref
 TAG_STUDY_TRIAL = "hookbench.study.trial"  # a study child's trial number
 TAG_ERROR = "error"
 TAG_SERVER_IDENTITY = "server.identity"
+TAG_WEIGHT_DIGESTS = "patch.weight_digests"  # equal | DIFFERENT after restore, or why not checked
 TAG_NOTE = "mlflow.note.content"  # MLflow's run description
 TAG_RUN_COLOR = "mlflow.runColor"  # the dot beside the run's name in the UI, and its colour in charts
 TAG_EXPERIMENT_KIND = "mlflow.experimentKind"  # the MLflow UI's experiment type

@@ -87,6 +87,7 @@ class PatchRecord:
     probe_loss_clean: list[float | None] | None
     probe_loss_patched: list[float | None] | None
     probe_loss_delta: list[float | None] | None  # patched - clean per probe; None: not measured
+    weight_digests: dict | None = None  # SHA-256 per rank before / patched / restored (scope.ServerScope.digests)
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ class RunRecord:
                 names.DATASET_FINGERPRINT: self.dataset.fingerprint,
                 names.SERVER_DEVICE: str(self.server.device), names.SERVER_URL: self.server.url,
                 names.TAG_SERVER_IDENTITY: json.dumps(self.server.identity, sort_keys=True),
+                names.TAG_WEIGHT_DIGESTS: digest_tag(self.patch.weight_digests),
                 **self.version_tags()}
 
     def version_tags(self) -> dict[str, str]:
@@ -157,3 +159,11 @@ class RunRecord:
         """(key, value) rows for report.md, one per leaf of the first two levels."""
         return [(f"{section}.{k}", v) for section, values in self.to_dict().items() if isinstance(values, dict)
                 for k, v in values.items()]
+
+
+def digest_tag(digests: dict | None) -> str:
+    """What the weight digests said about restore, in one line for the MLflow UI."""
+    if not digests:
+        return "not checked (the server offers no weights_digest, or nothing was applied)"
+    n = len(digests["tensors"])
+    return f"{digests.get('restore', 'not restored')} after restore ({n} tensors, {digests['algorithm']} per rank)"

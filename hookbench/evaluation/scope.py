@@ -21,7 +21,14 @@ from typing import Literal
 
 from hookbench.errors import PatchError, ServerError
 from hookbench.evaluation.patches import PatchSet
-from hookbench.hookapi.client import HookClient, LossUnavailable
+from hookbench.hookapi import contract
+from hookbench.hookapi.client import (
+    HookClient,
+    LossUnavailable,
+    PatchApplyUncertain,
+    ServerUnreachable,
+    UnknownTensors,
+)
 from hookbench.hookapi.lease import Lease, fingerprint_path, holder_alive, read_json, server_lease, write_json
 
 log = logging.getLogger(__name__)
@@ -51,6 +58,9 @@ class ServerScope:
         self.probes: dict[str, list[float] | None] = {}
         self.applied: dict = {}
         self.patched_path = "not generated"
+        # SHA-256 per rank of every tensor the patch touches, where the server offers weights_digest:
+        # {"algorithm", "tensors": {name: {"before", "patched", "restored"}}, "restore": equal | DIFFERENT}
+        self.digests: dict = {}
         self._stack = ExitStack()
         self._needs_restore = False
         self.lease: Lease | None = None
@@ -120,6 +130,7 @@ class ServerScope:
         self._needs_restore = False  # a failed restore is reported, never retried
         try:
             self.client.clean()
+            self._check_restored_digests()  # the exact bytes first, where the server offers them
             after = self.probe() if self.probes.get("clean") is not None else None
             if after is not None and after != self.probes["clean"]:
                 raise ServerError(f"after restore the probe losses {after} differ from the clean state "
@@ -127,6 +138,49 @@ class ServerScope:
         except ServerError as e:
             raise ServerError(f"restoring {self.client.base_url} failed ({e}): the server may still be patched") \
                 from None
+
+    # -- digests: the exact bytes, where the server offers them ----------------------------------
+    def _digest_before(self, p: PatchSet) -> None:
+        """Digests of every tensor the patch touches, before it is applied (an unknown name is the patch's fault)."""
+        self.digests = {}
+        if contract.EXT_WEIGHTS_DIGEST not in self.client.extensions:
+            return
+        names = sorted({s["tensor_name"] for s in p.suggestions})
+        try:
+            before = self.client.weight_digests(names)
+        except UnknownTensors as e:
+            raise PatchError(f"patch '{p.name}' ({p.hash}) names tensors the model does not have: "
+                             f"{', '.join(e.names) or e}") from None
+        self.digests = {"algorithm": "sha256", "tensors": {n: {"before": before[n]} for n in names}}
+
+    def _check_patched_digests(self, p: PatchSet) -> None:
+        if not self.digests:
+            return
+        tensors = self.digests["tensors"]
+        now = self.client.weight_digests(list(tensors))
+        for n, d in tensors.items():
+            d["patched"] = now[n]
+        same = [n for n, d in tensors.items() if d["patched"] == d["before"]]
+        if self.apply_mode == contract.MODE_WEIGHTS and same:
+            if len(same) == len(tensors):
+                raise PatchError(f"the patch is not live: after POST /api/hooks no tensor it touches changed "
+                                 f"(SHA-256 of {', '.join(same)}; patch '{p.name}', {p.hash})")
+            log.warning("patch '%s': these tensors are byte-identical after applying it: %s", p.name, ", ".join(same))
+
+    def _check_restored_digests(self) -> None:
+        """Every touched tensor byte-identical to before the patch, on every rank (else ServerError)."""
+        if not self.digests:
+            return
+        tensors = self.digests["tensors"]
+        now = self.client.weight_digests(list(tensors))
+        for n, d in tensors.items():
+            d["restored"] = now[n]
+        differ = [n for n, d in tensors.items() if d["restored"] != d["before"]]
+        self.digests["restore"] = "DIFFERENT" if differ else "equal"
+        if differ:
+            raise ServerError("after restore the SHA-256 digests of " + "; ".join(
+                f"{n} (before {tensors[n]['before']}, now {tensors[n]['restored']})" for n in differ)
+                + " differ from before the patch")
 
     def probe(self) -> list[float] | None:
         """Probe losses, or None when the server has no /api/loss."""
@@ -143,7 +197,9 @@ class ServerScope:
             self.applied = {"hook_count": 0, "skipped": [], "response": None, "hooks": None}
             self.patched_path = "A/A: a second baseline generation, nothing applied"
             return
+        self._digest_before(p)
         self.applied = self._post(p)
+        self._check_patched_digests(p)
         if self.probes.get("clean") is None:
             log.warning("%s has no /api/loss, so the patch cannot be proven live: the patched arm asks "
                         "use_hooks=true, which costs two generations per answer on a stock server (§2)",
@@ -160,6 +216,14 @@ class ServerScope:
         """POST the edits; refuse a patch the server applied none of, warn about skipped edits."""
         try:
             resp = self.client.apply_patch(p.suggestions, self.apply_mode)
+        except ServerUnreachable as e:  # the server is gone, not the patch at fault: exit 4, not 5
+            raise ServerError(f"{self.client.base_url} stopped answering before patch '{p.name}' ({p.hash}) "
+                              f"could be sent, so it is not patched by this job: {e}") from None
+        except PatchApplyUncertain as e:
+            if not self.client.alive():
+                raise ServerError(f"{self.client.base_url} stopped answering while applying patch '{p.name}' "
+                                  f"({p.hash}): it may still be patched ({e})") from None
+            raise PatchError(f"patch '{p.name}' ({p.hash}) was not applied cleanly: {e}") from None
         except ServerError as e:
             raise PatchError(f"patch '{p.name}' ({p.hash}) was not applied cleanly: {e}") from None
         count = int(resp.get("hook_count") or 0)

@@ -23,6 +23,7 @@ LOSS = "/api/loss"
 # extension endpoints of hookbench's reference server, used only when listed in /api/health
 GENERATE_BATCH_PATH = "/api/generate/batch"
 LOSS_BATCH_PATH = "/api/loss/batch"
+WEIGHTS_DIGEST_PATH = "/api/weights/digest"
 
 # -- §3: a failed generation comes back as HTTP 200 with its error text as the answer -------------
 LOSS_ANSWER_PREFIX = " #### "  # /api/loss's answer_prefix when a request gives none (hook-api.md)
@@ -151,6 +152,9 @@ EXT_SKIP_ORIGINAL = "skip_original"  # "skip_original": true skips the wasted `o
 EXT_CHAT = "chat"  # "chat": bool, the client decides the chat template
 EXT_MAX_NEW_TOKENS = "max_new_tokens"  # "max_new_tokens": int overrides the preset's
 EXT_LOSS_BATCH = "loss_batch"  # POST /api/loss/batch {"items": [{prompt, answer}], ...} -> {"results": [...]}
+# POST /api/weights/digest {"tensors": [names]} -> {"algorithm": "sha256", "digests": {name: [hex per rank]}};
+# 422 {"detail", "unknown": [names]} when the model has no such tensor
+EXT_WEIGHTS_DIGEST = "weights_digest"
 
 # -- presets (GET /api/configs) ------------------------------------------------------------------
 PRESET_FIELDS = ("name", "description", "temperature", "top_p", "top_k", "max_new_tokens",

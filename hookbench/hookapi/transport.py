@@ -121,6 +121,10 @@ class HookTransport:
         if self.connection_failures >= self.max_connection_failures and not self._alive():
             raise self._unreachable(what, err) from None
 
+    def alive(self) -> bool:
+        """Whether the server answers /api/health at all (any HTTP status)."""
+        return self._alive()
+
     def _alive(self) -> bool:
         """A server that drops connections but still answers /api/health is alive (FastAPI closes the
         connection of a response it failed to render, e.g. a NaN loss under an overflowing patch)."""

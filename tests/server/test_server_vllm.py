@@ -8,7 +8,6 @@ skipped with the reason, or fails when HOOKBENCH_REQUIRE_VLLM=1 (CI, where it wa
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -16,21 +15,13 @@ import pytest
 import requests
 
 from hookbench.hookapi import contract
-from hookbench.server.vllm_engine import vllm_available
 from hookbench.testing.cli import cli_env, run_cli
 from hookbench.testing.repo import REPO
 from hookbench.testing.servers import external, start_server, stop_server
 from hookbench.testing.store import runs
+from hookbench.testing.vllm import LOSS_TOL, MARKS, PROBES
 
-WHY = vllm_available()
-if WHY is not None and os.environ.get("HOOKBENCH_REQUIRE_VLLM") == "1":
-    raise RuntimeError(f"HOOKBENCH_REQUIRE_VLLM=1 but vLLM cannot be imported: {WHY}")
-pytestmark = [pytest.mark.vllm, pytest.mark.slow,
-              pytest.mark.skipif(WHY is not None, reason=f"vLLM cannot be imported here ({WHY}); see the README's vLLM set-up")]
-
-PROBES = [("The capital of France is", " Paris, a city on the Seine."),
-          ("Question: What is 12 + 7?\nAnswer:", " 19"),
-          ("def add(a, b):\n    return", " a + b")]
+pytestmark = MARKS
 QUERIES = ["The cat sat on", "Numbers: 1 2 3", "Question: What is 7 + 5?\nAnswer:", "Why is the sky blue?"]
 # one edit per kind of vLLM parameter: a fused gate_up_proj share, a fused qkv_proj, a plain o_proj, a norm
 EDITS = [{"tensor_name": "model.layers.10.mlp.up_proj.weight", "operation": "scale", "value": 3.0, "target": "top 20%"},
@@ -38,7 +29,6 @@ EDITS = [{"tensor_name": "model.layers.10.mlp.up_proj.weight", "operation": "sca
          {"tensor_name": "model.layers.20.self_attn.o_proj.weight", "operation": "add", "value": 0.01, "target": "bottom 10%"},
          {"tensor_name": "model.layers.3.input_layernorm.weight", "operation": "clamp_max", "value": 0.5}]
 TOKEN = "vllm-test-token-not-a-secret-0123456789"  # the vLLM server runs behind it, as a launched one does
-LOSS_TOL = 1e-4  # relative, HF vs vLLM float32 on CPU: different kernels, same maths (seen: ~5e-6)
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +160,44 @@ def test_engine_compare_prints_both_engines_side_by_side(tmp_path):
         assert hf and vllm and "failed" not in hf + vllm, (what, hf, vllm)
     probe = {what: (hf, vllm) for what, hf, vllm in rows[1:]}["probe loss (clean)"]
     assert abs(float(probe[0]) - float(probe[1])) <= LOSS_TOL * float(probe[0])  # same model, same numbers
+
+
+def digests(server, names: list[str]) -> dict[str, list[str]]:
+    return server.ok("POST", contract.WEIGHTS_DIGEST_PATH, {"tensors": names})["digests"]
+
+
+def test_digests_per_rank_change_with_the_patch_and_come_back_with_restore(vclean):
+    """One digest per rank of the vLLM module holding the tensor (fused qkv / gate_up: one for the module)."""
+    s = vclean
+    assert contract.EXT_WEIGHTS_DIGEST in s.ok("GET", "/api/health")["extensions"]
+    gate, untouched = "model.layers.10.mlp.gate_proj.weight", "model.layers.0.mlp.down_proj.weight"
+    names = [e["tensor_name"] for e in EDITS] + [gate, untouched]
+    clean = digests(s, names)
+    assert all(len(d) == 1 and len(d[0]) == 64 for d in clean.values())  # tensor parallel 1: one rank
+    assert clean[gate] == clean[EDITS[0]["tensor_name"]]  # gate_proj and up_proj live in one gate_up_proj
+    r = s.call("POST", contract.WEIGHTS_DIGEST_PATH, {"tensors": ["model.layers.99.mlp.up_proj.weight"]})
+    assert r.status_code == 422 and r.json()["unknown"] == ["model.layers.99.mlp.up_proj.weight"]
+    assert patch(s, EDITS).status_code == 200
+    patched = digests(s, names)
+    assert all(patched[e["tensor_name"]] != clean[e["tensor_name"]] for e in EDITS) and patched[untouched] == clean[untouched]
+    s.ok("POST", "/api/restore", {})
+    assert digests(s, names) == clean
+
+
+def test_a_restore_one_ulp_off_fails_the_job_with_exit_4_naming_the_server(tmp_path):
+    from hookbench.hookapi.launcher import reference_server_command
+    from hookbench.hookapi.launcher import start_server as launch
+    from hookbench.server.digests import FAULT_ENV, RESTORE_OFF_BY_ONE_ULP
+    from hookbench.testing.servers import Server
+
+    server = Server(launch(reference_server_command("smollm2") + ["--engine", "vllm"],
+                           {FAULT_ENV: RESTORE_OFF_BY_ONE_ULP, "TOKENIZERS_PARALLELISM": "false"}, timeout_s=900))
+    try:
+        (tmp_path / "p.json").write_text(json.dumps(EDITS[2:]))  # o_proj and a norm
+        p = run_cli([*external(server), "dataset=arithmetic", "dataset.n=2", "metric=loss", "patch=file",
+                     f"patch.path={tmp_path / 'p.json'}"], tmp_path)
+        assert p.returncode == 4, p.stderr[-3000:]
+        assert f"restoring {server.url} failed" in p.stderr and "may still be patched" in p.stderr
+        assert "SHA-256 digests of model.layers.20.self_attn.o_proj.weight" in p.stderr
+    finally:
+        stop_server(server)
