@@ -66,8 +66,8 @@ def plan(argv: list[str]) -> int:
     parser = _parser("plan", "Size a study from a pilot run: the items a change of --effect needs at 80% power, "
                              "the generations a K-patch sweep costs and its wall time at the pilot's latency.")
     parser.add_argument("run_id", help="a finished pilot run (its items.jsonl and latency metrics are read)")
-    parser.add_argument("--effect", type=float, default=0.03,
-                        help="the change in accuracy to detect, e.g. 0.03 (default: 0.03)")
+    parser.add_argument("--effect", type=float, default=None,
+                        help="the change in accuracy to detect, e.g. 0.03 (default: the run's stats.target_effect)")
     parser.add_argument("--patches", type=int, default=1, help="patch sets the study sweeps over, K (default: 1)")
     parser.add_argument("--margin", type=float, default=None,
                         help="reproduction margin for the rerun sizing (default: the run's reproduce.margin, "
@@ -76,7 +76,7 @@ def plan(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        if not 0 < args.effect <= 1 or args.patches < 1:
+        if (args.effect is not None and not 0 < args.effect <= 1) or args.patches < 1:
             raise ConfigError(f"--effect must be in (0, 1] and --patches at least 1, got {args.effect}, {args.patches}")
         if args.margin is not None and not 0 < args.margin < 1:
             raise ConfigError(f"--margin must lie in (0, 1), got {args.margin}")

@@ -1,4 +1,4 @@
-"""What the command-line entry points share: one mapping of outcomes to messages and exit codes.
+"""What the command-line entry points share: one mapping of errors and signals to messages and exit codes.
 
 `run_command` wraps reproduce and confirm; `hydra_command` wraps `python -m hookbench` so the same
 mapping applies inside the Hydra job (where the job's log file gets the message) and around it,
@@ -23,8 +23,8 @@ log = logging.getLogger("hookbench")
 KILLED = "the server was restored and the run marked KILLED"
 
 
-def outcome(e: BaseException) -> tuple[str, int] | None:
-    """(message, exit code) for an outcome the user should see as a message; None for a bug."""
+def user_message(e: BaseException) -> tuple[str, int] | None:
+    """(message, exit code) for what the user should see as a message; None for a bug."""
     if isinstance(e, HookbenchError):
         return f"error: {e}", e.exit_code
     if _is_mlflow_error(e):
@@ -48,7 +48,7 @@ def _is_mlflow_error(e: BaseException) -> bool:
 
 
 def _report(e: BaseException) -> int:
-    found = outcome(e)
+    found = user_message(e)
     if found is None:
         raise e
     if not logging.getLogger().handlers:  # before Hydra set up logging, or outside Hydra
@@ -67,7 +67,7 @@ def run_command(fn: Callable[[], int | None]) -> int:
 
 
 def in_job(fn: Callable[[], dict]) -> dict:
-    """Inside a Hydra job: a mapped outcome is logged (to the job's log too) and exits with its code."""
+    """Inside a Hydra job: a mapped error is logged (to the job's log too) and exits with its code."""
     try:
         return fn()
     except (Exception, KeyboardInterrupt, Terminated) as e:
@@ -75,7 +75,7 @@ def in_job(fn: Callable[[], dict]) -> dict:
 
 
 def hydra_command(main: Callable[[], int | None]) -> int:
-    """Run a `@hydra.main` function; Hydra's composition errors reach `outcome` instead of Hydra's
+    """Run a `@hydra.main` function; Hydra's composition errors reach `user_message` instead of Hydra's
     own report (which exits 1). HYDRA_FULL_ERROR, when the user sets it, keeps Hydra's traceback."""
     if os.environ.get("HYDRA_FULL_ERROR"):
         return main() or 0

@@ -16,11 +16,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
+from PIL import Image, ImageColor
 
-from hookbench.reports.plots import verdict_hex
+from hookbench import names
+from hookbench.reports.plots import ARM_COLORS, verdict_hex
 from hookbench.testing.cli import run_cli
 from hookbench.testing.store import mlflow_server
 from hookbench.tracking import naming
@@ -32,22 +35,30 @@ RUNS_TABLE = 'data-testid="sort-header-Run Name"'  # the runs table's "Run Name"
 GENAI_OVERVIEW = ">Overview<"                      # the GenAI overview tab
 
 
-def rendered(chromium: str, url: str, profile: Path, screenshot: Path | None = None) -> str:
+def rendered(chromium: str, url: str, profile: Path, screenshot: Path | None = None, budget_ms: int = 25000) -> str:
     """The page's DOM once the app has loaded its data (Chromium's virtual time runs the requests);
     with `screenshot`, also a PNG of what a person sees (path printed)."""
     dom = ""
     for attempt in range(3):  # a cold start can use up the budget before the data arrives
-        p = subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}-{attempt}", "--virtual-time-budget=25000",
+        p = subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}-{attempt}", f"--virtual-time-budget={budget_ms}",
                             "--dump-dom", url], capture_output=True, text=True, timeout=240)
         dom = p.stdout
         if RUNS_TABLE in dom or GENAI_OVERVIEW in dom or "mlflow.note" in dom or "Description" in dom:
             break
     if screenshot is not None:
-        subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}-shot", "--virtual-time-budget=25000",
+        subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}-shot", f"--virtual-time-budget={budget_ms}",
                         "--window-size=1600,1000", f"--screenshot={screenshot}", url], capture_output=True,
                        timeout=240)
         print(f"screenshot: {screenshot}")
     return dom
+
+
+def patched_colour_pixels(png: Path) -> int:
+    """Pixels of the patched arm's colour in the plots (ARM_COLORS, exact) in a screenshot: MLflow's own UI has
+    no such colour (its nearest, the selection blue #2272b4, is 5 levels away)."""
+    rgb = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    want = np.array(ImageColor.getrgb(ARM_COLORS["patched"]))
+    return int((np.abs(rgb - want).max(axis=2) <= 2).sum())
 
 
 def install_chromium() -> str | None:
@@ -104,12 +115,17 @@ def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean
                           tmp_path / "charts.png")
         parent_page = rendered(chromium, f"{url}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}",
                                tmp_path / "parent", tmp_path / "parent.png")
+        # a job's report.html in MLflow's artifact view: its own HTML viewer (an iframe), the plots inline
+        report = rendered(chromium, f"{url}/#/experiments/{exp.experiment_id}/runs/{children[0].info.run_id}"
+                          f"/artifacts/{names.REPORT_HTML}", tmp_path / "report", tmp_path / "report.png", budget_ms=60000)
     assert RUNS_TABLE in at_root and GENAI_OVERVIEW not in at_root
     assert html.escape(parent.info.run_name) in at_root  # the parent's row names the sweep's answer
     assert RUNS_TABLE in linked
     for c in children:  # no column picked, no row expanded: each job's rounded result and adjusted verdict
         assert html.escape(c.info.run_name) in at_root and html.escape(c.info.run_name) in linked
     assert html.escape(answer) in parent_page  # the parent's page leads with its answer
+    assert 'class="mlflow-html-iframe"' in report  # rendered as a page, not shown as text
+    assert patched_colour_pixels(tmp_path / "report.png") > 50  # the plots, drawn inside the artifact view (blank: 0)
     images = [f.path for f in client.list_artifacts(parent.info.run_id, "images")]  # MLflow's image log
     assert parent.data.tags.get("mlflow.loggedImages") and any(a.startswith("images/ Sweep answer~sweep_delta") for a in images)
     assert charts.index("Sweep answer") < charts.index("accuracy")  # the chart view opens on the sweep's chart

@@ -68,7 +68,7 @@ class LossItem(BaseModel):
 
 
 class LossOptions(BaseModel):
-    answer_prefix: str = " #### "
+    answer_prefix: str = contract.LOSS_ANSWER_PREFIX
     use_chat_template: bool = False
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hookbench.hookapi.contract import FALLBACK_PRESET, PRESET_FIELDS
+from hookbench.hookapi.contract import FALLBACK_PRESET, LOSS_ANSWER_PREFIX, PRESET_FIELDS
 
 _PRESETS = {
     "balanced": {"description": "General use: moderate sampling", "do_sample": True, "temperature": 0.7,
@@ -116,7 +116,7 @@ def item_losses(lm_head, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Te
     return sums / sel.sum(dim=1).clamp_min(1) + torch.where(sel.any(dim=1), 0.0, float("nan"))
 
 
-def answer_losses(lm, items: list[tuple[str, str]], answer_prefix: str = " #### ", chat: bool = False) -> list[dict]:
+def answer_losses(lm, items: list[tuple[str, str]], answer_prefix: str = LOSS_ANSWER_PREFIX, chat: bool = False) -> list[dict]:
     """Teacher-forced mean NLL over the answer tokens only (not the prefix), one batched forward pass."""
     batch = encode_answers(lm.tokenizer, items, answer_prefix, chat)
     with torch.no_grad():

@@ -49,7 +49,7 @@ def reproduction_line(diffs, queries, margin: float, alpha: float) -> str:
             f"{POWER:.0%} power: about {plural(items, 'item')} (from this run's own variance)")
 
 
-def pilot_plan(run_id: str, tracking_uri: str, effect: float, patches: int, margin: float | None = None) -> int:
+def pilot_plan(run_id: str, tracking_uri: str, effect: float | None, patches: int, margin: float | None = None) -> int:
     client = tracking.use_store(tracking_uri)
     run = tracking.get_run(client, run_id)
     items = tracking.logged_items(client, run_id, Path(tempfile.mkdtemp(prefix="hookbench-plan-")))
@@ -60,6 +60,9 @@ def pilot_plan(run_id: str, tracking_uri: str, effect: float, patches: int, marg
     latency = {arm: m.get(names.latency(arm, "per_item_mean"), math.nan) for arm in names.ARMS}
     draws = int(m.get(names.N_DRAWS, len(items)) / max(1, len({r.id for r in items})))
     alpha = float(p.get(names.STATS_ALPHA, 0.05))
+    logged_effect = next((float(v) for v in (p.get(names.STATS_TARGET_EFFECT),) if v not in (None, "", "None", "null")),
+                         TARGET_EFFECT)  # a run logged before target_effect was a param
+    effect = effect or logged_effect
     result = plan([b - a for a, b in zip(baseline, patched)], queries, effect, alpha, patches, draws, latency)
     print(f"pilot run {run_id}: {plural(len(baseline), 'item')} scored in both arms, discordance ψ = "
           f"{result.discordance:.3f}, design effect {result.design_effect:.2f} (query clusters)")
@@ -70,7 +73,7 @@ def pilot_plan(run_id: str, tracking_uri: str, effect: float, patches: int, marg
         f"{result.wall_s:.0f} s ({result.wall_s / 3600:.2f} h) at the pilot's " \
         f"{latency['baseline']:.3f} s / {latency['patched']:.3f} s per baseline / patched answer"
     print(f"  wall time:   {wall}")
-    margin = margin or next((float(v) for v in (p.get(names.REPRODUCE_MARGIN), p.get(names.STATS_TARGET_EFFECT))
-                             if v not in (None, "", "None", "null")), TARGET_EFFECT)
+    margin = margin or next((float(v) for v in (p.get(names.REPRODUCE_MARGIN),) if v not in (None, "", "None", "null")),
+                            logged_effect)
     print(reproduction_line([b - a for a, b in zip(baseline, patched)], queries, margin, alpha))
     return 0
