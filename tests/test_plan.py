@@ -9,7 +9,7 @@ from scipy import stats as sp_stats
 from hookbench.stats import compare_arms, equivalence
 from hookbench.stats.power import connor_items, design_effect, reproduction_items
 from hookbench.stats.score import tango_z
-from hookbench.studies.plan import plan
+from hookbench.studies.plan import size_study
 from hookbench.testing.cli import run_cli, stock_args
 from hookbench.testing.store import runs
 
@@ -64,7 +64,7 @@ def test_a_job_reports_items_needed_from_its_discordance():
 
 def test_plan_counts_generations_and_wall_time_for_a_sweep():
     diffs, queries = [1, -1] * 10 + [0] * 80, [f"q{i}" for i in range(100)]
-    p = plan(diffs, queries, 0.1, 0.05, patches=3, draws=1, latency_s={"baseline": 0.5, "patched": 0.25})
+    p = size_study(diffs, queries, 0.1, 0.05, patches=3, draws=1, latency_s={"baseline": 0.5, "patched": 0.25})
     assert p.items == 165 and p.generations == 165 * 4 and p.wall_s == pytest.approx(165 * (0.5 + 3 * 0.25))
 
 

@@ -32,7 +32,7 @@ class Plan:
     design_effect: float
 
 
-def plan(diffs, queries, effect: float, alpha: float, patches: int, draws: int,
+def size_study(diffs, queries, effect: float, alpha: float, patches: int, draws: int,
          latency_s: dict[str, float]) -> Plan:
     """Items for `effect` at 80% power; generations and wall time for a `patches`-patch sweep."""
     psi = float(sum(d * d for d in diffs) / len(diffs))
@@ -63,7 +63,7 @@ def pilot_plan(run_id: str, tracking_uri: str, effect: float | None, patches: in
     logged_effect = next((float(v) for v in (p.get(names.STATS_TARGET_EFFECT),) if v not in (None, "", "None", "null")),
                          TARGET_EFFECT)  # a run logged before target_effect was a param
     effect = effect or logged_effect
-    result = plan([b - a for a, b in zip(baseline, patched)], queries, effect, alpha, patches, draws, latency)
+    result = size_study([b - a for a, b in zip(baseline, patched)], queries, effect, alpha, patches, draws, latency)
     print(f"pilot run {run_id}: {plural(len(baseline), 'item')} scored in both arms, discordance ψ = "
           f"{result.discordance:.3f}, design effect {result.design_effect:.2f} (query clusters)")
     print(f"to detect a change of ±{effect:g} at α = {alpha:g} with {POWER:.0%} power (Connor 1987):")

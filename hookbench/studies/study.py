@@ -28,7 +28,7 @@ from hookbench.signals import Terminated, graceful_signals
 from hookbench.stats import adjust_p_values, adjusted_verdict
 from hookbench.studies import confirm as confirm_study
 from hookbench.studies.search import Search, job_config, loss_job, open_study, storage_url
-from hookbench.studies.search_plan import CostPlan, measure_latency
+from hookbench.studies.search_cost import SearchCost, measure_latency
 from hookbench.studies.search_report import kept_markdown, plot_trials, rank_correlation, trials_markdown
 from hookbench.studies.search_space import SearchSpace, study_name
 from hookbench.vocabulary import Verdict
@@ -63,14 +63,14 @@ class Study:
         self.base = base
 
     # -- the plan ---------------------------------------------------------------------------
-    def plan(self, parts) -> CostPlan:
+    def cost(self, parts) -> SearchCost:
         g, dev = parts.settings.generation, parts.dataset.items
         test = build(cast(DictConfig, OmegaConf.merge(self.cfg.dataset, {"split": "test"})), "dataset").items
         queries = lambda items: len({g.query(i.prompt) for i in items}) * g.samples  # noqa: E731
         first = dev[0]
         latency = measure_latency(parts.client, g.query(first.prompt), first.gold, g.preset,
                                   generation_extras(g, parts.client), parts.settings.loss_prefix)
-        return CostPlan(trials=max(0, self.trials - len(self.search.completed())), items=min(self.items, len(dev)),
+        return SearchCost(trials=max(0, self.trials - len(self.search.completed())), items=min(self.items, len(dev)),
                         reference=self._reference_pending(), keep=self.keep, dev_queries=queries(dev),
                         dev_items=len(dev), test_queries=queries(test), test_items=len(test),
                         confirm=1 if self.keep else 0, batched_loss=contract.EXT_LOSS_BATCH in parts.client.extensions,
@@ -82,7 +82,7 @@ class Study:
             "reference_loss_delta" not in self.search.study.user_attrs
 
     # -- the parent run ---------------------------------------------------------------------
-    def parent(self, client, experiment_id: str, plan: CostPlan) -> str:
+    def parent(self, client, experiment_id: str, plan: SearchCost) -> str:
         """The study's parent run: created once per study, reopened on resume."""
         run_id = self.search.study.user_attrs.get("parent_run_id")
         if run_id:
@@ -206,7 +206,7 @@ def report(study: Study, client, parent_id: str, rows: list[dict], test, referen
 def run_study(cfg: DictConfig) -> int:
     with graceful_signals():
         study = Study(cfg)
-        plan = study.plan(build_parts(job_config(study.base, None, None)))  # the whole dev split
+        plan = study.cost(build_parts(job_config(study.base, None, None)))  # the whole dev split
         print(plan.text(), flush=True)
         experiment_id = tracking.configure(cfg.mlflow)
         client = tracking.use_store(study.uri)

@@ -43,7 +43,7 @@ def measure_latency(client, query: str, gold: str, preset: str, extras: dict, lo
 
 
 @dataclass(frozen=True)
-class CostPlan:
+class SearchCost:
     trials: int  # still to run (a resumed study counts only the missing ones)
     items: int  # loss items per trial
     reference: bool  # the configured patch measured by loss too
