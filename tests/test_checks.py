@@ -9,9 +9,10 @@ import mlflow
 import pytest
 
 from hookbench import names
+from hookbench.commands import confirm, reproduce
 from hookbench.errors import NothingMeasured
 from hookbench.evaluation.loop import Evaluation
-from hookbench.studies import confirm, reproduce
+from hookbench.studies.reproduce import output_dir
 from hookbench.testing.cli import run_cli
 from hookbench.testing.inprocess import parts, patch_file
 from hookbench.testing.store import runs
@@ -48,7 +49,7 @@ def test_a_loss_only_job_whose_every_loss_failed_exits_7(stock_server, tmp_path)
     assert stock_server.generations == 0 and stock_server.is_clean()
 
 
-@pytest.mark.parametrize("command", [reproduce.main, confirm.main])
+@pytest.mark.parametrize("command", [reproduce, confirm])
 def test_reproduce_and_confirm_exit_2_on_a_missing_store_or_run(command, tmp_path, caplog):
     assert command(["0123abcd", "--tracking-uri", f"sqlite:///{tmp_path}/none/mlflow.db"]) == 2
     assert "no MLflow store" in caplog.text
@@ -73,5 +74,5 @@ def test_a_server_that_fails_to_start_leaves_no_file_descriptor_open(tmp_path):
 
 def test_studies_write_under_the_outputs_tree(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    path = reproduce.output_dir("reproduce", "0123abcdef")
+    path = output_dir("reproduce", "0123abcdef")
     assert path.is_dir() and path.parent.parent == tmp_path / "outputs" and "reproduce-0123abcd" in path.name

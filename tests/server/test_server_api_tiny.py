@@ -29,7 +29,8 @@ def test_health_shape(tiny):
     assert h["server"]["chat_template"] == "auto" and h["server"]["dtype"] == "float32"
     assert h["server"]["device"] == h["device"]
     assert set(h["extensions"]) == {contract.EXT_GENERATE_BATCH, contract.EXT_SEED, contract.EXT_SKIP_ORIGINAL,
-                                    contract.EXT_CHAT, contract.EXT_MAX_NEW_TOKENS, contract.EXT_LOSS_BATCH}
+                                    contract.EXT_CHAT, contract.EXT_MAX_NEW_TOKENS, contract.EXT_LOSS_BATCH,
+                                    contract.EXT_WEIGHTS_DIGEST}
 
 
 @pytest.mark.slow
