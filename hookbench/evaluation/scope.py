@@ -156,10 +156,7 @@ class ServerScope:
     def _check_patched_digests(self, p: PatchSet) -> None:
         if not self.digests:
             return
-        tensors = self.digests["tensors"]
-        now = self.client.weight_digests(list(tensors))
-        for n, d in tensors.items():
-            d["patched"] = now[n]
+        tensors = self._record_digests("patched")
         same = [n for n, d in tensors.items() if d["patched"] == d["before"]]
         if self.apply_mode == contract.MODE_WEIGHTS and same:
             if len(same) == len(tensors):
@@ -167,14 +164,19 @@ class ServerScope:
                                  f"(SHA-256 of {', '.join(same)}; patch '{p.name}', {p.hash})")
             log.warning("patch '%s': these tensors are byte-identical after applying it: %s", p.name, ", ".join(same))
 
+    def _record_digests(self, stage: str) -> dict:
+        """The touched tensors' digests now, kept under `stage` beside "before"."""
+        tensors = self.digests["tensors"]
+        now = self.client.weight_digests(list(tensors))
+        for n, d in tensors.items():
+            d[stage] = now[n]
+        return tensors
+
     def _check_restored_digests(self) -> None:
         """Every touched tensor byte-identical to before the patch, on every rank (else ServerError)."""
         if not self.digests:
             return
-        tensors = self.digests["tensors"]
-        now = self.client.weight_digests(list(tensors))
-        for n, d in tensors.items():
-            d["restored"] = now[n]
+        tensors = self._record_digests("restored")
         differ = [n for n, d in tensors.items() if d["restored"] != d["before"]]
         self.digests["restore"] = "DIFFERENT" if differ else "equal"
         if differ:
