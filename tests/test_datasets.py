@@ -13,9 +13,9 @@ from hookbench.evaluation import datasets as ds
 from hookbench.evaluation.build import build
 from hookbench.evaluation.scorers import ExactScorer, NormalizedScorer, NumericScorer
 from hookbench.testing.config import option_cfg
+from hookbench.testing.repo import GSM8K
 
 REPO = Path(__file__).parents[1]
-GSM8K = Path(__file__).parents[2] / "shared/data/gsm8k/test.jsonl"
 needs_gsm8k = pytest.mark.skipif(not GSM8K.is_file(), reason=f"GSM8K copy not found at {GSM8K}")
 
 

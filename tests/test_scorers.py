@@ -10,9 +10,9 @@ from hookbench.evaluation import scorers as sc
 from hookbench.evaluation.build import build
 from hookbench.evaluation.datasets import gsm8k
 from hookbench.testing.config import option_cfg
+from hookbench.testing.repo import GSM8K
 
 REPO = Path(__file__).parents[1]
-GSM8K = Path(__file__).parents[2] / "shared/data/gsm8k/test.jsonl"
 
 
 # --- strip_think -------------------------------------------------------------------------------

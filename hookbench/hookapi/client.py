@@ -1,4 +1,4 @@
-"""HTTP client for the tensor-hook API (../shared/hook-api.md), quirks included.
+"""HTTP client for the tensor-hook API, quirks included.
 
 Retries with backoff on connection errors and 5xx come from urllib3, except for POST /api/hooks:
 a patch is not idempotent (§1: applied twice it compounds), so it is sent once and a doubtful

@@ -1,4 +1,4 @@
-"""The tensor-hook API contract (../shared/hook-api.md) in one place: every module that speaks it
+"""The tensor-hook API contract (the hook API document, quirks included) in one place: every module that speaks it
 (client, judge, patch validation, the reference server and the test stand-ins) reads it from here.
 
 Nothing outside this module spells an error prefix, an operation name, a target pattern, an

@@ -1,4 +1,4 @@
-"""A faithful stand-in for the users' *stock* hook server (../shared/hook-api.md), on a real model.
+"""A faithful stand-in for the users' *stock* hook server (as the hook API document describes it), on a real model.
 
 Serves `tiny` or `smollm2` (loaded once per process with hookbench.server.models.load) through the
 reference server's building blocks, with the stock semantics a client must survive: every preset
