@@ -58,6 +58,7 @@ bench: setup
 	$(PY) benchmarks/default_run_phases.py
 	$(PY) benchmarks/sweep_requests.py
 	$(PY) benchmarks/cli_startup.py
+	$(PY) benchmarks/coverage.py
 
 # The suite without the vLLM venv (its vLLM tests are skipped with the reason)
 test-main: setup
