@@ -17,6 +17,7 @@ disk cache has none), so both engines serve the same suggestions for the same we
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -65,6 +66,21 @@ def vllm_available() -> str | None:
     except Exception as e:  # ImportError, or a broken binary dependency
         return f"vLLM cannot be imported ({type(e).__name__}: {e})"
     return version_mismatch(found)
+
+
+def compile_cache_root(base: str | None) -> str:
+    """vLLM's cache root for a compiled forward with hookbench's activation slots: its own folder per
+    version of the code that puts them in the graph, so vLLM never loads a graph compiled without them
+    (or with older ones) from its on-disk compile cache."""
+    from pathlib import Path
+
+    from hookbench.server import activation_slots, vllm_worker
+
+    h = hashlib.sha256()
+    for mod in (activation_slots, vllm_worker):
+        h.update(Path(mod.__file__).read_bytes())
+    root = Path(base) if base else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vllm"
+    return str(root / f"hookbench-{h.hexdigest()[:16]}")
 
 
 OMP_BIND_ENV = "VLLM_CPU_OMP_THREADS_BIND"  # vLLM's own setting: the CPUs of each CPU worker, "0-3|4-7"
@@ -135,6 +151,8 @@ class VLLMEngine(PatcherState):
         cpu_default = self.device == "cpu" and gpu_memory_utilization is None
         kv_bytes = CPU_KV_CACHE_GIB << 30 if cpu_default else None
         self.eager = self.device == "cpu" if enforce_eager is None else enforce_eager
+        if not self.eager:  # graphs compiled with the slots, cached apart from any compiled without them
+            os.environ["VLLM_CACHE_ROOT"] = compile_cache_root(os.environ.get("VLLM_CACHE_ROOT"))
         if self.device == "cpu" and tensor_parallel_size > 1 and OMP_BIND_ENV not in os.environ:
             os.environ[OMP_BIND_ENV] = cpu_threads_bind(sorted(os.sched_getaffinity(0)), tensor_parallel_size)
             log.info("%s=%s (one group of CPUs per rank)", OMP_BIND_ENV, os.environ[OMP_BIND_ENV])
