@@ -135,6 +135,30 @@ def test_hooks_mode_gives_the_hf_engine_s_losses_and_outputs_and_delete_undoes_i
     assert v_out == hf_out and v_hooked_out == hf_hooked_out and v_hooked_out != v_out
 
 
+def test_hooks_mode_in_vllm_s_compiled_forward(vclean, monkeypatch, tmp_path):
+    """--enforce-eager false: vLLM traces the forward once with Dynamo and drops its guards, so an edit
+    can only act through the slots the graph reads. It does: the eager engine's hooks-mode losses (1e-4),
+    again after DELETE and a second apply, and DELETE gives back the exact clean losses. (vLLM's own
+    VLLM_CPU_CI_ENV=1 runs the traced graph without Inductor, which would take minutes to compile here.)"""
+    assert patch(vclean, HOOKS, mode="hooks").status_code == 200
+    eager = batch_losses(vclean)
+    monkeypatch.setenv("VLLM_CPU_CI_ENV", "1")
+    monkeypatch.setenv("VLLM_CACHE_ROOT", str(tmp_path))  # traced here, not loaded from an earlier run's cache
+    server = start_server("smollm2", "--engine", "vllm", "--enforce-eager", "false", timeout_s=900)
+    try:
+        assert server.ok("GET", "/api/health")["server"]["enforce_eager"] is False
+        clean = batch_losses(server)
+        for _ in range(2):
+            assert patch(server, HOOKS, mode="hooks").status_code == 200
+            hooked = batch_losses(server)
+            assert hooked == pytest.approx(eager, rel=LOSS_TOL) and hooked != pytest.approx(clean, rel=LOSS_TOL)
+            server.ok("DELETE", "/api/hooks")
+            assert batch_losses(server) == clean
+    finally:
+        stop_server(server)
+    assert list(tmp_path.glob("hookbench-*/torch_compile_cache"))  # vLLM compiled, in the engine's own folder
+
+
 def test_edit_changes_losses_and_outputs_restore_is_bit_exact(vclean):
     s = vclean
     clean_losses, clean_out = probe_losses(s), greedy_batch(s)
