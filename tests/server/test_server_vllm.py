@@ -1,5 +1,5 @@
-"""`python -m hookbench.server --engine vllm` on the embedded model: the contract, exact edits, the
-same numbers as the HF engine, and a hookbench job that records the engine.
+"""`python -m hookbench.server --engine vllm` on the embedded model: the contract, exact edits, hooks
+mode (eager and compiled), the same numbers as the HF engine, and a hookbench job that records the engine.
 
 Runs where vLLM imports (the vLLM venv: see the README's vLLM set-up); elsewhere every test here is
 skipped with the reason, or fails when HOOKBENCH_REQUIRE_VLLM=1 (CI, where it was installed).
