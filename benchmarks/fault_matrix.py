@@ -4,8 +4,9 @@ Each cell runs `python -m hookbench` as a user does (the shipped qwen72b config,
 against `hookbench.testing.stock_server.StockServer` on the tiny model in this process (the model does not matter
 here), injects one fault when the request that marks the phase has been answered, and checks: the exit
 code, the run's status (KILLED / FAILED with the reason, never RUNNING; after kill -9 RUNNING until the
-next run closes it KILLED), the server's probe losses exactly as before, and that the same command
-then finishes, generating only the answers that were not kept. CI runs `CI_CELLS`
+next run closes it KILLED, or no run at all when killed before the job had made its store), the
+server's probe losses exactly as before, and that the same command then finishes, generating only the
+answers that were not kept. CI runs `CI_CELLS`
 (tests/test_fault_matrix.py); this script runs every cell:
 
     PYTHONPATH=. python benchmarks/fault_matrix.py [--cells phase:fault ...]

@@ -33,14 +33,12 @@ def test_launch_engine_reaches_the_server_command(model):
     assert cmd[cmd.index("--engine") + 1] == "hf"
 
 
-def test_bad_engine_and_hooks_on_vllm_are_config_errors():
+def test_bad_engine_and_launch_python_are_config_errors():
     with pytest.raises(ConfigError, match="model.server.launch.engine='trt'"):
-        check_launch({"enabled": True, "engine": "trt"}, "weights")
-    with pytest.raises(ConfigError, match="apply_mode=hooks"):
-        check_launch({"enabled": True, "engine": "vllm"}, "hooks")
+        check_launch({"enabled": True, "engine": "trt"})
     with pytest.raises(ConfigError, match="launch.python"):
-        check_launch({"enabled": True, "engine": "vllm", "python": "/no/such/python"}, "weights")
-    check_launch({"enabled": True, "engine": "vllm"}, "weights")
+        check_launch({"enabled": True, "engine": "vllm", "python": "/no/such/python"})
+    check_launch({"enabled": True, "engine": "vllm"})
 
 
 def test_job_with_a_bad_engine_exits_2_before_a_server_starts(tmp_path):

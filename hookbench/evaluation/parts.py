@@ -69,7 +69,7 @@ def check_inputs(cfg: DictConfig) -> Offline:
     every user mistake that needs no server fails here, before a server starts or a run is created."""
     settings = settings_from(cfg)
     launch = cfg.model.server.launch
-    check_launch(plain(launch) if launch else None, settings.model.apply_mode)
+    check_launch(plain(launch) if launch else None)
     dataset = build(cfg.dataset, "dataset")
     scorer = build(cfg.scorer, "scorer")
     scorer.check_golds(dataset.items)

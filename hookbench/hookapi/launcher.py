@@ -178,16 +178,13 @@ def reference_server_command(model: str) -> list[str]:
 ENGINES = ("hf", "vllm")
 
 
-def check_launch(launch: dict | None, apply_mode: str) -> None:
+def check_launch(launch: dict | None) -> None:
     """A launch spec's engine choice, checked before anything starts (ConfigError naming the key)."""
     if not launch or not launch.get("enabled") or "engine" not in launch:
         return
     engine = launch["engine"]
     if engine not in ENGINES:
         raise ConfigError(f"model.server.launch.engine={engine!r}: use one of {', '.join(ENGINES)}")
-    if engine == "vllm" and apply_mode == contract.MODE_HOOKS:
-        raise ConfigError("model.apply_mode=hooks: the vLLM engine refuses hooks mode (activation edits); "
-                          "use model.apply_mode=weights or model.server.launch.engine=hf")
     python = launch.get("python")
     if python and not Path(python).is_file():
         raise ConfigError(f"model.server.launch.python={python!r}: no such file")

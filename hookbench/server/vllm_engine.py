@@ -8,14 +8,16 @@ tensor in the safetensors with the same code (vllm_worker). Requests are validat
 Patcher on a meta-device copy of the HF model (no memory), so errors read the same on both
 engines. Prefix caching is off: cached KV from the old weights would mix both states.
 
-Hooks mode (activation edits) is refused with a 422: vLLM's module outputs are not the HF modules'
-outputs under compilation and CUDA graphs, so an activation edit could not be guaranteed exact.
+Hooks mode (activation edits) edits the output of each decoder layer's self_attn, mlp and norms and of
+the final norm, on every rank, through buffers installed before vLLM compiles (vllm_worker,
+activation_slots): an edit writes buffers, so graphs stay valid. Other modules are a 422 naming them.
 /api/suggestions are computed by the HF engine's method on a CPU copy of the model (only when the
 disk cache has none), so both engines serve the same suggestions for the same weights and dtype.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -24,15 +26,15 @@ import torch
 
 from hookbench.hookapi.contract import MODE_HOOKS
 from hookbench.server import digests, generation, identity, models, placement
-from hookbench.server.patching import Patcher, PatcherState, PatchRejected
+from hookbench.server.activation_slots import SLOTS
+from hookbench.server.patching import Patcher, PatcherState, PatchRejected, hook_module_name
 
 log = logging.getLogger("hookbench.server")
 WORKER = "hookbench.server.vllm_worker.HookbenchWorker"
 # On CPU a fixed KV cache (room for a few 8k-token sequences of a small model): vLLM's share is of one
 # NUMA node less the worker's resident memory, which left 0.11 GiB, less than one sequence, on a 2-node machine
 CPU_KV_CACHE_GIB = 1
-HOOKS_REFUSED = ("apply_mode 'hooks' is not available on the vLLM engine (activation edits cannot be made "
-                 "exact under its compiled graphs): use apply_mode 'weights', or the HF engine (--engine hf)")
+HOOKABLE_TEXT = "each decoder layer's self_attn, mlp, input_layernorm and post_attention_layernorm, and model.norm"
 
 
 # The vLLM release the worker extension was written and tested against: it calls private functions of
@@ -64,6 +66,21 @@ def vllm_available() -> str | None:
     except Exception as e:  # ImportError, or a broken binary dependency
         return f"vLLM cannot be imported ({type(e).__name__}: {e})"
     return version_mismatch(found)
+
+
+def compile_cache_root(base: str | None) -> str:
+    """vLLM's cache root for a compiled forward with hookbench's activation slots: its own folder per
+    version of the code that puts them in the graph, so vLLM never loads a graph compiled without them
+    (or with older ones) from its on-disk compile cache."""
+    from pathlib import Path
+
+    from hookbench.server import activation_slots, vllm_worker
+
+    h = hashlib.sha256()
+    for mod in (activation_slots, vllm_worker):
+        h.update(Path(mod.__file__).read_bytes())
+    root = Path(base) if base else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vllm"
+    return str(root / f"hookbench-{h.hexdigest()[:16]}")
 
 
 OMP_BIND_ENV = "VLLM_CPU_OMP_THREADS_BIND"  # vLLM's own setting: the CPUs of each CPU worker, "0-3|4-7"
@@ -134,6 +151,8 @@ class VLLMEngine(PatcherState):
         cpu_default = self.device == "cpu" and gpu_memory_utilization is None
         kv_bytes = CPU_KV_CACHE_GIB << 30 if cpu_default else None
         self.eager = self.device == "cpu" if enforce_eager is None else enforce_eager
+        if not self.eager:  # graphs compiled with the slots, cached apart from any compiled without them
+            os.environ["VLLM_CACHE_ROOT"] = compile_cache_root(os.environ.get("VLLM_CACHE_ROOT"))
         if self.device == "cpu" and tensor_parallel_size > 1 and OMP_BIND_ENV not in os.environ:
             os.environ[OMP_BIND_ENV] = cpu_threads_bind(sorted(os.sched_getaffinity(0)), tensor_parallel_size)
             log.info("%s=%s (one group of CPUs per rank)", OMP_BIND_ENV, os.environ[OMP_BIND_ENV])
@@ -142,6 +161,8 @@ class VLLMEngine(PatcherState):
                        kv_cache_memory_bytes=kv_bytes, max_model_len=max_model_len, enable_prefix_caching=False,
                        enforce_eager=self.eager, worker_extension_cls=WORKER, seed=0)
         self.llm.collective_rpc("hb_init", args=(str(self.model_dir),))
+        self.hookable = set(self.llm.collective_rpc("hb_hook_modules")[0])
+        self.hook_edits: dict[str, list[tuple[str, float, tuple[str, float]]]] = {}  # module -> its live edits
 
     def shutdown(self) -> None:
         """Stop vLLM's engine core and workers (child processes that outlive an unclean exit)."""
@@ -185,9 +206,20 @@ class VLLMEngine(PatcherState):
 
     # -- patches ----------------------------------------------------------------------------
     def validate(self, suggestions_, mode):
+        edits = self.patcher.validate(suggestions_, mode)
         if mode == MODE_HOOKS:
-            raise PatchRejected(-1, None, HOOKS_REFUSED)
-        return self.patcher.validate(suggestions_, mode)
+            used = {m: len(e) for m, e in self.hook_edits.items()}
+            for i, e in enumerate(edits):
+                mod = hook_module_name(e.tensor_name)
+                if mod not in self.hookable:
+                    raise PatchRejected(i, suggestions_[i], f"suggestion {i}: module {mod!r} (of {e.tensor_name!r}) "
+                                        f"cannot be edited in hooks mode on the vLLM engine; editable: {HOOKABLE_TEXT}")
+                used[mod] = used.get(mod, 0) + 1
+                if used[mod] > SLOTS:
+                    raise PatchRejected(i, suggestions_[i], f"suggestion {i}: module {mod!r} would hold {used[mod]} "
+                                        f"activation edits; the vLLM engine holds at most {SLOTS} per module "
+                                        "(DELETE /api/hooks frees them)")
+        return edits
 
     def apply_weights(self, edits):
         self.llm.collective_rpc("hb_apply", args=([(e.tensor_name, e.operation, e.value, e.target) for e in edits],))
@@ -196,9 +228,21 @@ class VLLMEngine(PatcherState):
         return [e.tensor_name for e in edits]
 
     def apply_hooks(self, edits):
-        raise PatchRejected(-1, None, HOOKS_REFUSED)  # validate refuses first; never reached over HTTP
+        """Each edit into the next free slot of its module, on every rank (in order: hooks compose)."""
+        touched = []
+        for e in edits:
+            mod = hook_module_name(e.tensor_name)
+            self.hook_edits.setdefault(mod, []).append((e.operation, e.value, e.target))
+            touched.append(mod)
+        self.llm.collective_rpc("hb_hooks_set", args=({m: self.hook_edits[m] for m in dict.fromkeys(touched)},))
+        self.llm.reset_prefix_cache()
+        return self.patcher.apply_hooks(edits)  # the meta model's hooks never run: they keep count and names
 
     def remove_hooks(self):
+        if self.hook_edits:
+            self.llm.collective_rpc("hb_hooks_clear")
+            self.hook_edits.clear()
+            self.llm.reset_prefix_cache()
         self.patcher.remove_hooks()
 
     def restore(self):
@@ -207,7 +251,11 @@ class VLLMEngine(PatcherState):
         return n
 
     def hook_stats(self):
-        return self.patcher.hook_stats()
+        """Hooks and modules as on the HF engine; calls are not counted inside vLLM's forward (None)."""
+        body = self.patcher.hook_stats()
+        body["stats"]["total_modifications"] = None
+        body["stats"]["stats"] = {m: {"modifications": None, "activated": None} for m in body["stats"]["stats"]}
+        return body
 
     def digests(self, names):
         """Per rank, the vLLM module holding each tensor (its shard, in kernel layout): vllm_worker.hb_digest."""

@@ -13,15 +13,69 @@ restricted to the touched layers): it materialises the layer, loads it, reruns t
 backend replaces the parameter with an empty one) and copies the result into the original kernel
 tensors' storage, so captured CUDA graphs keep reading the same addresses.
 Restore loads the original bytes from safetensors the same way.
+
+Hooks mode: every rank's model gets activation slots (`activation_slots`) on each decoder layer's
+`self_attn`, `mlp`, `input_layernorm`, `post_attention_layernorm` and on `model.norm` when the model
+runner loads it, before vLLM compiles the forward or captures CUDA graphs (vLLM's worker extension
+cannot override `load_model`, so importing this module, which vLLM does in every worker before it
+loads, wraps the model runners' `load_model`). `hb_hooks_set` then only writes those buffers.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import torch
+
+from hookbench.server import activation_slots
+
+# the modules whose output hooks mode can edit: vLLM returns the HF modules' outputs there (mlp and self_attn
+# before the residual add; a norm's normed output, the residual stream of the fused add-RMSNorm untouched)
+HOOKABLE = re.compile(r"^model\.(layers\.\d+\.(self_attn|mlp|input_layernorm|post_attention_layernorm)|norm)$")
+
+
+def install_slots(model: torch.nn.Module) -> list[str]:
+    """Activation slots on every hookable module of a vLLM model; their names."""
+    names = [n for n, _ in model.named_modules() if HOOKABLE.match(n)]
+    for n in names:
+        mod = model.get_submodule(n)
+        device = next(t.device for t in [*mod.parameters(), *mod.buffers()])
+        activation_slots.install(mod, device)
+    return names
+
+
+def _install_slots_at_load() -> None:
+    """Wrap vLLM's model runners' load_model so slots exist before compilation and graph capture."""
+    try:
+        from vllm.v1.worker.gpu_model_runner import GPUModelRunner
+    except ImportError:  # not inside vLLM (imported for its helpers elsewhere)
+        return
+    classes: list[type] = [GPUModelRunner]
+    try:
+        from vllm.v1.worker.cpu_model_runner import CPUModelRunner
+
+        classes.append(CPUModelRunner)
+    except ImportError:
+        pass
+    for cls in classes:
+        orig = cls.__dict__.get("load_model")
+        if orig is None or getattr(orig, "hb_wrapped", False):
+            continue
+
+        @functools.wraps(orig)
+        def load_model(self, *args, _orig=orig, **kwargs):
+            _orig(self, *args, **kwargs)
+            install_slots(self.get_model())
+
+        load_model.hb_wrapped = True  # type: ignore[attr-defined]
+        cls.load_model = load_model  # type: ignore[method-assign]
+
+
+_install_slots_at_load()
 
 
 def _safetensors_index(model_dir: Path) -> dict[str, Path]:
@@ -125,6 +179,26 @@ class HookbenchWorker:
                 continue
             out[name] = _kernel_digest(layer)
         return out
+
+    # -- hooks mode: activation slots, written in place ------------------------------------------
+    def hb_hook_modules(self) -> list[str]:
+        """The modules whose output this rank can edit (slots installed at load)."""
+        return [n for n, m in self._hb_model().named_modules() if hasattr(m, "hb_scale")]
+
+    def hb_hooks_set(self, plan: dict[str, list[tuple[str, float, tuple[str, float]]]]) -> int:
+        """Write each module's edits (op, value, target), in order, into its slots; the rest of its slots free."""
+        model = self._hb_model()
+        width = self.model_runner.model_config.get_hidden_size()  # every hookable output is a hidden state
+        for name, edits in plan.items():
+            activation_slots.write(model.get_submodule(name), edits, width)
+        return sum(len(e) for e in plan.values())
+
+    def hb_hooks_clear(self) -> None:
+        """Every slot free (DELETE /api/hooks)."""
+        width = self.model_runner.model_config.get_hidden_size()
+        for _, m in self._hb_model().named_modules():
+            if hasattr(m, "hb_scale") and m.hb_live:
+                activation_slots.write(m, [], width)
 
     def hb_memory(self) -> tuple[str, dict]:
         """(device, {weights_bytes, allocated_bytes}) of this rank. On CPU the prepacked GEMM weights

@@ -23,6 +23,7 @@ PHASES = {  # the request whose answer marks the phase (stock server: one genera
     "apply": ("POST /api/hooks", 1), "patched": (GEN, N + 2), "restore": ("POST /api/restore", 2)}
 SIGNALS = {"SIGINT": (signal.SIGINT, 130), "SIGTERM": (signal.SIGTERM, 143), "SIGHUP": (signal.SIGHUP, 129),
            "kill-9": (signal.SIGKILL, -9)}
+NO_RUN = "no run"  # kill -9 before the job's store and run existed (the store is made beside the server's set-up)
 SERVER_FAULTS = ("5xx", "error-text", "server-dies")  # in the generating phases only
 CI_CELLS = [("patched", "SIGINT"), ("baseline", "SIGTERM"), ("patched", "5xx"), ("baseline", "server-dies")]
 
@@ -101,34 +102,39 @@ def run_cell(server, phase: str, fault: str) -> Cell:
     if fault == "server-dies":
         server.down()
         server.up()
-    first = runs(work)[0]
-    status = first.info.status
+    made = runs(work)  # none: the job was killed (kill -9) before its store and run were made
+    status = made[0].info.status if made else NO_RUN
     rerun = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=600)
     restored = probe_losses(server) == before and server.is_clean()
     all_runs = runs(work)
-    first_after, last = all_runs[0], all_runs[-1]
+    first_after, last = (all_runs[0] if made else None), all_runs[-1]
     m = last.data.metrics
     kept = int(m.get(names.reused("baseline"), 0) + m.get(names.reused("patched"), 0))
     regenerated = int(m.get(names.GENERATIONS, -1))
-    cell = Cell(phase, fault, proc.returncode, first_after.info.status if fault == "kill-9" else status,
-                (first_after.data.tags.get(names.TAG_ERROR) or "").splitlines()[0][:70] if first_after.data.tags.get(names.TAG_ERROR)
-                else "", restored, rerun.returncode, regenerated, kept, True)
-    cell.problem = _problems(cell, phase, fault, status, err, rerun.stderr)
+    error = (first_after.data.tags.get(names.TAG_ERROR) or "") if first_after else ""
+    after = first_after.info.status if first_after else NO_RUN
+    cell = Cell(phase, fault, proc.returncode, after if fault == "kill-9" else status,
+                error.splitlines()[0][:70] if error else "", restored, rerun.returncode, regenerated, kept, True)
+    cell.problem = _problems(cell, phase, fault, status, err, rerun.stderr, len(all_runs))
     cell.ok = not cell.problem
     return cell
 
 
-def _problems(c: Cell, phase: str, fault: str, status_at_exit: str, err: str, rerun_err: str) -> str:
+def _problems(c: Cell, phase: str, fault: str, status_at_exit: str, err: str, rerun_err: str, n_runs: int) -> str:
     out = []
     if c.exit_code not in _expected_exit(phase, fault):
         out.append(f"exit {c.exit_code} not {_expected_exit(phase, fault)}: {err[-300:]}")
     want = "FINISHED" if fault in ("5xx", "error-text") else ("KILLED" if fault in SIGNALS else "FAILED")
-    if c.status != want:
-        out.append(f"run {c.status}, not {want}")
-    if fault == "kill-9" and status_at_exit != "RUNNING":
-        out.append(f"right after kill -9 the run was {status_at_exit}")
-    if want != "FINISHED" and not c.reason:
-        out.append("no reason recorded")
+    if fault == "kill-9" and status_at_exit == NO_RUN:  # killed before the store was made: nothing left RUNNING
+        if n_runs != 1:
+            out.append(f"no run at kill -9, then {n_runs} runs after the rerun")
+    else:
+        if c.status != want:
+            out.append(f"run {c.status}, not {want}")
+        if fault == "kill-9" and status_at_exit != "RUNNING":
+            out.append(f"right after kill -9 the run was {status_at_exit}")
+        if want != "FINISHED" and not c.reason:
+            out.append("no reason recorded")
     if fault == "server-dies" and not c.reason.startswith("ServerError: "):  # the server, not the patch, at fault
         out.append(f"reason {c.reason!r} does not blame the server")
     if not c.restored:

@@ -1,5 +1,5 @@
-"""`python -m hookbench.server --engine vllm` on the embedded model: the contract, exact edits, the
-same numbers as the HF engine, and a hookbench job that records the engine.
+"""`python -m hookbench.server --engine vllm` on the embedded model: the contract, exact edits, hooks
+mode (eager and compiled), the same numbers as the HF engine, and a hookbench job that records the engine.
 
 Runs where vLLM imports (the vLLM venv: see the README's vLLM set-up); elsewhere every test here is
 skipped with the reason, or fails when HOOKBENCH_REQUIRE_VLLM=1 (CI, where it was installed).
@@ -28,6 +28,15 @@ EDITS = [{"tensor_name": "model.layers.10.mlp.up_proj.weight", "operation": "sca
          {"tensor_name": "model.layers.5.self_attn.k_proj.weight", "operation": "scale", "value": 0.0},
          {"tensor_name": "model.layers.20.self_attn.o_proj.weight", "operation": "add", "value": 0.01, "target": "bottom 10%"},
          {"tensor_name": "model.layers.3.input_layernorm.weight", "operation": "clamp_max", "value": 0.5}]
+# hooks mode: MLP outputs (two edits composed on layer 10's), attention outputs, a layer norm's and the final norm's
+HOOKS = [{"tensor_name": "model.layers.10.mlp.down_proj.weight", "operation": "scale", "value": 1.5, "target": "top 20%"},
+         {"tensor_name": "model.layers.10.mlp.up_proj.weight", "operation": "clamp_max", "value": 0.5},
+         {"tensor_name": "model.layers.5.self_attn.o_proj.weight", "operation": "add", "value": 0.05},
+         {"tensor_name": "model.layers.20.self_attn.q_proj.weight", "operation": "clamp_min", "value": -0.2,
+          "target": "top 10%"},
+         {"tensor_name": "model.layers.7.post_attention_layernorm.weight", "operation": "scale", "value": 1.2,
+          "target": "bottom 10%"},
+         {"tensor_name": "model.norm.weight", "operation": "clamp_max", "value": 3.0}]
 TOKEN = "vllm-test-token-not-a-secret-0123456789"  # the vLLM server runs behind it, as a launched one does
 
 
@@ -49,8 +58,13 @@ def probe_losses(server) -> list[float]:
     return [server.loss(p, a) for p, a in PROBES]
 
 
-def greedy_batch(server) -> list[str]:
-    body = {"queries": QUERIES, "config": "greedy", "max_new_tokens": 16, "chat": False}
+def batch_losses(server) -> list[float]:
+    items = [{"prompt": p, "answer": a} for p, a in PROBES]
+    return [r["loss"] for r in server.ok("POST", contract.LOSS_BATCH_PATH, {"items": items})["results"]]
+
+
+def greedy_batch(server, n_queries: int = len(QUERIES), new_tokens: int = 16) -> list[str]:
+    body = {"queries": QUERIES[:n_queries], "config": "greedy", "max_new_tokens": new_tokens, "chat": False}
     return [r["original"] for r in server.ok("POST", contract.GENERATE_BATCH_PATH, body)["results"]]
 
 
@@ -83,14 +97,66 @@ def test_contract_probe(vclean):
     assert s.call("POST", contract.LOSS, items[3]).status_code == 422
 
 
-def test_strict_rejects_and_hooks_mode_refused(vclean):
+def test_strict_rejects_and_hooks_on_a_module_it_cannot_edit(vclean):
     s = vclean
     before = probe_losses(s)
     r = patch(s, [EDITS[0], {"tensor_name": "model.layers.99.mlp.up_proj.weight", "operation": "scale", "value": 2.0}])
     assert r.status_code == 422 and r.json()["suggestion_index"] == 1 and "unknown tensor" in r.json()["detail"]
-    r = patch(s, [EDITS[0]], mode="hooks")
-    assert r.status_code == 422 and "vLLM" in r.json()["detail"] and "weights" in r.json()["detail"]
+    embed = {"tensor_name": "model.embed_tokens.weight", "operation": "scale", "value": 2.0}
+    r = patch(s, [HOOKS[0], embed], mode="hooks")
+    assert r.status_code == 422 and r.json()["suggestion_index"] == 1 and "'model.embed_tokens'" in r.json()["detail"]
+    r = patch(s, [HOOKS[0]] * 5, mode="hooks")  # one module holds at most 4 activation edits
+    assert r.status_code == 422 and "'model.layers.10.mlp'" in r.json()["detail"] and "at most 4" in r.json()["detail"]
     assert probe_losses(s) == before and s.ok("GET", "/api/hooks")["active"] is False
+
+
+def test_hooks_mode_gives_the_hf_engine_s_losses_and_outputs_and_delete_undoes_it(vclean, smol_clean):
+    """scale, add and clamp of MLP outputs (two composed on one module) and attention outputs, a norm's
+    output and the final norm's: the HF engine's hooks-mode losses (1e-4) and greedy outputs; DELETE gives
+    back the exact clean losses and outputs."""
+    seen = []
+    for server in (smol_clean, vclean):
+        clean = batch_losses(server)
+        clean_out = greedy_batch(server, 2, 8)
+        r = patch(server, HOOKS, mode="hooks")
+        assert r.status_code == 200, r.text
+        assert r.json()["mode"] == "hooks" and r.json()["hook_count"] == len(HOOKS)
+        stats = server.ok("GET", "/api/hooks")
+        assert stats["active"] is True and stats["stats"]["total_hooks"] == len(HOOKS)
+        hooked = batch_losses(server)
+        hooked_out = greedy_batch(server, 2, 8)
+        server.ok("DELETE", "/api/hooks")
+        assert batch_losses(server) == clean and greedy_batch(server, 2, 8) == clean_out
+        seen.append((clean, hooked, clean_out, hooked_out, stats["stats"]["modules"]))
+    (hf_clean, hf_hooked, hf_out, hf_hooked_out, hf_mods), (v_clean, v_hooked, v_out, v_hooked_out, v_mods) = seen
+    print("hooks-mode probe losses: hf", hf_hooked, "vllm", v_hooked, "clean vllm", v_clean)
+    assert v_mods == hf_mods
+    assert v_hooked == pytest.approx(hf_hooked, rel=LOSS_TOL) and v_hooked != pytest.approx(v_clean, rel=LOSS_TOL)
+    assert v_out == hf_out and v_hooked_out == hf_hooked_out and v_hooked_out != v_out
+
+
+def test_hooks_mode_in_vllm_s_compiled_forward(vclean, monkeypatch, tmp_path):
+    """--enforce-eager false: vLLM traces the forward once with Dynamo and drops its guards, so an edit
+    can only act through the slots the graph reads. It does: the eager engine's hooks-mode losses (1e-4),
+    again after DELETE and a second apply, and DELETE gives back the exact clean losses. (vLLM's own
+    VLLM_CPU_CI_ENV=1 runs the traced graph without Inductor, which would take minutes to compile here.)"""
+    assert patch(vclean, HOOKS, mode="hooks").status_code == 200
+    eager = batch_losses(vclean)
+    monkeypatch.setenv("VLLM_CPU_CI_ENV", "1")
+    monkeypatch.setenv("VLLM_CACHE_ROOT", str(tmp_path))  # traced here, not loaded from an earlier run's cache
+    server = start_server("smollm2", "--engine", "vllm", "--enforce-eager", "false", timeout_s=900)
+    try:
+        assert server.ok("GET", "/api/health")["server"]["enforce_eager"] is False
+        clean = batch_losses(server)
+        for _ in range(2):
+            assert patch(server, HOOKS, mode="hooks").status_code == 200
+            hooked = batch_losses(server)
+            assert hooked == pytest.approx(eager, rel=LOSS_TOL) and hooked != pytest.approx(clean, rel=LOSS_TOL)
+            server.ok("DELETE", "/api/hooks")
+            assert batch_losses(server) == clean
+    finally:
+        stop_server(server)
+    assert list(tmp_path.glob("hookbench-*/torch_compile_cache"))  # vLLM compiled, in the engine's own folder
 
 
 def test_edit_changes_losses_and_outputs_restore_is_bit_exact(vclean):

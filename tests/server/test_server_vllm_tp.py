@@ -1,8 +1,9 @@
 """Tensor parallelism for real, on CPU: `--tensor-parallel-size 2` on a random Llama whose heads divide
 by 2 (the embedded model's 9 cannot be split), with the embedded tokenizer, built here. The engine sets
 vLLM's VLLM_CPU_OMP_THREADS_BIND itself (one group of CPUs per rank). Each rank edits its own shard of
-a fused qkv part, a fused gate/up share, o_proj and a norm: the probe losses are the HF engine's under
-the same patch (1e-4 relative), and restore brings back the losses exactly and every rank's digests.
+a fused qkv part, a fused gate/up share, o_proj and a norm, and hooks mode edits MLP and attention
+outputs on every rank: the probe losses are those of the HF engine and of vLLM at TP=1 under the same
+patch (1e-4 relative); restore brings back the losses exactly and every rank's digests, DELETE the losses.
 
 vLLM-marked: runs in the vLLM venv; skipped with the reason elsewhere (test_server_vllm.py's guard).
 """
@@ -22,6 +23,11 @@ EDITS = [{"tensor_name": "model.layers.1.mlp.up_proj.weight", "operation": "scal
          {"tensor_name": "model.layers.1.self_attn.o_proj.weight", "operation": "add", "value": 0.05, "target": "bottom 10%"},
          {"tensor_name": "model.layers.0.input_layernorm.weight", "operation": "clamp_max", "value": 0.5}]
 NAMES = [e["tensor_name"] for e in EDITS]
+HOOKS = [{"tensor_name": "model.layers.1.mlp.down_proj.weight", "operation": "scale", "value": 1.5, "target": "top 20%"},
+         {"tensor_name": "model.layers.0.self_attn.o_proj.weight", "operation": "add", "value": 0.05},
+         {"tensor_name": "model.layers.1.self_attn.q_proj.weight", "operation": "clamp_max", "value": 0.02},
+         {"tensor_name": "model.layers.0.mlp.gate_proj.weight", "operation": "clamp_min", "value": -0.01,
+          "target": "bottom 10%"}]
 
 
 @pytest.fixture(scope="module")
@@ -54,29 +60,67 @@ def digests(server) -> dict[str, list[str]]:
     return server.ok("POST", contract.WEIGHTS_DIGEST_PATH, {"tensors": NAMES})["digests"]
 
 
-def test_tensor_parallel_2_edits_each_rank_s_shard_like_the_hf_engine(model_dir):
-    hf = start_server(model_dir)
-    try:
-        hf_clean = losses(hf)
-        assert hf.call("POST", contract.HOOKS, {"suggestions": EDITS, "apply_mode": "weights"}).status_code == 200
-        hf_patched = losses(hf)
-    finally:
-        stop_server(hf)
-    v = start_server(model_dir, "--engine", "vllm", "--tensor-parallel-size", "2", timeout_s=900)
-    try:
-        h = v.ok("GET", contract.HEALTH)
-        assert h["server"]["tensor_parallel_size"] == 2 and h["hooks_active"] is False
-        assert v.greedy("The cat sat on", 4, chat=False)["original"] is not None
-        clean, clean_digests = losses(v), digests(v)
-        assert all(len(d) == 2 for d in clean_digests.values())  # one digest per rank
-        r = v.call("POST", contract.HOOKS, {"suggestions": EDITS, "apply_mode": "weights"})
-        assert r.status_code == 200, r.text
-        patched, patched_digests = losses(v), digests(v)
-        assert clean == pytest.approx(hf_clean, rel=LOSS_TOL) and patched == pytest.approx(hf_patched, rel=LOSS_TOL)
-        assert patched != clean
+def contract_probe(s) -> None:
+    """The contract's shapes and rules §1 (DELETE leaves a weight edit) and §10 (restore, DELETE undo exactly)."""
+    h = s.ok("GET", contract.HEALTH)
+    assert h["status"] == "online" and h["device"] == "cpu" and h["hooks_active"] is False
+    assert all(list(c) == list(contract.PRESET_FIELDS) for c in s.ok("GET", contract.CONFIGS).values())
+    one = s.greedy("The cat sat on", 4, chat=False)
+    assert set(one) == {"original", "modified", "hook_count"} and isinstance(one["original"], str)
+    assert one["modified"] is None
+    shape = s.ok("POST", contract.LOSS, {"prompt": "What is 7 + 5?", "answer": "12"})
+    assert set(shape) == {"loss", "prompt_tokens", "answer_tokens", "total_tokens"} and shape["loss"] > 0
+    base = s.loss()
+    s.ok("POST", contract.HOOKS, {"suggestions": EDITS[:1], "apply_mode": "weights"})
+    patched = s.loss()
+    s.ok("DELETE", contract.HOOKS)
+    assert s.loss() == patched != base
+    assert s.ok("POST", contract.RESTORE, {}) == {"restored_params": 1} and s.loss() == base
+    s.ok("POST", contract.HOOKS, {"suggestions": HOOKS[:1], "apply_mode": "hooks"})
+    hooked = s.greedy("The cat sat on", 4, chat=False, use_hooks=True)
+    assert isinstance(hooked["modified"], str) and s.loss() != base
+    s.ok("DELETE", contract.HOOKS)
+    assert s.loss() == base and s.ok("GET", contract.HEALTH)["hooks_active"] is False
+
+
+def measure(server, check_digests: bool) -> dict[str, list[float]]:
+    """Probe losses clean, under the weights patch and under the hooks; each undo brings back the clean ones."""
+    clean = losses(server)
+    before = digests(server) if check_digests else {}
+    r = server.call("POST", contract.HOOKS, {"suggestions": EDITS, "apply_mode": "weights"})
+    assert r.status_code == 200, r.text
+    patched = losses(server)
+    if check_digests:
+        after = digests(server)
+        assert all(len(d) == 2 for d in before.values())  # one digest per rank
         for n in NAMES:  # every rank holds a changed shard (the norm is whole on each rank)
-            assert all(a != b for a, b in zip(patched_digests[n], clean_digests[n])), n
-        v.ok("POST", contract.RESTORE, {})
-        assert losses(v) == clean and digests(v) == clean_digests
-    finally:
-        stop_server(v)
+            assert all(a != b for a, b in zip(after[n], before[n])), n
+    server.ok("POST", contract.RESTORE, {})
+    assert losses(server) == clean
+    if check_digests:
+        assert digests(server) == before
+    r = server.call("POST", contract.HOOKS, {"suggestions": HOOKS, "apply_mode": "hooks"})
+    assert r.status_code == 200, r.text
+    hooked = losses(server)
+    server.ok("DELETE", contract.HOOKS)
+    assert losses(server) == clean and patched != clean and hooked != clean
+    return {"clean": clean, "weights": patched, "hooks": hooked}
+
+
+def test_tensor_parallel_2_edits_each_rank_like_tp_1_and_the_hf_engine(model_dir):
+    seen = {}
+    for name, args in [("hf", ()), ("vllm tp=1", ("--engine", "vllm")),
+                       ("vllm tp=2", ("--engine", "vllm", "--tensor-parallel-size", "2"))]:
+        server = start_server(model_dir, *args, timeout_s=900)
+        try:
+            if name == "vllm tp=2":
+                assert server.ok("GET", contract.HEALTH)["server"]["tensor_parallel_size"] == 2
+                contract_probe(server)
+            seen[name] = measure(server, check_digests=name == "vllm tp=2")
+        finally:
+            stop_server(server)
+    print("probe losses:", seen)
+    for kind in ("clean", "weights", "hooks"):
+        for name in ("vllm tp=1", "vllm tp=2"):
+            assert seen[name][kind] == pytest.approx(seen["hf"][kind], rel=LOSS_TOL), (name, kind)
+        assert seen["vllm tp=2"][kind] == pytest.approx(seen["vllm tp=1"][kind], rel=LOSS_TOL), kind
