@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hookbench import names
+from hookbench.evaluation.guards import GuardResult
 from hookbench.evaluation.items import Dataset
 from hookbench.evaluation.patches import PatchSet
 from hookbench.evaluation.record import RunRecord, ScreenResult
@@ -23,6 +24,8 @@ class JobOutput:
     settings: Settings
     phase_s: dict[str, float] = field(default_factory=dict)
     screen: ScreenResult | None = None  # when the loss screen ran
+    guards: list[GuardResult] = field(default_factory=list)  # one per guard task, in the config's order
+    guard_records: list[list[ItemResult]] = field(default_factory=list)  # the guards' items, in that order
 
     @property
     def screen_passed(self) -> bool:
@@ -38,6 +41,11 @@ class JobOutput:
         if measured:  # a probe whose loss could not be measured under the patch (NaN) is left out
             m[names.PATCH_PROBE_DELTA] = sum(measured) / len(measured)
         m |= {names.phase(k): v for k, v in self.phase_s.items()}
+        for g in self.guards:
+            values = (g.baseline, g.patched, g.ni.delta, g.ni.ci_low, g.ni.ci_high, g.ni.p_value)
+            m |= {names.guard(g.name, w): v for w, v in zip(names.GUARD_FIELDS, values) if v == v}  # NaN left out
+            if g.comparison.p_value == g.comparison.p_value:
+                m[names.guard(g.name, "p_paired")] = g.comparison.p_value
         return m
 
     def warnings(self) -> list[str]:

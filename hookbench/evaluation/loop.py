@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from hookbench.background import Background
 from hookbench.errors import ConfigError, NothingMeasured, ReproductionMismatch, ServerError
 from hookbench.evaluation.generation import Arm, Generator, Served
+from hookbench.evaluation.guards import summarize_guard
 from hookbench.evaluation.job_output import JobOutput
 from hookbench.evaluation.patches import PatchSet
 from hookbench.evaluation.record import (
@@ -96,6 +97,12 @@ def generation_extras(g, client) -> dict:
     return extras
 
 
+def item_records(dataset, g) -> list[ItemResult]:
+    """One record per item and draw, with the exact query the server is sent."""
+    return [ItemResult(it.id, it.task, it.prompt, g.query(it.prompt), it.gold, draw=d)
+            for it in dataset.items for d in range(g.samples)]
+
+
 class Evaluation:
     """One job: checks the server, then runs the arms inside a `ServerScope` and scores them."""
 
@@ -148,8 +155,9 @@ class Evaluation:
     def run(self) -> JobOutput:
         s = self.settings
         self._check_server()
-        records = [ItemResult(it.id, it.task, it.prompt, s.generation.query(it.prompt), it.gold, draw=d)
-                   for it in self.parts.dataset.items for d in range(s.generation.samples)]
+        records = item_records(self.parts.dataset, s.generation)
+        for g in self.parts.guards:
+            g.records = item_records(g.dataset, s.generation)
         with self.scope:  # the server's patch state is ours until restored, whatever happens
             self.phase_s["server_wait"] = self.scope.waited
             screen = self._measure(records)
@@ -191,6 +199,7 @@ class Evaluation:
             with self.phase("baseline"):
                 self._generate(records, Arm("baseline", False, {"arm": "baseline"}))
             nothing_scoreable(records, "baseline")  # before the patched arm costs a whole generation pass
+            self._guards(Arm("baseline", False, {"arm": "baseline"}))  # reused like the target's baseline
         with self.phase("patch"):
             self.scope.apply(self.patch)
         if s.measures_loss and not screen:
@@ -199,12 +208,17 @@ class Evaluation:
         if s.generates:
             with self.phase("patched"):
                 self._generate(records, self._patched_arm())
+            self._guards(self._patched_arm())
 
     def _output(self, records: list[ItemResult], screen: ScreenResult | None) -> JobOutput:
         s = self.settings
         summary = summarize(records, s.generation.samples, s.alpha, self.generator.request_latency,
                             self.parts.dataset.skipped, target_effect=s.target_effect)
-        return JobOutput(records, summary, self.patch, self._record(screen), self.parts.dataset, s, self.phase_s, screen)
+        passed = screen is None or screen.passed
+        guards = [summarize_guard(g, s.generation.samples, s.alpha, s.target_effect)
+                  for g in self.parts.guards] if passed and s.generates else []
+        return JobOutput(records, summary, self.patch, run_record(self, screen), self.parts.dataset, s, self.phase_s, screen,
+                         guards, [g.records for g in self.parts.guards] if guards else [])
 
     def _check_identity(self) -> None:
         if self.expected_identity is not None and self.identity != self.expected_identity:
@@ -255,39 +269,52 @@ class Evaluation:
         return Arm("patched", self.scope.probes.get("patched") is None,
                    {"arm": "patched", "patch": self.patch.hash, "apply_mode": self.settings.model.apply_mode})
 
+    def _guards(self, arm: Arm) -> None:
+        with self.phase("guards"):  # the same server and state as the target's arm
+            for g in self.parts.guards:
+                self._generate(g.records, arm)
+
     def _generate(self, records: list[ItemResult], arm: Arm) -> None:
         g = self.settings.generation
         served = Served(self.identity, g.preset, self.preset, self.extras)
         self.generator.run(records, arm, served, g.samples, g.batch_size)
 
     def _score(self, records: list[ItemResult]) -> None:
-        todo = [(r, r.arm(name)) for r in records for name in ("baseline", "patched")
-                if r.arm(name).error is None and r.arm(name).output is not None]  # failures are never scored
-        scores = self.parts.scorer.score_many([(a.output, r.gold, r.prompt) for r, a in todo])
-        for (_r, a), s in zip(todo, scores):
-            a.correct, a.extracted, a.score_kind = s.correct, s.extracted, s.kind
-            if s.error:
-                a.error, a.error_detail, a.correct = s.error, s.detail, None
+        _score_with(self.parts.scorer, records)
+        for g in self.parts.guards:
+            _score_with(g.scorer, g.records)
 
-    def _record(self, screen: ScreenResult | None) -> RunRecord:
-        s, ds, p = self.settings, self.parts.dataset, self.patch
-        probes = self.scope.probes
-        delta = None
-        if probes.get("clean") and probes.get("patched"):
-            delta = [None if None in (a, b) else b - a for a, b in zip(probes["clean"], probes["patched"])]
-        applied = self.scope.applied
-        return RunRecord(
-            model=ModelRecord(s.model.name, s.model.hf_id, s.model.revision),
-            server=ServerRecord(self.client.base_url, self.identity, self.health.get("device"), sorted(self.client.extensions)),
-            generation=GenerationRecord(s.generation.preset, self.preset, self.extras, s.generation.batch_size,
-                                        s.generation.samples, s.generation.template, s.model.apply_mode,
-                                        self.scope.patched_path, s.metric),
-            patch=PatchRecord(p.name, p.hash, p.source, len(p.suggestions), p.metadata.get("strength", 1.0),
-                              applied.get("hook_count"), applied.get("skipped"), applied.get("response"),
-                              applied.get("hooks"), probes.get("clean"), probes.get("patched"), delta,
-                              self.scope.digests or None),
-            dataset=DatasetRecord(ds.name, ds.source, ds.fingerprint, len(ds.items), ds.skipped, ds.split, ds.holdout),
-            scorer=self.parts.scorer.context(),
-            requests=RequestCounts(self.generator.generations, self.client.loss_requests - self.loss_requests_before),
-            stats=StatsRecord(s.alpha), screen=screen,
-        )
+
+def _score_with(scorer, records: list[ItemResult]) -> None:
+    todo = [(r, r.arm(name)) for r in records for name in ("baseline", "patched")
+            if r.arm(name).error is None and r.arm(name).output is not None]  # failures are never scored
+    scores = scorer.score_many([(a.output, r.gold, r.prompt) for r, a in todo])
+    for (_r, a), s in zip(todo, scores):
+        a.correct, a.extracted, a.score_kind = s.correct, s.extracted, s.kind
+        if s.error:
+            a.error, a.error_detail, a.correct = s.error, s.detail, None
+
+
+def run_record(ev: Evaluation, screen: ScreenResult | None) -> RunRecord:
+    """Everything a reported number depends on: model, server, generation, patch, dataset, scorer, counts."""
+    s, ds, p = ev.settings, ev.parts.dataset, ev.patch
+    probes = ev.scope.probes
+    delta = None
+    if probes.get("clean") and probes.get("patched"):
+        delta = [None if None in (a, b) else b - a for a, b in zip(probes["clean"], probes["patched"])]
+    applied = ev.scope.applied
+    return RunRecord(
+        model=ModelRecord(s.model.name, s.model.hf_id, s.model.revision),
+        server=ServerRecord(ev.client.base_url, ev.identity, ev.health.get("device"), sorted(ev.client.extensions)),
+        generation=GenerationRecord(s.generation.preset, ev.preset, ev.extras, s.generation.batch_size,
+                                    s.generation.samples, s.generation.template, s.model.apply_mode,
+                                    ev.scope.patched_path, s.metric),
+        patch=PatchRecord(p.name, p.hash, p.source, len(p.suggestions), p.metadata.get("strength", 1.0),
+                          applied.get("hook_count"), applied.get("skipped"), applied.get("response"),
+                          applied.get("hooks"), probes.get("clean"), probes.get("patched"), delta,
+                          ev.scope.digests or None),
+        dataset=DatasetRecord(ds.name, ds.source, ds.fingerprint, len(ds.items), ds.skipped, ds.split, ds.holdout),
+        scorer=ev.parts.scorer.context(),
+        requests=RequestCounts(ev.generator.generations, ev.client.loss_requests - ev.loss_requests_before),
+        stats=StatsRecord(s.alpha), screen=screen,
+    )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from hookbench.evaluation.items import Dataset
 
 if TYPE_CHECKING:
+    from hookbench.evaluation.guards import Guard
     from hookbench.evaluation.patches import PatchSource
     from hookbench.evaluation.scorers import Scorer
     from hookbench.hookapi.client import HookClient
@@ -73,3 +74,4 @@ class Parts:
     client: HookClient
     settings: Settings
     phase_s: dict[str, float] = field(default_factory=dict)
+    guards: list[Guard] = field(default_factory=list)  # guard tasks, generated in both arms beside the target

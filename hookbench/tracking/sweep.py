@@ -41,7 +41,7 @@ def sweep_rows(runs) -> list[dict]:
                "patch": p.get(names.PATCH_NAME, "?"), "patch_hash": p.get(names.PATCH_HASH, ""), "dataset": p.get(names.DATASET_NAME, "?"),
                "strength": float(p.get(names.PATCH_STRENGTH, 1.0) or 1.0), "run_id": r.info.run_id,
                "status": r.info.status, names.TAG_VERDICT: t.get(names.TAG_VERDICT),
-               names.TAG_SCREEN: t.get(names.TAG_SCREEN),
+               names.TAG_SCREEN: t.get(names.TAG_SCREEN), names.TAG_GUARD_VERDICT: t.get(names.TAG_GUARD_VERDICT),
                **r.data.metrics}
         if t.get(names.TAG_ERROR):
             row["error"] = headline(t[names.TAG_ERROR])

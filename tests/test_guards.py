@@ -1,0 +1,81 @@
+"""Guard tasks end to end on the stock-server stand-in: a patch that helps the target and damages a
+guard reads `improves … but hurts <guard>` and is not confirmed; one without side effects is."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from hookbench.testing.cli import run_cli, stock_args
+from hookbench.testing.repo import write_jsonl
+from hookbench.testing.store import runs
+
+CLEAN, HARMFUL = "model.layers.0.mlp.up_proj.weight", "model.layers.1.mlp.up_proj.weight"
+
+
+def files(tmp_path, n: int = 120) -> dict[str, str]:
+    target = write_jsonl(tmp_path / "target.jsonl", [{"id": f"t{i}", "prompt": f"Target question {i}?",
+                                                      "answer": "yes"} for i in range(n)])
+    guard = write_jsonl(tmp_path / "side.jsonl", [{"id": f"s{i}", "prompt": f"Side question {i}?",
+                                                   "answer": "fine"} for i in range(n)])
+    out = {"target": str(target), "side": str(guard)}
+    for name, tensor in (("clean", CLEAN), ("harmful", HARMFUL)):
+        f = tmp_path / f"{name}.json"
+        f.write_text(json.dumps([{"tensor_name": tensor, "operation": "scale", "value": 1.5, "target": "all"}]))
+        out[name] = str(f)
+    return out
+
+
+def plant(server) -> None:
+    """Any patch makes the target right; only the harmful one makes the guard wrong."""
+    def answer(query: str, live: frozenset[str]) -> str | None:
+        if query.startswith("Target"):
+            return "yes" if live else "no"
+        if query.startswith("Side"):
+            return "broken" if HARMFUL in live else "fine"
+        return None
+    server.planted = answer
+
+
+def job_args(server, f: dict, *extra: str) -> list[str]:
+    args, _ = stock_args(server)
+    return [*args, "dataset=jsonl", f"dataset.path={f['target']}", "dataset.name=target", "scorer=exact",
+            f"guards=[{{dataset:jsonl,name:side,path:'{f['side']}',split:dev}}]", "guard.margin=0.1",
+            *extra]
+
+
+@pytest.mark.slow
+def test_a_patch_that_damages_a_guard_is_not_confirmed_and_one_without_side_effects_is(stock_server, tmp_path):
+    plant(stock_server)
+    f = files(tmp_path)
+    _, env = stock_args(stock_server)
+    p = run_cli(["-m", *job_args(stock_server, f, "patch=file", f"patch.path={f['clean']},{f['harmful']}",
+                                 "dataset.split=dev")], tmp_path, env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    children = {r.data.params["patch.path"].rsplit("/", 1)[1]: r for r in runs(tmp_path)
+                if r.data.params.get("patch.path")}
+    harmful, clean = children["harmful.json"], children["clean.json"]
+    assert harmful.data.tags["guard_verdict"] == "hurts side"
+    assert "improves" in harmful.data.tags["result"] and "but hurts side" in harmful.data.tags["result"]
+    assert clean.data.tags["guard_verdict"] == "non-inferior"
+    for r in (harmful, clean):
+        m = r.data.metrics
+        assert m["guard/side/baseline"] == 1.0 and m["guard/side/ci_low"] <= m["guard/side/delta"] <= m["guard/side/ci_high"]
+    assert harmful.data.metrics["guard/side/patched"] == 0.0 and clean.data.metrics["guard/side/ci_low"] > -0.1
+    log = "".join(x.read_text() for x in tmp_path.glob("multirun/*/*/*/__main__.log"))
+    assert "improves target but hurts side" in log
+
+    parent = [r for r in runs(tmp_path) if r.data.tags.get("hookbench.sweep") == "parent"][0]
+    c = run_cli(["confirm", parent.info.run_id, "--top", "2"], tmp_path, env)
+    assert c.returncode == 1, c.stdout[-2000:] + c.stderr[-2000:]  # not every pick confirmed
+    tests = {r.data.tags["hookbench.confirms"]: r for r in runs(tmp_path) if r.data.tags.get("hookbench.confirms")}
+    assert tests[harmful.info.run_id].data.tags["verdict"] == "improves"
+    assert tests[harmful.info.run_id].data.tags["guard_verdict"] == "hurts side"
+    assert tests[clean.info.run_id].data.tags["guard_verdict"] == "non-inferior"
+    assert "1 of 2 picks confirmed" in c.stdout
+    md = open(MlflowClient().download_artifacts(parent.info.run_id, "confirmation.md", str(tmp_path / "dl"))).read()
+    row = {line.split("|")[3].strip(): line for line in md.splitlines() if line.startswith("| ") and "yes" in line or "| no |" in line}
+    assert any("hurts side" in line and "| no |" in line for line in row.values())
+    assert any("non-inferior" in line and "| yes |" in line for line in row.values())
