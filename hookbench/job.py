@@ -192,14 +192,14 @@ def _log(run: JobRun, out: JobOutput, report_dir: Path, hydra_dir: Path | None) 
         log.warning(w)
     lead = verdict_lead(out.summary.comparison.verdict, out.dataset.name, out.guards)
     write_run_report(report_dir, out.records, out.summary, out.record, run.name, warnings, run.in_sweep,
-                     out.guards, out.guard_records, lead)
+                     out.guards, out.guard_records, lead, out.prompt, out.prompt_records)
     run.log_output(out, report_dir, hydra_dir)
     run.log_metrics({names.LOGGING_S: time.perf_counter() - t0})
     problem = out.summary.problem() if out.settings.generates and out.screen_passed else None
     if problem:
         raise JobFailed(problem)
     run.end("FINISHED")
-    console.print(summary_table(out.summary, neutral=run.in_sweep, guards=out.guards))
+    console.print(summary_table(out.summary, neutral=run.in_sweep, guards=out.guards, prompt=out.prompt))
     log.info("%s: %s", run.name, job_headline(out, run.in_sweep))
     log.info("report: %s", report_dir)
     log.info("MLflow run %s (%s); see it with:\n  %s", run.run_id, run.name,

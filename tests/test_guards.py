@@ -4,6 +4,7 @@ guard reads `improves … but hurts <guard>` and is not confirmed; one without s
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -79,3 +80,39 @@ def test_a_patch_that_damages_a_guard_is_not_confirmed_and_one_without_side_effe
     row = {line.split("|")[3].strip(): line for line in md.splitlines() if line.startswith("| ") and "yes" in line or "| no |" in line}
     assert any("hurts side" in line and "| no |" in line for line in row.values())
     assert any("non-inferior" in line and "| yes |" in line for line in row.values())
+
+
+PROMPT = "Think step by step."
+
+
+@pytest.mark.slow
+def test_a_prompting_arm_is_generated_once_across_a_two_patch_sweep_and_compared_three_ways(stock_server, tmp_path):
+    asked: list[str] = []
+
+    def answer(query: str, live: frozenset[str]) -> str:
+        asked.append(query)
+        if PROMPT in query:  # the prompt change helps half the items; any patch helps them all
+            return "yes" if int(re.search(r"question (\d+)", query).group(1)) % 2 else "no"
+        return "yes" if live else "no"
+
+    stock_server.planted = answer
+    f = files(tmp_path, n=40)
+    args, env = stock_args(stock_server)
+    p = run_cli(["-m", *args, "dataset=jsonl", f"dataset.path={f['target']}", "dataset.name=target", "scorer=exact",
+                 "guards=[]", f"compare.prompt='{PROMPT}'", "patch=file", f"patch.path={f['clean']},{f['harmful']}"],
+                tmp_path, env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert sum(PROMPT in q for q in asked) == 40, "the prompting arm is generated once, shared by both jobs"
+    assert len(asked) == 40 + 40 + 2 * 40  # baseline, prompt, and each job's patched arm
+    children = [r for r in runs(tmp_path) if r.data.params.get("patch.path")]
+    assert len(children) == 2
+    for r in children:
+        m = r.data.metrics
+        assert m["prompt/baseline/accuracy"] == 0.5 and m["prompt/baseline/delta"] == 0.5
+        assert m["prompt/patched/delta"] == 0.5 and m["prompt/patched/ci_low"] > 0
+        assert r.data.tags["prompt_verdict"] == "improves"
+    log = "".join(x.read_text() for x in tmp_path.glob("multirun/*/*/*/__main__.log"))
+    assert log.count("the patch beats prompting (+0.500") == 2
+    md = open(MlflowClient().download_artifacts(children[0].info.run_id, "report.md", str(tmp_path / "dl"))).read()
+    for row in ("patched − baseline", "prompt − baseline", "patched − prompt"):
+        assert f"| {row} |" in md

@@ -25,6 +25,7 @@ from hookbench.evaluation.generation import Arm, Generator, Served
 from hookbench.evaluation.guards import summarize_guard
 from hookbench.evaluation.job_output import JobOutput
 from hookbench.evaluation.patches import PatchSet
+from hookbench.evaluation.prompting import prompt_records, summarize_prompt
 from hookbench.evaluation.record import (
     DatasetRecord,
     GenerationRecord,
@@ -120,6 +121,8 @@ class Evaluation:
         self.scope = ServerScope(parts.client, parts.settings.model.apply_mode,
                                  {**({"run_id": run_id} if self.run_id else {}), **(holder or {})}, on_takeover)
         self.generator = Generator(parts.client, store, self.run_id)
+        self.side = Generator(parts.client, store, self.run_id)  # guards and the prompting arm: their own latency
+        self.prompts: list[ItemResult] = []  # the prompting arm's records (compare.prompt)
         self.health: dict = {}
         self.preset: dict = {}
         self.extras: dict = {}
@@ -158,6 +161,8 @@ class Evaluation:
         records = item_records(self.parts.dataset, s.generation)
         for g in self.parts.guards:
             g.records = item_records(g.dataset, s.generation)
+        if s.compare_prompt is not None:
+            self.prompts = prompt_records(records, s.compare_prompt, s.generation.query)
         with self.scope:  # the server's patch state is ours until restored, whatever happens
             self.phase_s["server_wait"] = self.scope.waited
             screen = self._measure(records)
@@ -190,7 +195,7 @@ class Evaluation:
 
     def _run_opened(self) -> None:
         """The job's run exists from here on: the generation store and the lease record name it."""
-        self.run_id = self.generator.run_id = self._open_run()
+        self.run_id = self.generator.run_id = self.side.run_id = self._open_run()
         self.scope.note(run_id=self.run_id)
 
     def _arms(self, records: list[ItemResult], screen: ScreenResult | None) -> None:
@@ -200,6 +205,10 @@ class Evaluation:
                 self._generate(records, Arm("baseline", False, {"arm": "baseline"}))
             nothing_scoreable(records, "baseline")  # before the patched arm costs a whole generation pass
             self._guards(Arm("baseline", False, {"arm": "baseline"}))  # reused like the target's baseline
+            if self.prompts:  # the clean server with the prompt change: shared by every job of a sweep
+                with self.phase("prompt"):
+                    self._generate(self.prompts, Arm("patched", False, {"arm": "prompt", "prompt": s.compare_prompt}),
+                                   self.side)
         with self.phase("patch"):
             self.scope.apply(self.patch)
         if s.measures_loss and not screen:
@@ -217,8 +226,11 @@ class Evaluation:
         passed = screen is None or screen.passed
         guards = [summarize_guard(g, s.generation.samples, s.alpha, s.target_effect)
                   for g in self.parts.guards] if passed and s.generates else []
+        prompt = summarize_prompt(records, self.prompts, s.compare_prompt, s.generation.samples, s.alpha,
+                                  s.target_effect) if passed and self.prompts and s.compare_prompt else None
         return JobOutput(records, summary, self.patch, run_record(self, screen), self.parts.dataset, s, self.phase_s, screen,
-                         guards, [g.records for g in self.parts.guards] if guards else [])
+                         guards, [g.records for g in self.parts.guards] if guards else [], prompt,
+                         self.prompts if prompt else [])
 
     def _check_identity(self) -> None:
         if self.expected_identity is not None and self.identity != self.expected_identity:
@@ -272,15 +284,15 @@ class Evaluation:
     def _guards(self, arm: Arm) -> None:
         with self.phase("guards"):  # the same server and state as the target's arm
             for g in self.parts.guards:
-                self._generate(g.records, arm)
+                self._generate(g.records, arm, self.side)
 
-    def _generate(self, records: list[ItemResult], arm: Arm) -> None:
+    def _generate(self, records: list[ItemResult], arm: Arm, generator: Generator | None = None) -> None:
         g = self.settings.generation
         served = Served(self.identity, g.preset, self.preset, self.extras)
-        self.generator.run(records, arm, served, g.samples, g.batch_size)
+        (generator or self.generator).run(records, arm, served, g.samples, g.batch_size)
 
     def _score(self, records: list[ItemResult]) -> None:
-        _score_with(self.parts.scorer, records)
+        _score_with(self.parts.scorer, records + self.prompts)
         for g in self.parts.guards:
             _score_with(g.scorer, g.records)
 
@@ -315,6 +327,6 @@ def run_record(ev: Evaluation, screen: ScreenResult | None) -> RunRecord:
                           ev.scope.digests or None),
         dataset=DatasetRecord(ds.name, ds.source, ds.fingerprint, len(ds.items), ds.skipped, ds.split, ds.holdout),
         scorer=ev.parts.scorer.context(),
-        requests=RequestCounts(ev.generator.generations, ev.client.loss_requests - ev.loss_requests_before),
+        requests=RequestCounts(ev.generator.generations + ev.side.generations, ev.client.loss_requests - ev.loss_requests_before),
         stats=StatsRecord(s.alpha), screen=screen,
     )

@@ -51,8 +51,21 @@ def settings_from(cfg: DictConfig) -> Settings:
         metric=cfg.metric, loss_prefix=cfg.loss.answer_prefix, loss_chat=bool(cfg.loss.chat),
         screen_size=_positive_int(cfg.screen.size, "screen.size", allow_none=True),
         screen_threshold=float(cfg.screen.threshold), alpha=alpha, target_effect=target,
-        warn_share=float(cfg.failures.warn_share),
+        warn_share=float(cfg.failures.warn_share), compare_prompt=_compare_prompt(cfg),
     )
+
+
+def _compare_prompt(cfg: DictConfig) -> str | None:
+    """compare.prompt, checked: a prompting arm needs text and a patch to compare it with."""
+    prompt = cfg.get("compare", {}).get("prompt")
+    if prompt is None:
+        return None
+    if not str(prompt).strip():
+        raise ConfigError("compare.prompt is empty: give the prompt change to compare the patch with, or null")
+    if cfg.patch.name == "none":
+        raise ConfigError("compare.prompt with patch=none: a prompting arm is compared with a patch; "
+                          "choose a patch (patch=math, patch=file ...) or leave compare.prompt null")
+    return str(prompt)
 
 
 @dataclass

@@ -54,6 +54,7 @@ class Settings:
     alpha: float
     target_effect: float  # stats.target_effect: the change items_needed is planned for
     warn_share: float
+    compare_prompt: str | None = None  # compare.prompt: the prompting arm's prompt change, if any
 
     @property
     def generates(self) -> bool:

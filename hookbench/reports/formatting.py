@@ -237,6 +237,8 @@ def job_headline(out, in_sweep: bool = False) -> str:
     if out.guards:
         parts.insert(0, verdict_lead(summary.comparison.verdict, out.dataset.name, out.guards))
         parts.append(guards_sentence(out.guards))
+    if out.prompt is not None:
+        parts.append(prompt_sentence(out.prompt))
     line = "; ".join(parts) or "nothing measured"
     return f"{SWEEP_OWN_TEST}: {line}" if in_sweep and out.settings.generates else line
 
@@ -308,3 +310,18 @@ def guard_rule(alpha: float) -> str:
     return (f"rule: non-inferior when the {fmt_level(2 * alpha)} interval of the guard's delta lies above −margin "
             f"(one-sided score test at α = {alpha:g}); hurts when its two-sided {fmt_level(alpha)} paired test "
             "calls a decrease; else inconclusive. Every guard must be non-inferior (intersection–union: no adjustment)")
+
+
+# -- the prompting arm: the patch beside a prompt change on the same items ------------------------
+def prompt_sentence(p) -> str:
+    """`the patch beats prompting (+0.030 95% [+0.010, +0.050], p = 0.004)` or `does not beat ...`
+    (`p`: evaluation.prompting.PromptResult); the interval is the paired test's, patched − prompt."""
+    c = p.patch_vs_prompt
+    beats = c.verdict == Verdict.IMPROVES
+    what = f"{fmt_signed(c.delta)} {fmt_level(c.alpha)} {fmt_ci(c.ci_low, c.ci_high)}, {p_words(c.p_value)}"
+    return f"the patch {'beats' if beats else 'does not beat'} prompting ({what})"
+
+
+def prompt_lines(p) -> list[tuple[str, object]]:
+    """(comparison, Comparison) rows of the three paired comparisons, the job's own first."""
+    return [("prompt − baseline", p.vs_baseline), ("patched − prompt", p.patch_vs_prompt)]

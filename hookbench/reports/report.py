@@ -40,6 +40,7 @@ from hookbench.reports.formatting import (
     p_words,
     plots_sentence,
     plural,
+    prompt_sentence,
 )
 from hookbench.reports.html import write_page
 from hookbench.reports.plots import plot_accuracy, plot_latency
@@ -263,9 +264,23 @@ def guard_lines(guards: list) -> list[str]:
             guard_rule(alpha) + f". Items: `{names.GUARDS_JSONL}`."]
 
 
+def prompt_section(p, summary: Summary) -> list[str]:
+    """The prompting arm: three paired comparisons on the same items, each with the job's own test."""
+    rows = [["patched − baseline", fmt_acc(summary.accuracy_baseline), fmt_acc(summary.accuracy_patched),
+             fmt_comparison_delta(summary.comparison), fmt_p(summary.comparison.p_value), summary.comparison.verdict],
+            ["prompt − baseline", fmt_acc(summary.accuracy_baseline), fmt_acc(p.accuracy),
+             fmt_comparison_delta(p.vs_baseline), fmt_p(p.vs_baseline.p_value), p.vs_baseline.verdict],
+            ["patched − prompt", fmt_acc(p.accuracy), fmt_acc(summary.accuracy_patched),
+             fmt_comparison_delta(p.patch_vs_prompt), fmt_p(p.patch_vs_prompt.p_value), p.patch_vs_prompt.verdict]]
+    return [f"**{prompt_sentence(p)}**", "", f"Prompt change (`compare.prompt`): `{p.prompt}`", "",
+            md_table(["comparison", "first", "second", f"delta [{fmt_level(summary.comparison.alpha)} CI]", "p",
+                      "verdict"], rows), "",
+            f"The prompting arm is the unpatched model with the prompt change; answers: `{names.PROMPT_JSONL}`."]
+
+
 def render_report(records: list[ItemResult], summary: Summary, record: RunRecord | dict, title: str,
                   warnings: list[str], diff_md: str, lead: str | None = None, guards: list | None = None,
-                  verdict_lead: str = "") -> str:
+                  verdict_lead: str = "", prompt=None) -> str:
     """report.md; `lead` (a sweep's adjusted verdict, or the own-test label inside a sweep) goes first."""
     c = summary.comparison
     parts = [f"# {title or 'hookbench run report'}", ""]
@@ -294,6 +309,8 @@ def render_report(records: list[ItemResult], summary: Summary, record: RunRecord
                            per_task_rows(summary)), ""]
     if guards:
         parts += ["## Guards", "", *guard_lines(guards), ""]
+    if prompt is not None:
+        parts += ["## Prompting arm", "", *prompt_section(prompt, summary), ""]
     if summary.loss is not None:
         parts += ["## Loss", "", *loss_lines(summary), ""]
     parts += ["## Failures", "", *failure_lines(summary), ""]
@@ -311,7 +328,8 @@ def render_report(records: list[ItemResult], summary: Summary, record: RunRecord
 
 def write_run_report(out_dir: Path, records: list[ItemResult], summary: Summary, record: RunRecord | dict,
                      title: str, warnings: list[str], in_sweep: bool = False, guards: list | None = None,
-                     guard_records: list | None = None, verdict_lead: str = "") -> list[Path]:
+                     guard_records: list | None = None, verdict_lead: str = "", prompt=None,
+                     prompt_records: list[ItemResult] | None = None) -> list[Path]:
     """Write every report file of a run into out_dir; return the paths written. Inside a sweep the
     verdict is shown neutral and labelled the own test until the sweep's correction rewrites it."""
     out_dir = Path(out_dir)
@@ -327,10 +345,15 @@ def write_run_report(out_dir: Path, records: list[ItemResult], summary: Summary,
     ]
     report = out_dir / names.REPORT_MD
     lead = f"{SWEEP_OWN_TEST}: {comparison_sentence(summary.comparison)}" if in_sweep else None
-    text = render_report(records, summary, record, title, warnings, diff_md, lead, guards, verdict_lead)
+    text = render_report(records, summary, record, title, warnings, diff_md, lead, guards, verdict_lead, prompt)
     report.write_text(text, encoding="utf-8")
     if guards:
         paths.append(write_guard_items(out_dir, guards, guard_records or []))
+    if prompt is not None:
+        path = out_dir / names.PROMPT_JSONL
+        path.write_text("".join(json.dumps(r.flat(), ensure_ascii=False) + "\n" for r in prompt_records or []),
+                        encoding="utf-8")
+        paths.append(path)
     page = write_page(out_dir / names.REPORT_HTML, title, text, [out_dir / names.ACCURACY_PNG, out_dir / names.LATENCY_PNG])
     return paths + [report, page]
 
@@ -346,7 +369,7 @@ def _verdict_text(text: str, verdict: str | None) -> Text:
     return Text(text, style=VERDICT_STYLES.get(verdict or "", ""))
 
 
-def summary_table(summary: Summary, neutral: bool = False, guards: list | None = None) -> Table:
+def summary_table(summary: Summary, neutral: bool = False, guards: list | None = None, prompt=None) -> Table:
     """The run's closing console output: arms side by side, the delta coloured by the verdict only
     (improves green, hurts red), the verdict sentence as the caption. `neutral` (a sweep's job): no
     colour, and the verdict labelled as the own test before the sweep's correction."""
@@ -380,6 +403,12 @@ def summary_table(summary: Summary, neutral: bool = False, guards: list | None =
         table.add_row("repeated queries (answered once)", "", "", str(summary.repeats))
     if any(summary.reused.values()):  # reused answers have no latency in this run
         table.add_row("reused from earlier runs", *(str(summary.reused[a]) for a in ARMS), "")
+    if prompt is not None:
+        c = prompt.patch_vs_prompt
+        table.add_row("prompting arm: accuracy / prompt − baseline", "", fmt_acc(prompt.accuracy),
+                      fmt_comparison_delta(prompt.vs_baseline))
+        table.add_row("patched − prompt", "", "", _verdict_text(f"{fmt_comparison_delta(c)} {c.verdict}",
+                                                                 None if neutral else c.verdict))
     for g in guards or []:
         table.add_row(f"guard {g.name} (margin {g.margin:g})", fmt_acc(g.baseline), fmt_acc(g.patched),
                       Text(guard_phrase(g).removeprefix(g.name + " "), style=GUARD_STYLES.get(g.verdict, "")))

@@ -52,6 +52,8 @@ class JobRun:
                                                  bool(guards_hurt(out.guards)))}
         if out.guards:
             tags[names.TAG_GUARD_VERDICT] = guard_tag(out.guards)
+        if out.prompt is not None:
+            tags[names.TAG_PROMPT_VERDICT] = out.prompt.patch_vs_prompt.verdict
         if out.screen is not None:
             tags[names.TAG_SCREEN] = Screen.PASSED if out.screen.passed else Screen.REJECTED
         mlflow.set_tags({k: redact_url(self.redactor.text(v)) for k, v in tags.items()})
