@@ -68,12 +68,13 @@ def _entry(raw) -> dict[str, Any]:
     raise ConfigError(f"guards: entry {raw!r} is neither a dataset option's name nor a mapping with `dataset`")
 
 
-def _margin(value, name: str, default: float) -> float:
+def _margin(value, name: str | None, default: float) -> float:
+    """The guard's margin (its own, else guard.margin), in (0, 1); `name` None checks guard.margin itself."""
     margin = default if value is None else value
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < 1:
-        where = f"guards[{name}].margin" if value is not None else "guard.margin"
+        where = f"guards[{name}].margin" if value is not None and name is not None else "guard.margin"
         raise ConfigError(f"{where}={margin!r} must be a number between 0 and 1 exclusive "
-                          "(an accuracy drop the guard tolerates)")
+                          "(the accuracy drop a guard tolerates)")
     return float(margin)
 
 
@@ -83,7 +84,7 @@ def compose_guards(cfg: DictConfig) -> None:
     from hydra.errors import HydraException
 
     default = cfg.guard.margin
-    _margin(default, "", 0.05)
+    _margin(None, None, default)
     composed = []
     for raw in cfg.get("guards") or []:
         entry = _entry(raw)
@@ -124,7 +125,7 @@ def build_guards(cfg: DictConfig, target: Dataset) -> list[Guard]:
         scorer.check_golds(dataset.items)
         if dataset.fingerprint == target.fingerprint or {i.id for i in dataset.items} == {i.id for i in target.items}:
             raise ConfigError(f"guards: guard {g.name!r} has the target's own items ({target.source}): a guard "
-                              "must be another task")
+                              "must be another task (guards=[...] another dataset, or guards=[] for none)")
         out.append(Guard(str(g.name), dataset, scorer, float(g.margin), []))
     return out
 
