@@ -32,9 +32,9 @@ def files(tmp_path, n: int = 120) -> dict[str, str]:
 def plant(server) -> None:
     """Any patch makes the target right; only the harmful one makes the guard wrong."""
     def answer(query: str, live: frozenset[str]) -> str | None:
-        if query.startswith("Target"):
+        if "Target question" in query:
             return "yes" if live else "no"
-        if query.startswith("Side"):
+        if "Side question" in query:
             return "broken" if HARMFUL in live else "fine"
         return None
     server.planted = answer
@@ -116,3 +116,21 @@ def test_a_prompting_arm_is_generated_once_across_a_two_patch_sweep_and_compared
     md = open(MlflowClient().download_artifacts(children[0].info.run_id, "report.md", str(tmp_path / "dl"))).read()
     for row in ("patched − baseline", "prompt − baseline", "patched − prompt"):
         assert f"| {row} |" in md
+
+
+@pytest.mark.slow
+def test_reproduce_reruns_the_guards_and_the_prompting_arm_from_the_logged_config(stock_server, tmp_path):
+    plant(stock_server)
+    f = files(tmp_path, n=30)
+    args, env = stock_args(stock_server)
+    p = run_cli([*job_args(stock_server, f, "patch=file", f"patch.path={f['harmful']}",
+                           f"compare.prompt='{PROMPT} {{prompt}}'")], tmp_path, env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    (first,) = runs(tmp_path)
+    assert first.data.tags["mlflow.runColor"] == "#ff7f0e"  # orange: a guard is hurt
+    r = run_cli(["reproduce", first.info.run_id], tmp_path, env)
+    assert r.returncode in (0, 8), r.stdout[-2000:] + r.stderr[-2000:]
+    (rerun,) = [x for x in runs(tmp_path) if x.data.tags.get("hookbench.reproduces")]
+    for key in ("guard/side/patched", "guard/side/ci_low", "prompt/patched/delta", "prompt/baseline/accuracy"):
+        assert rerun.data.metrics[key] == first.data.metrics[key], key
+    assert rerun.data.tags["guard_verdict"] == "hurts side"
