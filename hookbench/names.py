@@ -161,6 +161,7 @@ DATASET_FINGERPRINT = "dataset.fingerprint"
 GEN_PRESET_CONFIG = "generation.preset_config"
 GEN_EXTRAS = "generation.extras"
 GEN_PATCHED_PATH = "generation.patched_path"
+COMPARE_PROMPT = "compare.prompt"  # the prompting arm's prompt change (a config key, logged as a param)
 
 TRIAL_NUMBER = "trial.number"  # a study search trial's number, and its sampled values:
 

@@ -49,6 +49,7 @@ class JobOutput:
             m |= {names.guard(g.name, w): v for w, v in zip(names.GUARD_FIELDS, values) if v == v}  # NaN left out
             if g.comparison.p_value == g.comparison.p_value:
                 m[names.guard(g.name, "p_paired")] = g.comparison.p_value
+            m[names.guard(g.name, "n")] = g.comparison.n  # items scored in both arms: what `plan` prices
         if self.prompt is not None:
             m[names.prompt_arm("baseline", "accuracy")] = self.prompt.accuracy
             for vs, c in (("baseline", self.prompt.vs_baseline), ("patched", self.prompt.patch_vs_prompt)):
