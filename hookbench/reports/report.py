@@ -283,10 +283,8 @@ def render_report(records: list[ItemResult], summary: Summary, record: RunRecord
                   verdict_lead: str = "", prompt=None) -> str:
     """report.md; `lead` (a sweep's adjusted verdict, or the own-test label inside a sweep) goes first."""
     c = summary.comparison
-    parts = [f"# {title or 'hookbench run report'}", ""]
-    if verdict_lead:
-        parts += [f"**{verdict_lead}**", ""]
-    parts += [f"**Accuracy: {lead or comparison_sentence(c)}**", ""]
+    parts = [f"# {title or 'hookbench run report'}", "", *([f"**{verdict_lead}**", ""] if verdict_lead else []),
+             f"**Accuracy: {lead or comparison_sentence(c)}**", ""]
     if guards:
         parts += [f"**{guards_sentence(guards)}**", ""]
     if lead:
