@@ -11,3 +11,8 @@ __version__ = "0.1.0"
 # the config like Hydra's `now`, so the jobs of a parallel sweep see the same value.
 if not OmegaConf.has_resolver("hookbench_pid"):
     OmegaConf.register_new_resolver("hookbench_pid", lambda: str(os.getpid()), use_cache=True)
+
+# Data files shipped in the package (hookbench/data/): `${hookbench_data:capitals.jsonl}` in conf/dataset/.
+if not OmegaConf.has_resolver("hookbench_data"):
+    OmegaConf.register_new_resolver(
+        "hookbench_data", lambda name: os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", name))

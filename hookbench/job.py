@@ -183,21 +183,23 @@ def run_job(cfg: DictConfig, extra_tags: dict | None = None, expected_identity: 
 def _log(run: JobRun, out: JobOutput, report_dir: Path, hydra_dir: Path | None) -> LoggedJob:
     """Everything computed is written and logged first; only then can the job fail for measuring nothing."""
     from hookbench import tracking
-    from hookbench.reports.formatting import job_headline
+    from hookbench.reports.formatting import job_headline, verdict_lead
     from hookbench.reports.report import summary_table, write_run_report
 
     t0 = time.perf_counter()
     warnings = out.warnings()
     for w in warnings:
         log.warning(w)
-    write_run_report(report_dir, out.records, out.summary, out.record, run.name, warnings, run.in_sweep)
+    lead = verdict_lead(out.summary.comparison.verdict, out.dataset.name, out.guards)
+    write_run_report(report_dir, out.records, out.summary, out.record, run.name, warnings, run.in_sweep,
+                     out.guards, out.guard_records, lead, out.prompt, out.prompt_records)
     run.log_output(out, report_dir, hydra_dir)
     run.log_metrics({names.LOGGING_S: time.perf_counter() - t0})
     problem = out.summary.problem() if out.settings.generates and out.screen_passed else None
     if problem:
         raise JobFailed(problem)
     run.end("FINISHED")
-    console.print(summary_table(out.summary, neutral=run.in_sweep))
+    console.print(summary_table(out.summary, neutral=run.in_sweep, guards=out.guards, prompt=out.prompt))
     log.info("%s: %s", run.name, job_headline(out, run.in_sweep))
     log.info("report: %s", report_dir)
     log.info("MLflow run %s (%s); see it with:\n  %s", run.run_id, run.name,

@@ -57,6 +57,20 @@ def phase(name: str) -> str:
     return f"time/{name}_s"
 
 
+GUARD_FIELDS = ("baseline", "patched", "delta", "ci_low", "ci_high", "p_value")  # ci: (1 − 2α); p: one-sided NI
+
+
+def guard(name: str, what: str) -> str:
+    """A guard task's metric: guard/<name>/<what>, what one of GUARD_FIELDS (or p_paired, the two-sided test)."""
+    return f"guard/{name}/{what}"
+
+
+def prompt_arm(vs: str, what: str) -> str:
+    """The prompting arm's comparisons: prompt/<vs>/<what>, vs `baseline` (prompt − baseline) or
+    `patched` (patched − prompt); what: accuracy | delta | ci_low | ci_high | p_value."""
+    return f"prompt/{vs}/{what}"
+
+
 # -- sweep parent metrics -------------------------------------------------------------------------
 SWEEP_JOBS = "sweep/jobs"
 SWEEP_FAILED_JOBS = "sweep/failed_jobs"
@@ -116,6 +130,8 @@ TAG_WEIGHT_DIGESTS = "patch.weight_digests"  # equal | DIFFERENT after restore, 
 TAG_NOTE = "mlflow.note.content"  # MLflow's run description
 TAG_RUN_COLOR = "mlflow.runColor"  # the dot beside the run's name in the UI, and its colour in charts
 TAG_EXPERIMENT_KIND = "mlflow.experimentKind"  # the MLflow UI's experiment type
+TAG_GUARD_VERDICT = "guard_verdict"  # `all non-inferior`, `hurts <guard>`, ... (reports.formatting.guard_tag)
+TAG_PROMPT_VERDICT = "prompt_verdict"  # the patch vs the prompting arm: the paired verdict
 
 
 def shared_view_state(key: str) -> str:
@@ -145,6 +161,7 @@ DATASET_FINGERPRINT = "dataset.fingerprint"
 GEN_PRESET_CONFIG = "generation.preset_config"
 GEN_EXTRAS = "generation.extras"
 GEN_PATCHED_PATH = "generation.patched_path"
+COMPARE_PROMPT = "compare.prompt"  # the prompting arm's prompt change (a config key, logged as a param)
 
 TRIAL_NUMBER = "trial.number"  # a study search trial's number, and its sampled values:
 
@@ -173,3 +190,5 @@ SWEEP_JSON = "sweep_summary.json"
 SWEEP_PNG = "sweep_delta.png"
 SWEEP_STRENGTH_PNG = "sweep_strength.png"
 CONFIRMATION_MD = "confirmation.md"
+GUARDS_JSONL = "guard_items.jsonl"  # the guard tasks' items, one row per item and guard
+PROMPT_JSONL = "prompt_items.jsonl"  # the prompting arm's answers, one row per target item

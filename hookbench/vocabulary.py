@@ -44,3 +44,12 @@ class Screen(StrEnum):
 
     PASSED = "passed"
     REJECTED = "rejected"
+
+
+class GuardVerdict(StrEnum):
+    """A guard's verdict: did the patch keep the guard task within its margin (`guard_verdict` tag)?"""
+
+    NON_INFERIOR = "non-inferior"  # the (1 − 2α) interval of the guard's delta lies above −margin
+    HURTS = "hurts"  # the guard's own paired test (as for the target) calls a decrease
+    INCONCLUSIVE = "inconclusive"  # neither: too few items to tell
+    NO_DATA = "no data"  # no guard item scored in both arms

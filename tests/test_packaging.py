@@ -44,3 +44,4 @@ def test_a_non_editable_install_composes_the_default_job_from_elsewhere(tmp_path
     where = subprocess.run([str(python), "-P", "-c", "import hookbench; print(hookbench.__file__)"], cwd=elsewhere,
                            capture_output=True, text=True, timeout=60, env=bare_env(tmp_path)).stdout
     assert str(env_dir) in where  # the installed copy ran, not the checkout
+    assert (Path(where.strip()).parent / "data" / "capitals.jsonl").is_file()  # the default guard's items ship

@@ -83,3 +83,13 @@ def test_plan_cli_reads_a_pilot_run(stock_server, tmp_path):
     assert f"equivalence within ±0.03, TOST at α = 0.05) with 80% power: about {rerun} items" in r.stdout
     bad = run_cli([run.info.run_id, "--effect", "3"], tmp_path, env, module="hookbench.plan")
     assert bad.returncode == 2 and "--effect must be in (0, 1]" in bad.stderr
+
+
+def test_plan_prices_a_pilots_guards_and_prompting_arm():
+    from hookbench.studies.plan import side_costs
+
+    lines = side_costs({"guard/capitals/n": 106, "guard/capitals/delta": 0.0, "accuracy/delta": 0.1},
+                       {"compare.prompt": "Add carefully. {prompt}"}, patches=3, draws=1, items=165)
+    assert lines == ["guard capitals:  +424 generations = 106 × (1 + 3) × 1 draw (its items, baseline shared)",
+                     "prompting arm: +165 generations = 165 × 1 draw (once per store, shared by every patch)"]
+    assert side_costs({}, {"compare.prompt": "None"}, 3, 1, 165) == []

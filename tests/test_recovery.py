@@ -35,7 +35,7 @@ def test_kill_9_then_the_same_command_restores_warns_closes_the_dead_run_and_res
                                                   "operation": "scale", "value": 1.5, "target": "all"}]))
     args, env = stock_args(stock_server)
     env["HOOKBENCH_CACHE"] = str(tmp_path / "cache")
-    cmd = [*args, "patch=file", f"patch.path={tmp_path / 'p.json'}", f"dataset.n={N}"]
+    cmd = [*args, "patch=file", f"patch.path={tmp_path / 'p.json'}", f"dataset.n={N}", "guards=[]"]
     before = stock_server.weights_sha256()
     proc = subprocess.Popen([sys.executable, "-m", "hookbench", *cmd], cwd=tmp_path, env=cli_env(env),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -53,6 +53,14 @@ def test_normalized():
     assert s.score("<think>no</think>Yes.", "yes").correct is True
 
 
+def test_contains_takes_the_gold_as_whole_words_of_a_sentence():
+    s = sc.ContainsScorer()
+    assert s.score("The capital of France is Paris.", "Paris").correct is True
+    assert s.score("The capital of the United States is Washington, D.C.", "Washington, D.C.").correct is True
+    assert s.score("Parisian cafés are famous.", "Paris").correct is False  # whole words only
+    assert s.score("The capital of Switzerland is Lier.", "Bern").correct is False
+
+
 # --- numeric -------------------------------------------------------------------------------------
 
 
@@ -304,6 +312,7 @@ def test_judge_config_errors(monkeypatch):
     [
         ("exact", sc.ExactScorer),
         ("normalized", sc.NormalizedScorer),
+        ("contains", sc.ContainsScorer),
         ("numeric", sc.NumericScorer),
         ("judge", sc.JudgeScorer),
         ("auto", sc.AutoScorer),

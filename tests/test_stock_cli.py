@@ -93,7 +93,7 @@ def test_sigterm_and_sighup_restore_the_server_kill_the_run_and_a_rerun_resumes(
     n = 30
     args, env = stock_args(stock_server)
     f = patch_files(tmp_path)["a"]
-    cmd = [*args, "model.generation.batch_size=1", f"dataset.n={n}", "patch=file", f"patch.path={f}"]
+    cmd = [*args, "model.generation.batch_size=1", f"dataset.n={n}", "patch=file", f"patch.path={f}", "guards=[]"]
     proc = subprocess.Popen([sys.executable, "-m", "hookbench", *cmd], cwd=tmp_path, text=True,
                             env=cli_env(env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

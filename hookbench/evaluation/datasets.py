@@ -21,7 +21,7 @@ from hookbench.evaluation.items import Dataset, Item
 
 log = logging.getLogger(__name__)
 
-__all__ = ["arithmetic", "check_split", "gsm8k", "in_test", "jsonl", "select", "split_items"]
+__all__ = ["arithmetic", "check_split", "gsm8k", "in_test", "jsonl", "packaged", "select", "split_items"]
 
 
 def select(items: list[Item], limit: int | None, sample: int | None, seed: int) -> list[Item]:
@@ -183,6 +183,30 @@ def jsonl(
     if rows and not items:
         raise DataError(f"{p}: all {len(rows)} rows were skipped (no prompt or answer)")
     return _finish(name, items, str(p), split, holdout, limit, sample, seed, skipped=len(bad))
+
+
+def packaged(
+    path: str,
+    name: str = "packaged",
+    prompt_field: str = "prompt",
+    answer_field: str = "answer",
+    id_field: str | None = "id",
+    task_field: str | None = "task",
+    skip_missing: bool = False,
+    split: str = "all",
+    holdout: float = 0.5,
+    limit: int | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+) -> Dataset:
+    """A JSONL file shipped in the package (conf/dataset/capitals.yaml), the `jsonl` options' keys:
+    well-formed by construction, so read with `json` rather than the `datasets` library, whose import
+    would cost the default job seconds before its first request (it is the default guard)."""
+    check_split(split, holdout)
+    p = Path(path)
+    rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    items = [_row_item(row, i, name, prompt_field, answer_field, id_field, task_field) for i, row in enumerate(rows)]
+    return _finish(name, items, str(p), split, holdout, limit, sample, seed)
 
 
 def _row_item(row: dict, i: int, name: str, prompt_field: str, answer_field: str,

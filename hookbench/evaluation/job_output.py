@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hookbench import names
+from hookbench.evaluation.guards import GuardResult
 from hookbench.evaluation.items import Dataset
 from hookbench.evaluation.patches import PatchSet
+from hookbench.evaluation.prompting import PromptResult
 from hookbench.evaluation.record import RunRecord, ScreenResult
 from hookbench.evaluation.results import ItemResult, Summary
 from hookbench.evaluation.settings import Settings
@@ -23,6 +25,10 @@ class JobOutput:
     settings: Settings
     phase_s: dict[str, float] = field(default_factory=dict)
     screen: ScreenResult | None = None  # when the loss screen ran
+    guards: list[GuardResult] = field(default_factory=list)  # one per guard task, in the config's order
+    guard_records: list[list[ItemResult]] = field(default_factory=list)  # the guards' items, in that order
+    prompt: PromptResult | None = None  # the prompting arm's comparisons (compare.prompt)
+    prompt_records: list[ItemResult] = field(default_factory=list)  # its answers, in the `patched` slot
 
     @property
     def screen_passed(self) -> bool:
@@ -38,7 +44,18 @@ class JobOutput:
         if measured:  # a probe whose loss could not be measured under the patch (NaN) is left out
             m[names.PATCH_PROBE_DELTA] = sum(measured) / len(measured)
         m |= {names.phase(k): v for k, v in self.phase_s.items()}
-        return m
+        for g in self.guards:
+            values = (g.baseline, g.patched, g.ni.delta, g.ni.ci_low, g.ni.ci_high, g.ni.p_value)
+            m |= {names.guard(g.name, w): v for w, v in zip(names.GUARD_FIELDS, values) if v == v}  # NaN left out
+            if g.comparison.p_value == g.comparison.p_value:
+                m[names.guard(g.name, "p_paired")] = g.comparison.p_value
+            m[names.guard(g.name, "n")] = g.comparison.n  # items scored in both arms: what `plan` prices
+        if self.prompt is not None:
+            m[names.prompt_arm("baseline", "accuracy")] = self.prompt.accuracy
+            for vs, c in (("baseline", self.prompt.vs_baseline), ("patched", self.prompt.patch_vs_prompt)):
+                shown = {"delta": c.delta, "ci_low": c.ci_low, "ci_high": c.ci_high, "p_value": c.p_value}
+                m |= {names.prompt_arm(vs, k): v for k, v in shown.items() if v == v}
+        return {k: v for k, v in m.items() if v == v}
 
     def warnings(self) -> list[str]:
         """Failure shares over failures.warn_share, for the console and report.md."""

@@ -22,8 +22,10 @@ from contextlib import contextmanager
 from hookbench.background import Background
 from hookbench.errors import ConfigError, NothingMeasured, ReproductionMismatch, ServerError
 from hookbench.evaluation.generation import Arm, Generator, Served
+from hookbench.evaluation.guards import summarize_guard
 from hookbench.evaluation.job_output import JobOutput
 from hookbench.evaluation.patches import PatchSet
+from hookbench.evaluation.prompting import prompt_records, summarize_prompt
 from hookbench.evaluation.record import (
     DatasetRecord,
     GenerationRecord,
@@ -96,6 +98,12 @@ def generation_extras(g, client) -> dict:
     return extras
 
 
+def item_records(dataset, g) -> list[ItemResult]:
+    """One record per item and draw, with the exact query the server is sent."""
+    return [ItemResult(it.id, it.task, it.prompt, g.query(it.prompt), it.gold, draw=d)
+            for it in dataset.items for d in range(g.samples)]
+
+
 class Evaluation:
     """One job: checks the server, then runs the arms inside a `ServerScope` and scores them."""
 
@@ -113,6 +121,8 @@ class Evaluation:
         self.scope = ServerScope(parts.client, parts.settings.model.apply_mode,
                                  {**({"run_id": run_id} if self.run_id else {}), **(holder or {})}, on_takeover)
         self.generator = Generator(parts.client, store, self.run_id)
+        self.side = Generator(parts.client, store, self.run_id)  # guards and the prompting arm: their own latency
+        self.prompts: list[ItemResult] = []  # the prompting arm's records (compare.prompt)
         self.health: dict = {}
         self.preset: dict = {}
         self.extras: dict = {}
@@ -148,8 +158,11 @@ class Evaluation:
     def run(self) -> JobOutput:
         s = self.settings
         self._check_server()
-        records = [ItemResult(it.id, it.task, it.prompt, s.generation.query(it.prompt), it.gold, draw=d)
-                   for it in self.parts.dataset.items for d in range(s.generation.samples)]
+        records = item_records(self.parts.dataset, s.generation)
+        for g in self.parts.guards:
+            g.records = item_records(g.dataset, s.generation)
+        if s.compare_prompt is not None:
+            self.prompts = prompt_records(records, s.compare_prompt, s.generation.query)
         with self.scope:  # the server's patch state is ours until restored, whatever happens
             self.phase_s["server_wait"] = self.scope.waited
             screen = self._measure(records)
@@ -182,7 +195,7 @@ class Evaluation:
 
     def _run_opened(self) -> None:
         """The job's run exists from here on: the generation store and the lease record name it."""
-        self.run_id = self.generator.run_id = self._open_run()
+        self.run_id = self.generator.run_id = self.side.run_id = self._open_run()
         self.scope.note(run_id=self.run_id)
 
     def _arms(self, records: list[ItemResult], screen: ScreenResult | None) -> None:
@@ -191,6 +204,11 @@ class Evaluation:
             with self.phase("baseline"):
                 self._generate(records, Arm("baseline", False, {"arm": "baseline"}))
             nothing_scoreable(records, "baseline")  # before the patched arm costs a whole generation pass
+            self._guards(Arm("baseline", False, {"arm": "baseline"}))  # reused like the target's baseline
+            if self.prompts:  # the clean server with the prompt change: shared by every job of a sweep
+                with self.phase("prompt"):
+                    self._generate(self.prompts, Arm("patched", False, {"arm": "prompt", "prompt": s.compare_prompt}),
+                                   self.side)
         with self.phase("patch"):
             self.scope.apply(self.patch)
         if s.measures_loss and not screen:
@@ -199,12 +217,20 @@ class Evaluation:
         if s.generates:
             with self.phase("patched"):
                 self._generate(records, self._patched_arm())
+            self._guards(self._patched_arm())
 
     def _output(self, records: list[ItemResult], screen: ScreenResult | None) -> JobOutput:
         s = self.settings
         summary = summarize(records, s.generation.samples, s.alpha, self.generator.request_latency,
                             self.parts.dataset.skipped, target_effect=s.target_effect)
-        return JobOutput(records, summary, self.patch, self._record(screen), self.parts.dataset, s, self.phase_s, screen)
+        passed = screen is None or screen.passed
+        guards = [summarize_guard(g, s.generation.samples, s.alpha, s.target_effect)
+                  for g in self.parts.guards] if passed and s.generates else []
+        prompt = summarize_prompt(records, self.prompts, s.compare_prompt, s.generation.samples, s.alpha,
+                                  s.target_effect) if passed and self.prompts and s.compare_prompt else None
+        return JobOutput(records, summary, self.patch, run_record(self, screen), self.parts.dataset, s, self.phase_s, screen,
+                         guards, [g.records for g in self.parts.guards] if guards else [], prompt,
+                         self.prompts if prompt else [])
 
     def _check_identity(self) -> None:
         if self.expected_identity is not None and self.identity != self.expected_identity:
@@ -255,39 +281,52 @@ class Evaluation:
         return Arm("patched", self.scope.probes.get("patched") is None,
                    {"arm": "patched", "patch": self.patch.hash, "apply_mode": self.settings.model.apply_mode})
 
-    def _generate(self, records: list[ItemResult], arm: Arm) -> None:
+    def _guards(self, arm: Arm) -> None:
+        with self.phase("guards"):  # the same server and state as the target's arm
+            for g in self.parts.guards:
+                self._generate(g.records, arm, self.side)
+
+    def _generate(self, records: list[ItemResult], arm: Arm, generator: Generator | None = None) -> None:
         g = self.settings.generation
         served = Served(self.identity, g.preset, self.preset, self.extras)
-        self.generator.run(records, arm, served, g.samples, g.batch_size)
+        (generator or self.generator).run(records, arm, served, g.samples, g.batch_size)
 
     def _score(self, records: list[ItemResult]) -> None:
-        todo = [(r, r.arm(name)) for r in records for name in ("baseline", "patched")
-                if r.arm(name).error is None and r.arm(name).output is not None]  # failures are never scored
-        scores = self.parts.scorer.score_many([(a.output, r.gold, r.prompt) for r, a in todo])
-        for (_r, a), s in zip(todo, scores):
-            a.correct, a.extracted, a.score_kind = s.correct, s.extracted, s.kind
-            if s.error:
-                a.error, a.error_detail, a.correct = s.error, s.detail, None
+        _score_with(self.parts.scorer, records + self.prompts)
+        for g in self.parts.guards:
+            _score_with(g.scorer, g.records)
 
-    def _record(self, screen: ScreenResult | None) -> RunRecord:
-        s, ds, p = self.settings, self.parts.dataset, self.patch
-        probes = self.scope.probes
-        delta = None
-        if probes.get("clean") and probes.get("patched"):
-            delta = [None if None in (a, b) else b - a for a, b in zip(probes["clean"], probes["patched"])]
-        applied = self.scope.applied
-        return RunRecord(
-            model=ModelRecord(s.model.name, s.model.hf_id, s.model.revision),
-            server=ServerRecord(self.client.base_url, self.identity, self.health.get("device"), sorted(self.client.extensions)),
-            generation=GenerationRecord(s.generation.preset, self.preset, self.extras, s.generation.batch_size,
-                                        s.generation.samples, s.generation.template, s.model.apply_mode,
-                                        self.scope.patched_path, s.metric),
-            patch=PatchRecord(p.name, p.hash, p.source, len(p.suggestions), p.metadata.get("strength", 1.0),
-                              applied.get("hook_count"), applied.get("skipped"), applied.get("response"),
-                              applied.get("hooks"), probes.get("clean"), probes.get("patched"), delta,
-                              self.scope.digests or None),
-            dataset=DatasetRecord(ds.name, ds.source, ds.fingerprint, len(ds.items), ds.skipped, ds.split, ds.holdout),
-            scorer=self.parts.scorer.context(),
-            requests=RequestCounts(self.generator.generations, self.client.loss_requests - self.loss_requests_before),
-            stats=StatsRecord(s.alpha), screen=screen,
-        )
+
+def _score_with(scorer, records: list[ItemResult]) -> None:
+    todo = [(r, r.arm(name)) for r in records for name in ("baseline", "patched")
+            if r.arm(name).error is None and r.arm(name).output is not None]  # failures are never scored
+    scores = scorer.score_many([(a.output, r.gold, r.prompt) for r, a in todo])
+    for (_r, a), s in zip(todo, scores):
+        a.correct, a.extracted, a.score_kind = s.correct, s.extracted, s.kind
+        if s.error:
+            a.error, a.error_detail, a.correct = s.error, s.detail, None
+
+
+def run_record(ev: Evaluation, screen: ScreenResult | None) -> RunRecord:
+    """Everything a reported number depends on: model, server, generation, patch, dataset, scorer, counts."""
+    s, ds, p = ev.settings, ev.parts.dataset, ev.patch
+    probes = ev.scope.probes
+    delta = None
+    if probes.get("clean") and probes.get("patched"):
+        delta = [None if None in (a, b) else b - a for a, b in zip(probes["clean"], probes["patched"])]
+    applied = ev.scope.applied
+    return RunRecord(
+        model=ModelRecord(s.model.name, s.model.hf_id, s.model.revision),
+        server=ServerRecord(ev.client.base_url, ev.identity, ev.health.get("device"), sorted(ev.client.extensions)),
+        generation=GenerationRecord(s.generation.preset, ev.preset, ev.extras, s.generation.batch_size,
+                                    s.generation.samples, s.generation.template, s.model.apply_mode,
+                                    ev.scope.patched_path, s.metric),
+        patch=PatchRecord(p.name, p.hash, p.source, len(p.suggestions), p.metadata.get("strength", 1.0),
+                          applied.get("hook_count"), applied.get("skipped"), applied.get("response"),
+                          applied.get("hooks"), probes.get("clean"), probes.get("patched"), delta,
+                          ev.scope.digests or None),
+        dataset=DatasetRecord(ds.name, ds.source, ds.fingerprint, len(ds.items), ds.skipped, ds.split, ds.holdout),
+        scorer=ev.parts.scorer.context(),
+        requests=RequestCounts(ev.generator.generations + ev.side.generations, ev.client.loss_requests - ev.loss_requests_before),
+        stats=StatsRecord(s.alpha), screen=screen,
+    )

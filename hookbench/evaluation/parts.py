@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from hookbench.errors import ConfigError
 from hookbench.evaluation.build import build, plain
+from hookbench.evaluation.guards import Guard, build_guards, compose_guards
 from hookbench.evaluation.items import Dataset
 from hookbench.evaluation.patches import PatchSource
 from hookbench.evaluation.scorers import Scorer
@@ -50,8 +51,21 @@ def settings_from(cfg: DictConfig) -> Settings:
         metric=cfg.metric, loss_prefix=cfg.loss.answer_prefix, loss_chat=bool(cfg.loss.chat),
         screen_size=_positive_int(cfg.screen.size, "screen.size", allow_none=True),
         screen_threshold=float(cfg.screen.threshold), alpha=alpha, target_effect=target,
-        warn_share=float(cfg.failures.warn_share),
+        warn_share=float(cfg.failures.warn_share), compare_prompt=_compare_prompt(cfg),
     )
+
+
+def _compare_prompt(cfg: DictConfig) -> str | None:
+    """compare.prompt, checked: a prompting arm needs text and a patch to compare it with."""
+    prompt = cfg.get("compare", {}).get("prompt")
+    if prompt is None:
+        return None
+    if not str(prompt).strip():
+        raise ConfigError("compare.prompt is empty: give the prompt change to compare the patch with, or null")
+    if cfg.patch.name == "none":
+        raise ConfigError("compare.prompt with patch=none: a prompting arm is compared with a patch; "
+                          "choose a patch (patch=math, patch=file ...) or leave compare.prompt null")
+    return str(prompt)
 
 
 @dataclass
@@ -62,6 +76,7 @@ class Offline:
     dataset: Dataset
     scorer: Scorer
     patch_source: PatchSource
+    guards: list[Guard] = field(default_factory=list)
 
 
 def check_inputs(cfg: DictConfig) -> Offline:
@@ -77,7 +92,9 @@ def check_inputs(cfg: DictConfig) -> Offline:
     check = getattr(patch_source, "check", None)
     if check is not None:  # a patch file is read and validated now, not after the server started
         check(settings.model.name, settings.model.apply_mode)
-    return Offline(settings, dataset, scorer, patch_source)
+    compose_guards(cfg)  # the composed guards replace their names in cfg before the run logs it
+    guards = build_guards(cfg, dataset) if settings.generates else []
+    return Offline(settings, dataset, scorer, patch_source, guards)
 
 
 def connect(cfg: DictConfig, offline: Offline) -> Parts:
@@ -91,8 +108,10 @@ def connect(cfg: DictConfig, offline: Offline) -> Parts:
     client = HookClient(url, token=token, timeout_s=m.server.timeout_s, retries=m.server.retries,
                         max_connection_failures=cfg.failures.max_connection_failures)
     offline.scorer.bind_client(client)  # a judge on the evaluated server grades through the job's own client
+    for g in offline.guards:
+        g.scorer.bind_client(client)
     return Parts(offline.dataset, offline.scorer, offline.patch_source, client, offline.settings,
-                 {"server_start": time.perf_counter() - t0})
+                 {"server_start": time.perf_counter() - t0}, offline.guards)
 
 
 def build_parts(cfg: DictConfig) -> Parts:

@@ -221,6 +221,16 @@ class ReuseConfig:
 
 
 @dataclass
+class GuardConfig:
+    margin: float = 0.05  # the accuracy drop every guard tolerates unless its entry sets its own
+
+
+@dataclass
+class CompareConfig:
+    prompt: str | None = None  # a prompting arm: the unpatched model with this prompt ({prompt}: the query)
+
+
+@dataclass
 class Config:
     """The whole job config; the four groups are typed by their own option's schema."""
 
@@ -237,6 +247,9 @@ class Config:
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     reuse: ReuseConfig = field(default_factory=ReuseConfig)
     reproduce: ReproduceConfig = field(default_factory=ReproduceConfig)
+    guards: list[Any] = field(default_factory=list)  # dataset options (or mappings) judged by non-inferiority
+    guard: GuardConfig = field(default_factory=GuardConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     search: Any = None  # python -m hookbench.study only (conf/search/, checked by studies/search_space.py)
 
 

@@ -121,6 +121,17 @@ class NormalizedScorer(Scorer):
         return Score(correct=extracted == normalize(gold), extracted=extracted)
 
 
+class ContainsScorer(Scorer):
+    """The gold answer, normalized, appears as whole words in the normalized output: for a model that
+    answers in a sentence ("The capital of France is Paris.") where the gold is a name."""
+
+    name = "contains"
+
+    def _score(self, answer: str, gold: str, question: str | None) -> Score:
+        extracted = normalize(answer)
+        return Score(correct=f" {normalize(gold)} " in f" {extracted} ", extracted=extracted)
+
+
 # A number: optional sign (not a hyphen inside a word or range like "3-4"), optional $, digits
 # with optional thousands commas, optional decimals; a trailing "." (end of sentence) is not taken.
 _NUM = r"(?:(?<![\w.)])[-−])?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?:(?<![\w.)])[-−])?\$?\.\d+"

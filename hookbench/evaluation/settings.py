@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from hookbench.evaluation.items import Dataset
 
 if TYPE_CHECKING:
+    from hookbench.evaluation.guards import Guard
     from hookbench.evaluation.patches import PatchSource
     from hookbench.evaluation.scorers import Scorer
     from hookbench.hookapi.client import HookClient
@@ -53,6 +54,7 @@ class Settings:
     alpha: float
     target_effect: float  # stats.target_effect: the change items_needed is planned for
     warn_share: float
+    compare_prompt: str | None = None  # compare.prompt: the prompting arm's prompt change, if any
 
     @property
     def generates(self) -> bool:
@@ -73,3 +75,4 @@ class Parts:
     client: HookClient
     settings: Settings
     phase_s: dict[str, float] = field(default_factory=dict)
+    guards: list[Guard] = field(default_factory=list)  # guard tasks, generated in both arms beside the target

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 
 from hookbench.stats import Comparison, Equivalence
-from hookbench.vocabulary import Agreement, Verdict
+from hookbench.vocabulary import Agreement, GuardVerdict, Verdict
 
 NA = "n/a"
 CELL_MAX = 200  # characters per markdown table cell before truncation
@@ -234,6 +234,11 @@ def job_headline(out, in_sweep: bool = False) -> str:
         parts.append(f"accuracy {comparison_sentence(summary.comparison)}")
     if summary.loss is not None:
         parts.append(f"loss {comparison_sentence(summary.loss)}")
+    if out.guards:
+        parts.insert(0, verdict_lead(summary.comparison.verdict, out.dataset.name, out.guards))
+        parts.append(guards_sentence(out.guards))
+    if out.prompt is not None:
+        parts.append(prompt_sentence(out.prompt))
     line = "; ".join(parts) or "nothing measured"
     return f"{SWEEP_OWN_TEST}: {line}" if in_sweep and out.settings.generates else line
 
@@ -252,3 +257,71 @@ def adjusted_lead(verdict_adjusted: str, p_adjusted: float, p_own: float, method
 
 def _p_value(p: float | None) -> str:
     return NA if is_nan(p) else ("< 0.001" if p < 0.001 else f"= {p:.3g}")
+
+
+# -- guards: non-inferiority of the tasks a patch must not damage ---------------------------------
+def guard_phrase(g) -> str:
+    """`capitals non-inferior (-0.004 90% [-0.015, +0.007], margin 0.05)`; a guard that hurts shows its
+    two-sided test's interval (which excludes 0), every other the (1 − 2α) one: each agrees with its word."""
+    ni, c = g.ni, g.comparison
+    if g.verdict == GuardVerdict.NO_DATA:
+        return f"{g.name} {GuardVerdict.NO_DATA}"
+    if g.verdict == GuardVerdict.HURTS:
+        return (f"{g.name} {GuardVerdict.HURTS} ({fmt_signed(c.delta)} {fmt_level(c.alpha)} "
+                f"{fmt_ci(c.ci_low, c.ci_high)}, {p_words(c.p_value)})")
+    return (f"{g.name} {g.verdict} ({fmt_signed(ni.delta)} {fmt_level(2 * ni.alpha)} {fmt_ci(ni.ci_low, ni.ci_high)}, "
+            f"margin {ni.margin:g})")
+
+
+def guards_sentence(guards: list) -> str:
+    """`guards: capitals non-inferior (...), gsm8k inconclusive (...)`; empty without guards."""
+    return "guards: " + ", ".join(guard_phrase(g) for g in guards) if guards else ""
+
+
+def guards_hurt(guards: list) -> list[str]:
+    return [g.name for g in guards if g.verdict == GuardVerdict.HURTS]
+
+
+def guard_tag(guards: list) -> str:
+    """Tag `guard_verdict`: `non-inferior` (every guard), `hurts capitals`, or `inconclusive gsm8k`."""
+    hurt = guards_hurt(guards)
+    if hurt:
+        return f"{GuardVerdict.HURTS} {', '.join(hurt)}"
+    unsure = [g.name for g in guards if g.verdict != GuardVerdict.NON_INFERIOR]
+    return f"{GuardVerdict.INCONCLUSIVE} {', '.join(unsure)}" if unsure else str(GuardVerdict.NON_INFERIOR)
+
+
+def verdict_lead(verdict: str, target: str, guards: list) -> str:
+    """`improves arithmetic but hurts capitals`, `improves arithmetic; guards non-inferior`: the target's
+    verdict read together with its guards (empty without guards)."""
+    if not guards:
+        return ""
+    hurt = guards_hurt(guards)
+    if hurt:
+        joiner = "but" if verdict == Verdict.IMPROVES else "and"
+        return f"{verdict} {target} {joiner} hurts {', '.join(hurt)}"
+    if all(g.verdict == GuardVerdict.NON_INFERIOR for g in guards):
+        return f"{verdict} {target}; every guard non-inferior"
+    return f"{verdict} {target}; guards not shown non-inferior: " + ", ".join(
+        g.name for g in guards if g.verdict != GuardVerdict.NON_INFERIOR)
+
+
+def guard_rule(alpha: float) -> str:
+    return (f"rule: non-inferior when the {fmt_level(2 * alpha)} interval of the guard's delta lies above −margin "
+            f"(one-sided score test at α = {alpha:g}); hurts when its two-sided {fmt_level(alpha)} paired test "
+            "calls a decrease; else inconclusive. Every guard must be non-inferior (intersection–union: no adjustment)")
+
+
+# -- the prompting arm: the patch beside a prompt change on the same items ------------------------
+def prompt_sentence(p) -> str:
+    """`the patch beats prompting (+0.030 95% [+0.010, +0.050], p = 0.004)` or `does not beat ...`
+    (`p`: evaluation.prompting.PromptResult); the interval is the paired test's, patched − prompt."""
+    c = p.patch_vs_prompt
+    beats = c.verdict == Verdict.IMPROVES
+    what = f"{fmt_signed(c.delta)} {fmt_level(c.alpha)} {fmt_ci(c.ci_low, c.ci_high)}, {p_words(c.p_value)}"
+    return f"the patch {'beats' if beats else 'does not beat'} prompting ({what})"
+
+
+def prompt_lines(p) -> list[tuple[str, object]]:
+    """(comparison, Comparison) rows of the three paired comparisons, the job's own first."""
+    return [("prompt − baseline", p.vs_baseline), ("patched − prompt", p.patch_vs_prompt)]

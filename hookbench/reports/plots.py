@@ -37,9 +37,12 @@ def verdict_color(verdict: str | None) -> str:
     return VERDICT_COLORS.get(verdict or "", NEUTRAL_COLOR)
 
 
-def verdict_hex(verdict: str | None) -> str:
-    """The verdict's colour as MLflow's UI takes it (tag mlflow.runColor)."""
-    return to_hex(verdict_color(verdict))
+GUARD_HURT_COLOR = "tab:orange"  # the target's verdict stands, but a guard task was damaged
+
+
+def verdict_hex(verdict: str | None, guard_hurt: bool = False) -> str:
+    """The verdict's colour as MLflow's UI takes it (tag mlflow.runColor); orange when a guard is hurt."""
+    return to_hex(GUARD_HURT_COLOR if guard_hurt else verdict_color(verdict))
 
 
 def _accuracy_bars(ax, summary: Summary) -> None:

@@ -33,14 +33,18 @@ from hookbench.reports.formatting import (
     fmt_num,
     fmt_p,
     fmt_seconds,
+    guard_phrase,
+    guard_rule,
+    guards_sentence,
     md_table,
     p_words,
     plots_sentence,
     plural,
+    prompt_sentence,
 )
 from hookbench.reports.html import write_page
 from hookbench.reports.plots import plot_accuracy, plot_latency
-from hookbench.vocabulary import Verdict
+from hookbench.vocabulary import GuardVerdict, Verdict
 
 DIFF_MAX_ROWS = 200  # unchanged, unfailed rows beyond this are left out of the diff table
 VERDICT_STYLES: dict[str, str] = {Verdict.IMPROVES: "green", Verdict.HURTS: "red"}  # console; any other verdict is uncoloured
@@ -70,6 +74,16 @@ def write_items(out_dir: Path, records: list[ItemResult]) -> list[Path]:
     csv = out_dir / names.ITEMS_CSV
     pd.DataFrame(rows, columns=columns).to_csv(csv, index=False)
     return [jsonl, csv]
+
+
+def write_guard_items(out_dir: Path, guards: list, guard_records: list[list[ItemResult]]) -> Path:
+    """guard_items.jsonl: each guard's items as items.jsonl has them, with the guard's name first."""
+    path = out_dir / names.GUARDS_JSONL
+    with path.open("w", encoding="utf-8") as f:
+        for g, records in zip(guards, guard_records):
+            for r in records:
+                f.write(json.dumps({"guard": g.name, **r.flat()}, ensure_ascii=False) + "\n")
+    return path
 
 
 # ---------------------------------------------------------------- diff table
@@ -239,11 +253,40 @@ def record_rows(record: RunRecord | dict) -> list[list]:
     return rows
 
 
+def guard_lines(guards: list) -> list[str]:
+    """The guards section: one row per guard, the interval beside each word being the one that decides it."""
+    rows = [[g.name, g.comparison.n, fmt_acc(g.baseline), fmt_acc(g.patched), f"{g.margin:g}",
+             f"{fmt_comparison_delta(g.comparison)}, {p_words(g.comparison.p_value)}",
+             f"{fmt_num(g.ni.ci_low)} ({p_words(g.ni.p_value)})", guard_phrase(g)] for g in guards]
+    alpha = guards[0].ni.alpha
+    return [md_table(["guard", "n", "baseline", "patched", "margin", f"delta [{fmt_level(alpha)} CI], two-sided p",
+                      f"{fmt_level(2 * alpha)} lower bound (one-sided p at −margin)", "verdict"], rows), "",
+            guard_rule(alpha) + f". Items: `{names.GUARDS_JSONL}`."]
+
+
+def prompt_section(p, summary: Summary) -> list[str]:
+    """The prompting arm: three paired comparisons on the same items, each with the job's own test."""
+    rows = [["patched − baseline", fmt_acc(summary.accuracy_baseline), fmt_acc(summary.accuracy_patched),
+             fmt_comparison_delta(summary.comparison), fmt_p(summary.comparison.p_value), summary.comparison.verdict],
+            ["prompt − baseline", fmt_acc(summary.accuracy_baseline), fmt_acc(p.accuracy),
+             fmt_comparison_delta(p.vs_baseline), fmt_p(p.vs_baseline.p_value), p.vs_baseline.verdict],
+            ["patched − prompt", fmt_acc(p.accuracy), fmt_acc(summary.accuracy_patched),
+             fmt_comparison_delta(p.patch_vs_prompt), fmt_p(p.patch_vs_prompt.p_value), p.patch_vs_prompt.verdict]]
+    return [f"**{prompt_sentence(p)}**", "", f"Prompt change (`compare.prompt`): `{p.prompt}`", "",
+            md_table(["comparison", "first", "second", f"delta [{fmt_level(summary.comparison.alpha)} CI]", "p",
+                      "verdict"], rows), "",
+            f"The prompting arm is the unpatched model with the prompt change; answers: `{names.PROMPT_JSONL}`."]
+
+
 def render_report(records: list[ItemResult], summary: Summary, record: RunRecord | dict, title: str,
-                  warnings: list[str], diff_md: str, lead: str | None = None) -> str:
+                  warnings: list[str], diff_md: str, lead: str | None = None, guards: list | None = None,
+                  verdict_lead: str = "", prompt=None) -> str:
     """report.md; `lead` (a sweep's adjusted verdict, or the own-test label inside a sweep) goes first."""
     c = summary.comparison
-    parts = [f"# {title or 'hookbench run report'}", "", f"**Accuracy: {lead or comparison_sentence(c)}**", ""]
+    parts = [f"# {title or 'hookbench run report'}", "", *([f"**{verdict_lead}**", ""] if verdict_lead else []),
+             f"**Accuracy: {lead or comparison_sentence(c)}**", ""]
+    if guards:
+        parts += [f"**{guards_sentence(guards)}**", ""]
     if lead:
         parts += [f"Own test: {comparison_sentence(c)}", ""]
     if summary.loss is not None:
@@ -262,6 +305,10 @@ def render_report(records: list[ItemResult], summary: Summary, record: RunRecord
                   md_table(["task", "n", "baseline", "patched", f"delta [{fmt_level(summary.comparison.alpha)} CI]",
                             "p", "verdict"],
                            per_task_rows(summary)), ""]
+    if guards:
+        parts += ["## Guards", "", *guard_lines(guards), ""]
+    if prompt is not None:
+        parts += ["## Prompting arm", "", *prompt_section(prompt, summary), ""]
     if summary.loss is not None:
         parts += ["## Loss", "", *loss_lines(summary), ""]
     parts += ["## Failures", "", *failure_lines(summary), ""]
@@ -278,7 +325,9 @@ def render_report(records: list[ItemResult], summary: Summary, record: RunRecord
 
 
 def write_run_report(out_dir: Path, records: list[ItemResult], summary: Summary, record: RunRecord | dict,
-                     title: str, warnings: list[str], in_sweep: bool = False) -> list[Path]:
+                     title: str, warnings: list[str], in_sweep: bool = False, guards: list | None = None,
+                     guard_records: list | None = None, verdict_lead: str = "", prompt=None,
+                     prompt_records: list[ItemResult] | None = None) -> list[Path]:
     """Write every report file of a run into out_dir; return the paths written. Inside a sweep the
     verdict is shown neutral and labelled the own test until the sweep's correction rewrites it."""
     out_dir = Path(out_dir)
@@ -294,8 +343,15 @@ def write_run_report(out_dir: Path, records: list[ItemResult], summary: Summary,
     ]
     report = out_dir / names.REPORT_MD
     lead = f"{SWEEP_OWN_TEST}: {comparison_sentence(summary.comparison)}" if in_sweep else None
-    text = render_report(records, summary, record, title, warnings, diff_md, lead)
+    text = render_report(records, summary, record, title, warnings, diff_md, lead, guards, verdict_lead, prompt)
     report.write_text(text, encoding="utf-8")
+    if guards:
+        paths.append(write_guard_items(out_dir, guards, guard_records or []))
+    if prompt is not None:
+        path = out_dir / names.PROMPT_JSONL
+        path.write_text("".join(json.dumps(r.flat(), ensure_ascii=False) + "\n" for r in prompt_records or []),
+                        encoding="utf-8")
+        paths.append(path)
     page = write_page(out_dir / names.REPORT_HTML, title, text, [out_dir / names.ACCURACY_PNG, out_dir / names.LATENCY_PNG])
     return paths + [report, page]
 
@@ -311,7 +367,7 @@ def _verdict_text(text: str, verdict: str | None) -> Text:
     return Text(text, style=VERDICT_STYLES.get(verdict or "", ""))
 
 
-def summary_table(summary: Summary, neutral: bool = False) -> Table:
+def summary_table(summary: Summary, neutral: bool = False, guards: list | None = None, prompt=None) -> Table:
     """The run's closing console output: arms side by side, the delta coloured by the verdict only
     (improves green, hurts red), the verdict sentence as the caption. `neutral` (a sweep's job): no
     colour, and the verdict labelled as the own test before the sweep's correction."""
@@ -345,4 +401,16 @@ def summary_table(summary: Summary, neutral: bool = False) -> Table:
         table.add_row("repeated queries (answered once)", "", "", str(summary.repeats))
     if any(summary.reused.values()):  # reused answers have no latency in this run
         table.add_row("reused from earlier runs", *(str(summary.reused[a]) for a in ARMS), "")
+    if prompt is not None:
+        c = prompt.patch_vs_prompt
+        table.add_row("prompting arm: accuracy / prompt − baseline", "", fmt_acc(prompt.accuracy),
+                      fmt_comparison_delta(prompt.vs_baseline))
+        table.add_row("patched − prompt", "", "", _verdict_text(f"{fmt_comparison_delta(c)} {c.verdict}",
+                                                                 None if neutral else c.verdict))
+    for g in guards or []:
+        table.add_row(f"guard {g.name} (margin {g.margin:g})", fmt_acc(g.baseline), fmt_acc(g.patched),
+                      Text(guard_phrase(g).removeprefix(g.name + " "), style=GUARD_STYLES.get(g.verdict, "")))
     return table
+
+
+GUARD_STYLES: dict[str, str] = {GuardVerdict.NON_INFERIOR: "green", GuardVerdict.HURTS: "red"}

@@ -22,7 +22,7 @@ from hookbench.vocabulary import Screen, Verdict
 
 # results first (a CSV/JSON preview shows its first columns), then what identifies the job
 RESULT_COLUMNS = ["patch", "strength", "model", names.ACC_DELTA, names.ACC_CI_LOW, names.ACC_CI_HIGH, names.P_ADJUSTED,
-                  names.TAG_VERDICT_ADJUSTED, names.P_VALUE, names.TAG_VERDICT]
+                  names.TAG_VERDICT_ADJUSTED, names.P_VALUE, names.TAG_VERDICT, names.TAG_GUARD_VERDICT]
 ID_COLUMNS = ["dataset", "patch_hash", "run_id", "status", names.TAG_SCREEN, "error"]
 COUNT_COLUMNS = [names.N_SCORED, names.N_CLUSTERS, names.N_FIXED, names.N_BROKEN, names.failures("baseline"),
                  names.failures("patched"), names.FAILURES_PATCH_CAUSED]
@@ -146,6 +146,10 @@ def compact_table(rows: list[dict], alpha: float) -> tuple[list[str], list[list]
              fmt_p(r.get(names.P_ADJUSTED)), _verdict_adjusted(r), fmt_p(r.get(names.P_VALUE)), r.get(names.TAG_VERDICT) or NA,
              f"{_count(r.get(names.N_FIXED))} / {_count(r.get(names.N_BROKEN))} ({_count(r.get(names.N_SCORED))})"]
             for r in rows]
+    if any(r.get(names.TAG_GUARD_VERDICT) for r in rows):  # a sweep with guard tasks: their verdict per job
+        header.append("guards")
+        for row, r in zip(body, rows):
+            row.append(r.get(names.TAG_GUARD_VERDICT) or NA)
     return header, body
 
 

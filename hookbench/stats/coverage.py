@@ -124,3 +124,16 @@ def draw(kind: str, rng: np.random.Generator, groups: np.ndarray, psi: float, de
     before = np.select([types == 0, types == 1], [0.2, 0.8], tied)
     after = np.select([types == 0, types == 1], [0.8, 0.2], tied)
     return (rng.binomial(DRAWS, after) - rng.binomial(DRAWS, before)) / DRAWS, 0.6 * delta
+
+
+def non_inferiority_size(n: int, psi: float, margin: float, reps: int, alpha: float = 0.05,
+                         seed: int = 0) -> tuple[float, float]:
+    """How often a guard is called non-inferior when its true delta is exactly −margin (the null's
+    boundary, where the size is largest), on one-draw 0/1 data with discordant share ψ; with its MC SE."""
+    from hookbench.stats.noninferiority import ni_p_value
+
+    rng = np.random.default_rng([seed, n, int(psi * 1000), int(margin * 1000)])
+    groups = np.arange(n)
+    rejected = sum(ni_p_value(draw("one draw", rng, groups, psi, -margin)[0], groups, margin, True) < alpha
+                   for _ in range(reps))
+    return rejected / reps, mc_se(rejected / reps, reps)

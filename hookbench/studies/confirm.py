@@ -18,7 +18,7 @@ from hookbench.errors import ConfigError
 from hookbench.job import run_job
 from hookbench.reports.formatting import fmt_delta, fmt_level, md_table
 from hookbench.studies.reproduce import logged_config, output_dir
-from hookbench.vocabulary import Screen, Verdict
+from hookbench.vocabulary import GuardVerdict, Screen, Verdict
 
 RANK = {Verdict.IMPROVES: 0, Verdict.NO_CHANGE_OBSERVED: 1, Verdict.NO_DETECTABLE_CHANGE: 1, Verdict.HURTS: 2}
 
@@ -49,18 +49,28 @@ def _level(rows: list[tuple], arm: int) -> str:
     return "/".join(fmt_level(a) for a in sorted(alphas)) or fmt_level(0.05)
 
 
+def is_confirmed(test) -> bool:
+    """A pick is confirmed when its test run improves the target and every guard is non-inferior there
+    (intersection–union: each guard's one-sided test at α, no adjustment); a run without guards: improves."""
+    guards = test.data.tags.get(names.TAG_GUARD_VERDICT)
+    return (test.data.tags.get(names.TAG_VERDICT) == Verdict.IMPROVES
+            and (guards is None or guards == GuardVerdict.NON_INFERIOR))
+
+
 def confirmation_markdown(rows: list[tuple]) -> str:
     body = [[dev.data.params.get(names.MODEL_NAME), dev.data.params.get(names.PATCH_NAME), dev.data.params.get(names.PATCH_HASH),
              _delta(dev.data.metrics), dev.data.tags.get(names.TAG_VERDICT_ADJUSTED, "?"),
-             _delta(test.data.metrics), test.data.tags.get(names.TAG_VERDICT, "?"), test.info.run_id]
+             _delta(test.data.metrics), test.data.tags.get(names.TAG_VERDICT, "?"),
+             test.data.tags.get(names.TAG_GUARD_VERDICT, "none"), "yes" if is_confirmed(test) else "no", test.info.run_id]
             for dev, test in rows]
     return "\n".join([
         "# Confirmation on held-out items", "",
         "Each pick was chosen on the `dev` split; its delta on `test` (items it was not chosen on) is the "
-        "estimate to report. The test verdict is judged alone (no correction: one pre-registered test per pick).", "",
+        "estimate to report. The test verdict is judged alone (no correction: one pre-registered test per pick). "
+        "A pick is confirmed when it improves on test and every guard is non-inferior on test.", "",
         md_table(["model", "patch", "hash", f"dev delta [{_level(rows, 0)} CI]", "dev verdict (adjusted)",
                   f"test delta [{_level(rows, 1)} CI]",
-                  "test verdict", "test run"], body), ""])
+                  "test verdict", "guards on test", "confirmed", "test run"], body), ""])
 
 
 def confirm(sweep_run_id: str, tracking_uri: str, top: int = 1) -> int:
@@ -88,8 +98,9 @@ def confirm(sweep_run_id: str, tracking_uri: str, top: int = 1) -> int:
     text = confirmation_markdown(rows)
     client.log_text(sweep_run_id, text, names.CONFIRMATION_MD)
     print(text)
-    improved = sum(test.data.tags.get(names.TAG_VERDICT) == Verdict.IMPROVES for _, test in rows)
+    improved = sum(is_confirmed(test) for _, test in rows)
     confirmed = improved == len(rows)
     print(f"{improved} of {len(rows)} picks "
-          f"confirmed ({Verdict.IMPROVES} on test); {names.CONFIRMATION_MD} logged to the sweep's parent run {sweep_run_id}")
+          f"confirmed ({Verdict.IMPROVES} on test, every guard {GuardVerdict.NON_INFERIOR}); "
+          f"{names.CONFIRMATION_MD} logged to the sweep's parent run {sweep_run_id}")
     return 0 if confirmed else 1

@@ -49,6 +49,20 @@ def reproduction_line(diffs, queries, margin: float, alpha: float) -> str:
             f"{POWER:.0%} power: about {plural(items, 'item')} (from this run's own variance)")
 
 
+def side_costs(metrics: dict, params: dict, patches: int, draws: int, items: int) -> list[str]:
+    """What the pilot's guard tasks and prompting arm add to a `patches`-patch sweep, in generations."""
+    lines = []
+    guards = {k.split("/")[1]: int(v) for k, v in metrics.items()
+              if k.count("/") == 2 and k == names.guard(k.split("/")[1], "n")}
+    for name, n in sorted(guards.items()):
+        lines.append(f"guard {name}:  +{n * (1 + patches) * draws} generations = {n} × (1 + {patches}) × "
+                     f"{plural(draws, 'draw')} (its items, baseline shared)")
+    if params.get(names.COMPARE_PROMPT) not in (None, "", "None", "null"):
+        lines.append(f"prompting arm: +{items * draws} generations = {items} × {plural(draws, 'draw')} "
+                     "(once per store, shared by every patch)")
+    return lines
+
+
 def pilot_plan(run_id: str, tracking_uri: str, effect: float | None, patches: int, margin: float | None = None) -> int:
     client = tracking.use_store(tracking_uri)
     run = tracking.get_run(client, run_id)
@@ -73,6 +87,8 @@ def pilot_plan(run_id: str, tracking_uri: str, effect: float | None, patches: in
         f"{result.wall_s:.0f} s ({result.wall_s / 3600:.2f} h) at the pilot's " \
         f"{latency['baseline']:.3f} s / {latency['patched']:.3f} s per baseline / patched answer"
     print(f"  wall time:   {wall}")
+    for line in side_costs(m, p, patches, draws, result.items):
+        print(f"  {line}")
     margin = margin or next((float(v) for v in (p.get(names.REPRODUCE_MARGIN),) if v not in (None, "", "None", "null")),
                             logged_effect)
     print(reproduction_line([b - a for a, b in zip(baseline, patched)], queries, margin, alpha))

@@ -17,7 +17,7 @@ so tests stay cheap; the presets still report their stock `max_new_tokens`.
 
 Test hooks are plain attributes read/set on the object (the HTTP surface stays stock):
 counters `generations`, `generate_calls`, `loss_calls`, `hooks_posts`, `last_preset`; fault knobs
-`fail_calls`, `http_error_calls`, `empty_for`, `hooks_fail_after_apply`, `down_after_call`,
+`fail_calls`, `http_error_calls`, `empty_for`, `planted` (a patch's effect on chosen queries), `hooks_fail_after_apply`, `down_after_call`,
 `suggestions`, `suggestions_delay_s`, `broken_routes`, `sigterm_after` (the client process gets
 the SIGTERM: the server runs in it), `after_request(route, n)` (a test's fault, e.g. a signal to a
 hookbench process, after the n-th request of a route), the `request_log`; and `down()`, `kill()`, `up()`, `swap_model()`,
@@ -36,6 +36,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -176,6 +177,9 @@ class StockServer:
         self.http_error_calls: dict[int, int] = {}  # generate call number -> HTTP status answered instead
         self.empty_calls: set[int] = set()  # generate call numbers answering "" (the model stops at once)
         self.fake_model = False  # answer without the model (a fixed text per query): for soaks
+        # a planted patch effect: (query, names of the tensors edited or hooked right now) -> the answer,
+        # or None for the model's own; how a test makes a patch help one task and damage another on demand
+        self.planted: Callable[[str, frozenset[str]], str | None] | None = None
         self.empty_for: set[str] = set()  # queries containing one of these answer "" (the model stops at once)
         self.hooks_fail_after_apply: bool | set[int] = False  # True / these POST numbers: apply, then 502
         self.down_after_call: int | None = None  # the server shuts down right after answering this generate call
@@ -267,6 +271,11 @@ class StockServer:
         self.generations += 1
         if any(s in query for s in self.empty_for) or self.generate_calls in self.empty_calls:
             return ""
+        if self.planted is not None:
+            live = frozenset(self.patcher.originals) | frozenset(name for name, _ in self.patcher.handles)
+            answer = self.planted(query, live)
+            if answer is not None:
+                return answer
         if self.fake_model:  # where the model does not matter (soaks): a fixed answer per query, no model call
             return f"The answer is {sum(map(ord, query)) % 1000}."
         try:

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from hookbench import __version__, names
 from hookbench.evaluation.build import plain
 from hookbench.evaluation.job_output import JobOutput
-from hookbench.reports.formatting import job_note
+from hookbench.reports.formatting import guard_tag, guards_hurt, job_note
 from hookbench.reports.plots import verdict_hex
 from hookbench.tracking import naming
 from hookbench.tracking.recovery import close_dead_run, lease_record
@@ -48,7 +48,12 @@ class JobRun:
         result = result_line(out)
         tags = {**rec.tags(), names.TAG_VERDICT: out.summary.comparison.verdict, names.TAG_RESULT: result,
                 names.TAG_NOTE: job_note(out, self.name, self.in_sweep),
-                names.TAG_RUN_COLOR: verdict_hex(None if self.in_sweep else out.summary.comparison.verdict)}
+                names.TAG_RUN_COLOR: verdict_hex(None if self.in_sweep else out.summary.comparison.verdict,
+                                                 bool(guards_hurt(out.guards)))}
+        if out.guards:
+            tags[names.TAG_GUARD_VERDICT] = guard_tag(out.guards)
+        if out.prompt is not None:
+            tags[names.TAG_PROMPT_VERDICT] = out.prompt.patch_vs_prompt.verdict
         if out.screen is not None:
             tags[names.TAG_SCREEN] = Screen.PASSED if out.screen.passed else Screen.REJECTED
         mlflow.set_tags({k: redact_url(self.redactor.text(v)) for k, v in tags.items()})
@@ -98,6 +103,8 @@ def result_line(out: JobOutput) -> str:
     text = naming.result_text(c.delta, c.ci_low, c.ci_high, c.p_value, c.verdict)
     if c.verdict == Verdict.NO_CHANGE_OBSERVED:
         text += f" (0 of {c.n} changed)"
+    if out.guards:
+        text += naming.guard_tail(c.verdict, guard_tag(out.guards))
     return text if out.settings.generates else f"loss {text}"
 
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from hookbench import names
 from hookbench.reports.formatting import CORRECTIONS
-from hookbench.vocabulary import Screen, Verdict
+from hookbench.vocabulary import GuardVerdict, Screen, Verdict
 
 
 def base_name(cfg: DictConfig, tags: dict | None = None) -> str:
@@ -66,8 +66,18 @@ def sweep_result(row: dict, correction: str) -> str:
         return f"no change observed (0 of {int(row[names.N_SCORED])} changed)"
     words = CORRECTIONS.get(correction)
     after = words.short if words else None
-    return result_text(row.get(names.ACC_DELTA), row.get(names.ACC_CI_LOW), row.get(names.ACC_CI_HIGH),
+    text = result_text(row.get(names.ACC_DELTA), row.get(names.ACC_CI_LOW), row.get(names.ACC_CI_HIGH),
                        row.get(names.P_ADJUSTED), row.get(names.TAG_VERDICT_ADJUSTED), "p_adj" if after else "p", after)
+    return text + guard_tail(row.get(names.TAG_VERDICT_ADJUSTED), row.get(names.TAG_GUARD_VERDICT))
+
+
+def guard_tail(verdict: str | None, guard_verdict: str | None) -> str:
+    """` but hurts capitals` / ` · guards non-inferior` after a result; empty for a job without guards."""
+    if not guard_verdict:
+        return ""
+    if guard_verdict.startswith(f"{GuardVerdict.HURTS} "):
+        return f" {'but' if verdict == Verdict.IMPROVES else 'and'} {guard_verdict}"
+    return f" · guards {guard_verdict}"
 
 
 def with_result(name: str, result: str) -> str:

@@ -28,7 +28,8 @@ VIEW_KEY = "hookbench-results"
 VIEW_STATE = {"orderByKey": f"metrics.`{names.ACC_DELTA}`", "orderByAsc": False,
               "selectedColumns": [f"tags.`{names.TAG_RESULT}`", f"tags.`{names.TAG_VERDICT_ADJUSTED}`", f"metrics.`{names.ACC_DELTA}`",
                                   f"metrics.`{names.ACC_CI_LOW}`", f"metrics.`{names.ACC_CI_HIGH}`",
-                                  f"metrics.`{names.P_ADJUSTED}`", f"params.`{names.PATCH_HASH}`"]}
+                                  f"metrics.`{names.P_ADJUSTED}`", f"tags.`{names.TAG_GUARD_VERDICT}`",
+                                  f"params.`{names.PATCH_HASH}`"]}
 EXPERIMENT_TAGS = {**EXPERIMENT_KIND, names.shared_view_state(VIEW_KEY): json.dumps(VIEW_STATE)}
 
 

@@ -23,7 +23,7 @@ from hookbench.reports.sweep_report import sweep_answer, sweep_note, sweep_table
 from hookbench.stats import adjust_p_values, adjusted_verdict
 from hookbench.tracking import naming
 from hookbench.tracking.sweep_children import lead_children
-from hookbench.vocabulary import Screen, Verdict
+from hookbench.vocabulary import GuardVerdict, Screen, Verdict
 
 
 def headline(error: str) -> str:
@@ -41,7 +41,7 @@ def sweep_rows(runs) -> list[dict]:
                "patch": p.get(names.PATCH_NAME, "?"), "patch_hash": p.get(names.PATCH_HASH, ""), "dataset": p.get(names.DATASET_NAME, "?"),
                "strength": float(p.get(names.PATCH_STRENGTH, 1.0) or 1.0), "run_id": r.info.run_id,
                "status": r.info.status, names.TAG_VERDICT: t.get(names.TAG_VERDICT),
-               names.TAG_SCREEN: t.get(names.TAG_SCREEN),
+               names.TAG_SCREEN: t.get(names.TAG_SCREEN), names.TAG_GUARD_VERDICT: t.get(names.TAG_GUARD_VERDICT),
                **r.data.metrics}
         if t.get(names.TAG_ERROR):
             row["error"] = headline(t[names.TAG_ERROR])
@@ -92,9 +92,11 @@ class MlflowSweepCallback(Callback):
             for row in rows:
                 metrics = {} if math.isnan(row[names.P_ADJUSTED]) else {names.P_ADJUSTED: row[names.P_ADJUSTED]}
                 result = naming.sweep_result(row, correction)
+                guard_hurt = str(row.get(names.TAG_GUARD_VERDICT) or "").startswith(GuardVerdict.HURTS)
                 tracking.set_child_tags(parent.client, row["run_id"], {names.TAG_VERDICT_ADJUSTED: row[names.TAG_VERDICT_ADJUSTED],
                                                                        names.TAG_RESULT: result,
-                                                                       names.TAG_RUN_COLOR: verdict_hex(row[names.TAG_VERDICT_ADJUSTED])}, metrics)
+                                                                       names.TAG_RUN_COLOR: verdict_hex(row[names.TAG_VERDICT_ADJUSTED],
+                                                                                                        guard_hurt)}, metrics)
                 parent.client.update_run(row["run_id"], name=naming.with_result(row["name"], result))
             leads = lead_children(parent.client, rows, correction, alpha)
             files = write_sweep_report(self.sweep_dir, rows, correction, alpha)
