@@ -166,3 +166,41 @@ def test_a_candidate_is_an_ordinary_hashed_patch_set_rebuilt_from_its_parameters
                                 "value": 1.1, "target": "top 10%"}
     other = space.suggest(FixedTrial({**params, "e1.value.add": 0.06}, 8), "search-t8", 8)
     assert other.hash != a.hash
+
+
+def search_cfg(**sampler):
+    from omegaconf import OmegaConf
+
+    base = {"n_startup_trials": 10, "n_ei_candidates": 24, "multivariate": True, "group": True, "constant_liar": False}
+    return OmegaConf.create({"search": {"seed": 5, "sampler": base | sampler}})
+
+
+def test_the_sampler_is_built_from_explicit_arguments_and_repeats_its_proposals(tmp_path):
+    from hookbench.studies.search import open_study, random_note, sampler_args
+
+    args = sampler_args(search_cfg(n_startup_trials=3))
+    assert args == {"n_startup_trials": 3, "n_ei_candidates": 24, "multivariate": True, "group": True,
+                    "constant_liar": False, "seed": 5}
+
+    def proposals(name: str) -> list[float]:
+        study = open_study(name, f"sqlite:///{tmp_path / 'o.sqlite'}", args)
+        for _ in range(6):
+            t = study.ask()
+            study.tell(t, (t.suggest_float("x", 0, 1) - 0.3) ** 2)
+        return [t.params["x"] for t in study.trials]
+
+    a, b = proposals("a"), proposals("b")
+    assert a == b, "the same explicit arguments and seed: the same trials"
+    assert "random" in random_note(2, 3) and "search.sampler.n_startup_trials=3" in random_note(2, 3)
+    assert random_note(3, 3) is None
+
+
+@pytest.mark.parametrize("key,value,words", [("n_startup_trials", -1, "search.sampler.n_startup_trials"),
+                                              ("multivariate", "yes", "search.sampler.multivariate"),
+                                              ("multivariate", False, "search.sampler.group")])
+def test_a_bad_sampler_argument_is_refused_by_name(key, value, words):
+    from hookbench.errors import ConfigError
+    from hookbench.studies.search import sampler_args
+
+    with pytest.raises(ConfigError, match=words):
+        sampler_args(search_cfg(**{key: value}))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from pathlib import Path
 
 import optuna
@@ -18,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FixedTrial, TrialState
 
 from hookbench import names
-from hookbench.errors import PatchError
+from hookbench.errors import ConfigError, PatchError
 from hookbench.evaluation.patches import PatchSet
 from hookbench.job import run_job
 from hookbench.paths import cache_root, sqlite_path
@@ -37,10 +38,41 @@ def storage_url(cfg: DictConfig) -> str:
     return f"sqlite:///{folder / 'optuna.sqlite'}"
 
 
-def open_study(name: str, storage: str, seed: int) -> optuna.Study:
+SAMPLER_ARGS = ("n_startup_trials", "n_ei_candidates", "multivariate", "group", "constant_liar")
+
+
+def sampler_args(cfg: DictConfig) -> dict:
+    """TPESampler's arguments, every one explicit: Optuna 5 changed the defaults (multivariate and
+    constant liar on), so a sampler built from defaults proposes other trials on 4.x and 5.x."""
+    node = cfg.search.get("sampler") or {}
+    args = {k: node.get(k) for k in SAMPLER_ARGS}
+    for k in ("n_startup_trials", "n_ei_candidates"):
+        v = args[k]
+        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if k == "n_startup_trials" else 1):
+            raise ConfigError(f"search.sampler.{k} must be an integer >= {0 if k == 'n_startup_trials' else 1}, got {v!r}")
+    for k in ("multivariate", "group", "constant_liar"):
+        if not isinstance(args[k], bool):
+            raise ConfigError(f"search.sampler.{k} must be true or false, got {args[k]!r}")
+    if args["group"] and not args["multivariate"]:
+        raise ConfigError("search.sampler.group=true needs search.sampler.multivariate=true (Optuna's rule)")
+    return args | {"seed": cfg.search.seed}
+
+
+def random_note(trials: int, startup: int) -> str | None:
+    """TPE samples at random for its first n_startup_trials: a shorter search is a random search."""
+    if trials >= startup:
+        return None
+    return (f"search.trials={trials} is below search.sampler.n_startup_trials={startup}: every trial is "
+            "drawn at random (TPE models the finished trials only after its startup trials)")
+
+
+def open_study(name: str, storage: str, args: dict, direction: str = "minimize") -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True,
-                               sampler=optuna.samplers.TPESampler(seed=seed))
+    with warnings.catch_warnings():  # multivariate/group are 'experimental' on Optuna 4
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(**args)
+    return optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=True,
+                               sampler=sampler)
 
 
 def job_config(base: dict, patch: PatchSet | None, path: Path | None, **changes) -> DictConfig:

@@ -27,7 +27,7 @@ from hookbench.reports.formatting import fmt_delta
 from hookbench.signals import Terminated, graceful_signals
 from hookbench.stats import adjust_p_values, adjusted_verdict
 from hookbench.studies import confirm as confirm_study
-from hookbench.studies.search import Search, job_config, loss_job, open_study, storage_url
+from hookbench.studies.search import Search, job_config, loss_job, open_study, random_note, sampler_args, storage_url
 from hookbench.studies.search_cost import SearchCost, measure_latency
 from hookbench.studies.search_report import kept_markdown, plot_trials, rank_correlation, trials_markdown
 from hookbench.studies.search_space import SearchSpace, study_name
@@ -58,7 +58,9 @@ class Study:
         base["screen"]["size"] = None
         self.reference_cfg = OmegaConf.create(base).patch if cfg.search.compare_to_patch else None
         self.out = hydra_dirs()[0] / "study"
-        self.search = Search(open_study(self.name, storage_url(cfg), cfg.search.seed), self.space, base,
+        self.sampler = sampler_args(cfg)
+        self.random_note = random_note(self.trials, self.sampler["n_startup_trials"])
+        self.search = Search(open_study(self.name, storage_url(cfg), self.sampler), self.space, base,
                              self.items, self.out)
         self.base = base
 
@@ -181,6 +183,8 @@ def report(study: Study, client, parent_id: str, rows: list[dict], test, referen
     corr = rank_correlation([r["search_loss_delta"] for r in rows], [r["delta"] for r in rows])
     head = answer(test, rows, len(trials), len({t.patch_hash for t in trials}))
     lines = [head, "", versus_reference(trials, reference), corr.sentence(), ""]
+    if study.random_note:
+        lines.insert(2, study.random_note)
     study.out.mkdir(parents=True, exist_ok=True)
     files = [plot_trials(study.out / "search_loss.png", trials, kept, reference)]
     (study.out / "search_trials.md").write_text(trials_markdown(trials, kept, reference))
@@ -208,6 +212,8 @@ def run_study(cfg: DictConfig) -> int:
         study = Study(cfg)
         plan = study.cost(build_parts(job_config(study.base, None, None)))  # the whole dev split
         print(plan.text(), flush=True)
+        if study.random_note:
+            print(f"note: {study.random_note}", flush=True)
         experiment_id = tracking.configure(cfg.mlflow)
         client = tracking.use_store(study.uri)
         parent_id = study.parent(client, experiment_id, plan)
