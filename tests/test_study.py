@@ -17,7 +17,7 @@ from hookbench import names
 from hookbench.testing.cli import cli_env, run_cli, stock_args
 from hookbench.testing.store import runs
 
-SEARCH = ["search.trials=12", "search.items=4", "search.seed=3", "search.space.layers.choices=[0,1]",
+SEARCH = ["search.objective=loss", "search.trials=12", "search.items=4", "search.seed=3", "search.space.layers.choices=[0,1]",
           "search.space.tensors=[mlp.up_proj]", "search.space.ops=[scale]", "search.space.values.scale.choices=[0.5,1.5]",
           "search.space.targets=[all]", "dataset.n=12"]
 
@@ -88,6 +88,54 @@ def test_a_12_trial_study_costs_its_plan_repeats_with_its_seed_and_leaves_the_se
     assert min(seq, key=lambda x: x[1]) == min(trial_sequence(again), key=lambda x: x[1])
 
 
+ACCURACY = ["search.objective=accuracy", "search.trials=6", "search.rungs=[2,4,8]", "search.eta=2", "search.keep=2",
+            "search.seed=3", "search.space.layers.choices=[0,1]", "search.space.tensors=[mlp.up_proj]",
+            "search.space.ops=[scale]", "search.space.values.scale.low=0.5", "search.space.values.scale.high=1.5",
+            "search.space.targets=[all]", "dataset.n=24", "search.compare_to_patch=false"]
+
+
+def rung_runs(children, rung: int) -> list:
+    return [c for c in children if c.data.tags.get("hookbench.study.rung") == str(rung)]
+
+
+def score(run) -> tuple:
+    """The study's rule: the paired interval's lower bound (the delta when no item changed), the delta, then
+    the earlier trial."""
+    m = run.data.metrics
+    return -m.get("accuracy/delta_ci_low", m["accuracy/delta"]), -m["accuracy/delta"], int(run.data.tags["hookbench.study.trial"])
+
+
+@pytest.mark.slow
+def test_the_accuracy_search_climbs_its_rungs_at_the_planned_cost_and_restores_every_candidate(stock_server, tmp_path):
+    before = stock_server.weights_sha256()
+    args, env = stock_args(stock_server)
+    p = run_cli([*args, *ACCURACY], tmp_path, env, module="hookbench.study")
+    assert p.returncode in (0, 1), p.stderr[-3000:]
+    parent, children = parent_and_children(tmp_path)
+    m = parent.data.metrics
+    assert stock_server.generations == m[names.PLAN_GENERATIONS], "the plan's generations are what reached the server"
+    assert stock_server.loss_calls == m[names.PLAN_LOSS_REQUESTS], "probes only: no loss of any item"
+    rungs = [rung_runs(children, r) for r in range(3)]
+    assert [len(r) for r in rungs] == [6, 3, 2], "successive halving: 6 candidates, then the best 3, then the best 2"
+    for r, runs_r in enumerate(rungs):
+        assert sum(c.data.metrics["requests/generations"] for c in runs_r) == m[f"plan/rung{r}_generations"]
+        # FINISHED: each job restored its candidate and found the probe losses back at their clean values
+        assert all(c.info.status == "FINISHED" and c.data.metrics["n/items"] == [2, 4, 8][r] for c in runs_r)
+    for r in (1, 2):  # the promoted are the best of the rung below, by the paired comparison
+        below = sorted(rungs[r - 1], key=score)[:len(rungs[r])]
+        assert {c.data.params["patch.hash"] for c in rungs[r]} == {c.data.params["patch.hash"] for c in below}
+    assert stock_server.is_clean() and stock_server.weights_sha256() == before
+    assert "search.trials=6 is below search.sampler.n_startup_trials=10" in p.stdout, "a random search says so"
+    assert parent.data.params["search.sampler.multivariate"] == "True"
+    (test_run,) = [c for c in children if c.data.tags.get("hookbench.confirms")]
+    assert test_run.data.tags["hookbench.confirms"] in {c.info.run_id for c in rungs[2]}
+    assert test_run.data.params["dataset.split"] == "test" and test_run.data.metrics["n/items"] > 8, \
+        "confirmed on the whole test split, not the last rung's item count"
+    files = {a.path for a in MlflowClient().list_artifacts(parent.info.run_id)}
+    assert {"search_rungs.md", "search_kept.md", "confirmation.md"} <= files
+    assert p.returncode == (0 if test_run.data.tags["verdict"] == "improves" else 1)
+
+
 def trial_sequence(tmp_path) -> list[tuple]:
     _, children = parent_and_children(tmp_path)
     trials = sorted(phase(children, "search"), key=lambda r: int(r.data.params["trial.number"]))
@@ -131,6 +179,11 @@ def test_a_bad_search_space_is_refused_by_name_before_anything_runs(tmp_path):
     p = run_cli(["model=qwen72b", "search.space.layers.low=5", "search.space.layers.high=2"], tmp_path,
                 {"QWEN72B_URL": "http://127.0.0.1:9"}, module="hookbench.study")
     assert p.returncode == 2 and "search.space.layers" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
+    for bad, key in [("search.rungs=[8,4]", "search.rungs"), ("search.rungs=[8,100000]", "search.rungs"),
+                     ("search.trials=0", "search.trials"), ("search.objective=bleu", "search.objective"),
+                     ("search.eta=1", "search.eta")]:
+        p = run_cli(["model=qwen72b", bad], tmp_path, {"QWEN72B_URL": "http://127.0.0.1:9"}, module="hookbench.study")
+        assert p.returncode == 2 and key in p.stderr and "Traceback" not in p.stderr, (bad, p.stderr[-2000:])
     assert not (tmp_path / "mlruns").exists(), "nothing was created"
 
 

@@ -13,6 +13,7 @@ import logging
 import math
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
@@ -27,6 +28,7 @@ from hookbench.studies.search_report import Trial
 from hookbench.studies.search_space import SearchSpace
 
 log = logging.getLogger("hookbench")
+Measure = Callable[[optuna.trial.Trial, PatchSet, str], tuple[float, str]]  # (value told to Optuna, run id)
 
 
 def storage_url(cfg: DictConfig) -> str:
@@ -109,13 +111,19 @@ class Search:
     def completed(self) -> list:
         return [t for t in self.study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
 
-    def run(self, trials: int, parent_id: str, client) -> None:
+    def loss_trial(self, trial, patch: PatchSet, parent_id: str) -> tuple[float, str]:
+        """The loss objective: a loss-only job on the first `items` dev items."""
+        return loss_job(self.loss_config(patch), parent_id, self.out / "trials",
+                        {names.TAG_STUDY_PHASE: "search", names.TAG_STUDY_TRIAL: str(trial.number)})
+
+    def run(self, trials: int, parent_id: str, client, measure: Measure | None = None) -> None:
+        """Ask, measure (a loss job unless `measure` says otherwise) and tell, `trials` times."""
+        measure = measure or self.loss_trial
         for _ in range(trials):
             trial = self.study.ask()
             try:
                 patch = self.space.suggest(trial, f"search-t{trial.number}", trial.number)
-                delta, run_id = loss_job(self.loss_config(patch), parent_id, self.out / "trials",
-                                         {names.TAG_STUDY_PHASE: "search", names.TAG_STUDY_TRIAL: str(trial.number)})
+                value, run_id = measure(trial, patch, parent_id)
             except PatchError as e:  # e.g. an edit that changes nothing: this candidate fails, the search goes on
                 log.warning("trial %d failed: %s", trial.number, e)
                 self.study.tell(trial, state=TrialState.FAIL)
@@ -128,11 +136,12 @@ class Search:
             for k, v in trial.params.items():
                 client.log_param(run_id, names.trial_param(k), v)
             client.log_param(run_id, names.TRIAL_NUMBER, trial.number)
-            if math.isfinite(delta):
-                self.study.tell(trial, delta)
+            if math.isfinite(value):
+                self.study.tell(trial, value)
             else:
                 self.study.tell(trial, state=TrialState.FAIL)
-            log.info("trial %d: loss delta %+.4f (%s)", trial.number, delta, patch.hash)
+            log.info("trial %d: %s %+.4f (%s)", trial.number, "loss delta" if measure == self.loss_trial else "score",
+                     value, patch.hash)
 
     def trials(self) -> list[Trial]:
         out = []

@@ -88,3 +88,17 @@ def plot_trials(path: Path, trials: list[Trial], kept: set[str], reference: floa
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path
+
+
+def rungs_markdown(measured: list, kept: set[str], reference, alpha: float) -> str:
+    """Every measurement of the accuracy search, rung by rung: the paired delta against the shared baseline."""
+    def row(m, label):
+        return [m.rung, m.items, label, m.hash, fmt_delta(m.delta, m.ci_low, m.ci_high), f"{m.p:.3g}", m.verdict,
+                "kept" if m.hash in kept and label != "reference" else "", m.run_id]
+    body = [row(m, str(m.trial)) for m in sorted(measured, key=lambda m: (m.rung, m.trial))]
+    if reference is not None:
+        body.append(row(reference, "reference"))
+    return "# Search rungs\n\nEach candidate against the shared baseline on the first N dev items; the best of " \
+        "each rung (by the paired interval's lower bound, then the delta) go on to the next.\n\n" + md_table(
+            ["rung", "items", "trial", "hash", f"paired delta [{fmt_level(alpha)} CI]", "p", "verdict", "", "run"],
+            body) + "\n"
