@@ -136,6 +136,35 @@ def test_the_accuracy_search_climbs_its_rungs_at_the_planned_cost_and_restores_e
     assert p.returncode == (0 if test_run.data.tags["verdict"] == "improves" else 1)
 
 
+@pytest.mark.slow
+def test_sigterm_mid_rung_restores_the_server_and_the_study_resumes_from_its_finished_measurements(stock_server,
+                                                                                                   tmp_path):
+    args, env = stock_args(stock_server)
+    cmd = [sys.executable, "-m", "hookbench.study", *args, *ACCURACY]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 300
+    while stock_server.hooks_posts < 7 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # 6 trials at rung 0, then the first candidate of rung 1 is applied
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]
+    assert stock_server.is_clean(), "SIGTERM mid-rung restored the server"
+    parent, children = parent_and_children(tmp_path)
+    assert parent.info.status == "KILLED" and len(rung_runs(children, 0)) == 6
+    generations_before = stock_server.generations
+    p = run_cli([*args, *ACCURACY], tmp_path, env, module="hookbench.study")
+    assert p.returncode in (0, 1), p.stderr[-3000:]
+    parent, children = parent_and_children(tmp_path)
+    assert parent.info.status == "FINISHED" and parent.data.metrics[names.PLAN_TRIALS] == 0, "no trial is run again"
+    assert len(rung_runs(children, 0)) == 6
+    done = [[c for c in rung_runs(children, r) if c.info.status == "FINISHED"] for r in range(3)]
+    assert [len(d) for d in done] == [6, 3, 2]
+    assert stock_server.generations - generations_before <= parent.data.metrics[names.PLAN_GENERATIONS], \
+        "the answers stored before the signal are reused"
+    assert stock_server.is_clean()
+
+
 def trial_sequence(tmp_path) -> list[tuple]:
     _, children = parent_and_children(tmp_path)
     trials = sorted(phase(children, "search"), key=lambda r: int(r.data.params["trial.number"]))
