@@ -286,3 +286,17 @@ def test_a_bad_sampler_argument_is_refused_by_name(key, value, words):
 
     with pytest.raises(ConfigError, match=words):
         sampler_args(search_cfg(**{key: value}))
+
+
+def test_successive_halving_counts_and_the_planned_generations_per_rung():
+    from hookbench.studies.rungs import Schedule
+    from hookbench.studies.search_cost import Latency, RungPlan, SearchCost
+
+    assert Schedule((8, 16, 32), 2, 2, 10).counts() == [10, 5, 3]
+    assert Schedule((8, 16, 32), 3, 4, 10).counts() == [10, 4, 4], "never fewer than keep"
+    rungs = tuple(RungPlan(n, n, c) for n, c in zip((8, 16, 32), (10, 5, 3)))
+    cost = SearchCost(trials=10, items=16, reference=False, keep=2, dev_queries=50, dev_items=50, test_queries=40,
+                      test_items=40, confirm=1, batched_loss=False, latency=Latency(0.01, 0.1), rungs=rungs)
+    # each rung: its candidates' new items, plus the shared baseline's new items
+    assert cost.rung_generations() == [10 * 8 + 8, 5 * 8 + 8, 3 * 16 + 16]
+    assert cost.generations == 1 + sum(cost.rung_generations()) + 2 * 40

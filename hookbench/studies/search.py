@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Literal
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
@@ -68,7 +69,8 @@ def random_note(trials: int, startup: int) -> str | None:
             "drawn at random (TPE models the finished trials only after its startup trials)")
 
 
-def open_study(name: str, storage: str, args: dict, direction: str = "minimize") -> optuna.Study:
+def open_study(name: str, storage: str, args: dict,
+               direction: Literal["minimize", "maximize"] = "minimize") -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():  # multivariate/group are 'experimental' on Optuna 4
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

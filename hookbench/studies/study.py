@@ -27,8 +27,8 @@ from hookbench.reports.formatting import fmt_delta
 from hookbench.signals import Terminated, graceful_signals
 from hookbench.stats import adjust_p_values, adjusted_verdict
 from hookbench.studies import confirm as confirm_study
-from hookbench.studies.search import Search, job_config, loss_job, open_study, random_note, sampler_args, storage_url
 from hookbench.studies.rungs import Measured, RungSearch, objective, schedule
+from hookbench.studies.search import Search, job_config, loss_job, open_study, random_note, sampler_args, storage_url
 from hookbench.studies.search_cost import RungPlan, SearchCost, measure_latency
 from hookbench.studies.search_report import kept_markdown, plot_trials, rank_correlation, rungs_markdown, trials_markdown
 from hookbench.studies.search_space import SearchSpace, study_name
@@ -68,8 +68,8 @@ class Study:
         self.out = hydra_dirs()[0] / "study"
         self.sampler = sampler_args(cfg)
         self.random_note = random_note(self.trials, self.sampler["n_startup_trials"])
-        direction = "minimize" if self.objective == "loss" else "maximize"
-        self.search = Search(open_study(self.name, storage_url(cfg), self.sampler, direction), self.space, base,
+        self.search = Search(open_study(self.name, storage_url(cfg), self.sampler,
+                                        "minimize" if self.objective == "loss" else "maximize"), self.space, base,
                              self.items, self.out)
         self.base = base
         self.rungs = None
