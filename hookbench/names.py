@@ -86,6 +86,7 @@ PLAN_TRIALS = "plan/trials"
 PLAN_KEEP = "plan/keep"
 PLAN_RUNG_GENERATIONS = "plan/rung{}_generations"  # the accuracy search: generations planned for rung N
 STUDY_BEST_DELTA = "study/best_dev_delta"  # the accuracy search: the best kept candidate's paired delta, last rung
+STUDY_CONCORDANT = "study/concordant_share"  # objective=auto: pairs of rung-0 candidates loss and accuracy order alike
 
 # metrics a reproduction compares and a sweep summary shows, in this order
 COMPARED = (ACC_BASELINE, ACC_PATCHED, ACC_DELTA, ACC_CI_LOW, ACC_CI_HIGH, P_VALUE, N_SCORED,

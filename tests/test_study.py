@@ -300,3 +300,36 @@ def test_successive_halving_counts_and_the_planned_generations_per_rung():
     # each rung: its candidates' new items, plus the shared baseline's new items
     assert cost.rung_generations() == [10 * 8 + 8, 5 * 8 + 8, 3 * 16 + 16]
     assert cost.generations == 1 + sum(cost.rung_generations()) + 2 * 40
+
+
+def test_the_agreement_of_loss_and_accuracy_counts_pairs_as_kendall_does():
+    import numpy as np
+    from scipy import stats as sps
+
+    from hookbench.studies.search_report import agreement
+
+    rng = np.random.default_rng(4)
+    loss = rng.normal(size=12)
+    acc = -loss + rng.normal(scale=0.3, size=12)  # a loss that predicts accuracy
+    a = agreement(list(loss), list(acc))
+    tau = sps.kendalltau(loss, acc).statistic  # no ties: concordant share of (loss, -acc) = (1 - tau) / 2
+    assert a.concordant == pytest.approx((1 - tau) / 2)
+    assert a.agree and a.correlation.high < 0 and "they agree" in a.sentence()
+    noise = agreement(list(loss), list(rng.normal(size=12)))
+    assert not noise.agree and "do not agree" in noise.sentence()
+    assert not agreement([0.1, 0.2, 0.3], [0.0, -0.1, -0.2]).agree, "3 candidates: no interval, no agreement"
+
+
+@pytest.mark.slow
+def test_auto_measures_loss_and_accuracy_on_rung_0_and_reports_their_agreement(stock_server, tmp_path):
+    args, env = stock_args(stock_server)
+    p = run_cli([*args, *ACCURACY, "search.objective=auto", "search.trials=5", "search.rungs=[2,4]", "search.keep=1"],
+                tmp_path, env, module="hookbench.study")
+    assert p.returncode in (0, 1), p.stderr[-3000:]
+    parent, children = parent_and_children(tmp_path)
+    m = parent.data.metrics
+    assert stock_server.generations == m[names.PLAN_GENERATIONS] and stock_server.loss_calls == m[names.PLAN_LOSS_REQUESTS]
+    first, second = rung_runs(children, 0), rung_runs(children, 1)
+    assert len(first) == 5 and all("loss/delta" in c.data.metrics and "accuracy/delta" in c.data.metrics for c in first)
+    assert len(second) == 3 and all("loss/delta" not in c.data.metrics for c in second), "only rung 0 measures loss"
+    assert "loss vs accuracy on rung 0 (5 candidates): Spearman" in p.stdout and "pairs ordered the same way" in p.stdout

@@ -23,6 +23,7 @@ from hookbench.errors import ConfigError, PatchError
 from hookbench.evaluation.patches import PatchSet
 from hookbench.job import run_job
 from hookbench.studies.search import Search, job_config
+from hookbench.studies.search_report import Agreement, agreement
 
 log = logging.getLogger("hookbench")
 
@@ -127,10 +128,29 @@ class RungSearch:
     def __init__(self, search: Search, sched: Schedule, metric: str):
         self.search, self.schedule, self.metric = search, sched, metric
 
+    def agreement(self) -> Agreement | None:
+        """objective=auto: loss and accuracy over rung 0's distinct candidates."""
+        if self.metric != "both":
+            return None
+        first = best(self.measured(0), len(self.measured(0)))
+        return agreement([m.loss_delta for m in first], [m.delta for m in first])
+
+    def _promote(self, rung: int, n: int) -> list[Measured]:
+        """The best n distinct of the rung below: by loss delta when auto found loss and accuracy agree
+        on rung 0 (for rung 1), else by the paired accuracy comparison."""
+        below = self.measured(rung - 1)
+        agreed = self.agreement()
+        if rung == 1 and agreed is not None and agreed.agree:
+            out: dict[str, Measured] = {}
+            for m in sorted(below, key=lambda m: (m.loss_delta if math.isfinite(m.loss_delta) else math.inf, m.trial)):
+                out.setdefault(m.hash, m)
+            return list(out.values())[:n]
+        return best(below, n)
+
     def _job(self, patch: PatchSet | None, trial: int, rung: int, parent_id: str, phase: str = "search") -> Measured:
         items = self.schedule.rungs[rung]
         path = self.search.out / "candidates" / f"{patch.hash}.json" if patch is not None else None
-        cfg = job_config(self.search.base, patch, path, metric=self.metric,
+        cfg = job_config(self.search.base, patch, path, metric=self.metric if rung == 0 and phase == "search" else "accuracy",
                          **{"dataset.limit": items, "reuse.enabled": True})
         if patch is None:
             cfg.patch = self.reference_patch
@@ -161,7 +181,7 @@ class RungSearch:
         counts = self.schedule.counts()
         for r in range(1, len(self.schedule.rungs)):
             done = {m.hash for m in self.measured(r)}
-            for m in best(self.measured(r - 1), counts[r]):
+            for m in self._promote(r, counts[r]):
                 if m.hash in done:
                     continue
                 patch = self.search.candidate(self._params(m.trial), m.trial)

@@ -259,6 +259,9 @@ def rung_report(study: Study, client, parent_id: str, rows: list[dict], test, re
     first = study.rungs.measured(0)
     head = answer(test, rows, len(first), len({m.hash for m in first}))
     lines = [head, "", versus_reference_rung(rows, reference), ""]
+    agreed = study.rungs.agreement()
+    if agreed is not None:
+        lines.insert(3, agreed.sentence())
     if study.random_note:
         lines.insert(2, study.random_note)
     study.out.mkdir(parents=True, exist_ok=True)
@@ -271,6 +274,8 @@ def rung_report(study: Study, client, parent_id: str, rows: list[dict], test, re
         client.log_artifact(parent_id, str(f))
     metrics = {names.STUDY_TRIALS: len(first), names.STUDY_KEPT: len(rows),
                names.STUDY_BEST_DELTA: rows[0]["delta"] if rows else math.nan}
+    if agreed is not None:
+        metrics |= {names.STUDY_SPEARMAN_RHO: agreed.correlation.rho, names.STUDY_CONCORDANT: agreed.concordant}
     if test is not None:
         metrics[names.STUDY_TEST_DELTA] = test.data.metrics.get(names.ACC_DELTA, math.nan)
     for k, v in metrics.items():
