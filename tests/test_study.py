@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from hookbench import names
 from hookbench.testing.cli import cli_env, run_cli, stock_args
+from hookbench.testing.servers import write_external_models
 from hookbench.testing.store import runs
 
 SEARCH = ["search.objective=loss", "search.trials=12", "search.items=4", "search.seed=3", "search.space.layers.choices=[0,1]",
@@ -333,3 +334,30 @@ def test_auto_measures_loss_and_accuracy_on_rung_0_and_reports_their_agreement(s
     assert len(first) == 5 and all("loss/delta" in c.data.metrics and "accuracy/delta" in c.data.metrics for c in first)
     assert len(second) == 3 and all("loss/delta" not in c.data.metrics for c in second), "only rung 0 measures loss"
     assert "loss vs accuracy on rung 0 (5 candidates): Spearman" in p.stdout and "pairs ordered the same way" in p.stdout
+
+
+def within_2x_of_the_wall(run, tmp_path) -> tuple[float, float]:
+    """(plan's wall estimate, the command's measured wall) of one small accuracy study."""
+    t0 = time.perf_counter()
+    p = run()
+    wall = time.perf_counter() - t0
+    assert p.returncode in (0, 1), p.stderr[-3000:]
+    parent, _ = parent_and_children(tmp_path)
+    assert "s per answer from" in p.stdout, "the plan prints the per-answer figure it used"
+    return parent.data.metrics[names.PLAN_WALL_S], wall
+
+
+@pytest.mark.slow
+def test_the_wall_estimate_is_within_2x_of_the_wall_on_the_stock_stand_in(stock_server, tmp_path):
+    args, env = stock_args(stock_server)
+    estimate, wall = within_2x_of_the_wall(lambda: run_cli([*args, *ACCURACY], tmp_path, env, module="hookbench.study"),
+                                           tmp_path)
+    assert wall / 2 <= estimate <= 2 * wall, (estimate, wall)
+
+
+@pytest.mark.slow
+def test_the_wall_estimate_is_within_2x_of_the_wall_on_the_batched_reference_server(tiny_clean, tmp_path):
+    searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("smollm2", tiny_clean)})
+    cmd = ["model=ext_tiny", searchpath, *ACCURACY, "search.rungs=[8,16,24]", "dataset.n=60", "patch=none"]
+    estimate, wall = within_2x_of_the_wall(lambda: run_cli(cmd, tmp_path, module="hookbench.study"), tmp_path)
+    assert wall / 2 <= estimate <= 2 * wall, (estimate, wall)

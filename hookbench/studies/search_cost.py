@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from hookbench import names
 from hookbench.evaluation.loop import PROBES
+from hookbench.hookapi import contract
 
 LOSS_BATCH = 32  # HookClient.losses' default batch size on a server with the loss_batch extension
 
@@ -25,21 +26,29 @@ def loss_requests(n_items: int, batched: bool) -> int:
     return 3 * len(PROBES) + 2 * n_items
 
 
+JOB_S = 2.0  # a study job's cost outside its requests (run, store, report), seen on the stock stand-in's tests
+
+
 @dataclass(frozen=True)
 class Latency:
     loss_s: float
-    generation_s: float
+    generation_s: float  # per answer
+    probe_answers: int = 1  # the answers the probe generated (counted in the plan)
 
 
-def measure_latency(client, query: str, gold: str, preset: str, extras: dict, loss_prefix: str) -> Latency:
-    """One loss request and one generation on the clean server, timed (both counted in the plan)."""
+def measure_latency(client, queries: list[str], gold: str, preset: str, extras: dict, loss_prefix: str,
+                    batch: int) -> Latency:
+    """One loss request and one generation request as the jobs send it, timed on the clean server:
+    `batch` queries in one request on a server with batched generation (the job's batch size, its
+    max_new_tokens in `extras`), else one query (a stock server answers one at a time)."""
     client.clean()
     t0 = time.perf_counter()
-    client.losses([(query, gold)], answer_prefix=loss_prefix)
+    client.losses([(queries[0], gold)], answer_prefix=loss_prefix)
     loss_s = time.perf_counter() - t0
+    sent = queries[:max(1, batch)] if contract.EXT_GENERATE_BATCH in client.extensions else queries[:1]
     t0 = time.perf_counter()
-    client.generate([query], preset, False, extras)
-    return Latency(loss_s, time.perf_counter() - t0)
+    client.generate(sent, preset, False, extras)
+    return Latency(loss_s, (time.perf_counter() - t0) / len(sent), len(sent))
 
 
 @dataclass(frozen=True)
@@ -92,14 +101,22 @@ class SearchCost:
 
     @property
     def generations(self) -> int:
+        probe = self.latency.probe_answers
         if self.rungs:
-            return 1 + self.reference_generations + sum(self.rung_generations()) + self.test_queries * 2 * self.confirm
+            return probe + self.reference_generations + sum(self.rung_generations()) + self.test_queries * 2 * self.confirm
         dev = self.dev_queries * (1 + self.keep) if self.keep else 0
-        return 1 + dev + self.test_queries * 2 * self.confirm
+        return probe + dev + self.test_queries * 2 * self.confirm
+
+    @property
+    def jobs(self) -> int:
+        if self.rungs:
+            return sum(r.candidates for r in self.rungs) + self.reference + self.confirm
+        return self.trials + self.reference + self.keep + self.confirm
 
     @property
     def wall_s(self) -> float:
-        return self.loss_requests * self.latency.loss_s + self.generations * self.latency.generation_s
+        return (self.loss_requests * self.latency.loss_s + self.generations * self.latency.generation_s
+                + self.jobs * JOB_S)
 
     def metrics(self) -> dict[str, float]:
         out = {names.PLAN_LOSS_REQUESTS: self.loss_requests, names.PLAN_GENERATIONS: self.generations,
@@ -121,13 +138,15 @@ class SearchCost:
             f"  keep:   the {self.keep} best of the last rung (p adjusted over them)",
             f"  confirm: {self.confirm} pick x {self.test_items} test items: {self.test_queries * 2 * self.confirm} generations",
             f"  loss requests: {self.loss_requests}   generations: {self.generations} "
-            "(each includes 1 to measure latency; fewer when the search proposes a candidate twice or the reuse "
+            f"(each includes {self.latency.probe_answers} to measure latency; fewer when the search proposes a candidate twice or the reuse "
             "store already holds answers)",
             self._wall_line()]
 
     def _wall_line(self) -> str:
+        probe = f"a batch of {self.latency.probe_answers}" if self.latency.probe_answers > 1 else "one request"
         return (f"  wall estimate: {self.wall_s:.0f} s (measured: {self.latency.loss_s * 1e3:.0f} ms per loss request, "
-                f"{self.latency.generation_s:.2f} s per generation; batched servers are faster)")
+                f"{self.latency.generation_s:.3f} s per answer from {probe}; {JOB_S:g} s per job besides, "
+                f"{self.jobs} jobs)")
 
     def text(self) -> str:
         if self.rungs:
@@ -139,7 +158,7 @@ class SearchCost:
             f"  keep:   up to {self.keep} distinct candidates x {self.dev_items} dev items (accuracy; one shared baseline)",
             f"  confirm: {self.confirm} pick x {self.test_items} test items",
             f"  loss requests: {self.loss_requests}   generations: {self.generations} "
-            "(each includes 1 to measure latency; fewer when the search finds fewer distinct candidates than "
+            f"(each includes {self.latency.probe_answers} to measure latency; fewer when the search finds fewer distinct candidates than "
             "it keeps or the reuse store already holds answers)",
             self._wall_line(),
         ])

@@ -82,9 +82,10 @@ class Study:
         g, dev = parts.settings.generation, parts.dataset.items
         test = build(cast(DictConfig, OmegaConf.merge(self.cfg.dataset, {"split": "test"})), "dataset").items
         queries = lambda items: len({g.query(i.prompt) for i in items}) * g.samples  # noqa: E731
-        first = dev[0]
-        latency = measure_latency(parts.client, g.query(first.prompt), first.gold, g.preset,
-                                  generation_extras(g, parts.client), parts.settings.loss_prefix)
+        first_job = self.schedule.rungs[0] if self.schedule is not None else len(dev)
+        distinct = list(dict.fromkeys(g.query(i.prompt) for i in dev))
+        latency = measure_latency(parts.client, distinct, dev[0].gold, g.preset, generation_extras(g, parts.client),
+                                  parts.settings.loss_prefix, min(g.batch_size, first_job))
         trials = max(0, self.trials - len(self.search.completed()))
         rungs: tuple[RungPlan, ...] = ()
         reference = self._reference_pending()
