@@ -36,6 +36,9 @@ ARMS = {
     "accuracy search": ["search.objective=accuracy", "search.trials=10", "search.rungs=[8,24]", "search.eta=2",
                         "search.keep=1"],
     "loss-screened search": ["search.objective=loss", "search.trials=10", "search.items=16", "search.keep=3"],
+    "loss-screened search, old loss format (' #### ', no chat)": [
+        "search.objective=loss", "search.trials=10", "search.items=16", "search.keep=3", "loss.chat=false",
+        "loss.answer_prefix=' #### '"],
     "random search": ["search.objective=accuracy", "search.trials=7", "search.rungs=[24]", "search.keep=1",
                       "search.sampler.n_startup_trials=100"],
 }
