@@ -100,10 +100,13 @@ def rung_runs(children, rung: int) -> list:
 
 
 def score(run) -> tuple:
-    """The study's rule: the paired interval's lower bound (the delta when no item changed), the delta, then
-    the earlier trial."""
+    """The study's rule: the paired test's signed z (0 when no item changed), the delta, then the earlier trial."""
+    from scipy import stats as sps
+
     m = run.data.metrics
-    return -m.get("accuracy/delta_ci_low", m["accuracy/delta"]), -m["accuracy/delta"], int(run.data.tags["hookbench.study.trial"])
+    d, p = m["accuracy/delta"], m.get("stats/p_value", 1.0)
+    z = 0.0 if d == 0 else math.copysign(sps.norm.isf(p / 2), d)
+    return -z, -d, int(run.data.tags["hookbench.study.trial"])
 
 
 @pytest.mark.slow
@@ -361,3 +364,14 @@ def test_the_wall_estimate_is_within_2x_of_the_wall_on_the_batched_reference_ser
     cmd = ["model=ext_tiny", searchpath, *ACCURACY, "search.rungs=[8,16,24]", "dataset.n=60", "patch=none"]
     estimate, wall = within_2x_of_the_wall(lambda: run_cli(cmd, tmp_path, module="hookbench.study"), tmp_path)
     assert wall / 2 <= estimate <= 2 * wall, (estimate, wall)
+
+
+def test_a_candidate_that_changed_nothing_does_not_outrank_a_gain():
+    from hookbench.studies.rungs import Measured, best
+
+    def m(h, delta, low, p, trial):
+        return Measured(h, trial, 0, 8, delta, low, math.nan if low != low else 0.5, p, "", "")
+    gain = m("gain", 3 / 8, -0.02, 0.08, 2)  # 3 fixed, none broken: its interval still reaches below 0
+    nothing = m("nothing", 0.0, math.nan, 1.0, 0)
+    loss = m("loss", -2 / 8, -0.5, 0.15, 1)
+    assert [x.hash for x in best([nothing, loss, gain], 3)] == ["gain", "nothing", "loss"]

@@ -6,8 +6,8 @@ the previous rung's distinct candidates (never fewer than `keep`) on the first `
 jobs share one baseline and each candidate's earlier answers through the reuse store, so a rung
 costs only its new items, and the cost is known before the search starts (Optuna's pruners decide
 as trials arrive, which makes the count of generations depend on the order of results).
-Candidates are ranked by the paired comparison against the shared baseline: the lower bound of the
-paired delta's interval first (a gain the items support), then the delta.
+Candidates are ranked by the paired comparison against the shared baseline: the paired test's
+signed z (the evidence of a gain on these items) first, then the delta.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from omegaconf import DictConfig
+from scipy import stats as sps
 
 from hookbench import names
 from hookbench.errors import ConfigError, PatchError
@@ -95,11 +96,15 @@ class Measured:
 
     @property
     def score(self) -> tuple[float, float]:
-        """Higher is better: the paired interval's lower bound, then the delta. No item changed: no
-        interval, the delta (0) stands for it; nothing scored: last."""
+        """Higher is better: the paired test's signed z (from its two-sided p and the delta's sign: the
+        evidence of a gain against the baseline on these items; 0 when no item changed), then the delta;
+        nothing scored: last. Not the interval's lower bound: with no discordant item there is no
+        interval, and a candidate that changed nothing must not outrank a gain of 3 of 8 items."""
         if not math.isfinite(self.delta):
             return -math.inf, -math.inf
-        return (self.ci_low if math.isfinite(self.ci_low) else self.delta), self.delta
+        if not math.isfinite(self.p) or self.delta == 0:
+            return 0.0, self.delta
+        return math.copysign(float(sps.norm.isf(max(self.p, 1e-300) / 2)), self.delta), self.delta
 
     def attrs(self) -> dict:
         return asdict(self)
@@ -160,7 +165,7 @@ class RungSearch:
         return Measured.from_result(result, patch.hash if patch is not None else "reference", trial, rung, items)
 
     def first(self, trial, patch: PatchSet, parent_id: str) -> tuple[float, str]:
-        """Rung 0 of one trial (Search.run's measure): Optuna is told the paired interval's lower bound."""
+        """Rung 0 of one trial (Search.run's measure): Optuna is told the paired test's signed z."""
         m = self._job(patch, trial.number, 0, parent_id)
         trial.set_user_attr("rung0", m.attrs())
         return m.score[0], m.run_id  # -inf (nothing scored): the trial fails
