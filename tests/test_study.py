@@ -360,7 +360,7 @@ def test_the_wall_estimate_is_within_2x_of_the_wall_on_the_stock_stand_in(stock_
 
 @pytest.mark.slow
 def test_the_wall_estimate_is_within_2x_of_the_wall_on_the_batched_reference_server(tiny_clean, tmp_path):
-    searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("smollm2", tiny_clean)})
+    searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
     cmd = ["model=ext_tiny", searchpath, *ACCURACY, "search.rungs=[8,16,24]", "dataset.n=60", "patch=none"]
     estimate, wall = within_2x_of_the_wall(lambda: run_cli(cmd, tmp_path, module="hookbench.study"), tmp_path)
     assert wall / 2 <= estimate <= 2 * wall, (estimate, wall)
