@@ -98,6 +98,9 @@ PLAN_GENERATIONS = "plan/generations"
 PLAN_WALL_S = "plan/wall_s"
 PLAN_TRIALS = "plan/trials"
 PLAN_KEEP = "plan/keep"
+PLAN_RUNG_GENERATIONS = "plan/rung{}_generations"  # the accuracy search: generations planned for rung N
+STUDY_BEST_DELTA = "study/best_dev_delta"  # the accuracy search: the best kept candidate's paired delta, last rung
+STUDY_CONCORDANT = "study/concordant_share"  # objective=auto: pairs of rung-0 candidates loss and accuracy order alike
 
 # metrics a reproduction compares and a sweep summary shows, in this order
 COMPARED = (ACC_BASELINE, ACC_PATCHED, ACC_DELTA, ACC_CI_LOW, ACC_CI_HIGH, P_VALUE, N_SCORED,
@@ -132,6 +135,7 @@ TAG_RUN_COLOR = "mlflow.runColor"  # the dot beside the run's name in the UI, an
 TAG_EXPERIMENT_KIND = "mlflow.experimentKind"  # the MLflow UI's experiment type
 TAG_GUARD_VERDICT = "guard_verdict"  # `all non-inferior`, `hurts <guard>`, ... (reports.formatting.guard_tag)
 TAG_PROMPT_VERDICT = "prompt_verdict"  # the patch vs the prompting arm: the paired verdict
+TAG_STUDY_RUNG = "hookbench.study.rung"  # an accuracy search child's rung (0: the trial's first measurement)
 
 
 def shared_view_state(key: str) -> str:

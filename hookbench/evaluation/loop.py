@@ -246,7 +246,9 @@ class Evaluation:
         if not rows:
             return
         try:
-            losses = self.client.losses([(r.query, r.gold) for r in rows], answer_prefix=self.settings.loss_prefix,
+            answer = self.settings.loss_answer
+            losses = self.client.losses([(r.query, answer.replace("{gold}", r.gold)) for r in rows],
+                                        answer_prefix=self.settings.loss_prefix,
                                         chat=self.settings.loss_chat)
         except LossUnavailable as e:
             if self.settings.metric == "loss" or self.settings.screen_size:

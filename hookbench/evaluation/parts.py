@@ -21,6 +21,7 @@ from hookbench.evaluation.items import Dataset
 from hookbench.evaluation.patches import PatchSource
 from hookbench.evaluation.scorers import Scorer
 from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Parts, Settings
+from hookbench.hookapi import contract
 from hookbench.hookapi.client import HookClient
 from hookbench.hookapi.launcher import check_launch, ensure_server, launched_token
 from hookbench.paths import cache_root, sqlite_path
@@ -48,7 +49,7 @@ def settings_from(cfg: DictConfig) -> Settings:
             preset=g.preset, batch_size=_positive_int(g.batch_size, "model.generation.batch_size"),
             seed=g.get("seed"), max_new_tokens=g.get("max_new_tokens"), chat=m.prompt.get("chat"),
             template=m.prompt.template, samples=_positive_int(cfg.generation.samples, "generation.samples")),
-        metric=cfg.metric, loss_prefix=cfg.loss.answer_prefix, loss_chat=bool(cfg.loss.chat),
+        metric=cfg.metric, loss_prefix=_loss_prefix(cfg), loss_chat=_loss_chat(cfg), loss_answer=str(cfg.loss.answer),
         screen_size=_positive_int(cfg.screen.size, "screen.size", allow_none=True),
         screen_threshold=float(cfg.screen.threshold), alpha=alpha, target_effect=target,
         warn_share=float(cfg.failures.warn_share), compare_prompt=_compare_prompt(cfg),
@@ -66,6 +67,19 @@ def _compare_prompt(cfg: DictConfig) -> str | None:
         raise ConfigError("compare.prompt with patch=none: a prompting arm is compared with a patch; "
                           "choose a patch (patch=math, patch=file ...) or leave compare.prompt null")
     return str(prompt)
+
+
+def _loss_chat(cfg: DictConfig) -> bool:
+    """The loss in the format the job generates in: generation's chat setting unless loss.chat says otherwise."""
+    chat = cfg.loss.get("chat")
+    return bool(cfg.model.prompt.get("chat")) if chat is None else bool(chat)
+
+
+def _loss_prefix(cfg: DictConfig) -> str:
+    prefix = cfg.loss.get("answer_prefix")
+    if prefix is not None:
+        return str(prefix)
+    return "" if _loss_chat(cfg) else contract.LOSS_ANSWER_PREFIX
 
 
 @dataclass

@@ -178,8 +178,9 @@ class GenerationConfig:
 
 @dataclass
 class LossConfig:
-    answer_prefix: str = " #### "
-    chat: bool = False
+    answer_prefix: str | None = None  # None: "" in chat format, else the hook API's " #### "
+    chat: bool | None = None  # None: as generation (model.prompt.chat)
+    answer: str = "{gold}"  # the gold's wording; {gold} is the gold answer
 
 
 @dataclass

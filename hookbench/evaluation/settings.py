@@ -49,6 +49,7 @@ class Settings:
     metric: str  # both | accuracy | loss
     loss_prefix: str  # loss.answer_prefix
     loss_chat: bool
+    loss_answer: str  # loss.answer: the gold's wording ({gold})
     screen_size: int | None
     screen_threshold: float
     alpha: float

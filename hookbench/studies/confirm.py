@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+from omegaconf import OmegaConf
+
 from hookbench import names, tracking
 from hookbench.errors import ConfigError
 from hookbench.job import run_job
@@ -73,13 +75,16 @@ def confirmation_markdown(rows: list[tuple]) -> str:
                   "test verdict", "guards on test", "confirmed", "test run"], body), ""])
 
 
-def confirm(sweep_run_id: str, tracking_uri: str, top: int = 1) -> int:
+def confirm(sweep_run_id: str, tracking_uri: str, top: int = 1, among: set[str] | None = None,
+            changes: dict | None = None) -> int:
+    """`among`: pick only from these child runs (a study's kept candidates); `changes`: config keys set
+    on the test rerun (a study confirms on the whole test split, not its last rung's item count)."""
     client = tracking.use_store(tracking_uri)
     parent = tracking.get_run(client, sweep_run_id)
     if parent.data.tags.get(names.TAG_SWEEP) != "parent":
         raise ConfigError(f"run {sweep_run_id} is not a sweep's parent run (python -m hookbench -m ...)")
     children = tracking.child_runs(client, parent.info.experiment_id, sweep_run_id)
-    chosen = picks(children, top)
+    chosen = picks([c for c in children if among is None or c.info.run_id in among], top)
     if not chosen:
         raise ConfigError(f"sweep {sweep_run_id} has no finished job with an accuracy delta to confirm")
     work = output_dir("confirm", sweep_run_id)
@@ -92,6 +97,8 @@ def confirm(sweep_run_id: str, tracking_uri: str, top: int = 1) -> int:
         cfg.dataset.split = "test"
         cfg.reuse.enabled = True  # the test baseline is shared by every pick
         cfg.mlflow.tracking_uri = tracking_uri
+        for key, value in (changes or {}).items():
+            OmegaConf.update(cfg, key, value)
         result = run_job(cfg, extra_tags={names.TAG_CONFIRMS: dev.info.run_id}, expected_identity=identity,
                          out_dir=work / dev.info.run_id, parent_id=sweep_run_id)
         rows.append((dev, client.get_run(result.run_id)))

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FixedTrial, TrialState
 
 from hookbench import names
-from hookbench.errors import PatchError
+from hookbench.errors import ConfigError, PatchError
 from hookbench.evaluation.patches import PatchSet
 from hookbench.job import run_job
 from hookbench.paths import cache_root, sqlite_path
@@ -26,6 +29,7 @@ from hookbench.studies.search_report import Trial
 from hookbench.studies.search_space import SearchSpace
 
 log = logging.getLogger("hookbench")
+Measure = Callable[[optuna.trial.Trial, PatchSet, str], tuple[float, str]]  # (value told to Optuna, run id)
 
 
 def storage_url(cfg: DictConfig) -> str:
@@ -37,10 +41,42 @@ def storage_url(cfg: DictConfig) -> str:
     return f"sqlite:///{folder / 'optuna.sqlite'}"
 
 
-def open_study(name: str, storage: str, seed: int) -> optuna.Study:
+SAMPLER_ARGS = ("n_startup_trials", "n_ei_candidates", "multivariate", "group", "constant_liar")
+
+
+def sampler_args(cfg: DictConfig) -> dict:
+    """TPESampler's arguments, every one explicit: Optuna 5 changed the defaults (multivariate and
+    constant liar on), so a sampler built from defaults proposes other trials on 4.x and 5.x."""
+    node = cfg.search.get("sampler") or {}
+    args = {k: node.get(k) for k in SAMPLER_ARGS}
+    for k in ("n_startup_trials", "n_ei_candidates"):
+        v = args[k]
+        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if k == "n_startup_trials" else 1):
+            raise ConfigError(f"search.sampler.{k} must be an integer >= {0 if k == 'n_startup_trials' else 1}, got {v!r}")
+    for k in ("multivariate", "group", "constant_liar"):
+        if not isinstance(args[k], bool):
+            raise ConfigError(f"search.sampler.{k} must be true or false, got {args[k]!r}")
+    if args["group"] and not args["multivariate"]:
+        raise ConfigError("search.sampler.group=true needs search.sampler.multivariate=true (Optuna's rule)")
+    return args | {"seed": cfg.search.seed}
+
+
+def random_note(trials: int, startup: int) -> str | None:
+    """TPE samples at random for its first n_startup_trials: a shorter search is a random search."""
+    if trials >= startup:
+        return None
+    return (f"search.trials={trials} is below search.sampler.n_startup_trials={startup}: every trial is "
+            "drawn at random (TPE models the finished trials only after its startup trials)")
+
+
+def open_study(name: str, storage: str, args: dict,
+               direction: Literal["minimize", "maximize"] = "minimize") -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True,
-                               sampler=optuna.samplers.TPESampler(seed=seed))
+    with warnings.catch_warnings():  # multivariate/group are 'experimental' on Optuna 4
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(**args)
+    return optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=True,
+                               sampler=sampler)
 
 
 def job_config(base: dict, patch: PatchSet | None, path: Path | None, **changes) -> DictConfig:
@@ -77,13 +113,19 @@ class Search:
     def completed(self) -> list:
         return [t for t in self.study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
 
-    def run(self, trials: int, parent_id: str, client) -> None:
+    def loss_trial(self, trial, patch: PatchSet, parent_id: str) -> tuple[float, str]:
+        """The loss objective: a loss-only job on the first `items` dev items."""
+        return loss_job(self.loss_config(patch), parent_id, self.out / "trials",
+                        {names.TAG_STUDY_PHASE: "search", names.TAG_STUDY_TRIAL: str(trial.number)})
+
+    def run(self, trials: int, parent_id: str, client, measure: Measure | None = None) -> None:
+        """Ask, measure (a loss job unless `measure` says otherwise) and tell, `trials` times."""
+        measure = measure or self.loss_trial
         for _ in range(trials):
             trial = self.study.ask()
             try:
                 patch = self.space.suggest(trial, f"search-t{trial.number}", trial.number)
-                delta, run_id = loss_job(self.loss_config(patch), parent_id, self.out / "trials",
-                                         {names.TAG_STUDY_PHASE: "search", names.TAG_STUDY_TRIAL: str(trial.number)})
+                value, run_id = measure(trial, patch, parent_id)
             except PatchError as e:  # e.g. an edit that changes nothing: this candidate fails, the search goes on
                 log.warning("trial %d failed: %s", trial.number, e)
                 self.study.tell(trial, state=TrialState.FAIL)
@@ -96,11 +138,12 @@ class Search:
             for k, v in trial.params.items():
                 client.log_param(run_id, names.trial_param(k), v)
             client.log_param(run_id, names.TRIAL_NUMBER, trial.number)
-            if math.isfinite(delta):
-                self.study.tell(trial, delta)
+            if math.isfinite(value):
+                self.study.tell(trial, value)
             else:
                 self.study.tell(trial, state=TrialState.FAIL)
-            log.info("trial %d: loss delta %+.4f (%s)", trial.number, delta, patch.hash)
+            log.info("trial %d: %s %+.4f (%s)", trial.number, "loss delta" if measure == self.loss_trial else "score",
+                     value, patch.hash)
 
     def trials(self) -> list[Trial]:
         out = []

@@ -56,6 +56,47 @@ def rank_correlation(loss_deltas: list[float], acc_deltas: list[float], level: f
     return Correlation(n, rho, math.tanh(z - half), math.tanh(z + half))
 
 
+def concordant_share(loss_deltas: list[float], acc_deltas: list[float]) -> float:
+    """The share of candidate pairs the loss orders as accuracy does (lower loss delta with higher accuracy
+    delta), over the pairs tied in neither."""
+    same = total = 0
+    for i in range(len(loss_deltas)):
+        for j in range(i + 1, len(loss_deltas)):
+            a, b = loss_deltas[i] - loss_deltas[j], acc_deltas[i] - acc_deltas[j]
+            if a != 0 and b != 0:
+                total += 1
+                same += (a < 0) == (b > 0)
+    return same / total if total else math.nan
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Loss and accuracy on the first rung's candidates: the loss screens only when they agree, i.e. the
+    Spearman interval lies wholly below 0 (lower loss goes with higher accuracy)."""
+
+    correlation: Correlation
+    concordant: float
+
+    @property
+    def agree(self) -> bool:
+        return math.isfinite(self.correlation.high) and self.correlation.high < 0
+
+    def sentence(self) -> str:
+        c = self.correlation
+        rho = "undefined" if math.isnan(c.rho) else f"rho = {c.rho:+.2f} [{c.low:+.2f}, {c.high:+.2f}] (95%, Fisher z)"
+        share = "n/a" if math.isnan(self.concordant) else f"{self.concordant:.0%}"
+        how = "they agree: the loss chose rung 1" if self.agree else \
+            "they do not agree: the paired accuracy comparison chose rung 1"
+        return (f"loss vs accuracy on rung 0 ({c.n} candidates): Spearman {rho}, pairs ordered the same way "
+                f"{share}; {how}")
+
+
+def agreement(loss_deltas: list[float], acc_deltas: list[float]) -> Agreement:
+    ok = [(x, y) for x, y in zip(loss_deltas, acc_deltas) if math.isfinite(x) and math.isfinite(y)]
+    xs, ys = [x for x, _ in ok], [y for _, y in ok]
+    return Agreement(rank_correlation(xs, ys), concordant_share(xs, ys))
+
+
 def trials_markdown(trials: list[Trial], kept: set[str], reference: float | None) -> str:
     rows = [[t.number, "nan" if math.isnan(t.loss_delta) else f"{t.loss_delta:+.4f}", t.patch_hash,
              "kept" if t.patch_hash in kept else "", t.edits, t.run_id] for t in trials]
@@ -88,3 +129,17 @@ def plot_trials(path: Path, trials: list[Trial], kept: set[str], reference: floa
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path
+
+
+def rungs_markdown(measured: list, kept: set[str], reference, alpha: float) -> str:
+    """Every measurement of the accuracy search, rung by rung: the paired delta against the shared baseline."""
+    def row(m, label):
+        return [m.rung, m.items, label, m.hash, fmt_delta(m.delta, m.ci_low, m.ci_high), f"{m.p:.3g}", m.verdict,
+                "kept" if m.hash in kept and label != "reference" else "", m.run_id]
+    body = [row(m, str(m.trial)) for m in sorted(measured, key=lambda m: (m.rung, m.trial))]
+    if reference is not None:
+        body.append(row(reference, "reference"))
+    return "# Search rungs\n\nEach candidate against the shared baseline on the first N dev items; the best of " \
+        "each rung (by the paired interval's lower bound, then the delta) go on to the next.\n\n" + md_table(
+            ["rung", "items", "trial", "hash", f"paired delta [{fmt_level(alpha)} CI]", "p", "verdict", "", "run"],
+            body) + "\n"

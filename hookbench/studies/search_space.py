@@ -126,7 +126,7 @@ def study_name(cfg: DictConfig) -> str:
     """The resume key: the same search on the same model, server and dataset is the same study."""
     if cfg.search.get("name"):
         return str(cfg.search.name)
-    keyed = {k: plain(cfg.search).get(k) for k in ("space", "items", "seed")}
+    keyed = {k: plain(cfg.search).get(k) for k in ("space", "items", "seed", "sampler", "objective", "rungs", "eta", "keep")}
     keyed |= {"model": cfg.model.name, "url": cfg.model.server.get("url"),
               "dataset": plain(cfg.dataset)}
     return f"{cfg.model.name}-{hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:10]}"

@@ -27,9 +27,10 @@ from hookbench.reports.formatting import fmt_delta
 from hookbench.signals import Terminated, graceful_signals
 from hookbench.stats import adjust_p_values, adjusted_verdict
 from hookbench.studies import confirm as confirm_study
-from hookbench.studies.search import Search, job_config, loss_job, open_study, storage_url
-from hookbench.studies.search_cost import SearchCost, measure_latency
-from hookbench.studies.search_report import kept_markdown, plot_trials, rank_correlation, trials_markdown
+from hookbench.studies.rungs import Measured, RungSearch, objective, schedule
+from hookbench.studies.search import Search, job_config, loss_job, open_study, random_note, sampler_args, storage_url
+from hookbench.studies.search_cost import RungPlan, SearchCost, measure_latency
+from hookbench.studies.search_report import kept_markdown, plot_trials, rank_correlation, rungs_markdown, trials_markdown
 from hookbench.studies.search_space import SearchSpace, study_name
 from hookbench.vocabulary import Verdict
 
@@ -46,11 +47,18 @@ def _count(cfg: DictConfig, key: str, minimum: int) -> int:
     return v
 
 
+def dev_items(cfg: DictConfig) -> int:
+    """The dev split's size (the dataset is read here, before any server is asked anything)."""
+    return len(build(cast(DictConfig, OmegaConf.merge(cfg.dataset, {"split": "dev"})), "dataset").items)
+
+
 class Study:
     def __init__(self, cfg: DictConfig):
         self.space = SearchSpace.from_config(cfg.search.space, cfg.model.apply_mode)
+        self.objective = objective(cfg)
         self.trials, self.items = _count(cfg, "trials", 1), _count(cfg, "items", 1)
         self.keep = int(min(_count(cfg, "keep", 0), self.trials, self.space.size))
+        self.schedule = None if self.objective == "loss" else schedule(cfg, self.trials, self.keep, dev_items(cfg))
         self.cfg, self.name, self.uri = cfg, study_name(cfg), cfg.mlflow.tracking_uri
         base = plain(cfg)
         base.pop("search")
@@ -58,23 +66,40 @@ class Study:
         base["screen"]["size"] = None
         self.reference_cfg = OmegaConf.create(base).patch if cfg.search.compare_to_patch else None
         self.out = hydra_dirs()[0] / "study"
-        self.search = Search(open_study(self.name, storage_url(cfg), cfg.search.seed), self.space, base,
+        self.sampler = sampler_args(cfg)
+        self.random_note = random_note(self.trials, self.sampler["n_startup_trials"])
+        self.search = Search(open_study(self.name, storage_url(cfg), self.sampler,
+                                        "minimize" if self.objective == "loss" else "maximize"), self.space, base,
                              self.items, self.out)
         self.base = base
+        self.rungs = None
+        if self.schedule is not None:
+            self.rungs = RungSearch(self.search, self.schedule, "both" if self.objective == "auto" else "accuracy")
+            self.rungs.reference_patch = self.reference_cfg
 
     # -- the plan ---------------------------------------------------------------------------
     def cost(self, parts) -> SearchCost:
         g, dev = parts.settings.generation, parts.dataset.items
         test = build(cast(DictConfig, OmegaConf.merge(self.cfg.dataset, {"split": "test"})), "dataset").items
         queries = lambda items: len({g.query(i.prompt) for i in items}) * g.samples  # noqa: E731
-        first = dev[0]
-        latency = measure_latency(parts.client, g.query(first.prompt), first.gold, g.preset,
-                                  generation_extras(g, parts.client), parts.settings.loss_prefix)
-        return SearchCost(trials=max(0, self.trials - len(self.search.completed())), items=min(self.items, len(dev)),
-                        reference=self._reference_pending(), keep=self.keep, dev_queries=queries(dev),
+        first_job = self.schedule.rungs[0] if self.schedule is not None else len(dev)
+        distinct = list(dict.fromkeys(g.query(i.prompt) for i in dev))
+        latency = measure_latency(parts.client, distinct, dev[0].gold, g.preset, generation_extras(g, parts.client),
+                                  parts.settings.loss_prefix, min(g.batch_size, first_job))
+        trials = max(0, self.trials - len(self.search.completed()))
+        rungs: tuple[RungPlan, ...] = ()
+        reference = self._reference_pending()
+        if self.rungs is not None and self.schedule is not None:
+            counts = [trials, *self.rungs.pending()]
+            rungs = tuple(RungPlan(n, queries(dev[:n]), c) for n, c in zip(self.schedule.rungs, counts))
+            reference = self.reference_cfg is not None and self.reference_cfg.get("name") != "none" and \
+                "reference_rung" not in self.search.study.user_attrs
+        return SearchCost(trials=trials, items=min(self.items, len(dev)),
+                        reference=reference, keep=self.keep, dev_queries=queries(dev),
                         dev_items=len(dev), test_queries=queries(test), test_items=len(test),
                         confirm=1 if self.keep else 0, batched_loss=contract.EXT_LOSS_BATCH in parts.client.extensions,
-                        latency=latency)
+                        latency=latency, rungs=rungs,
+                        rung_loss_items=self.schedule.rungs[0] if self.objective == "auto" and self.schedule else 0)
 
     def _reference_pending(self) -> bool:
         patch = self.reference_cfg
@@ -129,6 +154,18 @@ class Study:
         self._adjust(client, rows)
         return rows
 
+    # -- the accuracy search: rungs, then the last rung's best are the kept candidates ---------
+    def accuracy_phase(self, client, parent_id: str, trials: int) -> tuple[list[dict], Measured | None]:
+        assert self.rungs is not None
+        reference = self.rungs.reference(parent_id)
+        self.search.run(trials, parent_id, client, measure=self.rungs.first)
+        first_loss = {m.hash: m.loss_delta for m in self.rungs.measured(0)}
+        rows = [{"hash": m.hash, "trial": m.trial, "search_loss_delta": first_loss.get(m.hash, math.nan),
+                 "run_id": m.run_id, "delta": m.delta, "ci_low": m.ci_low, "ci_high": m.ci_high, "p": m.p,
+                 "verdict": m.verdict} for m in self.rungs.later_rungs(parent_id)]
+        self._adjust(client, rows)
+        return rows, reference
+
     def _params(self, number: int) -> dict:
         return next(t.params for t in self.search.completed() if t.number == number)
 
@@ -143,9 +180,10 @@ class Study:
             tracking.set_child_tags(client, r["run_id"], {names.TAG_VERDICT_ADJUSTED: r["verdict_adjusted"]}, metrics)
 
 
-def confirmation(client, parent_id: str, uri: str) -> Run | None:
-    """The best kept pick rerun on test (hookbench.studies.confirm's logic); its test run."""
-    confirm_study.confirm(parent_id, uri, top=1)
+def confirmation(client, parent_id: str, uri: str, rows: list[dict], base: dict) -> Run | None:
+    """The best kept pick rerun on test (hookbench.studies.confirm's logic) over the whole test split; its test run."""
+    confirm_study.confirm(parent_id, uri, top=1, among={r["run_id"] for r in rows},
+                          changes={"dataset.limit": base["dataset"].get("limit")})
     runs = [r for r in tracking.child_runs(client, client.get_run(parent_id).info.experiment_id, parent_id)
             if names.TAG_CONFIRMS in r.data.tags]
     return runs[-1] if runs else None
@@ -181,6 +219,8 @@ def report(study: Study, client, parent_id: str, rows: list[dict], test, referen
     corr = rank_correlation([r["search_loss_delta"] for r in rows], [r["delta"] for r in rows])
     head = answer(test, rows, len(trials), len({t.patch_hash for t in trials}))
     lines = [head, "", versus_reference(trials, reference), corr.sentence(), ""]
+    if study.random_note:
+        lines.insert(2, study.random_note)
     study.out.mkdir(parents=True, exist_ok=True)
     files = [plot_trials(study.out / "search_loss.png", trials, kept, reference)]
     (study.out / "search_trials.md").write_text(trials_markdown(trials, kept, reference))
@@ -203,21 +243,72 @@ def report(study: Study, client, parent_id: str, rows: list[dict], test, referen
     return "\n".join(lines)
 
 
+def versus_reference_rung(rows: list[dict], reference: Measured | None) -> str:
+    if not rows:
+        return "no candidate kept"
+    top = rows[0]
+    text = f"best kept candidate on dev: trial {top['trial']} ({top['hash']}), {fmt_delta(top['delta'], top['ci_low'], top['ci_high'])}"
+    if reference is None:
+        return text
+    return f"{text}; the configured patch on the same {reference.items} items: " \
+        f"{fmt_delta(reference.delta, reference.ci_low, reference.ci_high)}"
+
+
+def rung_report(study: Study, client, parent_id: str, rows: list[dict], test, reference: Measured | None) -> str:
+    assert study.rungs is not None
+    measured = [m for r in range(len(study.rungs.schedule.rungs)) for m in study.rungs.measured(r)]
+    first = study.rungs.measured(0)
+    head = answer(test, rows, len(first), len({m.hash for m in first}))
+    lines = [head, "", versus_reference_rung(rows, reference), ""]
+    agreed = study.rungs.agreement()
+    if agreed is not None:
+        lines.insert(3, agreed.sentence())
+    if study.random_note:
+        lines.insert(2, study.random_note)
+    study.out.mkdir(parents=True, exist_ok=True)
+    files = [study.out / "search_rungs.md"]
+    files[0].write_text(rungs_markdown(measured, {r["hash"] for r in rows}, reference, float(study.cfg.stats.alpha)))
+    if rows:
+        (study.out / "search_kept.md").write_text(kept_markdown(rows, float(study.cfg.stats.alpha)))
+        files.append(study.out / "search_kept.md")
+    for f in files:
+        client.log_artifact(parent_id, str(f))
+    metrics = {names.STUDY_TRIALS: len(first), names.STUDY_KEPT: len(rows),
+               names.STUDY_BEST_DELTA: rows[0]["delta"] if rows else math.nan}
+    if agreed is not None:
+        metrics |= {names.STUDY_SPEARMAN_RHO: agreed.correlation.rho, names.STUDY_CONCORDANT: agreed.concordant}
+    if test is not None:
+        metrics[names.STUDY_TEST_DELTA] = test.data.metrics.get(names.ACC_DELTA, math.nan)
+    for k, v in metrics.items():
+        if not math.isnan(v):
+            client.log_metric(parent_id, k, v)
+    text = "\n".join(lines) + (kept_markdown(rows, float(study.cfg.stats.alpha)) if rows else "")
+    client.set_tag(parent_id, names.TAG_NOTE, text)
+    return "\n".join(lines)
+
+
 def run_study(cfg: DictConfig) -> int:
     with graceful_signals():
         study = Study(cfg)
         plan = study.cost(build_parts(job_config(study.base, None, None)))  # the whole dev split
         print(plan.text(), flush=True)
+        if study.random_note:
+            print(f"note: {study.random_note}", flush=True)
         experiment_id = tracking.configure(cfg.mlflow)
         client = tracking.use_store(study.uri)
         parent_id = study.parent(client, experiment_id, plan)
         print(f"study {study.name}: parent run {parent_id}", flush=True)
         try:
-            reference = study.reference(parent_id)
-            study.search.run(plan.trials, parent_id, client)
-            rows = study.keep_phase(client, parent_id) if study.keep else []
-            test = confirmation(client, parent_id, study.uri) if rows else None
-            text = report(study, client, parent_id, rows, test, reference)
+            if study.rungs is not None:
+                rows, measured_reference = study.accuracy_phase(client, parent_id, plan.trials)
+                test = confirmation(client, parent_id, study.uri, rows, study.base) if rows else None
+                text = rung_report(study, client, parent_id, rows, test, measured_reference)
+            else:
+                reference = study.reference(parent_id)
+                study.search.run(plan.trials, parent_id, client)
+                rows = study.keep_phase(client, parent_id) if study.keep else []
+                test = confirmation(client, parent_id, study.uri, rows, study.base) if rows else None
+                text = report(study, client, parent_id, rows, test, reference)
         except Terminated:
             client.set_terminated(parent_id, "KILLED")
             raise
