@@ -134,3 +134,28 @@ def test_reproduce_reruns_the_guards_and_the_prompting_arm_from_the_logged_confi
     for key in ("guard/side/patched", "guard/side/ci_low", "prompt/patched/delta", "prompt/baseline/accuracy"):
         assert rerun.data.metrics[key] == first.data.metrics[key], key
     assert rerun.data.tags["guard_verdict"] == "hurts side"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer, confirmed", [(1, False), (0, True)])
+def test_a_study_confirms_its_pick_only_when_every_guard_is_non_inferior_on_test(stock_server, tmp_path, layer,
+                                                                                  confirmed):
+    """The search measures the target alone; the pick's test run adds the guards, and a hurt guard
+    (layer 1's up_proj breaks the side task) keeps the study from confirming it."""
+    plant(stock_server)
+    f = files(tmp_path, n=40)
+    args, env = stock_args(stock_server)
+    search = ["search.trials=2", "search.rungs=[8,16]", "search.keep=1", "search.compare_to_patch=false",
+              f"search.space.layers.choices=[{layer}]", "search.space.tensors=[mlp.up_proj]", "search.space.ops=[scale]",
+              "search.space.values.scale.choices=[1.5]", "search.space.targets=[all]"]
+    side = f"guards=[{{dataset:jsonl,name:side,path:'{f['side']}'}}]"
+    p = run_cli([*args, "dataset=jsonl", f"dataset.path={f['target']}", "dataset.name=target", "scorer=exact", side,
+                 "guard.margin=0.1", *search], tmp_path, env, module="hookbench.study")
+    assert p.returncode == (0 if confirmed else 1), p.stdout[-2000:] + p.stderr[-3000:]
+    children = [r for r in runs(tmp_path) if r.data.tags.get("hookbench.parent")]
+    (test_run,) = [r for r in children if r.data.tags.get("hookbench.confirms")]
+    search_runs = [r for r in children if not r.data.tags.get("hookbench.confirms")]
+    assert search_runs and not any("guard/side/delta" in r.data.metrics for r in search_runs), "search: target only"
+    assert test_run.data.tags["verdict"] == "improves"
+    assert test_run.data.tags["guard_verdict"] == ("non-inferior" if confirmed else "hurts side")
+    assert ("confirmed: patch" if confirmed else "no patch confirmed") in p.stdout

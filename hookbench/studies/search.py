@@ -80,8 +80,10 @@ def open_study(name: str, storage: str, args: dict,
 
 
 def job_config(base: dict, patch: PatchSet | None, path: Path | None, **changes) -> DictConfig:
-    """A plain job config (what reproduce reruns): the study's base with this patch file and changes."""
+    """A plain job config (what reproduce reruns): the study's base with this patch file and changes.
+    The search measures the target only: guard tasks are judged once, on test, when a pick is confirmed."""
     cfg = OmegaConf.create(base)
+    cfg.guards = []
     if patch is not None:
         cfg.patch = {"_target_": "hookbench.evaluation.patches.FileSource", "name": patch.name,
                      "path": str(patch.save(path)), "strength": 1.0}

@@ -181,9 +181,10 @@ class Study:
 
 
 def confirmation(client, parent_id: str, uri: str, rows: list[dict], base: dict) -> Run | None:
-    """The best kept pick rerun on test (hookbench.studies.confirm's logic) over the whole test split; its test run."""
+    """The best kept pick rerun on test (hookbench.studies.confirm's logic) over the whole test split, with
+    the study's guard tasks (the search ran without them); its test run."""
     confirm_study.confirm(parent_id, uri, top=1, among={r["run_id"] for r in rows},
-                          changes={"dataset.limit": base["dataset"].get("limit")})
+                          changes={"dataset.limit": base["dataset"].get("limit"), "guards": base.get("guards") or []})
     runs = [r for r in tracking.child_runs(client, client.get_run(parent_id).info.experiment_id, parent_id)
             if names.TAG_CONFIRMS in r.data.tags]
     return runs[-1] if runs else None
@@ -198,8 +199,10 @@ def answer(test, rows: list[dict], tried: int, distinct: int) -> str:
     delta = fmt_delta(m.get(names.ACC_DELTA, math.nan), m.get(names.ACC_CI_LOW, math.nan),
                       m.get(names.ACC_CI_HIGH, math.nan))
     pick = test.data.params.get(names.PATCH_HASH, "?")
-    head = f"confirmed: patch {pick}" if verdict == Verdict.IMPROVES else f"no patch confirmed: the pick {pick}"
-    return f"{head} on test {delta}, p = {m.get(names.P_VALUE, math.nan):.3g}, {verdict}; {count}"
+    head = f"confirmed: patch {pick}" if confirm_study.is_confirmed(test) else f"no patch confirmed: the pick {pick}"
+    guards = test.data.tags.get(names.TAG_GUARD_VERDICT)
+    guards = f", guards {guards}" if guards else ""
+    return f"{head} on test {delta}, p = {m.get(names.P_VALUE, math.nan):.3g}, {verdict}{guards}; {count}"
 
 
 def versus_reference(trials, reference: float | None) -> str:
@@ -317,5 +320,4 @@ def run_study(cfg: DictConfig) -> int:
             raise
         client.set_terminated(parent_id, "FINISHED")
     print(text, flush=True)
-    verdict = test.data.tags.get(names.TAG_VERDICT) if test is not None else None
-    return 0 if test is None or verdict == Verdict.IMPROVES else 1
+    return 0 if test is None or confirm_study.is_confirmed(test) else 1
