@@ -52,7 +52,7 @@ def arm(name: str, overrides: list[str], url: str, searchpath: str, work: Path) 
     work.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     before = generated(url)
-    p = subprocess.run([sys.executable, "-m", "hookbench", "study", "model=damaged", searchpath, *SPACE, *overrides],
+    p = subprocess.run([sys.executable, "-m", "hookbench", "study", "model=damaged", searchpath, *SPACE, "guards=[]", *overrides],
                        cwd=work, capture_output=True, text=True, env=env, check=False)
     used = generated(url) - before
     if p.returncode not in (0, 1):

@@ -15,7 +15,7 @@ def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 
     """`python -m MODULE ARGS` as a user runs it, in `cwd` (so mlruns/ lands there). A job (overrides,
     no command) runs without the default guard task unless the test names `guards`: its 2 x 106
     generations would be most of every stand-in job's time (tests/test_guards*.py test guards)."""
-    if module == "hookbench" and args and not _names_guards(args) and not _is_command(args):
+    if module.rsplit(".", 1)[-1] in ("hookbench", "study") and args and not _names_guards(args) and not _is_command(args):
         args = [*args, "guards=[]"]
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=cli_env(env))

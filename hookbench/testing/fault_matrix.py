@@ -60,7 +60,7 @@ def _command(server, work: Path) -> tuple[list[str], dict]:
     env = {**{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}, "PYTHONPATH": str(REPO),
            "QWEN72B_URL": server.url, "HOOKBENCH_CACHE": str(work / "cache")}
     return [sys.executable, "-m", "hookbench", "model=qwen72b", "model.generation.batch_size=4", "patch=file",
-            f"patch.path={work / 'p.json'}", f"dataset.n={N}", "model.server.retries=0"], env
+            f"patch.path={work / 'p.json'}", f"dataset.n={N}", "model.server.retries=0", "guards=[]"], env
 
 
 def _arm(server, phase: str, fault: str, pid_box: list) -> None:
