@@ -236,6 +236,11 @@ def report(study: Study, client, parent_id: str, rows: list[dict], test, referen
     metrics = {names.STUDY_TRIALS: len(trials), names.STUDY_KEPT: len(rows), names.STUDY_SPEARMAN_RHO: corr.rho,
                names.STUDY_BEST_LOSS_DELTA: min((t.loss_delta for t in trials), default=math.nan),
                names.STUDY_REFERENCE_LOSS_DELTA: math.nan if reference is None else reference}
+    return log_summary(study, client, parent_id, rows, test, metrics, lines)
+
+
+def log_summary(study: Study, client, parent_id: str, rows: list[dict], test, metrics: dict, lines: list[str]) -> str:
+    """The study's metrics (the test delta added) and its description on the parent run; the summary text."""
     if test is not None:
         metrics[names.STUDY_TEST_DELTA] = test.data.metrics.get(names.ACC_DELTA, math.nan)
     for k, v in metrics.items():
@@ -280,14 +285,7 @@ def rung_report(study: Study, client, parent_id: str, rows: list[dict], test, re
                names.STUDY_BEST_DELTA: rows[0]["delta"] if rows else math.nan}
     if agreed is not None:
         metrics |= {names.STUDY_SPEARMAN_RHO: agreed.correlation.rho, names.STUDY_CONCORDANT: agreed.concordant}
-    if test is not None:
-        metrics[names.STUDY_TEST_DELTA] = test.data.metrics.get(names.ACC_DELTA, math.nan)
-    for k, v in metrics.items():
-        if not math.isnan(v):
-            client.log_metric(parent_id, k, v)
-    text = "\n".join(lines) + (kept_markdown(rows, float(study.cfg.stats.alpha)) if rows else "")
-    client.set_tag(parent_id, names.TAG_NOTE, text)
-    return "\n".join(lines)
+    return log_summary(study, client, parent_id, rows, test, metrics, lines)
 
 
 def run_study(cfg: DictConfig) -> int:
