@@ -65,6 +65,12 @@ def guard(name: str, what: str) -> str:
     return f"guard/{name}/{what}"
 
 
+def prompt_guard(name: str, what: str) -> str:
+    """The prompting arm on a guard task (prompt − baseline, judged like the patch): prompt/guard/<name>/<what>,
+    what: accuracy | delta | ci_low | ci_high | p_value (one-sided at −margin)."""
+    return f"prompt/guard/{name}/{what}"
+
+
 def prompt_arm(vs: str, what: str) -> str:
     """The prompting arm's comparisons: prompt/<vs>/<what>, vs `baseline` (prompt − baseline) or
     `patched` (patched − prompt); what: accuracy | delta | ci_low | ci_high | p_value."""
@@ -195,4 +201,4 @@ SWEEP_PNG = "sweep_delta.png"
 SWEEP_STRENGTH_PNG = "sweep_strength.png"
 CONFIRMATION_MD = "confirmation.md"
 GUARDS_JSONL = "guard_items.jsonl"  # the guard tasks' items, one row per item and guard
-PROMPT_JSONL = "prompt_items.jsonl"  # the prompting arm's answers, one row per target item
+PROMPT_JSONL = "prompt_items.jsonl"  # the prompting arm's answers: one row per target item, then per guard item

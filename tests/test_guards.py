@@ -159,3 +159,31 @@ def test_a_study_confirms_its_pick_only_when_every_guard_is_non_inferior_on_test
     assert test_run.data.tags["verdict"] == "improves"
     assert test_run.data.tags["guard_verdict"] == ("non-inferior" if confirmed else "hurts side")
     assert ("confirmed: patch" if confirmed else "no patch confirmed") in p.stdout
+
+
+@pytest.mark.slow
+def test_the_prompting_arm_is_judged_on_the_guards_too(stock_server, tmp_path):
+    """A prompt change that helps the target but breaks the guard is shown as hurting it, like a patch would."""
+    def answer(query: str, live: frozenset[str]) -> str | None:
+        if "Target question" in query:
+            return "yes" if live or PROMPT in query else "no"
+        if "Side question" in query:
+            return "broken" if PROMPT in query else "fine"
+        return None
+
+    stock_server.planted = answer
+    f = files(tmp_path, n=30)
+    p = run_cli(job_args(stock_server, f, "patch=file", f"patch.path={f['clean']}", f"compare.prompt='{PROMPT}'"),
+                tmp_path, stock_args(stock_server)[1])
+    assert p.returncode == 0, p.stderr[-3000:]
+    (run,) = runs(tmp_path)
+    m = run.data.metrics
+    assert m["guard/side/delta"] == 0.0 and "hurts" not in run.data.tags["guard_verdict"], "the patch spares it"
+    assert m["prompt/guard/side/accuracy"] == 0.0 and m["prompt/guard/side/delta"] == -1.0
+    assert "guards under prompting: side hurts" in p.stdout + p.stderr
+    md = open(MlflowClient().download_artifacts(run.info.run_id, "report.md", str(tmp_path / "dl"))).read()
+    assert "The prompting arm on the guards" in md and "| side |" in md.split("The prompting arm on the guards")[1]
+    prompted = [json.loads(line) for line in
+                open(MlflowClient().download_artifacts(run.info.run_id, "prompt_items.jsonl", str(tmp_path / "dl2")))]
+    side = [r for r in prompted if r["id"].startswith("s")]
+    assert side and len(side) == m["guard/side/n"] and all(r["patched_output"] == "broken" for r in side)

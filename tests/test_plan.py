@@ -91,5 +91,5 @@ def test_plan_prices_a_pilots_guards_and_prompting_arm():
     lines = side_costs({"guard/capitals/n": 106, "guard/capitals/delta": 0.0, "accuracy/delta": 0.1},
                        {"compare.prompt": "Add carefully. {prompt}"}, patches=3, draws=1, items=165)
     assert lines == ["guard capitals:  +424 generations = 106 × (1 + 3) × 1 draw (its items, baseline shared)",
-                     "prompting arm: +165 generations = 165 × 1 draw (once per store, shared by every patch)"]
+                     "prompting arm: +271 generations = 165 + 106 (guards) × 1 draw (once per store, shared by every patch)"]
     assert side_costs({}, {"compare.prompt": "None"}, 3, 1, 165) == []

@@ -11,7 +11,7 @@ holds every guard whole and `reproduce` and `confirm` rerun them without today's
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from omegaconf import DictConfig, ListConfig, open_dict
 from hookbench.errors import ConfigError
 from hookbench.evaluation.build import build, plain
 from hookbench.evaluation.items import Dataset
+from hookbench.evaluation.prompting import paired
 from hookbench.evaluation.results import ItemResult, per_item
 from hookbench.evaluation.scorers import Scorer
 from hookbench.vocabulary import GuardVerdict
@@ -41,6 +42,7 @@ class Guard:
     scorer: Scorer
     margin: float
     records: list[ItemResult]
+    prompts: list[ItemResult] = field(default_factory=list)  # the prompting arm's answers, in the `patched` slot
 
 
 def _compose(overrides: list[str]) -> DictConfig:
@@ -140,26 +142,34 @@ class GuardResult:
     patched: float
     comparison: Comparison
     ni: NonInferiority
+    prompting: GuardResult | None = None  # the prompting arm judged on this guard (prompt − baseline)
 
     @property
     def verdict(self) -> GuardVerdict:
         return self.ni.verdict
 
 
-def summarize_guard(guard: Guard, draws: int, alpha: float, target_effect: float) -> GuardResult:
-    """The guard's two tests on the items scored in both arms."""
+def summarize_guard(guard: Guard, draws: int, alpha: float, target_effect: float,
+                    records: list[ItemResult] | None = None) -> GuardResult:
+    """The guard's two tests on the items scored in both arms (`records`: other arms paired, as the
+    prompting arm's against the baseline); with a prompting arm, the same two tests for it."""
     import numpy as np
 
     from hookbench.stats import cluster_codes, compare_arms
     from hookbench.stats.noninferiority import non_inferiority
 
-    b, p, clusters, _ = per_item(guard.records, count_patch_failures=False)
+    b, p, clusters, _ = per_item(guard.records if records is None else records, count_patch_failures=False)
     c = compare_arms(b, p, clusters=clusters, draws=draws, alpha=alpha, target_effect=target_effect)
     d = np.asarray(p, float) - np.asarray(b, float)
     binary = draws == 1 and bool(np.isin(b, (0, 1)).all() and np.isin(p, (0, 1)).all())
     ni = non_inferiority(d, cluster_codes(clusters) if clusters else np.zeros(0, int), guard.margin, alpha,
                          binary, c.verdict)
-    return GuardResult(guard.name, guard.margin, _mean(b), _mean(p), c, ni)
+    prompting = None
+    if records is None and guard.prompts:
+        prompting = summarize_guard(guard, draws, alpha, target_effect,
+                                    paired([r.baseline for r in guard.records], [q.patched for q in guard.prompts],
+                                           guard.records))
+    return GuardResult(guard.name, guard.margin, _mean(b), _mean(p), c, ni, prompting)
 
 
 def _mean(xs: list[float]) -> float:

@@ -28,7 +28,7 @@ class JobOutput:
     guards: list[GuardResult] = field(default_factory=list)  # one per guard task, in the config's order
     guard_records: list[list[ItemResult]] = field(default_factory=list)  # the guards' items, in that order
     prompt: PromptResult | None = None  # the prompting arm's comparisons (compare.prompt)
-    prompt_records: list[ItemResult] = field(default_factory=list)  # its answers, in the `patched` slot
+    prompt_records: list[ItemResult] = field(default_factory=list)  # its answers (target, then guards), `patched` slot
 
     @property
     def screen_passed(self) -> bool:
@@ -50,6 +50,11 @@ class JobOutput:
             if g.comparison.p_value == g.comparison.p_value:
                 m[names.guard(g.name, "p_paired")] = g.comparison.p_value
             m[names.guard(g.name, "n")] = g.comparison.n  # items scored in both arms: what `plan` prices
+            if g.prompting is not None:  # the prompting arm on this guard: prompt − baseline, non-inferiority
+                q = g.prompting
+                shown = {"accuracy": q.patched, "delta": q.ni.delta, "ci_low": q.ni.ci_low, "ci_high": q.ni.ci_high,
+                         "p_value": q.ni.p_value}
+                m |= {names.prompt_guard(g.name, w): v for w, v in shown.items()}
         if self.prompt is not None:
             m[names.prompt_arm("baseline", "accuracy")] = self.prompt.accuracy
             for vs, c in (("baseline", self.prompt.vs_baseline), ("patched", self.prompt.patch_vs_prompt)):

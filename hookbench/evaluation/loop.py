@@ -163,6 +163,8 @@ class Evaluation:
             g.records = item_records(g.dataset, s.generation)
         if s.compare_prompt is not None:
             self.prompts = prompt_records(records, s.compare_prompt, s.generation.query)
+            for g in self.parts.guards:  # the prompting arm on the guards too: does asking differently hurt them?
+                g.prompts = prompt_records(g.records, s.compare_prompt, s.generation.query)
         with self.scope:  # the server's patch state is ours until restored, whatever happens
             self.phase_s["server_wait"] = self.scope.waited
             screen = self._measure(records)
@@ -206,9 +208,10 @@ class Evaluation:
             nothing_scoreable(records, "baseline")  # before the patched arm costs a whole generation pass
             self._guards(Arm("baseline", False, {"arm": "baseline"}))  # reused like the target's baseline
             if self.prompts:  # the clean server with the prompt change: shared by every job of a sweep
+                prompt_arm = Arm("patched", False, {"arm": "prompt", "prompt": s.compare_prompt})
                 with self.phase("prompt"):
-                    self._generate(self.prompts, Arm("patched", False, {"arm": "prompt", "prompt": s.compare_prompt}),
-                                   self.side)
+                    for prompted in (self.prompts, *(g.prompts for g in self.parts.guards)):
+                        self._generate(prompted, prompt_arm, self.side)
         with self.phase("patch"):
             self.scope.apply(self.patch)
         if s.measures_loss and not screen:
@@ -230,7 +233,7 @@ class Evaluation:
                                   s.target_effect) if passed and self.prompts and s.compare_prompt else None
         return JobOutput(records, summary, self.patch, run_record(self, screen), self.parts.dataset, s, self.phase_s, screen,
                          guards, [g.records for g in self.parts.guards] if guards else [], prompt,
-                         self.prompts if prompt else [])
+                         self.prompts + [q for g in self.parts.guards for q in g.prompts] if prompt else [])
 
     def _check_identity(self) -> None:
         if self.expected_identity is not None and self.identity != self.expected_identity:
@@ -296,7 +299,7 @@ class Evaluation:
     def _score(self, records: list[ItemResult]) -> None:
         _score_with(self.parts.scorer, records + self.prompts)
         for g in self.parts.guards:
-            _score_with(g.scorer, g.records)
+            _score_with(g.scorer, g.records + g.prompts)
 
 
 def _score_with(scorer, records: list[ItemResult]) -> None:

@@ -239,6 +239,7 @@ def job_headline(out, in_sweep: bool = False) -> str:
         parts.append(guards_sentence(out.guards))
     if out.prompt is not None:
         parts.append(prompt_sentence(out.prompt))
+        parts += prompt_guard_sentences(out.guards)
     line = "; ".join(parts) or "nothing measured"
     return f"{SWEEP_OWN_TEST}: {line}" if in_sweep and out.settings.generates else line
 
@@ -320,6 +321,13 @@ def prompt_sentence(p) -> str:
     beats = c.verdict == Verdict.IMPROVES
     what = f"{fmt_signed(c.delta)} {fmt_level(c.alpha)} {fmt_ci(c.ci_low, c.ci_high)}, {p_words(c.p_value)}"
     return f"the patch {'beats' if beats else 'does not beat'} prompting ({what})"
+
+
+def prompt_guard_sentences(guards: list) -> list[str]:
+    """`guards under prompting: capitals non-inferior (...)`: the prompting arm judged on each guard
+    like the patch (prompt − baseline), so a prompt change that wrecks a guard is seen as one."""
+    judged = [guard_phrase(g.prompting) for g in guards if g.prompting is not None]
+    return [f"guards under prompting: {', '.join(judged)}"] if judged else []
 
 
 def prompt_lines(p) -> list[tuple[str, object]]:

@@ -253,19 +253,24 @@ def record_rows(record: RunRecord | dict) -> list[list]:
     return rows
 
 
-def guard_lines(guards: list) -> list[str]:
-    """The guards section: one row per guard, the interval beside each word being the one that decides it."""
+def guard_lines(guards: list, second: str = "patched") -> list[str]:
+    """The guards section: one row per guard, the interval beside each word being the one that decides it
+    (`second`: the arm compared with the baseline)."""
     rows = [[g.name, g.comparison.n, fmt_acc(g.baseline), fmt_acc(g.patched), f"{g.margin:g}",
              f"{fmt_comparison_delta(g.comparison)}, {p_words(g.comparison.p_value)}",
              f"{fmt_num(g.ni.ci_low)} ({p_words(g.ni.p_value)})", guard_phrase(g)] for g in guards]
     alpha = guards[0].ni.alpha
-    return [md_table(["guard", "n", "baseline", "patched", "margin", f"delta [{fmt_level(alpha)} CI], two-sided p",
+    return [md_table(["guard", "n", "baseline", second, "margin", f"delta [{fmt_level(alpha)} CI], two-sided p",
                       f"{fmt_level(2 * alpha)} lower bound (one-sided p at −margin)", "verdict"], rows), "",
             guard_rule(alpha) + f". Items: `{names.GUARDS_JSONL}`."]
 
 
-def prompt_section(p, summary: Summary) -> list[str]:
-    """The prompting arm: three paired comparisons on the same items, each with the job's own test."""
+def prompt_section(p, summary: Summary, guards: list) -> list[str]:
+    """The prompting arm: three paired comparisons on the same items, each with the job's own test;
+    then the arm on each guard, judged by the guards' rule."""
+    prompted = [g.prompting for g in guards if g.prompting is not None]
+    on_guards = ["", "The prompting arm on the guards (prompt − baseline, the guards' rule):", "",
+                 *guard_lines(prompted, second="prompt")[:1]] if prompted else []
     rows = [["patched − baseline", fmt_acc(summary.accuracy_baseline), fmt_acc(summary.accuracy_patched),
              fmt_comparison_delta(summary.comparison), fmt_p(summary.comparison.p_value), summary.comparison.verdict],
             ["prompt − baseline", fmt_acc(summary.accuracy_baseline), fmt_acc(p.accuracy),
@@ -275,7 +280,8 @@ def prompt_section(p, summary: Summary) -> list[str]:
     return [f"**{prompt_sentence(p)}**", "", f"Prompt change (`compare.prompt`): `{p.prompt}`", "",
             md_table(["comparison", "first", "second", f"delta [{fmt_level(summary.comparison.alpha)} CI]", "p",
                       "verdict"], rows), "",
-            f"The prompting arm is the unpatched model with the prompt change; answers: `{names.PROMPT_JSONL}`."]
+            f"The prompting arm is the unpatched model with the prompt change; answers: `{names.PROMPT_JSONL}`.",
+            *on_guards]
 
 
 def render_report(records: list[ItemResult], summary: Summary, record: RunRecord | dict, title: str,
@@ -308,7 +314,7 @@ def render_report(records: list[ItemResult], summary: Summary, record: RunRecord
     if guards:
         parts += ["## Guards", "", *guard_lines(guards), ""]
     if prompt is not None:
-        parts += ["## Prompting arm", "", *prompt_section(prompt, summary), ""]
+        parts += ["## Prompting arm", "", *prompt_section(prompt, summary, guards or []), ""]
     if summary.loss is not None:
         parts += ["## Loss", "", *loss_lines(summary), ""]
     parts += ["## Failures", "", *failure_lines(summary), ""]

@@ -58,7 +58,9 @@ def side_costs(metrics: dict, params: dict, patches: int, draws: int, items: int
         lines.append(f"guard {name}:  +{n * (1 + patches) * draws} generations = {n} × (1 + {patches}) × "
                      f"{plural(draws, 'draw')} (its items, baseline shared)")
     if params.get(names.COMPARE_PROMPT) not in (None, "", "None", "null"):
-        lines.append(f"prompting arm: +{items * draws} generations = {items} × {plural(draws, 'draw')} "
+        total = items + sum(guards.values())  # the prompting arm runs on the guards' items too
+        on = f"{items} + {' + '.join(str(n) for _, n in sorted(guards.items()))} (guards)" if guards else str(items)
+        lines.append(f"prompting arm: +{total * draws} generations = {on} × {plural(draws, 'draw')} "
                      "(once per store, shared by every patch)")
     return lines
 
