@@ -3,7 +3,7 @@
 Starts `python -m hookbench.server --engine hf` and then `--engine vllm` on the same model, and
 prints one table: load time, tokens/s at batch sizes 1, 8, 32, 64 (greedy), patch + restore time
 of one weight edit, /api/loss latency, the clean probe loss on both, and the wall time of one
-hookbench job (N generated sums, one patch: `patch=math`) against each. Needs vLLM importable
+hookbench job (N generated sums, one patch: `patch=math`, no guard task) against each. Needs vLLM importable
 (the vLLM venv: make vllm, docs/development.md); on CPU it measures vLLM's CPU backend, not a GPU.
 
 Usage: python benchmarks/engine_compare.py [--model smollm2] [--new-tokens 16] [--job-items 20]
@@ -47,10 +47,10 @@ def engine_column(url: str, load_s: float, args, batch_sizes) -> list[str]:
 
 
 def job_wall(url: str, n: int) -> str:
-    """Wall of `python -m hookbench` against the running server: n items, baseline + one patch."""
+    """Wall of `python -m hookbench` against the running server: n items, baseline + one patch, no guard."""
     with tempfile.TemporaryDirectory(prefix="engine-compare-") as cwd:
         cmd = [sys.executable, "-m", "hookbench", "model=smollm2", "model.server.launch.enabled=false",
-               f"model.server.url={url}", f"dataset.n={n}", "patch=math", "reuse.enabled=false"]
+               f"model.server.url={url}", f"dataset.n={n}", "patch=math", "reuse.enabled=false", "guards=[]"]
         t = time.perf_counter()
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ})
         wall = time.perf_counter() - t
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = (["load time (start to healthy)"] + [f"tokens/s at batch size {bs} (greedy, {args.new_tokens} new)"
                                                 for bs in batch_sizes]
             + [f"patch + restore ({EDIT}, top 20%)", "/api/loss latency (mean of 5)", "probe loss (clean)",
-               f"hookbench job wall ({args.job_items} items, patch=math)"])
+               f"hookbench job wall ({args.job_items} items, patch=math, no guard)"])
     print(f"engine_compare: {args.model} in {dtype}")
     print(md_table(["what", *ENGINES], [[r, *(columns[e][i] for e in ENGINES)] for i, r in enumerate(rows)]))
     return 0

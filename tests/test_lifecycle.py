@@ -61,7 +61,7 @@ N_CTRL_C = 24  # items: the signal comes after two of the six patched chunks of 
 def test_ctrl_c_mid_run_restores_the_server_marks_the_run_killed_and_a_rerun_resumes(smol_clean, tmp_path):
     before = fingerprint(smol_clean)
     args = ["model.server.launch.enabled=false", f"model.server.url={smol_clean.url}", f"dataset.n={N_CTRL_C}",
-            "model.generation.batch_size=4"]
+            "model.generation.batch_size=4", "guards=[]"]  # the default guard is not what this measures
     proc = subprocess.Popen([sys.executable, "-m", "hookbench", *args], cwd=tmp_path,
                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
@@ -93,7 +93,7 @@ def test_ctrl_c_in_a_sweep_still_closes_the_parent(tiny_clean, tmp_path):
     """Hydra skips on_multirun_end when a job does not return; the parent must not stay RUNNING."""
     searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
     proc = subprocess.Popen([sys.executable, "-m", "hookbench", "-m", "model=ext_tiny", "patch=math,general",
-                             "dataset.n=400", "dataset.max_value=99", "model.generation.batch_size=1", searchpath],
+                             "dataset.n=400", "dataset.max_value=99", "model.generation.batch_size=1", "guards=[]", searchpath],
                             cwd=tmp_path, env=cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     at_signal = _wait_for_patched_generations(tiny_clean, proc)

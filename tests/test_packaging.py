@@ -2,6 +2,7 @@
 then `hookbench --cfg job` and `python -m hookbench --cfg job` from another directory compose the
 default job, and every command's help runs there (reusing this env's dependencies)."""
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -26,8 +27,12 @@ def test_a_non_editable_install_composes_the_default_job_from_elsewhere(tmp_path
                          capture_output=True, text=True, check=True).stdout.strip()
     # this env's dependencies, seen after the venv's own site-packages (like --system-site-packages)
     (Path(own) / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # from a copy of the tree: setuptools builds in it (build/, *.egg-info), and make test may be
+    # installing the vLLM venv from the checkout at the same time
+    src = shutil.copytree(REPO, tmp_path / "src", ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "build", "*.egg-info", "site", "mlruns", "multirun", "outputs", "*_cache", "*.log"))
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-                    "--no-build-isolation", "--no-index", "-q", str(REPO)], check=True, timeout=300,
+                    "--no-build-isolation", "--no-index", "-q", str(src)], check=True, timeout=300,
                    cwd=tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

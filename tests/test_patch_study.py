@@ -26,7 +26,7 @@ def test_confirm_picks_the_better_dev_child_and_reruns_it_on_test(smol_clean, tm
     searchpath = write_external_models(tmp_path / "conf", {"ext_smol": ("smollm2", smol_clean)})
     mild, harmful = patch_file(tmp_path, "mild", 1.02, 10), patch_file(tmp_path, "harmful", 4.0, 2)
     p = run_cli(["-m", "model=ext_smol", "patch=file", f"patch.path={mild},{harmful}", "dataset.split=dev",
-                 "dataset.n=60", searchpath], tmp_path)
+                 "dataset.n=40", searchpath], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     all_runs = runs(tmp_path)
     (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]

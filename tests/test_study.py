@@ -318,7 +318,8 @@ def test_the_agreement_of_loss_and_accuracy_counts_pairs_as_kendall_does():
     a = agreement(list(loss), list(acc))
     tau = sps.kendalltau(loss, acc).statistic  # no ties: concordant share of (loss, -acc) = (1 - tau) / 2
     assert a.concordant == pytest.approx((1 - tau) / 2)
-    assert a.agree and a.correlation.high < 0 and "they agree" in a.sentence()
+    assert a.agree and a.correlation.high < 0 and "they agree: the loss chose rung 1" in a.sentence()
+    assert "chose" not in a.sentence(later_rungs=False) and "one rung" in a.sentence(later_rungs=False)
     noise = agreement(list(loss), list(rng.normal(size=12)))
     assert not noise.agree and "do not agree" in noise.sentence()
     assert not agreement([0.1, 0.2, 0.3], [0.0, -0.1, -0.2]).agree, "3 candidates: no interval, no agreement"

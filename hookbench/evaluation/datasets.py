@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -160,16 +161,18 @@ def jsonl(
     limit: int | None = None,
     sample: int | None = None,
     seed: int = 0,
+    read: Callable[[Path], list[dict]] = _read_rows,
 ) -> Dataset:
     """Any JSONL with a prompt and an answer per row; `id` and `task` are optional per row.
 
     A row whose prompt or answer is null or missing is an error, or skipped and counted with
     `skip_missing` (an upstream prompt file has rows without an answer). Rows without an id get
     `<name>-<row index>` by their position in the file, skipped rows included, so ids stay put.
+    `read` turns the file into rows (the `datasets` library; `packaged` passes plain `json`).
     """
     check_split(split, holdout)
     p = Path(path).expanduser()
-    rows = _read_rows(p)
+    rows = read(p)
     fields = {"prompt": prompt_field, "answer": answer_field}
     bad = [i for i, row in enumerate(rows) if any(row.get(f) is None for f in fields.values())]
     if bad and not skip_missing:
@@ -185,28 +188,15 @@ def jsonl(
     return _finish(name, items, str(p), split, holdout, limit, sample, seed, skipped=len(bad))
 
 
-def packaged(
-    path: str,
-    name: str = "packaged",
-    prompt_field: str = "prompt",
-    answer_field: str = "answer",
-    id_field: str | None = "id",
-    task_field: str | None = "task",
-    skip_missing: bool = False,
-    split: str = "all",
-    holdout: float = 0.5,
-    limit: int | None = None,
-    sample: int | None = None,
-    seed: int = 0,
-) -> Dataset:
-    """A JSONL file shipped in the package (conf/dataset/capitals.yaml), the `jsonl` options' keys:
+def packaged(path: str, **options: Any) -> Dataset:
+    """A JSONL file shipped in the package (conf/dataset/capitals.yaml), with the `jsonl` options:
     well-formed by construction, so read with `json` rather than the `datasets` library, whose import
     would cost the default job seconds before its first request (it is the default guard)."""
-    check_split(split, holdout)
-    p = Path(path)
-    rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-    items = [_row_item(row, i, name, prompt_field, answer_field, id_field, task_field) for i, row in enumerate(rows)]
-    return _finish(name, items, str(p), split, holdout, limit, sample, seed)
+    return jsonl(path, **{"name": "packaged", **options}, read=_read_packaged)
+
+
+def _read_packaged(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _row_item(row: dict, i: int, name: str, prompt_field: str, answer_field: str,

@@ -81,12 +81,16 @@ class Agreement:
     def agree(self) -> bool:
         return math.isfinite(self.correlation.high) and self.correlation.high < 0
 
-    def sentence(self) -> str:
+    def sentence(self, later_rungs: bool = True) -> str:
+        """What the agreement decided; with one rung (`later_rungs` false) there was nothing to choose."""
         c = self.correlation
         rho = "undefined" if math.isnan(c.rho) else f"rho = {c.rho:+.2f} [{c.low:+.2f}, {c.high:+.2f}] (95%, Fisher z)"
         share = "n/a" if math.isnan(self.concordant) else f"{self.concordant:.0%}"
-        how = "they agree: the loss chose rung 1" if self.agree else \
-            "they do not agree: the paired accuracy comparison chose rung 1"
+        how = "they agree" if self.agree else "they do not agree"
+        if later_rungs:
+            how += ": the loss chose rung 1" if self.agree else ": the paired accuracy comparison chose rung 1"
+        else:
+            how += " (one rung: nothing to choose for a later one)"
         return (f"loss vs accuracy on rung 0 ({c.n} candidates): Spearman {rho}, pairs ordered the same way "
                 f"{share}; {how}")
 

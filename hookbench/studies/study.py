@@ -270,7 +270,7 @@ def rung_report(study: Study, client, parent_id: str, rows: list[dict], test, re
     lines = [head, "", versus_reference_rung(rows, reference), ""]
     agreed = study.rungs.agreement()
     if agreed is not None:
-        lines.insert(3, agreed.sentence())
+        lines.insert(3, agreed.sentence(later_rungs=len(study.rungs.schedule.rungs) > 1))
     if study.random_note:
         lines.insert(2, study.random_note)
     study.out.mkdir(parents=True, exist_ok=True)
