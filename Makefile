@@ -45,8 +45,9 @@ run: setup
 	$(PY) -m hookbench
 
 # The suite's test files in 2 processes, each server one thread (OMP_NUM_THREADS=1: torch threads of
-# several servers spinning on 2 cores cost more than they gave; measured 14 vs 26 min with 3 processes)
-PYTEST_PARALLEL := OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile
+# several servers spinning on 2 cores cost more than they gave; measured 14 vs 26 min with 3 processes);
+# the slowest tests are listed at the end, for whoever makes CI faster
+PYTEST_PARALLEL := OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile --durations=20
 
 # Everything, as CI runs it. The vLLM venv installs and then runs the vLLM engine's tests (output in
 # vllm-tests.log, printed after the suite's) beside the main venv's set-up, the docs site
@@ -54,7 +55,7 @@ PYTEST_PARALLEL := OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile
 # the other (docs/development.md).
 test:
 	@{ $(MAKE) -s vllm > vllm-setup.log 2>&1 || { tail -n 40 vllm-setup.log; echo "make vllm failed (vllm-setup.log)"; exit 1; }; \
-	  HOOKBENCH_REQUIRE_VLLM=1 $(VPY) -m pytest -q -m vllm > vllm-tests.log 2>&1; } & vllm=$$!; \
+	  HOOKBENCH_REQUIRE_VLLM=1 $(VPY) -m pytest -q -m vllm --durations=10 > vllm-tests.log 2>&1; } & vllm=$$!; \
 	$(MAKE) setup && $(VENV)/bin/mkdocs build --strict --quiet --site-dir site && $(PYTEST_PARALLEL); main=$$?; \
 	wait $$vllm; v=$$?; echo "== the vLLM engine's tests (.venv-vllm) =="; cat vllm-tests.log; \
 	test $$main -eq 0 && test $$v -eq 0
