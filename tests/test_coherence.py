@@ -9,6 +9,7 @@ differences (the cluster score test).
 import numpy as np
 
 from hookbench.stats import compare_arms, equivalence
+from hookbench.testing.config import STATS
 
 RNG = np.random.default_rng(20261201)
 SIZES = (1, 2, 3, 5, 8, 12, 20, 30, 50, 80, 120, 200, 300)  # few distinct n: the MDE's power solve is cached
@@ -40,7 +41,7 @@ def test_binary_singletons_tangos_score_test_and_its_interval_agree():
     checked = 0
     for i in range(2000):
         b, p = random_binary(size())
-        c = compare_arms(b, p, alpha=alphas[i % 3])
+        c = compare_arms(b, p, alpha=alphas[i % 3], target_effect=STATS["target_effect"])
         assert c.test_name == "Tango score test"
         assert coherent(c), c
         checked += c.verdict != "no change observed"
@@ -53,7 +54,7 @@ def test_clustered_binary_tables_score_test_and_its_inverted_interval_agree():
         n = size(2, 120)
         b, p = random_binary(n)
         clusters = RNG.integers(0, max(1, n // int(RNG.choice([1, 2, 4]))), n).astype(str)
-        c = compare_arms(b, p, clusters=clusters, alpha=0.05)
+        c = compare_arms(b, p, clusters=clusters, alpha=0.05, target_effect=STATS["target_effect"])
         assert coherent(c), c
         rejected += c.p_value < 0.05
     assert rejected > 20  # both sides of the rule were exercised
@@ -64,7 +65,7 @@ def test_draws_means_cluster_score_test_and_its_inverted_interval_agree():
         n, k = size(2, 80), int(RNG.integers(2, 6))
         b = RNG.binomial(k, RNG.uniform(0.1, 0.9), n) / k
         p = RNG.binomial(k, np.clip(b + RNG.normal(0, 0.2), 0, 1)) / k
-        c = compare_arms(b, p, clusters=np.arange(n) // int(RNG.choice([1, 2])), draws=k, alpha=0.05)
+        c = compare_arms(b, p, clusters=np.arange(n) // int(RNG.choice([1, 2])), draws=k, alpha=0.05, target_effect=STATS["target_effect"])
         assert coherent(c), c
 
 
@@ -73,7 +74,7 @@ def test_loss_like_continuous_differences_agree():
         n = size(2, 200)
         b = RNG.gamma(2.0, 1.0, n)
         p = b + RNG.normal(RNG.normal(0, 0.1), RNG.uniform(0.01, 0.5), n)
-        c = compare_arms(b, p, alpha=0.05, higher_is_better=False)
+        c = compare_arms(b, p, alpha=0.05, higher_is_better=False, target_effect=STATS["target_effect"])
         assert coherent(c), c
 
 

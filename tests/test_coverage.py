@@ -9,6 +9,7 @@ import pytest
 from hookbench.stats import compare_arms
 from hookbench.stats.coverage import cells, cluster_codes, draw, simulate
 from hookbench.stats.score import paired_binary
+from hookbench.testing.config import STATS
 
 ALPHA, REPS = 0.05, 400
 SMALL = {"n": (50,), "psi": (0.1, 0.4), "ratio": (0.0, 0.75, 0.9), "cluster": (1, 5)}
@@ -27,6 +28,6 @@ def test_the_simulation_measures_the_interval_compare_arms_reports():
     rng = np.random.default_rng(3)
     groups = cluster_codes(rng, 60, 5)
     d, _ = draw("clustered", rng, groups, 0.3, 0.1)
-    c = compare_arms((d < 0).astype(float), (d > 0).astype(float), clusters=groups.astype(str))
+    c = compare_arms((d < 0).astype(float), (d > 0).astype(float), clusters=groups.astype(str), **STATS)
     r = paired_binary(d, groups, ALPHA)
     assert (c.ci_low, c.ci_high, c.p_value) == (r.ci_low, r.ci_high, r.p_value)

@@ -7,6 +7,7 @@ from statsmodels.stats.weightstats import ttost_paired
 
 from hookbench.reports.formatting import equivalence_sentence
 from hookbench.stats import equivalence
+from hookbench.testing.config import STATS
 
 A = np.array([0.6, 0.4, 0.5, 0.7, 0.3, 0.5, 0.6, 0.4, 0.55, 0.45, 0.5, 0.65])
 B = np.array([0.55, 0.45, 0.5, 0.65, 0.35, 0.5, 0.6, 0.45, 0.5, 0.45, 0.55, 0.6])
@@ -19,15 +20,15 @@ def test_singleton_tost_matches_ttost_paired_and_the_difference_test_matches_tte
         assert eq.p_equivalence == pytest.approx(p_tost, rel=1e-9)
         assert eq.p_difference == pytest.approx(ttest_rel(A, B).pvalue, rel=1e-9)
         assert (eq.outcome == "agrees") == (p_tost < 0.05)
-    assert equivalence(A - B, np.arange(len(A)), 0.2).outcome == "agrees"
-    assert equivalence(A - B, np.arange(len(A)), 0.02).outcome == "inconclusive"
+    assert equivalence(A - B, np.arange(len(A)), 0.2, STATS["alpha"]).outcome == "agrees"
+    assert equivalence(A - B, np.arange(len(A)), 0.02, STATS["alpha"]).outcome == "inconclusive"
 
 
 def test_a_shifted_rerun_does_not_reproduce_and_equivalence_takes_precedence_when_inside_the_margin():
     shifted = A - (B - 0.2)
-    assert equivalence(shifted, np.arange(12), margin=0.05).outcome == "disagrees"
+    assert equivalence(shifted, np.arange(12), margin=0.05, alpha=STATS["alpha"]).outcome == "disagrees"
     small = A - (B - 0.03)  # detectably different, but inside a ±0.2 margin: reproduces
-    eq = equivalence(small, np.arange(12), margin=0.2)
+    eq = equivalence(small, np.arange(12), margin=0.2, alpha=STATS["alpha"])
     assert eq.p_difference < 0.05 and eq.outcome == "agrees"
     text = equivalence_sentence(eq)
     assert text.startswith("the delta (patched − baseline): reproduces: the runs differ by +0.030 95% [")
@@ -35,7 +36,7 @@ def test_a_shifted_rerun_does_not_reproduce_and_equivalence_takes_precedence_whe
 
 
 def test_too_few_items_are_inconclusive():
-    eq = equivalence([0.5, -0.5, 0.0, 0.5, -0.5, 0.0], np.arange(6), margin=0.1)
+    eq = equivalence([0.5, -0.5, 0.0, 0.5, -0.5, 0.0], np.arange(6), margin=0.1, alpha=STATS["alpha"])
     assert eq.outcome == "inconclusive"
-    assert equivalence([0.5], [0], margin=0.1).outcome == "inconclusive"
-    assert "too few to compare" in equivalence_sentence(equivalence([0.5], [0], margin=0.1))
+    assert equivalence([0.5], [0], margin=0.1, alpha=STATS["alpha"]).outcome == "inconclusive"
+    assert "too few to compare" in equivalence_sentence(equivalence([0.5], [0], margin=0.1, alpha=STATS["alpha"]))

@@ -11,6 +11,7 @@ from hookbench.stats.power import connor_items, design_effect, reproduction_item
 from hookbench.stats.score import tango_z
 from hookbench.studies.plan import size_study
 from hookbench.testing.cli import run_cli, stock_args
+from hookbench.testing.config import STATS
 from hookbench.testing.store import runs
 
 
@@ -21,13 +22,13 @@ def test_connor_formula_with_the_continuity_correction_by_hand():
     assert math.ceil(k ** 2 / 0.01) == 155
     by_hand = ((k + math.sqrt(k * k + 0.2)) / 0.2) ** 2
     assert math.ceil(by_hand) == 165 == connor_items(0.2, 0.1, 0.05, 0.8)
-    assert connor_items(0.05, 0.1) == connor_items(0.1, 0.1)  # psi below |delta| is impossible for 0/1
+    assert connor_items(0.05, 0.1, STATS["alpha"]) == connor_items(0.1, 0.1, STATS["alpha"])  # psi below |delta| is impossible for 0/1
 
 
 @pytest.mark.parametrize("psi,delta", [(0.2, 0.1), (0.39, 0.03), (0.1, 0.05)])
 def test_the_planned_items_give_80_percent_power_with_the_verdicts_test(psi, delta):
     rng = np.random.default_rng(5)
-    n, sims = connor_items(psi, delta), 20000
+    n, sims = connor_items(psi, delta, STATS["alpha"]), 20000
     counts = rng.multinomial(n, [(psi + delta) / 2, (psi - delta) / 2, 1 - psi], sims)
     p = 2 * sp_stats.norm.sf(np.abs(tango_z(counts[:, 0], counts[:, 1], n, 0.0)))
     assert abs(float(np.mean(p < 0.05)) - 0.8) < 0.025  # simulated 0.80-0.82 (Connor's own n: 0.79)
@@ -47,17 +48,17 @@ def test_reproduction_items_give_80_percent_power_to_reproduce(psi, delta, margi
     # judged by reproduce's own rule (a small pilot's variance is itself noisy: so is its sizing)
     rng = np.random.default_rng(2)
     pilot = np.arange(20000) // per_query
-    needed = reproduction_items(one_run(rng, 20000, psi, delta, pilot), pilot, margin)
+    needed = reproduction_items(one_run(rng, 20000, psi, delta, pilot), pilot, margin, STATS["alpha"])
     groups = np.arange(needed) // per_query
     agree = [equivalence(one_run(rng, needed, psi, delta, groups) - one_run(rng, needed, psi, delta, groups),
-                         groups, margin).outcome == "agrees" for _ in range(500)]
+                         groups, margin, STATS["alpha"]).outcome == "agrees" for _ in range(500)]
     assert abs(float(np.mean(agree)) - 0.8) < 0.08, needed  # within 10% of 80%
 
 
 def test_a_job_reports_items_needed_from_its_discordance():
     baseline = [0] * 100 + [1] * 100
     patched = [1] * 30 + [0] * 70 + [0] * 10 + [1] * 90  # psi = 40 / 200 = 0.2
-    c = compare_arms(baseline, patched, target_effect=0.1)
+    c = compare_arms(baseline, patched, target_effect=0.1, alpha=STATS["alpha"])
     assert c.items_needed == 165
     assert design_effect([1, 1, -1, 0], [0, 0, 1, 2]) > 1 == design_effect([1, -1, 0], [0, 1, 2])
 
@@ -76,10 +77,10 @@ def test_plan_cli_reads_a_pilot_run(stock_server, tmp_path):
     (run,) = runs(tmp_path)
     r = run_cli([run.info.run_id, "--effect", "0.1", "--patches", "3"], tmp_path, env, module="hookbench.plan")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    items = connor_items(0.1, 0.1)  # nothing changed in the pilot: psi is floored at |delta|
+    items = connor_items(0.1, 0.1, STATS["alpha"])  # nothing changed in the pilot: psi is floored at |delta|
     assert f"items:       {items}" in r.stdout and f"generations: {items * 4} = {items} × (1 + 3)" in r.stdout
     assert "wall time:" in r.stdout and " s (" in r.stdout
-    rerun = reproduction_items([0.0] * 6, list(range(6)), 0.03)  # nothing changed: one item differing by 1
+    rerun = reproduction_items([0.0] * 6, list(range(6)), 0.03, STATS["alpha"])  # nothing changed: one item differing by 1
     assert f"equivalence within ±0.03, TOST at α = 0.05) with 80% power: about {rerun} items" in r.stdout
     bad = run_cli([run.info.run_id, "--effect", "3"], tmp_path, env, module="hookbench.plan")
     assert bad.returncode == 2 and "--effect must be in (0, 1]" in bad.stderr

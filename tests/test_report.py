@@ -11,6 +11,7 @@ from rich.console import Console
 from hookbench.evaluation.results import ItemResult, summarize
 from hookbench.reports.formatting import comparison_sentence, fmt_acc, fmt_delta, fmt_mde
 from hookbench.reports.report import diff_table, summary_table, write_run_report
+from hookbench.testing.config import STATS
 from hookbench.testing.records import PNG_MAGIC, failed, item, ok, run_record
 
 GREEN_RGB = (44, 160, 44)  # matplotlib tab:green
@@ -40,7 +41,7 @@ def records():
 
 
 def report_of(tmp_path, records, warnings=(), **summarize_kw) -> tuple[str, object]:
-    summary = summarize(records, **summarize_kw)
+    summary = summarize(records, 1, **STATS, **summarize_kw)
     write_run_report(tmp_path, records, summary, run_record(), "tiny + scale_mlp", list(warnings))
     return (tmp_path / "report.md").read_text(encoding="utf-8"), summary
 
@@ -109,7 +110,7 @@ def test_diff_table_shows_the_draw_when_items_have_several():
 
 
 def test_write_run_report_files_and_roundtrip(tmp_path, records):
-    summary = summarize(records)
+    summary = summarize(records, 1, **STATS)
     paths = write_run_report(tmp_path / "out", records, summary, run_record(), "smollm2 + scale_mlp", [])
     assert {p.name for p in paths} == REPORT_FILES and all(p.exists() for p in paths)
 
@@ -185,7 +186,7 @@ def test_nan_is_printed_as_n_a_never_nan(tmp_path):
 
 
 def test_empty_run_does_not_crash(tmp_path):
-    paths = write_run_report(tmp_path, [], summarize([]), {"model": {"name": "tiny"}}, "empty", [])
+    paths = write_run_report(tmp_path, [], summarize([], 1, **STATS), {"model": {"name": "tiny"}}, "empty", [])
     assert {p.name for p in paths} == REPORT_FILES
     assert "nan" not in (tmp_path / "report.md").read_text(encoding="utf-8").lower()
 
@@ -249,7 +250,7 @@ def test_latency_per_answer_with_batch_sizes_and_per_request(tmp_path):
 def test_four_fixed_none_broken_of_twenty_is_not_green(tmp_path):
     """The score test gives p = 0.0801, and its matching interval includes 0: no colour, no 'improves'."""
     recs = paired(4, 0, 16)
-    summary = summarize(recs)
+    summary = summarize(recs, 1, **STATS)
     assert summary.comparison.ci_low < 0 and summary.comparison.verdict == "no detectable change"
     text = console_text(summary, color=True)
     assert ANSI_GREEN not in text
@@ -261,7 +262,7 @@ def test_four_fixed_none_broken_of_twenty_is_not_green(tmp_path):
 
 def test_a_significant_improvement_is_green(tmp_path):
     recs = paired(12, 0, 8)
-    summary = summarize(recs)
+    summary = summarize(recs, 1, **STATS)
     assert summary.comparison.verdict == "improves"
     assert ANSI_GREEN in console_text(summary, color=True)
     write_run_report(tmp_path, recs, summary, run_record(), "t", [])
@@ -269,7 +270,7 @@ def test_a_significant_improvement_is_green(tmp_path):
 
 
 def test_summary_table_renders_numbers(records):
-    summary = summarize(records, request_latency_s={"baseline": [1.0, 2.0], "patched": [1.5]})
+    summary = summarize(records, 1, **STATS, request_latency_s={"baseline": [1.0, 2.0], "patched": [1.5]})
     text = console_text(summary)
     assert "timeout: 1" in text and "api_error: 1" in text
     assert "1 / 1" in text  # fixed / broken
@@ -285,7 +286,7 @@ def test_diff_table_counts_a_changed_wrong_answer_apart_and_says_1_answer():
 
 
 def test_the_mde_has_one_rounding_in_the_table_and_the_sentence():
-    s = summarize(paired(4, 0, 16))
+    s = summarize(paired(4, 0, 16), 1, **STATS)
     c = s.comparison
     assert c.mde < 1
     table = console_text(s)

@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 from hookbench.evaluation.results import summarize
 from hookbench.reports.report import write_run_report
 from hookbench.testing.cli import run_cli, stock_args
+from hookbench.testing.config import STATS
 from hookbench.testing.records import PNG_MAGIC, failed, item, ok, run_record
 
 DATA_PNG = re.compile(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
@@ -35,7 +36,7 @@ def inline_plots(text: str) -> dict[str, bytes]:
 def test_the_page_holds_the_report_and_its_plots_and_fetches_nothing(tmp_path):
     records = [item(0, ok("4", True), ok("<script>alert(1)</script> 4", True)),
                item(1, ok("4", True), ok("3", False)), item(2, ok("3", False), failed("timeout", 3.0))]
-    write_run_report(tmp_path, records, summarize(records), run_record(), "tiny + scale_mlp", [])
+    write_run_report(tmp_path, records, summarize(records, 1, **STATS), run_record(), "tiny + scale_mlp", [])
     text = (tmp_path / "report.html").read_text(encoding="utf-8")
     plots = inline_plots(text)
     assert set(plots) == {"accuracy.png", "latency.png"}

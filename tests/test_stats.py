@@ -15,6 +15,7 @@ from hookbench.errors import ConfigError, DataError
 from hookbench.reports.formatting import comparison_sentence
 from hookbench.stats import adjust_p_values, adjusted_verdict, compare_arms
 from hookbench.stats.score import tango_z
+from hookbench.testing.config import STATS
 
 
 def arms_from_table(both_wrong, fixed, broken, both_right):
@@ -51,7 +52,7 @@ def interval_by_scan(stat, crit, estimate):
 
 def test_tangos_score_test_on_a_fixed_table_is_mcnemars_asymptotic_test_at_zero():
     baseline, patched = arms_from_table(both_wrong=50, fixed=14, broken=2, both_right=34)
-    c = compare_arms(baseline, patched)
+    c = compare_arms(baseline, patched, **STATS)
 
     assert (c.n, c.n_clusters, c.fixed, c.broken, c.both_right, c.both_wrong) == (100, 100, 14, 2, 34, 50)
     assert c.delta == pytest.approx(0.12)
@@ -78,7 +79,7 @@ def test_the_default_runs_table_gets_tangos_interval_found_independently():
     # 9 fixed / 20 broken of n = 200 (the default run): the interval is every d0 whose score
     # statistic (variance from the likelihood maximised under d0) stays within +-1.96
     baseline, patched = arms_from_table(both_wrong=100, fixed=9, broken=20, both_right=71)
-    c = compare_arms(baseline, patched)
+    c = compare_arms(baseline, patched, **STATS)
     low, high = interval_by_scan(lambda x: tango_by_likelihood(9, 20, 200, x), sp_stats.norm.ppf(0.975), -0.055)
     assert (c.ci_low, c.ci_high) == pytest.approx((low, high), abs=1e-7)
     assert (round(c.ci_low, 4), round(c.ci_high, 4)) == (-0.1139, 0.0003)
@@ -90,33 +91,33 @@ def test_the_default_runs_table_gets_tangos_interval_found_independently():
 
 def test_the_interval_level_follows_alpha():
     baseline, patched = arms_from_table(both_wrong=100, fixed=9, broken=20, both_right=71)
-    c = compare_arms(baseline, patched, alpha=0.1)
+    c = compare_arms(baseline, patched, alpha=0.1, target_effect=STATS["target_effect"])
     assert c.verdict == "hurts" and c.ci_high < 0  # p = 0.051 < 0.1: the 90% interval excludes 0
     assert "-0.055 90% [" in comparison_sentence(c)
 
 
 def test_more_broken_than_fixed_hurts():
     baseline, patched = arms_from_table(both_wrong=20, fixed=1, broken=12, both_right=30)
-    c = compare_arms(baseline, patched)
+    c = compare_arms(baseline, patched, **STATS)
     assert c.verdict == "hurts" and c.delta < 0 and c.p_value < 0.05 and c.ci_high < 0
 
 
 def test_five_fixed_none_broken_of_twenty_improves_by_the_score_test():
     # exact McNemar would give 2 * 0.5**5 = 0.0625; the score test (4.5 / sqrt 5) is less conservative
     baseline, patched = arms_from_table(both_wrong=15, fixed=5, broken=0, both_right=0)
-    c = compare_arms(baseline, patched, alpha=0.05)
+    c = compare_arms(baseline, patched, alpha=0.05, target_effect=STATS["target_effect"])
 
     assert c.p_value == pytest.approx(2 * sp_stats.norm.sf(4.5 / math.sqrt(5)))
     assert c.verdict == "improves" and 0 < c.ci_low < 0.25 < c.ci_high <= 1
     assert comparison_sentence(c).startswith("improves: +0.250 95% [")
-    weaker = compare_arms(*arms_from_table(both_wrong=16, fixed=4, broken=0, both_right=0))
+    weaker = compare_arms(*arms_from_table(both_wrong=16, fixed=4, broken=0, both_right=0), **STATS)
     assert weaker.verdict == "no detectable change" and weaker.ci_low <= 0
     assert "smallest detectable change is ±" in comparison_sentence(weaker)
 
 
 def test_zero_discordant_pairs_is_no_change_observed_with_an_mde_and_no_interval():
     baseline, patched = arms_from_table(both_wrong=12, fixed=0, broken=0, both_right=8)
-    c = compare_arms(baseline, patched)
+    c = compare_arms(baseline, patched, **STATS)
 
     assert c.verdict == "no change observed"
     assert math.isnan(c.ci_low) and math.isnan(c.ci_high)
@@ -130,18 +131,18 @@ def test_zero_discordant_pairs_is_no_change_observed_with_an_mde_and_no_interval
 
 
 def test_one_item_reads_in_the_singular():
-    c = compare_arms([0], [1])
+    c = compare_arms([0], [1], **STATS)
     assert "with 1 item " in comparison_sentence(c)
-    loss = compare_arms([2.0, 2.1, 1.0], [1.0, 1.1, 1.5], higher_is_better=False)
+    loss = compare_arms([2.0, 2.1, 1.0], [1.0, 1.1, 1.5], higher_is_better=False, **STATS)
     assert loss.broken == 2 and loss.fixed == 1
-    text = comparison_sentence(compare_arms([2.0] * 6, [1.0] * 5 + [2.5], higher_is_better=False))
+    text = comparison_sentence(compare_arms([2.0] * 6, [1.0] * 5 + [2.5], higher_is_better=False, **STATS))
     assert "5 items with lower / 1 with higher loss" in text or "no detectable change" in text
 
 
 def test_cluster_sums_that_cancel_still_get_an_interval_as_wide_as_the_items_give():
     # the input: all 26 items changed, each query's two items in opposite directions
-    clustered = compare_arms([0, 1] * 13, [1, 0] * 13, clusters=[f"q{i // 2}" for i in range(26)], draws=1)
-    singletons = compare_arms([0, 1] * 13, [1, 0] * 13)
+    clustered = compare_arms([0, 1] * 13, [1, 0] * 13, clusters=[f"q{i // 2}" for i in range(26)], draws=1, **STATS)
+    singletons = compare_arms([0, 1] * 13, [1, 0] * 13, **STATS)
     assert clustered.n_clusters == 13 and clustered.delta == 0
     assert clustered.ci_low < -0.3 and clustered.ci_high > 0.3  # not the zero-width [+0.000, +0.000]
     assert (clustered.ci_low, clustered.ci_high) == pytest.approx((singletons.ci_low, singletons.ci_high))
@@ -154,11 +155,11 @@ def test_repeated_queries_widen_the_interval_by_their_design_effect():
     kinds = rng.choice(4, 30, p=[0.4, 0.25, 0.05, 0.3])  # both wrong, fixed, broken, both right
     base, patch = np.array([0, 0, 1, 1])[kinds], np.array([0, 1, 0, 1])[kinds]
     repeated = np.repeat(np.arange(30), 3)  # each query asked three times, the same answer each time
-    c = compare_arms(np.repeat(base, 3), np.repeat(patch, 3), repeated.astype(str))
-    once = compare_arms(base, patch)
+    c = compare_arms(np.repeat(base, 3), np.repeat(patch, 3), repeated.astype(str), **STATS)
+    once = compare_arms(base, patch, **STATS)
     assert c.n == 90 and c.n_clusters == 30 and c.delta == pytest.approx(once.delta)
     assert c.ci_high - c.ci_low > 1.5 * (once.ci_high - once.ci_low) * math.sqrt(30 / 90)
-    assert c.p_value > compare_arms(np.repeat(base, 3), np.repeat(patch, 3)).p_value  # less evidence than 90 items
+    assert c.p_value > compare_arms(np.repeat(base, 3), np.repeat(patch, 3), **STATS).p_value  # less evidence than 90 items
     assert "design effect of 30 query clusters" in c.test
 
 
@@ -166,7 +167,7 @@ def test_draws_get_the_cluster_score_test_and_its_inverted_interval():
     baseline = [0.0, 1 / 3, 0.0, 2 / 3, 1.0, 0.0, 1 / 3, 0.5]
     patched = [2 / 3, 1 / 3, 1.0, 1 / 3, 1.0, 1 / 3, 1.0, 0.5]
     clusters = ["a", "b", "c", "d", "e", "f", "g", "g"]
-    c = compare_arms(baseline, patched, clusters, draws=3)
+    c = compare_arms(baseline, patched, clusters, draws=3, **STATS)
 
     assert (c.fixed, c.broken, c.both_right, c.both_wrong) == (4, 1, 2, 1)
     d = np.subtract(patched, baseline)
@@ -187,7 +188,7 @@ def test_draws_get_the_cluster_score_test_and_its_inverted_interval():
 
 def test_mde_is_ttest_power_times_the_sd_of_cluster_differences():
     baseline, patched = arms_from_table(both_wrong=60, fixed=9, broken=6, both_right=25)
-    c = compare_arms(baseline, patched)
+    c = compare_arms(baseline, patched, **STATS)
     es = TTestPower().solve_power(effect_size=None, nobs=100, alpha=0.05, power=0.8)
     assert c.mde == pytest.approx(es * np.std(np.subtract(patched, baseline), ddof=1), rel=1e-5)
     assert c.verdict == "no detectable change"
@@ -211,22 +212,22 @@ def test_the_power_solve_converges_where_statsmodels_stops_short():
 def test_lower_is_better_metrics_report_a_drop_as_improvement():
     baseline = [2.0, 2.5, 3.0, 2.2, 2.8, 3.1, 2.4, 2.9]
     patched = [b - 0.5 for b in baseline]
-    c = compare_arms(baseline, patched, higher_is_better=False)
+    c = compare_arms(baseline, patched, higher_is_better=False, **STATS)
     assert c.verdict == "improves" and c.delta == pytest.approx(-0.5)
     assert c.ci_low <= -0.5 <= c.ci_high < 0
-    spread = compare_arms(baseline, [b - 0.5 + 0.05 * (-1) ** i for i, b in enumerate(baseline)], higher_is_better=False)
+    spread = compare_arms(baseline, [b - 0.5 + 0.05 * (-1) ** i for i, b in enumerate(baseline)], higher_is_better=False, **STATS)
     assert spread.verdict == "improves" and spread.ci_low < -0.5 < spread.ci_high < 0
 
 
 def test_no_items_and_bad_input():
-    assert compare_arms([], []).verdict == "no data"
-    assert comparison_sentence(compare_arms([], [])) == "no data (no paired items)"
+    assert compare_arms([], [], **STATS).verdict == "no data"
+    assert comparison_sentence(compare_arms([], [], **STATS)) == "no data (no paired items)"
     with pytest.raises(DataError, match="equal length"):
-        compare_arms([1, 0], [1])
+        compare_arms([1, 0], [1], **STATS)
     with pytest.raises(DataError, match="3 cluster ids for 2 items"):
-        compare_arms([1, 0], [1, 1], ["a", "b", "c"])
+        compare_arms([1, 0], [1, 1], ["a", "b", "c"], **STATS)
     with pytest.raises(DataError, match="item 1"):
-        compare_arms([1, math.nan], [1, 1])
+        compare_arms([1, math.nan], [1, 1], **STATS)
 
 
 def test_holm_matches_multipletests_and_a_hand_calculation():

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from hookbench import names
 from hookbench.stats import adjusted_verdict, compare_arms
 from hookbench.testing.cli import run_cli, stock_args
+from hookbench.testing.config import STATS
 from hookbench.tracking.sweep import adjust
 from hookbench.vocabulary import Agreement, FailureKind, Screen, Verdict
 
@@ -36,11 +37,11 @@ def test_members_equal_the_strings_in_existing_stores():
 
 def test_every_verdict_the_stats_give_is_a_member():
     cases = [([0] * 20, [1] * 20), ([1] * 20, [0] * 20), ([0, 1] * 5, [1, 0] * 5), ([1] * 4, [1] * 4), ([], [])]
-    got = {compare_arms(b, p).verdict for b, p in cases}
+    got = {compare_arms(b, p, **STATS).verdict for b, p in cases}
     assert got == {Verdict.IMPROVES, Verdict.HURTS, Verdict.NO_DETECTABLE_CHANGE, Verdict.NO_CHANGE_OBSERVED,
                    Verdict.NO_DATA}
     assert all(type(v) is Verdict for v in got)
-    assert type(adjusted_verdict(0.1, 0.01)) is Verdict and adjusted_verdict(0.1, math.nan) is Verdict.NO_DATA
+    assert type(adjusted_verdict(0.1, 0.01, STATS["alpha"])) is Verdict and adjusted_verdict(0.1, math.nan, STATS["alpha"]) is Verdict.NO_DATA
 
 
 def test_a_sweep_adjusts_stored_verdict_strings_to_members():

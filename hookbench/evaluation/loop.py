@@ -224,8 +224,8 @@ class Evaluation:
 
     def _output(self, records: list[ItemResult], screen: ScreenResult | None) -> JobOutput:
         s = self.settings
-        summary = summarize(records, s.generation.samples, s.alpha, self.generator.request_latency,
-                            self.parts.dataset.skipped, target_effect=s.target_effect)
+        summary = summarize(records, s.generation.samples, s.alpha, s.target_effect, self.generator.request_latency,
+                            self.parts.dataset.skipped)
         passed = screen is None or screen.passed
         guards = [summarize_guard(g, s.generation.samples, s.alpha, s.target_effect)
                   for g in self.parts.guards] if passed and s.generates else []

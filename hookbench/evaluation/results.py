@@ -198,16 +198,15 @@ def per_item(records: list[ItemResult], count_patch_failures: bool) -> tuple[lis
             [query[i] for i in ids], ids)
 
 
-def compare(records: list[ItemResult], draws: int, alpha: float, count_patch_failures: bool = False,
-            target_effect: float | None = None) -> Comparison:
-    from hookbench.stats import TARGET_EFFECT, compare_arms
+def compare(records: list[ItemResult], draws: int, alpha: float, target_effect: float,
+            count_patch_failures: bool = False) -> Comparison:
+    from hookbench.stats import compare_arms
 
     b, p, clusters, _ = per_item(records, count_patch_failures)
-    target_effect = TARGET_EFFECT if target_effect is None else target_effect
     return compare_arms(b, p, clusters=clusters, draws=draws, alpha=alpha, target_effect=target_effect)
 
 
-def compare_losses(records: list[ItemResult], alpha: float) -> tuple[float, float, Comparison] | None:
+def compare_losses(records: list[ItemResult], alpha: float, target_effect: float) -> tuple[float, float, Comparison] | None:
     """Mean gold-answer loss per arm and the paired comparison of the losses (lower is better)."""
     from hookbench.stats import compare_arms
 
@@ -216,15 +215,14 @@ def compare_losses(records: list[ItemResult], alpha: float) -> tuple[float, floa
     if not any(r.baseline.loss is not None for r in records):
         return None
     b, p, q = [x[0] for x in pairs], [x[1] for x in pairs], [x[2] for x in pairs]
-    return _mean(b), _mean(p), compare_arms(b, p, clusters=q, alpha=alpha, higher_is_better=False)
+    return _mean(b), _mean(p), compare_arms(b, p, clusters=q, alpha=alpha, target_effect=target_effect, higher_is_better=False)
 
 
-def summarize(records: list[ItemResult], draws: int = 1, alpha: float = 0.05,
-              request_latency_s: dict[str, list[float]] | None = None, skipped_items: int = 0,
-              target_effect: float | None = None) -> Summary:
-    from hookbench.stats import TARGET_EFFECT, compare_arms, p95
+def summarize(records: list[ItemResult], draws: int, alpha: float, target_effect: float,
+              request_latency_s: dict[str, list[float]] | None = None, skipped_items: int = 0) -> Summary:
+    """`alpha`, `target_effect`: the job's configured stats.alpha and stats.target_effect."""
+    from hookbench.stats import compare_arms, p95
 
-    target_effect = TARGET_EFFECT if target_effect is None else target_effect
     mark_patch_caused(records)
     b, p, clusters, ids = per_item(records, count_patch_failures=False)
     latency_per_item, req_mean, req_p95, batch_sizes, failures, kinds, reused = {}, {}, {}, {}, {}, {}, {}
@@ -244,13 +242,13 @@ def summarize(records: list[ItemResult], draws: int = 1, alpha: float = 0.05,
         per_task[task] = {"baseline": _mean(tb), "patched": _mean(tp),
                           "comparison": compare_arms(tb, tp, clusters=tc, draws=draws, alpha=alpha,
                                                      target_effect=target_effect),
-                          "loss": compare_losses(rs, alpha)}
-    losses = compare_losses(records, alpha)
+                          "loss": compare_losses(rs, alpha, target_effect)}
+    losses = compare_losses(records, alpha, target_effect)
     return Summary(
         n_items=len({r.id for r in records}), n_draws=len(records),
         accuracy_baseline=_mean(b), accuracy_patched=_mean(p),
         comparison=compare_arms(b, p, clusters=clusters, draws=draws, alpha=alpha, target_effect=target_effect),
-        with_patch_failures=compare(records, draws, alpha, count_patch_failures=True, target_effect=target_effect),
+        with_patch_failures=compare(records, draws, alpha, target_effect, count_patch_failures=True),
         patch_caused=sum(r.patched.patch_caused for r in records),
         latency_per_item_s=latency_per_item, latency_request_mean_s=req_mean, latency_request_p95_s=req_p95,
         batch_sizes=batch_sizes, failures=failures, failure_kinds=kinds, per_task=per_task, reused=reused,

@@ -285,4 +285,10 @@ def completed(logged: DictConfig) -> DictConfig:
     return merged
 
 
+def schema_default(key: str) -> Any:
+    """The schema's default of a dotted key (the same as conf/config.yaml's, tests/test_defaults.py
+    checks), for a run logged before the key was a param."""
+    return OmegaConf.select(OmegaConf.structured(Config), key)
+
+
 register()

@@ -178,11 +178,10 @@ def sweep_answer(rows: list[dict], correction: str | None) -> str:
     return f"Best: {job_label(best)}, {delta}{_verdict_adjusted(best)}; {survive}."
 
 
-def sweep_note(rows: list[dict], correction: str | None = None, alpha: float | None = None) -> str:
+def sweep_note(rows: list[dict], correction: str | None, alpha: float) -> str:
     """The parent run's MLflow description: one plain sentence first (the runs table and tooltips show
     it raw), then a compact markdown table."""
     rows = _sorted(rows)
-    alpha = 0.05 if alpha is None else alpha
     parts = [sweep_answer(rows, correction), "", md_table(*compact_table(rows, alpha))]
     if correction is not None:
         parts += ["", family_line(rows, correction, alpha)]

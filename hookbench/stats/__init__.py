@@ -21,12 +21,12 @@ from statsmodels.stats.multitest import multipletests
 
 from hookbench.errors import ConfigError, DataError
 from hookbench.stats.equivalence import Equivalence, equivalence
-from hookbench.stats.power import POWER, TARGET_EFFECT, items_needed, minimum_detectable_effect
+from hookbench.stats.power import POWER, items_needed, minimum_detectable_effect
 from hookbench.stats.score import paired_binary, paired_mean
 from hookbench.vocabulary import Verdict
 
 CORRECTIONS = {"holm": "holm", "bh": "fdr_bh", "none": None}
-__all__ = ["Comparison", "Equivalence", "POWER", "TARGET_EFFECT", "adjust_p_values", "adjusted_verdict", "cluster_codes", "compare_arms",
+__all__ = ["Comparison", "Equivalence", "POWER", "adjust_p_values", "adjusted_verdict", "cluster_codes", "compare_arms",
            "equivalence", "items_needed", "minimum_detectable_effect", "p95"]
 
 
@@ -50,9 +50,9 @@ class Comparison:
     verdict: Verdict
     test: str
     interval: str
+    target_effect: float  # the change `items_needed` is sized for (stats.target_effect)
     higher_is_better: bool = True  # False for a loss: the counts then read as lower / higher loss
     items_needed: int = 0  # items a change of `target_effect` needs at 80% power (0: not computed)
-    target_effect: float = TARGET_EFFECT
 
     @property
     def test_name(self) -> str:
@@ -61,8 +61,8 @@ class Comparison:
 
 
 def compare_arms(baseline: Sequence[float], patched: Sequence[float],
-                 clusters: Sequence[str] | None = None, draws: int = 1, alpha: float = 0.05,
-                 higher_is_better: bool = True, target_effect: float = TARGET_EFFECT) -> Comparison:
+                 clusters: Sequence[str] | None = None, draws: int = 1, *, alpha: float, target_effect: float,
+                 higher_is_better: bool = True) -> Comparison:
     """Paired comparison of two arms on the same items, clustered by query.
 
     `baseline[i]`, `patched[i]`: item i's score in each arm (0/1, or the mean over `draws` draws).
@@ -71,7 +71,8 @@ def compare_arms(baseline: Sequence[float], patched: Sequence[float],
     0/1 scores, one draw: Tango's score test with the interval for the paired difference inverting
     it; repeated queries widen it by their design effect. Otherwise (draws, a loss) the cluster
     score test, t with G − 1 df, and its inverted interval. Both at level 1 − alpha; for a loss
-    (lower is better) pass higher_is_better=False.
+    (lower is better) pass higher_is_better=False. `alpha` and `target_effect`: the configured
+    stats.alpha and stats.target_effect.
     """
     b, p = _paired_arrays(baseline, patched)
     groups = _cluster_codes(clusters, len(b))
@@ -84,7 +85,7 @@ def compare_arms(baseline: Sequence[float], patched: Sequence[float],
     if n == 0:
         nan = math.nan
         return Comparison(0, 0, draws, 0, 0, 0, 0, nan, nan, nan, nan, nan, alpha, Verdict.NO_DATA,
-                          "no test (no items)", "no interval (no items)")
+                          "no test (no items)", "no interval (no items)", target_effect)
     binary = draws == 1 and bool(np.isin(b, (0, 1)).all() and np.isin(p, (0, 1)).all())
     if binary:
         score = paired_binary(d, groups, alpha)
@@ -104,12 +105,12 @@ def compare_arms(baseline: Sequence[float], patched: Sequence[float],
     needed = items_needed(d, groups, target_effect, alpha) if higher_is_better else 0
     return Comparison(n, n_clusters, draws, fixed, broken, both_right, both_wrong, float(d.mean()),
                       ci_low, ci_high, p_value, minimum_detectable_effect(d, groups, alpha),
-                      alpha, verdict, test, interval, higher_is_better, needed, target_effect)
+                      alpha, verdict, test, interval, target_effect, higher_is_better, needed)
 
-def adjust_p_values(p_values: Sequence[float], method: str = "holm") -> list[float]:
+def adjust_p_values(p_values: Sequence[float], method: str) -> list[float]:
     """Adjust a sweep's p-values for the number of jobs tried (statsmodels multipletests).
 
-    `method`: "holm" (default), "bh" (Benjamini–Hochberg FDR) or "none". A NaN (a job that
+    `method` (stats.correction): "holm", "bh" (Benjamini–Hochberg FDR) or "none". A NaN (a job that
     failed or was screened out) counts in the family as p = 1 and comes back as NaN, so
     dropping a job never makes the others look stronger.
     """
@@ -128,7 +129,7 @@ def adjust_p_values(p_values: Sequence[float], method: str = "holm") -> list[flo
     return [math.nan if m else float(a) for a, m in zip(adjusted, missing)]
 
 
-def adjusted_verdict(delta: float, p_adjusted: float, alpha: float = 0.05,
+def adjusted_verdict(delta: float, p_adjusted: float, alpha: float,
                      higher_is_better: bool = True) -> Verdict:
     """The verdict after correction: "improves" / "hurts" / "no detectable change"; "no data"
     for a NaN p (failed job). Adjusting never lowers p, so a job whose own verdict was

@@ -71,7 +71,7 @@ def cells(grid: dict, kinds=KINDS) -> Iterator[tuple[str, int, float, float, int
                         yield kind, n, psi, ratio, cluster
 
 
-def simulate(kind: str, n: int, psi: float, ratio: float, cluster: int, reps: int, alpha: float = 0.05,
+def simulate(kind: str, n: int, psi: float, ratio: float, cluster: int, reps: int, alpha: float,
              seed: int = 0) -> Cell:
     rng = np.random.default_rng([seed, n, int(psi * 1000), int(ratio * 1000), cluster, KINDS.index(kind)])
     groups = cluster_codes(rng, n, cluster)
@@ -126,7 +126,7 @@ def draw(kind: str, rng: np.random.Generator, groups: np.ndarray, psi: float, de
     return (rng.binomial(DRAWS, after) - rng.binomial(DRAWS, before)) / DRAWS, 0.6 * delta
 
 
-def non_inferiority_size(n: int, psi: float, margin: float, reps: int, alpha: float = 0.05,
+def non_inferiority_size(n: int, psi: float, margin: float, reps: int, alpha: float,
                          seed: int = 0) -> tuple[float, float]:
     """How often a guard is called non-inferior when its true delta is exactly −margin (the null's
     boundary, where the size is largest), on one-draw 0/1 data with discordant share ψ; with its MC SE."""

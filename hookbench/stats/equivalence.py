@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import statsmodels.api as sm
+from numpy.typing import ArrayLike
 from scipy.stats import t as t_dist
 
 from hookbench.vocabulary import Agreement
@@ -45,7 +46,7 @@ class Equivalence:
     outcome: str  # agrees | disagrees | inconclusive
 
 
-def equivalence(diffs, groups, margin: float, alpha: float = 0.05, what: str = "delta") -> Equivalence:
+def equivalence(diffs: ArrayLike, groups: ArrayLike, margin: float, alpha: float, what: str = "delta") -> Equivalence:
     """Difference test and TOST at ±margin for the mean of `diffs` (run A − run B per item)."""
     e, g = np.asarray(diffs, float), np.asarray(groups, int)
     n, n_clusters = len(e), len(np.unique(g))

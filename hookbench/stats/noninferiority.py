@@ -24,8 +24,6 @@ from scipy.stats import t as t_dist
 from hookbench.stats.score import Sufficient, binary_z, cluster_z, paired_binary, paired_mean
 from hookbench.vocabulary import GuardVerdict, Verdict
 
-DEFAULT_MARGIN = 0.05  # conf/config.yaml guard.margin; see docs/guards.md for why
-
 
 @dataclass(frozen=True)
 class NonInferiority:

@@ -14,6 +14,7 @@ import functools
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.integrate import quad
 from scipy.optimize import brentq
 from scipy.stats import chi2, norm
@@ -21,10 +22,9 @@ from scipy.stats import t as t_dist
 from statsmodels.stats.power import TTestPower
 
 POWER = 0.8
-TARGET_EFFECT = 0.03
 
 
-def minimum_detectable_effect(diffs, groups, alpha: float = 0.05, power: float = POWER) -> float:
+def minimum_detectable_effect(diffs: ArrayLike, groups: ArrayLike, alpha: float, power: float = POWER) -> float:
     """Smallest |mean difference| a two-sided test at `alpha` finds with `power`, for this n.
 
     The t test's power solved for the effect size (in SD units) at nobs = G clusters, times the SD
@@ -75,7 +75,7 @@ def t_power(effect: float, nobs: int, alpha: float) -> float:
     return float(quad(at, 0.0, 1.0, limit=500, epsabs=1e-11)[0])
 
 
-def connor_items(psi: float, effect: float, alpha: float = 0.05, power: float = POWER) -> int:
+def connor_items(psi: float, effect: float, alpha: float, power: float = POWER) -> int:
     """Connor (1987) paired-proportions sample size with the score test's continuity correction of ½:
     n·|δ| − ½ = K·√n, K = z_{1−α/2}·√ψ + z_{1−β}·√(ψ − δ²), so √n = (K + √(K² + 2|δ|)) / 2|δ|.
     ψ below |δ| (impossible for 0/1) is raised to |δ|. Connor's uncorrected n gave 0.79 simulated
@@ -88,7 +88,7 @@ def connor_items(psi: float, effect: float, alpha: float = 0.05, power: float = 
     return math.ceil(((k + math.sqrt(k * k + 2 * delta)) / (2 * delta)) ** 2)
 
 
-def reproduction_items(diffs, groups, margin: float, alpha: float = 0.05, power: float = POWER) -> int:
+def reproduction_items(diffs: ArrayLike, groups: ArrayLike, margin: float, alpha: float, power: float = POWER) -> int:
     """Items a rerun needs for reproduce's TOST to find the runs equivalent within ±margin at `power`
     when they truly agree. The per-item difference of two runs' deltas has twice the variance of one
     run's when each run draws its own answers (an upper bound: shared per-item effects cancel), times
@@ -113,7 +113,7 @@ def reproduction_items(diffs, groups, margin: float, alpha: float = 0.05, power:
     return max(2, math.ceil(n))
 
 
-def design_effect(diffs, groups) -> float:
+def design_effect(diffs: ArrayLike, groups: ArrayLike) -> float:
     """Variance of the cluster sums over that of the item differences (1 for singleton clusters)."""
     d, g = np.asarray(diffs, float), np.asarray(groups, int)
     centred = d - d.mean()
@@ -123,7 +123,7 @@ def design_effect(diffs, groups) -> float:
     return max(1.0, float((np.bincount(g, weights=centred) ** 2).sum()) / item)
 
 
-def items_needed(diffs, groups, effect: float = TARGET_EFFECT, alpha: float = 0.05,
+def items_needed(diffs: ArrayLike, groups: ArrayLike, effect: float, alpha: float,
                  power: float = POWER) -> int:
     """Items a change of `effect` needs at `power`, given this job's discordance and clustering."""
     d = np.asarray(diffs, float)

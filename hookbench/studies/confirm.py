@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from hookbench import names, tracking
 from hookbench.errors import ConfigError
+from hookbench.evaluation.schema import schema_default
 from hookbench.job import run_job
 from hookbench.reports.formatting import fmt_delta, fmt_level, md_table
 from hookbench.studies.reproduce import logged_config, output_dir
@@ -47,8 +48,8 @@ def _delta(m: dict) -> str:
 
 def _level(rows: list[tuple], arm: int) -> str:
     """The intervals' level, from the runs' own stats.alpha (one per column: a sweep shares its alpha)."""
-    alphas = {float(pair[arm].data.params.get(names.STATS_ALPHA, 0.05)) for pair in rows}
-    return "/".join(fmt_level(a) for a in sorted(alphas)) or fmt_level(0.05)
+    alphas = {float(pair[arm].data.params.get(names.STATS_ALPHA, schema_default(names.STATS_ALPHA))) for pair in rows}
+    return "/".join(fmt_level(a) for a in sorted(alphas)) or fmt_level(schema_default(names.STATS_ALPHA))
 
 
 def is_confirmed(test) -> bool:

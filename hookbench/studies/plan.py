@@ -18,8 +18,9 @@ from pathlib import Path
 from hookbench import names, tracking
 from hookbench.errors import NothingToCompare
 from hookbench.evaluation.results import per_item
+from hookbench.evaluation.schema import schema_default
 from hookbench.reports.formatting import plural
-from hookbench.stats import TARGET_EFFECT, cluster_codes
+from hookbench.stats import cluster_codes
 from hookbench.stats.power import POWER, connor_items, design_effect, reproduction_items
 
 
@@ -75,9 +76,9 @@ def pilot_plan(run_id: str, tracking_uri: str, effect: float | None, patches: in
     m, p = run.data.metrics, run.data.params
     latency = {arm: m.get(names.latency(arm, "per_item_mean"), math.nan) for arm in names.ARMS}
     draws = int(m.get(names.N_DRAWS, len(items)) / max(1, len({r.id for r in items})))
-    alpha = float(p.get(names.STATS_ALPHA, 0.05))
+    alpha = float(p.get(names.STATS_ALPHA, schema_default(names.STATS_ALPHA)))
     logged_effect = next((float(v) for v in (p.get(names.STATS_TARGET_EFFECT),) if v not in (None, "", "None", "null")),
-                         TARGET_EFFECT)  # a run logged before target_effect was a param
+                         schema_default(names.STATS_TARGET_EFFECT))  # a run logged before target_effect was a param
     effect = effect or logged_effect
     result = size_study([b - a for a, b in zip(baseline, patched)], queries, effect, alpha, patches, draws, latency)
     print(f"pilot run {run_id}: {plural(len(baseline), 'item')} scored in both arms, discordance ψ = "

@@ -7,8 +7,8 @@ from dataclasses import replace
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
-import hookbench.evaluation.schema  # noqa: F401  (registers the config schema before anything composes)
 from hookbench.evaluation.parts import settings_from
+from hookbench.evaluation.schema import schema_default  # (importing it registers the config schema)
 from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Settings
 from hookbench.testing.repo import CONF
 
@@ -39,3 +39,8 @@ def tiny_settings(preset: str = "benchmark", batch_size: int = 4, samples: int =
     generation = GenerationSettings(preset=preset, batch_size=batch_size, seed=seed, max_new_tokens=max_new_tokens,
                                     chat=chat, template="{prompt}", samples=samples)
     return replace(base, model=ModelInfo("tiny", "hookbench/tiny", "seed0", "weights"), generation=generation, **fields)
+
+
+# The configured level and target (conf/config.yaml stats; the schema holds the same values), for tests
+# that call the statistics directly: `compare_arms(b, p, **STATS)`.
+STATS = {"alpha": schema_default("stats.alpha"), "target_effect": schema_default("stats.target_effect")}

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from hookbench import names, tracking
 from hookbench.errors import HookbenchError
 from hookbench.evaluation.results import summarize
+from hookbench.evaluation.schema import schema_default
 from hookbench.reports.formatting import SWEEP_OWN_TEST, adjusted_lead, correction_name
 from hookbench.reports.html import write_page
 from hookbench.reports.plots import plot_accuracy
@@ -71,7 +72,8 @@ def _redraw_accuracy(client: MlflowClient, run, row: dict, lead: str, alpha: flo
     except HookbenchError:
         return
     draws = max(1, round(len(records) / max(1, len({r.id for r in records}))))
-    summary = summarize(records, draws, alpha)
+    target_effect = float(run.data.params.get(names.STATS_TARGET_EFFECT, schema_default(names.STATS_TARGET_EFFECT)))
+    summary = summarize(records, draws, alpha, target_effect)
     path = plot_accuracy(tmp / names.ACCURACY_PNG, summary, run.info.run_name,
                          shown=(row[names.TAG_VERDICT_ADJUSTED], lead.replace(", p_adj", "\np_adj")))
     client.log_artifact(run.info.run_id, str(path))
