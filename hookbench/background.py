@@ -16,15 +16,15 @@ T = TypeVar("T")
 class Background(Generic[T]):
     """`fn()` started now in a daemon thread; `result()` waits for it (once done, at once)."""
 
-    def __init__(self, fn: Callable[[], T], name: str = "hookbench-background"):
-        self._value: T | None = None
+    def __init__(self, fn: Callable[[], T], name: str = "hookbench-background") -> None:
+        self._value: list[T] = []  # [fn()] once it returned
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(fn,), name=name, daemon=True)
         self._thread.start()
 
     def _run(self, fn: Callable[[], T]) -> None:
         try:
-            self._value = fn()
+            self._value.append(fn())
         except BaseException as e:  # noqa: BLE001  (handed to whoever asks for the result)
             self._error = e
 
@@ -33,4 +33,4 @@ class Background(Generic[T]):
             self._thread.join(0.2)  # in slices: Ctrl-C and signal handlers still run in the waiting thread
         if self._error is not None:
             raise self._error
-        return self._value
+        return self._value[0]

@@ -82,7 +82,7 @@ def fill(rs: list[ItemResult], arm: str, gen: Generation, source_run: str | None
 class Generator:
     """Generates arms for one job, counting what it asked of the server and how long requests took."""
 
-    def __init__(self, client: HookClient, store: GenerationStore | None, run_id: str):
+    def __init__(self, client: HookClient, store: GenerationStore | None, run_id: str | None) -> None:
         self.client, self.store, self.run_id = client, store, run_id
         self.generations = 0  # generations this job asked of the server (reused ones are not)
         self.request_latency: dict[str, list[float]] = {"baseline": [], "patched": []}
@@ -129,7 +129,9 @@ class Generator:
 
         def arrived(i: int, gen: Generation) -> None:
             fill(chunk[i][2], arm.name, gen, batch_size=len(queries) if batched else 1)
-            if self.store is not None and gen.error is None:
+            if self.store is not None and gen.error is None and gen.text is not None:
+                if self.run_id is None:
+                    raise RuntimeError("answers are stored under the job's run, opened before any generation")
                 self.store.put_many([(keys[i], gen.text, self.run_id, gen.latency_s)])
             # §2: without skip_original a use_hooks request costs two generations
             self.generations += 2 if arm.use_hooks and contract.EXT_SKIP_ORIGINAL not in draw_extras else 1
@@ -137,7 +139,8 @@ class Generator:
 
         t0 = time.perf_counter()
         gens = self.client.generate(queries, served.preset_name, arm.use_hooks, draw_extras, on_answer=arrived)
-        self.request_latency[arm.name] += [time.perf_counter() - t0] if batched else [g.latency_s for g in gens]
+        self.request_latency[arm.name] += [time.perf_counter() - t0] if batched else \
+            [g.latency_s for g in gens if g.latency_s is not None]
 
 
 def _progress() -> Progress:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from hookbench.background import Background
 from hookbench.errors import ConfigError, NothingMeasured, ReproductionMismatch, ServerError
+from hookbench.evaluation.datasets import Dataset
 from hookbench.evaluation.generation import Arm, Generator, Served
 from hookbench.evaluation.guards import summarize_guard
 from hookbench.evaluation.job_output import JobOutput
@@ -40,9 +41,10 @@ from hookbench.evaluation.record import (
 from hookbench.evaluation.results import ItemResult, summarize
 from hookbench.evaluation.reuse import GenerationStore
 from hookbench.evaluation.scope import PROBES, ServerScope
-from hookbench.evaluation.settings import Parts
+from hookbench.evaluation.scorers import Scorer
+from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Parts
 from hookbench.hookapi import contract
-from hookbench.hookapi.client import LossUnavailable
+from hookbench.hookapi.client import HookClient, LossUnavailable
 from hookbench.signals import checkpoint
 from hookbench.vocabulary import FailureKind, Screen
 
@@ -51,7 +53,7 @@ log = logging.getLogger(__name__)
 __all__ = ["PROBES", "Evaluation", "server_identity"]
 
 
-def server_identity(health: dict, model, url: str, probes: list[float] | None) -> dict:
+def server_identity(health: dict, model: ModelInfo, url: str, probes: list[float | None] | None) -> dict:
     """What makes two servers give the same text. A reference server reports its own (weights hash,
     prompting defaults, dtype, device); for another server the URL, hf_id and revision stand in,
     and the clean probe losses fingerprint the weights behind the URL."""
@@ -78,7 +80,7 @@ def nothing_scoreable(records: list[ItemResult], arm: str) -> None:
                               f"so the patched arm was not generated{hint}")
 
 
-def generation_extras(g, client) -> dict:
+def generation_extras(g: GenerationSettings, client: HookClient) -> dict:
     """The request fields beyond the contract (seed, max_new_tokens, chat) the config asks for; an
     extension the server does not offer is a config error, except chat (the server then decides)."""
     offered, extras = client.extensions, {}
@@ -98,7 +100,7 @@ def generation_extras(g, client) -> dict:
     return extras
 
 
-def item_records(dataset, g) -> list[ItemResult]:
+def item_records(dataset: Dataset, g: GenerationSettings) -> list[ItemResult]:
     """One record per item and draw, with the exact query the server is sent."""
     return [ItemResult(it.id, it.task, it.prompt, g.query(it.prompt), it.gold, draw=d)
             for it in dataset.items for d in range(g.samples)]
@@ -109,7 +111,7 @@ class Evaluation:
 
     def __init__(self, parts: Parts, run_id: str | Callable[[], str], store: GenerationStore | None = None,
                  expected_identity: dict | None = None, holder: dict | None = None,
-                 on_takeover: Callable[[dict, str | None], None] | None = None):
+                 on_takeover: Callable[[dict, str | None], None] | None = None) -> None:
         # run_id may be a callable: the run is then made once the server is set up (its store is
         # created meanwhile, see hookbench.job), before any generation
         self.parts, self._open_run = parts, run_id if callable(run_id) else (lambda: run_id)
@@ -130,7 +132,7 @@ class Evaluation:
         self.identity: dict = {}
 
     @contextmanager
-    def phase(self, name: str):
+    def phase(self, name: str) -> Iterator[None]:
         checkpoint()  # a signal swallowed in the last phase stops the job before this one
         t0 = time.perf_counter()
         try:
@@ -213,7 +215,7 @@ class Evaluation:
                     for prompted in (self.prompts, *(g.prompts for g in self.parts.guards)):
                         self._generate(prompted, prompt_arm, self.side)
         with self.phase("patch"):
-            self.scope.apply(self.patch)
+            self.scope.apply(self.resolved_patch)
         if s.measures_loss and not screen:
             with self.phase("loss"):
                 self._losses(records, "patched")
@@ -231,7 +233,7 @@ class Evaluation:
                   for g in self.parts.guards] if passed and s.generates else []
         prompt = summarize_prompt(records, self.prompts, s.compare_prompt, s.generation.samples, s.alpha,
                                   s.target_effect) if passed and self.prompts and s.compare_prompt else None
-        return JobOutput(records, summary, self.patch, run_record(self, screen), self.parts.dataset, s, self.phase_s, screen,
+        return JobOutput(records, summary, self.resolved_patch, run_record(self, screen), self.parts.dataset, s, self.phase_s, screen,
                          guards, [g.records for g in self.parts.guards] if guards else [], prompt,
                          self.prompts + [q for g in self.parts.guards for q in g.prompts] if prompt else [])
 
@@ -268,10 +270,10 @@ class Evaluation:
         """The loss delta on the first N items decides whether the patch earns generations."""
         s = self.settings
         with self.phase("screen"):
-            self.scope.apply(self.patch)
+            self.scope.apply(self.resolved_patch)
             self._losses(records, "patched", first=None if s.measures_loss else s.screen_size)
             head = [r for r in records if r.draw == 0][: s.screen_size]
-            pairs = [(r.baseline.loss, r.patched.loss) for r in head if None not in (r.baseline.loss, r.patched.loss)]
+            pairs = [(b, p) for r in head if (b := r.baseline.loss) is not None and (p := r.patched.loss) is not None]
             delta = sum(p - b for b, p in pairs) / len(pairs) if pairs else float("nan")
             passed = bool(pairs) and delta <= s.screen_threshold
             log.info("loss screen on %d items: delta %+.4f vs threshold %+.4f: %s", len(pairs), delta,
@@ -280,11 +282,19 @@ class Evaluation:
         return ScreenResult(len(pairs), s.screen_threshold, delta, passed)
 
     # -- generation -------------------------------------------------------------------------
+    @property
+    def resolved_patch(self) -> PatchSet:
+        """The job's patch set, resolved in `_measure` before any arm or screen needs it."""
+        if self.patch is None:
+            raise RuntimeError("the patch set is used before _measure resolved it")
+        return self.patch
+
     def _patched_arm(self) -> Arm:
-        if not self.patch.suggestions:  # A/A: a fresh second baseline, never the first one
+        patch = self.resolved_patch
+        if not patch.suggestions:  # A/A: a fresh second baseline, never the first one
             return Arm("patched", False, {"arm": "baseline", "replicate": 1})
         return Arm("patched", self.scope.probes.get("patched") is None,
-                   {"arm": "patched", "patch": self.patch.hash, "apply_mode": self.settings.model.apply_mode})
+                   {"arm": "patched", "patch": patch.hash, "apply_mode": self.settings.model.apply_mode})
 
     def _guards(self, arm: Arm) -> None:
         with self.phase("guards"):  # the same server and state as the target's arm
@@ -302,11 +312,15 @@ class Evaluation:
             _score_with(g.scorer, g.records + g.prompts)
 
 
-def _score_with(scorer, records: list[ItemResult]) -> None:
-    todo = [(r, r.arm(name)) for r in records for name in ("baseline", "patched")
-            if r.arm(name).error is None and r.arm(name).output is not None]  # failures are never scored
-    scores = scorer.score_many([(a.output, r.gold, r.prompt) for r, a in todo])
-    for (_r, a), s in zip(todo, scores):
+def _score_with(scorer: Scorer, records: list[ItemResult]) -> None:
+    todo, pairs = [], []
+    for r in records:
+        for a in (r.baseline, r.patched):
+            if a.error is None and a.output is not None:  # failures are never scored
+                todo.append(a)
+                pairs.append((a.output, r.gold, r.prompt))
+    scores = scorer.score_many(pairs)
+    for a, s in zip(todo, scores):
         a.correct, a.extracted, a.score_kind = s.correct, s.extracted, s.kind
         if s.error:
             a.error, a.error_detail, a.correct = s.error, s.detail, None
@@ -314,11 +328,12 @@ def _score_with(scorer, records: list[ItemResult]) -> None:
 
 def run_record(ev: Evaluation, screen: ScreenResult | None) -> RunRecord:
     """Everything a reported number depends on: model, server, generation, patch, dataset, scorer, counts."""
-    s, ds, p = ev.settings, ev.parts.dataset, ev.patch
+    s, ds, p = ev.settings, ev.parts.dataset, ev.resolved_patch
     probes = ev.scope.probes
     delta = None
-    if probes.get("clean") and probes.get("patched"):
-        delta = [None if None in (a, b) else b - a for a, b in zip(probes["clean"], probes["patched"])]
+    clean, patched = probes.get("clean"), probes.get("patched")
+    if clean and patched:
+        delta = [None if a is None or b is None else b - a for a, b in zip(clean, patched)]
     applied = ev.scope.applied
     return RunRecord(
         model=ModelRecord(s.model.name, s.model.hf_id, s.model.revision),

@@ -67,7 +67,7 @@ def normalise(s: dict, where: str, apply_mode: str) -> dict:
     return {**s, "value": checked.value, "target": contract.canonical_target(checked.target)}
 
 
-def validate(suggestions: list, where: str, apply_mode: str) -> list[dict]:
+def validate(suggestions: object, where: str, apply_mode: str) -> list[dict]:
     """A non-empty list of normalised suggestions (an empty patch is only ever patch=none)."""
     if apply_mode not in contract.APPLY_MODES:
         raise PatchError(f"apply_mode {apply_mode!r} is not one of {', '.join(contract.APPLY_MODES)}")

@@ -58,5 +58,5 @@ def summarize_prompt(records: list[ItemResult], prompts: list[ItemResult], promp
     for pairs in (vs_base, patch_vs):
         b, p, clusters, _ = per_item(pairs, count_patch_failures=False)
         out.append(compare_arms(b, p, clusters=clusters, draws=draws, alpha=alpha, target_effect=target_effect))
-    scored = [float(a.correct) for a in answers if a.scored]
+    scored = [float(a.correct) for a in answers if a.scored and a.correct is not None]
     return PromptResult(prompt, sum(scored) / len(scored) if scored else math.nan, out[0], out[1])

@@ -186,9 +186,9 @@ def per_item(records: list[ItemResult], count_patch_failures: bool) -> tuple[lis
     query: dict[str, str] = {}
     for r in records:
         b, p = r.baseline, r.patched
-        if not b.scored:
+        if not b.scored or b.correct is None:
             continue
-        if p.scored:
+        if p.scored and p.correct is not None:
             groups[r.id].append((float(b.correct), float(p.correct)))
         elif count_patch_failures and p.patch_caused:
             groups[r.id].append((float(b.correct), 0.0))
@@ -232,7 +232,7 @@ def summarize(records: list[ItemResult], draws: int, alpha: float, target_effect
         requests = (request_latency_s or {}).get(arm, [])
         req_mean[arm], req_p95[arm] = _mean(requests), p95(requests)
         batch_sizes[arm] = sorted({a.batch_size for a in made if a.batch_size})
-        kinds[arm] = dict(Counter(r.arm(arm).error for r in records if r.arm(arm).error))
+        kinds[arm] = dict(Counter(e for r in records if (e := r.arm(arm).error)))
         failures[arm] = sum(kinds[arm].values())
         reused[arm] = sum(r.arm(arm).source_run is not None for r in records)
     per_task = {}

@@ -55,7 +55,7 @@ class ServerScope:
         self.left_by: dict | None = None
         self.recovered: str | None = None  # FOUND_PATCHED when this job restored a dead job's patch
         self.waited = 0.0  # seconds spent waiting for the lease
-        self.probes: dict[str, list[float] | None] = {}
+        self.probes: dict[str, list[float | None] | None] = {}
         self.applied: dict = {}
         self.patched_path = "not generated"
         # SHA-256 per rank of every tensor the patch touches, where the server offers weights_digest:
@@ -111,7 +111,7 @@ class ServerScope:
         self.probes["clean"] = self.probe()
         self._fingerprint(found_active, before)
 
-    def _fingerprint(self, found_active: bool, before: list[float] | None) -> None:
+    def _fingerprint(self, found_active: bool, before: list[float | None] | None) -> None:
         """Compare with, then record, the server's clean fingerprint; report a dead job's leftovers."""
         path = fingerprint_path(self.client.base_url)
         known = read_json(path)
@@ -184,7 +184,7 @@ class ServerScope:
                 f"{n} (before {tensors[n]['before']}, now {tensors[n]['restored']})" for n in differ)
                 + " differ from before the patch")
 
-    def probe(self) -> list[float] | None:
+    def probe(self) -> list[float | None] | None:
         """Probe losses, or None when the server has no /api/loss."""
         try:
             losses = self.client.losses(PROBES, answer_prefix="")

@@ -12,6 +12,7 @@ import os
 import re
 import string
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -94,7 +95,7 @@ class Scorer:
     def _score(self, answer: str, gold: str, question: str | None) -> Score:
         raise NotImplementedError
 
-    def score_many(self, pairs: list[tuple[str, ...]]) -> list[Score]:
+    def score_many(self, pairs: Sequence[tuple[str, ...]]) -> list[Score]:
         """Score (output, gold) or (output, gold, question) tuples, in order."""
         return [self.score(*pair) for pair in pairs]
 
@@ -278,6 +279,8 @@ class JudgeScorer(Scorer):
     def _hook_preset(self) -> str:
         """The configured preset, else the server's deterministic one, else its lowest temperature."""
         if self.preset is None:
+            if self.client is None:
+                raise ConfigError("scorer=judge (hook backend) has no server: set scorer.base_url or run it in a job")
             presets = self.client.configs()
             greedy = sorted(n for n, p in presets.items() if not contract.is_sampled(p))
             self.preset = ("greedy" if "greedy" in greedy else greedy[0]) if greedy else min(
@@ -313,7 +316,7 @@ class JudgeScorer(Scorer):
     def _score(self, answer: str, gold: str, question: str | None) -> Score:
         return self._grade([self._prompt(answer, gold, question)])[0]
 
-    def score_many(self, pairs: list[tuple[str, ...]]) -> list[Score]:
+    def score_many(self, pairs: Sequence[tuple[str, ...]]) -> list[Score]:
         prompts = [self._prompt(strip_think(p[0]), p[1], p[2] if len(p) > 2 else None) for p in pairs]
         return [s for i in range(0, len(prompts), self.batch_size) for s in self._grade(prompts[i:i + self.batch_size])]
 
@@ -333,6 +336,6 @@ class JudgeScorer(Scorer):
             gens = self.client.generate(prompts, self._hook_preset(), use_hooks=False, extras={})
         except ServerError as e:
             return [Score(correct=None, extracted=None, error=FailureKind.JUDGE_ERROR, detail=str(e)[:500]) for _ in prompts]
-        return [self._verdict(g.text) if g.error is None else
+        return [self._verdict(g.text) if g.error is None and g.text is not None else
                 Score(correct=None, extracted=None, error=FailureKind.JUDGE_ERROR, detail=f"{g.error}: {g.error_detail}")
                 for g in gens]

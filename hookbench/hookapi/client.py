@@ -49,7 +49,7 @@ class Generation:
     """One answer, or the reason there is none (`error` is a failure kind, never a wrong answer)."""
 
     text: str | None
-    latency_s: float
+    latency_s: float | None  # None: reused from the store, not asked of the server
     error: str | None = None
     error_detail: str | None = None
 
@@ -76,9 +76,8 @@ class HookClient(HookTransport):
     @property
     def extensions(self) -> set[str]:
         """Extensions the server lists in /api/health; an unknown server lists none."""
-        if self._health is None:
-            self.health()
-        return set(self._health.get("extensions") or [])
+        health = self.health() if self._health is None else self._health
+        return set(health.get("extensions") or [])
 
     def configs(self) -> dict:
         return self._call("GET", contract.CONFIGS)

@@ -36,7 +36,7 @@ def correction_name(correction: str) -> str:
     return words.name if words else NO_CORRECTION if correction == "none" else correction
 
 
-def is_nan(x) -> bool:
+def is_nan(x: object) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
@@ -58,24 +58,24 @@ def fmt_ci(lo: float | None, hi: float | None) -> str:
     return NA if is_nan(lo) or is_nan(hi) else f"[{lo:+.3f}, {hi:+.3f}]"
 
 
-def fmt_delta(delta, lo, hi) -> str:
+def fmt_delta(delta: float | None, lo: float | None, hi: float | None) -> str:
     """Delta with its CI: `+0.060 [-0.012, +0.132]`."""
     return f"{fmt_signed(delta)} {fmt_ci(lo, hi)}"
 
 
 def fmt_p(p: float | None) -> str:
-    return NA if is_nan(p) else ("< 0.001" if p < 0.001 else f"{p:.3g}")
+    return NA if p is None or is_nan(p) else ("< 0.001" if p < 0.001 else f"{p:.3g}")
 
 
 def p_words(p: float | None) -> str:
     """`p = 0.0625`, `p < 0.001`, `p n/a`: for sentences."""
-    return "p n/a" if is_nan(p) else ("p < 0.001" if p < 0.001 else f"p = {p:.3g}")
+    return "p n/a" if p is None or is_nan(p) else ("p < 0.001" if p < 0.001 else f"p = {p:.3g}")
 
 
 def fmt_mde(mde: float | None, bounded: bool = True) -> str:
     """Smallest change the test detects with 80% power, one rounding everywhere; for scores in
     [0, 1] (`bounded`) an MDE ≥ 1 means no possible change would be detected."""
-    if is_nan(mde):
+    if mde is None or is_nan(mde):
         return NA
     return f"±{mde:.3f}" if mde < 1 or not bounded else "≥ ±1 (no change in [0, 1] is detectable)"
 
@@ -257,7 +257,7 @@ def adjusted_lead(verdict_adjusted: str, p_adjusted: float, p_own: float, method
 
 
 def _p_value(p: float | None) -> str:
-    return NA if is_nan(p) else ("< 0.001" if p < 0.001 else f"= {p:.3g}")
+    return NA if p is None or is_nan(p) else ("< 0.001" if p < 0.001 else f"= {p:.3g}")
 
 
 # -- guards: non-inferiority of the tasks a patch must not damage ---------------------------------

@@ -102,7 +102,7 @@ def plot_latency(path: Path, records: list[ItemResult], summary: Summary, title:
     only answers generated in this run count. The request mean / p95 are written beside each box."""
     fig = Figure(figsize=(6.5, 4.4), layout="constrained")
     ax = fig.subplots()
-    data = [[r.arm(a).latency_s for r in records if r.arm(a).latency_s is not None] for a in ARMS]
+    data = [[s for r in records if (s := r.arm(a).latency_s) is not None] for a in ARMS]
     positions = list(range(1, len(ARMS) + 1))
     with_data = [(pos, d) for pos, d in zip(positions, data) if d]
     if with_data:

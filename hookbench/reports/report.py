@@ -44,6 +44,7 @@ from hookbench.reports.formatting import (
 )
 from hookbench.reports.html import write_page
 from hookbench.reports.plots import plot_accuracy, plot_latency
+from hookbench.stats import Comparison
 from hookbench.vocabulary import GuardVerdict, Verdict
 
 DIFF_MAX_ROWS = 200  # unchanged, unfailed rows beyond this are left out of the diff table
@@ -207,9 +208,8 @@ def failure_lines(summary: Summary) -> list[str]:
     return lines
 
 
-def loss_lines(summary: Summary) -> list[str]:
-    """The gold-answer loss comparison; lower is better, so `Verdict.IMPROVES` means the loss went down."""
-    c = summary.loss
+def loss_lines(summary: Summary, c: Comparison) -> list[str]:
+    """The gold-answer loss comparison `c` (summary.loss); lower is better, so `Verdict.IMPROVES` means the loss went down."""
     return [
         f"Teacher-forced loss of the gold answer (**lower is better**): **{c.verdict}**.", "",
         md_table(["metric", "value"], [
@@ -316,7 +316,7 @@ def render_report(records: list[ItemResult], summary: Summary, record: RunRecord
     if prompt is not None:
         parts += ["## Prompting arm", "", *prompt_section(prompt, summary, guards or []), ""]
     if summary.loss is not None:
-        parts += ["## Loss", "", *loss_lines(summary), ""]
+        parts += ["## Loss", "", *loss_lines(summary, summary.loss), ""]
     parts += ["## Failures", "", *failure_lines(summary), ""]
     parts += ["## Latency", "",
               "Per answer: its request's time divided by the request's batch size (answers generated in this "

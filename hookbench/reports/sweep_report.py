@@ -31,13 +31,13 @@ COLUMNS = RESULT_COLUMNS + METRIC_COLUMNS + ID_COLUMNS
 MODEL_MARKERS = "osD^v<>P*X"
 
 
-def _missing(x) -> bool:
+def _missing(x: object) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
 def _strength(r: dict) -> float:
     s = r.get("strength")
-    return 1.0 if _missing(s) else float(s)
+    return 1.0 if s is None or _missing(s) else float(s)
 
 
 def _screened_out(r: dict) -> bool:
@@ -192,8 +192,9 @@ def sweep_note(rows: list[dict], correction: str | None, alpha: float) -> str:
 
 def _errorbar(ax, x: float, r: dict, color: str, marker: str, label: str | None) -> None:
     d, lo, hi = r.get(names.ACC_DELTA), r.get(names.ACC_CI_LOW), r.get(names.ACC_CI_HIGH)
-    no_interval = _missing(lo) or _missing(hi) or r.get(names.TAG_VERDICT) == Verdict.NO_CHANGE_OBSERVED
-    ax.errorbar([x], [d], yerr=None if no_interval else [[d - lo], [hi - d]], fmt=marker, color=color,
+    no_interval = d is None or lo is None or hi is None or _missing(lo) or _missing(hi) \
+        or r.get(names.TAG_VERDICT) == Verdict.NO_CHANGE_OBSERVED
+    ax.errorbar([x], [d], yerr=None if no_interval or d is None or lo is None or hi is None else [[d - lo], [hi - d]], fmt=marker, color=color,
                 capsize=4, label=label)
 
 

@@ -85,6 +85,8 @@ def job_config(base: dict, patch: PatchSet | None, path: Path | None, **changes)
     cfg = OmegaConf.create(base)
     cfg.guards = []
     if patch is not None:
+        if path is None:
+            raise ValueError(f"patch {patch.name} needs a path to be saved to for its job config")
         cfg.patch = {"_target_": "hookbench.evaluation.patches.FileSource", "name": patch.name,
                      "path": str(patch.save(path)), "strength": 1.0}
     for key, value in changes.items():

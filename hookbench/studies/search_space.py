@@ -10,7 +10,9 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
+import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from hookbench.errors import ConfigError, PatchError
@@ -36,15 +38,23 @@ class Choice:
     def size(self) -> float:
         return len(self.values) if self.values is not None else math.inf
 
-    def suggest(self, trial, name: str, integer: bool = False):
+    def listed(self, key: str) -> tuple:
+        """The values of a list choice; a range where a list is needed (ops, targets) is a config error."""
+        if self.values is None:
+            raise ConfigError(f"{key}: give a list of values, not a range")
+        return self.values
+
+    def suggest(self, trial: optuna.trial.BaseTrial, name: str, integer: bool = False) -> Any:
         if self.values is not None:
             return trial.suggest_categorical(name, list(self.values))
+        if self.low is None or self.high is None:  # _choice makes either values or a range
+            raise ValueError(f"{name}: a choice holds a list of values or a range low..high")
         if integer:
             return trial.suggest_int(name, int(self.low), int(self.high))
         return trial.suggest_float(name, self.low, self.high)
 
 
-def _choice(node, key: str, integer: bool = False) -> Choice:
+def _choice(node: Any, key: str, integer: bool = False) -> Choice:
     if OmegaConf.is_list(node) or isinstance(node, (list, tuple)):
         values = tuple(node)
         if not values:
@@ -78,10 +88,10 @@ class SearchSpace:
     def from_config(cls, space: DictConfig, apply_mode: str) -> SearchSpace:
         """Every mistake named by its key, before any server is asked anything."""
         ops = _choice(space.ops, "search.space.ops")
-        bad = [o for o in ops.values if o not in OPS]
+        bad = [o for o in ops.listed("search.space.ops") if o not in OPS]
         if bad:
             raise ConfigError(f"search.space.ops: {bad} not searchable; use {', '.join(OPS)}")
-        values = {op: _choice(space["values"].get(op), f"search.space.values.{op}") for op in ops.values}
+        values = {op: _choice(space["values"].get(op), f"search.space.values.{op}") for op in ops.listed("search.space.ops")}
         edits = space.edits
         if isinstance(edits, bool) or not isinstance(edits, int) or edits < 1:
             raise ConfigError(f"search.space.edits must be a positive integer, got {edits!r}")
@@ -92,7 +102,7 @@ class SearchSpace:
 
     def _check_sample(self, apply_mode: str) -> None:
         """One edit of each kind through the patch validation: a bad target or value fails now."""
-        for target in self.targets.values:
+        for target in self.targets.listed("search.space.targets"):
             for op, v in self.values.items():
                 value = v.values[0] if v.values is not None else v.low
                 try:
@@ -107,7 +117,7 @@ class SearchSpace:
         one = self.layers.size * self.tensors.size * self.targets.size * sum(v.size for v in self.values.values())
         return one ** self.edits
 
-    def suggest(self, trial, name: str, number: int) -> PatchSet:
+    def suggest(self, trial: optuna.trial.BaseTrial, name: str, number: int) -> PatchSet:
         """The trial's patch set: `edits` edits, each with its own layer, tensor, op, value and target."""
         edits = []
         for i in range(self.edits):

@@ -23,7 +23,10 @@ def store(tmp_path: Path) -> tuple[MlflowClient, str]:
     """The test's local store (MlflowClient() in the test reads it too; hookbench processes started
     through hookbench.testing.cli.cli_env do not inherit it)."""
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
-    return MlflowClient(), mlflow.get_experiment_by_name("hookbench").experiment_id
+    experiment = mlflow.get_experiment_by_name("hookbench")
+    if experiment is None:
+        raise LookupError(f"no 'hookbench' experiment in {tmp_path}/mlruns: the test's job has not logged yet")
+    return MlflowClient(), experiment.experiment_id
 
 
 def runs(tmp_path: Path) -> list:

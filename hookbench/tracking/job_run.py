@@ -97,9 +97,11 @@ class JobRun:
 
 def result_line(out: JobOutput) -> str:
     """Tag `result`, also the run name's tail: the job's own rounded result (accuracy, or loss for a loss-only job), before any sweep correction."""
-    if not out.screen_passed:
+    if out.screen is not None and not out.screen.passed:
         return f"screened out (loss {out.screen.delta:+.4f} > {out.screen.threshold:g})"
     c = out.summary.comparison if out.settings.generates else out.summary.loss
+    if c is None:  # a loss-only job whose server measured no loss fails before it is logged (NothingMeasured)
+        raise ValueError("a loss-only job's result needs its loss comparison")
     text = naming.result_text(c.delta, c.ci_low, c.ci_high, c.p_value, c.verdict)
     if c.verdict == Verdict.NO_CHANGE_OBSERVED:
         text += f" (0 of {c.n} changed)"

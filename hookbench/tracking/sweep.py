@@ -12,6 +12,7 @@ import atexit
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
@@ -65,14 +66,14 @@ class MlflowSweepCallback(Callback):
     def __init__(self) -> None:
         self.parent: tracking.SweepParent | None = None
 
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)  # not yet set this early; ${hydra:...} needs it
         self.sweep_dir = Path(config.hydra.sweep.dir)
         self.stats = config.stats
         self.parent = tracking.SweepParent(config.mlflow, list(config.hydra.overrides.task), self.sweep_dir)
         atexit.register(self._finish, interrupted=True)
 
-    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.parent is None:
             return
         atexit.unregister(self._finish)
@@ -82,6 +83,8 @@ class MlflowSweepCallback(Callback):
     def _finish(self, interrupted: bool) -> str:
         """Correction, sweep report on the parent, then its status: FAILED if any job failed or never ran."""
         parent = self.parent
+        if parent is None:  # registered at exit only once the parent run exists
+            return "FAILED"
         runs = parent.children()
         rows = sweep_rows(runs)
         failed = [r for r in rows if r["status"] != "FINISHED"]
