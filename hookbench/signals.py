@@ -17,6 +17,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 HANDLED = (signal.SIGTERM, signal.SIGHUP)
 _received: list[int] = []  # the signal graceful_signals() raised for, until its context ends
@@ -45,7 +46,7 @@ def graceful_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         if _received:
             return  # the clean-up the first one started must finish
         _received.append(signum)

@@ -17,7 +17,7 @@ def _missing(group: str, e: MissingMandatoryValue) -> ConfigError:
     return ConfigError(f"{key} is not set: set {key}=... on the command line")
 
 
-def build(node: DictConfig, group: str):
+def build(node: DictConfig, group: str) -> Any:
     """instantiate() a config group. Hydra wraps whatever the target raises; a hookbench error
     (a bad file, line or field) is surfaced as itself so it keeps its message and exit code."""
     try:

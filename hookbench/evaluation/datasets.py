@@ -67,7 +67,7 @@ def split_items(items: list[Item], split: str, holdout: float) -> list[Item]:
 
 
 def _finish(name: str, items: list[Item], source: str, split: str, holdout: float,
-            limit, sample, seed, skipped: int = 0) -> Dataset:
+            limit: int | None, sample: int | None, seed: int, skipped: int = 0) -> Dataset:
     """Check ids are unique (results are paired and resumed by id), then split, then sample/limit."""
     seen: set[str] = set()
     for item in items:

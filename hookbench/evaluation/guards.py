@@ -59,7 +59,7 @@ def _compose(overrides: list[str]) -> DictConfig:
         return compose("config", overrides=overrides)
 
 
-def _entry(raw) -> dict[str, Any]:
+def _entry(raw: object) -> dict[str, Any]:
     if isinstance(raw, str):
         return {"dataset": raw}
     if isinstance(raw, (DictConfig, dict)):
@@ -70,7 +70,7 @@ def _entry(raw) -> dict[str, Any]:
     raise ConfigError(f"guards: entry {raw!r} is neither a dataset option's name nor a mapping with `dataset`")
 
 
-def _margin(value, name: str | None, default: float) -> float:
+def _margin(value: object, name: str | None, default: float) -> float:
     """The guard's margin (its own, else guard.margin), in (0, 1); `name` None checks guard.margin itself."""
     margin = default if value is None else value
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < 1:
@@ -112,7 +112,7 @@ def compose_guards(cfg: DictConfig) -> None:
         cfg.guards = ListConfig(composed)
 
 
-def _literal(value) -> str:
+def _literal(value: object) -> str:
     """A value as a Hydra override's right-hand side."""
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 

@@ -27,11 +27,17 @@ from hookbench.hookapi.launcher import check_launch, ensure_server, launched_tok
 from hookbench.paths import cache_root, sqlite_path
 
 
-def _positive_int(value, key: str, allow_none: bool = False):
-    if value is None and allow_none:
+def _positive_int(value: object, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+    return value
+
+
+def _positive_int_or_none(value: object, key: str) -> int | None:
+    if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key} must be a positive integer{' or null' if allow_none else ''}, got {value!r}")
+        raise ConfigError(f"{key} must be a positive integer or null, got {value!r}")
     return value
 
 
@@ -50,7 +56,7 @@ def settings_from(cfg: DictConfig) -> Settings:
             seed=g.get("seed"), max_new_tokens=g.get("max_new_tokens"), chat=m.prompt.get("chat"),
             template=m.prompt.template, samples=_positive_int(cfg.generation.samples, "generation.samples")),
         metric=cfg.metric, loss_prefix=_loss_prefix(cfg), loss_chat=_loss_chat(cfg), loss_answer=str(cfg.loss.answer),
-        screen_size=_positive_int(cfg.screen.size, "screen.size", allow_none=True),
+        screen_size=_positive_int_or_none(cfg.screen.size, "screen.size"),
         screen_threshold=float(cfg.screen.threshold), alpha=alpha, target_effect=target,
         warn_share=float(cfg.failures.warn_share), compare_prompt=_compare_prompt(cfg),
     )

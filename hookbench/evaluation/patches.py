@@ -18,6 +18,7 @@ from typing import Protocol
 
 from hookbench.errors import PatchError
 from hookbench.hookapi import contract
+from hookbench.hookapi.client import HookClient
 from hookbench.hookapi.contract import ADD, SCALE
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class PatchSet:
     source: str  # "suggestions:<capability>@<server>", "file:<path>" or "none"
     metadata: dict = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.suggestions and self.source != NO_PATCH_SOURCE:
             raise PatchError(f"patch set '{self.name}' ({self.source}) is empty; "
                              f"for a job with nothing applied use patch=none")
@@ -78,7 +79,7 @@ def validate(suggestions: object, where: str, apply_mode: str) -> list[dict]:
     return [normalise(s, f"{where}[{i}]", apply_mode) for i, s in enumerate(suggestions)]
 
 
-def check_strength(strength, allow_zero: bool = False) -> float:
+def check_strength(strength: float, allow_zero: bool = False) -> float:
     """`patch.strength` as a float, refused early when it is not a finite number (or is 0)."""
     if not math.isfinite(strength):  # its type the schema checked at compose time
         raise PatchError(f"patch.strength={strength!r} is not a finite number")
@@ -137,7 +138,7 @@ def load_patch_file(path: str | Path, apply_mode: str, name: str | None = None) 
 class PatchSource(Protocol):
     """A `patch=` option: what a job resolves against its server into the PatchSet it applies."""
 
-    def resolve(self, client, model_name: str, apply_mode: str) -> PatchSet: ...
+    def resolve(self, client: HookClient, model_name: str, apply_mode: str) -> PatchSet: ...
 
 
 class FileSource:
@@ -150,7 +151,8 @@ class FileSource:
         """Before the server starts: the file exists, parses, and every edit is valid at this strength."""
         self.resolve(None, model_name, apply_mode)
 
-    def resolve(self, client, model_name: str, apply_mode: str) -> PatchSet:
+    def resolve(self, client: HookClient | None, model_name: str, apply_mode: str) -> PatchSet:
+        """The file's patch set; no server is asked (`check` passes None)."""
         return with_strength(load_patch_file(self.path, apply_mode, self.name), self.strength)
 
 
@@ -171,10 +173,10 @@ class SuggestionsSource:
         if path.exists():
             with_strength(load_patch_file(path, apply_mode, self.name), self.strength)
 
-    def resolve(self, client, model_name: str, apply_mode: str) -> PatchSet:
+    def resolve(self, client: HookClient, model_name: str, apply_mode: str) -> PatchSet:
         return with_strength(self._frozen(client, model_name, apply_mode), self.strength)
 
-    def _frozen(self, client, model_name: str, apply_mode: str) -> PatchSet:
+    def _frozen(self, client: HookClient, model_name: str, apply_mode: str) -> PatchSet:
         path = self.frozen_path(model_name)
         if path.exists():
             return load_patch_file(path, apply_mode, self.name)
@@ -202,5 +204,5 @@ class NoPatch:
     def __init__(self, name: str = "none", strength: float = 1.0):
         self.name, self.strength = name, check_strength(strength, allow_zero=True)
 
-    def resolve(self, client, model_name: str, apply_mode: str) -> PatchSet:
+    def resolve(self, client: HookClient, model_name: str, apply_mode: str) -> PatchSet:
         return PatchSet(self.name, [], NO_PATCH_SOURCE, {"strength": self.strength})

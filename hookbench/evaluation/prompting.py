@@ -12,6 +12,7 @@ verdict), prompt − baseline, and patch − prompt, the last deciding "the patc
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ def prompted(prompt: str, item_prompt: str) -> str:
     return prompt.replace("{prompt}", item_prompt) if "{prompt}" in prompt else f"{prompt}\n\n{item_prompt}"
 
 
-def prompt_records(records: list[ItemResult], prompt: str, query) -> list[ItemResult]:
+def prompt_records(records: list[ItemResult], prompt: str, query: Callable[[str], str]) -> list[ItemResult]:
     """One record per target record; the prompted answer goes in its `patched` slot."""
     return [ItemResult(r.id, r.task, prompted(prompt, r.prompt), query(prompted(prompt, r.prompt)), r.gold, r.draw)
             for r in records]

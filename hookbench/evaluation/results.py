@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -168,7 +169,7 @@ class Summary:
         return self.n_draws > 0 and self.patch_caused > self.n_draws / 2
 
 
-def _mean(xs) -> float:
+def _mean(xs: Iterable[float]) -> float:
     xs = list(xs)
     return sum(xs) / len(xs) if xs else math.nan
 
@@ -228,7 +229,7 @@ def summarize(records: list[ItemResult], draws: int, alpha: float, target_effect
     latency_per_item, req_mean, req_p95, batch_sizes, failures, kinds, reused = {}, {}, {}, {}, {}, {}, {}
     for arm in ARMS:
         made = [r.arm(arm) for r in records if r.arm(arm).latency_s is not None]
-        latency_per_item[arm] = _mean(a.latency_s for a in made)
+        latency_per_item[arm] = _mean(s for a in made if (s := a.latency_s) is not None)
         requests = (request_latency_s or {}).get(arm, [])
         req_mean[arm], req_p95[arm] = _mean(requests), p95(requests)
         batch_sizes[arm] = sorted({a.batch_size for a in made if a.batch_size})

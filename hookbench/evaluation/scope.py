@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Literal
+from types import TracebackType
+from typing import Any, Literal
 
 from hookbench.errors import PatchError, ServerError
 from hookbench.evaluation.patches import PatchSet
@@ -75,7 +76,7 @@ class ServerScope:
         self._needs_restore = True  # the state we found is unknown until a clean and a restore say otherwise
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> Literal[False]:
         try:
             if self._needs_restore:
                 if exc is None:
@@ -93,7 +94,7 @@ class ServerScope:
             log.error("%s", failure)
             exc.add_note(str(failure))
 
-    def note(self, **more) -> None:
+    def note(self, **more: Any) -> None:
         """Add to the lease's holder record (the run id, once the job's run exists)."""
         if self.lease is not None:
             self.lease.note(**more)

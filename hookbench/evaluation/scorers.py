@@ -21,6 +21,7 @@ import requests
 from hookbench.errors import ConfigError, DataError, ServerError
 from hookbench.evaluation.items import Item
 from hookbench.hookapi import contract
+from hookbench.hookapi.client import HookClient
 from hookbench.vocabulary import FailureKind
 
 __all__ = [
@@ -78,7 +79,7 @@ class Scorer:
         if name:
             self.name = name  # the config's display name, e.g. a judge with another prompt
 
-    def bind_client(self, client) -> None:
+    def bind_client(self, client: HookClient) -> None:
         """Given the evaluated model's HookClient; a scorer that grades with a model may use it."""
 
     def context(self) -> dict:
@@ -268,7 +269,7 @@ class JudgeScorer(Scorer):
 
             self.client = HookClient(self.base_url, token=self.key, timeout_s=timeout_s, retries=2)
 
-    def bind_client(self, client) -> None:
+    def bind_client(self, client: HookClient) -> None:
         if self.backend == "hook" and self.client is None:
             self.client, self.base_url = client, client.base_url
 

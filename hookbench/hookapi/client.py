@@ -264,7 +264,7 @@ class HookClient(HookTransport):
         return [_finite(res.get("loss")) if isinstance(res, dict) else None for res in results]
 
 
-def _finite(value) -> float | None:
+def _finite(value: float | str | None) -> float | None:
     """A loss as float; None for a missing one or NaN (inf stays: a patch can blow the loss up)."""
     if value is None:
         return None
@@ -280,7 +280,7 @@ def _never_connected(err: requests.ConnectionError) -> bool:
     return isinstance(err, requests.ConnectTimeout) or isinstance(reason, ConnectTimeoutError)
 
 
-def _announced(gens: list[Generation], on_answer, start: int = 0) -> list[Generation]:
+def _announced(gens: list[Generation], on_answer: Callable[[int, Generation], None] | None, start: int = 0) -> list[Generation]:
     if on_answer is not None:
         for i, g in enumerate(gens, start):
             on_answer(i, g)

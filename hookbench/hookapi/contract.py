@@ -54,7 +54,7 @@ PATCHABLE_WEIGHT = re.compile(r"(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj
 _TARGET = re.compile(r"^\s*(?:(all)|(top|bottom)\s+([0-9]*\.?[0-9]+)\s*%)\s*$", re.IGNORECASE)
 
 
-def parse_target(text) -> tuple[str, float]:
+def parse_target(text: object) -> tuple[str, float]:
     """('all', 100.0) | ('top', N) | ('bottom', N) with N in (0, 100]; ValueError otherwise.
 
     Client and server accept exactly the same spellings (case and spacing are free)."""
@@ -69,7 +69,7 @@ def parse_target(text) -> tuple[str, float]:
     return (m.group(2).lower(), pct)
 
 
-def canonical_target(text) -> str:
+def canonical_target(text: object) -> str:
     """The one spelling a patch set is hashed and sent with: 'all', 'top 20%', 'bottom 12.5%'."""
     kind, pct = parse_target(text)
     return "all" if kind == "all" else f"{kind} {pct:g}%"
@@ -99,14 +99,14 @@ class Suggestion(BaseModel):
 
     @field_validator("tensor_name", mode="before")
     @classmethod
-    def _tensor_name(cls, v):
+    def _tensor_name(cls, v: object) -> str:
         if not isinstance(v, str) or not v:
             raise ValueError("must be a non-empty string")
         return v
 
     @field_validator("operation", mode="before")
     @classmethod
-    def _operation(cls, v, info: ValidationInfo):
+    def _operation(cls, v: object, info: ValidationInfo) -> object:
         mode = (info.context or {}).get("mode", MODE_HOOKS)
         if v not in ops_for(mode):
             raise ValueError(f"{v!r} is not one of {', '.join(ops_for(mode))} ({mode} mode)")
@@ -114,19 +114,19 @@ class Suggestion(BaseModel):
 
     @field_validator("value", mode="before")
     @classmethod
-    def _value(cls, v):  # the stock server would apply NaN silently
+    def _value(cls, v: object) -> float:  # the stock server would apply NaN silently
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ValueError(f"{v!r} is not a finite number")
         return float(v)
 
     @field_validator("target", mode="before")
     @classmethod
-    def _target(cls, v):
+    def _target(cls, v: str) -> str:
         parse_target(v)
         return v
 
     @classmethod
-    def check(cls, s, mode: str) -> Suggestion:
+    def check(cls, s: object, mode: str) -> Suggestion:
         """`s` validated for `mode`; SuggestionError naming the first bad field (missing ones first)."""
         if not isinstance(s, dict):
             raise SuggestionError(None, f"a suggestion must be an object, got {type(s).__name__}")

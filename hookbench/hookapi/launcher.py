@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def wait_healthy(url: str, timeout_s: float, process: subprocess.Popen | None = 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _die_with_parent(parent_pid: int):
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
     """A preexec_fn: the child gets SIGTERM when the thread that started it dies (Linux only).
 
     The kernel ties this to the starting thread, so it is set only from the main thread; a server

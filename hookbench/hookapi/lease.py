@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from filelock import FileLock, Timeout
@@ -71,7 +72,7 @@ class Lease:
     record: Path | None = None  # where this holder's own record is
     holder: dict | None = None
 
-    def note(self, **more) -> None:
+    def note(self, **more: Any) -> None:
         """Add to this holder's record (a run id known only after the lease was taken)."""
         self.holder = {**(self.holder or {}), **more}
         if self.record is not None:
@@ -93,7 +94,7 @@ def read_json(path: Path) -> dict | list | None:
         return None
 
 
-def write_json(path: Path, data) -> None:
+def write_json(path: Path, data: object) -> None:
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data))
     tmp.replace(path)

@@ -4,6 +4,9 @@ when a server is gone (`ServerUnreachable`) rather than slow or dropping connect
 
 from __future__ import annotations
 
+from types import TracebackType
+from typing import Any, Self
+
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
@@ -22,7 +25,8 @@ class DroppedConnectionRetry(Retry):
     closed after failing to render an answer), never a read timeout: a timeout means the server is
     still generating, and asking again would queue a second generation behind it (§8)."""
 
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+    def increment(self, method: str | None = None, url: str | None = None, response: Any = None, error: Exception | None = None,
+                  _pool: Any = None, _stacktrace: TracebackType | None = None) -> Self:
         if isinstance(error, ReadTimeoutError):
             raise error
         return super().increment(method, url, response, error, _pool, _stacktrace)
@@ -44,9 +48,9 @@ class HookTransport:
         retries: int = 3,
         backoff_s: float = 0.5,
         max_connection_failures: int = 3,
-    ):
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._settings = {"token": token, "timeout_s": timeout_s, "connect_timeout_s": connect_timeout_s,
+        self._settings: dict[str, Any] = {"token": token, "timeout_s": timeout_s, "connect_timeout_s": connect_timeout_s,
                           "retries": retries, "backoff_s": backoff_s, "max_connection_failures": max_connection_failures}
         self.timeout = (connect_timeout_s, timeout_s)
         self.max_connection_failures = max(1, int(max_connection_failures))
@@ -77,7 +81,7 @@ class HookTransport:
             s.headers["Authorization"] = f"Bearer {token}"
         return s
 
-    def twin(self):
+    def twin(self) -> Self:
         """A client for the same server with its own connections, for a request sent from another thread
         (a requests.Session is not meant to be shared between threads)."""
         other = type(self)(self.base_url, **self._settings)

@@ -7,9 +7,15 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hookbench.stats import Comparison, Equivalence
 from hookbench.vocabulary import Agreement, GuardVerdict, Verdict
+
+if TYPE_CHECKING:
+    from hookbench.evaluation.guards import GuardResult
+    from hookbench.evaluation.job_output import JobOutput
+    from hookbench.evaluation.prompting import PromptResult
 
 NA = "n/a"
 CELL_MAX = 200  # characters per markdown table cell before truncation
@@ -170,7 +176,7 @@ def equivalence_sentence(e: Equivalence) -> str:
             f"(TOST {p_words(e.p_equivalence)})")
 
 
-def _no_nan(value):
+def _no_nan(value: object) -> object:
     """NaN inside dicts/lists prints as n/a, not as JSON's NaN."""
     if isinstance(value, float) and math.isnan(value):
         return NA
@@ -181,7 +187,7 @@ def _no_nan(value):
     return value
 
 
-def md_cell(value, limit: int | None = CELL_MAX) -> str:
+def md_cell(value: object, limit: int | None = CELL_MAX) -> str:
     """Make any value safe inside a markdown table cell: truncate, escape pipes, no raw newlines."""
     if value is None:
         return ""
@@ -219,10 +225,10 @@ def fmt_metric(x: float | None) -> str:
 SWEEP_OWN_TEST = "own test, before the sweep's correction over its jobs"
 
 
-def job_headline(out, in_sweep: bool = False) -> str:
+def job_headline(out: JobOutput, in_sweep: bool = False) -> str:
     """A job's result in one line of words (`out`: evaluation.job_output.JobOutput). Inside a sweep the
     job's own test is labelled as such: the sweep's adjusted verdict replaces it when the sweep ends."""
-    if not out.screen_passed:
+    if out.screen is not None and not out.screen.passed:
         s = out.screen
         return (f"screened out: loss delta {s.delta:+.4f} on {plural(s.size, 'item')} is above "
                 f"screen.threshold={s.threshold:g}; no generations")
@@ -244,7 +250,7 @@ def job_headline(out, in_sweep: bool = False) -> str:
     return f"{SWEEP_OWN_TEST}: {line}" if in_sweep and out.settings.generates else line
 
 
-def job_note(out, title: str, in_sweep: bool = False) -> str:
+def job_note(out: JobOutput, title: str, in_sweep: bool = False) -> str:
     """The run's description in the MLflow UI: its one-line result, plain text (the runs table and its
     tooltips show it raw)."""
     return f"{title}: {job_headline(out, in_sweep)}"
@@ -261,7 +267,7 @@ def _p_value(p: float | None) -> str:
 
 
 # -- guards: non-inferiority of the tasks a patch must not damage ---------------------------------
-def guard_phrase(g) -> str:
+def guard_phrase(g: GuardResult) -> str:
     """`capitals non-inferior (-0.004 90% [-0.015, +0.007], margin 0.05)`; a guard that hurts shows its
     two-sided test's interval (which excludes 0), every other the (1 − 2α) one: each agrees with its word."""
     ni, c = g.ni, g.comparison
@@ -314,7 +320,7 @@ def guard_rule(alpha: float) -> str:
 
 
 # -- the prompting arm: the patch beside a prompt change on the same items ------------------------
-def prompt_sentence(p) -> str:
+def prompt_sentence(p: PromptResult) -> str:
     """`the patch beats prompting (+0.030 95% [+0.010, +0.050], p = 0.004)` or `does not beat ...`
     (`p`: evaluation.prompting.PromptResult); the interval is the paired test's, patched − prompt."""
     c = p.patch_vs_prompt
@@ -330,6 +336,6 @@ def prompt_guard_sentences(guards: list) -> list[str]:
     return [f"guards under prompting: {', '.join(judged)}"] if judged else []
 
 
-def prompt_lines(p) -> list[tuple[str, object]]:
+def prompt_lines(p: PromptResult) -> list[tuple[str, Comparison]]:
     """(comparison, Comparison) rows of the three paired comparisons, the job's own first."""
     return [("prompt − baseline", p.vs_baseline), ("patched − prompt", p.patch_vs_prompt)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
@@ -45,7 +46,7 @@ def verdict_hex(verdict: str | None, guard_hurt: bool = False) -> str:
     return to_hex(GUARD_HURT_COLOR if guard_hurt else verdict_color(verdict))
 
 
-def _accuracy_bars(ax, summary: Summary) -> None:
+def _accuracy_bars(ax: Axes, summary: Summary) -> None:
     accs = [summary.accuracy_baseline, summary.accuracy_patched]
     bars = ax.bar(ARMS, [_nan_to_zero(a) for a in accs], color=[ARM_COLORS[a] for a in ARMS])
     for bar, acc in zip(bars, accs):

@@ -18,8 +18,10 @@ from rich.table import Table
 from rich.text import Text
 
 from hookbench import names
+from hookbench.evaluation.guards import GuardResult
+from hookbench.evaluation.prompting import PromptResult
 from hookbench.evaluation.record import RunRecord
-from hookbench.evaluation.results import ItemResult, Summary
+from hookbench.evaluation.results import ArmResult, ItemResult, Summary
 from hookbench.names import ARMS
 from hookbench.reports.formatting import (
     SWEEP_OWN_TEST,
@@ -90,7 +92,7 @@ def write_guard_items(out_dir: Path, guards: list, guard_records: list[list[Item
 # ---------------------------------------------------------------- diff table
 
 
-def arm_status(arm) -> str:
+def arm_status(arm: ArmResult) -> str:
     """✓ / ✗ when scored, else the failure kind (a failure is not a wrong answer), else '–'."""
     if arm.error:
         return arm.error
@@ -99,7 +101,7 @@ def arm_status(arm) -> str:
     return "✓" if arm.correct else "✗"
 
 
-def arm_answer(arm) -> str | None:
+def arm_answer(arm: ArmResult) -> str | None:
     """What the scorer read as the answer; the raw output when nothing was extracted."""
     return arm.extracted if arm.extracted is not None else arm.output
 
@@ -265,7 +267,7 @@ def guard_lines(guards: list, second: str = "patched") -> list[str]:
             guard_rule(alpha) + f". Items: `{names.GUARDS_JSONL}`."]
 
 
-def prompt_section(p, summary: Summary, guards: list) -> list[str]:
+def prompt_section(p: PromptResult, summary: Summary, guards: list[GuardResult]) -> list[str]:
     """The prompting arm: three paired comparisons on the same items, each with the job's own test;
     then the arm on each guard, judged by the guards' rule."""
     prompted = [g.prompting for g in guards if g.prompting is not None]
@@ -285,8 +287,8 @@ def prompt_section(p, summary: Summary, guards: list) -> list[str]:
 
 
 def render_report(records: list[ItemResult], summary: Summary, record: RunRecord | dict, title: str,
-                  warnings: list[str], diff_md: str, lead: str | None = None, guards: list | None = None,
-                  verdict_lead: str = "", prompt=None) -> str:
+                  warnings: list[str], diff_md: str, lead: str | None = None, guards: list[GuardResult] | None = None,
+                  verdict_lead: str = "", prompt: PromptResult | None = None) -> str:
     """report.md; `lead` (a sweep's adjusted verdict, or the own-test label inside a sweep) goes first."""
     c = summary.comparison
     parts = [f"# {title or 'hookbench run report'}", "", *([f"**{verdict_lead}**", ""] if verdict_lead else []),
@@ -331,8 +333,8 @@ def render_report(records: list[ItemResult], summary: Summary, record: RunRecord
 
 
 def write_run_report(out_dir: Path, records: list[ItemResult], summary: Summary, record: RunRecord | dict,
-                     title: str, warnings: list[str], in_sweep: bool = False, guards: list | None = None,
-                     guard_records: list | None = None, verdict_lead: str = "", prompt=None,
+                     title: str, warnings: list[str], in_sweep: bool = False, guards: list[GuardResult] | None = None,
+                     guard_records: list[list[ItemResult]] | None = None, verdict_lead: str = "", prompt: PromptResult | None = None,
                      prompt_records: list[ItemResult] | None = None) -> list[Path]:
     """Write every report file of a run into out_dir; return the paths written. Inside a sweep the
     verdict is shown neutral and labelled the own test until the sweep's correction rewrites it."""
@@ -373,7 +375,8 @@ def _verdict_text(text: str, verdict: str | None) -> Text:
     return Text(text, style=VERDICT_STYLES.get(verdict or "", ""))
 
 
-def summary_table(summary: Summary, neutral: bool = False, guards: list | None = None, prompt=None) -> Table:
+def summary_table(summary: Summary, neutral: bool = False, guards: list[GuardResult] | None = None,
+                  prompt: PromptResult | None = None) -> Table:
     """The run's closing console output: arms side by side, the delta coloured by the verdict only
     (improves green, hurts red), the verdict sentence as the caption. `neutral` (a sweep's job): no
     colour, and the verdict labelled as the own test before the sweep's correction."""

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from hookbench import names
@@ -62,8 +63,8 @@ def sweep_table(rows: list[dict]) -> dict[str, list]:
     return {c: [None if _missing(r.get(c)) else r.get(c) for r in rows] for c in _columns(rows)}
 
 
-def _count(x) -> str:
-    return NA if _missing(x) else str(int(x))
+def _count(x: float | None) -> str:
+    return NA if x is None or _missing(x) else str(int(x))
 
 
 def _delta_cell(r: dict) -> str:
@@ -190,15 +191,16 @@ def sweep_note(rows: list[dict], correction: str | None, alpha: float) -> str:
     return "\n".join(parts)
 
 
-def _errorbar(ax, x: float, r: dict, color: str, marker: str, label: str | None) -> None:
+def _errorbar(ax: Axes, x: float, r: dict, color: str, marker: str, label: str | None) -> None:
     d, lo, hi = r.get(names.ACC_DELTA), r.get(names.ACC_CI_LOW), r.get(names.ACC_CI_HIGH)
-    no_interval = d is None or lo is None or hi is None or _missing(lo) or _missing(hi) \
-        or r.get(names.TAG_VERDICT) == Verdict.NO_CHANGE_OBSERVED
-    ax.errorbar([x], [d], yerr=None if no_interval or d is None or lo is None or hi is None else [[d - lo], [hi - d]], fmt=marker, color=color,
+    if d is None:
+        return
+    no_interval = lo is None or hi is None or _missing(lo) or _missing(hi) or r.get(names.TAG_VERDICT) == Verdict.NO_CHANGE_OBSERVED
+    ax.errorbar([x], [d], yerr=None if no_interval or lo is None or hi is None else [[d - lo], [hi - d]], fmt=marker, color=color,
                 capsize=4, label=label)
 
 
-def _verdict_legend(ax) -> None:
+def _verdict_legend(ax: Axes) -> None:
     for v in (Verdict.IMPROVES, Verdict.HURTS, Verdict.NO_DETECTABLE_CHANGE):
         ax.plot([], [], "s", color=verdict_color(v), label=f"{v} (adjusted)")
 
@@ -209,7 +211,7 @@ def plot_sweep_delta(path: Path, rows: list[dict]) -> Path:
     rows = _sorted(rows)
     datasets, strengths = len({str(r.get("dataset")) for r in rows}) > 1, len({_strength(r) for r in rows}) > 1
 
-    def label(r):
+    def label(r: dict) -> str:
         return "\n".join([str(r.get("patch"))] + [f"s={_strength(r):g}"] * strengths
                          + [str(r.get("dataset"))] * datasets)
 

@@ -18,7 +18,7 @@ Kinds, each the way hookbench meets them:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,7 +58,7 @@ def mc_se(rate: float, reps: int) -> float:
     return math.sqrt(rate * (1 - rate) / reps) if reps and not math.isnan(rate) else math.nan
 
 
-def cells(grid: dict, kinds=KINDS) -> Iterator[tuple[str, int, float, float, int]]:
+def cells(grid: dict, kinds: Sequence[str] = KINDS) -> Iterator[tuple[str, int, float, float, int]]:
     """(kind, n, ψ, ratio, largest cluster) over the grid; "one draw" has singletons only,
     "clustered" clusters only, the loss no ψ."""
     for kind in kinds:

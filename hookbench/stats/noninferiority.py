@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.stats import norm
 from scipy.stats import t as t_dist
 
@@ -48,7 +49,7 @@ def ni_p_value(d: np.ndarray, groups: np.ndarray, margin: float, binary: bool) -
     return float(t_dist.sf(cluster_z(s, np.array([-margin]))[0], s.n_clusters - 1))
 
 
-def non_inferiority(d, groups, margin: float, alpha: float, binary: bool, paired_verdict: Verdict,
+def non_inferiority(d: ArrayLike, groups: ArrayLike, margin: float, alpha: float, binary: bool, paired_verdict: Verdict,
                     bounded: bool = True) -> NonInferiority:
     """The guard's non-inferiority verdict; `paired_verdict` is its own two-sided test's (compare_arms)."""
     d, g = np.asarray(d, float), np.asarray(groups, int)

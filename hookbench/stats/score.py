@@ -32,6 +32,7 @@ from scipy.stats import norm
 from scipy.stats import t as t_dist
 
 CONTINUITY = 0.5  # on the count scale (fixed − broken)
+Values = float | np.ndarray  # one δ₀ (or count), or a grid of them: the statistics are vectorised
 _GRID = 600
 _EDGE = 1e-9
 
@@ -68,21 +69,21 @@ class Sufficient:
                    float((sums * sums).sum()), float((sums * sizes).sum()), float((sizes * sizes).sum()),
                    int((sizes > 0).sum()))
 
-    def item_var(self, d0):
+    def item_var(self, d0: Values) -> Values:
         """Σ_i (d_i − δ₀)²."""
         return self.item_sq - 2 * d0 * self.total + d0 * d0 * self.n
 
-    def cluster_var(self, d0):
+    def cluster_var(self, d0: Values) -> Values:
         """Σ_g (s_g − δ₀·n_g)²."""
         return self.cluster_sq - 2 * d0 * self.cluster_cross + d0 * d0 * self.size_sq
 
-    def design_effect(self, d0):
+    def design_effect(self, d0: Values) -> np.ndarray:
         item = self.item_var(d0)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(item > 0, np.maximum(1.0, self.cluster_var(d0) / np.where(item > 0, item, 1)), 1.0)
 
 
-def tango_z(fixed, broken, n, d0, continuity: float = CONTINUITY):
+def tango_z(fixed: Values, broken: Values, n: int, d0: Values, continuity: float = CONTINUITY) -> np.ndarray:
     """Tango's score statistic at δ₀ (vectorised), with the constrained MLE of the broken share
     q̃ = (√(B² − 4AC) − B) / 2A, A = 2n, B = −f − b + (2n − f + b)δ₀, C = −b·δ₀(1 − δ₀)."""
     f, b, d0 = np.asarray(fixed, float), np.asarray(broken, float), np.asarray(d0, float)
@@ -95,12 +96,12 @@ def tango_z(fixed, broken, n, d0, continuity: float = CONTINUITY):
         return np.where(num == 0, 0.0, num / np.sqrt(np.maximum(var, 0.0)))
 
 
-def binary_z(s: Sufficient, d0):
+def binary_z(s: Sufficient, d0: Values) -> np.ndarray:
     """Tango's statistic with its variance times the design effect of the clusters under δ₀."""
     return tango_z(s.fixed, s.broken, s.n, d0) / np.sqrt(s.design_effect(d0))
 
 
-def cluster_z(s: Sufficient, d0):
+def cluster_z(s: Sufficient, d0: Values) -> np.ndarray:
     """The cluster score statistic Σ(s_g − δ₀n_g) / √max(cluster, item variance under δ₀)."""
     d0 = np.asarray(d0, float)
     num = s.total - d0 * s.n
