@@ -12,6 +12,7 @@ alone. Exit code 0 when every pick improves on test, 1 when not, 2 and up on err
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
@@ -23,7 +24,10 @@ from hookbench.reports.formatting import fmt_delta, fmt_level, md_table
 from hookbench.studies.reproduce import logged_config, output_dir
 from hookbench.vocabulary import GuardVerdict, Screen, Verdict
 
-RANK = {Verdict.IMPROVES: 0, Verdict.NO_CHANGE_OBSERVED: 1, Verdict.NO_DETECTABLE_CHANGE: 1, Verdict.HURTS: 2}
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+RANK: dict[str, int] = {Verdict.IMPROVES: 0, Verdict.NO_CHANGE_OBSERVED: 1, Verdict.NO_DETECTABLE_CHANGE: 1, Verdict.HURTS: 2}
 
 
 def picks(children: list, top: int) -> list:
@@ -34,9 +38,9 @@ def picks(children: list, top: int) -> list:
     for r in done:
         by_model.setdefault(r.data.params.get(names.MODEL_NAME, "?"), []).append(r)
 
-    def key(r):
+    def key(r: Run) -> tuple[int, float]:
         verdict = r.data.tags.get(names.TAG_VERDICT_ADJUSTED) or r.data.tags.get(names.TAG_VERDICT)
-        return (RANK.get(verdict, 3), -r.data.metrics[names.ACC_DELTA])
+        return (RANK.get(verdict or "", 3), -r.data.metrics[names.ACC_DELTA])
 
     return [r for model in sorted(by_model) for r in sorted(by_model[model], key=key)[:top]]
 
@@ -52,7 +56,7 @@ def _level(rows: list[tuple], arm: int) -> str:
     return "/".join(fmt_level(a) for a in sorted(alphas)) or fmt_level(schema_default(names.STATS_ALPHA))
 
 
-def is_confirmed(test) -> bool:
+def is_confirmed(test: Run) -> bool:
     """A pick is confirmed when its test run improves the target and every guard is non-inferior there
     (intersection–union: each guard's one-sided test at α, no adjustment); a run without guards: improves."""
     guards = test.data.tags.get(names.TAG_GUARD_VERDICT)

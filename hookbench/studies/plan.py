@@ -33,7 +33,7 @@ class Plan:
     design_effect: float
 
 
-def size_study(diffs, queries, effect: float, alpha: float, patches: int, draws: int,
+def size_study(diffs: list[float], queries: list[str], effect: float, alpha: float, patches: int, draws: int,
          latency_s: dict[str, float]) -> Plan:
     """Items for `effect` at 80% power; generations and wall time for a `patches`-patch sweep."""
     psi = float(sum(d * d for d in diffs) / len(diffs))
@@ -43,7 +43,7 @@ def size_study(diffs, queries, effect: float, alpha: float, patches: int, draws:
     return Plan(items, items * (1 + patches) * draws, items * draws * per_item_s, psi, deff)
 
 
-def reproduction_line(diffs, queries, margin: float, alpha: float) -> str:
+def reproduction_line(diffs: list[float], queries: list[str], margin: float, alpha: float) -> str:
     """The items a rerun of this run needs to reproduce (TOST within ±margin, 80% power)."""
     items = reproduction_items(diffs, cluster_codes(queries), margin, alpha, POWER)
     return (f"to show a rerun reproduces it (equivalence within ±{margin:g}, TOST at α = {alpha:g}) with "

@@ -20,7 +20,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
@@ -42,8 +42,12 @@ from hookbench.stats import Equivalence, cluster_codes, equivalence
 from hookbench.stats.equivalence import AGREES, DISAGREES, INCONCLUSIVE
 from hookbench.stats.power import POWER, reproduction_items
 
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
-def logged_config(client, run_id: str, into: Path) -> tuple[DictConfig, dict]:
+
+def logged_config(client: MlflowClient, run_id: str, into: Path) -> tuple[DictConfig, dict]:
     """(config to rerun with: the logged one with its frozen patch and reuse off, logged server identity)."""
     run = tracking.get_run(client, run_id)
     cfg = completed(cast(DictConfig, OmegaConf.load(tracking.download(client, run_id, names.RESOLVED_CONFIG, into))))
@@ -95,7 +99,7 @@ def margin_of(cfg: DictConfig, override: float | None) -> float:
 GREEDY_RULE = "greedy: dataset, gold answers, every output and score, and the metrics must be identical"
 
 
-def greedy_differences(original, rerun, orig_items: list[ItemResult], new_items: list[ItemResult],
+def greedy_differences(original: Run, rerun: Run, orig_items: list[ItemResult], new_items: list[ItemResult],
                        with_metrics: bool = True) -> list[str]:
     """Reasons a greedy rerun is not identical; empty when it is (a FAILED original has no metrics)."""
     reasons = []
@@ -172,7 +176,7 @@ def items_to_reproduce(orig_items: list[ItemResult], alpha: float, margin: float
             f"{POWER:.0%} power if the runs agree (from the original's variance; this one compared {len(baseline)})")
 
 
-def comparable_items(client, original, into: Path) -> list[ItemResult]:
+def comparable_items(client: MlflowClient, original: Run, into: Path) -> list[ItemResult]:
     """The original's items; a FAILED run is said so, and compared on the items it scored in both arms."""
     status = original.info.status
     if tracking.is_finished(original):
@@ -194,7 +198,7 @@ def headline_of(error: str) -> str:
     return lines[-1] if lines[0].startswith("Traceback") else lines[0]
 
 
-def print_side_by_side(run_id: str, rerun_id: str, original, rerun) -> None:
+def print_side_by_side(run_id: str, rerun_id: str, original: Run, rerun: Run) -> None:
     table = Table(title=f"original {run_id} vs reproduced {rerun_id}")
     for col in ("metric", "original", "reproduced"):
         table.add_column(col)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 from scipy import stats as sps
@@ -25,6 +26,11 @@ from hookbench.evaluation.patches import PatchSet
 from hookbench.job import run_job
 from hookbench.studies.search import Search, job_config
 from hookbench.studies.search_report import Agreement, agreement
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hookbench.job import LoggedJob
 
 log = logging.getLogger("hookbench")
 
@@ -46,7 +52,7 @@ class Schedule:
         return c
 
 
-def _ints(v) -> list | None:
+def _ints(v: Any) -> list | None:
     try:
         values = list(v)
     except TypeError:
@@ -110,7 +116,7 @@ class Measured:
         return asdict(self)
 
     @classmethod
-    def from_result(cls, result, patch_hash: str, trial: int, rung: int, items: int) -> Measured:
+    def from_result(cls, result: LoggedJob, patch_hash: str, trial: int, rung: int, items: int) -> Measured:
         m = result.metrics
         return cls(patch_hash, trial, rung, items, m.get(names.ACC_DELTA, math.nan), m.get(names.ACC_CI_LOW, math.nan),
                    m.get(names.ACC_CI_HIGH, math.nan), m.get(names.P_VALUE, math.nan),
@@ -164,7 +170,7 @@ class RungSearch:
                          out_dir=self.search.out / f"rung{rung}", parent_id=parent_id)
         return Measured.from_result(result, patch.hash if patch is not None else "reference", trial, rung, items)
 
-    def first(self, trial, patch: PatchSet, parent_id: str) -> tuple[float, str]:
+    def first(self, trial: optuna.trial.Trial, patch: PatchSet, parent_id: str) -> tuple[float, str]:
         """Rung 0 of one trial (Search.run's measure): Optuna is told the paired test's signed z."""
         m = self._job(patch, trial.number, 0, parent_id)
         trial.set_user_attr("rung0", m.attrs())

@@ -14,7 +14,7 @@ import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
@@ -27,6 +27,9 @@ from hookbench.job import run_job
 from hookbench.paths import cache_root, sqlite_path
 from hookbench.studies.search_report import Trial
 from hookbench.studies.search_space import SearchSpace
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 log = logging.getLogger("hookbench")
 Measure = Callable[[optuna.trial.Trial, PatchSet, str], tuple[float, str]]  # (value told to Optuna, run id)
@@ -79,7 +82,7 @@ def open_study(name: str, storage: str, args: dict,
                                sampler=sampler)
 
 
-def job_config(base: dict, patch: PatchSet | None, path: Path | None, **changes) -> DictConfig:
+def job_config(base: dict, patch: PatchSet | None, path: Path | None, **changes: Any) -> DictConfig:
     """A plain job config (what reproduce reruns): the study's base with this patch file and changes.
     The search measures the target only: guard tasks are judged once, on test, when a pick is confirmed."""
     cfg = OmegaConf.create(base)
@@ -117,12 +120,12 @@ class Search:
     def completed(self) -> list:
         return [t for t in self.study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
 
-    def loss_trial(self, trial, patch: PatchSet, parent_id: str) -> tuple[float, str]:
+    def loss_trial(self, trial: optuna.trial.Trial, patch: PatchSet, parent_id: str) -> tuple[float, str]:
         """The loss objective: a loss-only job on the first `items` dev items."""
         return loss_job(self.loss_config(patch), parent_id, self.out / "trials",
                         {names.TAG_STUDY_PHASE: "search", names.TAG_STUDY_TRIAL: str(trial.number)})
 
-    def run(self, trials: int, parent_id: str, client, measure: Measure | None = None) -> None:
+    def run(self, trials: int, parent_id: str, client: MlflowClient, measure: Measure | None = None) -> None:
         """Ask, measure (a loss job unless `measure` says otherwise) and tell, `trials` times."""
         measure = measure or self.loss_trial
         for _ in range(trials):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from hookbench import names
 from hookbench.evaluation.loop import PROBES
 from hookbench.hookapi import contract
+from hookbench.hookapi.client import HookClient
 
 LOSS_BATCH = 32  # HookClient.losses' default batch size on a server with the loss_batch extension
 
@@ -36,7 +37,7 @@ class Latency:
     probe_answers: int = 1  # the answers the probe generated (counted in the plan)
 
 
-def measure_latency(client, queries: list[str], gold: str, preset: str, extras: dict, loss_prefix: str,
+def measure_latency(client: HookClient, queries: list[str], gold: str, preset: str, extras: dict, loss_prefix: str,
                     batch: int) -> Latency:
     """One loss request and one generation request as the jobs send it, timed on the clean server:
     `batch` queries in one request on a server with batched generation (the job's batch size, its

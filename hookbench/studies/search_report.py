@@ -6,11 +6,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 from scipy import stats as sps
 
 from hookbench.reports.formatting import fmt_delta, fmt_level, md_table
+
+if TYPE_CHECKING:
+    from hookbench.studies.rungs import Measured
 
 MIN_INFORMATIVE = 10  # fewer kept candidates than this: the correlation's interval is too wide to say much
 
@@ -135,9 +139,9 @@ def plot_trials(path: Path, trials: list[Trial], kept: set[str], reference: floa
     return path
 
 
-def rungs_markdown(measured: list, kept: set[str], reference, alpha: float) -> str:
+def rungs_markdown(measured: list[Measured], kept: set[str], reference: Measured | None, alpha: float) -> str:
     """Every measurement of the accuracy search, rung by rung: the paired delta against the shared baseline."""
-    def row(m, label):
+    def row(m: Measured, label: str) -> list:
         return [m.rung, m.items, label, m.hash, fmt_delta(m.delta, m.ci_low, m.ci_high), f"{m.p:.3g}", m.verdict,
                 "kept" if m.hash in kept and label != "reference" else "", m.run_id]
     body = [row(m, str(m.trial)) for m in sorted(measured, key=lambda m: (m.rung, m.trial))]

@@ -36,6 +36,10 @@ from hookbench.vocabulary import Verdict
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
+
+    from hookbench.evaluation.settings import Parts
+    from hookbench.studies.search import Trial
 
 log = logging.getLogger("hookbench")
 
@@ -78,7 +82,7 @@ class Study:
             self.rungs.reference_patch = self.reference_cfg
 
     # -- the plan ---------------------------------------------------------------------------
-    def cost(self, parts) -> SearchCost:
+    def cost(self, parts: Parts) -> SearchCost:
         g, dev = parts.settings.generation, parts.dataset.items
         test = build(cast(DictConfig, OmegaConf.merge(self.cfg.dataset, {"split": "test"})), "dataset").items
         queries = lambda items: len({g.query(i.prompt) for i in items}) * g.samples  # noqa: E731
@@ -107,7 +111,7 @@ class Study:
             "reference_loss_delta" not in self.search.study.user_attrs
 
     # -- the parent run ---------------------------------------------------------------------
-    def parent(self, client, experiment_id: str, plan: SearchCost) -> str:
+    def parent(self, client: MlflowClient, experiment_id: str, plan: SearchCost) -> str:
         """The study's parent run: created once per study, reopened on resume."""
         run_id = self.search.study.user_attrs.get("parent_run_id")
         if run_id:
@@ -138,7 +142,7 @@ class Study:
         return attrs.get("reference_loss_delta")
 
     # -- keep: accuracy on dev for the best candidates --------------------------------------
-    def keep_phase(self, client, parent_id: str) -> list[dict]:
+    def keep_phase(self, client: MlflowClient, parent_id: str) -> list[dict]:
         rows = []
         for t in self.search.kept(self.keep):
             patch = self.search.candidate(self._params(t.number), t.number)
@@ -155,7 +159,7 @@ class Study:
         return rows
 
     # -- the accuracy search: rungs, then the last rung's best are the kept candidates ---------
-    def accuracy_phase(self, client, parent_id: str, trials: int) -> tuple[list[dict], Measured | None]:
+    def accuracy_phase(self, client: MlflowClient, parent_id: str, trials: int) -> tuple[list[dict], Measured | None]:
         assert self.rungs is not None
         reference = self.rungs.reference(parent_id)
         self.search.run(trials, parent_id, client, measure=self.rungs.first)
@@ -169,7 +173,7 @@ class Study:
     def _params(self, number: int) -> dict:
         return next(t.params for t in self.search.completed() if t.number == number)
 
-    def _adjust(self, client, rows: list[dict]) -> None:
+    def _adjust(self, client: MlflowClient, rows: list[dict]) -> None:
         """The correction over the kept jobs (they were chosen among many; confirm then tests one on test)."""
         adjusted = adjust_p_values([r["p"] for r in rows], self.cfg.stats.correction)
         for r, p in zip(rows, adjusted):
@@ -180,7 +184,7 @@ class Study:
             tracking.set_child_tags(client, r["run_id"], {names.TAG_VERDICT_ADJUSTED: r["verdict_adjusted"]}, metrics)
 
 
-def confirmation(client, parent_id: str, uri: str, rows: list[dict], base: dict) -> Run | None:
+def confirmation(client: MlflowClient, parent_id: str, uri: str, rows: list[dict], base: dict) -> Run | None:
     """The best kept pick rerun on test (hookbench.studies.confirm's logic) over the whole test split, with
     the study's guard tasks (the search ran without them); its test run."""
     confirm_study.confirm(parent_id, uri, top=1, among={r["run_id"] for r in rows},
@@ -190,7 +194,7 @@ def confirmation(client, parent_id: str, uri: str, rows: list[dict], base: dict)
     return runs[-1] if runs else None
 
 
-def answer(test, rows: list[dict], tried: int, distinct: int) -> str:
+def answer(test: Run | None, rows: list[dict], tried: int, distinct: int) -> str:
     """The study's result in one line: the confirmed patch set or none, its test delta and verdict."""
     count = f"{tried} candidates tried ({distinct} distinct), {len(rows)} kept"
     if test is None:
@@ -205,7 +209,7 @@ def answer(test, rows: list[dict], tried: int, distinct: int) -> str:
     return f"{head} on test {delta}, p = {m.get(names.P_VALUE, math.nan):.3g}, {verdict}{guards}; {count}"
 
 
-def versus_reference(trials, reference: float | None) -> str:
+def versus_reference(trials: list[Trial], reference: float | None) -> str:
     if not trials:
         return "no trial finished"
     best = min(trials, key=lambda t: t.loss_delta)
@@ -216,7 +220,7 @@ def versus_reference(trials, reference: float | None) -> str:
     return f"{text}; {lower} the configured patch's {reference:+.4f}"
 
 
-def report(study: Study, client, parent_id: str, rows: list[dict], test, reference: float | None) -> str:
+def report(study: Study, client: MlflowClient, parent_id: str, rows: list[dict], test: Run | None, reference: float | None) -> str:
     trials = study.search.trials()
     kept = {r["hash"] for r in rows}
     corr = rank_correlation([r["search_loss_delta"] for r in rows], [r["delta"] for r in rows])
@@ -239,7 +243,8 @@ def report(study: Study, client, parent_id: str, rows: list[dict], test, referen
     return log_summary(study, client, parent_id, rows, test, metrics, lines)
 
 
-def log_summary(study: Study, client, parent_id: str, rows: list[dict], test, metrics: dict, lines: list[str]) -> str:
+def log_summary(study: Study, client: MlflowClient, parent_id: str, rows: list[dict], test: Run | None, metrics: dict,
+                lines: list[str]) -> str:
     """The study's metrics (the test delta added) and its description on the parent run; the summary text."""
     if test is not None:
         metrics[names.STUDY_TEST_DELTA] = test.data.metrics.get(names.ACC_DELTA, math.nan)
@@ -262,7 +267,8 @@ def versus_reference_rung(rows: list[dict], reference: Measured | None) -> str:
         f"{fmt_delta(reference.delta, reference.ci_low, reference.ci_high)}"
 
 
-def rung_report(study: Study, client, parent_id: str, rows: list[dict], test, reference: Measured | None) -> str:
+def rung_report(study: Study, client: MlflowClient, parent_id: str, rows: list[dict], test: Run | None,
+                reference: Measured | None) -> str:
     assert study.rungs is not None
     measured = [m for r in range(len(study.rungs.schedule.rungs)) for m in study.rungs.measured(r)]
     first = study.rungs.measured(0)

@@ -6,8 +6,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hookbench.testing.repo import REPO
+
+if TYPE_CHECKING:
+    from hookbench.testing.stock_server import StockServer
 
 
 def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600,
@@ -39,6 +43,6 @@ def cli_env(extra: dict | None = None) -> dict:
     return {**env, "PYTHONPATH": str(REPO), **(extra or {})}
 
 
-def stock_args(server) -> tuple[list[str], dict]:
+def stock_args(server: StockServer) -> tuple[list[str], dict]:
     """Overrides + env for running the shipped qwen72b config against a stock-server stand-in."""
     return (["model=qwen72b", "model.generation.batch_size=4"], {"QWEN72B_URL": server.url})

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
 
 from hookbench.evaluation.parts import settings_from
 from hookbench.evaluation.schema import schema_default  # (importing it registers the config schema)
@@ -13,14 +15,14 @@ from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Setting
 from hookbench.testing.repo import CONF
 
 
-def compose_cfg(overrides: list[str]):
+def compose_cfg(overrides: list[str]) -> DictConfig:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=overrides, return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)  # so ${hydra:runtime.cwd} resolves, as in a real run
         return cfg
 
 
-def option_cfg(group: str, option: str, *overrides: str):
+def option_cfg(group: str, option: str, *overrides: str) -> DictConfig:
     """One config group option as a job sees it."""
     return compose_cfg([f"{group}={option}", *overrides])[group]
 
@@ -32,7 +34,7 @@ def shipped_settings(model: str = "tiny") -> Settings:
 
 
 def tiny_settings(preset: str = "benchmark", batch_size: int = 4, samples: int = 1, seed: int | None = None,
-                  max_new_tokens: int | None = None, chat: bool | None = None, **fields) -> Settings:
+                  max_new_tokens: int | None = None, chat: bool | None = None, **fields: Any) -> Settings:
     """Settings for an in-process job on the tiny model: the shipped defaults, with the generation a test
     chooses (by default the server decides length and prompting) and any other `fields` replaced."""
     base = shipped_settings("tiny")

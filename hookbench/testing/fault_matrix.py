@@ -11,10 +11,14 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hookbench import names
 from hookbench.testing.repo import REPO
 from hookbench.testing.store import runs
+
+if TYPE_CHECKING:
+    from hookbench.testing.stock_server import StockServer
 
 N = 4
 GEN = "POST /api/generate"
@@ -48,13 +52,13 @@ class Cell:
     problem: str = ""
 
 
-def probe_losses(server) -> list:
+def probe_losses(server: StockServer) -> list[float | None]:
     from hookbench.evaluation.scope import PROBES
     from hookbench.hookapi.client import HookClient
     return HookClient(server.url).losses(PROBES, answer_prefix="")
 
 
-def _command(server, work: Path) -> tuple[list[str], dict]:
+def _command(server: StockServer, work: Path) -> tuple[list[str], dict]:
     (work / "p.json").write_text(json.dumps([{"tensor_name": "model.layers.1.mlp.up_proj.weight",
                                               "operation": "scale", "value": 1.5, "target": "all"}]))
     env = {**{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}, "PYTHONPATH": str(REPO),
@@ -63,12 +67,12 @@ def _command(server, work: Path) -> tuple[list[str], dict]:
             f"patch.path={work / 'p.json'}", f"dataset.n={N}", "model.server.retries=0", "guards=[]"], env
 
 
-def _arm(server, phase: str, fault: str, pid_box: list) -> None:
+def _arm(server: StockServer, phase: str, fault: str, pid_box: list) -> None:
     route, nth = PHASES[phase]
     if fault in SIGNALS:
         nth += server.request_log.count(route)  # the server counts requests over its whole life
 
-        def after(r, n):
+        def after(r: str, n: int) -> None:
             if (r, n) == (route, nth) and pid_box:
                 os.kill(pid_box[0], SIGNALS[fault][0])
         server.after_request = after
@@ -88,7 +92,7 @@ def _expected_exit(phase: str, fault: str) -> set[int]:
     return {0} if fault in ("5xx", "error-text") else {4}
 
 
-def run_cell(server, phase: str, fault: str) -> Cell:
+def run_cell(server: StockServer, phase: str, fault: str) -> Cell:
     """One cell on a fresh store; the server is put back (up, knobs off) before the rerun."""
     work = Path(tempfile.mkdtemp(prefix=f"fault-{phase}-{fault}-", dir=os.environ.get("FAULT_MATRIX_DIR")))
     cmd, env = _command(server, work)

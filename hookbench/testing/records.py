@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from hookbench.evaluation.record import (
     DatasetRecord,
@@ -19,22 +20,23 @@ from hookbench.evaluation.results import ArmResult, ItemResult
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def ok(answer, correct, latency=1.0, **kw):
+def ok(answer: str, correct: bool | None, latency: float | None = 1.0, **kw: Any) -> ArmResult:
     return ArmResult(output=f"The answer is {answer}", latency_s=latency, batch_size=kw.pop("batch_size", 1),
                      correct=correct, extracted=answer, **kw)
 
 
-def failed(kind, latency=None):
+def failed(kind: str, latency: float | None = None) -> ArmResult:
     return ArmResult(output=None, latency_s=latency, error=kind, error_detail=f"{kind} detail")
 
 
-def item(i, baseline, patched, task="arith", prompt=None, gold="4", query=None):
+def item(i: int, baseline: ArmResult, patched: ArmResult, task: str = "arith", prompt: str | None = None, gold: str = "4",
+         query: str | None = None) -> ItemResult:
     prompt = prompt or f"question {i}"
     return ItemResult(id=f"q{i}", task=task, prompt=prompt, query=query or f"Q: {prompt}\nA:", gold=gold,
                       baseline=baseline, patched=patched)
 
 
-def run_record(**overrides) -> RunRecord:
+def run_record(**overrides: Any) -> RunRecord:
     record = RunRecord(model=ModelRecord("tiny", "hookbench/tiny", None),
                        server=ServerRecord("http://127.0.0.1:1", {"model": "tiny"}, "cpu", []),
                        generation=GenerationRecord("greedy", {}, {}, 4, 1, "{prompt}", "weights", "one generation per answer", "both"),

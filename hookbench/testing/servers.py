@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from hookbench.hookapi import contract
 from hookbench.hookapi.launcher import RunningServer, reference_server_command
 from hookbench.hookapi.launcher import start_server as launch
+
+if TYPE_CHECKING:
+    from hookbench.testing.stock_server import StockServer
 
 PROBES = ["What is 2 + 2? Answer with the number only.", "Name a colour."]
 
@@ -41,7 +45,7 @@ class Server:
     def loss(self, prompt: str = "Question: What is 7 + 5?\nAnswer:", answer: str = "12") -> float:
         return self.ok("POST", "/api/loss", {"prompt": prompt, "answer": answer})["loss"]
 
-    def greedy(self, query: str, n: int = 12, **extra) -> dict:
+    def greedy(self, query: str, n: int = 12, **extra: Any) -> dict:
         return self.ok("POST", "/api/generate", {"query": query, "config": "greedy", "max_new_tokens": n, **extra})
 
     def clean(self) -> None:
@@ -61,12 +65,12 @@ def stop_server(server: Server) -> None:
     server.running.stop()
 
 
-def fingerprint(server) -> tuple:
+def fingerprint(server: Server) -> tuple:
     """Greedy answers and a teacher-forced loss: identical iff the weights are the original ones."""
     return tuple(server.greedy(q)["original"] for q in PROBES) + (server.loss(),)
 
 
-def external(server, model: str = "smollm2") -> list[str]:
+def external(server: Server | StockServer, model: str = "smollm2") -> list[str]:
     return [f"model={model}", "model.server.launch.enabled=false", f"model.server.url={server.url}"]
 
 
@@ -79,6 +83,6 @@ def write_external_models(conf: Path, servers: dict) -> str:
     return f"hydra.searchpath=[file://{conf}]"
 
 
-def generated(server, counter: str = "generated_sequences") -> int:
+def generated(server: Server, counter: str = "generated_sequences") -> int:
     """What reached the model, counted by the reference server (generate_requests or generated_sequences)."""
     return requests.get(server.url + contract.HEALTH).json()["counters"][counter]

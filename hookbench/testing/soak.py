@@ -7,13 +7,18 @@ import random
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hookbench.testing.repo import GSM8K
+
+if TYPE_CHECKING:
+    from hookbench.evaluation.settings import Parts
+    from hookbench.testing.stock_server import StockServer
 
 KINDS = {"5xx": "api_error", "error-text": "error_text", "empty": "empty"}  # fault -> the kind the job counts
 
 
-def parts(url: str, path: Path, n: int | None):
+def parts(url: str, path: Path, n: int | None) -> Parts:
     from hookbench.evaluation.datasets import gsm8k
     from hookbench.evaluation.patches import NoPatch
     from hookbench.evaluation.scorers import NumericScorer
@@ -25,7 +30,7 @@ def parts(url: str, path: Path, n: int | None):
                  HookClient(url, retries=0, backoff_s=0.0), s)
 
 
-def inject(server, calls: int, share: float, seed: int = 0) -> dict[str, set[int]]:
+def inject(server: StockServer, calls: int, share: float, seed: int = 0) -> dict[str, set[int]]:
     """Disjoint sets of generate call numbers (after the ones already made) for each fault kind."""
     rng = random.Random(seed)
     start = server.generate_calls
@@ -37,7 +42,7 @@ def inject(server, calls: int, share: float, seed: int = 0) -> dict[str, set[int
     return faults
 
 
-def soak(server, n: int | None, share: float = 0.02, path: Path = GSM8K) -> dict:
+def soak(server: StockServer, n: int | None, share: float = 0.02, path: Path = GSM8K) -> dict:
     """Run, count, rerun; the figures of the soak (answers_lost must be 0)."""
     from hookbench.evaluation.loop import Evaluation
     from hookbench.evaluation.reuse import GenerationStore

@@ -188,7 +188,7 @@ class StockServer:
         self.broken_routes: dict[str, int] = {}  # "METHOD /path" -> HTTP status answered instead
         self.sigterm_after: dict[str, int] = {}  # "METHOD /path" -> its request number that SIGTERMs this process
         self.request_log: list[str] = []  # "METHOD /path" of every request, in order
-        self.after_request = None  # (route, its request number) -> None, called after answering it
+        self.after_request: Callable[[str, int], None] | None = None  # (route, its request number) -> None, called after answering it
         self.app = self._make_app()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None

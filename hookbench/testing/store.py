@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def runs(tmp_path: Path) -> list:
 
 
 @contextmanager
-def mlflow_server(backend_uri: str, folder: Path, *args: str, command: str = "server"):
+def mlflow_server(backend_uri: str, folder: Path, *args: str, command: str = "server") -> Iterator[str]:
     """`mlflow server|ui` on a free loopback port, answering /health; its URL. Stopped with its workers."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hookbench import __version__, names
 from hookbench.evaluation.build import plain
+from hookbench.evaluation.items import Dataset
 from hookbench.evaluation.job_output import JobOutput
 from hookbench.reports.formatting import guard_tag, guards_hurt, job_note
 from hookbench.reports.plots import verdict_hex
@@ -110,7 +111,7 @@ def result_line(out: JobOutput) -> str:
     return text if out.settings.generates else f"loss {text}"
 
 
-def log_dataset(dataset) -> None:
+def log_dataset(dataset: Dataset) -> None:
     df = pd.DataFrame([{"id": i.id, "task": i.task, "prompt": i.prompt, "gold": i.gold} for i in dataset.items])
     with warnings.catch_warnings():  # MLflow guesses at a source kind for a hub id or generator spec
         warnings.simplefilter("ignore", UserWarning)

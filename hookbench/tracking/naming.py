@@ -31,7 +31,7 @@ def base_name(cfg: DictConfig, tags: dict | None = None) -> str:
     return name
 
 
-def _missing(x) -> bool:
+def _missing(x: object) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
@@ -43,15 +43,16 @@ def _p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.2g}"
 
 
-def result_text(delta, lo, hi, p, verdict: str | None, p_label: str = "p", after: str | None = None) -> str:
+def result_text(delta: float | None, lo: float | None, hi: float | None, p: float | None, verdict: str | None, p_label: str = "p",
+                after: str | None = None) -> str:
     """`−0.175 [−0.32, −0.03] p=0.04 → no detectable change after Holm`: rounded, one line, no markdown."""
     verdict = verdict or Verdict.NO_DATA
-    if _missing(delta) or verdict == Verdict.NO_CHANGE_OBSERVED:  # no item changed: no interval, nothing to correct
+    if delta is None or _missing(delta) or verdict == Verdict.NO_CHANGE_OBSERVED:  # no item changed: no interval, nothing to correct
         return verdict
     text = _signed(delta, 3)
-    if not _missing(lo) and not _missing(hi):
+    if lo is not None and hi is not None and not _missing(lo) and not _missing(hi):
         text += f" [{_signed(lo, 2)}, {_signed(hi, 2)}]"
-    if not _missing(p):
+    if p is not None and not _missing(p):
         text += f" {p_label}={_p(p)}"
     return f"{text} → {verdict}" + (f" after {after}" if after else "")
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import mlflow
-from mlflow.entities import RunStatus
+from mlflow.entities import Run, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -14,7 +14,7 @@ from hookbench import names
 from hookbench.errors import ConfigError
 
 
-def get_run(client: MlflowClient, run_id: str):
+def get_run(client: MlflowClient, run_id: str) -> Run:
     try:
         return client.get_run(run_id)
     except MlflowException as e:
@@ -35,5 +35,5 @@ def logged_items(client: MlflowClient, run_id: str, into: Path) -> list:
     return [ItemResult.from_flat(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def is_finished(run) -> bool:
+def is_finished(run: Run) -> bool:
     return run.info.status == RunStatus.to_string(RunStatus.FINISHED)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_key|apikey|credentials?)$", re.I)  # `*_env` names are fine
@@ -20,7 +21,7 @@ class Redactor:
         if container is not None:
             self._collect(container)
 
-    def _collect(self, node, key: str = "") -> None:
+    def _collect(self, node: object, key: str = "") -> None:
         if isinstance(node, dict):
             for k, v in node.items():
                 self._collect(v, str(k))
@@ -51,7 +52,7 @@ class Redactor:
             s = s.replace(secret, MASK)
         return s
 
-    def value(self, v):
+    def value(self, v: Any) -> Any:  # JSON-like: str, dict, list, scalars
         if isinstance(v, str):
             return self.text(v)
         if isinstance(v, dict):

@@ -13,6 +13,7 @@ import mlflow
 from filelock import FileLock
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
 
 from hookbench import names
 from hookbench.errors import ConfigError
@@ -33,7 +34,7 @@ VIEW_STATE = {"orderByKey": f"metrics.`{names.ACC_DELTA}`", "orderByAsc": False,
 EXPERIMENT_TAGS = {**EXPERIMENT_KIND, names.shared_view_state(VIEW_KEY): json.dumps(VIEW_STATE)}
 
 
-def configure(mlflow_cfg) -> str:
+def configure(mlflow_cfg: DictConfig) -> str:
     """Point MLflow at the configured store and return the experiment id (created if missing).
 
     A local sqlite store is created under a file lock: two first runs in a fresh directory would
@@ -48,7 +49,7 @@ def configure(mlflow_cfg) -> str:
     return _experiment(mlflow_cfg, None)
 
 
-def _experiment(mlflow_cfg, artifact_location: str | None) -> str:
+def _experiment(mlflow_cfg: DictConfig, artifact_location: str | None) -> str:
     client = MlflowClient()
     exp = client.get_experiment_by_name(mlflow_cfg.experiment)
     if exp is None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from mlflow.entities import Run
 from omegaconf import DictConfig
 
 from hookbench import names, tracking
@@ -33,7 +34,7 @@ def headline(error: str) -> str:
     return lines[-1] if lines[0].startswith("Traceback") else lines[0]
 
 
-def sweep_rows(runs) -> list[dict]:
+def sweep_rows(runs: list[Run]) -> list[dict]:
     """One dict per child run: what the sweep report and the correction read."""
     rows = []
     for r in runs:

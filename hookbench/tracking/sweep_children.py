@@ -13,6 +13,7 @@ import math
 import tempfile
 from pathlib import Path
 
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from hookbench import names, tracking
@@ -46,14 +47,14 @@ def lead_children(client: MlflowClient, rows: list[dict], correction: str, alpha
     return lines
 
 
-def _rewrite_note(client: MlflowClient, run, lead: str) -> None:
+def _rewrite_note(client: MlflowClient, run: Run, lead: str) -> None:
     note = run.data.tags.get(names.TAG_NOTE, "")
     title, _, rest = note.partition(": ")
     own = rest.removeprefix(f"{SWEEP_OWN_TEST}: ")
     client.set_tag(run.info.run_id, names.TAG_NOTE, f"{title}: {lead}; own test: {own}")
 
 
-def _rewrite_report(client: MlflowClient, run, lead: str, tmp: Path) -> None:
+def _rewrite_report(client: MlflowClient, run: Run, lead: str, tmp: Path) -> None:
     try:
         text = tracking.download(client, run.info.run_id, names.REPORT_MD, tmp).read_text(encoding="utf-8")
     except HookbenchError:
@@ -66,7 +67,7 @@ def _rewrite_report(client: MlflowClient, run, lead: str, tmp: Path) -> None:
     client.log_text(run.info.run_id, "\n".join(lines) + "\n", names.REPORT_MD)
 
 
-def _redraw_accuracy(client: MlflowClient, run, row: dict, lead: str, alpha: float, tmp: Path) -> None:
+def _redraw_accuracy(client: MlflowClient, run: Run, row: dict, lead: str, alpha: float, tmp: Path) -> None:
     try:
         records = tracking.logged_items(client, run.info.run_id, tmp / "items")
     except HookbenchError:
@@ -79,7 +80,7 @@ def _redraw_accuracy(client: MlflowClient, run, row: dict, lead: str, alpha: flo
     client.log_artifact(run.info.run_id, str(path))
 
 
-def _rewrite_page(client: MlflowClient, run, tmp: Path) -> None:
+def _rewrite_page(client: MlflowClient, run: Run, tmp: Path) -> None:
     """report.html again, from the rewritten report.md and the redrawn accuracy.png (as logged)."""
     rid, into = run.info.run_id, tmp / "page"
     try:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
 
 from hookbench import names
 from hookbench.tracking.redaction import SECRET_KEY, Redactor
@@ -26,7 +27,7 @@ def parent_run_id(sweep_dir: Path | None) -> str | None:
 class SweepParent:
     """A sweep's parent run, made with the client API so it never becomes the process's active run."""
 
-    def __init__(self, mlflow_cfg, overrides: list[str], sweep_dir: Path):
+    def __init__(self, mlflow_cfg: DictConfig, overrides: list[str], sweep_dir: Path) -> None:
         self.experiment_id = configure(mlflow_cfg)
         self.client = MlflowClient()
         text = " ".join(overrides)
