@@ -24,6 +24,7 @@ from hookbench.server.targets import share_k
 
 SLOTS = 4  # activation edits one module can hold at once
 _FLOATS = ("hb_scale", "hb_add", "hb_lo", "hb_hi", "hb_norm", "hb_sign")
+LIVE = "hb_live"  # slots in use: eager runs only these; a compiled graph runs all SLOTS (free = identity)
 _IDENTITY = {"hb_scale": 1.0, "hb_add": 0.0, "hb_lo": -math.inf, "hb_hi": math.inf, "hb_norm": 0.0, "hb_sign": 0.0}
 
 
@@ -36,7 +37,7 @@ def install(module: torch.nn.Module, device: torch.device) -> None:
                                persistent=False)
     module.register_buffer("hb_rank", torch.zeros(SLOTS, dtype=torch.long, device=device), persistent=False)
     module.register_buffer("hb_normalize", torch.zeros(SLOTS, dtype=torch.bool, device=device), persistent=False)
-    module.hb_live = 0  # slots in use: eager runs only these; a compiled graph runs all SLOTS (free = identity)
+    setattr(module, LIVE, 0)  # a plain int attribute, not a buffer: torch types module attributes as Tensor | Module
     module.register_forward_hook(_hook)
 
 
@@ -67,30 +68,36 @@ def write(module: torch.nn.Module, edits: list[tuple[str, float, tuple[str, floa
     """Put `edits` (in order) into the module's slots, the rest free; in place."""
     if len(edits) > SLOTS:
         raise ValueError(f"{len(edits)} activation edits on one module; at most {SLOTS}")
-    rows = [slot_values(op, v, tuple(t), n) for op, v, t in edits]
+    rows = [slot_values(op, v, (t[0], t[1]), n) for op, v, t in edits]
     rows += [slot_values(SCALE, 1.0, ("all", 100.0), n)] * (SLOTS - len(rows))
     for name in (*_FLOATS, "hb_rank", "hb_normalize"):
         buf = getattr(module, name)
         buf.copy_(torch.tensor([r[name] for r in rows], dtype=buf.dtype))
-    module.hb_live = len(edits)
+    setattr(module, LIVE, len(edits))
+
+
+def _buf(m: torch.nn.Module, name: str) -> torch.Tensor:
+    """A slot buffer, read as the attribute it is (torch types module attributes as Tensor | Module)."""
+    return getattr(m, name)
 
 
 def _slot(m: torch.nn.Module, x: torch.Tensor, i: int) -> torch.Tensor:
     """Slot i applied to x; the arithmetic of targets.edited_activation, with buffer entries for its numbers."""
     a = x.abs().float()
-    thr = a.sort(dim=-1).values.index_select(-1, m.hb_rank[i:i + 1])
-    sign = m.hb_sign[i]
+    thr = a.sort(dim=-1).values.index_select(-1, _buf(m, "hb_rank")[i:i + 1])
+    sign = _buf(m, "hb_sign")[i]
     mask = torch.where(sign > 0, a >= thr, a <= thr) | (sign == 0)
-    affine = (x * m.hb_scale[i] + m.hb_add[i]).clamp(m.hb_lo[i], m.hb_hi[i])
-    normed = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12) * m.hb_norm[i]
-    return torch.where(mask, torch.where(m.hb_normalize[i], normed, affine), x)
+    affine = (x * _buf(m, "hb_scale")[i] + _buf(m, "hb_add")[i]).clamp(_buf(m, "hb_lo")[i], _buf(m, "hb_hi")[i])
+    normed = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12) * _buf(m, "hb_norm")[i]
+    return torch.where(mask, torch.where(_buf(m, "hb_normalize")[i], normed, affine), x)
 
 
-def _hook(module: torch.nn.Module, args, output):
+def _hook(module: torch.nn.Module, args: tuple, output: torch.Tensor | tuple) -> torch.Tensor | tuple | None:
     compiling = torch.compiler.is_compiling()
-    if not compiling and module.hb_live == 0:
+    live: int = getattr(module, LIVE)
+    if not compiling and live == 0:
         return None
     x = output[0] if isinstance(output, tuple) else output
-    for i in range(SLOTS if compiling else module.hb_live):
+    for i in range(SLOTS if compiling else live):
         x = _slot(module, x, i)
     return (x, *output[1:]) if isinstance(output, tuple) else x

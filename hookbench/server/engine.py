@@ -8,10 +8,13 @@ from an original one, so every engine makes the same edit).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hookbench.server import digests, generation, placement, suggestions
 from hookbench.server.patching import Edit, Patcher, PatcherState
+
+if TYPE_CHECKING:
+    from hookbench.server.models import LoadedModel
 
 
 class Engine(Protocol):
@@ -46,7 +49,7 @@ class Engine(Protocol):
 class HFEngine(PatcherState):
     """A models.LoadedModel served with transformers; patches through one Patcher."""
 
-    def __init__(self, lm):
+    def __init__(self, lm: LoadedModel) -> None:
         self.lm = lm
         self.name, self.device = lm.name, lm.device
         self.num_layers = lm.model.config.num_hidden_layers
@@ -66,25 +69,25 @@ class HFEngine(PatcherState):
     def has_chat_template(self) -> bool:
         return bool(self.lm.tokenizer.chat_template)
 
-    def generate(self, prompts, cfg, chat, seed, max_new_tokens):
+    def generate(self, prompts: list[str], cfg: dict, chat: bool, seed: int | None, max_new_tokens: int | None) -> list[str]:
         return generation.generate(self.lm, prompts, cfg, chat, seed, max_new_tokens)
 
-    def losses(self, items, answer_prefix, chat):
+    def losses(self, items: list[tuple[str, str]], answer_prefix: str, chat: bool) -> list[dict]:
         return generation.answer_losses(self.lm, items, answer_prefix, chat)
 
-    def validate(self, suggestions_, mode):
+    def validate(self, suggestions_: list, mode: str) -> list[Edit]:
         return self.patcher.validate(suggestions_, mode)
 
-    def apply_weights(self, edits):
+    def apply_weights(self, edits: list[Edit]) -> list[str]:
         return self.patcher.apply_weights(edits)
 
-    def apply_hooks(self, edits):
+    def apply_hooks(self, edits: list[Edit]) -> list[str]:
         return self.patcher.apply_hooks(edits)
 
-    def remove_hooks(self):
+    def remove_hooks(self) -> None:
         self.patcher.remove_hooks()
 
-    def restore(self):
+    def restore(self) -> int:
         names = list(self.patcher.originals)
         n = self.patcher.restore()
         if digests.broken_restore():
@@ -92,19 +95,19 @@ class HFEngine(PatcherState):
                 digests.nudge_one_ulp(self.patcher.params[name])
         return n
 
-    def digests(self, names):
+    def digests(self, names: list[str]) -> dict[str, list[str]]:
         """One rank: each parameter as the model holds it (its device, dtype and layout)."""
         unknown = [n for n in names if n not in self.patcher.params]
         if unknown:
             raise digests.UnknownTensors(unknown)
         return {n: [digests.tensor_sha256(self.patcher.params[n])] for n in names}
 
-    def hook_stats(self):
+    def hook_stats(self) -> dict:
         return self.patcher.hook_stats()
 
-    def suggest(self, capability):
+    def suggest(self, capability: str) -> list[dict]:
         return suggestions.compute(self.lm, self.patcher, capability)
 
-    def tensor_meta(self, name):
+    def tensor_meta(self, name: str) -> tuple[tuple[int, ...], str] | None:
         p = self.patcher.params.get(name)
         return None if p is None else (tuple(p.shape), placement.dtype_name(p.dtype))

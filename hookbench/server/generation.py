@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from hookbench.hookapi.contract import FALLBACK_PRESET, LOSS_ANSWER_PREFIX, PRESET_FIELDS
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding, PreTrainedTokenizerBase
+
+    from hookbench.server.models import LoadedModel
 
 _PRESETS = {
     "balanced": {"description": "General use: moderate sampling", "do_sample": True, "temperature": 0.7,
@@ -37,23 +44,30 @@ def preset(name: str) -> tuple[dict, bool]:
     return PRESETS[DEFAULT_PRESET], True
 
 
-def build_prompt(tokenizer, query: str, chat: bool) -> str:
+def build_prompt(tokenizer: PreTrainedTokenizerBase, query: str, chat: bool) -> str:
     """Raw text, or the query as one user message in the model's chat template."""
     if not chat:
         return query
-    return tokenizer.apply_chat_template([{"role": "user", "content": query}], tokenize=False,
+    text = tokenizer.apply_chat_template([{"role": "user", "content": query}], tokenize=False,
                                          add_generation_prompt=True)
+    if not isinstance(text, str):  # tokenize=False: the rendered text
+        raise TypeError(f"the chat template rendered {type(text).__name__}, not text")
+    return text
 
 
-def _encode(tokenizer, prompts: list[str], chat: bool) -> dict:
+def _encode(tokenizer: PreTrainedTokenizerBase, prompts: list[str], chat: bool) -> BatchEncoding:
     # a chat template already carries its special tokens; raw text gets the tokenizer's defaults
     return tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=not chat)
 
 
-def generate(lm, prompts: list[str], cfg: dict, chat: bool, seed: int | None = None,
+def generate(lm: LoadedModel, prompts: list[str], cfg: dict, chat: bool, seed: int | None = None,
              max_new_tokens: int | None = None) -> list[str]:
     """One left-padded batch through model.generate; new tokens only, special tokens skipped, stripped."""
+    from transformers import GenerationMixin
+
     tok, model = lm.tokenizer, lm.model
+    if not isinstance(model, GenerationMixin):
+        raise TypeError(f"{lm.name} is not a generative model (no GenerationMixin)")
     enc = _encode(tok, [build_prompt(tok, p, chat) for p in prompts], chat).to(lm.input_device)
     kwargs = {"max_new_tokens": cfg["max_new_tokens"] if max_new_tokens is None else max_new_tokens,
               "repetition_penalty": cfg["repetition_penalty"], "pad_token_id": tok.pad_token_id}
@@ -70,7 +84,7 @@ def generate(lm, prompts: list[str], cfg: dict, chat: bool, seed: int | None = N
     return [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
 
 
-def context_ids(tok, text: str) -> list[int]:
+def context_ids(tok: PreTrainedTokenizerBase, text: str) -> list[int]:
     """The stock /api/loss context (hook-api.md rule 10): the text without special tokens, with the
     tokenizer's BOS prepended when it has one (and a chat template did not already put it there)."""
     ids = tok(text, add_special_tokens=False)["input_ids"]
@@ -78,13 +92,13 @@ def context_ids(tok, text: str) -> list[int]:
     return ids if bos is None or ids[:1] == [bos] else [bos] + ids
 
 
-def loss_rows(tok, items: list[tuple[str, str]], answer_prefix: str, chat: bool) -> list[tuple[list[int], list[int]]]:
+def loss_rows(tok: PreTrainedTokenizerBase, items: list[tuple[str, str]], answer_prefix: str, chat: bool) -> list[tuple[list[int], list[int]]]:
     """(context ids, answer ids) per item: the two segments every engine scores (hook-api.md rule 10)."""
     return [(context_ids(tok, build_prompt(tok, prompt, chat) + answer_prefix),
              tok(answer, add_special_tokens=False)["input_ids"]) for prompt, answer in items]
 
 
-def encode_answers(tok, items: list[tuple[str, str]], answer_prefix: str, chat: bool) -> dict:
+def encode_answers(tok: PreTrainedTokenizerBase, items: list[tuple[str, str]], answer_prefix: str, chat: bool) -> dict:
     """Right-padded batch of context+answer ids, with labels set on the answer tokens only.
 
     Two segments, as the stock server tokenizes them: the context (BOS + prompt, optionally in the
@@ -105,7 +119,7 @@ def encode_answers(tok, items: list[tuple[str, str]], answer_prefix: str, chat: 
             "counts": [(len(c), len(a)) for c, a in rows]}
 
 
-def item_losses(lm_head, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def item_losses(lm_head: torch.nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean NLL per row over labelled tokens; the LM head runs only where a label is predicted."""
     tgt = labels[:, 1:].to(hidden.device)
     sel = tgt != -100
@@ -116,7 +130,7 @@ def item_losses(lm_head, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Te
     return sums / sel.sum(dim=1).clamp_min(1) + torch.where(sel.any(dim=1), 0.0, float("nan"))
 
 
-def answer_losses(lm, items: list[tuple[str, str]], answer_prefix: str = LOSS_ANSWER_PREFIX, chat: bool = False) -> list[dict]:
+def answer_losses(lm: LoadedModel, items: list[tuple[str, str]], answer_prefix: str = LOSS_ANSWER_PREFIX, chat: bool = False) -> list[dict]:
     """Teacher-forced mean NLL over the answer tokens only (not the prefix), one batched forward pass."""
     batch = encode_answers(lm.tokenizer, items, answer_prefix, chat)
     with torch.no_grad():

@@ -14,11 +14,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from hookbench.paths import cache_root
 from hookbench.server import identity, placement
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY_VERSION = "v1"  # bump when _tiny_model changes: other weights, other cache dir
@@ -32,8 +36,8 @@ class LoadedModel:
     (the embedding's device under a device map); device_map: the --device-map spec it was loaded with."""
 
     name: str
-    model: torch.nn.Module
-    tokenizer: object
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     device: str
     weights_sha256: str
     input_device: str = "cpu"
@@ -73,7 +77,7 @@ def _dequantize_to_cache(gguf: Path, target: Path) -> None:
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # save_pretrained refuses a "quantized" model; the weights are plain float32 already.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers declares no hf_quantizer on PreTrainedModel
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     save_model_dir(model, tok, target)
@@ -87,7 +91,7 @@ def cached_gguf_dir(gguf: Path, label: str) -> Path:
     return target
 
 
-def _tiny_model(tokenizer) -> torch.nn.Module:
+def _tiny_model(tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
     """A deterministic random 2-layer Llama: same weights on every start (seeded)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -105,10 +109,10 @@ def _tiny_model(tokenizer) -> torch.nn.Module:
         tie_word_embeddings=True,
     )
     torch.manual_seed(0)
-    return LlamaForCausalLM(config).to(torch.float32)
+    return LlamaForCausalLM(config).to(torch.float32)  # type: ignore[arg-type]  # transformers types its .to wrapper as unbound
 
 
-def save_model_dir(model: torch.nn.Module, tokenizer, target: Path) -> Path:
+def save_model_dir(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, target: Path) -> Path:
     """save_pretrained model + tokenizer into `target` atomically (a racing process's copy is as good)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))

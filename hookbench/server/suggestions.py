@@ -18,6 +18,8 @@ and hooks are disabled for the measurement, then the patch is put back exactly a
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -26,6 +28,9 @@ from hookbench.server import targets
 from hookbench.server.calibration import CALIBRATION
 from hookbench.server.generation import encode_answers, item_losses
 from hookbench.server.patching import Patcher
+
+if TYPE_CHECKING:
+    from hookbench.server.models import LoadedModel
 
 log = logging.getLogger("hookbench.server")
 METHOD = "grid3"  # part of the disk cache key: change it whenever the method's answers would change
@@ -49,7 +54,7 @@ def candidates(num_layers: int) -> list[tuple[int, dict]]:
 class _Calibrator:
     """Loss on one calibration batch, for the full model or starting from a layer's kept input."""
 
-    def __init__(self, lm, items, layers_needed):
+    def __init__(self, lm: LoadedModel, items: list[tuple[str, str]], layers_needed: list[int]) -> None:
         self.decoder = lm.model.get_decoder()
         self.head = lm.model.get_output_embeddings()
         batch = encode_answers(lm.tokenizer, items, ANSWER_PREFIX, chat=False)
@@ -64,12 +69,13 @@ class _Calibrator:
             for h in hooks:
                 h.remove()
 
-    def _keep(self, i):
-        def pre_hook(module, args, kwargs=None):
-            self.layer_inputs[i] = args[0].detach().clone() if args else None
+    def _keep(self, i: int) -> Callable[..., None]:
+        def pre_hook(module: torch.nn.Module, args: tuple, kwargs: dict | None = None) -> None:
+            if args:
+                self.layer_inputs[i] = args[0].detach().clone()
         return pre_hook
 
-    def _loss(self, hidden) -> float:
+    def _loss(self, hidden: torch.Tensor) -> float:
         return item_losses(self.head, hidden, self.labels).mean().item()
 
     def losses_from(self, layer: int, weights: list[tuple[torch.nn.Module, torch.Tensor]]) -> list[float]:
@@ -82,7 +88,10 @@ class _Calibrator:
         all_layers = self.decoder.layers
         self.decoder.layers = torch.nn.ModuleList(list(all_layers)[layer:])
         try:
-            hidden = self.decoder(inputs_embeds=self.layer_inputs[layer].repeat(n, 1, 1),
+            kept = self.layer_inputs.get(layer)
+            if kept is None:
+                raise RuntimeError(f"layer {layer}'s input was not passed positionally: the calibration pass kept none")
+            hidden = self.decoder(inputs_embeds=kept.repeat(n, 1, 1),
                                   attention_mask=self.attn.repeat(n, 1)).last_hidden_state
         finally:
             self.decoder.layers = all_layers
@@ -92,20 +101,20 @@ class _Calibrator:
         return [per_item[i * rows:(i + 1) * rows].mean().item() for i in range(n)]
 
     @staticmethod
-    def _swap_rows(module, edits: list[tuple[int, torch.Tensor]], rows: int):
-        def hook(mod, args, output):
+    def _swap_rows(module: torch.nn.Module, edits: list[tuple[int, torch.Tensor]], rows: int) -> Callable[..., torch.Tensor]:
+        def hook(mod: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
             out = output.clone()
             for i, w in edits:
                 x = args[0][i * rows:(i + 1) * rows].to(w.device)
-                out[i * rows:(i + 1) * rows] = torch.nn.functional.linear(x, w, module.bias).to(out.device)
+                out[i * rows:(i + 1) * rows] = torch.nn.functional.linear(x, w, getattr(module, "bias", None)).to(out.device)
             return out
         return hook
 
 
-def _score(lm, patcher: Patcher, cal: _Calibrator, cands: list[tuple[int, dict]], capability: str) -> list:
+def _score(lm: LoadedModel, patcher: Patcher, cal: _Calibrator, cands: list[tuple[int, dict]], capability: str) -> list[tuple[float, dict]]:
     """(loss, candidate) for every candidate, one batched pass per layer."""
     modules = dict(lm.model.named_modules())
-    scored = []
+    scored: list[tuple[float, dict]] = []
     for layer in sorted({layer for layer, _ in cands}):
         group = [c for lyr, c in cands if lyr == layer]
         log.info("suggestions[%s]: layer %d, %d candidates in one pass (%d done of %d)", capability, layer,
@@ -132,7 +141,7 @@ def _ranked(scored: list, base: float, n_items: int, capability: str) -> list[di
 
 
 @torch.no_grad()
-def compute(lm, patcher: Patcher, capability: str) -> list[dict]:
+def compute(lm: LoadedModel, patcher: Patcher, capability: str) -> list[dict]:
     """Ranked suggestions for `capability` ([] if unknown); the model is left exactly as found."""
     items = [(prompt, " " + answer) for prompt, answer in CALIBRATION.get(capability, [])]
     if not items:
