@@ -8,8 +8,12 @@ import argparse
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from hookbench.server import auth, lifecycle
+
+if TYPE_CHECKING:
+    from hookbench.server.engine import Engine
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m hookbench.server") -> int:
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m hookbench.server"
     return 0
 
 
-def serve(engine, args, token: str | None) -> None:
+def serve(engine: Engine, args: argparse.Namespace, token: str | None) -> None:
     """The contract over HTTP, whichever engine is behind it, behind the same bearer token."""
     import uvicorn
 
@@ -90,7 +94,7 @@ def serve(engine, args, token: str | None) -> None:
     uvicorn.run(create_app(engine, args.chat_template, token), host=args.host, port=args.port, log_level="warning")
 
 
-def load_hf(args):
+def load_hf(args: argparse.Namespace) -> Engine:
     from hookbench.server import models
     from hookbench.server.engine import HFEngine
 
@@ -100,7 +104,7 @@ def load_hf(args):
     return HFEngine(lm)
 
 
-def load_vllm(args):
+def load_vllm(args: argparse.Namespace) -> Engine:
     """The model in vLLM (the spawn guard below keeps vLLM's workers from rerunning main)."""
     from hookbench.server.vllm_engine import VLLMEngine
 
@@ -118,7 +122,7 @@ DEVICE_MAP_HELP = "auto (accelerate spreads the model over every visible GPU, el
 CPU_KV_CACHE_GIB = 1  # vllm_engine.CPU_KV_CACHE_GIB, repeated so --help needs no vLLM import
 
 
-def check_engine_args(args) -> str | None:
+def check_engine_args(args: argparse.Namespace) -> str | None:
     """Why the engine options do not fit together (None: they do), before anything loads."""
     if args.tensor_parallel_size < 1:
         return f"--tensor-parallel-size {args.tensor_parallel_size}: must be at least 1"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from fastapi import FastAPI, Response
@@ -22,6 +23,9 @@ from hookbench.hookapi import contract
 from hookbench.server import auth, generation, suggestion_cache, suggestions
 from hookbench.server.digests import UnknownTensors
 from hookbench.server.patching import WEIGHTS, PatchRejected
+
+if TYPE_CHECKING:
+    from hookbench.server.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +84,7 @@ class LossBatchRequest(LossOptions):
     items: list[LossItem]
 
 
-def json_safe(obj):
+def json_safe(obj: object) -> object:
     """Echo a rejected suggestion as JSON even when it holds NaN/inf (those become strings)."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return str(obj)
@@ -91,14 +95,14 @@ def json_safe(obj):
     return obj
 
 
-def identity(engine, chat_template: str) -> dict:
+def identity(engine: Engine, chat_template: str) -> dict:
     """/api/health `server`: everything of this server that changes answers for the same request
     (model, weights_sha256, dtype, device, device_map, devices come from the engine)."""
     return {"name": "hookbench-reference", "version": hookbench.__version__, **engine.identity(),
             "chat_template": chat_template}
 
 
-def create_app(engine, chat_template: str = "auto", token: str | None = None) -> FastAPI:
+def create_app(engine: Engine, chat_template: str = "auto", token: str | None = None) -> FastAPI:
     """The app serving `engine` (an engine.Engine). chat_template: auto | always | never.
     token: required as a bearer token on every endpoint but health (auth.py); None: open."""
     app = FastAPI(title="hookbench reference hook server", version=hookbench.__version__)
@@ -133,34 +137,34 @@ def create_app(engine, chat_template: str = "auto", token: str | None = None) ->
 
     server = identity(engine, chat_template)
 
-    @app.get(contract.HEALTH)
-    def health():
+    @app.get(contract.HEALTH, response_model=None)
+    def health() -> dict:
         return {"status": "online", "device": engine.device, "hooks_active": engine.active,
                 "server": dict(server), "extensions": EXTENSIONS, "counters": dict(counters),
                 "memory": engine.memory(),
                 "auth": bool(token)}  # outside `server`: a launch's fresh token leaves identity alone
 
-    @app.get(contract.CONFIGS)
-    def configs():
+    @app.get(contract.CONFIGS, response_model=None)
+    def configs() -> dict:
         return generation.PRESETS
 
-    @app.post(contract.GENERATE)
-    def generate(req: GenerateRequest, response: Response):
+    @app.post(contract.GENERATE, response_model=None)
+    def generate(req: GenerateRequest, response: Response) -> dict:
         return run_generation([req.query], req, response)[0]
 
-    @app.post(contract.GENERATE_BATCH_PATH)
-    def generate_batch(req: BatchRequest, response: Response):
+    @app.post(contract.GENERATE_BATCH_PATH, response_model=None)
+    def generate_batch(req: BatchRequest, response: Response) -> dict:
         return {"results": run_generation(req.queries, req, response) if req.queries else []}
 
-    @app.post(contract.SUGGESTIONS)
-    def get_suggestions(req: SuggestionsRequest):
+    @app.post(contract.SUGGESTIONS, response_model=None)
+    def get_suggestions(req: SuggestionsRequest) -> dict:
         """Computed once per (weights, dtype, capability) and kept on disk for every later start and directory."""
         with lock:
             return {"suggestions": suggestion_cache.cached(server["weights_sha256"], server["dtype"], req.capability,
                                                            suggestions.METHOD, lambda: engine.suggest(req.capability))}
 
-    @app.post(contract.HOOKS)
-    def apply_hooks(req: HooksRequest):
+    @app.post(contract.HOOKS, response_model=None)
+    def apply_hooks(req: HooksRequest) -> dict | JSONResponse:
         with lock:
             try:
                 edits = engine.validate(req.suggestions, req.apply_mode)
@@ -171,24 +175,24 @@ def create_app(engine, chat_template: str = "auto", token: str | None = None) ->
                 return {"hook_count": len(edits), "applied_tensors": engine.apply_weights(edits), "mode": req.apply_mode}
             return {"hook_count": len(edits), "modules": engine.apply_hooks(edits), "mode": req.apply_mode}
 
-    @app.get(contract.HOOKS)
-    def hooks():
+    @app.get(contract.HOOKS, response_model=None)
+    def hooks() -> dict:
         with lock:
             return engine.hook_stats()
 
-    @app.delete(contract.HOOKS)
-    def delete_hooks():
+    @app.delete(contract.HOOKS, response_model=None)
+    def delete_hooks() -> dict:
         with lock:
             engine.remove_hooks()
         return {"hook_count": 0}
 
-    @app.post(contract.RESTORE)
-    def restore():
+    @app.post(contract.RESTORE, response_model=None)
+    def restore() -> dict:
         with lock:
             return {"restored_params": engine.restore()}
 
-    @app.post(contract.WEIGHTS_DIGEST_PATH)
-    def weight_digests(req: DigestRequest):
+    @app.post(contract.WEIGHTS_DIGEST_PATH, response_model=None)
+    def weight_digests(req: DigestRequest) -> dict | JSONResponse:
         """SHA-256 of each named tensor as the engine holds it, one per rank (unknown names: 422 naming them)."""
         with lock:
             try:
@@ -200,15 +204,15 @@ def create_app(engine, chat_template: str = "auto", token: str | None = None) ->
         with lock:
             return engine.losses([(it.prompt, it.answer) for it in items], opts.answer_prefix, opts.use_chat_template)
 
-    @app.post(contract.LOSS)
-    def loss(req: LossRequest):
+    @app.post(contract.LOSS, response_model=None)
+    def loss(req: LossRequest) -> dict | JSONResponse:
         row = losses([req], req)[0]
         if math.isnan(row["loss"]):
             return JSONResponse(status_code=422, content={"detail": NO_ANSWER_TOKENS})
         return row
 
-    @app.post(contract.LOSS_BATCH_PATH)
-    def loss_batch(req: LossBatchRequest):
+    @app.post(contract.LOSS_BATCH_PATH, response_model=None)
+    def loss_batch(req: LossBatchRequest) -> dict:
         """One right-padded forward pass; an item without answer tokens fails alone (loss null + error)."""
         rows = losses(req.items, req) if req.items else []
         return {"results": [r | {"loss": None, "error": NO_ANSWER_TOKENS} if math.isnan(r["loss"]) else r

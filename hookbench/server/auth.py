@@ -13,8 +13,13 @@ import ipaddress
 import os
 import secrets
 import sys
+from typing import TYPE_CHECKING
 
 from hookbench.hookapi import contract
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 DEFAULT_ENV = contract.SERVER_TOKEN_ENV
 UNAUTHORIZED = "missing or wrong bearer token: send 'Authorization: Bearer <token>'"
@@ -75,21 +80,21 @@ def cli_token(args: argparse.Namespace) -> str | None:
 class BearerAuth:
     """ASGI middleware: 401 for any request without the token (a websocket is closed), except GET/HEAD /api/health."""
 
-    def __init__(self, app, token: str):
+    def __init__(self, app: ASGIApp, token: str) -> None:
         from starlette.responses import JSONResponse  # here: the launcher imports DEFAULT_ENV without the server extra
 
         self.app = app
         self.expected = token.encode()
         self.refusal = JSONResponse({"detail": UNAUTHORIZED}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
-    def _allowed(self, scope) -> bool:
+    def _allowed(self, scope: Scope) -> bool:
         if scope["path"] == contract.HEALTH and scope.get("method") in ("GET", "HEAD"):
             return True
         header = dict(scope["headers"]).get(b"authorization", b"")
         scheme, _, given = header.partition(b" ")
         return scheme.lower() == b"bearer" and secrets.compare_digest(given.strip(), self.expected)
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self._allowed(scope):
             return await self.app(scope, receive, send)
         if scope["type"] == "websocket":
@@ -97,7 +102,7 @@ class BearerAuth:
         await self.refusal(scope, receive, send)
 
 
-def protect(app, token: str | None) -> None:
+def protect(app: FastAPI, token: str | None) -> None:
     """Require `token` on every endpoint of `app` but health; None leaves it open."""
     if token:
         app.add_middleware(BearerAuth, token=token)

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import FrameType
 
 log = logging.getLogger("hookbench.server")
 
@@ -49,7 +50,7 @@ def install() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def _on_signal(signum: int, frame) -> None:
+def _on_signal(signum: int, frame: FrameType | None) -> None:
     if not _first:
         _first.append(signum)
         log.info("received %s: stopping the server and its engine", signal.Signals(signum).name)

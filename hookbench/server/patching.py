@@ -31,7 +31,7 @@ from hookbench.server.targets import edited_activation, edited_weight
 class PatchRejected(ValueError):
     """A suggestion that cannot be applied; the whole request is refused (HTTP 422)."""
 
-    def __init__(self, index: int, suggestion, detail: str):
+    def __init__(self, index: int, suggestion: object, detail: str) -> None:
         super().__init__(detail)
         self.index, self.suggestion, self.detail = index, suggestion, detail
 
@@ -91,8 +91,8 @@ class Patcher:
             raise PatchRejected(-1, None, f"apply_mode {mode!r} unknown: use one of {', '.join(APPLY_MODES)}")
         return [self._validate_one(i, s, mode) for i, s in enumerate(suggestions)]
 
-    def _validate_one(self, i: int, s, mode: str) -> Edit:
-        def bad(msg):
+    def _validate_one(self, i: int, s: object, mode: str) -> Edit:
+        def bad(msg: str) -> PatchRejected:
             return PatchRejected(i, s, f"suggestion {i}: {msg}")
 
         try:
@@ -140,10 +140,10 @@ class Patcher:
         self._mark_applied(len(edits))
         return list(dict.fromkeys(names))
 
-    def _hook(self, mod_name: str, e: Edit):
+    def _hook(self, mod_name: str, e: Edit) -> Callable[[torch.nn.Module, tuple, torch.Tensor | tuple], torch.Tensor | tuple | None]:
         stats = self.stats[mod_name]
 
-        def hook(module, inputs, output):
+        def hook(module: torch.nn.Module, inputs: tuple, output: torch.Tensor | tuple) -> torch.Tensor | tuple | None:
             """activated counts calls; modifications counts calls whose output actually changed."""
             if not self.hooks_enabled:
                 return None

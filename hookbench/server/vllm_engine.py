@@ -147,7 +147,7 @@ class VLLMEngine(PatcherState):
         self.weights_sha256 = identity.dir_identity(self.model_dir, self.dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.patcher = Patcher(_meta_model(self.model_dir, self.torch_dtype))
-        self.num_layers = self.patcher.model.config.num_hidden_layers
+        self.num_layers: int = self.patcher.model.config.num_hidden_layers
         cpu_default = self.device == "cpu" and gpu_memory_utilization is None
         kv_bytes = CPU_KV_CACHE_GIB << 30 if cpu_default else None
         self.eager = self.device == "cpu" if enforce_eager is None else enforce_eager

@@ -36,19 +36,19 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import torch
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from hookbench.hookapi import contract
 from hookbench.hookapi.launcher import free_port
 from hookbench.server import generation, models
-from hookbench.server.patching import Patcher, PatchRejected
+from hookbench.server.patching import Edit, Patcher, PatchRejected
 
 MODE_WEIGHTS, MODE_HOOKS = contract.APPLY_MODES
 SCALE = contract.WEIGHT_OPS[0]
@@ -110,7 +110,7 @@ def fallback_suggestions(lm: models.LoadedModel) -> dict[str, list[dict]]:
     """The stock server's fixed set when its agent is unavailable (§7): general 2 edits, math 1."""
     mid = lm.model.config.num_hidden_layers // 2
 
-    def s(tensor, value, target):
+    def s(tensor: str, value: float, target: str) -> dict:
         return {"tensor_name": f"model.layers.{mid}.{tensor}.weight", "operation": SCALE, "value": value,
                 "target": target, "confidence": 0.5, "reason": "fallback suggestion (agent unavailable)"}
 
@@ -194,7 +194,7 @@ class StockServer:
         self._thread: threading.Thread | None = None
 
     # -- test hooks ---------------------------------------------------------------------------
-    def _set_model(self, model) -> None:
+    def _set_model(self, model: str | models.LoadedModel) -> None:
         self.lm = load_model(model) if isinstance(model, str) else model
         self.patcher = Patcher(self.lm.model, edit_weight=stock_edit)
         self.chat = uses_chat_template(self.lm)
@@ -240,7 +240,8 @@ class StockServer:
             return
         self._server.should_exit = True
         self._server.force_exit = force
-        self._thread.join(timeout=10)
+        if self._thread is not None:  # up() starts both
+            self._thread.join(timeout=10)
 
     def kill(self) -> None:
         """Stop at once, without waiting for requests in flight to be answered."""
@@ -249,14 +250,14 @@ class StockServer:
     def __enter__(self) -> StockServer:
         return self.up()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.down()
         with self.lock:
             self._release_model()
 
     # -- the app ------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _model_call(self):
+    def _model_call(self) -> Iterator[None]:
         """The global lock (§8), with torch's thread count set for the call and put back after."""
         with self.lock:
             before = torch.get_num_threads()
@@ -288,7 +289,7 @@ class StockServer:
         app = FastAPI(title="stock hook server stand-in")
 
         @app.middleware("http")
-        async def faults(request, call_next):
+        async def faults(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
             route = f"{request.method} {request.url.path}"
             self.request_log.append(route)
             if route in self.broken_routes:
@@ -300,16 +301,16 @@ class StockServer:
                 self.after_request(route, self.request_log.count(route))
             return response
 
-        @app.get(contract.HEALTH)
-        def health():
+        @app.get(contract.HEALTH, response_model=None)
+        def health() -> dict:
             return {"status": "online", "device": self.lm.device, "hooks_active": self.patcher.active}
 
-        @app.get(contract.CONFIGS)
-        def configs():
+        @app.get(contract.CONFIGS, response_model=None)
+        def configs() -> dict:
             return STOCK_PRESETS
 
-        @app.post(contract.GENERATE)
-        def generate(req: GenerateRequest):
+        @app.post(contract.GENERATE, response_model=None)
+        def generate(req: GenerateRequest) -> dict | JSONResponse:
             with self._model_call():
                 self.generate_calls += 1
                 n = self.generate_calls
@@ -328,14 +329,14 @@ class StockServer:
                 modified = self._generate_one(req.query, STOCK_PRESETS[name]) if hooked else None
                 return {"original": original, "modified": modified, "hook_count": self.patcher.hook_count}
 
-        @app.post(contract.SUGGESTIONS)
-        def suggestions(req: SuggestionsRequest):
+        @app.post(contract.SUGGESTIONS, response_model=None)
+        def suggestions(req: SuggestionsRequest) -> dict:
             time.sleep(self.suggestions_delay_s)
             table = fallback_suggestions(self.lm) if self.suggestions is None else self.suggestions
             return {"suggestions": table.get(req.capability, [])}
 
-        @app.post(contract.HOOKS)
-        def apply(req: HooksRequest):
+        @app.post(contract.HOOKS, response_model=None)
+        def apply(req: HooksRequest) -> dict | PlainTextResponse:
             with self.lock:
                 self.hooks_posts += 1
                 mode = MODE_HOOKS if req.apply_mode == MODE_HOOKS else MODE_WEIGHTS
@@ -350,24 +351,24 @@ class StockServer:
                     return PlainTextResponse("<html><body><h1>502 Bad Gateway</h1></body></html>", 502)
                 return body
 
-        @app.get(contract.HOOKS)
-        def hooks():
+        @app.get(contract.HOOKS, response_model=None)
+        def hooks() -> dict:
             with self.lock:
                 return self.patcher.hook_stats()
 
-        @app.delete(contract.HOOKS)
-        def delete_hooks():
+        @app.delete(contract.HOOKS, response_model=None)
+        def delete_hooks() -> dict:
             with self.lock:
                 self.patcher.remove_hooks()  # §1: weight edits stay
             return {"hook_count": 0}
 
-        @app.post(contract.RESTORE)
-        def restore():
+        @app.post(contract.RESTORE, response_model=None)
+        def restore() -> dict:
             with self.lock:
                 return {"restored_params": self.patcher.restore()}
 
-        @app.post(contract.LOSS)
-        def loss(req: LossRequest):
+        @app.post(contract.LOSS, response_model=None)
+        def loss(req: LossRequest) -> dict:
             with self._model_call():
                 self.loss_calls += 1
                 prompt = generation.build_prompt(self.lm.tokenizer, req.prompt, req.use_chat_template)
@@ -375,7 +376,7 @@ class StockServer:
 
         return app
 
-    def _lenient(self, s: dict, mode: str):
+    def _lenient(self, s: dict, mode: str) -> Edit | None:
         """The reference validation, minus its strictness: a bad suggestion is None (skipped, §4) and a
         non-finite value is applied as given."""
         value = s["value"]
