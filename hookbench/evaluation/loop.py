@@ -215,7 +215,7 @@ class Evaluation:
                     for prompted in (self.prompts, *(g.prompts for g in self.parts.guards)):
                         self._generate(prompted, prompt_arm, self.side)
         with self.phase("patch"):
-            self.scope.apply(self.resolved_patch)
+            self.scope.apply(resolved(self.patch))
         if s.measures_loss and not screen:
             with self.phase("loss"):
                 self._losses(records, "patched")
@@ -233,7 +233,7 @@ class Evaluation:
                   for g in self.parts.guards] if passed and s.generates else []
         prompt = summarize_prompt(records, self.prompts, s.compare_prompt, s.generation.samples, s.alpha,
                                   s.target_effect) if passed and self.prompts and s.compare_prompt else None
-        return JobOutput(records, summary, self.resolved_patch, run_record(self, screen), self.parts.dataset, s, self.phase_s, screen,
+        return JobOutput(records, summary, resolved(self.patch), run_record(self, screen), self.parts.dataset, s, self.phase_s, screen,
                          guards, [g.records for g in self.parts.guards] if guards else [], prompt,
                          self.prompts + [q for g in self.parts.guards for q in g.prompts] if prompt else [])
 
@@ -270,7 +270,7 @@ class Evaluation:
         """The loss delta on the first N items decides whether the patch earns generations."""
         s = self.settings
         with self.phase("screen"):
-            self.scope.apply(self.resolved_patch)
+            self.scope.apply(resolved(self.patch))
             self._losses(records, "patched", first=None if s.measures_loss else s.screen_size)
             head = [r for r in records if r.draw == 0][: s.screen_size]
             pairs = [(b, p) for r in head if (b := r.baseline.loss) is not None and (p := r.patched.loss) is not None]
@@ -282,15 +282,8 @@ class Evaluation:
         return ScreenResult(len(pairs), s.screen_threshold, delta, passed)
 
     # -- generation -------------------------------------------------------------------------
-    @property
-    def resolved_patch(self) -> PatchSet:
-        """The job's patch set, resolved in `_measure` before any arm or screen needs it."""
-        if self.patch is None:
-            raise RuntimeError("the patch set is used before _measure resolved it")
-        return self.patch
-
     def _patched_arm(self) -> Arm:
-        patch = self.resolved_patch
+        patch = resolved(self.patch)
         if not patch.suggestions:  # A/A: a fresh second baseline, never the first one
             return Arm("patched", False, {"arm": "baseline", "replicate": 1})
         return Arm("patched", self.scope.probes.get("patched") is None,
@@ -312,6 +305,13 @@ class Evaluation:
             _score_with(g.scorer, g.records + g.prompts)
 
 
+def resolved(patch: PatchSet | None) -> PatchSet:
+    """The job's patch set, resolved in `Evaluation._measure` before any arm, screen or record needs it."""
+    if patch is None:
+        raise RuntimeError("the patch set is used before Evaluation._measure resolved it")
+    return patch
+
+
 def _score_with(scorer: Scorer, records: list[ItemResult]) -> None:
     todo, pairs = [], []
     for r in records:
@@ -328,7 +328,7 @@ def _score_with(scorer: Scorer, records: list[ItemResult]) -> None:
 
 def run_record(ev: Evaluation, screen: ScreenResult | None) -> RunRecord:
     """Everything a reported number depends on: model, server, generation, patch, dataset, scorer, counts."""
-    s, ds, p = ev.settings, ev.parts.dataset, ev.resolved_patch
+    s, ds, p = ev.settings, ev.parts.dataset, resolved(ev.patch)
     probes = ev.scope.probes
     delta = None
     clean, patched = probes.get("clean"), probes.get("patched")

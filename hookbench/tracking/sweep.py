@@ -83,8 +83,7 @@ class MlflowSweepCallback(Callback):
 
     def _finish(self, interrupted: bool) -> str:
         """Correction, sweep report on the parent, then its status: FAILED if any job failed or never ran."""
-        parent = self.parent
-        if parent is None:  # registered at exit only once the parent run exists
+        if (parent := self.parent) is None:  # registered at exit only once the parent run exists
             return "FAILED"
         runs = parent.children()
         rows = sweep_rows(runs)
