@@ -21,9 +21,9 @@ from contextlib import contextmanager
 
 from hookbench.background import Background
 from hookbench.errors import ConfigError, NothingMeasured, ReproductionMismatch, ServerError
-from hookbench.evaluation.datasets import Dataset
 from hookbench.evaluation.generation import Arm, Generator, Served
 from hookbench.evaluation.guards import summarize_guard
+from hookbench.evaluation.items import Dataset
 from hookbench.evaluation.job_output import JobOutput
 from hookbench.evaluation.patches import PatchSet
 from hookbench.evaluation.prompting import prompt_records, summarize_prompt
