@@ -193,10 +193,10 @@ def sweep_note(rows: list[dict], correction: str | None, alpha: float) -> str:
 
 def _errorbar(ax: Axes, x: float, r: dict, color: str, marker: str, label: str | None) -> None:
     d, lo, hi = r.get(names.ACC_DELTA), r.get(names.ACC_CI_LOW), r.get(names.ACC_CI_HIGH)
-    if d is None:
-        return
-    no_interval = lo is None or hi is None or _missing(lo) or _missing(hi) or r.get(names.TAG_VERDICT) == Verdict.NO_CHANGE_OBSERVED
-    ax.errorbar([x], [d], yerr=None if no_interval or lo is None or hi is None else [[d - lo], [hi - d]], fmt=marker, color=color,
+    y = math.nan if d is None else float(d)  # a job without a delta keeps its legend entry, with no point
+    no_change = r.get(names.TAG_VERDICT) == Verdict.NO_CHANGE_OBSERVED
+    yerr = None if no_change or lo is None or hi is None or _missing(lo) or _missing(hi) else [[y - lo], [hi - y]]
+    ax.errorbar([x], [y], yerr=yerr, fmt=marker, color=color,
                 capsize=4, label=label)
 
 
