@@ -27,14 +27,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from rich.console import Console
 
-from hookbench import names
-from hookbench.background import Background
-from hookbench.errors import HookbenchError, NothingMeasured
+from hookbench.base import mlflow_keys
+from hookbench.base.background import Background
+from hookbench.base.errors import HookbenchError, NothingMeasured
+from hookbench.base.signals import Terminated, graceful_signals
 from hookbench.evaluation.job_output import JobOutput
 from hookbench.evaluation.loop import Evaluation
 from hookbench.evaluation.parts import Offline, check_inputs, connect, generation_store_path
 from hookbench.evaluation.reuse import GenerationStore
-from hookbench.signals import Terminated, graceful_signals
 
 if TYPE_CHECKING:
     from hookbench.tracking import JobRun
@@ -194,7 +194,7 @@ def _log(run: JobRun, out: JobOutput, report_dir: Path, hydra_dir: Path | None) 
     write_run_report(report_dir, out.records, out.summary, out.record, run.name, warnings, run.in_sweep,
                      out.guards, out.guard_records, lead, out.prompt, out.prompt_records)
     run.log_output(out, report_dir, hydra_dir)
-    run.log_metrics({names.LOGGING_S: time.perf_counter() - t0})
+    run.log_metrics({mlflow_keys.LOGGING_S: time.perf_counter() - t0})
     problem = out.summary.problem() if out.settings.generates and out.screen_passed else None
     if problem:
         raise JobFailed(problem)

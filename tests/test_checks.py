@@ -1,21 +1,21 @@
 """Mistakes caught before a server starts or a run is created, and jobs that measured nothing failing.
 
 The CLI tests run `python -m hookbench` as a user does; the in-process ones drive the loop against the
-stock-server stand-in. Exit codes are the documented ones (hookbench.__main__)."""
+stock-server stand-in. Exit codes are the documented ones (hookbench.cli.dispatch)."""
 
 from __future__ import annotations
 
 import mlflow
 import pytest
 
-from hookbench import names
-from hookbench.commands import confirm, reproduce
-from hookbench.errors import NothingMeasured
+from hookbench.base import mlflow_keys
+from hookbench.base.errors import NothingMeasured
+from hookbench.cli.commands import confirm, reproduce
 from hookbench.evaluation.loop import Evaluation
 from hookbench.studies.reproduce import output_dir
 from hookbench.testing.cli import run_cli
 from hookbench.testing.inprocess import parts, patch_file
-from hookbench.testing.store import runs
+from hookbench.testing.mlflow_store import runs
 
 
 @pytest.mark.slow
@@ -38,7 +38,7 @@ def test_a_sweep_counts_jobs_that_failed_their_checks_and_ends_failed(tmp_path):
     children = [r for r in all_runs if r.data.tags.get("hookbench.sweep") != "parent"]
     assert [p.info.status for p in parent] == ["FAILED"]
     assert sorted(r.info.status for r in children) == ["FAILED", "FAILED"]
-    assert all("patch file not found" in r.data.tags[names.TAG_ERROR] for r in children)
+    assert all("patch file not found" in r.data.tags[mlflow_keys.TAG_ERROR] for r in children)
 
 
 def test_a_loss_only_job_whose_every_loss_failed_exits_7(stock_server, tmp_path):
@@ -62,7 +62,7 @@ def test_reproduce_and_confirm_exit_2_on_a_missing_store_or_run(command, tmp_pat
 def test_a_server_that_fails_to_start_leaves_no_file_descriptor_open(tmp_path):
     import os
 
-    from hookbench.errors import ServerError
+    from hookbench.base.errors import ServerError
     from hookbench.hookapi.launcher import start_server
 
     before = set(os.listdir("/proc/self/fd"))

@@ -8,9 +8,9 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from hookbench.testing.cli import run_cli
+from hookbench.testing.mlflow_store import runs
 from hookbench.testing.repo import REPO
 from hookbench.testing.servers import external, fingerprint, generated, start_server, stop_server, write_external_models
-from hookbench.testing.store import runs
 
 METRICS = ["accuracy/baseline", "accuracy/patched", "accuracy/delta", "accuracy/delta_ci_low", "accuracy/delta_ci_high",
            "n/scored", "n/fixed", "n/broken", "n/clusters", "stats/p_value", "stats/mde",
@@ -169,7 +169,7 @@ def test_reproduce_a_default_run_then_refuse_another_server(tmp_path):
     url = run.data.tags["server.url"]
     with pytest.raises(requests.ConnectionError):
         requests.get(url + "/api/health", timeout=5)  # the started server was stopped at exit
-    r = run_cli([run.info.run_id], tmp_path, module="hookbench.reproduce")
+    r = run_cli(["reproduce", run.info.run_id], tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "reproduced (greedy)" in r.stdout and "rule: greedy" in r.stdout
     rerun = [x for x in runs(tmp_path) if x.data.tags.get("hookbench.reproduces") == run.info.run_id]
@@ -184,7 +184,7 @@ def test_reproduce_a_sampled_run_tests_the_difference_of_deltas(smol_clean, tmp_
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = runs(tmp_path)
     assert json.loads(run.data.params["generation.preset_config"])["do_sample"] is True
-    r = run_cli([run.info.run_id], tmp_path, module="hookbench.reproduce")
+    r = run_cli(["reproduce", run.info.run_id], tmp_path)
     assert r.returncode in (0, 8), r.stdout[-2000:] + r.stderr[-2000:]  # 12 items: reproduces or inconclusive
     assert ("reproduced (sampled)" in r.stdout) == (r.returncode == 0) and "TOST" in r.stdout
     assert "accuracy/delta_ci_low" in r.stdout  # the side-by-side table
@@ -200,7 +200,7 @@ def test_reproduce_of_a_greedy_run_whose_gold_answers_changed_does_not_reproduce
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = runs(tmp_path)
     data.write_text("".join(json.dumps({**r, "answer": "0"}) + "\n" for r in rows))  # the file was edited
-    r = run_cli([run.info.run_id], tmp_path, module="hookbench.reproduce")
+    r = run_cli(["reproduce", run.info.run_id], tmp_path)
     assert r.returncode == 6, r.stdout[-2000:] + r.stderr[-2000:]
     assert "not reproduced" in r.stderr and "gold answers changed" in r.stderr and "dataset changed" in r.stderr
     (rerun,) = [x for x in runs(tmp_path) if x.data.tags.get("hookbench.reproduces") == run.info.run_id]
@@ -238,7 +238,7 @@ def test_reproduce_fails_when_the_server_changed_model(tmp_path):
     (run,) = runs(tmp_path)
     other = start_server("smollm2", port=port)  # same address, another model
     try:
-        r = run_cli([run.info.run_id], tmp_path, module="hookbench.reproduce")
+        r = run_cli(["reproduce", run.info.run_id], tmp_path)
     finally:
         stop_server(other)
     assert r.returncode == 6, r.stdout[-2000:] + r.stderr[-2000:]

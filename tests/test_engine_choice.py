@@ -11,7 +11,7 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from hookbench.errors import ConfigError
+from hookbench.base.errors import ConfigError
 from hookbench.hookapi.launcher import check_launch
 from hookbench.server.vllm_engine import vllm_available
 from hookbench.testing.cli import cli_env, run_cli

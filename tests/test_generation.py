@@ -1,6 +1,6 @@
 """The generation step's planning: repeated queries asked once, draws never mixed in a request, one seed a draw."""
 
-from hookbench.evaluation.generation import chunks, seeded
+from hookbench.evaluation.arm_generation import chunks, seeded
 from hookbench.evaluation.results import ItemResult
 
 

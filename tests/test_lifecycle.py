@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from hookbench.testing.cli import cli_env, run_cli
+from hookbench.testing.mlflow_store import runs
 from hookbench.testing.servers import fingerprint, generated, write_external_models
-from hookbench.testing.store import runs
 
 
 @pytest.mark.slow

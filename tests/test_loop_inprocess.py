@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from hookbench.errors import NothingMeasured, PatchError, ServerError
+from hookbench.base.errors import NothingMeasured, PatchError, ServerError
 from hookbench.evaluation.loop import PROBES, Evaluation
 from hookbench.evaluation.patches import NoPatch
 from hookbench.evaluation.reuse import GenerationStore
@@ -143,7 +143,7 @@ def test_samples_draws_k_seeded_answers_per_item_per_arm(tiny_clean, tmp_path):
 
 
 def test_samples_with_a_greedy_preset_is_refused(tiny_clean, tmp_path):
-    from hookbench.errors import ConfigError
+    from hookbench.base.errors import ConfigError
 
     with pytest.raises(ConfigError, match="generation.samples=3"):
         Evaluation(parts(tiny_clean.url, patch_file(tmp_path), preset="greedy", samples=3), "run-1").run()

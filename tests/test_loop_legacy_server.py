@@ -11,7 +11,7 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from hookbench import names
+from hookbench.base import mlflow_keys
 from hookbench.testing.cli import run_cli, stock_args
 from hookbench.testing.repo import write_jsonl
 
@@ -54,14 +54,14 @@ def test_run_counts_failures_apart_and_restores_the_server(tmp_path, stock_serve
     (run,) = runs(tmp_path)
     m = run.data.metrics
     # baseline: call 2 is an error text, item 5 is empty; patched: only item 5
-    assert m[names.failures("baseline")] == 1 + empty
-    assert m[names.failures("patched")] == empty
-    assert m[names.N_SCORED] == 12 - 1 - empty
-    assert m[names.PATCH_HOOK_COUNT] == 2
+    assert m[mlflow_keys.failures("baseline")] == 1 + empty
+    assert m[mlflow_keys.failures("patched")] == empty
+    assert m[mlflow_keys.N_SCORED] == 12 - 1 - empty
+    assert m[mlflow_keys.PATCH_HOOK_COUNT] == 2
     # one request per item and arm, plus the one retry of the 500
     assert st.generate_calls == 2 * 12 + 1
     # no delta interval here: the random tiny model is never right, so it is undefined and not logged
-    assert {names.ACC_BASELINE, names.ACC_PATCHED, names.ACC_DELTA} <= set(m)
+    assert {mlflow_keys.ACC_BASELINE, mlflow_keys.ACC_PATCHED, mlflow_keys.ACC_DELTA} <= set(m)
     items = store(tmp_path).download_artifacts(run.info.run_id, "items.jsonl", str(tmp_path))
     rows = [json.loads(x) for x in open(items)]
     failed = [r for r in rows if r["baseline_error"]]
@@ -77,7 +77,7 @@ def test_partial_application_warns_and_names_the_skipped_tensor(tmp_path, stock_
                 tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "only 2 of 3 edits applied" in p.stderr + p.stdout and "model.layers.9.mlp.nope.weight" in p.stderr + p.stdout
-    assert runs(tmp_path)[0].data.metrics[names.PATCH_HOOK_COUNT] == 2
+    assert runs(tmp_path)[0].data.metrics[mlflow_keys.PATCH_HOOK_COUNT] == 2
 
 
 @pytest.mark.slow
@@ -153,4 +153,4 @@ def test_jsonl_dataset_with_tasks_logs_per_task_accuracy(tmp_path, stock_server)
                  "dataset.task_field=t", "patch=file", f"patch.path={patch_file(tmp_path)}"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     m = runs(tmp_path)[0].data.metrics
-    assert {names.per_task(names.ACC_BASELINE, "even"), names.per_task(names.ACC_PATCHED, "odd")} <= set(m)
+    assert {mlflow_keys.per_task(mlflow_keys.ACC_BASELINE, "even"), mlflow_keys.per_task(mlflow_keys.ACC_PATCHED, "odd")} <= set(m)

@@ -5,7 +5,7 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from hookbench.errors import PatchError
+from hookbench.base.errors import PatchError
 from hookbench.evaluation.build import build
 from hookbench.evaluation.patches import NO_PATCH_SOURCE, FileSource, PatchSet, SuggestionsSource, load_patch_file, normalise
 from hookbench.testing.config import option_cfg

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from hookbench.errors import ConfigError, DataError
+from hookbench.base.errors import ConfigError, DataError
 from hookbench.evaluation import scorers as sc
 from hookbench.evaluation.build import build
 from hookbench.evaluation.datasets import gsm8k

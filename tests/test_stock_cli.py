@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from hookbench.stats import adjust_p_values
 from hookbench.testing.cli import cli_env, run_cli, stock_args
-from hookbench.testing.store import runs
+from hookbench.testing.mlflow_store import runs
 
 EDITS = {"a": 1.5, "b": 0.5, "c": 2.0}
 
@@ -164,7 +164,7 @@ def test_a_job_where_every_answer_is_empty_fails_with_the_likely_fix(stock_serve
     assert stock_server.generations == 4 and stock_server.is_clean(), "failed right after the baseline"
     assert stock_server.is_clean()
     generations = stock_server.generations
-    r = run_cli([run.info.run_id], tmp_path, env, module="hookbench.reproduce")
+    r = run_cli(["reproduce", run.info.run_id], tmp_path, env)
     assert r.returncode == 7 and "is FAILED" in r.stderr and "nothing to compare" in r.stderr, r.stderr[-2000:]
     assert stock_server.generations == generations and len(runs(tmp_path)) == 1  # no rerun was started
 
@@ -181,15 +181,15 @@ def test_reproduce_a_run_on_the_stock_server(stock_server, tmp_path):
     p = run_cli([*args, "dataset.n=6", "patch=file", patch], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = runs(tmp_path)
-    r = run_cli([run.info.run_id], tmp_path, env, module="hookbench.reproduce")
+    r = run_cli(["reproduce", run.info.run_id], tmp_path, env)
     assert r.returncode == 8, r.stdout[-2000:] + r.stderr[-2000:]
     assert "inconclusive (sampled)" in r.stderr and "TOST" in r.stdout and "margin ±0.030" in r.stdout
     needed = int(r.stderr.split("a rerun on about ")[1].split()[0])  # what would decide, at 80% power
     assert needed > 6 and "would show equivalence within ±0.03 with 80% power" in r.stderr
     (rerun,) = [x for x in runs(tmp_path) if x.data.tags.get("hookbench.reproduces") == run.info.run_id]
     assert rerun.data.tags["hookbench.reproduced"] == "inconclusive"
-    r = run_cli([run.info.run_id, "--margin", "0.9"], tmp_path, env, module="hookbench.reproduce")
+    r = run_cli(["reproduce", run.info.run_id, "--margin", "0.9"], tmp_path, env)
     assert r.returncode == 0 and "reproduced (sampled)" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
     stock_server.swap_model(perturbed_copy(load_model("tiny"), scale=0.05))
-    r = run_cli([run.info.run_id], tmp_path, env, module="hookbench.reproduce")
+    r = run_cli(["reproduce", run.info.run_id], tmp_path, env)
     assert r.returncode == 6 and "not the one the run was logged with" in r.stderr and "weights_probe" in r.stderr

@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from hookbench.errors import ConfigError, HookbenchError
+from hookbench.base.errors import ConfigError, HookbenchError
 
 
 def _missing(group: str, e: MissingMandatoryValue) -> ConfigError:

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig, open_dict
 
-from hookbench.errors import ConfigError
+from hookbench.base.errors import ConfigError
+from hookbench.base.outcomes import GuardVerdict
 from hookbench.evaluation.build import build, plain
 from hookbench.evaluation.items import Dataset
 from hookbench.evaluation.prompting import paired
 from hookbench.evaluation.results import ItemResult, per_item
 from hookbench.evaluation.scorers import Scorer
-from hookbench.vocabulary import GuardVerdict
 
 if TYPE_CHECKING:  # statsmodels and scipy load when a job is summarised, not before its first request
     from hookbench.stats import Comparison

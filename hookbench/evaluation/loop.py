@@ -19,9 +19,11 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
-from hookbench.background import Background
-from hookbench.errors import ConfigError, NothingMeasured, ReproductionMismatch, ServerError
-from hookbench.evaluation.generation import Arm, Generator, Served
+from hookbench.base.background import Background
+from hookbench.base.errors import ConfigError, NothingMeasured, ReproductionMismatch, ServerError
+from hookbench.base.outcomes import FailureKind, Screen
+from hookbench.base.signals import checkpoint
+from hookbench.evaluation.arm_generation import Arm, Generator, Served
 from hookbench.evaluation.guards import summarize_guard
 from hookbench.evaluation.job_output import JobOutput
 from hookbench.evaluation.patches import PatchSet
@@ -43,8 +45,6 @@ from hookbench.evaluation.scope import PROBES, ServerScope
 from hookbench.evaluation.settings import Parts
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import LossUnavailable
-from hookbench.signals import checkpoint
-from hookbench.vocabulary import FailureKind, Screen
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from hookbench.errors import ConfigError
+from hookbench.base.errors import ConfigError
+from hookbench.base.paths import cache_root, sqlite_path
 from hookbench.evaluation.build import build, plain
 from hookbench.evaluation.guards import Guard, build_guards, compose_guards
 from hookbench.evaluation.items import Dataset
@@ -24,7 +25,6 @@ from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Parts, 
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import HookClient
 from hookbench.hookapi.launcher import check_launch, ensure_server, launched_token
-from hookbench.paths import cache_root, sqlite_path
 
 
 def _positive_int(value, key: str, allow_none: bool = False):

@@ -12,9 +12,9 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from hookbench import names
-from hookbench.names import ARMS
-from hookbench.vocabulary import FailureKind
+from hookbench.base import mlflow_keys
+from hookbench.base.mlflow_keys import ARMS
+from hookbench.base.outcomes import FailureKind
 
 if TYPE_CHECKING:  # hookbench.stats (statsmodels, scipy) is loaded when a job is summarised, not before its first request
     from hookbench.stats import Comparison
@@ -117,32 +117,32 @@ class Summary:
         return self.failures[arm] / self.n_draws if self.n_draws else 0.0
 
     def metrics(self) -> dict[str, float]:
-        """The MLflow metrics of a job; names from hookbench.names."""
+        """The MLflow metrics of a job; names from hookbench.base.mlflow_keys."""
         c = self.comparison
-        m = {names.ACC_BASELINE: self.accuracy_baseline, names.ACC_PATCHED: self.accuracy_patched,
-             names.ACC_DELTA: c.delta, names.ACC_CI_LOW: c.ci_low, names.ACC_CI_HIGH: c.ci_high,
-             names.ACC_DELTA_PATCH_FAILURES: self.with_patch_failures.delta,
-             names.P_VALUE: c.p_value, names.MDE: c.mde, names.ITEMS_NEEDED: c.items_needed,
-             names.N_SCORED: c.n, names.N_ITEMS: self.n_items, names.N_DRAWS: self.n_draws,
-             names.N_FIXED: c.fixed, names.N_BROKEN: c.broken, names.N_CLUSTERS: c.n_clusters,
-             names.N_SKIPPED_ITEMS: self.skipped_items, names.FAILURES_PATCH_CAUSED: self.patch_caused}
+        m = {mlflow_keys.ACC_BASELINE: self.accuracy_baseline, mlflow_keys.ACC_PATCHED: self.accuracy_patched,
+             mlflow_keys.ACC_DELTA: c.delta, mlflow_keys.ACC_CI_LOW: c.ci_low, mlflow_keys.ACC_CI_HIGH: c.ci_high,
+             mlflow_keys.ACC_DELTA_PATCH_FAILURES: self.with_patch_failures.delta,
+             mlflow_keys.P_VALUE: c.p_value, mlflow_keys.MDE: c.mde, mlflow_keys.ITEMS_NEEDED: c.items_needed,
+             mlflow_keys.N_SCORED: c.n, mlflow_keys.N_ITEMS: self.n_items, mlflow_keys.N_DRAWS: self.n_draws,
+             mlflow_keys.N_FIXED: c.fixed, mlflow_keys.N_BROKEN: c.broken, mlflow_keys.N_CLUSTERS: c.n_clusters,
+             mlflow_keys.N_SKIPPED_ITEMS: self.skipped_items, mlflow_keys.FAILURES_PATCH_CAUSED: self.patch_caused}
         for arm in ARMS:
-            m[names.latency(arm, "per_item_mean")] = self.latency_per_item_s[arm]
-            m[names.latency(arm, "request_mean")] = self.latency_request_mean_s[arm]
-            m[names.latency(arm, "request_p95")] = self.latency_request_p95_s[arm]
-            m[names.failures(arm)] = self.failures[arm]
-            m[names.reused(arm)] = self.reused[arm]
+            m[mlflow_keys.latency(arm, "per_item_mean")] = self.latency_per_item_s[arm]
+            m[mlflow_keys.latency(arm, "request_mean")] = self.latency_request_mean_s[arm]
+            m[mlflow_keys.latency(arm, "request_p95")] = self.latency_request_p95_s[arm]
+            m[mlflow_keys.failures(arm)] = self.failures[arm]
+            m[mlflow_keys.reused(arm)] = self.reused[arm]
         for task, t in self.per_task.items():
-            m[names.per_task(names.ACC_BASELINE, task)] = t["baseline"]
-            m[names.per_task(names.ACC_PATCHED, task)] = t["patched"]
-            m[names.per_task(names.ACC_DELTA, task)] = t["comparison"].delta
-            m[names.per_task(names.P_VALUE, task)] = t["comparison"].p_value
+            m[mlflow_keys.per_task(mlflow_keys.ACC_BASELINE, task)] = t["baseline"]
+            m[mlflow_keys.per_task(mlflow_keys.ACC_PATCHED, task)] = t["patched"]
+            m[mlflow_keys.per_task(mlflow_keys.ACC_DELTA, task)] = t["comparison"].delta
+            m[mlflow_keys.per_task(mlflow_keys.P_VALUE, task)] = t["comparison"].p_value
             if t.get("loss") is not None:
-                m[names.per_task(names.LOSS_DELTA, task)] = t["loss"][2].delta
+                m[mlflow_keys.per_task(mlflow_keys.LOSS_DELTA, task)] = t["loss"][2].delta
         if self.loss is not None:
-            m |= {names.LOSS_BASELINE: self.loss_baseline, names.LOSS_PATCHED: self.loss_patched,
-                  names.LOSS_DELTA: self.loss.delta, names.LOSS_CI_LOW: self.loss.ci_low,
-                  names.LOSS_CI_HIGH: self.loss.ci_high, names.LOSS_P_VALUE: self.loss.p_value}
+            m |= {mlflow_keys.LOSS_BASELINE: self.loss_baseline, mlflow_keys.LOSS_PATCHED: self.loss_patched,
+                  mlflow_keys.LOSS_DELTA: self.loss.delta, mlflow_keys.LOSS_CI_LOW: self.loss.ci_low,
+                  mlflow_keys.LOSS_CI_HIGH: self.loss.ci_high, mlflow_keys.LOSS_P_VALUE: self.loss.p_value}
         return {k: float(v) for k, v in m.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
 
     def problem(self) -> str | None:

@@ -2,7 +2,7 @@
 
 Weight edits outlive DELETE /api/hooks (hook-api.md §1), so a job that patched the server must put it
 back whatever happens: `ServerScope` is a context manager whose exit restores (and proves the restore
-with the probe losses) on every way out — an error, Ctrl-C, SIGTERM via `hookbench.signals` — but
+with the probe losses) on every way out — an error, Ctrl-C, SIGTERM via `hookbench.base.signals` — but
 never twice. When that restore fails too, the job's own exception still propagates with its own type;
 the restore failure is logged and attached to it as a note.
 
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Literal
 
-from hookbench.errors import PatchError, ServerError
+from hookbench.base.errors import PatchError, ServerError
 from hookbench.evaluation.patches import PatchSet
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import (

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import requests
 from urllib3.exceptions import ConnectTimeoutError
 
-from hookbench.errors import ServerError
+from hookbench.base.errors import ServerError
+from hookbench.base.outcomes import FailureKind
 from hookbench.hookapi import contract
 from hookbench.hookapi.contract import ERROR_TEXT_PREFIXES, is_error_text  # noqa: F401  (re-exported)
 from hookbench.hookapi.transport import HookTransport, ServerUnreachable  # noqa: F401  (ServerUnreachable re-exported)
-from hookbench.vocabulary import FailureKind
 
 log = logging.getLogger(__name__)
 

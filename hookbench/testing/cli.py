@@ -27,7 +27,7 @@ def _names_guards(args: list[str]) -> bool:
 
 def _is_command(args: list[str]) -> bool:
     """The first word names a command (`confirm`, `ui` ...; `study` takes a job's overrides) or asks for help."""
-    from hookbench.__main__ import COMMANDS
+    from hookbench.cli import COMMANDS
 
     return (args[0] in COMMANDS and args[0] != "study") or any(a in ("-h", "--help", "--cfg", "-c", "--info", "--hydra-help") for a in args)
 

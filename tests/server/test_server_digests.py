@@ -16,8 +16,8 @@ from hookbench.hookapi.launcher import reference_server_command
 from hookbench.hookapi.launcher import start_server as launch
 from hookbench.server.digests import FAULT_ENV, RESTORE_OFF_BY_ONE_ULP
 from hookbench.testing.cli import run_cli
+from hookbench.testing.mlflow_store import runs
 from hookbench.testing.servers import Server, external, stop_server
-from hookbench.testing.store import runs
 
 UP, DOWN, NORM = "model.layers.1.mlp.up_proj.weight", "model.layers.0.mlp.down_proj.weight", "model.norm.weight"
 EDITS = [{"tensor_name": UP, "operation": "scale", "value": 1.5, "target": "top 20%"},

@@ -16,9 +16,9 @@ import requests
 
 from hookbench.hookapi import contract
 from hookbench.testing.cli import cli_env, run_cli
+from hookbench.testing.mlflow_store import runs
 from hookbench.testing.repo import REPO
 from hookbench.testing.servers import external, start_server, stop_server
-from hookbench.testing.store import runs
 from hookbench.testing.vllm import LOSS_TOL, MARKS, PROBES
 
 pytestmark = MARKS

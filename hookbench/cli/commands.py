@@ -2,15 +2,15 @@
 
 Each parses its arguments here and imports the module that does the work only then, so that
 `hookbench COMMAND --help` and a mistyped argument cost no MLflow, torch, pandas or statsmodels import.
-(The job and `study` take Hydra overrides instead: hookbench.__main__.)
+(The job and `study` take Hydra overrides instead: hookbench.cli.dispatch.)
 """
 
 from __future__ import annotations
 
 import argparse
 
-from hookbench.entry import run_command
-from hookbench.errors import ConfigError
+from hookbench.base.errors import ConfigError
+from hookbench.cli.exits import run_command
 
 STORE_HELP = "the store holding the run (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db, where hookbench logs)"
 
@@ -105,7 +105,7 @@ def ui(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        from hookbench import ui as mlflow_ui
+        from hookbench.cli import ui as mlflow_ui
 
         return mlflow_ui.show(_store(args.tracking_uri), args.experiment, args.host, args.port, not args.no_browser)
     return run_command(body)

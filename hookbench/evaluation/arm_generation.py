@@ -19,11 +19,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from hookbench.base.signals import checkpoint
 from hookbench.evaluation.results import ItemResult
 from hookbench.evaluation.reuse import GenerationStore, generation_key
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import Generation, HookClient
-from hookbench.signals import checkpoint
 
 Chunk = list[tuple[int, str, list[ItemResult]]]  # (draw, query, the records asking that query)
 

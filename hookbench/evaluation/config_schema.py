@@ -251,7 +251,7 @@ class Config:
     guards: list[Any] = field(default_factory=list)  # dataset options (or mappings) judged by non-inferiority
     guard: GuardConfig = field(default_factory=GuardConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
-    search: Any = None  # python -m hookbench.study only (conf/search/, checked by studies/search_space.py)
+    search: Any = None  # hookbench study only (conf/search/, checked by studies/search_space.py)
 
 
 # (group, name, schema); a group option's yaml names it first in its `defaults` as `/<name>@_here_`
