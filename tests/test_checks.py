@@ -11,7 +11,7 @@ import pytest
 from hookbench.base import mlflow_keys
 from hookbench.base.errors import NothingMeasured
 from hookbench.cli.commands import confirm, reproduce
-from hookbench.evaluation.loop import Evaluation
+from hookbench.evaluation.loop import EvaluationLoop
 from hookbench.studies.reproduce import output_dir
 from hookbench.testing.cli import run_cli
 from hookbench.testing.inprocess import parts, patch_file
@@ -44,7 +44,7 @@ def test_a_sweep_counts_jobs_that_failed_their_checks_and_ends_failed(tmp_path):
 def test_a_loss_only_job_whose_every_loss_failed_exits_7(stock_server, tmp_path):
     stock_server.broken_routes = {"POST /api/loss": 500}
     with pytest.raises(NothingMeasured, match="every /api/loss request of the baseline arm failed") as e:
-        Evaluation(parts(stock_server.url, patch_file(tmp_path), metric="loss"), "run-1").run()
+        EvaluationLoop(parts(stock_server.url, patch_file(tmp_path), metric="loss"), "run-1").run()
     assert e.value.exit_code == 7
     assert stock_server.generations == 0 and stock_server.is_clean()
 

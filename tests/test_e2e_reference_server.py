@@ -216,12 +216,12 @@ def test_sampled_agreement_compares_the_delta_and_each_arm():
                            baseline=ArmResult(output="x", correct=i < baseline_right),
                            patched=ArmResult(output="x", correct=i < patched_right)) for i in range(n)]
 
-    same = sampled_agreement(records(450), records(450), alpha=0.05, margin=0.03)
+    same = sampled_agreement(records(450), records(450), alpha=0.05, equivalence_margin=0.03)
     assert {e.outcome for e in same.values()} == {"agrees"}  # 800 identical items: within ±0.03
-    far = sampled_agreement(records(700), records(100), alpha=0.05, margin=0.03)
+    far = sampled_agreement(records(700), records(100), alpha=0.05, equivalence_margin=0.03)
     assert far["delta"].outcome == "disagrees" and far["patched"].outcome == "disagrees"
     assert far["baseline"].outcome == "agrees"
-    few = sampled_agreement(records(3, 2, n=6), records(3, 2, n=6), alpha=0.05, margin=0.03)
+    few = sampled_agreement(records(3, 2, n=6), records(3, 2, n=6), alpha=0.05, equivalence_margin=0.03)
     assert few["delta"].outcome == "inconclusive"  # six identical items prove nothing
 
 

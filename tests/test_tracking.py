@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from hookbench.testing.cli import run_cli
-from hookbench.tracking import MASK, JobRun, Redactor, child_runs, flatten, redact_url
+from hookbench.tracking import MASK, MlflowRun, Redactor, child_runs, flatten, redact_url
 
 CONFIG = {
     "token": "tok-1", "secret": "sec-2", "password": "pw-3", "api_key": "key-4",
@@ -78,7 +78,7 @@ def test_job_run_params_config_and_tags_hold_no_secret(tmp_path, monkeypatch):
                             "mlflow": {"tracking_uri": uri,
                                        "artifact_location": str(tmp_path / "mlruns" / "artifacts"),
                                        "experiment": "t"}})
-    run = JobRun(cfg, "job")
+    run = MlflowRun(cfg, "job")
     run.end("FAILED", error="could not reach http://bench:urlpw-5@gpu-node:8000 with token tok-1")
     stored = MlflowClient().get_run(run.run_id)
     logged = " ".join(list(stored.data.params.values()) + list(stored.data.tags.values()))

@@ -31,7 +31,7 @@ def reproduce(argv: list[str]) -> int:
                                   "7 nothing to compare.")
     parser.add_argument("run_id", help="the MLflow run to rerun (the id hookbench printed: MLflow run <ID>)")
     parser.add_argument("--tracking-uri", default=None, help=STORE_HELP)
-    parser.add_argument("--margin", type=float, default=None,
+    parser.add_argument("--margin", type=float, default=None, dest="equivalence_margin", metavar="MARGIN",
                         help="equivalence margin for sampled runs, in accuracy units (default: reproduce.margin, "
                              "else the logged stats.target_effect, 0.03)")
     args = parser.parse_args(argv)
@@ -39,7 +39,7 @@ def reproduce(argv: list[str]) -> int:
     def body() -> int:
         from hookbench.studies.reproduce import reproduce as rerun
 
-        return rerun(args.run_id, _store(args.tracking_uri), args.margin)
+        return rerun(args.run_id, _store(args.tracking_uri), args.equivalence_margin)
     return run_command(body)
 
 
@@ -69,7 +69,7 @@ def plan(argv: list[str]) -> int:
     parser.add_argument("--effect", type=float, default=None,
                         help="the change in accuracy to detect, e.g. 0.03 (default: the run's stats.target_effect)")
     parser.add_argument("--patches", type=int, default=1, help="patch sets the study sweeps over, K (default: 1)")
-    parser.add_argument("--margin", type=float, default=None,
+    parser.add_argument("--margin", type=float, default=None, dest="equivalence_margin", metavar="MARGIN",
                         help="reproduction margin for the rerun sizing (default: the run's reproduce.margin, "
                              "else its stats.target_effect)")
     parser.add_argument("--tracking-uri", default=None, help=STORE_HELP)
@@ -78,11 +78,11 @@ def plan(argv: list[str]) -> int:
     def body() -> int:
         if (args.effect is not None and not 0 < args.effect <= 1) or args.patches < 1:
             raise ConfigError(f"--effect must be in (0, 1] and --patches at least 1, got {args.effect}, {args.patches}")
-        if args.margin is not None and not 0 < args.margin < 1:
-            raise ConfigError(f"--margin must lie in (0, 1), got {args.margin}")
+        if args.equivalence_margin is not None and not 0 < args.equivalence_margin < 1:
+            raise ConfigError(f"--margin must lie in (0, 1), got {args.equivalence_margin}")
         from hookbench.studies.plan import pilot_plan
 
-        return pilot_plan(args.run_id, _store(args.tracking_uri), args.effect, args.patches, args.margin)
+        return pilot_plan(args.run_id, _store(args.tracking_uri), args.effect, args.patches, args.equivalence_margin)
     return run_command(body)
 
 

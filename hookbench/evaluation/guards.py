@@ -35,13 +35,13 @@ ENTRY_KEYS = ("dataset", "scorer", "margin", "name")  # the others in a mapping 
 
 @dataclass
 class Guard:
-    """One guard as a job runs it: its name, items, scorer and margin, and its records once generated."""
+    """One guard as a job runs it: its name, dataset, scorer and margin, and its item results once generated."""
 
     name: str
     dataset: Dataset
     scorer: Scorer
     margin: float
-    records: list[ItemResult]
+    items: list[ItemResult]
     prompts: list[ItemResult] = field(default_factory=list)  # the prompting arm's answers, in the `patched` slot
 
 
@@ -150,25 +150,25 @@ class GuardResult:
 
 
 def summarize_guard(guard: Guard, draws: int, alpha: float, target_effect: float,
-                    records: list[ItemResult] | None = None) -> GuardResult:
-    """The guard's two tests on the items scored in both arms (`records`: other arms paired, as the
+                    items: list[ItemResult] | None = None) -> GuardResult:
+    """The guard's two tests on the items scored in both arms (`items`: other arms paired, as the
     prompting arm's against the baseline); with a prompting arm, the same two tests for it."""
     import numpy as np
 
     from hookbench.stats import cluster_codes, compare_arms
     from hookbench.stats.noninferiority import non_inferiority
 
-    b, p, clusters, _ = per_item(guard.records if records is None else records, count_patch_failures=False)
+    b, p, clusters, _ = per_item(guard.items if items is None else items, count_patch_failures=False)
     c = compare_arms(b, p, clusters=clusters, draws=draws, alpha=alpha, target_effect=target_effect)
     d = np.asarray(p, float) - np.asarray(b, float)
     binary = draws == 1 and bool(np.isin(b, (0, 1)).all() and np.isin(p, (0, 1)).all())
     ni = non_inferiority(d, cluster_codes(clusters) if clusters else np.zeros(0, int), guard.margin, alpha,
                          binary, c.verdict)
     prompting = None
-    if records is None and guard.prompts:
+    if items is None and guard.prompts:
         prompting = summarize_guard(guard, draws, alpha, target_effect,
-                                    paired([r.baseline for r in guard.records], [q.patched for q in guard.prompts],
-                                           guard.records))
+                                    paired([r.baseline for r in guard.items], [q.patched for q in guard.prompts],
+                                           guard.items))
     return GuardResult(guard.name, guard.margin, _mean(b), _mean(p), c, ni, prompting)
 
 

@@ -1,9 +1,10 @@
-"""What one job produced (JobOutput): its records, summary, run record and loss screen (its words:
-reports.formatting.job_headline). What it became once logged is job.LoggedJob."""
+"""What one job produced: JobOutput (its item results, summary, run record and loss screen; its words:
+reports.formatting.job_headline) and, once logged by hookbench.job, LoggedOutput."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hookbench.base import mlflow_keys
 from hookbench.evaluation.guards import GuardResult
@@ -17,18 +18,18 @@ from hookbench.evaluation.settings import Settings
 
 @dataclass
 class JobOutput:
-    records: list[ItemResult]
+    items: list[ItemResult]
     summary: Summary
     patch: PatchSet
-    record: RunRecord  # everything a reported number depends on
+    run_record: RunRecord  # everything a reported number depends on
     dataset: Dataset
     settings: Settings
     phase_s: dict[str, float] = field(default_factory=dict)
     screen: ScreenResult | None = None  # when the loss screen ran
     guards: list[GuardResult] = field(default_factory=list)  # one per guard task, in the config's order
-    guard_records: list[list[ItemResult]] = field(default_factory=list)  # the guards' items, in that order
+    guard_items: list[list[ItemResult]] = field(default_factory=list)  # the guards' items, in that order
     prompt: PromptResult | None = None  # the prompting arm's comparisons (compare.prompt)
-    prompt_records: list[ItemResult] = field(default_factory=list)  # its answers (target, then guards), `patched` slot
+    prompt_items: list[ItemResult] = field(default_factory=list)  # its answers (target, then guards), `patched` slot
 
     @property
     def screen_passed(self) -> bool:
@@ -36,7 +37,7 @@ class JobOutput:
 
     def metrics(self) -> dict[str, float]:
         m = self.summary.metrics()
-        r = self.record
+        r = self.run_record
         m[mlflow_keys.PATCH_HOOK_COUNT] = r.patch.hook_count or 0
         m[mlflow_keys.GENERATIONS] = r.requests.generations
         m[mlflow_keys.LOSS_REQUESTS] = r.requests.loss
@@ -72,3 +73,16 @@ class JobOutput:
                 out.append(f"{share:.0%} of {arm} answers failed ({kinds}); more than failures.warn_share="
                            f"{self.settings.warn_share:g}")
         return out
+
+
+@dataclass
+class LoggedOutput:
+    """A job's output once logged: its run, the metrics logged, and where its report was written."""
+
+    run_id: str
+    metrics: dict
+    output: JobOutput
+    report_dir: Path
+
+    def as_dict(self) -> dict:
+        return {"status": "FINISHED", "run_id": self.run_id, **self.metrics}

@@ -1,6 +1,6 @@
 """The edge where config becomes parts: dataset, scorer, patch source, client and typed settings.
 
-Everything here reads the Hydra config; nothing after it does. `Evaluation` takes a `Parts`, so the
+Everything here reads the Hydra config; nothing after it does. `EvaluationLoop` takes a `Parts`, so the
 loop can be driven in-process (tests build Parts against a stand-in server) as well as from the CLI.
 """
 
@@ -83,7 +83,7 @@ def _loss_prefix(cfg: DictConfig) -> str:
 
 
 @dataclass
-class Offline:
+class CheckedInputs:
     """The parts that need no server: built and checked before a server starts or a run is created."""
 
     settings: Settings
@@ -93,7 +93,7 @@ class Offline:
     guards: list[Guard] = field(default_factory=list)
 
 
-def check_inputs(cfg: DictConfig) -> Offline:
+def check_inputs(cfg: DictConfig) -> CheckedInputs:
     """Config values, dataset file and fields, scorer against the golds, the patch file and its edits:
     every user mistake that needs no server fails here, before a server starts or a run is created."""
     settings = settings_from(cfg)
@@ -108,10 +108,10 @@ def check_inputs(cfg: DictConfig) -> Offline:
         check(settings.model.name, settings.model.apply_mode)
     compose_guards(cfg)  # the composed guards replace their names in cfg before the run logs it
     guards = build_guards(cfg, dataset) if settings.generates else []
-    return Offline(settings, dataset, scorer, patch_source, guards)
+    return CheckedInputs(settings, dataset, scorer, patch_source, guards)
 
 
-def connect(cfg: DictConfig, offline: Offline) -> Parts:
+def connect(cfg: DictConfig, checked: CheckedInputs) -> Parts:
     """Start (or find) the server and bind the parts to it."""
     m = cfg.model
     t0 = time.perf_counter()
@@ -121,11 +121,11 @@ def connect(cfg: DictConfig, offline: Offline) -> Parts:
     token = launched_token(url) or (os.environ.get(m.server.token_env) if m.server.get("token_env") else None)
     client = HookClient(url, token=token, timeout_s=m.server.timeout_s, retries=m.server.retries,
                         max_connection_failures=cfg.failures.max_connection_failures)
-    offline.scorer.bind_client(client)  # a judge on the evaluated server grades through the job's own client
-    for g in offline.guards:
+    checked.scorer.bind_client(client)  # a judge on the evaluated server grades through the job's own client
+    for g in checked.guards:
         g.scorer.bind_client(client)
-    return Parts(offline.dataset, offline.scorer, offline.patch_source, client, offline.settings,
-                 {"server_start": time.perf_counter() - t0}, offline.guards)
+    return Parts(checked.dataset, checked.scorer, checked.patch_source, client, checked.settings,
+                 {"server_start": time.perf_counter() - t0}, checked.guards)
 
 
 def build_parts(cfg: DictConfig) -> Parts:

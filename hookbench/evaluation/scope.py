@@ -27,7 +27,7 @@ from hookbench.hookapi.client import (
     LossUnavailable,
     PatchApplyUncertain,
     ServerUnreachable,
-    UnknownTensors,
+    TensorsUnknownToServer,
 )
 from hookbench.hookapi.lease import Lease, fingerprint_path, holder_alive, read_json, server_lease, write_json
 
@@ -148,7 +148,7 @@ class ServerScope:
         names = sorted({s["tensor_name"] for s in p.suggestions})
         try:
             before = self.client.weight_digests(names)
-        except UnknownTensors as e:
+        except TensorsUnknownToServer as e:
             raise PatchError(f"patch '{p.name}' ({p.hash}) names tensors the model does not have: "
                              f"{', '.join(e.names) or e}") from None
         self.digests = {"algorithm": "sha256", "tensors": {n: {"before": before[n]} for n in names}}

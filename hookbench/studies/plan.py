@@ -43,10 +43,10 @@ def size_study(diffs, queries, effect: float, alpha: float, patches: int, draws:
     return Plan(items, items * (1 + patches) * draws, items * draws * per_item_s, psi, deff)
 
 
-def reproduction_line(diffs, queries, margin: float, alpha: float) -> str:
+def reproduction_line(diffs, queries, equivalence_margin: float, alpha: float) -> str:
     """The items a rerun of this run needs to reproduce (TOST within ±margin, 80% power)."""
-    items = reproduction_items(diffs, cluster_codes(queries), margin, alpha, POWER)
-    return (f"to show a rerun reproduces it (equivalence within ±{margin:g}, TOST at α = {alpha:g}) with "
+    items = reproduction_items(diffs, cluster_codes(queries), equivalence_margin, alpha, POWER)
+    return (f"to show a rerun reproduces it (equivalence within ±{equivalence_margin:g}, TOST at α = {alpha:g}) with "
             f"{POWER:.0%} power: about {plural(items, 'item')} (from this run's own variance)")
 
 
@@ -66,7 +66,7 @@ def side_costs(metrics: dict, params: dict, patches: int, draws: int, items: int
     return lines
 
 
-def pilot_plan(run_id: str, tracking_uri: str, effect: float | None, patches: int, margin: float | None = None) -> int:
+def pilot_plan(run_id: str, tracking_uri: str, effect: float | None, patches: int, equivalence_margin: float | None = None) -> int:
     client = tracking.use_store(tracking_uri)
     run = tracking.get_run(client, run_id)
     items = tracking.logged_items(client, run_id, Path(tempfile.mkdtemp(prefix="hookbench-plan-")))
@@ -92,7 +92,7 @@ def pilot_plan(run_id: str, tracking_uri: str, effect: float | None, patches: in
     print(f"  wall time:   {wall}")
     for line in side_costs(m, p, patches, draws, result.items):
         print(f"  {line}")
-    margin = margin or next((float(v) for v in (p.get(mlflow_keys.REPRODUCE_MARGIN),) if v not in (None, "", "None", "null")),
+    equivalence_margin = equivalence_margin or next((float(v) for v in (p.get(mlflow_keys.REPRODUCE_MARGIN),) if v not in (None, "", "None", "null")),
                             logged_effect)
-    print(reproduction_line([b - a for a, b in zip(baseline, patched)], queries, margin, alpha))
+    print(reproduction_line([b - a for a, b in zip(baseline, patched)], queries, equivalence_margin, alpha))
     return 0

@@ -62,24 +62,24 @@ ARMS_MOVED = {"baseline": "the baseline moved: the server behaves differently",
               "patched": "the patched arm moved: the patch acts differently on this server"}
 
 
-def per_item_arms(records: list[ItemResult]) -> dict[str, tuple[float, float, str]]:
+def per_item_arms(items: list[ItemResult]) -> dict[str, tuple[float, float, str]]:
     """item id -> (mean baseline, mean patched over draws scored in both arms, query)."""
-    baseline, patched, queries, ids = per_item(records, count_patch_failures=False)
+    baseline, patched, queries, ids = per_item(items, count_patch_failures=False)
     return {i: (b, p, q) for i, b, p, q in zip(ids, baseline, patched, queries)}
 
 
 def sampled_agreement(orig_items: list[ItemResult], new_items: list[ItemResult], alpha: float,
-                      margin: float) -> dict[str, Equivalence]:
+                      equivalence_margin: float) -> dict[str, Equivalence]:
     """The difference test and TOST for the delta and for each arm, on the items both runs scored."""
     a, b = per_item_arms(orig_items), per_item_arms(new_items)
     ids = [i for i in a if i in b]
     groups = cluster_codes([a[i][2] for i in ids])
     value = {"baseline": lambda x: x[0], "patched": lambda x: x[1], "delta": lambda x: x[1] - x[0]}
-    return {what: equivalence([f(a[i]) - f(b[i]) for i in ids], groups, margin, alpha, what)
+    return {what: equivalence([f(a[i]) - f(b[i]) for i in ids], groups, equivalence_margin, alpha, what)
             for what, f in value.items()}
 
 
-def margin_of(cfg: DictConfig, override: float | None) -> float:
+def equivalence_margin_of(cfg: DictConfig, override: float | None) -> float:
     """--margin, else reproduce.margin, else stats.target_effect (a logged config is completed from the
     schema, so it has one): the change the user said matters
     (a margin of the original's MDE would shrink with n as fast as the rerun's interval, so tiny
@@ -130,17 +130,17 @@ def output_dir(kind: str, run_id: str) -> Path:
     return path
 
 
-def reproduce(run_id: str, tracking_uri: str, margin: float | None = None) -> int:
+def reproduce(run_id: str, tracking_uri: str, equivalence_margin: float | None = None) -> int:
     client = tracking.use_store(tracking_uri)
     work = output_dir("reproduce", run_id)
     original = tracking.get_run(client, run_id)
     orig_items = comparable_items(client, original, work / "original-items")  # a FAILED run may have no patch.json
     cfg, identity = logged_config(client, run_id, work / "original")
     cfg.mlflow.tracking_uri = tracking_uri
-    m = margin_of(cfg, margin)  # a bad margin is refused before anything is rerun
+    m = equivalence_margin_of(cfg, equivalence_margin)  # a bad margin is refused before anything is rerun
     result = run_job(cfg, extra_tags={mlflow_keys.TAG_REPRODUCES: run_id}, expected_identity=identity, out_dir=work / "rerun")
     rerun = client.get_run(result.run_id)
-    new_items = result.output.records
+    new_items = result.output.items
     if not json.loads(original.data.params[mlflow_keys.GEN_PRESET_CONFIG]).get("do_sample"):
         reasons = greedy_differences(original, rerun, orig_items, new_items, tracking.is_finished(original))
         outcome: str
@@ -165,11 +165,11 @@ def reproduce(run_id: str, tracking_uri: str, margin: float | None = None) -> in
     return 0
 
 
-def items_to_reproduce(orig_items: list[ItemResult], alpha: float, margin: float) -> str:
+def items_to_reproduce(orig_items: list[ItemResult], alpha: float, equivalence_margin: float) -> str:
     """What would decide: the items a rerun needs to show equivalence at 80% power (original's variance)."""
     baseline, patched, queries, _ = per_item(orig_items, count_patch_failures=False)
-    needed = reproduction_items([b - a for a, b in zip(baseline, patched)], cluster_codes(queries), margin, alpha)
-    return (f"a rerun on about {needed} items (dataset.n) would show equivalence within ±{margin:g} with "
+    needed = reproduction_items([b - a for a, b in zip(baseline, patched)], cluster_codes(queries), equivalence_margin, alpha)
+    return (f"a rerun on about {needed} items (dataset.n) would show equivalence within ±{equivalence_margin:g} with "
             f"{POWER:.0%} power if the runs agree (from the original's variance; this one compared {len(baseline)})")
 
 

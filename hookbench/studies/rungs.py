@@ -24,7 +24,7 @@ from hookbench.base.errors import ConfigError, PatchError
 from hookbench.evaluation.patches import PatchSet
 from hookbench.job import run_job
 from hookbench.studies.search import Search, job_config
-from hookbench.studies.search_report import Agreement, agreement
+from hookbench.studies.search_report import LossAccuracyAgreement, agreement
 
 log = logging.getLogger("hookbench")
 
@@ -133,7 +133,7 @@ class RungSearch:
     def __init__(self, search: Search, sched: Schedule, metric: str):
         self.search, self.schedule, self.metric = search, sched, metric
 
-    def agreement(self) -> Agreement | None:
+    def agreement(self) -> LossAccuracyAgreement | None:
         """objective=auto: loss and accuracy over rung 0's distinct candidates."""
         if self.metric != "both":
             return None

@@ -68,11 +68,11 @@ def _rewrite_report(client: MlflowClient, run, lead: str, tmp: Path) -> None:
 
 def _redraw_accuracy(client: MlflowClient, run, row: dict, lead: str, alpha: float, tmp: Path) -> None:
     try:
-        records = tracking.logged_items(client, run.info.run_id, tmp / "items")
+        items = tracking.logged_items(client, run.info.run_id, tmp / "items")
     except HookbenchError:
         return
-    draws = max(1, round(len(records) / max(1, len({r.id for r in records}))))
-    summary = summarize(records, draws, alpha)
+    draws = max(1, round(len(items) / max(1, len({r.id for r in items}))))
+    summary = summarize(items, draws, alpha)
     path = plot_accuracy(tmp / mlflow_keys.ACCURACY_PNG, summary, run.info.run_name,
                          shown=(row[mlflow_keys.TAG_VERDICT_ADJUSTED], lead.replace(", p_adj", "\np_adj")))
     client.log_artifact(run.info.run_id, str(path))

@@ -23,7 +23,7 @@ from hookbench.tracking.redaction import Redactor, flatten, redact_url
 from hookbench.tracking.store import configure, git_info
 
 
-class JobRun:
+class MlflowRun:
     """One job's MLflow run: started (tagged with a sweep's parent when there is one), given the
     config, what the job produced (evaluation.job_output.JobOutput), and ended FINISHED, FAILED or KILLED with the reason attached."""
 
@@ -45,7 +45,7 @@ class JobRun:
 
     def log_output(self, out: JobOutput, report_dir: Path, hydra_dir: Path | None) -> None:
         """Tags, traceability params, metrics, artifacts and the dataset of a finished job."""
-        rec = out.record
+        rec = out.run_record
         result = result_line(out)
         tags = {**rec.tags(), mlflow_keys.TAG_VERDICT: out.summary.comparison.verdict, mlflow_keys.TAG_RESULT: result,
                 mlflow_keys.TAG_NOTE: job_note(out, self.name, self.in_sweep),
