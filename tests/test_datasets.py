@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from hookbench.base.errors import ConfigError, DataError
 from hookbench.evaluation import datasets as ds
-from hookbench.evaluation.build import build
+from hookbench.evaluation.parts import build
 from hookbench.evaluation.scorers import ExactScorer, NormalizedScorer, NumericScorer
 from hookbench.testing.config import option_cfg
 from hookbench.testing.repo import GSM8K

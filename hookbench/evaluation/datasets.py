@@ -1,6 +1,6 @@
 """Dataset loaders: each turns a source (hub, file, generator) into a `Dataset` of `Item`s.
 
-Built from conf/dataset/*.yaml with `hookbench.evaluation.build.build`. Every loader takes `split`/`holdout`
+Built from conf/dataset/*.yaml with `hookbench.evaluation.parts.build`. Every loader takes `split`/`holdout`
 (dev or test half by a hash of the item id, `split_items`) and then `limit`, `sample` and `seed`
 (`select`), applied the same way, so the same config always yields the same items, and item ids
 never depend on splitting or sampling.

@@ -1,4 +1,7 @@
-"""The edge where config becomes parts: dataset, scorer, patch source, client and typed settings.
+"""Where config becomes a job's parts, read top to bottom: `check_inputs` (typed settings, the launch
+command, dataset, scorer, patch source and guards: everything that needs no server), then `connect`
+(the server started or found, the parts bound to its client). The helpers follow in the order these
+call them; below them `build` and `plain`, the two ways a config node becomes a part or plain data.
 
 Everything here reads the Hydra config; nothing after it does. `EvaluationLoop` takes a `Parts`, so the
 loop can be driven in-process (tests build Parts against a stand-in server) as well as from the CLI.
@@ -11,13 +14,16 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import MissingMandatoryValue
 
-from hookbench.base.errors import ConfigError
+from hookbench.base.errors import ConfigError, HookbenchError
 from hookbench.base.paths import cache_root, sqlite_path
-from hookbench.evaluation.build import build, plain
-from hookbench.evaluation.guards import Guard, build_guards, compose_guards
+from hookbench.evaluation.guards import Guard
 from hookbench.evaluation.items import Dataset
 from hookbench.evaluation.patches import PatchSource
 from hookbench.evaluation.scorers import Scorer
@@ -26,60 +32,8 @@ from hookbench.hookapi import contract
 from hookbench.hookapi.client import HookClient
 from hookbench.hookapi.launcher import check_launch, ensure_server, launched_token
 
-
-def _positive_int(value, key: str, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key} must be a positive integer{' or null' if allow_none else ''}, got {value!r}")
-    return value
-
-
-def settings_from(cfg: DictConfig) -> Settings:
-    m, g = cfg.model, cfg.model.generation
-    alpha = float(cfg.stats.alpha)
-    if not 0 < alpha < 1:
-        raise ConfigError(f"stats.alpha={alpha} must be between 0 and 1")
-    target = float(cfg.stats.target_effect)
-    if not 0 < target <= 1:
-        raise ConfigError(f"stats.target_effect={target} must be in (0, 1] (a change in accuracy)")
-    return Settings(
-        model=ModelInfo(m.name, m.get("hf_id"), m.get("revision"), m.apply_mode),
-        generation=GenerationSettings(
-            preset=g.preset, batch_size=_positive_int(g.batch_size, "model.generation.batch_size"),
-            seed=g.get("seed"), max_new_tokens=g.get("max_new_tokens"), chat=m.prompt.get("chat"),
-            template=m.prompt.template, samples=_positive_int(cfg.generation.samples, "generation.samples")),
-        metric=cfg.metric, loss_prefix=_loss_prefix(cfg), loss_chat=_loss_chat(cfg), loss_answer=str(cfg.loss.answer),
-        screen_size=_positive_int(cfg.screen.size, "screen.size", allow_none=True),
-        screen_threshold=float(cfg.screen.threshold), alpha=alpha, target_effect=target,
-        warn_share=float(cfg.failures.warn_share), compare_prompt=_compare_prompt(cfg),
-    )
-
-
-def _compare_prompt(cfg: DictConfig) -> str | None:
-    """compare.prompt, checked: a prompting arm needs text and a patch to compare it with."""
-    prompt = cfg.get("compare", {}).get("prompt")
-    if prompt is None:
-        return None
-    if not str(prompt).strip():
-        raise ConfigError("compare.prompt is empty: give the prompt change to compare the patch with, or null")
-    if cfg.patch.name == "none":
-        raise ConfigError("compare.prompt with patch=none: a prompting arm is compared with a patch; "
-                          "choose a patch (patch=math, patch=file ...) or leave compare.prompt null")
-    return str(prompt)
-
-
-def _loss_chat(cfg: DictConfig) -> bool:
-    """The loss in the format the job generates in: generation's chat setting unless loss.chat says otherwise."""
-    chat = cfg.loss.get("chat")
-    return bool(cfg.model.prompt.get("chat")) if chat is None else bool(chat)
-
-
-def _loss_prefix(cfg: DictConfig) -> str:
-    prefix = cfg.loss.get("answer_prefix")
-    if prefix is not None:
-        return str(prefix)
-    return "" if _loss_chat(cfg) else contract.LOSS_ANSWER_PREFIX
+DEFAULT_GUARD_SCORER = "auto"  # numbers graded as numbers, text by normalized equality
+ENTRY_KEYS = ("dataset", "scorer", "margin", "name")  # the others in a mapping entry are dataset keys
 
 
 @dataclass
@@ -131,6 +85,187 @@ def connect(cfg: DictConfig, checked: CheckedInputs) -> Parts:
 def build_parts(cfg: DictConfig) -> Parts:
     """Every part: checked first (`check_inputs`), then bound to the server (`connect`)."""
     return connect(cfg, check_inputs(cfg))
+
+
+def settings_from(cfg: DictConfig) -> Settings:
+    m, g = cfg.model, cfg.model.generation
+    alpha = float(cfg.stats.alpha)
+    if not 0 < alpha < 1:
+        raise ConfigError(f"stats.alpha={alpha} must be between 0 and 1")
+    target = float(cfg.stats.target_effect)
+    if not 0 < target <= 1:
+        raise ConfigError(f"stats.target_effect={target} must be in (0, 1] (a change in accuracy)")
+    return Settings(
+        model=ModelInfo(m.name, m.get("hf_id"), m.get("revision"), m.apply_mode),
+        generation=GenerationSettings(
+            preset=g.preset, batch_size=_positive_int(g.batch_size, "model.generation.batch_size"),
+            seed=g.get("seed"), max_new_tokens=g.get("max_new_tokens"), chat=m.prompt.get("chat"),
+            template=m.prompt.template, samples=_positive_int(cfg.generation.samples, "generation.samples")),
+        metric=cfg.metric, loss_prefix=_loss_prefix(cfg), loss_chat=_loss_chat(cfg), loss_answer=str(cfg.loss.answer),
+        screen_size=_positive_int(cfg.screen.size, "screen.size", allow_none=True),
+        screen_threshold=float(cfg.screen.threshold), alpha=alpha, target_effect=target,
+        warn_share=float(cfg.failures.warn_share), compare_prompt=_compare_prompt(cfg),
+    )
+
+
+def _positive_int(value, key: str, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be a positive integer{' or null' if allow_none else ''}, got {value!r}")
+    return value
+
+
+def _compare_prompt(cfg: DictConfig) -> str | None:
+    """compare.prompt, checked: a prompting arm needs text and a patch to compare it with."""
+    prompt = cfg.get("compare", {}).get("prompt")
+    if prompt is None:
+        return None
+    if not str(prompt).strip():
+        raise ConfigError("compare.prompt is empty: give the prompt change to compare the patch with, or null")
+    if cfg.patch.name == "none":
+        raise ConfigError("compare.prompt with patch=none: a prompting arm is compared with a patch; "
+                          "choose a patch (patch=math, patch=file ...) or leave compare.prompt null")
+    return str(prompt)
+
+
+def _loss_chat(cfg: DictConfig) -> bool:
+    """The loss in the format the job generates in: generation's chat setting unless loss.chat says otherwise."""
+    chat = cfg.loss.get("chat")
+    return bool(cfg.model.prompt.get("chat")) if chat is None else bool(chat)
+
+
+def _loss_prefix(cfg: DictConfig) -> str:
+    prefix = cfg.loss.get("answer_prefix")
+    if prefix is not None:
+        return str(prefix)
+    return "" if _loss_chat(cfg) else contract.LOSS_ANSWER_PREFIX
+
+
+# -- guards from config ---------------------------------------------------------------------------------
+# `guards` in the config is a list. An entry is a dataset option's name (`guards=[capitals,gsm8k]`),
+# or a mapping that names one and sets the guard's own scorer, margin and dataset keys
+# (`guards=[{dataset:gsm8k,scorer:numeric,margin:0.03,sample:100}]`). Hydra composes each option from
+# the dataset and scorer groups (`compose_guards`, over the same schema as `dataset=`), and the
+# composed nodes replace the names in the job's config before its run is created, so the logged config
+# holds every guard whole and `reproduce` and `confirm` rerun them without today's conf/.
+
+def compose_guards(cfg: DictConfig) -> None:
+    """Replace each guard entry in `cfg.guards` by its composed form {name, dataset, scorer, margin}
+    (a ConfigError naming an unknown dataset or scorer option, or a bad margin)."""
+    from hydra.errors import HydraException
+
+    default = cfg.guard.margin
+    _margin(None, None, default)
+    composed = []
+    for raw in cfg.get("guards") or []:
+        entry = _entry(raw)
+        if isinstance(entry["dataset"], dict):  # already composed (a logged config)
+            name = entry.get("name") or entry["dataset"].get("name")
+            composed.append({**entry, "name": name, "margin": _margin(entry.get("margin"), name, default)})
+            continue
+        option, scorer = entry["dataset"], entry.get("scorer") or DEFAULT_GUARD_SCORER
+        name = entry.get("name") or option
+        extra = [f"dataset.{k}={_literal(v)}" for k, v in entry.items() if k not in ENTRY_KEYS]
+        try:
+            node = _compose([f"dataset={option}", f"scorer={scorer}", *extra])
+        except HydraException as e:
+            raise ConfigError(f"guards: guard {name!r} ({option}, scorer {scorer}) cannot be composed: "
+                              f"{str(e).splitlines()[0]}") from None
+        composed.append({"name": name, "dataset": plain(node.dataset), "scorer": plain(node.scorer),
+                         "margin": _margin(entry.get("margin"), name, default)})
+    names = [g["name"] for g in composed]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"guards: {', '.join(dup)} named twice; give one a name (guards=[{{dataset:..,name:..}}])")
+    with open_dict(cfg):
+        cfg.guards = ListConfig(composed)
+
+
+def _entry(raw) -> dict[str, Any]:
+    if isinstance(raw, str):
+        return {"dataset": raw}
+    if isinstance(raw, (DictConfig, dict)):
+        entry: dict[str, Any] = plain(raw) if isinstance(raw, DictConfig) else dict(raw)
+        if not isinstance(entry.get("dataset"), (str, dict)):
+            raise ConfigError(f"guards: entry {entry} names no dataset (guards=[{{dataset:NAME,...}}])")
+        return entry
+    raise ConfigError(f"guards: entry {raw!r} is neither a dataset option's name nor a mapping with `dataset`")
+
+
+def _margin(value, name: str | None, default: float) -> float:
+    """The guard's margin (its own, else guard.margin), in (0, 1); `name` None checks guard.margin itself."""
+    margin = default if value is None else value
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < 1:
+        where = f"guards[{name}].margin" if value is not None and name is not None else "guard.margin"
+        raise ConfigError(f"{where}={margin!r} must be a number between 0 and 1 exclusive "
+                          "(the accuracy drop a guard tolerates)")
+    return float(margin)
+
+
+def _compose(overrides: list[str]) -> DictConfig:
+    """The shipped config with `overrides`, composed by Hydra (inside the running job's Hydra when there is one)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    if GlobalHydra.instance().is_initialized():
+        path = list(HydraConfig.get().searchpath) if HydraConfig.initialized() else []
+        extra = [f"hydra.searchpath=[{','.join(path)}]"] if path else []
+        return compose("config", overrides=overrides + extra)
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def _literal(value) -> str:
+    """A value as a Hydra override's right-hand side."""
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def build_guards(cfg: DictConfig, target: Dataset) -> list[Guard]:
+    """The composed guards as parts, each dataset loaded and its scorer checked against its golds; a
+    guard with the target's own items is refused (it would only repeat the target's test)."""
+    out = []
+    for g in cfg.get("guards") or []:
+        dataset = build(g.dataset, f"guards[{g.name}].dataset")
+        scorer = build(g.scorer, f"guards[{g.name}].scorer")
+        scorer.check_golds(dataset.items)
+        if dataset.fingerprint == target.fingerprint or {i.id for i in dataset.items} == {i.id for i in target.items}:
+            raise ConfigError(f"guards: guard {g.name!r} has the target's own items ({target.source}): a guard "
+                              "must be another task (guards=[...] another dataset, or guards=[] for none)")
+        out.append(Guard(str(g.name), dataset, scorer, float(g.margin), []))
+    return out
+
+
+
+# -- config nodes as parts or plain data -----------------------------------------------------------------
+
+def build(node: DictConfig, group: str):
+    """instantiate() a config group. Hydra wraps whatever the target raises; a hookbench error
+    (a bad file, line or field) is surfaced as itself so it keeps its message and exit code."""
+    try:
+        return instantiate(node)
+    except MissingMandatoryValue as e:
+        raise _missing(group, e) from None
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, HookbenchError):
+            raise cause from None
+        if isinstance(cause, MissingMandatoryValue):
+            raise _missing(group, cause) from None
+        raise ConfigError(f"{group}: could not build it from its config: {cause or e}") from None
+
+
+def _missing(group: str, e: MissingMandatoryValue) -> ConfigError:
+    key = e.full_key if e.full_key and e.full_key.startswith(group + ".") else f"{group}.{e.full_key or '?'}"
+    return ConfigError(f"{key} is not set: set {key}=... on the command line")
+
+
+def plain(node: DictConfig) -> dict[str, Any]:
+    """A config node as plain, resolved dicts and lists (a mapping node is always a dict)."""
+    out = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(out, dict)
+    return out  # type: ignore[return-value]  # keys of a config mapping are strings
 
 
 def generation_store_path(cfg: DictConfig) -> Path:

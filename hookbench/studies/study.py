@@ -21,9 +21,8 @@ from hookbench.base import mlflow_keys
 from hookbench.base.errors import ConfigError, PatchError
 from hookbench.base.outcomes import Verdict
 from hookbench.base.signals import Terminated, graceful_signals
-from hookbench.evaluation.build import build, plain
 from hookbench.evaluation.loop import generation_extras
-from hookbench.evaluation.parts import build_parts
+from hookbench.evaluation.parts import build, build_parts, plain
 from hookbench.hookapi import contract
 from hookbench.job import hydra_dirs, run_job
 from hookbench.reports.formatting import fmt_delta

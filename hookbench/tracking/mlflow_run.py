@@ -13,8 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 from hookbench import __version__
 from hookbench.base import mlflow_keys
 from hookbench.base.outcomes import Screen, Verdict
-from hookbench.evaluation.build import plain
 from hookbench.evaluation.job_output import JobOutput
+from hookbench.evaluation.parts import plain
 from hookbench.reports.formatting import guard_tag, guards_hurt, job_note
 from hookbench.reports.plots import verdict_hex
 from hookbench.tracking import naming
