@@ -20,7 +20,7 @@ from hookbench.testing.mlflow_store import runs
 
 @pytest.mark.slow
 def test_a_missing_patch_file_fails_before_any_server_or_run(tmp_path):
-    proc = run_cli(["model=tiny", "patch=file", "patch.path=/nonexistent.json"], tmp_path, timeout=300)
+    proc = run_cli(["model=tiny", "patch=file", "patch.path=/nonexistent.json", "guards=[]"], tmp_path, timeout=300)
     assert proc.returncode == 5, proc.stderr[-2000:]
     assert "patch file not found: /nonexistent.json" in proc.stderr
     assert "starting the model server" not in proc.stderr and "Traceback" not in proc.stderr
@@ -29,7 +29,7 @@ def test_a_missing_patch_file_fails_before_any_server_or_run(tmp_path):
 
 @pytest.mark.slow
 def test_a_sweep_counts_jobs_that_failed_their_checks_and_ends_failed(tmp_path):
-    proc = run_cli(["-m", "model=tiny", "patch=file", "patch.path=/nonexistent.json,/also-missing.json"],
+    proc = run_cli(["-m", "model=tiny", "patch=file", "patch.path=/nonexistent.json,/also-missing.json", "guards=[]"],
                    tmp_path, timeout=300)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "2 jobs, 2 failed" in proc.stderr and "starting the model server" not in proc.stderr

@@ -42,7 +42,7 @@ def test_bad_engine_and_launch_python_are_config_errors():
 
 
 def test_job_with_a_bad_engine_exits_2_before_a_server_starts(tmp_path):
-    p = run_cli(["model=tiny", "model.server.launch.engine=trt", "dataset.n=2"], cwd=tmp_path, timeout=300)
+    p = run_cli(["model=tiny", "model.server.launch.engine=trt", "dataset.n=2", "guards=[]"], cwd=tmp_path, timeout=300)
     assert p.returncode == 2 and "full_key: model.server.launch.engine" in p.stderr and "'trt'" in p.stderr
     assert "starting the model server" not in p.stderr + p.stdout
 

@@ -60,7 +60,7 @@ def test_a_job_writes_only_members_to_its_tags_items_and_report(tmp_path, stock_
     stock_server.fail_calls = {1}  # an error text in a 200
     stock_server.empty_for = {queries[3]}
     args, env = stock_args(stock_server)
-    p = run_cli([*args, "dataset=arithmetic", "dataset.n=6", "patch=none"], tmp_path, env)
+    p = run_cli([*args, "dataset=arithmetic", "dataset.n=6", "patch=none", "guards=[]"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("hookbench").experiment_id])

@@ -71,7 +71,7 @@ def test_plan_counts_generations_and_wall_time_for_a_sweep():
 @pytest.mark.slow
 def test_plan_cli_reads_a_pilot_run(stock_server, tmp_path):
     args, env = stock_args(stock_server)
-    p = run_cli([*args, "dataset.n=6", "patch=none"], tmp_path, env)
+    p = run_cli([*args, "dataset.n=6", "patch=none", "guards=[]"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = runs(tmp_path)
     r = run_cli(["plan", run.info.run_id, "--effect", "0.1", "--patches", "3"], tmp_path, env)

@@ -33,7 +33,7 @@ def damaged_server(tmp_path_factory):
 @pytest.mark.slow
 def test_the_study_confirms_the_planted_repair(damaged_server, tmp_path):
     searchpath = write_external_models(tmp_path / "conf", {"damaged": ("smollm2", damaged_server)})
-    p = run_cli(["study", "model=damaged", searchpath, *SEARCH], tmp_path)
+    p = run_cli(["study", "model=damaged", searchpath, *SEARCH, "guards=[]"], tmp_path)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     (test_run,) = [r for r in runs(tmp_path) if r.data.tags.get("hookbench.confirms")]
     assert test_run.data.tags[mlflow_keys.TAG_VERDICT] == "improves" and test_run.data.params["dataset.split"] == "test"

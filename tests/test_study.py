@@ -25,7 +25,7 @@ SEARCH = ["search.objective=loss", "search.trials=12", "search.items=4", "search
 
 def study(server, tmp_path, *extra: str) -> subprocess.CompletedProcess:
     args, env = stock_args(server)
-    return run_cli(["study", *args, *SEARCH, *extra], tmp_path, env)
+    return run_cli(["study", *args, *SEARCH, *extra, "guards=[]"], tmp_path, env)
 
 
 def parent_and_children(tmp_path) -> tuple:
@@ -113,7 +113,7 @@ def score(run) -> tuple:
 def test_the_accuracy_search_climbs_its_rungs_at_the_planned_cost_and_restores_every_candidate(stock_server, tmp_path):
     before = stock_server.weights_sha256()
     args, env = stock_args(stock_server)
-    p = run_cli(["study", *args, *ACCURACY], tmp_path, env)
+    p = run_cli(["study", *args, *ACCURACY, "guards=[]"], tmp_path, env)
     assert p.returncode in (0, 1), p.stderr[-3000:]
     parent, children = parent_and_children(tmp_path)
     m = parent.data.metrics
@@ -157,7 +157,7 @@ def test_sigterm_mid_rung_restores_the_server_and_the_study_resumes_from_its_fin
     parent, children = parent_and_children(tmp_path)
     assert parent.info.status == "KILLED" and len(rung_runs(children, 0)) == 6
     generations_before = stock_server.generations
-    p = run_cli(["study", *args, *ACCURACY], tmp_path, env)
+    p = run_cli(["study", *args, *ACCURACY, "guards=[]"], tmp_path, env)
     assert p.returncode in (0, 1), p.stderr[-3000:]
     parent, children = parent_and_children(tmp_path)
     assert parent.info.status == "FINISHED" and parent.data.metrics[mlflow_keys.PLAN_TRIALS] == 0, "no trial is run again"
@@ -206,15 +206,15 @@ def test_sigterm_mid_search_restores_the_server_and_the_study_resumes(stock_serv
 
 @pytest.mark.slow
 def test_a_bad_search_space_is_refused_by_name_before_anything_runs(tmp_path):
-    p = run_cli(["study", "model=qwen72b", "search.space.ops=[clamp_max]"], tmp_path, {"QWEN72B_URL": "http://127.0.0.1:9"})
+    p = run_cli(["study", "model=qwen72b", "search.space.ops=[clamp_max]", "guards=[]"], tmp_path, {"QWEN72B_URL": "http://127.0.0.1:9"})
     assert p.returncode == 2 and "search.space.ops" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
-    p = run_cli(["study", "model=qwen72b", "search.space.layers.low=5", "search.space.layers.high=2"], tmp_path,
+    p = run_cli(["study", "model=qwen72b", "search.space.layers.low=5", "search.space.layers.high=2", "guards=[]"], tmp_path,
                 {"QWEN72B_URL": "http://127.0.0.1:9"})
     assert p.returncode == 2 and "search.space.layers" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
     for bad, key in [("search.rungs=[8,4]", "search.rungs"), ("search.rungs=[8,100000]", "search.rungs"),
                      ("search.trials=0", "search.trials"), ("search.objective=bleu", "search.objective"),
                      ("search.eta=1", "search.eta")]:
-        p = run_cli(["study", "model=qwen72b", bad], tmp_path, {"QWEN72B_URL": "http://127.0.0.1:9"})
+        p = run_cli(["study", "model=qwen72b", bad, "guards=[]"], tmp_path, {"QWEN72B_URL": "http://127.0.0.1:9"})
         assert p.returncode == 2 and key in p.stderr and "Traceback" not in p.stderr, (bad, p.stderr[-2000:])
     assert not (tmp_path / "mlruns").exists(), "nothing was created"
 
@@ -327,7 +327,7 @@ def test_the_agreement_of_loss_and_accuracy_counts_pairs_as_kendall_does():
 @pytest.mark.slow
 def test_auto_measures_loss_and_accuracy_on_rung_0_and_reports_their_agreement(stock_server, tmp_path):
     args, env = stock_args(stock_server)
-    p = run_cli(["study", *args, *ACCURACY, "search.objective=auto", "search.trials=5", "search.rungs=[2,4]", "search.keep=1"],
+    p = run_cli(["study", *args, *ACCURACY, "search.objective=auto", "search.trials=5", "search.rungs=[2,4]", "search.keep=1", "guards=[]"],
                 tmp_path, env)
     assert p.returncode in (0, 1), p.stderr[-3000:]
     parent, children = parent_and_children(tmp_path)
@@ -353,7 +353,7 @@ def within_2x_of_the_wall(run, tmp_path) -> tuple[float, float]:
 @pytest.mark.slow
 def test_the_wall_estimate_is_within_2x_of_the_wall_on_the_stock_stand_in(stock_server, tmp_path):
     args, env = stock_args(stock_server)
-    estimate, wall = within_2x_of_the_wall(lambda: run_cli(["study", *args, *ACCURACY], tmp_path, env),
+    estimate, wall = within_2x_of_the_wall(lambda: run_cli(["study", *args, *ACCURACY, "guards=[]"], tmp_path, env),
                                            tmp_path)
     assert wall / 2 <= estimate <= 2 * wall, (estimate, wall)
 
@@ -361,7 +361,7 @@ def test_the_wall_estimate_is_within_2x_of_the_wall_on_the_stock_stand_in(stock_
 @pytest.mark.slow
 def test_the_wall_estimate_is_within_2x_of_the_wall_on_the_batched_reference_server(tiny_clean, tmp_path):
     searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
-    cmd = ["study", "model=ext_tiny", searchpath, *ACCURACY, "search.rungs=[8,16,24]", "dataset.n=60", "patch=none"]
+    cmd = ["study", "model=ext_tiny", searchpath, *ACCURACY, "search.rungs=[8,16,24]", "dataset.n=60", "patch=none", "guards=[]"]
     estimate, wall = within_2x_of_the_wall(lambda: run_cli(cmd, tmp_path), tmp_path)
     assert wall / 2 <= estimate <= 2 * wall, (estimate, wall)
 

@@ -117,7 +117,7 @@ def test_a_secret_given_to_a_launched_server_reaches_no_file_of_the_store(tmp_pa
     secrets = ["s3cr3t-value", "urlpw-s3cr3t"]
     launch, seen = recording_launch(tmp_path)
     r = run_cli(["model=tiny", "dataset.n=2", f"+model.server.launch.env.HF_TOKEN={secrets[0]}",
-                 f"model.server.url=http://bench:{secrets[1]}@127.0.0.1:9", launch], cwd=tmp_path)
+                 f"model.server.url=http://bench:{secrets[1]}@127.0.0.1:9", launch, "guards=[]"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     token = seen.read_text()
     assert len(token) >= 32, "the launched server got no bearer token"
@@ -135,7 +135,7 @@ def test_a_secret_given_to_a_launched_server_reaches_no_file_of_the_store(tmp_pa
 @pytest.mark.slow
 def test_two_first_runs_started_together_in_a_fresh_directory(tmp_path, local_store):
     with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda _: run_cli(["model=tiny", "dataset.n=2"], cwd=tmp_path), range(2)))
+        results = list(pool.map(lambda _: run_cli(["model=tiny", "dataset.n=2", "guards=[]"], cwd=tmp_path), range(2)))
     for r in results:
         assert r.returncode == 0, r.stderr[-3000:]
         assert "duplicate column name" not in r.stderr

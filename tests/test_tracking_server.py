@@ -30,7 +30,7 @@ def test_a_sweep_and_its_reproduction_log_to_the_tracking_server(tracking_server
     work.mkdir()
     elsewhere.mkdir()
     p = run_cli(["-m", "hydra/launcher=joblib", "model=tiny", "model.server.launch.enabled=false",
-                 f"model.server.url={tiny_clean.url}", "patch=general,math", "dataset.n=4"], work, env)
+                 f"model.server.url={tiny_clean.url}", "patch=general,math", "dataset.n=4", "guards=[]"], work, env)
     assert p.returncode == 0, p.stderr[-3000:]
 
     client = MlflowClient(url)
