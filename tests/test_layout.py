@@ -21,7 +21,7 @@ RANK = {
     "reports": 3,
     "tracking": 4,
     "job": 5, "entry": 5, "callbacks": 5,
-    "studies": 6, "ui": 6,
+    "studies": 6, "ui": 6, "compare": 6,
     "commands": 7,
     "__main__": 8,
     "reproduce": 9, "confirm": 9, "study": 9, "plan": 9,  # the old spellings: python -m hookbench.plan, ...
