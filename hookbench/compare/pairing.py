@@ -78,8 +78,9 @@ def pair_logs(a: Log, b: Log, intersect: bool) -> Pairing:
 def _common_tasks(a: Log, b: Log, ia: Index, ib: Index, intersect: bool, pairing: Pairing) -> set[str]:
     ta, tb = {t for t, _ in ia}, {t for t, _ in ib}
     if (ta - tb or tb - ta) and not intersect:
-        raise DataError(f"tasks in one log only: {sorted(ta - tb)} only in {a.source}, {sorted(tb - ta)} only in "
-                        f"{b.source}; pass --intersect to compare the {len(ta & tb)} tasks in both")
+        sides = [f"{', '.join(sorted(only))} only in {log.source}" for log, only in ((a, ta - tb), (b, tb - ta)) if only]
+        raise DataError(f"tasks in one log only: {'; '.join(sides)}; pass --intersect to compare the "
+                        f"{len(ta & tb)} tasks in both")
     for t in sorted(ta - tb):
         pairing.only_a[t] = ["(whole task)"]
     for t in sorted(tb - ta):
