@@ -13,7 +13,6 @@ from hookbench.testing.cli import run_cli
 from hookbench.testing.lm_eval_runs import TASK, run_lm_eval, scaled_copy
 from hookbench.testing.store import runs
 
-pytest.importorskip("lm_eval", reason="lm-eval is a dev dependency (pip install -e .[dev])")
 EDIT = ("model.layers.15.mlp.down_proj.weight", 4.0)  # flips about a third of the answers
 LIMIT = 16
 
