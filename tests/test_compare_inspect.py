@@ -41,9 +41,12 @@ def _inspect_log(folder: Path, answer: str) -> Path:
 
 
 def _output(text: str):
-    from inspect_ai.model import ModelOutput
+    """A mock answer with its token usage set, so inspect counts no tokens (its tokenizer is a download)."""
+    from inspect_ai.model import ModelOutput, ModelUsage
 
-    return ModelOutput.from_content(model="mockllm/model", content=text)
+    output = ModelOutput.from_content(model="mockllm/model", content=text)
+    output.usage = ModelUsage(input_tokens=5, output_tokens=1, total_tokens=6)
+    return output
 
 
 def test_compare_reads_real_inspect_logs_with_epochs_as_draws(tmp_path, capsys):

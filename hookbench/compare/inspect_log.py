@@ -57,4 +57,6 @@ def read(path: Path) -> Log:
                     continue
                 log.scores.append(Score(task, metric, str(sample.id), x, int(sample.epoch), None, hashes))
                 log.higher_is_better[(task, metric)] = True
+    if not log.scores:
+        raise DataError(f"{path}: an inspect_ai log (status {eval_log.status}) with no scored sample")
     return log
