@@ -197,3 +197,32 @@ def test_hookbench_items_with_draws_use_the_cluster_score_test(tmp_path, capsys)
     per_item = np.array([[r["patched_correct"] - r["baseline_correct"] for r in rows[2 * i:2 * i + 2]] for i in range(30)])
     assert row["n"] == 30 and row["draws"] == 2 and row["test"].startswith("cluster score test")
     assert row["delta"] == pytest.approx(per_item.mean())
+
+
+@pytest.mark.slow
+def test_a_logged_runs_two_arms_give_the_jobs_own_verdict(tmp_path, capsys, caplog):
+    """`compare RUN#baseline RUN#patched` reads the run's items.jsonl from the store; a patched-arm failure
+    leaves its item in one log only (refused, then --intersect), and the result is the job's own test."""
+    import mlflow
+
+    from hookbench.evaluation.results import compare as job_compare
+    from hookbench.reports.report import write_items
+    from hookbench.testing.records import failed, item, ok
+
+    rng = np.random.default_rng(5)
+    records = [item(i, ok("4", bool(rng.random() < 0.4)), ok("4", bool(rng.random() < 0.8)), task=None)
+               for i in range(40)] + [item(40, ok("4", True), failed("timeout"), task=None)]
+    (tmp_path / "out").mkdir()
+    write_items(tmp_path / "out", records)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    with mlflow.start_run(experiment_id=mlflow.create_experiment("hookbench")) as run:
+        mlflow.log_artifact(str(tmp_path / "out" / "items.jsonl"))
+    run_id = run.info.run_id
+    assert compare(tmp_path, f"{run_id}#baseline", f"{run_id}#patched", "--no-record") == 3
+    assert f"1 item ids only in {run_id}#baseline (first: q40)" in caplog.text
+    assert compare(tmp_path, f"{run_id}#baseline", f"{run_id}#patched", "--no-record", "--intersect", "--json") == 0
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    own = job_compare(records, draws=1, alpha=0.05)
+    assert (row["n"], row["fixed"], row["broken"], row["verdict"]) == (own.n, own.fixed, own.broken, own.verdict)
+    assert (row["delta"], row["ci_low"], row["ci_high"], row["p_value"]) == pytest.approx(
+        (own.delta, own.ci_low, own.ci_high, own.p_value))
