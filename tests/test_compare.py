@@ -36,7 +36,8 @@ def write_samples(folder: Path, task: str, scores: dict[str, list[float]], ids: 
     with path.open("w") as f:
         for k, doc_id in enumerate(ids + ids[:extra_rows]):
             prompt = (prompts or {}).get(doc_id, f"{task} question {doc_id}")
-            row = {"doc_id": doc_id, "doc": {"q": prompt}, "target": "1", "arguments": {}, "resps": [],
+            row = {"doc_id": doc_id, "doc": {"q": prompt}, "target": "1", "resps": [],
+                   "arguments": {"gen_args_0": {"arg_0": prompt, "arg_1": {"until": ["\n"]}}},
                    "filtered_resps": [], "filter": "none", "metrics": list(scores),
                    "doc_hash": _sha(f"doc {task} {doc_id}"), "prompt_hash": _sha(prompt), "target_hash": _sha("1"),
                    **{m: v[k % n] for m, v in scores.items()}}
@@ -104,6 +105,16 @@ def test_the_comparison_is_recorded_as_a_parent_run_with_a_child_per_metric(tmp_
 
     files = {f.path for f in MlflowClient().list_artifacts(parent.info.run_id)}
     assert {"report.md", "report.html", "compare.json"} <= files
+
+
+def test_documents_asking_the_same_are_one_cluster(tmp_path, capsys):
+    a, b = paired_scores(fixed=14, broken=4, both_right=30, both_wrong=22)
+    same = {0: "one question", 1: "one question", 2: "one question"}  # three documents, one request
+    write_samples(tmp_path / "a", "arith", {"acc": a}, prompts=same)
+    write_samples(tmp_path / "b", "arith", {"acc": b}, prompts=same)
+    assert compare(tmp_path, str(tmp_path / "a"), str(tmp_path / "b"), "--json", "--no-record") == 0
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert (row["n"], row["n_clusters"]) == (70, 68) and "design effect of 68 query clusters" in row["test"]
 
 
 def test_holm_across_tasks_and_a_guard_judged_by_non_inferiority(tmp_path, capsys):

@@ -2,13 +2,15 @@
 
 A row holds `doc_id`, `filter`, the names of its `metrics` and each metric's value, and the
 `doc_hash`, `prompt_hash` and `target_hash` lm-eval computes. The metric compared is lm-eval's own
-`metric,filter` name (just `metric` for the filter `none`); the direction comes from
+`metric,filter` name (just `metric` for the filter `none`); documents whose requests are identical
+(lm-eval's `arguments`) are one cluster; the direction comes from
 `higher_is_better` in the `results_<date>.json` lm-eval writes beside the samples (else higher is
 better). lm-eval ships no reader for these files, only their names: the task is the name's middle.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -64,6 +66,15 @@ def directions(samples: Path) -> dict[str, bool]:
     return {str(k): bool(v) for k, v in table.get(task, {}).items() if v is not None}
 
 
+def _query(row: dict) -> str | None:
+    """What the model was asked for this document: every request's arguments (context with each
+    continuation, or prompt with generation settings). Documents asking the same are one cluster;
+    the prompt alone is not enough (two documents with one question and other choices differ)."""
+    if "arguments" not in row:
+        return row.get("prompt_hash")
+    return hashlib.sha256(json.dumps(row["arguments"], sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
 def read(source: str, paths: list[Path]) -> Log:
     log = Log(source, "lm-eval")
     for task, path in sorted(samples_files(source, paths).items()):
@@ -87,4 +98,4 @@ def _read_task(log: Log, task: str, path: Path) -> None:
                 log.skipped[(task, name)] = "not one number per document (lm-eval aggregates it over documents)"
                 continue
             log.higher_is_better.setdefault((task, name), higher.get(str(metric), True))
-            log.scores.append(Score(task, name, str(row["doc_id"]), value, 0, row.get("prompt_hash"), hashes))
+            log.scores.append(Score(task, name, str(row["doc_id"]), value, 0, _query(row), hashes))
