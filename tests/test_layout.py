@@ -21,7 +21,7 @@ RANK = {
     "reports": 3,
     "tracking": 4,
     "job": 5,
-    "studies": 6,
+    "studies": 6, "compare": 6,
     "cli": 7,
     "__main__": 8,  # `python -m hookbench`: a few lines calling hookbench.cli.main
     "testing": 9,  # what tests and benchmarks share; nothing in hookbench imports it

@@ -1,4 +1,4 @@
-"""The argument-parsing subcommands of `hookbench`: reproduce, confirm, plan, server, ui.
+"""The argument-parsing subcommands of `hookbench`: reproduce, confirm, plan, compare, server, ui.
 
 Each parses its arguments here and imports the module that does the work only then, so that
 `hookbench COMMAND --help` and a mistyped argument cost no MLflow, torch, pandas or statsmodels import.
@@ -83,6 +83,32 @@ def plan(argv: list[str]) -> int:
         from hookbench.studies.plan import pilot_plan
 
         return pilot_plan(args.run_id, _store(args.tracking_uri), args.effect, args.patches, args.equivalence_margin)
+    return run_command(body)
+
+
+def compare(argv: list[str]) -> int:
+    parser = _parser("compare", "Paired verdict of B against A, two evaluation logs of the same items: lm-eval "
+                                "--log_samples output (a folder or samples_*.jsonl files joined by commas), a "
+                                "hookbench run id or items.jsonl (RUN#baseline for that arm; default patched), an "
+                                "inspect_ai log (extra 'inspect'). Exit 3 when the logs do not pair.")
+    parser.add_argument("a", help="the baseline log")
+    parser.add_argument("b", help="the log compared with it: every delta is B − A")
+    parser.add_argument("--guard", action="append", default=[], metavar="TASK[:MARGIN]",
+                        help="judge TASK by non-inferiority at MARGIN (default 0.05), as a job's guard; repeatable")
+    parser.add_argument("--correction", default="holm", help="across the compared metrics: holm (default), bh, none")
+    parser.add_argument("--alpha", type=float, default=0.05, help="level of the tests (default 0.05)")
+    parser.add_argument("--intersect", action="store_true", help="compare the items in both logs, saying what is left out")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of tables")
+    parser.add_argument("--tracking-uri", default=None, help=STORE_HELP)
+    parser.add_argument("--experiment", default="hookbench", help="the MLflow experiment (default: hookbench)")
+    parser.add_argument("--no-record", action="store_true", help="log no MLflow run")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        from hookbench.compare.command import CompareArgs, run_compare
+
+        return run_compare(CompareArgs(args.a, args.b, args.guard, args.correction, args.alpha, args.intersect,
+                                       args.json, args.tracking_uri, args.experiment, not args.no_record))
     return run_command(body)
 
 

@@ -76,6 +76,7 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "reproduce": ("rerun a logged run from what it logged; say whether it agrees", commands.reproduce),
     "confirm": ("rerun a dev sweep's best patch sets on the test split", commands.confirm),
     "plan": ("size a study from a pilot run: items, generations, wall time", commands.plan),
+    "compare": ("paired verdict of two evaluation logs (lm-eval, hookbench, inspect)", commands.compare),
     "server": ("the reference hook server (--model, --port, --engine hf|vllm, ...)", commands.server),
     "ui": ("MLflow's UI on hookbench's store, opened at the results view", commands.ui),
 }
