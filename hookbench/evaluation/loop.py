@@ -27,7 +27,7 @@ from hookbench.evaluation.arm_generation import Arm, Generator, Served
 from hookbench.evaluation.guards import summarize_guard
 from hookbench.evaluation.job_output import JobOutput
 from hookbench.evaluation.patches import PatchSet
-from hookbench.evaluation.prompting import prompt_records, summarize_prompt
+from hookbench.evaluation.prompting import prompted_items, summarize_prompt
 from hookbench.evaluation.record import (
     DatasetRecord,
     GenerationRecord,
@@ -98,8 +98,8 @@ def generation_extras(g, client) -> dict:
     return extras
 
 
-def item_records(dataset, g) -> list[ItemResult]:
-    """One record per item and draw, with the exact query the server is sent."""
+def unanswered_items(dataset, g) -> list[ItemResult]:
+    """One item result per item and draw, not yet answered, with the exact query the server is sent."""
     return [ItemResult(it.id, it.task, it.prompt, g.query(it.prompt), it.gold, draw=d)
             for it in dataset.items for d in range(g.samples)]
 
@@ -158,13 +158,13 @@ class EvaluationLoop:
     def run(self) -> JobOutput:
         s = self.settings
         self._check_server()
-        items = item_records(self.parts.dataset, s.generation)
+        items = unanswered_items(self.parts.dataset, s.generation)
         for g in self.parts.guards:
-            g.items = item_records(g.dataset, s.generation)
+            g.items = unanswered_items(g.dataset, s.generation)
         if s.compare_prompt is not None:
-            self.prompts = prompt_records(items, s.compare_prompt, s.generation.query)
+            self.prompts = prompted_items(items, s.compare_prompt, s.generation.query)
             for g in self.parts.guards:  # the prompting arm on the guards too: does asking differently hurt them?
-                g.prompts = prompt_records(g.items, s.compare_prompt, s.generation.query)
+                g.prompts = prompted_items(g.items, s.compare_prompt, s.generation.query)
         with self.scope:  # the server's patch state is ours until restored, whatever happens
             self.phase_s["server_wait"] = self.scope.waited
             screen = self._measure(items)

@@ -26,8 +26,8 @@ def prompted(prompt: str, item_prompt: str) -> str:
     return prompt.replace("{prompt}", item_prompt) if "{prompt}" in prompt else f"{prompt}\n\n{item_prompt}"
 
 
-def prompt_records(items: list[ItemResult], prompt: str, query) -> list[ItemResult]:
-    """One record per target record; the prompted answer goes in its `patched` slot."""
+def prompted_items(items: list[ItemResult], prompt: str, query) -> list[ItemResult]:
+    """One item result per target item result; the prompted answer goes in its `patched` slot."""
     return [ItemResult(r.id, r.task, prompted(prompt, r.prompt), query(prompted(prompt, r.prompt)), r.gold, r.draw)
             for r in items]
 
