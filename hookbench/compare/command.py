@@ -11,8 +11,8 @@ from hookbench.base import mlflow_keys
 from hookbench.base.errors import ConfigError
 from hookbench.compare.logs import read_log
 from hookbench.compare.pairing import pair_logs
-from hookbench.compare.record import PARAM_A, PARAM_B, PARAM_CORRECTION, log_comparison
-from hookbench.compare.report import as_json, console_text, markdown
+from hookbench.compare.mlflow_record import PARAM_A, PARAM_B, PARAM_CORRECTION, log_comparison
+from hookbench.compare.tables import as_json, console_text, markdown
 from hookbench.compare.verdicts import judge, parse_guards
 from hookbench.stats import CORRECTIONS
 
