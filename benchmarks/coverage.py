@@ -18,8 +18,8 @@ import subprocess
 import sys
 import time
 
-from hookbench import names
-from hookbench.evaluation.schema import schema_default
+from hookbench.base import mlflow_keys
+from hookbench.evaluation.config_schema import schema_default
 from hookbench.stats.coverage import FULL, KINDS, MODERATE, cells, simulate
 
 
@@ -31,7 +31,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="the issue's full grid (long)")
     parser.add_argument("--reps", type=int, default=None, help="data sets per cell (default 1000; 2000 with --full)")
-    parser.add_argument("--alpha", type=float, default=schema_default(names.STATS_ALPHA), help="default: conf/config.yaml stats.alpha")
+    parser.add_argument("--alpha", type=float, default=schema_default(mlflow_keys.STATS_ALPHA), help="default: conf/config.yaml stats.alpha")
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated subset of {', '.join(KINDS)}")
     args = parser.parse_args()
     grid, reps = (FULL, args.reps or 2000) if args.full else (MODERATE, args.reps or 1000)

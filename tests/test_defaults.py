@@ -1,4 +1,4 @@
-"""Defaults live in one home: conf/*.yaml, mirrored by the config schema (hookbench/evaluation/schema.py).
+"""Defaults live in one home: conf/*.yaml, mirrored by the config schema (hookbench/evaluation/config_schema.py).
 
 A literal default for a configured setting anywhere else (a keyword default `alpha=0.05`, a module
 constant `TARGET_EFFECT = 0.03`, a fallback `params.get(STATS_ALPHA, 0.05)` or `0.05 if alpha is None
@@ -13,10 +13,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from hookbench.evaluation.schema import schema_default
+from hookbench.evaluation.config_schema import schema_default
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "hookbench" / "evaluation" / "schema.py"
+SCHEMA = ROOT / "hookbench" / "evaluation" / "config_schema.py"
 SETTINGS = ("alpha", "target_effect", "margin", "correction")  # the configured settings checked here
 CORRECTIONS = ("holm", "bh", "none")  # stats.correction's values
 
@@ -26,7 +26,7 @@ def _is_setting(name: str) -> bool:
 
 
 def _named(node: ast.AST) -> str:
-    """The name an expression is known by: `alpha`, `names.STATS_ALPHA` -> STATS_ALPHA, a string key."""
+    """The name an expression is known by: `alpha`, `mlflow_keys.STATS_ALPHA` -> STATS_ALPHA, a string key."""
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
@@ -112,14 +112,14 @@ def test_the_check_finds_each_kind_of_default():
         def summarize(records, draws=1, alpha=0.05, target_effect=None): ...
         def items_needed(diffs, groups, effect=TARGET_EFFECT, *, correction="holm"): ...
         def confirm(p, method="bh"):
-            return float(p.get(names.STATS_ALPHA, 0.05)), next((v for v in p.values()), TARGET_EFFECT)
+            return float(p.get(mlflow_keys.STATS_ALPHA, 0.05)), next((v for v in p.values()), TARGET_EFFECT)
         def note(alpha):
             alpha = ALPHA if alpha is None else alpha
             margin = margin or 0.03
             return compare_arms(b, p, alpha=0.05)
         parser.add_argument("--alpha", type=float, default=0.05)
         def fine(alpha, target_effect=None, margin: float | None = None, power=0.8, draws=1):
-            return p.get(names.STATS_ALPHA, schema_default(names.STATS_ALPHA))
+            return p.get(mlflow_keys.STATS_ALPHA, schema_default(mlflow_keys.STATS_ALPHA))
     """)
     found = literal_defaults(planted)
     assert [f.split(":")[0] for f in found] == ["2", "3", "4", "5", "5", "6", "7", "7", "9", "10", "11", "12"], found

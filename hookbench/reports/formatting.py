@@ -9,8 +9,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hookbench.base.outcomes import Agreement, GuardVerdict, Verdict
 from hookbench.stats import Comparison, Equivalence
-from hookbench.vocabulary import Agreement, GuardVerdict, Verdict
 
 if TYPE_CHECKING:
     from hookbench.evaluation.guards import GuardResult

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from hookbench.paths import cache_root
+from hookbench.base.paths import cache_root
 from hookbench.server import identity, placement
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ import statsmodels.api as sm
 from numpy.typing import ArrayLike
 from scipy.stats import t as t_dist
 
-from hookbench.vocabulary import Agreement
+from hookbench.base.outcomes import Agreement
 
 AGREES, DISAGREES, INCONCLUSIVE = Agreement.AGREES, Agreement.DISAGREES, Agreement.INCONCLUSIVE
 

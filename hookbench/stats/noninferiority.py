@@ -22,8 +22,8 @@ from numpy.typing import ArrayLike
 from scipy.stats import norm
 from scipy.stats import t as t_dist
 
+from hookbench.base.outcomes import GuardVerdict, Verdict
 from hookbench.stats.score import Sufficient, binary_z, cluster_z, paired_binary, paired_mean
-from hookbench.vocabulary import GuardVerdict, Verdict
 
 
 @dataclass(frozen=True)

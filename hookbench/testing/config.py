@@ -9,9 +9,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from hookbench import names
+from hookbench.base import mlflow_keys
+from hookbench.evaluation.config_schema import schema_default  # (importing it registers the config schema)
 from hookbench.evaluation.parts import settings_from
-from hookbench.evaluation.schema import schema_default  # (importing it registers the config schema)
 from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Settings
 from hookbench.testing.repo import CONF
 
@@ -46,4 +46,4 @@ def tiny_settings(preset: str = "benchmark", batch_size: int = 4, samples: int =
 
 # The configured level and target (conf/config.yaml stats; the schema holds the same values), for tests
 # that call the statistics directly: `compare_arms(b, p, **STATS)`.
-STATS = {"alpha": schema_default(names.STATS_ALPHA), "target_effect": schema_default(names.STATS_TARGET_EFFECT)}
+STATS = {"alpha": schema_default(mlflow_keys.STATS_ALPHA), "target_effect": schema_default(mlflow_keys.STATS_TARGET_EFFECT)}

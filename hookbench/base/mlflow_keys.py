@@ -163,6 +163,7 @@ PATCH_NAME = "patch.name"
 PATCH_HASH = "patch.hash"
 STATS_ALPHA = "stats.alpha"  # the level of every interval the run logged is 1 - alpha
 STATS_TARGET_EFFECT = "stats.target_effect"  # the change a run was sized for
+STATS_CORRECTION = "stats.correction"  # a sweep's (and compare's) multiple-comparison correction
 REPRODUCE_MARGIN = "reproduce.margin"  # how close a rerun must come to reproduce
 PATCH_SOURCE = "patch.source"
 PATCH_STRENGTH = "patch.strength"
