@@ -218,6 +218,7 @@ def test_a_logged_runs_two_arms_give_the_jobs_own_verdict(tmp_path, capsys, capl
 
     from hookbench.evaluation.results import compare as job_compare
     from hookbench.reports.report import write_items
+    from hookbench.testing.config import STATS
     from hookbench.testing.records import failed, item, ok
 
     rng = np.random.default_rng(5)
@@ -233,7 +234,7 @@ def test_a_logged_runs_two_arms_give_the_jobs_own_verdict(tmp_path, capsys, capl
     assert f"1 item ids only in {run_id}#baseline (first: q40)" in caplog.text
     assert compare(tmp_path, f"{run_id}#baseline", f"{run_id}#patched", "--no-record", "--intersect", "--json") == 0
     (row,) = json.loads(capsys.readouterr().out)["rows"]
-    own = job_compare(records, draws=1, alpha=0.05)
+    own = job_compare(records, draws=1, **STATS)
     assert (row["n"], row["fixed"], row["broken"], row["verdict"]) == (own.n, own.fixed, own.broken, own.verdict)
     assert (row["delta"], row["ci_low"], row["ci_high"], row["p_value"]) == pytest.approx(
         (own.delta, own.ci_low, own.ci_high, own.p_value))
