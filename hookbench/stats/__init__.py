@@ -70,8 +70,9 @@ def compare_arms(baseline: Sequence[float], patched: Sequence[float],
     their common score is ≥ 0.5 (for 0/1 scores: right in both), else `both_wrong`.
     0/1 scores, one draw: Tango's score test with the interval for the paired difference inverting
     it; repeated queries widen it by their design effect. Otherwise (draws, a loss) the cluster
-    score test, t with G − 1 df, and its inverted interval. Both at level 1 − alpha; for a loss
-    (lower is better) pass higher_is_better=False.
+    score test, t with G − 1 df, and its inverted interval; with too few clusters for it to reject
+    (G ≤ 6 at α = 0.05) no p, interval or MDE ("too few query clusters to test (G = 6)"). Both at
+    level 1 − alpha; for a loss (lower is better) pass higher_is_better=False.
     """
     b, p = _paired_arrays(baseline, patched)
     groups = _cluster_codes(clusters, len(b))
@@ -95,15 +96,17 @@ def compare_arms(baseline: Sequence[float], patched: Sequence[float],
     else:
         bounded = bool(((b >= 0) & (b <= 1) & (p >= 0) & (p <= 1)).all())  # scores: δ within [−1, 1]
         score = paired_mean(d, groups, alpha, bounded)
-        test = f"cluster score test (t, {max(n_clusters - 1, 0)} df) over {n_clusters} query clusters"
-        interval = "for the paired mean difference (patched − baseline), inverting the same cluster score test"
+        test = score.untestable or f"cluster score test (t, {max(n_clusters - 1, 0)} df) over {n_clusters} query clusters"
+        interval = (f"no interval ({score.untestable})" if score.untestable else
+                    "for the paired mean difference (patched − baseline), inverting the same cluster score test")
     p_value, ci_low, ci_high = score.p_value, score.ci_low, score.ci_high
+    mde = math.nan if score.untestable else minimum_detectable_effect(d, groups, alpha)
     if not d.any():  # nothing changed: "no change observed", no interval
         p_value, ci_low, ci_high = 1.0, math.nan, math.nan
     verdict = Verdict.NO_CHANGE_OBSERVED if not d.any() else _verdict(float(d.mean()), p_value, alpha, higher_is_better)
     needed = items_needed(d, groups, target_effect, alpha) if higher_is_better else 0
     return Comparison(n, n_clusters, draws, fixed, broken, both_right, both_wrong, float(d.mean()),
-                      ci_low, ci_high, p_value, minimum_detectable_effect(d, groups, alpha),
+                      ci_low, ci_high, p_value, mde,
                       alpha, verdict, test, interval, higher_is_better, needed, target_effect)
 
 def adjust_p_values(p_values: Sequence[float], method: str = "holm") -> list[float]:
