@@ -21,7 +21,7 @@ import numpy as np
 from scipy.stats import norm
 from scipy.stats import t as t_dist
 
-from hookbench.stats.score import VARIANCE_FLOOR, Sufficient, binary_df, binary_z, cluster_z, paired_binary, paired_mean
+from hookbench.stats.score import VARIANCE_FLOOR, Sufficient, binary_df, binary_z, cluster_z, no_spread, paired_binary, paired_mean
 from hookbench.vocabulary import GuardVerdict, Verdict
 
 DEFAULT_MARGIN = 0.05  # conf/config.yaml guard.margin; see docs/guards.md for why
@@ -48,7 +48,7 @@ def ni_p_value(d: np.ndarray, groups: np.ndarray, margin: float, binary: bool) -
         return float(norm.sf(z) if df is None else t_dist.sf(z, df))
     if s.n_clusters < 2:
         return math.nan
-    floor = VARIANCE_FLOOR if not s.item_var(s.total / s.n) > 0 else 0.0  # as paired_mean: identical differences
+    floor = VARIANCE_FLOOR if no_spread(s) else 0.0  # as paired_mean: identical differences
     return float(t_dist.sf(cluster_z(s, np.array([-margin]), floor)[0], s.n_clusters - 1))
 
 

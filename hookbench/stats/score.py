@@ -144,7 +144,7 @@ def paired_mean(d: np.ndarray, groups: np.ndarray, alpha: float, bounded: bool) 
         return ScoreResult(math.nan, math.nan, math.nan, max(s.n_clusters - 1, 0), reason)
     df = s.n_clusters - 1
     est = s.total / s.n
-    floor = VARIANCE_FLOOR if bounded and not s.item_var(est) > 0 else 0.0  # identical differences only
+    floor = VARIANCE_FLOOR if bounded and no_spread(s) else 0.0  # identical differences only
     if bounded:
         limits = (-1.0, 1.0)
     else:
@@ -160,9 +160,14 @@ def untestable(s: Sufficient, alpha: float, bounded: bool) -> str:
     g = s.n_clusters
     if g < 2 or math.sqrt(g) <= float(t_dist.ppf(1 - alpha / 2, g - 1)):
         return f"too few query clusters to test (G = {g})"
-    if not bounded and not s.item_var(s.total / s.n) > 0:
+    if not bounded and no_spread(s):
         return f"no spread in the {s.n} differences to test"
     return ""
+
+
+def no_spread(s: Sufficient) -> bool:
+    """Every difference equal (up to rounding: Σ(d_i − d̄)² within 1e-12 of the scale of the d²)."""
+    return not s.item_var(s.total / s.n) > 1e-12 * (s.item_sq + 1e-300)
 
 
 def invert(z: Callable, estimate: float, crit: float, p_of: Callable, limits: tuple[float, float],
