@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from hookbench.evaluation.parts import check_inputs
 from hookbench.stats.coverage import draw
@@ -59,14 +60,22 @@ def test_the_guards_power_is_the_largest_share_it_passes_at_80_percent():
     assert detectable_share(20, 0.05) == 0.0  # 20 items cannot show non-inferiority at 0.05 at all
 
 
+def default_guards() -> str:
+    """The shipped `guards` as an override (run_cli leaves guards out of jobs that do not name them)."""
+    entries = OmegaConf.to_container(compose_cfg(["model=tiny"]).guards)
+    assert isinstance(entries, list)
+    spelt = [e if isinstance(e, str) else "{" + ",".join(f"{k}:{v}" for k, v in e.items()) + "}" for e in entries]
+    return f"guards=[{','.join(spelt)}]"
+
+
 @pytest.mark.slow
 def test_a_harmless_patch_on_the_embedded_model_reads_non_inferior_on_the_default_guard(smol_clean, tmp_path):
     patch = tmp_path / "harmless.json"  # a 0.01% scale of one tensor: changes no greedy answer, or very few
     patch.write_text(json.dumps([{"tensor_name": "model.layers.0.mlp.up_proj.weight", "operation": "scale",
                                   "value": 1.0001, "target": "all"}]))
-    p = run_cli([*external(smol_clean), "dataset.n=8", "patch=file", f"patch.path={patch}"], tmp_path)
+    p = run_cli([*external(smol_clean), "dataset.n=8", "patch=file", f"patch.path={patch}", default_guards()], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = runs(tmp_path)
-    assert run.data.tags["guard_verdict"] == str(GuardVerdict.NON_INFERIOR), run.data.tags
+    assert run.data.tags.get("guard_verdict") == str(GuardVerdict.NON_INFERIOR), (p.stdout[-3000:], p.stderr[-2000:])
     assert run.data.metrics["guard/capitals/ci_low"] > -0.05
     assert "capitals non-inferior" in p.stdout + p.stderr and "power to show non-inferiority when" in p.stdout + p.stderr

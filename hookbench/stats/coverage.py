@@ -19,6 +19,7 @@ Kinds, each the way hookbench meets them:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -162,3 +163,29 @@ def non_inferiority_size(n: int, psi: float, margin: float, reps: int, alpha: fl
     rejected = sum(ni_p_value(draw("one draw", rng, groups, psi, -margin)[0], groups, margin, True) < alpha
                    for _ in range(reps))
     return rejected / reps, mc_se(rejected / reps, reps)
+
+
+def exact_coverage(n: int, psi: float, ratio: float, alpha: float = 0.05) -> tuple[float, float]:
+    """Exact coverage and (at δ = 0) type-I error of the one-draw interval and test: every table of
+    fixed / broken counts with its trinomial probability, no simulation (NaN type I where δ ≠ 0)."""
+    from scipy.stats import multinomial
+
+    delta = ratio * psi
+    f, b, low, high, p = _one_draw_tables(n, alpha)
+    weight = multinomial.pmf(np.stack([f, b, n - f - b], 1), n, [(psi + delta) / 2, (psi - delta) / 2, 1 - psi])
+    covered = float(weight[(low <= delta) & (delta <= high)].sum())
+    return covered, float(weight[p < alpha].sum()) if delta == 0 else math.nan
+
+
+@functools.lru_cache(maxsize=8)
+def _one_draw_tables(n: int, alpha: float) -> tuple[np.ndarray, ...]:
+    """Every (fixed, broken) table of n pairs with the interval and p `paired_binary` gives it."""
+    tables = [(f, b) for f in range(n + 1) for b in range(n + 1 - f)]
+    out = []
+    for f, b in tables:
+        d = np.r_[np.ones(f), -np.ones(b), np.zeros(n - f - b)]
+        r = paired_binary(d, np.arange(n), alpha)
+        out.append((f, b, -math.inf if math.isnan(r.ci_low) else r.ci_low,
+                    math.inf if math.isnan(r.ci_high) else r.ci_high, r.p_value))
+    f, b, low, high, p = (np.array(col) for col in zip(*out))
+    return f, b, low, high, p
