@@ -187,5 +187,4 @@ def _one_draw_tables(n: int, alpha: float) -> tuple[np.ndarray, ...]:
         r = paired_binary(d, np.arange(n), alpha)
         out.append((f, b, -math.inf if math.isnan(r.ci_low) else r.ci_low,
                     math.inf if math.isnan(r.ci_high) else r.ci_high, r.p_value))
-    f, b, low, high, p = (np.array(col) for col in zip(*out))
-    return f, b, low, high, p
+    return tuple(np.array(col) for col in zip(*out))
