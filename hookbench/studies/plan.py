@@ -49,7 +49,8 @@ def reproduction_line(diffs, queries, margin: float, alpha: float) -> str:
     """The items a rerun of this run needs to reproduce (TOST within ±margin, 80% power)."""
     items = reproduction_items(diffs, cluster_codes(queries), margin, alpha, POWER)
     return (f"to show a rerun reproduces it (equivalence within ±{margin:g}, TOST at α = {alpha:g}) with "
-            f"{POWER:.0%} power: about {plural(items, 'item')} (from this run's own variance)")
+            f"{POWER:.0%} power: about {plural(items, 'item')} (from this run's own variance: an upper bound where items "
+            "have effects of their own, which cancel between runs)")
 
 
 def guard_sizing(metrics: dict, name: str, alpha: float) -> str:

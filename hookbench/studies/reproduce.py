@@ -169,7 +169,8 @@ def items_to_reproduce(orig_items: list[ItemResult], alpha: float, margin: float
     baseline, patched, queries, _ = per_item(orig_items, count_patch_failures=False)
     needed = reproduction_items([b - a for a, b in zip(baseline, patched)], cluster_codes(queries), margin, alpha)
     return (f"a rerun on about {needed} items (dataset.n) would show equivalence within ±{margin:g} with "
-            f"{POWER:.0%} power if the runs agree (from the original's variance; this one compared {len(baseline)})")
+            f"{POWER:.0%} power if the runs agree (from the original's variance, an upper bound where items have effects "
+            f"of their own; this one compared {len(baseline)})")
 
 
 def comparable_items(client, original, into: Path) -> list[ItemResult]:
