@@ -79,3 +79,14 @@ def test_a_harmless_patch_on_the_embedded_model_reads_non_inferior_on_the_defaul
     assert run.data.tags.get("guard_verdict") == str(GuardVerdict.NON_INFERIOR), (p.stdout[-3000:], p.stderr[-2000:])
     assert run.data.metrics["guard/capitals/ci_low"] > -0.05
     assert "capitals non-inferior" in p.stdout + p.stderr and "power to show non-inferiority when" in p.stdout + p.stderr
+
+
+def test_a_studys_cost_plan_gives_each_guards_power_and_the_items_80_percent_needs():
+    from hookbench.studies.search_cost import Latency, SearchCost
+
+    cost = SearchCost(trials=4, items=16, reference=False, keep=1, dev_queries=50, dev_items=50, test_queries=40,
+                      test_items=40, confirm=1, batched_loss=False, latency=Latency(0.01, 0.1),
+                      guards=(("capitals", 183, 0.05),))
+    share = detectable_share(183, 0.05)
+    assert (f"guard capitals: 183 items at margin 0.05: 80% power to show a harmless patch non-inferior when "
+            f"≤ {share:.1%} of its answers change; {guard_items(0.05, 0.05)} items give it at 5%") in cost.text()
