@@ -13,7 +13,7 @@ from hookbench.testing.repo import REPO
 def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600,
             module: str = "hookbench") -> subprocess.CompletedProcess:
     """`python -m MODULE ARGS` as a user runs it, in `cwd` (so mlruns/ lands there). A job (overrides,
-    no command) runs without the default guard task unless the test names `guards`: its 2 x 106
+    no command) runs without the default guard task unless the test names `guards`: its 2 x 183
     generations would be most of every stand-in job's time (tests/test_guards*.py test guards)."""
     if module.rsplit(".", 1)[-1] in ("hookbench", "study") and args and not _names_guards(args) and not _is_command(args):
         args = [*args, "guards=[]"]
