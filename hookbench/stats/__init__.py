@@ -6,7 +6,8 @@ give the same answer, so they are one observation, not several). Every interval 
 of the test it is reported with, at the same α, so an interval excludes 0 exactly when the test
 rejects: Tango's score test for 0/1 scores (with the clusters' design effect), else a cluster score
 test, each with the interval for the paired difference that inverts it (`score`); their coverage is
-measured by `coverage`. Two runs are compared in `equivalence`, sample sizes planned in `power`.
+measured by `coverage`. Two runs are compared in `equivalence`, sample sizes planned in `power`,
+guards sized by the exact power of their non-inferiority test in `guard_power`.
 Wording lives in hookbench.reports.formatting.
 """
 
