@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 
+from hookbench.base.outcomes import Agreement
 from hookbench.stats.equivalence import equivalence
 from hookbench.stats.power import reproduction_items
-from hookbench.vocabulary import Agreement
 
 KINDS = ((0.6, 0.9, 0.9), (0.2, 0.1, 0.9), (0.2, 0.5, 0.5))  # share, baseline p, patched p
 MARGIN, PILOT = 0.05, 200

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from hookbench.base.outcomes import GuardVerdict, Verdict
 from hookbench.evaluation.parts import check_inputs
 from hookbench.stats.coverage import draw
 from hookbench.stats.guard_power import detectable_share, guard_items, pass_chance
 from hookbench.stats.noninferiority import non_inferiority
 from hookbench.testing.cli import run_cli
 from hookbench.testing.config import compose_cfg
+from hookbench.testing.mlflow_store import runs
 from hookbench.testing.servers import external
-from hookbench.testing.store import runs
-from hookbench.vocabulary import GuardVerdict, Verdict
 
 HARMLESS_SHARE = 0.05  # ψ: the share of a guard's answers a patch with no effect still changes
 
@@ -61,7 +61,7 @@ def test_the_guards_power_is_the_largest_share_it_passes_at_80_percent():
 
 
 def default_guards() -> str:
-    """The shipped `guards` as an override (run_cli leaves guards out of jobs that do not name them)."""
+    """The shipped `guards`, spelt out as an override (the job names the guard it is judged on)."""
     entries = OmegaConf.to_container(compose_cfg(["model=tiny"]).guards)
     assert isinstance(entries, list)
     spelt = [e if isinstance(e, str) else "{" + ",".join(f"{k}:{v}" for k, v in e.items()) + "}" for e in entries]
