@@ -40,15 +40,18 @@ class NonInferiority:
     verdict: GuardVerdict
 
 
-def ni_p_value(d: np.ndarray, groups: np.ndarray, margin: float, binary: bool) -> float:
-    """One-sided p of H₀: δ ≤ −margin from the paired score statistic at δ₀ = −margin."""
+def ni_p_value(d: np.ndarray, groups: np.ndarray, margin: float, binary: bool, bounded: bool = True) -> float:
+    """One-sided p of H₀: δ ≤ −margin from the paired score statistic at δ₀ = −margin (NaN where
+    paired_mean makes no test: one cluster, or identical differences of an unbounded metric)."""
     s = Sufficient.of(d, groups)
     if binary:
         z, df = binary_z(s, np.array([-margin]))[0], binary_df(s)
         return float(norm.sf(z) if df is None else t_dist.sf(z, df))
     if s.n_clusters < 2:
         return math.nan
-    floor = VARIANCE_FLOOR if no_spread(s) else 0.0  # as paired_mean: identical differences
+    if not bounded and no_spread(s):  # as paired_mean: an unbounded metric's identical differences get no test
+        return math.nan
+    floor = VARIANCE_FLOOR if bounded and no_spread(s) else 0.0  # as paired_mean: identical scores' differences
     return float(t_dist.sf(cluster_z(s, np.array([-margin]), floor)[0], s.n_clusters - 1))
 
 
@@ -60,7 +63,7 @@ def non_inferiority(d, groups, margin: float, alpha: float, binary: bool, paired
     if len(d) == 0:
         return NonInferiority(nan, nan, nan, nan, margin, alpha, GuardVerdict.NO_DATA)
     score = paired_binary(d, g, 2 * alpha) if binary else paired_mean(d, g, 2 * alpha, bounded)
-    p = ni_p_value(d, g, margin, binary)
+    p = math.nan if score.untestable else ni_p_value(d, g, margin, binary, bounded)  # no interval, no p
     low = -1.0 if binary and math.isnan(score.ci_low) else score.ci_low
     if low > -margin:
         verdict = GuardVerdict.NON_INFERIOR
