@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from hookbench import __version__
 from hookbench.base import mlflow_keys
+from hookbench.base.outcomes import GuardVerdict
 from hookbench.base.paths import sqlite_path
 from hookbench.compare.verdicts import Row, compared_rows, guard_rows
 from hookbench.reports.formatting import CORRECTIONS, guard_tag
@@ -55,7 +56,7 @@ def row_tags(r: Row, correction: str) -> dict[str, str]:
         result = f"guard {r.ni.verdict} (margin {r.ni.margin:g}): " + naming.result_text(
             r.ni.delta, r.ni.ci_low, r.ni.ci_high, r.ni.p_value, c.verdict, p_label="p_ni")
         return {mlflow_keys.TAG_VERDICT: c.verdict, mlflow_keys.TAG_GUARD_VERDICT: r.ni.verdict, mlflow_keys.TAG_RESULT: result,
-                mlflow_keys.TAG_RUN_COLOR: verdict_hex(c.verdict, r.ni.verdict == "hurts")}
+                mlflow_keys.TAG_RUN_COLOR: verdict_hex(c.verdict, r.ni.verdict == GuardVerdict.HURTS)}
     words = CORRECTIONS.get(correction)
     result = naming.result_text(c.delta, c.ci_low, c.ci_high, r.p_adjusted, r.verdict_adjusted,
                                 p_label="p_adj" if words else "p", after=words.short if words else None)
