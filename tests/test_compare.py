@@ -238,3 +238,22 @@ def test_a_logged_runs_two_arms_give_the_jobs_own_verdict(tmp_path, capsys, capl
     assert (row["n"], row["fixed"], row["broken"], row["verdict"]) == (own.n, own.fixed, own.broken, own.verdict)
     assert (row["delta"], row["ci_low"], row["ci_high"], row["p_value"]) == pytest.approx(
         (own.delta, own.ci_low, own.ci_high, own.p_value))
+
+
+def test_too_few_query_clusters_or_no_spread_give_no_p_in_compare_as_in_a_job():
+    """The few-cluster rules reach compare: draws over 5 requests are too few clusters for the paired
+    test (no p, no interval, so nothing to correct); an unbounded metric that every item moves by
+    the same amount gets no non-inferiority p beside its missing interval."""
+    from hookbench.compare.pairing import Paired
+    from hookbench.compare.verdicts import judge
+
+    rng = np.random.default_rng(0)
+    a = [float(x) for x in rng.uniform(0, 1, 40)]
+    b = [x - 0.01 + float(rng.normal(0, 0.02)) for x in a]
+    ids, few = [str(i) for i in range(40)], [f"q{i // 8}" for i in range(40)]
+    pairs = [Paired("t", "acc", ids, a, b, few, 3, True), Paired("u", "score", ids, [2.0] * 40, [2.5] * 40, ids, 1, True)]
+    rows = {r.task: r for r in judge(pairs, 0.05, "holm", {"u": 0.05})}
+    t, u = rows["t"], rows["u"]
+    assert t.comparison.test == "too few query clusters to test (G = 5)" and math.isnan(t.comparison.p_value)
+    assert math.isnan(t.p_adjusted) and t.verdict_adjusted == "no detectable change"
+    assert u.ni is not None and math.isnan(u.ni.p_value) and math.isnan(u.ni.ci_low) and u.ni.verdict == "inconclusive"

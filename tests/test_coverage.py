@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hookbench.stats import compare_arms
-from hookbench.stats.coverage import cells, cluster_codes, draw, simulate
+from hookbench.stats.coverage import cells, cluster_codes, draw, few_cells, simulate
 from hookbench.stats.score import paired_binary
 from hookbench.testing.config import STATS
 
@@ -31,3 +31,17 @@ def test_the_simulation_measures_the_interval_compare_arms_reports():
     c = compare_arms((d < 0).astype(float), (d > 0).astype(float), clusters=groups.astype(str), **STATS)
     r = paired_binary(d, groups, ALPHA)
     assert (c.ci_low, c.ci_high, c.p_value) == (r.ci_low, r.ci_high, r.p_value)
+
+
+FEW_SMALL = {"clusters": (7, 8, 15), "psi": (0.4,), "ratio": (0.0, 0.5), "cluster": (8,)}
+FEW_REPS = 200
+
+
+@pytest.mark.parametrize("kind,g,psi,ratio,cluster", list(few_cells(FEW_SMALL)))
+def test_with_few_query_clusters_coverage_and_type_one_error_hold(kind, g, psi, ratio, cluster):
+    """G = 7, 8, 15 clusters of 1…8 items (benchmarks/coverage.py --few has the whole grid)."""
+    c = simulate(kind, 0, psi, ratio, cluster, FEW_REPS, ALPHA, seed=1, n_clusters=g)
+    se = math.sqrt(ALPHA * (1 - ALPHA) / FEW_REPS)
+    assert c.coverage >= 1 - ALPHA - 3 * se, c
+    if ratio == 0:
+        assert c.type_one <= ALPHA + 3 * se, c

@@ -27,7 +27,7 @@ def test_the_default_job_composes_its_capitals_guard_whole():
     cfg = compose_cfg(["model=tiny"])
     checked = check_inputs(cfg)
     (guard,) = checked.guards
-    assert guard.name == "capitals" and guard.margin == 0.05 and len(guard.dataset.items) == 106
+    assert guard.name == "capitals" and guard.margin == 0.05 and len(guard.dataset.items) == 183
     assert cfg.guards[0].dataset.path.endswith("capitals.jsonl") and cfg.guards[0].scorer.name == "contains"
 
 

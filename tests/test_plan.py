@@ -90,7 +90,19 @@ def test_plan_prices_a_pilots_guards_and_prompting_arm():
     from hookbench.studies.plan import side_costs
 
     lines = side_costs({"guard/capitals/n": 106, "guard/capitals/delta": 0.0, "accuracy/delta": 0.1},
-                       {"compare.prompt": "Add carefully. {prompt}"}, patches=3, draws=1, items=165)
+                       {"compare.prompt": "Add carefully. {prompt}"}, patches=3, draws=1, items=165, alpha=STATS["alpha"])
     assert lines == ["guard capitals:  +424 generations = 106 × (1 + 3) × 1 draw (its items, baseline shared)",
                      "prompting arm: +271 generations = 165 + 106 (guards) × 1 draw (once per store, shared by every patch)"]
-    assert side_costs({}, {"compare.prompt": "None"}, 3, 1, 165) == []
+    assert side_costs({}, {"compare.prompt": "None"}, 3, 1, 165, STATS["alpha"]) == []
+
+
+def test_plan_sizes_each_guard_for_80_percent_exact_power_at_its_margin_from_the_pilots_share():
+    from hookbench.stats.guard_power import guard_items, pass_chance
+    from hookbench.studies.plan import side_costs
+
+    metrics = {"guard/capitals/n": 106, "guard/capitals/discordance": 0.05, "guard/capitals/margin": 0.05}
+    lines = side_costs(metrics, {}, patches=3, draws=1, items=165, alpha=STATS["alpha"])
+    needed = guard_items(0.05, 0.05, STATS["alpha"])
+    assert pass_chance(needed, 0.05, 0.05, STATS["alpha"]) >= 0.8 > pass_chance(106, 0.05, 0.05, STATS["alpha"])  # the pilot's 106 are too few
+    assert lines[1] == (f"guard capitals:  about {needed} items to show a harmless patch non-inferior at margin 0.05 "
+                        "with 80% power (exact, at the pilot's ψ = 0.050)")

@@ -200,7 +200,7 @@ def test_plots_are_named_not_embedded_as_images_mlflow_cannot_show(tmp_path, rec
 def test_loss_block_says_lower_is_better(tmp_path):
     recs = paired(0, 0, 12)
     for i, r in enumerate(recs):
-        r.baseline.loss, r.patched.loss = 2.0 + 0.1 * i, 1.5 + 0.1 * i  # every item's loss falls by 0.5
+        r.baseline.loss, r.patched.loss = 2.0 + 0.1 * i, 1.5 + 0.1 * i + 0.01 * (-1) ** i  # falls by 0.5 ± 0.01
     report, summary = report_of(tmp_path, recs)
     assert summary.loss.verdict == "improves"
     assert "**Loss (lower is better): improves**" in report

@@ -211,7 +211,7 @@ def test_the_power_solve_converges_where_statsmodels_stops_short():
 
 def test_lower_is_better_metrics_report_a_drop_as_improvement():
     baseline = [2.0, 2.5, 3.0, 2.2, 2.8, 3.1, 2.4, 2.9]
-    patched = [b - 0.5 for b in baseline]
+    patched = [b - 0.5 + e for b, e in zip(baseline, [0.02, -0.01, 0.0, 0.01, -0.02, 0.01, -0.01, 0.0])]
     c = compare_arms(baseline, patched, higher_is_better=False, **STATS)
     assert c.verdict == "improves" and c.delta == pytest.approx(-0.5)
     assert c.ci_low <= -0.5 <= c.ci_high < 0
@@ -253,3 +253,38 @@ def test_adjusted_verdict():
     assert adjusted_verdict(-0.1, 0.01, 0.05) == "hurts"
     assert adjusted_verdict(0.1, 0.06, 0.05) == "no detectable change"
     assert adjusted_verdict(0.1, math.nan, 0.05) == "no data"
+
+
+def test_clusters_of_unequal_size_are_not_counted_as_clustering_at_rho_zero():
+    """Independent items in G = 8 query clusters of 1…8 items: the interval stays within 1.2× the width
+    the same items get unclustered (on average over data sets; in the issue's example, equal)."""
+    groups = np.repeat(np.arange(8), np.arange(1, 9)).astype(str)  # 36 items
+    rng, ratios = np.random.default_rng(11), []
+    for _ in range(300):
+        kinds = rng.choice(3, 36, p=[0.1, 0.1, 0.8])  # fixed, broken, tied: every item on its own
+        base, patch = (kinds == 1).astype(float), (kinds == 0).astype(float)
+        if not kinds.size or (kinds == 2).all():
+            continue
+        c, u = compare_arms(base, patch, groups, **STATS), compare_arms(base, patch, **STATS)
+        ratios.append((c.ci_high - c.ci_low) / (u.ci_high - u.ci_low))
+    assert np.mean(ratios) <= 1.2, np.mean(ratios)
+    changed = np.zeros(36)  # the issue's example: one changed item in each of the first four clusters
+    changed[[0, 1, 3, 6]] = [-1, 1, 1, 1]  # 1 broken, 3 fixed
+    c = compare_arms((changed < 0).astype(float), (changed > 0).astype(float), groups, **STATS)
+    u = compare_arms((changed < 0).astype(float), (changed > 0).astype(float), **STATS)
+    assert c.ci_high - c.ci_low <= 1.2 * (u.ci_high - u.ci_low)
+
+
+def test_draws_in_too_few_clusters_to_reject_are_not_tested_and_show_no_mde():
+    c = compare_arms([0] * 6, [1] * 6, draws=3, **STATS)  # |z| ≤ √6 < t(0.975, 5): no outcome could reject
+    assert c.test == "too few query clusters to test (G = 6)" and math.isnan(c.p_value) and math.isnan(c.mde)
+    assert math.isnan(c.ci_low) and c.verdict == "no detectable change"
+    assert "no change can be tested" in comparison_sentence(c)
+
+
+@pytest.mark.parametrize("n", [7, 8, 15])
+def test_identical_differences_never_give_a_zero_width_interval(n):
+    c = compare_arms([0] * n, [1] * n, draws=3, **STATS)  # every item up by 1 over 3 draws
+    assert c.ci_high - c.ci_low > 0.05 and c.ci_low <= 1.0 <= c.ci_high
+    loss = compare_arms([2.0] * n, [1.5] * n, draws=1, higher_is_better=False, **STATS)  # a loss: no spread, no test
+    assert math.isnan(loss.ci_low) and "no spread" in loss.test

@@ -61,7 +61,8 @@ GUARD_FIELDS = ("baseline", "patched", "delta", "ci_low", "ci_high", "p_value") 
 
 
 def guard(name: str, what: str) -> str:
-    """A guard task's metric: guard/<name>/<what>, what one of GUARD_FIELDS (or p_paired, the two-sided test)."""
+    """A guard task's metric: guard/<name>/<what>, what one of GUARD_FIELDS (or p_paired, the two-sided test;
+    n, its items; discordance, the share of its answers the patch changed; margin)."""
     return f"guard/{name}/{what}"
 
 

@@ -90,7 +90,9 @@ def _compare(p: Paired, alpha: float) -> Comparison:
 
 
 def _corrected(c: Comparison, p_adjusted: float) -> Verdict:
-    if c.verdict in (Verdict.NO_CHANGE_OBSERVED, Verdict.NO_DATA):
+    """The verdict after correction; a metric with no p (too few query clusters to test) keeps its own:
+    it has data, it just cannot show a change."""
+    if c.verdict in (Verdict.NO_CHANGE_OBSERVED, Verdict.NO_DATA) or math.isnan(c.p_value):
         return c.verdict
     return adjusted_verdict(c.delta, p_adjusted, c.alpha, c.higher_is_better)
 

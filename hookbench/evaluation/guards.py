@@ -44,6 +44,7 @@ class GuardResult:
     comparison: Comparison
     ni: NonInferiority
     prompting: GuardResult | None = None  # the prompting arm judged on this guard (prompt − baseline)
+    power_share: float = math.nan  # largest share of changed answers at which it shows non-inferiority at 80% power
 
     @property
     def verdict(self) -> GuardVerdict:
@@ -57,6 +58,7 @@ def summarize_guard(guard: Guard, draws: int, alpha: float, target_effect: float
     import numpy as np
 
     from hookbench.stats import cluster_codes, compare_arms
+    from hookbench.stats.guard_power import detectable_share
     from hookbench.stats.noninferiority import non_inferiority
 
     b, p, clusters, _ = per_item(guard.items if items is None else items, count_patch_failures=False)
@@ -70,7 +72,8 @@ def summarize_guard(guard: Guard, draws: int, alpha: float, target_effect: float
         prompting = summarize_guard(guard, draws, alpha, target_effect,
                                     paired([r.baseline for r in guard.items], [q.patched for q in guard.prompts],
                                            guard.items))
-    return GuardResult(guard.name, guard.margin, _mean(b), _mean(p), c, ni, prompting)
+    share = detectable_share(len(b), guard.margin, alpha) if binary and b else math.nan
+    return GuardResult(guard.name, guard.margin, _mean(b), _mean(p), c, ni, prompting, share)
 
 
 def _mean(xs: list[float]) -> float:

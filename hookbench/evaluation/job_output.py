@@ -51,6 +51,9 @@ class JobOutput:
             if g.comparison.p_value == g.comparison.p_value:
                 m[mlflow_keys.guard(g.name, "p_paired")] = g.comparison.p_value
             m[mlflow_keys.guard(g.name, "n")] = g.comparison.n  # items scored in both arms: what `plan` prices
+            if g.comparison.n:  # the share of its answers the patch changed, and its margin: what `plan` sizes it by
+                m[mlflow_keys.guard(g.name, "discordance")] = (g.comparison.fixed + g.comparison.broken) / g.comparison.n
+                m[mlflow_keys.guard(g.name, "margin")] = g.margin
             if g.prompting is not None:  # the prompting arm on this guard: prompt − baseline, non-inferiority
                 q = g.prompting
                 shown = {"accuracy": q.patched, "delta": q.ni.delta, "ci_low": q.ni.ci_low, "ci_high": q.ni.ci_high,

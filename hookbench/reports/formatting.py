@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hookbench.base.outcomes import Agreement, GuardVerdict, Verdict
-from hookbench.stats import Comparison, Equivalence
+from hookbench.stats import POWER, Comparison, Equivalence
 
 if TYPE_CHECKING:
     from hookbench.evaluation.guards import GuardResult
@@ -277,7 +277,18 @@ def guard_phrase(g: GuardResult) -> str:
         return (f"{g.name} {GuardVerdict.HURTS} ({fmt_signed(c.delta)} {fmt_level(c.alpha)} "
                 f"{fmt_ci(c.ci_low, c.ci_high)}, {p_words(c.p_value)})")
     return (f"{g.name} {g.verdict} ({fmt_signed(ni.delta)} {fmt_level(2 * ni.alpha)} {fmt_ci(ni.ci_low, ni.ci_high)}, "
-            f"margin {ni.margin:g})")
+            f"margin {ni.margin:g}{guard_power_phrase(g)})")
+
+
+def guard_power_phrase(g: GuardResult) -> str:
+    """`; 80% power to show non-inferiority when ≤ 5.4% of answers change`: the guard's power, as the
+    target's MDE; empty where it was not computed (draws, a logged result without it)."""
+    share = getattr(g, "power_share", math.nan)  # compare's guard rows carry none
+    if is_nan(share):
+        return ""
+    if share <= 0:
+        return f"; too few items for {POWER:.0%} power to show non-inferiority"
+    return f"; {POWER:.0%} power to show non-inferiority when ≤ {share:.1%} of answers change"
 
 
 def guards_sentence(guards: list) -> str:

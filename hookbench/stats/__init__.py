@@ -6,7 +6,8 @@ give the same answer, so they are one observation, not several). Every interval 
 of the test it is reported with, at the same α, so an interval excludes 0 exactly when the test
 rejects: Tango's score test for 0/1 scores (with the clusters' design effect), else a cluster score
 test, each with the interval for the paired difference that inverts it (`score`); their coverage is
-measured by `coverage`. Two runs are compared in `equivalence`, sample sizes planned in `power`.
+measured by `coverage`. Two runs are compared in `equivalence`, sample sizes planned in `power`,
+guards sized by the exact power of their non-inferiority test in `guard_power`.
 Wording lives in hookbench.reports.formatting.
 """
 
@@ -70,9 +71,10 @@ def compare_arms(baseline: Sequence[float], patched: Sequence[float],
     their common score is ≥ 0.5 (for 0/1 scores: right in both), else `both_wrong`.
     0/1 scores, one draw: Tango's score test with the interval for the paired difference inverting
     it; repeated queries widen it by their design effect. Otherwise (draws, a loss) the cluster
-    score test, t with G − 1 df, and its inverted interval. Both at level 1 − alpha; for a loss
-    (lower is better) pass higher_is_better=False. `alpha` and `target_effect`: the configured
-    stats.alpha and stats.target_effect.
+    score test, t with G − 1 df, and its inverted interval; with too few clusters for it to reject
+    (G ≤ 6 at α = 0.05) no p, interval or MDE ("too few query clusters to test (G = 6)"). Both at
+    level 1 − alpha; for a loss (lower is better) pass higher_is_better=False. `alpha` and
+    `target_effect`: the configured stats.alpha and stats.target_effect.
     """
     b, p = _paired_arrays(baseline, patched)
     groups = _cluster_codes(clusters, len(b))
@@ -96,15 +98,17 @@ def compare_arms(baseline: Sequence[float], patched: Sequence[float],
     else:
         bounded = bool(((b >= 0) & (b <= 1) & (p >= 0) & (p <= 1)).all())  # scores: δ within [−1, 1]
         score = paired_mean(d, groups, alpha, bounded)
-        test = f"cluster score test (t, {max(n_clusters - 1, 0)} df) over {n_clusters} query clusters"
-        interval = "for the paired mean difference (patched − baseline), inverting the same cluster score test"
+        test = score.untestable or f"cluster score test (t, {max(n_clusters - 1, 0)} df) over {n_clusters} query clusters"
+        interval = (f"no interval ({score.untestable})" if score.untestable else
+                    "for the paired mean difference (patched − baseline), inverting the same cluster score test")
     p_value, ci_low, ci_high = score.p_value, score.ci_low, score.ci_high
+    mde = math.nan if score.untestable else minimum_detectable_effect(d, groups, alpha)
     if not d.any():  # nothing changed: "no change observed", no interval
         p_value, ci_low, ci_high = 1.0, math.nan, math.nan
     verdict = Verdict.NO_CHANGE_OBSERVED if not d.any() else _verdict(float(d.mean()), p_value, alpha, higher_is_better)
     needed = items_needed(d, groups, target_effect, alpha) if higher_is_better else 0
     return Comparison(n, n_clusters, draws, fixed, broken, both_right, both_wrong, float(d.mean()),
-                      ci_low, ci_high, p_value, minimum_detectable_effect(d, groups, alpha),
+                      ci_low, ci_high, p_value, mde,
                       alpha, verdict, test, interval, target_effect, higher_is_better, needed)
 
 def adjust_p_values(p_values: Sequence[float], method: str) -> list[float]:

@@ -11,12 +11,15 @@ Kinds, each the way hookbench meets them:
   probability ½ (a repeated query), else draws its own.
 - "draws": 3 draws per arm and item; fixed items are right with probability 0.2 → 0.8, broken
   0.8 → 0.2, tied 0.1 or 0.9 in both (true delta 0.6·δ); singletons or clusters as above.
+- few clusters (`FEW`): exactly G = 7, 8 or 15 query clusters of sizes 1, 2, …, largest, 1, 2, …
+  (largest 8: 36 items at G = 8, the issue's example) or singletons, for the kinds with clusters.
 - "loss": per-item differences δ + ½(E_g − 1) + ½(E_i − 1), E exponential (skewed), E_g shared
   by a cluster; ψ plays no part.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +32,8 @@ from hookbench.stats.score import paired_binary, paired_mean
 KINDS = ("one draw", "clustered", "draws", "loss")
 DRAWS = 3
 FULL = {"n": (50, 200, 1000), "psi": (0.1, 0.2, 0.4), "ratio": (0.0, 0.25, 0.5, 0.75, 0.9), "cluster": (1, 5)}
+FEW = {"clusters": (7, 8, 15), "psi": (0.1, 0.4), "ratio": (0.0, 0.5, 0.9), "cluster": (1, 8)}
+FEW_KINDS = ("clustered", "draws", "loss")
 MODERATE = {"n": (50, 200), "psi": (0.1, 0.4), "ratio": (0.0, 0.5, 0.9), "cluster": (1, 5)}
 
 
@@ -44,6 +49,7 @@ class Cell:
     type_one: float  # NaN unless the truth is 0
     power: float  # share rejecting at α when the truth is not 0 (else NaN)
     mcnemar_power: float  # the same for exact McNemar on the same data ("one draw" only, else NaN)
+    n_clusters: int = 0  # fixed number of query clusters (a FEW cell), else 0 (random sizes)
 
     @property
     def coverage_se(self) -> float:
@@ -71,10 +77,30 @@ def cells(grid: dict, kinds: Sequence[str] = KINDS) -> Iterator[tuple[str, int, 
                         yield kind, n, psi, ratio, cluster
 
 
+def few_cells(grid: dict = FEW, kinds: Sequence[str] = FEW_KINDS) -> Iterator[tuple[str, int, float, float, int]]:
+    """(kind, G, ψ, ratio, largest cluster) over a few-cluster grid; "clustered" needs clusters, the loss no ψ."""
+    for kind in kinds:
+        for g in grid["clusters"]:
+            for psi in (grid["psi"] if kind != "loss" else (grid["psi"][0],)):
+                for ratio in grid["ratio"]:
+                    for cluster in grid["cluster"]:
+                        if not (kind == "clustered" and cluster == 1):
+                            yield kind, g, psi, ratio, cluster
+
+
+def fixed_clusters(n_clusters: int, largest: int) -> np.ndarray:
+    """Codes of exactly `n_clusters` clusters of sizes 1, 2, …, largest, 1, 2, … items."""
+    sizes = 1 + np.arange(n_clusters) % largest
+    return np.repeat(np.arange(n_clusters), sizes)
+
+
 def simulate(kind: str, n: int, psi: float, ratio: float, cluster: int, reps: int, alpha: float,
-             seed: int = 0) -> Cell:
-    rng = np.random.default_rng([seed, n, int(psi * 1000), int(ratio * 1000), cluster, KINDS.index(kind)])
-    groups = cluster_codes(rng, n, cluster)
+             seed: int = 0, n_clusters: int = 0) -> Cell:
+    """One cell: `n` items in clusters of 1..`cluster` (random sizes), or with `n_clusters` exactly that
+    many clusters (`fixed_clusters`; `n` is then ignored)."""
+    rng = np.random.default_rng([seed, n, int(psi * 1000), int(ratio * 1000), cluster, KINDS.index(kind), n_clusters])
+    groups = fixed_clusters(n_clusters, cluster) if n_clusters else cluster_codes(rng, n, cluster)
+    n = len(groups)
     delta = ratio * psi
     covered = rejected = mcnemar_rejected = 0
     for _ in range(reps):
@@ -92,7 +118,7 @@ def simulate(kind: str, n: int, psi: float, ratio: float, cluster: int, reps: in
     null, nan = delta == 0, math.nan
     return Cell(kind, n, psi, ratio, cluster, reps, covered / reps, rejected / reps if null else nan,
                 nan if null else rejected / reps,
-                mcnemar_rejected / reps if kind == "one draw" and not null else nan)
+                mcnemar_rejected / reps if kind == "one draw" and not null else nan, n_clusters)
 
 
 def exact_mcnemar_p(fixed: int, broken: int) -> float:
@@ -137,3 +163,28 @@ def non_inferiority_size(n: int, psi: float, margin: float, reps: int, alpha: fl
     rejected = sum(ni_p_value(draw("one draw", rng, groups, psi, -margin)[0], groups, margin, True) < alpha
                    for _ in range(reps))
     return rejected / reps, mc_se(rejected / reps, reps)
+
+
+def exact_coverage(n: int, psi: float, ratio: float, alpha: float) -> tuple[float, float]:
+    """Exact coverage and (at δ = 0) type-I error of the one-draw interval and test: every table of
+    fixed / broken counts with its trinomial probability, no simulation (NaN type I where δ ≠ 0)."""
+    from scipy.stats import multinomial
+
+    delta = ratio * psi
+    f, b, low, high, p = _one_draw_tables(n, alpha)
+    weight = multinomial.pmf(np.stack([f, b, n - f - b], 1), n, [(psi + delta) / 2, (psi - delta) / 2, 1 - psi])
+    covered = float(weight[(low <= delta) & (delta <= high)].sum())
+    return covered, float(weight[p < alpha].sum()) if delta == 0 else math.nan
+
+
+@functools.lru_cache(maxsize=8)
+def _one_draw_tables(n: int, alpha: float) -> tuple[np.ndarray, ...]:
+    """Every (fixed, broken) table of n pairs with the interval and p `paired_binary` gives it."""
+    tables = [(f, b) for f in range(n + 1) for b in range(n + 1 - f)]
+    out = []
+    for f, b in tables:
+        d = np.r_[np.ones(f), -np.ones(b), np.zeros(n - f - b)]
+        r = paired_binary(d, np.arange(n), alpha)
+        out.append((f, b, -math.inf if math.isnan(r.ci_low) else r.ci_low,
+                    math.inf if math.isnan(r.ci_high) else r.ci_high, r.p_value))
+    return tuple(np.array(col) for col in zip(*out))

@@ -23,7 +23,7 @@ from scipy.stats import norm
 from scipy.stats import t as t_dist
 
 from hookbench.base.outcomes import GuardVerdict, Verdict
-from hookbench.stats.score import Sufficient, binary_z, cluster_z, paired_binary, paired_mean
+from hookbench.stats.score import VARIANCE_FLOOR, Sufficient, binary_df, binary_z, cluster_z, no_spread, paired_binary, paired_mean
 
 
 @dataclass(frozen=True)
@@ -39,14 +39,19 @@ class NonInferiority:
     verdict: GuardVerdict
 
 
-def ni_p_value(d: np.ndarray, groups: np.ndarray, margin: float, binary: bool) -> float:
-    """One-sided p of H₀: δ ≤ −margin from the paired score statistic at δ₀ = −margin."""
+def ni_p_value(d: np.ndarray, groups: np.ndarray, margin: float, binary: bool, bounded: bool = True) -> float:
+    """One-sided p of H₀: δ ≤ −margin from the paired score statistic at δ₀ = −margin (NaN where
+    paired_mean makes no test: one cluster, or identical differences of an unbounded metric)."""
     s = Sufficient.of(d, groups)
     if binary:
-        return float(norm.sf(binary_z(s, np.array([-margin]))[0]))
+        z, df = binary_z(s, np.array([-margin]))[0], binary_df(s)
+        return float(norm.sf(z) if df is None else t_dist.sf(z, df))
     if s.n_clusters < 2:
         return math.nan
-    return float(t_dist.sf(cluster_z(s, np.array([-margin]))[0], s.n_clusters - 1))
+    if not bounded and no_spread(s):  # as paired_mean: an unbounded metric's identical differences get no test
+        return math.nan
+    floor = VARIANCE_FLOOR if bounded and no_spread(s) else 0.0  # as paired_mean: identical scores' differences
+    return float(t_dist.sf(cluster_z(s, np.array([-margin]), floor)[0], s.n_clusters - 1))
 
 
 def non_inferiority(d: ArrayLike, groups: ArrayLike, margin: float, alpha: float, binary: bool, paired_verdict: Verdict,
@@ -57,7 +62,7 @@ def non_inferiority(d: ArrayLike, groups: ArrayLike, margin: float, alpha: float
     if len(d) == 0:
         return NonInferiority(nan, nan, nan, nan, margin, alpha, GuardVerdict.NO_DATA)
     score = paired_binary(d, g, 2 * alpha) if binary else paired_mean(d, g, 2 * alpha, bounded)
-    p = ni_p_value(d, g, margin, binary)
+    p = math.nan if score.untestable else ni_p_value(d, g, margin, binary, bounded)  # no interval, no p
     low = -1.0 if binary and math.isnan(score.ci_low) else score.ci_low
     if low > -margin:
         verdict = GuardVerdict.NON_INFERIOR

@@ -5,7 +5,9 @@ a change of `--effect` needs at 80% power given the pilot's discordance and clus
 hookbench.stats.power), the generations N·(1+K)·draws a K-patch sweep costs (one shared baseline,
 one patched arm per patch) and the wall time at the pilot's measured per-answer latency; and the
 items a rerun needs for `hookbench reproduce` to show it reproduces (equivalence within the margin)
-at 80% power, from the run's own variance (hookbench.stats.power.reproduction_items).
+at 80% power, from the run's own variance (hookbench.stats.power.reproduction_items); and each guard's
+items for 80% exact power to show a harmless patch non-inferior at its margin, from the pilot's share of
+changed answers (hookbench.stats.guard_power.guard_items).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from hookbench.evaluation.config_schema import schema_default
 from hookbench.evaluation.results import per_item
 from hookbench.reports.formatting import plural
 from hookbench.stats import cluster_codes
+from hookbench.stats.guard_power import guard_items
 from hookbench.stats.power import POWER, connor_items, design_effect, reproduction_items
 
 
@@ -48,10 +51,23 @@ def reproduction_line(diffs: list[float], queries: list[str], equivalence_margin
     """The items a rerun of this run needs to reproduce (TOST within ±margin, 80% power)."""
     items = reproduction_items(diffs, cluster_codes(queries), equivalence_margin, alpha, POWER)
     return (f"to show a rerun reproduces it (equivalence within ±{equivalence_margin:g}, TOST at α = {alpha:g}) with "
-            f"{POWER:.0%} power: about {plural(items, 'item')} (from this run's own variance)")
+            f"{POWER:.0%} power: about {plural(items, 'item')} (from this run's own variance: an upper bound where items "
+            "have effects of their own, which cancel between runs)")
 
 
-def side_costs(metrics: dict, params: dict, patches: int, draws: int, items: int) -> list[str]:
+def guard_sizing(metrics: dict, name: str, alpha: float) -> str:
+    """`guard capitals: 171 items for 80% power ...`: the items that show a harmless patch non-inferior at
+    the guard's margin with 80% exact power, at the pilot's share of changed answers (empty: not logged)."""
+    psi, margin = metrics.get(mlflow_keys.guard(name, "discordance")), metrics.get(mlflow_keys.guard(name, "margin"))
+    if psi is None or margin is None:
+        return ""
+    needed = guard_items(float(psi), float(margin), alpha, POWER)
+    what = f"about {plural(needed, 'item')}" if needed else "more than 100000 items"
+    return (f"guard {name}:  {what} to show a harmless patch non-inferior at margin {float(margin):g} with "
+            f"{POWER:.0%} power (exact, at the pilot's ψ = {float(psi):.3f})")
+
+
+def side_costs(metrics: dict, params: dict, patches: int, draws: int, items: int, alpha: float) -> list[str]:
     """What the pilot's guard tasks and prompting arm add to a `patches`-patch sweep, in generations."""
     lines = []
     guards = {k.split("/")[1]: int(v) for k, v in metrics.items()
@@ -59,6 +75,9 @@ def side_costs(metrics: dict, params: dict, patches: int, draws: int, items: int
     for name, n in sorted(guards.items()):
         lines.append(f"guard {name}:  +{n * (1 + patches) * draws} generations = {n} × (1 + {patches}) × "
                      f"{plural(draws, 'draw')} (its items, baseline shared)")
+        sized = guard_sizing(metrics, name, alpha)
+        if sized:
+            lines.append(sized)
     if params.get(mlflow_keys.COMPARE_PROMPT) not in (None, "", "None", "null"):
         total = items + sum(guards.values())  # the prompting arm runs on the guards' items too
         on = f"{items} + {' + '.join(str(n) for _, n in sorted(guards.items()))} (guards)" if guards else str(items)
@@ -91,7 +110,7 @@ def pilot_plan(run_id: str, tracking_uri: str, effect: float | None, patches: in
         f"{result.wall_s:.0f} s ({result.wall_s / 3600:.2f} h) at the pilot's " \
         f"{latency['baseline']:.3f} s / {latency['patched']:.3f} s per baseline / patched answer"
     print(f"  wall time:   {wall}")
-    for line in side_costs(m, p, patches, draws, result.items):
+    for line in side_costs(m, p, patches, draws, result.items, alpha):
         print(f"  {line}")
     equivalence_margin = equivalence_margin or next((float(v) for v in (p.get(mlflow_keys.REPRODUCE_MARGIN),) if v not in (None, "", "None", "null")),
                             logged_effect)

@@ -174,7 +174,8 @@ def items_to_reproduce(orig_items: list[ItemResult], alpha: float, equivalence_m
     baseline, patched, queries, _ = per_item(orig_items, count_patch_failures=False)
     needed = reproduction_items([b - a for a, b in zip(baseline, patched)], cluster_codes(queries), equivalence_margin, alpha)
     return (f"a rerun on about {needed} items (dataset.n) would show equivalence within ±{equivalence_margin:g} with "
-            f"{POWER:.0%} power if the runs agree (from the original's variance; this one compared {len(baseline)})")
+            f"{POWER:.0%} power if the runs agree (from the original's variance, an upper bound where items have effects "
+            f"of their own; this one compared {len(baseline)})")
 
 
 def comparable_items(client: MlflowClient, original: Run, into: Path) -> list[ItemResult]:

@@ -27,6 +27,7 @@ def loss_requests(n_items: int, batched: bool) -> int:
     return 3 * len(PROBES) + 2 * n_items
 
 
+PLANNING_SHARE = 0.05  # the share of a guard's answers a harmless patch is assumed to change, without a pilot
 JOB_S = 2.0  # a study job's cost outside its requests (run, store, report), seen on the stock stand-in's tests
 
 
@@ -76,6 +77,7 @@ class SearchCost:
     latency: Latency
     rungs: tuple[RungPlan, ...] = ()  # the accuracy search (search.objective=accuracy|auto); empty: the loss search
     rung_loss_items: int = 0  # auto: rung-0 jobs also measure the loss of their items
+    guards: tuple[tuple[str, int, float, float], ...] = ()  # (name, items, margin, alpha) of each guard the jobs run
 
     @property
     def loss_requests(self) -> int:
@@ -149,9 +151,22 @@ class SearchCost:
                 f"{self.latency.generation_s:.3f} s per answer from {probe}; {JOB_S:g} s per job besides, "
                 f"{self.jobs} jobs)")
 
+    def guard_lines(self) -> list[str]:
+        """Each guard's power with its items and margin (exact), and the items 80% power needs at ψ = 0.05;
+        `hookbench plan RUN_ID` sizes them at a pilot's own ψ."""
+        from hookbench.stats.guard_power import detectable_share, guard_items
+
+        lines = []
+        for name, n, margin, alpha in self.guards:
+            share, needed = detectable_share(n, margin, alpha), guard_items(PLANNING_SHARE, margin, alpha)
+            power = f"when ≤ {share:.1%} of its answers change" if share > 0 else "at no share of changed answers"
+            lines.append(f"  guard {name}: {n} items at margin {margin:g}: 80% power to show a harmless patch "
+                         f"non-inferior {power}; {needed} items give it at {PLANNING_SHARE:.0%}")
+        return lines
+
     def text(self) -> str:
         if self.rungs:
-            return "\n".join(self._rung_lines())
+            return "\n".join(self._rung_lines() + self.guard_lines())
         return "\n".join([
             "cost plan:",
             f"  search: {self.trials} trials x {self.items} dev items by loss"
@@ -162,4 +177,5 @@ class SearchCost:
             f"(each includes {self.latency.probe_answers} to measure latency; fewer when the search finds fewer distinct candidates than "
             "it keeps or the reuse store already holds answers)",
             self._wall_line(),
+            *self.guard_lines(),
         ])
