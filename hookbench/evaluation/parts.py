@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,22 @@ def _loss_prefix(cfg: DictConfig) -> str:
     return "" if _loss_chat(cfg) else contract.LOSS_ANSWER_PREFIX
 
 
+def check_url(cfg: DictConfig) -> None:
+    """A server to talk to, named before anything runs: model.server.url, or a launched server. An
+    unset variable the option reads the URL from is named, never replaced by some localhost."""
+    server = cfg.model.server
+    if server.get("url") or (server.launch and server.launch.get("enabled")):
+        return
+    raw = str(server._get_node("url")._value())  # the option's own spelling, e.g. ${oc.env:QWEN72B_URL,null}
+    env = re.search(r"oc\.env:\s*([A-Za-z_]\w*)", raw)
+    if env:
+        raise ConfigError(f"model={cfg.model.name} reads its server's URL from ${env.group(1)}, which is not "
+                          f"set: export {env.group(1)}=http://HOST:PORT (or set model.server.url=..., or "
+                          "model.server.launch.enabled=true to start the reference server here)")
+    raise ConfigError(f"model.server.url is not set: model={cfg.model.name} talks to a server you run; set "
+                      "model.server.url=http://HOST:PORT (`hookbench check URL` tries one first)")
+
+
 @dataclass
 class Offline:
     """The parts that need no server: built and checked before a server starts or a run is created."""
@@ -99,6 +116,7 @@ def check_inputs(cfg: DictConfig) -> Offline:
     settings = settings_from(cfg)
     launch = cfg.model.server.launch
     check_launch(plain(launch) if launch else None)
+    check_url(cfg)
     dataset = build(cfg.dataset, "dataset")
     scorer = build(cfg.scorer, "scorer")
     scorer.check_golds(dataset.items)
