@@ -148,6 +148,11 @@ class FilePatchConfig(PatchBase):
 
 
 @dataclass
+class InlinePatchConfig(PatchBase):
+    edits: list[Any] = MISSING  # patch=inline: the edits themselves, each a mapping (docs/patches.md)
+
+
+@dataclass
 class SuggestionsPatchConfig(PatchBase):
     capability: str = MISSING
     freeze_dir: str = MISSING
@@ -262,6 +267,7 @@ SCHEMAS = (
     ("dataset", "base_gsm8k", Gsm8kConfig),
     ("dataset", "base_jsonl", JsonlConfig),
     ("patch", "base_file", FilePatchConfig),
+    ("patch", "base_inline", InlinePatchConfig),
     ("patch", "base_suggestions", SuggestionsPatchConfig),
     ("patch", "base_none", PatchBase),
     ("scorer", "base_scorer", ScorerBase),
