@@ -7,6 +7,7 @@ exists and only to hookbench's own config (a shipped option of the same name sti
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from hydra.core.config_search_path import ConfigSearchPath
@@ -15,10 +16,18 @@ from hydra.plugins.search_path_plugin import SearchPathPlugin
 USER_DIR = "hookbench"  # beside where you run: ./hookbench/<group>/<option>.yaml
 
 
+def _shipped_conf() -> Path | None:
+    """hookbench's own conf/ (a checkout's conf/ too: the package's is a link to it), not imported."""
+    spec = importlib.util.find_spec("hookbench")
+    return Path(spec.origin).parent.joinpath("conf").resolve() if spec and spec.origin else None
+
+
 class HookbenchUserConf(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        ours = any(e.path is not None and Path(e.path.removeprefix("file://")).parts[-2:] == ("hookbench", "conf")
-                   for e in search_path.get_path())
+        conf = _shipped_conf()
+        ours = conf is not None and any(e.path is not None and "://" not in e.path.removeprefix("file://")
+                                        and Path(e.path.removeprefix("file://")).resolve() == conf
+                                        for e in search_path.get_path())
         folder = Path.cwd() / USER_DIR
         if ours and folder.is_dir() and not (folder / "__init__.py").exists():  # not the package itself
             search_path.append("hookbench-user", f"file://{folder}")
