@@ -11,7 +11,7 @@ holds every guard whole and `reproduce` and `confirm` rerun them without today's
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +23,14 @@ from hookbench.evaluation.items import Dataset
 from hookbench.evaluation.prompting import paired
 from hookbench.evaluation.results import ItemResult, per_item
 from hookbench.evaluation.scorers import Scorer
+from hookbench.evaluation.settings import GenerationSettings
 from hookbench.vocabulary import GuardVerdict
 
 if TYPE_CHECKING:  # statsmodels and scipy load when a job is summarised, not before its first request
     from hookbench.stats import Comparison
     from hookbench.stats.noninferiority import NonInferiority
 
-DEFAULT_GUARD_SCORER = "auto"  # numbers graded as numbers, text by normalized equality
+DEFAULT_GUARD_SCORER = "auto"  # where the dataset option names none: numbers as numbers, text by normalized equality
 ENTRY_KEYS = ("dataset", "scorer", "margin", "name")  # the others in a mapping entry are dataset keys
 
 
@@ -43,6 +44,8 @@ class Guard:
     margin: float
     records: list[ItemResult]
     prompts: list[ItemResult] = field(default_factory=list)  # the prompting arm's answers, in the `patched` slot
+    generation: GenerationSettings | None = None  # its own format (guard_settings); None: the target's
+    extras: dict = field(default_factory=dict)  # its request fields on the job's server (loop._check_server)
 
 
 def _compose(overrides: list[str]) -> DictConfig:
@@ -94,15 +97,17 @@ def compose_guards(cfg: DictConfig) -> None:
             name = entry.get("name") or entry["dataset"].get("name")
             composed.append({**entry, "name": name, "margin": _margin(entry.get("margin"), name, default)})
             continue
-        option, scorer = entry["dataset"], entry.get("scorer") or DEFAULT_GUARD_SCORER
+        option, scorer = entry["dataset"], entry.get("scorer")
         name = entry.get("name") or option
         extra = [f"dataset.{k}={_literal(v)}" for k, v in entry.items() if k not in ENTRY_KEYS]
         try:
-            node = _compose([f"dataset={option}", f"scorer={scorer}", *extra])
+            node = _compose([f"dataset={option}", *extra])
+            scorer = scorer or node.dataset.as_guard.get("scorer") or DEFAULT_GUARD_SCORER  # the dataset's own
+            scorer_node = _compose([f"scorer={scorer}"]).scorer
         except HydraException as e:
             raise ConfigError(f"guards: guard {name!r} ({option}, scorer {scorer}) cannot be composed: "
                               f"{str(e).splitlines()[0]}") from None
-        composed.append({"name": name, "dataset": plain(node.dataset), "scorer": plain(node.scorer),
+        composed.append({"name": name, "dataset": plain(node.dataset), "scorer": plain(scorer_node),
                          "margin": _margin(entry.get("margin"), name, default)})
     names = [g["name"] for g in composed]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -117,9 +122,18 @@ def _literal(value) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def build_guards(cfg: DictConfig, target: Dataset) -> list[Guard]:
+def guard_settings(fmt: dict, model: GenerationSettings) -> GenerationSettings:
+    """The guard's generation: the model's preset, draws and batch; its dataset's template, and its
+    chat setting and answer length where the dataset sets them (else the model's)."""
+    return replace(model, template=str(fmt.get("template") or "{prompt}"),
+                   chat=model.chat if fmt.get("chat") is None else bool(fmt["chat"]),
+                   max_new_tokens=model.max_new_tokens if fmt.get("max_new_tokens") is None else int(fmt["max_new_tokens"]))
+
+
+def build_guards(cfg: DictConfig, target: Dataset, generation: GenerationSettings | None = None) -> list[Guard]:
     """The composed guards as parts, each dataset loaded and its scorer checked against its golds; a
-    guard with the target's own items is refused (it would only repeat the target's test)."""
+    guard with the target's own items is refused (it would only repeat the target's test). With the
+    job's `generation`, each guard is asked in its own format (`guard_settings`)."""
     out = []
     for g in cfg.get("guards") or []:
         dataset = build(g.dataset, f"guards[{g.name}].dataset")
@@ -128,7 +142,9 @@ def build_guards(cfg: DictConfig, target: Dataset) -> list[Guard]:
         if dataset.fingerprint == target.fingerprint or {i.id for i in dataset.items} == {i.id for i in target.items}:
             raise ConfigError(f"guards: guard {g.name!r} has the target's own items ({target.source}): a guard "
                               "must be another task (guards=[...] another dataset, or guards=[] for none)")
-        out.append(Guard(str(g.name), dataset, scorer, float(g.margin), []))
+        fmt = plain(g.dataset).get("as_guard") or {}
+        out.append(Guard(str(g.name), dataset, scorer, float(g.margin), [],
+                         generation=None if generation is None else guard_settings(fmt, generation)))
     return out
 
 

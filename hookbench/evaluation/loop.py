@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import replace
 
 from hookbench.background import Background
 from hookbench.errors import ConfigError, NothingMeasured, ReproductionMismatch, ServerError
@@ -153,18 +154,23 @@ class Evaluation:
             raise ConfigError(f"generation.samples={g.samples} with the greedy preset {g.preset!r}: every draw "
                               "would be the same answer; use a sampled preset or generation.samples=1")
         self.extras = generation_extras(self.settings.generation, self.client)
+        for guard in self.parts.guards:  # its own format; its answer length only where the server takes one
+            gen = guard.generation or g
+            if contract.EXT_MAX_NEW_TOKENS not in self.client.extensions:
+                gen = replace(gen, max_new_tokens=g.max_new_tokens)
+            guard.extras = generation_extras(gen, self.client)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> JobOutput:
         s = self.settings
         self._check_server()
         records = item_records(self.parts.dataset, s.generation)
-        for g in self.parts.guards:
-            g.records = item_records(g.dataset, s.generation)
+        for g in self.parts.guards:  # each in its own format, never the target's template
+            g.records = item_records(g.dataset, g.generation or s.generation)
         if s.compare_prompt is not None:
             self.prompts = prompt_records(records, s.compare_prompt, s.generation.query)
             for g in self.parts.guards:  # the prompting arm on the guards too: does asking differently hurt them?
-                g.prompts = prompt_records(g.records, s.compare_prompt, s.generation.query)
+                g.prompts = prompt_records(g.records, s.compare_prompt, (g.generation or s.generation).query)
         with self.scope:  # the server's patch state is ours until restored, whatever happens
             self.phase_s["server_wait"] = self.scope.waited
             screen = self._measure(records)
@@ -210,8 +216,9 @@ class Evaluation:
             if self.prompts:  # the clean server with the prompt change: shared by every job of a sweep
                 prompt_arm = Arm("patched", False, {"arm": "prompt", "prompt": s.compare_prompt})
                 with self.phase("prompt"):
-                    for prompted in (self.prompts, *(g.prompts for g in self.parts.guards)):
-                        self._generate(prompted, prompt_arm, self.side)
+                    self._generate(self.prompts, prompt_arm, self.side)
+                    for g in self.parts.guards:
+                        self._generate(g.prompts, prompt_arm, self.side, g.extras)
         with self.phase("patch"):
             self.scope.apply(self.patch)
         if s.measures_loss and not screen:
@@ -289,11 +296,12 @@ class Evaluation:
     def _guards(self, arm: Arm) -> None:
         with self.phase("guards"):  # the same server and state as the target's arm
             for g in self.parts.guards:
-                self._generate(g.records, arm, self.side)
+                self._generate(g.records, arm, self.side, g.extras)
 
-    def _generate(self, records: list[ItemResult], arm: Arm, generator: Generator | None = None) -> None:
+    def _generate(self, records: list[ItemResult], arm: Arm, generator: Generator | None = None,
+                  extras: dict | None = None) -> None:
         g = self.settings.generation
-        served = Served(self.identity, g.preset, self.preset, self.extras)
+        served = Served(self.identity, g.preset, self.preset, self.extras if extras is None else extras)
         (generator or self.generator).run(records, arm, served, g.samples, g.batch_size)
 
     def _score(self, records: list[ItemResult]) -> None:

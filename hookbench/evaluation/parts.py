@@ -125,7 +125,7 @@ def check_inputs(cfg: DictConfig) -> Offline:
     if check is not None:  # a patch file is read and validated now, not after the server started
         check(settings.model.name, settings.model.apply_mode)
     compose_guards(cfg)  # the composed guards replace their names in cfg before the run logs it
-    guards = build_guards(cfg, dataset) if settings.generates else []
+    guards = build_guards(cfg, dataset, settings.generation) if settings.generates else []
     return Offline(settings, dataset, scorer, patch_source, guards)
 
 

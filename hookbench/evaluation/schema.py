@@ -97,9 +97,20 @@ class ModelConfig:
 
 
 @dataclass
+class GuardFormat:
+    """How a dataset is asked and scored when it is a guard: its own format, never the target's template."""
+
+    template: str = "{prompt}"  # the query sent; {prompt} is the item's prompt
+    chat: bool | None = None  # None: the model's chat setting (model.prompt.chat)
+    max_new_tokens: int | None = None  # None: the model's; applied where the server offers max_new_tokens
+    scorer: str | None = None  # the scorer option a guard named by this dataset gets (None: auto)
+
+
+@dataclass
 class DatasetBase:
     _target_: str = MISSING
     name: str = MISSING
+    as_guard: GuardFormat = field(default_factory=GuardFormat)
     split: Split = Split.all
     holdout: float = 0.5
     limit: int | None = None
