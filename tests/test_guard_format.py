@@ -1,0 +1,43 @@
+"""A guard is asked in its own format and scored by its dataset's own scorer, never dressed in the
+target's prompt template (model=qwen72b's chain-of-thought instruction on a capital-city question)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hookbench.evaluation.parts import check_inputs
+from hookbench.testing.cli import run_cli, stock_args
+from hookbench.testing.config import compose_cfg
+
+QWEN_TEMPLATE_TEXT = "Think step by step"  # conf/model/qwen72b.yaml's task template
+
+
+@pytest.mark.parametrize(("guard", "scorer"), [("capitals", "contains"), ("gsm8k", "numeric")])
+def test_a_guard_named_by_its_dataset_gets_that_datasets_scorer(guard, scorer, monkeypatch, gsm8k_path):
+    monkeypatch.setenv("QWEN72B_URL", "http://127.0.0.1:9")
+    entry = guard if guard == "capitals" else f"{{dataset:gsm8k,path:'{gsm8k_path}',sample:5}}"
+    (g,) = check_inputs(compose_cfg(["model=qwen72b", f"guards=[{entry}]"])).guards
+    assert g.scorer.name == scorer
+
+
+def test_a_named_scorer_still_wins_and_the_guard_keeps_the_models_chat_setting(monkeypatch):
+    monkeypatch.setenv("QWEN72B_URL", "http://127.0.0.1:9")
+    cfg = compose_cfg(["model=qwen72b", "model.prompt.chat=true", "guards=[{dataset:capitals,scorer:exact}]"])
+    (g,) = check_inputs(cfg).guards
+    assert g.scorer.name == "exact" and g.generation is not None and g.generation.chat is True
+    assert QWEN_TEMPLATE_TEXT not in g.generation.query("What is the capital of France?")
+
+
+@pytest.mark.slow
+def test_guard_queries_at_the_server_carry_none_of_the_targets_template(stock_server, tmp_path):
+    sent: list[str] = []
+    stock_server.planted = lambda query, live: sent.append(query)  # sees every query; the model answers
+    args, env = stock_args(stock_server)
+    p = run_cli([*args, "patch=none", "metric=accuracy", "dataset.limit=2",
+                 "guards=[{dataset:capitals,limit:3}]"], tmp_path, env)
+    assert p.returncode == 0, p.stderr
+    guard = [q for q in sent if "capital of" in q]
+    target = [q for q in sent if "capital of" not in q]
+    assert len(guard) == 2 * 3 and len(target) == 2 * 2, "both arms of the guard and of the target"
+    assert all(QWEN_TEMPLATE_TEXT in q for q in target), "positive control: the target is asked in its template"
+    assert not any(QWEN_TEMPLATE_TEXT in q for q in guard)
