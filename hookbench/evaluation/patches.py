@@ -14,7 +14,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from omegaconf import ListConfig, OmegaConf
 
@@ -167,7 +167,7 @@ class InlineSource:
         self.resolve(None, model_name, apply_mode)
 
     def resolve(self, client, model_name: str, apply_mode: str) -> PatchSet:
-        edits = OmegaConf.to_container(self.edits) if isinstance(self.edits, ListConfig) else self.edits
+        edits: Any = OmegaConf.to_container(self.edits) if isinstance(self.edits, ListConfig) else self.edits
         suggestions = validate(edits, "patch.edits", apply_mode)
         return with_strength(PatchSet(self.name, suggestions, "inline"), self.strength)
 

@@ -26,6 +26,15 @@ def _wall(cost: dict) -> str:
             f"{cost['loss_requests']:.0f} loss requests")
 
 
+def _guards(job: dict) -> str:
+    if not job:
+        return "n/a"
+    if not job.get("guards"):
+        return "none (guards=[])"
+    return (f"{job['guards']}: {job['guard_generations']:.0f} of the generations, "
+            f"{job['guard_wall_s']:.0f} s of the wall time")
+
+
 def rows(d: dict[str, Any]) -> list[tuple[str, str]]:
     """(what, found) in the order a user reads them."""
     lat = d["latency"]
@@ -38,7 +47,9 @@ def rows(d: dict[str, Any]) -> list[tuple[str, str]]:
             ("latency per answer", "n/a" if lat is None else f"{lat['generation_s']:.3f} s (a request of "
                                                              f"{lat['probe_answers']}, as jobs send them)"),
             ("latency per loss request", "n/a" if lat is None else f"{lat['loss_s'] * 1e3:.0f} ms"),
-            ("default job here", _wall(d["default_job"])), ("default study here", _wall(d["default_study"])),
+            ("default job here", _wall(d["default_job"])), ("its guards here", _guards(d["default_job"])),
+            ("default study here", _wall(d["default_study"]) + (" (its confirmation run with the guards)"
+                                                               if d["default_job"].get("guards") else "")),
             ("left as found", f"{_fmt(d['left_as_found'])}: no patch applied, probe loss "
                               f"{_fmt(d['probe_loss_before'])} before, {_fmt(d['probe_loss_after'])} after"),
             ("a model option would set", ", ".join(f"{k}={v!r}" for k, v in d["learned"].items()))]

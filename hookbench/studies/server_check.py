@@ -49,7 +49,7 @@ class CheckResult:
     probe: preflight.Probe
     learned: Learned
     latency: Latency | None = None
-    job: dict[str, float] = field(default_factory=dict)  # loss_requests, generations, wall_s
+    job: dict[str, Any] = field(default_factory=dict)  # loss_requests, generations, wall_s, the guards' share
     study: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -105,15 +105,17 @@ def _distinct(g, items) -> list[str]:
     return list(dict.fromkeys(g.query(i.prompt) for i in items))
 
 
-def job_cost(cfg: DictConfig, latency: Latency, batched_loss: bool) -> dict[str, float]:
+def job_cost(cfg: DictConfig, latency: Latency, batched_loss: bool) -> dict[str, Any]:
     """The default job on this server: its items and its guards' in both arms, its loss requests."""
     g = settings_from(cfg).generation
     dataset = build(cfg.dataset, "dataset")
-    guards = build_guards(cfg, dataset)
-    generations = 2 * g.samples * (len(_distinct(g, dataset.items)) + sum(len(_distinct(g, gd.dataset.items)) for gd in guards))
+    guards = build_guards(cfg, dataset, g)
+    guard_generations = 2 * g.samples * sum(len(_distinct(gd.generation or g, gd.dataset.items)) for gd in guards)
+    generations = 2 * g.samples * len(_distinct(g, dataset.items)) + guard_generations
     losses = loss_requests(len(dataset.items), batched_loss)
     wall = losses * latency.loss_s + generations * latency.generation_s + JOB_S
-    return {"items": len(dataset.items), "guard_items": sum(len(gd.dataset.items) for gd in guards),
+    return {"items": len(dataset.items), "guards": ", ".join(gd.name for gd in guards),
+            "guard_generations": guard_generations, "guard_wall_s": guard_generations * latency.generation_s,
             "loss_requests": losses, "generations": generations, "wall_s": wall}
 
 
@@ -122,7 +124,7 @@ def study_cost(cfg: DictConfig, latency: Latency, batched_loss: bool) -> dict[st
     g = settings_from(cfg).generation
     dev = build(cast(DictConfig, OmegaConf.merge(cfg.dataset, {"split": "dev"})), "dataset").items
     test = build(cast(DictConfig, OmegaConf.merge(cfg.dataset, {"split": "test"})), "dataset").items
-    guards = build_guards(cfg, build(cfg.dataset, "dataset"))
+    guards = build_guards(cfg, build(cfg.dataset, "dataset"), g)
     trials, keep = int(cfg.search.trials), int(cfg.search.keep)
     rungs: tuple[RungPlan, ...] = ()
     if objective(cfg) != "loss":
@@ -133,7 +135,7 @@ def study_cost(cfg: DictConfig, latency: Latency, batched_loss: bool) -> dict[st
                       dev_queries=len(_distinct(g, dev)) * g.samples, dev_items=len(dev),
                       test_queries=len(_distinct(g, test)) * g.samples, test_items=len(test), confirm=1 if keep else 0,
                       batched_loss=batched_loss, latency=latency, rungs=rungs,
-                      guard_queries=sum(len(_distinct(g, gd.dataset.items)) * g.samples for gd in guards))
+                      guard_queries=sum(len(_distinct(gd.generation or g, gd.dataset.items)) * g.samples for gd in guards))
     return {"jobs": cost.jobs, "loss_requests": cost.loss_requests, "generations": cost.generations,
             "wall_s": cost.wall_s}
 
