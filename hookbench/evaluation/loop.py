@@ -99,6 +99,13 @@ def generation_extras(g, client) -> dict:
     return extras
 
 
+def guard_extras(guard, model, client) -> dict:
+    """A guard's request fields: its own format; its answer length only where the server takes one."""
+    if contract.EXT_MAX_NEW_TOKENS not in client.extensions:
+        guard = replace(guard, max_new_tokens=model.max_new_tokens)
+    return generation_extras(guard, client)
+
+
 def item_records(dataset, g) -> list[ItemResult]:
     """One record per item and draw, with the exact query the server is sent."""
     return [ItemResult(it.id, it.task, it.prompt, g.query(it.prompt), it.gold, draw=d)
@@ -154,11 +161,8 @@ class Evaluation:
             raise ConfigError(f"generation.samples={g.samples} with the greedy preset {g.preset!r}: every draw "
                               "would be the same answer; use a sampled preset or generation.samples=1")
         self.extras = generation_extras(self.settings.generation, self.client)
-        for guard in self.parts.guards:  # its own format; its answer length only where the server takes one
-            gen = guard.generation or g
-            if contract.EXT_MAX_NEW_TOKENS not in self.client.extensions:
-                gen = replace(gen, max_new_tokens=g.max_new_tokens)
-            guard.extras = generation_extras(gen, self.client)
+        for guard in self.parts.guards:
+            guard.extras = guard_extras(guard.generation or g, g, self.client)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> JobOutput:
