@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from hookbench.errors import ConfigError
 from hookbench.evaluation.parts import check_inputs
 from hookbench.testing.cli import run_cli, stock_args
 from hookbench.testing.config import compose_cfg
@@ -41,3 +42,11 @@ def test_guard_queries_at_the_server_carry_none_of_the_targets_template(stock_se
     assert len(guard) == 2 * 3 and len(target) == 2 * 2, "both arms of the guard and of the target"
     assert all(QWEN_TEMPLATE_TEXT in q for q in target), "positive control: the target is asked in its template"
     assert not any(QWEN_TEMPLATE_TEXT in q for q in guard)
+
+
+def test_a_guards_format_is_set_per_entry_and_an_unknown_key_is_named(monkeypatch):
+    cfg = compose_cfg(["model=tiny", 'guards=[{dataset:capitals,as_guard:{template:"Answer briefly. {prompt}"}}]'])
+    (g,) = check_inputs(cfg).guards
+    assert g.generation is not None and g.generation.query("Q?") == "Answer briefly. Q?" and g.scorer.name == "contains"
+    with pytest.raises(ConfigError, match="Key 'colour' not in 'GuardFormat'"):
+        check_inputs(compose_cfg(["model=tiny", "guards=[{dataset:capitals,as_guard:{colour:1}}]"]))

@@ -87,6 +87,7 @@ def compose_guards(cfg: DictConfig) -> None:
     """Replace each guard entry in `cfg.guards` by its composed form {name, dataset, scorer, margin}
     (a ConfigError naming an unknown dataset or scorer option, or a bad margin)."""
     from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     default = cfg.guard.margin
     _margin(None, None, default)
@@ -99,13 +100,16 @@ def compose_guards(cfg: DictConfig) -> None:
             continue
         option, scorer = entry["dataset"], entry.get("scorer")
         name = entry.get("name") or option
-        extra = [f"dataset.{k}={_literal(v)}" for k, v in entry.items() if k not in ENTRY_KEYS]
+        keys = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
+        extra = [f"dataset.{k}={_literal(v)}" for k, v in keys.items() if not isinstance(v, dict)]
         try:
             node = _compose([f"dataset={option}", *extra])
+            node.dataset.merge_with({k: v for k, v in keys.items() if isinstance(v, dict)})  # e.g. as_guard
             scorer = scorer or node.dataset.as_guard.get("scorer") or DEFAULT_GUARD_SCORER  # the dataset's own
             scorer_node = _compose([f"scorer={scorer}"]).scorer
-        except HydraException as e:
-            raise ConfigError(f"guards: guard {name!r} ({option}, scorer {scorer}) cannot be composed: "
+        except (HydraException, OmegaConfBaseException) as e:
+            shown = scorer or "its dataset's"
+            raise ConfigError(f"guards: guard {name!r} ({option}, scorer {shown}) cannot be composed: "
                               f"{str(e).splitlines()[0]}") from None
         composed.append({"name": name, "dataset": plain(node.dataset), "scorer": plain(scorer_node),
                          "margin": _margin(entry.get("margin"), name, default)})
