@@ -50,3 +50,13 @@ def test_a_guards_format_is_set_per_entry_and_an_unknown_key_is_named(monkeypatc
     assert g.generation is not None and g.generation.query("Q?") == "Answer briefly. Q?" and g.scorer.name == "contains"
     with pytest.raises(ConfigError, match="Key 'colour' not in 'GuardFormat'"):
         check_inputs(compose_cfg(["model=tiny", "guards=[{dataset:capitals,as_guard:{colour:1}}]"]))
+
+
+def test_a_studys_cost_plan_counts_the_guards_on_its_confirmation_run():
+    from hookbench.studies.search_cost import Latency, RungPlan, SearchCost
+
+    plan = dict(trials=4, items=8, reference=False, keep=1, dev_queries=32, dev_items=32, test_queries=30,
+                test_items=30, confirm=1, batched_loss=False, latency=Latency(0.01, 0.1), rungs=(RungPlan(8, 8, 4),))
+    without, with_guards = SearchCost(**plan), SearchCost(**plan, guard_queries=106)
+    assert with_guards.generations - without.generations == 2 * 106, "the confirmation run: both arms of each guard item"
+    assert "the guards' 106 queries" in with_guards.text() and "guards" not in without.text()
