@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 import hookbench
-from hookbench import names
+from hookbench.base import mlflow_keys
 from hookbench.hookapi.launcher import free_port
 from hookbench.testing.cli import run_cli
+from hookbench.testing.mlflow_store import runs
 from hookbench.testing.servers import start_server, stop_server
-from hookbench.testing.store import runs
 
 EXAMPLE = Path(hookbench.__file__).parent / "data" / "example_patch.json"
 pytestmark = pytest.mark.slow
@@ -77,4 +77,4 @@ def test_check_save_then_a_job_on_that_model_from_the_same_directory(stock_serve
     job = run_cli(["model=mine", "patch=file", f"patch.path={EXAMPLE}", "dataset.limit=3", "scorer=auto"], tmp_path)
     assert job.returncode == 0, job.stderr
     (run,) = runs(tmp_path)
-    assert run.data.params[names.MODEL_NAME] == "mine" and stock_server.hooks_posts == 1
+    assert run.data.params[mlflow_keys.MODEL_NAME] == "mine" and stock_server.hooks_posts == 1

@@ -6,7 +6,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from hookbench.errors import ConfigError
+from hookbench.base.errors import ConfigError
 from hookbench.evaluation.parts import check_inputs, settings_from
 from hookbench.testing.config import compose_cfg
 from hookbench.testing.repo import CONF

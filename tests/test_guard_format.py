@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hookbench.errors import ConfigError
+from hookbench.base.errors import ConfigError
 from hookbench.evaluation.parts import check_inputs
 from hookbench.testing.cli import run_cli, stock_args
 from hookbench.testing.config import compose_cfg

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import hookbench
-from hookbench.errors import PatchError
-from hookbench.evaluation.build import build
+from hookbench.base.errors import PatchError
+from hookbench.evaluation.parts import build
 from hookbench.evaluation.patches import load_patch_file
 from hookbench.hookapi import contract
 from hookbench.testing.cli import run_cli

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from hookbench import names
+from hookbench.base import mlflow_keys
 from hookbench.hookapi.launcher import free_port
 from hookbench.testing.cli import cli_env
+from hookbench.testing.mlflow_store import runs
 from hookbench.testing.repo import REPO
-from hookbench.testing.store import runs
 
 PAGE = REPO / "docs" / "your-server.md"
 PAGE_URL = "http://gpu-node:8000"
@@ -56,5 +56,5 @@ def test_the_tutorial_runs_as_written(stock_server, tmp_path):
         outputs.append(done.stdout)
     assert len(outputs) == 6 and f"127.0.0.1:{port}" in outputs[-1], outputs[-1]
     assert (tmp_path / "hookbench" / "model" / "mymodel.yaml").is_file()
-    assert [r.data.params[names.MODEL_NAME] for r in runs(tmp_path)] == ["mymodel", "mymodel"]
+    assert [r.data.params[mlflow_keys.MODEL_NAME] for r in runs(tmp_path)] == ["mymodel", "mymodel"]
     assert stock_server.is_clean(), "the tutorial leaves the server as it found it"

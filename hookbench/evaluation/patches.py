@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from omegaconf import ListConfig, OmegaConf
 
-from hookbench.errors import PatchError
+from hookbench.base.errors import PatchError
 from hookbench.hookapi import contract
 from hookbench.hookapi.contract import ADD, SCALE
 

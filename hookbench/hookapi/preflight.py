@@ -12,26 +12,14 @@ from dataclasses import dataclass, field
 
 import requests
 
-from hookbench.errors import ServerError
+from hookbench.base.errors import ContractViolation, ServerError, TokenRefused
+from hookbench.base.outcomes import FailureKind
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import Generation, HookClient, LossUnavailable
 from hookbench.hookapi.transport import ServerUnreachable
-from hookbench.vocabulary import FailureKind
 
 BARE_QUESTION = "What is the capital of France?"  # asked as is: an empty answer means a template or chat is needed
 LOSS_DIGITS = 5  # as the job's probes: rounding absorbs float noise across batch shapes
-
-
-class TokenRefused(ServerError):
-    """The server answered 401/403: the token sent (or its absence) is refused."""
-
-    exit_code = 9
-
-
-class ContractViolation(ServerError):
-    """The server answers, but not as the hook API contract says (a missing endpoint, a malformed body)."""
-
-    exit_code = 10
 
 
 @dataclass

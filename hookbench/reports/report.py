@@ -17,10 +17,11 @@ import pandas as pd
 from rich.table import Table
 from rich.text import Text
 
-from hookbench import names
+from hookbench.base import mlflow_keys
+from hookbench.base.mlflow_keys import ARMS
+from hookbench.base.outcomes import GuardVerdict, Verdict
 from hookbench.evaluation.record import RunRecord
 from hookbench.evaluation.results import ItemResult, Summary
-from hookbench.names import ARMS
 from hookbench.reports.formatting import (
     SWEEP_OWN_TEST,
     comparison_sentence,
@@ -44,7 +45,6 @@ from hookbench.reports.formatting import (
 )
 from hookbench.reports.html import write_page
 from hookbench.reports.plots import plot_accuracy, plot_latency
-from hookbench.vocabulary import GuardVerdict, Verdict
 
 DIFF_MAX_ROWS = 200  # unchanged, unfailed rows beyond this are left out of the diff table
 VERDICT_STYLES: dict[str, str] = {Verdict.IMPROVES: "green", Verdict.HURTS: "red"}  # console; any other verdict is uncoloured
@@ -67,18 +67,18 @@ def write_items(out_dir: Path, records: list[ItemResult]) -> list[Path]:
     """items.jsonl is the lossless record (round-trips via ItemResult.from_flat); items.csv is for sheets."""
     columns = item_columns()
     rows = [{c: flat.get(c) for c in columns} for flat in (r.flat() for r in records)]
-    jsonl = out_dir / names.ITEMS_JSONL
+    jsonl = out_dir / mlflow_keys.ITEMS_JSONL
     with jsonl.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    csv = out_dir / names.ITEMS_CSV
+    csv = out_dir / mlflow_keys.ITEMS_CSV
     pd.DataFrame(rows, columns=columns).to_csv(csv, index=False)
     return [jsonl, csv]
 
 
 def write_guard_items(out_dir: Path, guards: list, guard_records: list[list[ItemResult]]) -> Path:
     """guard_items.jsonl: each guard's items as items.jsonl has them, with the guard's name first."""
-    path = out_dir / names.GUARDS_JSONL
+    path = out_dir / mlflow_keys.GUARDS_JSONL
     with path.open("w", encoding="utf-8") as f:
         for g, records in zip(guards, guard_records):
             for r in records:
@@ -147,7 +147,7 @@ def diff_table(records: list[ItemResult], max_rows: int = DIFF_MAX_ROWS) -> str:
         md_table(header, rows),
     ]
     if left_out:
-        parts += ["", f"_{left_out} unchanged rows left out; the full data is in {names.ITEMS_JSONL}._"]
+        parts += ["", f"_{left_out} unchanged rows left out; the full data is in {mlflow_keys.ITEMS_JSONL}._"]
     return "\n".join(parts) + "\n"
 
 
@@ -262,7 +262,7 @@ def guard_lines(guards: list, second: str = "patched") -> list[str]:
     alpha = guards[0].ni.alpha
     return [md_table(["guard", "n", "baseline", second, "margin", f"delta [{fmt_level(alpha)} CI], two-sided p",
                       f"{fmt_level(2 * alpha)} lower bound (one-sided p at −margin)", "verdict"], rows), "",
-            guard_rule(alpha) + f". Items: `{names.GUARDS_JSONL}`."]
+            guard_rule(alpha) + f". Items: `{mlflow_keys.GUARDS_JSONL}`."]
 
 
 def prompt_section(p, summary: Summary, guards: list) -> list[str]:
@@ -280,7 +280,7 @@ def prompt_section(p, summary: Summary, guards: list) -> list[str]:
     return [f"**{prompt_sentence(p)}**", "", f"Prompt change (`compare.prompt`): `{p.prompt}`", "",
             md_table(["comparison", "first", "second", f"delta [{fmt_level(summary.comparison.alpha)} CI]", "p",
                       "verdict"], rows), "",
-            f"The prompting arm is the unpatched model with the prompt change; answers: `{names.PROMPT_JSONL}`.",
+            f"The prompting arm is the unpatched model with the prompt change; answers: `{mlflow_keys.PROMPT_JSONL}`.",
             *on_guards]
 
 
@@ -323,9 +323,9 @@ def render_report(records: list[ItemResult], summary: Summary, record: RunRecord
               "run only). Per request: the time of each call to the server.", "",
               md_table(["arm", "per answer (mean)", "batch sizes", "per request (mean)", "per request (p95)"],
                        latency_rows(summary)), "",
-              "## Plots", "", plots_sentence([names.ACCURACY_PNG, names.LATENCY_PNG]), "",
+              "## Plots", "", plots_sentence([mlflow_keys.ACCURACY_PNG, mlflow_keys.LATENCY_PNG]), "",
               "## Run", "", md_table(["key", "value"], record_rows(record)), "",
-              "## Items", "", f"Full per-item data: `{names.ITEMS_JSONL}`, `{names.ITEMS_CSV}`.", "",
+              "## Items", "", f"Full per-item data: `{mlflow_keys.ITEMS_JSONL}`, `{mlflow_keys.ITEMS_CSV}`.", "",
               diff_md]
     return "\n".join(parts)
 
@@ -340,25 +340,25 @@ def write_run_report(out_dir: Path, records: list[ItemResult], summary: Summary,
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = write_items(out_dir, records)
     diff_md = diff_table(records)
-    diff_path = out_dir / names.DIFF_TABLE
+    diff_path = out_dir / mlflow_keys.DIFF_TABLE
     diff_path.write_text(diff_md, encoding="utf-8")
     paths += [
         diff_path,
-        plot_accuracy(out_dir / names.ACCURACY_PNG, summary, title, shown=_sweep_shown(summary) if in_sweep else None),
-        plot_latency(out_dir / names.LATENCY_PNG, records, summary, title),
+        plot_accuracy(out_dir / mlflow_keys.ACCURACY_PNG, summary, title, shown=_sweep_shown(summary) if in_sweep else None),
+        plot_latency(out_dir / mlflow_keys.LATENCY_PNG, records, summary, title),
     ]
-    report = out_dir / names.REPORT_MD
+    report = out_dir / mlflow_keys.REPORT_MD
     lead = f"{SWEEP_OWN_TEST}: {comparison_sentence(summary.comparison)}" if in_sweep else None
     text = render_report(records, summary, record, title, warnings, diff_md, lead, guards, verdict_lead, prompt)
     report.write_text(text, encoding="utf-8")
     if guards:
         paths.append(write_guard_items(out_dir, guards, guard_records or []))
     if prompt is not None:
-        path = out_dir / names.PROMPT_JSONL
+        path = out_dir / mlflow_keys.PROMPT_JSONL
         path.write_text("".join(json.dumps(r.flat(), ensure_ascii=False) + "\n" for r in prompt_records or []),
                         encoding="utf-8")
         paths.append(path)
-    page = write_page(out_dir / names.REPORT_HTML, title, text, [out_dir / names.ACCURACY_PNG, out_dir / names.LATENCY_PNG])
+    page = write_page(out_dir / mlflow_keys.REPORT_HTML, title, text, [out_dir / mlflow_keys.ACCURACY_PNG, out_dir / mlflow_keys.LATENCY_PNG])
     return paths + [report, page]
 
 

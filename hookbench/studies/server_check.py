@@ -18,11 +18,9 @@ from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from hookbench.errors import ConfigError
-from hookbench.evaluation.build import build
-from hookbench.evaluation.guards import build_guards, compose_guards
+from hookbench.base.errors import ConfigError
 from hookbench.evaluation.loop import PROBES, generation_extras
-from hookbench.evaluation.parts import settings_from
+from hookbench.evaluation.parts import build, build_guards, compose_guards, settings_from
 from hookbench.hookapi import contract, preflight
 from hookbench.hookapi.client import HookClient
 from hookbench.studies.rungs import objective, schedule

@@ -14,23 +14,24 @@ from filelock import FileLock
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from hookbench import names
-from hookbench.errors import ConfigError
-from hookbench.paths import sqlite_path
+from hookbench.base import mlflow_keys
+from hookbench.base.errors import ConfigError
+from hookbench.base.paths import sqlite_path
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 # MLflow 3's UI opens an experiment by this tag: without it, on the GenAI overview with no runs table
-EXPERIMENT_KIND = {names.TAG_EXPERIMENT_KIND: "custom_model_development"}
+EXPERIMENT_KIND = {mlflow_keys.TAG_EXPERIMENT_KIND: "custom_model_development"}
 # A view of the runs table MLflow's UI loads from an experiment tag `mlflow.sharedViewState.<key>` when the
 # link has `viewStateShareKey=<key>` (its "Share" button writes the same, as JSON): sorted by the delta,
 # with hookbench's columns.
 VIEW_KEY = "hookbench-results"
-VIEW_STATE = {"orderByKey": f"metrics.`{names.ACC_DELTA}`", "orderByAsc": False,
-              "selectedColumns": [f"tags.`{names.TAG_RESULT}`", f"tags.`{names.TAG_VERDICT_ADJUSTED}`", f"metrics.`{names.ACC_DELTA}`",
-                                  f"metrics.`{names.ACC_CI_LOW}`", f"metrics.`{names.ACC_CI_HIGH}`",
-                                  f"metrics.`{names.P_ADJUSTED}`", f"tags.`{names.TAG_GUARD_VERDICT}`",
-                                  f"params.`{names.PATCH_HASH}`"]}
-EXPERIMENT_TAGS = {**EXPERIMENT_KIND, names.shared_view_state(VIEW_KEY): json.dumps(VIEW_STATE)}
+VIEW_STATE = {"orderByKey": f"metrics.`{mlflow_keys.ACC_DELTA}`", "orderByAsc": False,
+              "selectedColumns": [f"tags.`{mlflow_keys.TAG_RESULT}`", f"tags.`{mlflow_keys.TAG_VERDICT_ADJUSTED}`",
+                                  f"metrics.`{mlflow_keys.ACC_DELTA}`",
+                                  f"metrics.`{mlflow_keys.ACC_CI_LOW}`", f"metrics.`{mlflow_keys.ACC_CI_HIGH}`",
+                                  f"metrics.`{mlflow_keys.P_ADJUSTED}`", f"tags.`{mlflow_keys.TAG_GUARD_VERDICT}`",
+                                  f"params.`{mlflow_keys.PATCH_HASH}`"]}
+EXPERIMENT_TAGS = {**EXPERIMENT_KIND, mlflow_keys.shared_view_state(VIEW_KEY): json.dumps(VIEW_STATE)}
 
 
 def configure(mlflow_cfg) -> str:
@@ -109,6 +110,6 @@ def git_info() -> dict[str, str]:
         return subprocess.run(["git", "-C", str(PROJECT_DIR), *args], capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
     try:
-        return {names.GIT_COMMIT: git("rev-parse", "HEAD"), names.GIT_DIRTY: str(bool(git("status", "--porcelain")))}
+        return {mlflow_keys.GIT_COMMIT: git("rev-parse", "HEAD"), mlflow_keys.GIT_DIRTY: str(bool(git("status", "--porcelain")))}
     except (OSError, subprocess.SubprocessError):
-        return {names.GIT_COMMIT: "unknown", names.GIT_DIRTY: "unknown"}
+        return {mlflow_keys.GIT_COMMIT: "unknown", mlflow_keys.GIT_DIRTY: "unknown"}
