@@ -74,7 +74,8 @@ def test_check_save_then_a_job_on_that_model_from_the_same_directory(stock_serve
     assert stock_server.url in saved.read_text()
     again = _check(stock_server.url, tmp_path, "--save", "mine")
     assert again.returncode == 2 and "--force" in again.stderr and stock_server.url in saved.read_text()
-    job = run_cli(["model=mine", "patch=file", f"patch.path={EXAMPLE}", "dataset.limit=3", "scorer=auto"], tmp_path)
+    job = run_cli(["model=mine", "patch=file", f"patch.path={EXAMPLE}", "dataset.limit=3", "scorer=auto", "guards=[]"],
+                  tmp_path)
     assert job.returncode == 0, job.stderr
     (run,) = runs(tmp_path)
     assert run.data.params[mlflow_keys.MODEL_NAME] == "mine" and stock_server.hooks_posts == 1

@@ -51,7 +51,8 @@ def test_a_patch_with_an_unknown_operation_is_refused_before_any_request(stock_s
     bad = tmp_path / "mine.json"
     bad.write_text(json.dumps([{"tensor_name": UP, "operation": "scale", "value": 1.1},
                                {"tensor_name": UP, "operation": "multiply", "value": 2.0}]))
-    p = run_cli(["model=remote", f"model.server.url={stock_server.url}", "patch=file", f"patch.path={bad}"], tmp_path)
+    p = run_cli(["model=remote", f"model.server.url={stock_server.url}", "patch=file", f"patch.path={bad}", "guards=[]"],
+                tmp_path)
     assert p.returncode == 5 and "suggestions[1].operation: 'multiply' is not one of" in p.stderr
     assert "Traceback" not in p.stderr
     assert stock_server.request_log == [] and stock_server.generations == 0, "nothing is asked of the server"
