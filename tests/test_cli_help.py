@@ -26,10 +26,12 @@ def test_hookbench_help_is_its_own_page_with_commands_groups_and_examples(tmp_pa
     out = p.stdout
     assert out.splitlines()[0] == "hookbench: does a tensor edit make a language model better?"
     assert "powered by Hydra" not in out and "== Config ==" not in out  # no stock page, no config dump
-    assert "patch: file, general, math, none, reasoning" in out and "model: llama70b, qwen72b, smollm2, tiny" in out
+    assert "patch: file, general, inline, math, none, reasoning" in out
+    assert "model: llama70b, qwen72b, remote, smollm2, tiny" in out
     for name, (what, _) in COMMANDS.items():
         assert f"hookbench {name:<10} {what}" in out, name
-    assert set(COMMANDS) == {"study", "reproduce", "confirm", "plan", "compare", "server", "ui"}
+    assert set(COMMANDS) == {"study", "reproduce", "confirm", "plan", "compare", "check", "server", "ui"}
+    assert "by their scored answers (accuracy)" in COMMANDS["study"][0] and "by loss" not in COMMANDS["study"][0]
     for example in ("hookbench dataset=gsm8k dataset.sample=100", "-m patch=general,math,reasoning",
                     "hookbench reproduce RUN_ID", "hookbench confirm", "hookbench ui"):
         assert example in out, example
@@ -51,6 +53,7 @@ def test_reproduce_confirm_plan_and_ui_describe_every_argument(capsys):
                 "confirm": ["the parent run id a sweep printed", "confirm the N best patch sets", "the store (default"],
                 "plan": ["a finished pilot run", "--effect", "--patches"],
                 "ui": ["--port", "--no-browser", "the experiment to open"],
+                "check": ["usage: hookbench check", "--save NAME", "--force", "--json", "--token-env"],
                 "server": ["usage: hookbench server", "--model", "--engine"],
                 "compare": ["usage: hookbench compare", "--guard TASK[:MARGIN]", "--intersect", "every delta is B − A"]}
     for command, phrases in expected.items():

@@ -6,6 +6,8 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from hookbench.base.errors import ConfigError
+from hookbench.evaluation.parts import check_inputs, settings_from
 from hookbench.testing.config import compose_cfg
 from hookbench.testing.repo import CONF
 
@@ -43,7 +45,33 @@ def test_big_models_read_their_server_from_env(monkeypatch):
     cfg = compose_cfg(["model=qwen72b"])
     assert cfg.model.server.url == "http://127.0.0.1:9999"
     monkeypatch.delenv("QWEN72B_URL")
-    assert compose_cfg(["model=llama70b"]).model.server.url.startswith("http://127.0.0.1:")
+    assert compose_cfg(["model=qwen72b"]).model.server.url is None, "never a silent localhost"
+
+
+@pytest.mark.parametrize(("option", "variable"), [("qwen72b", "QWEN72B_URL"), ("llama70b", "LLAMA70B_URL")])
+def test_an_unset_url_variable_is_named_before_anything_runs(option, variable, monkeypatch):
+    monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(ConfigError, match=f"\\${variable}, which is not set") as e:
+        check_inputs(compose_cfg([f"model={option}", "guards=[]"]))
+    assert e.value.exit_code == 2
+
+
+def test_model_remote_needs_its_url_and_logs_the_name_given():
+    with pytest.raises(ConfigError, match="model.server.url is not set"):
+        check_inputs(compose_cfg(["model=remote", "guards=[]"]))
+    cfg = compose_cfg(["model=remote", "model.server.url=http://gpu-node:8000", "model.name=my-70b",
+                       "model.hf_id=org/my-70b"])
+    model = settings_from(cfg).model
+    assert (model.name, model.hf_id) == ("my-70b", "org/my-70b")
+
+
+def test_own_model_options_are_found_from_the_directory_run_in(tmp_path, monkeypatch):
+    option = tmp_path / "hookbench" / "model" / "mine.yaml"
+    option.parent.mkdir(parents=True)
+    option.write_text("defaults: [remote, _self_]\nname: mine\nserver: {url: 'http://gpu-node:8000'}\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = compose_cfg(["model=mine"])
+    assert (cfg.model.name, cfg.model.server.url, cfg.model.generation.preset) == ("mine", "http://gpu-node:8000", "benchmark")
 
 
 @pytest.mark.parametrize("option", ["general", "math", "reasoning"])

@@ -49,3 +49,15 @@ class NothingMeasured(HookbenchError):
     """The job ran but measured nothing (every answer or loss failed): a failure, never a success."""
 
     exit_code = 7
+
+
+class TokenRefused(ServerError):
+    """The server answered 401/403: the token sent (or its absence) is refused (`hookbench check`)."""
+
+    exit_code = 9
+
+
+class ContractViolation(ServerError):
+    """The server answers, but not as the hook API contract says (a missing endpoint, a malformed body)."""
+
+    exit_code = 10

@@ -168,6 +168,7 @@ STATS_CORRECTION = "stats.correction"  # a sweep's (and compare's) multiple-comp
 REPRODUCE_MARGIN = "reproduce.margin"  # how close a rerun must come to reproduce
 PATCH_SOURCE = "patch.source"
 PATCH_STRENGTH = "patch.strength"
+PATCH_EDITS = "patch.edits"  # patch=inline: the edits written as an override
 DATASET_NAME = "dataset.name"
 DATASET_FINGERPRINT = "dataset.fingerprint"
 GEN_PRESET_CONFIG = "generation.preset_config"

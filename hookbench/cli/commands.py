@@ -1,4 +1,4 @@
-"""The argument-parsing subcommands of `hookbench`: reproduce, confirm, plan, compare, server, ui.
+"""The argument-parsing subcommands of `hookbench`: reproduce, confirm, plan, compare, check, server, ui.
 
 Each parses its arguments here and imports the module that does the work only then, so that
 `hookbench COMMAND --help` and a mistyped argument cost no MLflow, torch, pandas or statsmodels import.
@@ -142,4 +142,32 @@ def ui(argv: list[str]) -> int:
         from hookbench.cli import ui as mlflow_ui
 
         return mlflow_ui.show(_store(args.tracking_uri), args.experiment, args.host, args.port, not args.no_browser)
+    return run_command(body)
+
+
+def check(argv: list[str]) -> int:
+    parser = _parser("check", "Try a tensor-hook server before a job: its endpoints, token, extensions, whether a "
+                              "bare question comes back empty, whether its loss is deterministic, its latency and "
+                              "the default job's and study's wall time there. Changes nothing on the server. "
+                              "Exit 0 usable, 2 bad option, 4 unreachable, 9 token refused, 10 contract broken.")
+    parser.add_argument("url", help="the server's base URL, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--token-env", default=None, help="an env var holding the server's API token")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one answer (default 300)")
+    parser.add_argument("--preset", default=None, help="the preset to ask with (default: greedy, else the coolest)")
+    parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    parser.add_argument("--save", metavar="NAME", default=None,
+                        help="write ./hookbench/model/NAME.yaml from what check learned (then: hookbench model=NAME)")
+    parser.add_argument("--force", action="store_true", help="with --save: replace an existing file")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        from hookbench.reports.check_table import show
+        from hookbench.studies.server_check import check_server, save_model
+
+        result = check_server(args.url, args.token_env, args.timeout, args.preset)
+        show(result.as_dict(), args.json)
+        if args.save:
+            path = save_model(result, args.save, args.token_env, args.force)
+            print(f"wrote {path}: run `hookbench model={args.save} ...` from this directory")
+        return 0
     return run_command(body)

@@ -5,7 +5,8 @@ overrides; `hookbench COMMAND ...`, when the first word names a command, runs th
 Each imports what it needs only once it runs: help imports no MLflow, torch, pandas or statsmodels.
 
 Exit codes: 0 done; the error's own code for a user mistake (2 config, Hydra's composition errors
-included, 3 data, 4 server, 5 patch, 6 reproduction, 7 nothing measured); 130 Ctrl-C; 143 SIGTERM,
+included, 3 data, 4 server, 5 patch, 6 reproduction, 7 nothing measured; `check`: 9 token refused,
+10 contract broken); 130 Ctrl-C; 143 SIGTERM,
 129 SIGHUP (hookbench.cli.exits). In a sweep a failed job is a FAILED child run and the sweep goes on;
 the sweep's exit code says whether any failed.
 """
@@ -71,12 +72,13 @@ def _hydra(app: Callable[[], int | None], argv: list[str]) -> int:
 
 # The commands, in the order `hookbench --help` lists them: name -> (what it does, how it runs)
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
-    "study": ("search edits by loss, keep the best, confirm on test (Hydra overrides)",
+    "study": ("search edits by their scored answers (accuracy), keep the best, confirm on test (Hydra overrides)",
               lambda argv: _hydra(study, argv)),
     "reproduce": ("rerun a logged run from what it logged; say whether it agrees", commands.reproduce),
     "confirm": ("rerun a dev sweep's best patch sets on the test split", commands.confirm),
     "plan": ("size a study from a pilot run: items, generations, wall time", commands.plan),
     "compare": ("paired verdict of two evaluation logs (lm-eval, hookbench, inspect)", commands.compare),
+    "check": ("try a hook server before a job: contract, token, template, latency, cost", commands.check),
     "server": ("the reference hook server (--model, --port, --engine hf|vllm, ...)", commands.server),
     "ui": ("MLflow's UI on hookbench's store, opened at the results view", commands.ui),
 }

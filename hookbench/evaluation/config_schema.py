@@ -97,9 +97,20 @@ class ModelConfig:
 
 
 @dataclass
+class GuardFormat:
+    """How a dataset is asked and scored when it is a guard: its own format, never the target's template."""
+
+    template: str = "{prompt}"  # the query sent; {prompt} is the item's prompt
+    chat: bool | None = None  # None: the model's chat setting (model.prompt.chat)
+    max_new_tokens: int | None = None  # None: the model's; applied where the server offers max_new_tokens
+    scorer: str | None = None  # the scorer option a guard named by this dataset gets (None: auto)
+
+
+@dataclass
 class DatasetBase:
     _target_: str = MISSING
     name: str = MISSING
+    as_guard: GuardFormat = field(default_factory=GuardFormat)
     split: Split = Split.all
     holdout: float = 0.5
     limit: int | None = None
@@ -145,6 +156,11 @@ class PatchBase:
 @dataclass
 class FilePatchConfig(PatchBase):
     path: str = MISSING
+
+
+@dataclass
+class InlinePatchConfig(PatchBase):
+    edits: list[Any] = MISSING  # patch=inline: the edits themselves, each a mapping (docs/patches.md)
 
 
 @dataclass
@@ -262,6 +278,7 @@ SCHEMAS = (
     ("dataset", "base_gsm8k", Gsm8kConfig),
     ("dataset", "base_jsonl", JsonlConfig),
     ("patch", "base_file", FilePatchConfig),
+    ("patch", "base_inline", InlinePatchConfig),
     ("patch", "base_suggestions", SuggestionsPatchConfig),
     ("patch", "base_none", PatchBase),
     ("scorer", "base_scorer", ScorerBase),

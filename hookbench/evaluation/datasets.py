@@ -162,6 +162,7 @@ def jsonl(
     sample: int | None = None,
     seed: int = 0,
     read: Callable[[Path], list[dict]] = _read_rows,
+    as_guard: Any = None,  # how the dataset is asked as a guard: read by evaluation/parts.py, not here
 ) -> Dataset:
     """Any JSONL with a prompt and an answer per row; `id` and `task` are optional per row.
 
@@ -228,6 +229,7 @@ def gsm8k(
     limit: int | None = None,
     sample: int | None = None,
     seed: int = 0,
+    as_guard: Any = None,  # how the dataset is asked as a guard: read by evaluation/parts.py, not here
 ) -> Dataset:
     """GSM8K from the hub, or from a local JSONL/parquet copy of one hub split (`path`).
 
@@ -300,6 +302,7 @@ def arithmetic(
     holdout: float = 0.5,
     limit: int | None = None,
     sample: int | None = None,
+    as_guard: Any = None,  # how the dataset is asked as a guard: read by evaluation/parts.py, not here
 ) -> Dataset:
     """Sums of `terms` random integers, made offline from `seed`: a task any small model can be run on.
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hookbench.base.outcomes import GuardVerdict
 from hookbench.evaluation.items import Dataset
 from hookbench.evaluation.prompting import paired
 from hookbench.evaluation.results import ItemResult, per_item
 from hookbench.evaluation.scorers import Scorer
+from hookbench.evaluation.settings import GenerationSettings
 
 if TYPE_CHECKING:  # statsmodels and scipy load when a job is summarised, not before its first request
     from hookbench.stats import Comparison
@@ -31,6 +32,8 @@ class Guard:
     margin: float
     items: list[ItemResult]
     prompts: list[ItemResult] = field(default_factory=list)  # the prompting arm's answers, in the `patched` slot
+    generation: GenerationSettings | None = None  # its own format (parts.guard_settings); None: the target's
+    extras: dict[str, Any] = field(default_factory=dict)  # its request fields on the job's server (loop._check_server)
 
 
 @dataclass(frozen=True)

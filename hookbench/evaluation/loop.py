@@ -18,6 +18,8 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
 
 from hookbench.base.background import Background
 from hookbench.base.errors import ConfigError, NothingMeasured, ReproductionMismatch, ServerError
@@ -100,6 +102,13 @@ def generation_extras(g: GenerationSettings, client: HookClient) -> dict:
     return extras
 
 
+def guard_extras(guard: GenerationSettings, model: GenerationSettings, client: HookClient) -> dict[str, Any]:
+    """A guard's request fields: its own format; its answer length only where the server takes one."""
+    if contract.EXT_MAX_NEW_TOKENS not in client.extensions:
+        guard = replace(guard, max_new_tokens=model.max_new_tokens)
+    return generation_extras(guard, client)
+
+
 def unanswered_items(dataset: Dataset, g: GenerationSettings) -> list[ItemResult]:
     """One item result per item and draw, not yet answered, with the exact query the server is sent."""
     return [ItemResult(it.id, it.task, it.prompt, g.query(it.prompt), it.gold, draw=d)
@@ -112,8 +121,7 @@ class EvaluationLoop:
     def __init__(self, parts: Parts, run_id: str | Callable[[], str], store: GenerationStore | None = None,
                  expected_identity: dict | None = None, holder: dict | None = None,
                  on_takeover: Callable[[dict, str | None], None] | None = None) -> None:
-        # run_id may be a callable: the run is then made once the server is set up (its store is
-        # created meanwhile, see hookbench.job), before any generation
+        # run_id may be a callable: the run is made once the server is set up (hookbench.job), before any generation
         self.parts, self._open_run = parts, run_id if callable(run_id) else (lambda: run_id)
         self.run_id = None if callable(run_id) else run_id
         self.client, self.settings = parts.client, parts.settings
@@ -155,18 +163,20 @@ class EvaluationLoop:
             raise ConfigError(f"generation.samples={g.samples} with the greedy preset {g.preset!r}: every draw "
                               "would be the same answer; use a sampled preset or generation.samples=1")
         self.extras = generation_extras(self.settings.generation, self.client)
+        for guard in self.parts.guards:
+            guard.extras = guard_extras(guard.generation or g, g, self.client)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> JobOutput:
         s = self.settings
         self._check_server()
         items = unanswered_items(self.parts.dataset, s.generation)
-        for g in self.parts.guards:
-            g.items = unanswered_items(g.dataset, s.generation)
+        for g in self.parts.guards:  # each in its own format, never the target's template
+            g.items = unanswered_items(g.dataset, g.generation or s.generation)
         if s.compare_prompt is not None:
             self.prompts = prompted_items(items, s.compare_prompt, s.generation.query)
             for g in self.parts.guards:  # the prompting arm on the guards too: does asking differently hurt them?
-                g.prompts = prompted_items(g.items, s.compare_prompt, s.generation.query)
+                g.prompts = prompted_items(g.items, s.compare_prompt, (g.generation or s.generation).query)
         with self.scope:  # the server's patch state is ours until restored, whatever happens
             self.phase_s["server_wait"] = self.scope.waited
             screen = self._measure(items)
@@ -212,8 +222,9 @@ class EvaluationLoop:
             if self.prompts:  # the clean server with the prompt change: shared by every job of a sweep
                 prompt_arm = Arm("patched", False, {"arm": "prompt", "prompt": s.compare_prompt})
                 with self.phase("prompt"):
-                    for prompted in (self.prompts, *(g.prompts for g in self.parts.guards)):
-                        self._generate(prompted, prompt_arm, self.side)
+                    self._generate(self.prompts, prompt_arm, self.side)
+                    for g in self.parts.guards:
+                        self._generate(g.prompts, prompt_arm, self.side, g.extras)
         with self.phase("patch"):
             self.scope.apply(resolved(self.patch))
         if s.measures_loss and not screen:
@@ -292,11 +303,12 @@ class EvaluationLoop:
     def _guards(self, arm: Arm) -> None:
         with self.phase("guards"):  # the same server and state as the target's arm
             for g in self.parts.guards:
-                self._generate(g.items, arm, self.side)
+                self._generate(g.items, arm, self.side, g.extras)
 
-    def _generate(self, items: list[ItemResult], arm: Arm, generator: Generator | None = None) -> None:
+    def _generate(self, items: list[ItemResult], arm: Arm, generator: Generator | None = None,
+                  extras: dict[str, Any] | None = None) -> None:
         g = self.settings.generation
-        served = Served(self.identity, g.preset, self.preset, self.extras)
+        served = Served(self.identity, g.preset, self.preset, self.extras if extras is None else extras)
         (generator or self.generator).run(items, arm, served, g.samples, g.batch_size)
 
     def _score(self, items: list[ItemResult]) -> None:

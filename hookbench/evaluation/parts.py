@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,24 @@ from hookbench.hookapi import contract
 from hookbench.hookapi.client import HookClient
 from hookbench.hookapi.launcher import check_launch, ensure_server, launched_token
 
-DEFAULT_GUARD_SCORER = "auto"  # numbers graded as numbers, text by normalized equality
+DEFAULT_GUARD_SCORER = "auto"  # where the dataset option names none: numbers as numbers, text by normalized equality
 ENTRY_KEYS = ("dataset", "scorer", "margin", "name")  # the others in a mapping entry are dataset keys
+
+
+def check_url(cfg: DictConfig) -> None:
+    """A server to talk to, named before anything runs: model.server.url, or a launched server. An
+    unset variable the option reads the URL from is named, never replaced by some localhost."""
+    server = cfg.model.server
+    if server.get("url") or (server.launch and server.launch.get("enabled")):
+        return
+    raw = str(server._get_node("url")._value())  # the option's own spelling, e.g. ${oc.env:QWEN72B_URL,null}
+    env = re.search(r"oc\.env:\s*([A-Za-z_]\w*)", raw)
+    if env:
+        raise ConfigError(f"model={cfg.model.name} reads its server's URL from ${env.group(1)}, which is not "
+                          f"set: export {env.group(1)}=http://HOST:PORT (or set model.server.url=..., or "
+                          "model.server.launch.enabled=true to start the reference server here)")
+    raise ConfigError(f"model.server.url is not set: model={cfg.model.name} talks to a server you run; set "
+                      "model.server.url=http://HOST:PORT (`hookbench check URL` tries one first)")
 
 
 @dataclass
@@ -53,6 +70,7 @@ def check_inputs(cfg: DictConfig) -> CheckedInputs:
     settings = settings_from(cfg)
     launch = cfg.model.server.launch
     check_launch(plain(launch) if launch else None)
+    check_url(cfg)
     dataset = build(cfg.dataset, "dataset")
     scorer = build(cfg.scorer, "scorer")
     scorer.check_golds(dataset.items)
@@ -61,7 +79,7 @@ def check_inputs(cfg: DictConfig) -> CheckedInputs:
     if check is not None:  # a patch file is read and validated now, not after the server started
         check(settings.model.name, settings.model.apply_mode)
     compose_guards(cfg)  # the composed guards replace their names in cfg before the run logs it
-    guards = build_guards(cfg, dataset) if settings.generates else []
+    guards = build_guards(cfg, dataset, settings.generation) if settings.generates else []
     return CheckedInputs(settings, dataset, scorer, patch_source, guards)
 
 
@@ -160,6 +178,7 @@ def compose_guards(cfg: DictConfig) -> None:
     """Replace each guard entry in `cfg.guards` by its composed form {name, dataset, scorer, margin}
     (a ConfigError naming an unknown dataset or scorer option, or a bad margin)."""
     from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     default = cfg.guard.margin
     _margin(None, None, default)
@@ -170,15 +189,20 @@ def compose_guards(cfg: DictConfig) -> None:
             name = entry.get("name") or entry["dataset"].get("name")
             composed.append({**entry, "name": name, "margin": _margin(entry.get("margin"), name, default)})
             continue
-        option, scorer = entry["dataset"], entry.get("scorer") or DEFAULT_GUARD_SCORER
+        option, scorer = entry["dataset"], entry.get("scorer")
         name = entry.get("name") or option
-        extra = [f"dataset.{k}={_literal(v)}" for k, v in entry.items() if k not in ENTRY_KEYS]
+        keys = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
+        extra = [f"dataset.{k}={_literal(v)}" for k, v in keys.items() if not isinstance(v, dict)]
         try:
-            node = _compose([f"dataset={option}", f"scorer={scorer}", *extra])
-        except HydraException as e:
-            raise ConfigError(f"guards: guard {name!r} ({option}, scorer {scorer}) cannot be composed: "
+            node = _compose([f"dataset={option}", *extra])
+            node.dataset.merge_with({k: v for k, v in keys.items() if isinstance(v, dict)})  # e.g. as_guard
+            scorer = scorer or node.dataset.as_guard.get("scorer") or DEFAULT_GUARD_SCORER  # the dataset's own
+            scorer_node = _compose([f"scorer={scorer}"]).scorer
+        except (HydraException, OmegaConfBaseException) as e:
+            shown = scorer or "its dataset's"
+            raise ConfigError(f"guards: guard {name!r} ({option}, scorer {shown}) cannot be composed: "
                               f"{str(e).splitlines()[0]}") from None
-        composed.append({"name": name, "dataset": plain(node.dataset), "scorer": plain(node.scorer),
+        composed.append({"name": name, "dataset": plain(node.dataset), "scorer": plain(scorer_node),
                          "margin": _margin(entry.get("margin"), name, default)})
     names = [g["name"] for g in composed]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -228,9 +252,18 @@ def _literal(value: object) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def build_guards(cfg: DictConfig, target: Dataset) -> list[Guard]:
+def guard_settings(fmt: dict[str, Any], model: GenerationSettings) -> GenerationSettings:
+    """The guard's generation: the model's preset, draws and batch; its dataset's template, and its
+    chat setting and answer length where the dataset sets them (else the model's)."""
+    return replace(model, template=str(fmt.get("template") or "{prompt}"),
+                   chat=model.chat if fmt.get("chat") is None else bool(fmt["chat"]),
+                   max_new_tokens=model.max_new_tokens if fmt.get("max_new_tokens") is None else int(fmt["max_new_tokens"]))
+
+
+def build_guards(cfg: DictConfig, target: Dataset, generation: GenerationSettings | None = None) -> list[Guard]:
     """The composed guards as parts, each dataset loaded and its scorer checked against its golds; a
-    guard with the target's own items is refused (it would only repeat the target's test)."""
+    guard with the target's own items is refused (it would only repeat the target's test). With the
+    job's `generation`, each guard is asked in its own format (`guard_settings`)."""
     out = []
     for g in cfg.get("guards") or []:
         dataset = build(g.dataset, f"guards[{g.name}].dataset")
@@ -239,7 +272,9 @@ def build_guards(cfg: DictConfig, target: Dataset) -> list[Guard]:
         if dataset.fingerprint == target.fingerprint or {i.id for i in dataset.items} == {i.id for i in target.items}:
             raise ConfigError(f"guards: guard {g.name!r} has the target's own items ({target.source}): a guard "
                               "must be another task (guards=[...] another dataset, or guards=[] for none)")
-        out.append(Guard(str(g.name), dataset, scorer, float(g.margin), []))
+        fmt = plain(g.dataset).get("as_guard") or {}
+        out.append(Guard(str(g.name), dataset, scorer, float(g.margin), [],
+                         generation=None if generation is None else guard_settings(fmt, generation)))
     return out
 
 

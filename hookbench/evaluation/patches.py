@@ -14,8 +14,11 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from omegaconf import ListConfig, OmegaConf
+
+from hookbench.base import mlflow_keys
 from hookbench.base.errors import PatchError
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import HookClient
@@ -154,6 +157,22 @@ class FileSource:
     def resolve(self, client: HookClient | None, model_name: str, apply_mode: str) -> PatchSet:
         """The file's patch set; no server is asked (`check` passes None)."""
         return with_strength(load_patch_file(self.path, apply_mode, self.name), self.strength)
+
+
+class InlineSource:
+    """`patch=inline patch.edits=[{...}]`: edits written as an override, checked like a file's."""
+
+    def __init__(self, edits: ListConfig | list[dict[str, Any]], name: str = "inline", strength: float = 1.0):
+        self.edits, self.name, self.strength = edits, name, check_strength(strength)
+
+    def check(self, model_name: str, apply_mode: str) -> None:
+        """Before the server starts: every edit is valid at this strength."""
+        self.resolve(None, model_name, apply_mode)
+
+    def resolve(self, client: HookClient | None, model_name: str, apply_mode: str) -> PatchSet:
+        edits: Any = OmegaConf.to_container(self.edits) if isinstance(self.edits, ListConfig) else self.edits
+        suggestions = validate(edits, mlflow_keys.PATCH_EDITS, apply_mode)
+        return with_strength(PatchSet(self.name, suggestions, "inline"), self.strength)
 
 
 class SuggestionsSource:

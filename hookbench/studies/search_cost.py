@@ -39,11 +39,13 @@ class Latency:
 
 
 def measure_latency(client: HookClient, queries: list[str], gold: str, preset: str, extras: dict, loss_prefix: str,
-                    batch: int) -> Latency:
+                    batch: int, clean: bool = True) -> Latency:
     """One loss request and one generation request as the jobs send it, timed on the clean server:
     `batch` queries in one request on a server with batched generation (the job's batch size, its
-    max_new_tokens in `extras`), else one query (a stock server answers one at a time)."""
-    client.clean()
+    max_new_tokens in `extras`), else one query (a stock server answers one at a time). `clean`
+    False times the server as it is (`hookbench check` changes nothing)."""
+    if clean:
+        client.clean()
     t0 = time.perf_counter()
     client.losses([(queries[0], gold)], answer_prefix=loss_prefix)
     loss_s = time.perf_counter() - t0
@@ -78,6 +80,12 @@ class SearchCost:
     rungs: tuple[RungPlan, ...] = ()  # the accuracy search (search.objective=accuracy|auto); empty: the loss search
     rung_loss_items: int = 0  # auto: rung-0 jobs also measure the loss of their items
     guards: tuple[tuple[str, int, float, float], ...] = ()  # (name, items, margin, alpha) of each guard the jobs run
+    guard_queries: int = 0  # the guards' distinct queries x draws, generated in both arms of the confirmation run
+
+    @property
+    def confirm_generations(self) -> int:
+        """The confirmation run on test: its items and its guards', both arms."""
+        return (self.test_queries + self.guard_queries) * 2 * self.confirm
 
     @property
     def loss_requests(self) -> int:
@@ -106,9 +114,9 @@ class SearchCost:
     def generations(self) -> int:
         probe = self.latency.probe_answers
         if self.rungs:
-            return probe + self.reference_generations + sum(self.rung_generations()) + self.test_queries * 2 * self.confirm
+            return probe + self.reference_generations + sum(self.rung_generations()) + self.confirm_generations
         dev = self.dev_queries * (1 + self.keep) if self.keep else 0
-        return probe + dev + self.test_queries * 2 * self.confirm
+        return probe + dev + self.confirm_generations
 
     @property
     def jobs(self) -> int:
@@ -139,11 +147,15 @@ class SearchCost:
             before = r.items
         return lines + [
             f"  keep:   the {self.keep} best of the last rung (p adjusted over them)",
-            f"  confirm: {self.confirm} pick x {self.test_items} test items: {self.test_queries * 2 * self.confirm} generations",
+            f"  confirm: {self.confirm} pick x {self.test_items} test items{self._guard_note()}: "
+            f"{self.confirm_generations} generations",
             f"  loss requests: {self.loss_requests}   generations: {self.generations} "
             f"(each includes {self.latency.probe_answers} to measure latency; fewer when the search proposes a candidate twice or the reuse "
             "store already holds answers)",
             self._wall_line()]
+
+    def _guard_note(self) -> str:
+        return f" + the guards' {self.guard_queries} queries" if self.guard_queries and self.confirm else ""
 
     def _wall_line(self) -> str:
         probe = f"a batch of {self.latency.probe_answers}" if self.latency.probe_answers > 1 else "one request"
@@ -172,7 +184,7 @@ class SearchCost:
             f"  search: {self.trials} trials x {self.items} dev items by loss"
             + (" + the configured patch as reference" if self.reference else ""),
             f"  keep:   up to {self.keep} distinct candidates x {self.dev_items} dev items (accuracy; one shared baseline)",
-            f"  confirm: {self.confirm} pick x {self.test_items} test items",
+            f"  confirm: {self.confirm} pick x {self.test_items} test items{self._guard_note()}",
             f"  loss requests: {self.loss_requests}   generations: {self.generations} "
             f"(each includes {self.latency.probe_answers} to measure latency; fewer when the search finds fewer distinct candidates than "
             "it keeps or the reuse store already holds answers)",

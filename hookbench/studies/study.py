@@ -102,7 +102,7 @@ class Study:
                         reference=reference, keep=self.keep, dev_queries=queries(dev),
                         dev_items=len(dev), test_queries=queries(test), test_items=len(test),
                         confirm=1 if self.keep else 0, batched_loss=contract.EXT_LOSS_BATCH in parts.client.extensions,
-                        latency=latency, rungs=rungs,
+                        latency=latency, rungs=rungs, guard_queries=sum(queries(gd.dataset.items) for gd in parts.guards),
                         rung_loss_items=self.schedule.rungs[0] if self.objective == "auto" and self.schedule else 0,
                         guards=tuple((gd.name, len(gd.dataset.items), gd.margin, float(self.cfg.stats.alpha))
                                      for gd in parts.guards))
