@@ -9,8 +9,10 @@ from PIL import Image
 from rich.console import Console
 
 from hookbench.evaluation.results import ItemResult, summarize
+from hookbench.reports.console import summary_table
+from hookbench.reports.diff_table import diff_table
 from hookbench.reports.formatting import comparison_sentence, fmt_acc, fmt_delta, fmt_mde
-from hookbench.reports.report import diff_table, summary_table, write_run_report
+from hookbench.reports.report import write_run_report
 from hookbench.testing.records import PNG_MAGIC, failed, item, ok, run_record
 
 GREEN_RGB = (44, 160, 44)  # matplotlib tab:green
