@@ -17,6 +17,7 @@ from hookbench.evaluation.record import RunRecord
 from hookbench.evaluation.results import ItemResult, Summary
 from hookbench.names import ARMS
 from hookbench.reports.diff_table import diff_table
+from hookbench.reports.forest import plot_forest
 from hookbench.reports.formatting import (
     SWEEP_OWN_TEST,
     comparison_sentence,
@@ -42,6 +43,7 @@ from hookbench.reports.item_files import write_guard_items, write_items, write_p
 from hookbench.reports.plots import plot_accuracy, plot_latency
 
 BREAKS_GENERATION = "the patch breaks generation"
+PLOTS = (names.FOREST_PNG, names.ACCURACY_PNG, names.LATENCY_PNG)  # in the order report.html shows them
 
 
 def result_rows(summary: Summary) -> list[list[str]]:
@@ -213,7 +215,7 @@ def render_report(records: list[ItemResult], summary: Summary, record: RunRecord
               "run only). Per request: the time of each call to the server.", "",
               md_table(["arm", "per answer (mean)", "batch sizes", "per request (mean)", "per request (p95)"],
                        latency_rows(summary)), "",
-              "## Plots", "", plots_sentence([names.ACCURACY_PNG, names.LATENCY_PNG]), "",
+              "## Plots", "", plots_sentence(list(PLOTS)), "",
               "## Run", "", md_table(["key", "value"], record_rows(record)), "",
               "## Items", "", f"Full per-item data: `{names.ITEMS_JSONL}`, `{names.ITEMS_CSV}`.", "",
               diff_md]
@@ -232,9 +234,11 @@ def write_run_report(out_dir: Path, records: list[ItemResult], summary: Summary,
     diff_md = diff_table(records)
     diff_path = out_dir / names.DIFF_TABLE
     diff_path.write_text(diff_md, encoding="utf-8")
+    shown = _sweep_shown(summary) if in_sweep else None
     paths += [
         diff_path,
-        plot_accuracy(out_dir / names.ACCURACY_PNG, summary, title, shown=_sweep_shown(summary) if in_sweep else None),
+        plot_forest(out_dir / names.FOREST_PNG, summary, guards, prompt, title, shown),
+        plot_accuracy(out_dir / names.ACCURACY_PNG, summary, title, shown=shown),
         plot_latency(out_dir / names.LATENCY_PNG, records, summary, title),
     ]
     report = out_dir / names.REPORT_MD
@@ -245,7 +249,7 @@ def write_run_report(out_dir: Path, records: list[ItemResult], summary: Summary,
         paths.append(write_guard_items(out_dir, guards, guard_records or []))
     if prompt is not None:
         paths.append(write_prompt_items(out_dir, prompt_records or []))
-    page = write_page(out_dir / names.REPORT_HTML, title, text, [out_dir / names.ACCURACY_PNG, out_dir / names.LATENCY_PNG])
+    page = write_page(out_dir / names.REPORT_HTML, title, text, [out_dir / n for n in PLOTS])
     return paths + [report, page]
 
 

@@ -23,7 +23,7 @@ from hookbench import names
 from hookbench.errors import ConfigError, PatchError
 from hookbench.evaluation.patches import PatchSet
 from hookbench.job import run_job
-from hookbench.studies.search import Search, job_config
+from hookbench.studies.search import Search, job_config, nested
 from hookbench.studies.search_report import Agreement, agreement
 
 log = logging.getLogger("hookbench")
@@ -159,8 +159,8 @@ class RungSearch:
                          **{"dataset.limit": items, "reuse.enabled": True})
         if patch is None:
             cfg.patch = self.reference_patch
-        result = run_job(cfg, extra_tags={names.TAG_STUDY_PHASE: phase, names.TAG_STUDY_TRIAL: str(trial),
-                                          names.TAG_STUDY_RUNG: str(rung)},
+        result = run_job(cfg, extra_tags=nested(parent_id, {names.TAG_STUDY_PHASE: phase, names.TAG_STUDY_TRIAL: str(trial),
+                                                            names.TAG_STUDY_RUNG: str(rung)}),
                          out_dir=self.search.out / f"rung{rung}", parent_id=parent_id)
         return Measured.from_result(result, patch.hash if patch is not None else "reference", trial, rung, items)
 

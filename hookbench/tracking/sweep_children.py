@@ -85,7 +85,7 @@ def _rewrite_page(client: MlflowClient, run, tmp: Path) -> None:
     except HookbenchError:
         return
     images = []
-    for name in (names.ACCURACY_PNG, names.LATENCY_PNG):
+    for name in (names.FOREST_PNG, names.ACCURACY_PNG, names.LATENCY_PNG):
         try:
             images.append(tracking.download(client, rid, name, into))
         except HookbenchError:

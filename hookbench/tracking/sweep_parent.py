@@ -83,7 +83,7 @@ def log_chart_image(client: MlflowClient, run_id: str, png: Path) -> None:
 
 def child_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list:
     """A parent's jobs: tagged hookbench.parent, or MLflow-nested as in stores written before that tag."""
-    runs = {r.info.run_id: r for key in (names.TAG_PARENT, names.TAG_LEGACY_PARENT)
+    runs = {r.info.run_id: r for key in (names.TAG_PARENT, names.TAG_MLFLOW_PARENT)
             for r in client.search_runs([experiment_id], f"tags.`{key}` = '{parent_id}'", max_results=10000)}
     return sorted(runs.values(), key=lambda r: r.info.start_time)
 
