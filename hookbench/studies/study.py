@@ -296,7 +296,7 @@ def rung_report(study: Study, client, parent_id: str, rows: list[dict], test, re
     if rows:
         (study.out / "search_kept.md").write_text(kept_markdown(rows, float(study.cfg.stats.alpha)))
         files.append(study.out / "search_kept.md")
-    files.append(rung_page(study.out, study.name, float(study.cfg.stats.alpha), lines, measured, rows, test, reference))
+    files += rung_page(study.out, study.name, float(study.cfg.stats.alpha), lines, measured, rows, test, reference)
     for f in files:
         client.log_artifact(parent_id, str(f))
     metrics = {names.STUDY_TRIALS: len(first), names.STUDY_KEPT: len(rows),

@@ -102,8 +102,9 @@ def write_study_page(out: Path, name: str, lead: list[str], sections: list[str],
 
 
 def rung_page(out: Path, name: str, alpha: float, lines: list[str], measured: list[Measured], rows: list[dict],
-              test: Run | None, reference: Measured | None) -> Path:
-    """The study's report.html: the answer and guards, the rung chart, then every rung's table, linked."""
+              test: Run | None, reference: Measured | None) -> list[Path]:
+    """The study's report.html (the answer and guards, the rung chart, then every rung's table, linked) and the
+    chart, search_rungs.png."""
     kept = {r["hash"] for r in rows}
     pick = test.data.params.get(names.PATCH_HASH) if test is not None else None
     confirmed = None
@@ -112,27 +113,37 @@ def rung_page(out: Path, name: str, alpha: float, lines: list[str], measured: li
         confirmed = (tm.get(names.ACC_DELTA, math.nan), tm.get(names.ACC_CI_LOW, math.nan), tm.get(names.ACC_CI_HIGH, math.nan))
     chart = plot_rungs(out / RUNGS_PNG, measured, kept, pick, reference, confirmed)
     guards = test.data.tags.get(names.TAG_GUARD_VERDICT, "none run") if test is not None else "no confirmation"
-    lead = [lines[0], f"Guards on test: {guards}." + (f" Test run: `{test.info.run_id}`." if test is not None else ""),
-            *[line for line in lines[1:] if line]]
+    lead = [answer_text(test) if test is not None else lines[0],
+            f"Guards on test: {guards}." + (f" Test run: `{test.info.run_id}`." if test is not None else ""),
+            *[line for line in lines[int(test is None):] if line]]
     sections = ["## Search rungs", "", RANKING, "", rung_table(measured, kept, pick, reference, alpha), ""]
     if rows:
         sections += [kept_markdown(rows, alpha).replace("# Kept", "## Kept"), ""]
-    return write_study_page(out, name, lead, sections, [chart])
+    return [write_study_page(out, name, lead, sections, [chart]), chart]
+
+
+def answer_text(test: Run) -> str:
+    """The study's answer in one line: confirmed or not, the pick, its rounded test delta with interval and p,
+    its verdict, its guards."""
+    m, tags = test.data.metrics, test.data.tags
+    guards = tags.get(names.TAG_GUARD_VERDICT)
+    result = naming.result_text(m.get(names.ACC_DELTA, math.nan), m.get(names.ACC_CI_LOW, math.nan),
+                                m.get(names.ACC_CI_HIGH, math.nan), m.get(names.P_VALUE, math.nan),
+                                tags.get(names.TAG_VERDICT))
+    head = "confirmed" if confirm_study.is_confirmed(test) else "not confirmed"
+    return f"{head}: patch {test.data.params.get(names.PATCH_HASH, '?')} on test {result}" + \
+        (f" · guards {guards}" if guards else "")
 
 
 def answer_row(client: MlflowClient, parent_id: str, name: str, test: Run | None) -> str | None:
-    """The parent's row in MLflow's runs table says the study's answer: its name and tag `result` (the pick,
-    its test delta with interval, its guards), the test run's delta and interval as its metrics, the
-    verdict's colour. The study's own jobs are nested under it (studies.search.nested)."""
+    """The parent's row in MLflow's runs table says the study's answer: its name and tag `result`
+    (answer_text), the test run's delta and interval as its metrics, the verdict's colour. The study's own
+    jobs are nested under it (studies.search.nested)."""
     if test is None:
         return None
     m, tags = test.data.metrics, test.data.tags
     verdict, guards = tags.get(names.TAG_VERDICT), tags.get(names.TAG_GUARD_VERDICT)
-    result = naming.result_text(m.get(names.ACC_DELTA, math.nan), m.get(names.ACC_CI_LOW, math.nan),
-                                m.get(names.ACC_CI_HIGH, math.nan), m.get(names.P_VALUE, math.nan), verdict)
-    head = "confirmed" if confirm_study.is_confirmed(test) else "not confirmed"
-    text = f"{head}: patch {test.data.params.get(names.PATCH_HASH, '?')} on test {result}" + \
-        (f" · guards {guards}" if guards else "")
+    text = answer_text(test)
     client.update_run(parent_id, name=f"{text} (study {name})")
     for key, value in {names.TAG_RESULT: text, names.TAG_VERDICT: verdict, names.TAG_GUARD_VERDICT: guards,
                        names.TAG_RUN_COLOR: verdict_hex(verdict, bool(guards and guards.startswith(GuardVerdict.HURTS)))
