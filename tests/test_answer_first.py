@@ -17,11 +17,10 @@ from hookbench import names, tracking
 from hookbench.evaluation.results import summarize
 from hookbench.reports.html import page
 from hookbench.reports.report import write_run_report
+from hookbench.testing.browser import FLAGS, Sources, rendered
 from hookbench.testing.cli import run_cli, stock_args
 from hookbench.testing.records import item, ok, run_record
 from hookbench.testing.store import mlflow_server
-from tests.test_mlflow_ui import FLAGS, chromium, rendered  # noqa: F401  (chromium: the fixture)
-from tests.test_report_html import Sources, inline_plots
 
 # the smallest accuracy study the study tests run: 4 candidates, rungs of 2 and 4 dev items, 1 kept
 SMALL_STUDY = ["search.objective=accuracy", "search.trials=4", "search.rungs=[2,4]", "search.eta=2", "search.keep=1",
@@ -29,6 +28,11 @@ SMALL_STUDY = ["search.objective=accuracy", "search.trials=4", "search.rungs=[2,
                "search.space.ops=[scale]", "search.space.values.scale.low=0.5", "search.space.values.scale.high=1.5",
                "search.space.targets=[all]", "dataset.n=12", "search.compare_to_patch=false"]
 VERDICT_MARKS = ("<strong>Accuracy: ", "<strong>confirmed: ", "<strong>not confirmed: ", "<strong>no patch confirmed")
+
+
+def inline_plots(text: str) -> list[str]:
+    """The names of the page's inline pictures, in page order."""
+    return re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,', text)
 
 
 def run_rows(dom: str) -> set[str]:
@@ -73,7 +77,7 @@ def test_a_report_page_states_its_verdict_before_its_first_picture(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_study_answers_first_in_mlflow_and_in_its_own_pages(chromium, stock_server, tmp_path, monkeypatch):  # noqa: F811
+def test_a_study_answers_first_in_mlflow_and_in_its_own_pages(chromium, stock_server, tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     args, env = stock_args(stock_server)
     p = run_cli([*args, *SMALL_STUDY], tmp_path, env, module="hookbench.study")

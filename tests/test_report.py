@@ -17,7 +17,7 @@ from hookbench.testing.records import PNG_MAGIC, failed, item, ok, run_record
 
 GREEN_RGB = (44, 160, 44)  # matplotlib tab:green
 ANSI_GREEN = "\x1b[32m"
-REPORT_FILES = {"items.jsonl", "items.csv", "diff_table.md", "accuracy.png", "latency.png", "report.md", "report.html"}
+REPORT_FILES = {"items.jsonl", "items.csv", "diff_table.md", "forest.png", "accuracy.png", "latency.png", "report.md", "report.html"}
 
 
 def paired(n_fixed, n_broken, n_same, task="arith"):
@@ -195,7 +195,7 @@ def test_empty_run_does_not_crash(tmp_path):
 def test_plots_are_named_not_embedded_as_images_mlflow_cannot_show(tmp_path, records):
     report, _ = report_of(tmp_path, records)
     assert "![" not in report and "](accuracy.png)" not in report
-    assert "Plots: `accuracy.png`, `latency.png`" in section(report, "Plots")
+    assert "Plots: `forest.png`, `accuracy.png`, `latency.png`" in section(report, "Plots")
 
 
 def test_loss_block_says_lower_is_better(tmp_path):

@@ -37,7 +37,8 @@ class Row:
 
 
 def _comparison_row(label: str, c, color: str, words: str) -> Row:
-    return Row(label, c.delta, c.ci_low, c.ci_high, color, f"{fmt_comparison_delta(c)} {words}")
+    delta = fmt_comparison_delta(c)
+    return Row(label, c.delta, c.ci_low, c.ci_high, color, delta if words in delta else f"{delta} {words}")
 
 
 def forest_rows(summary: Summary, guards: list | None = None, prompt=None,
