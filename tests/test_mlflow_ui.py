@@ -61,6 +61,7 @@ def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean
     answer, swept = parent.info.run_name.split(" (sweep ")
     assert swept == "patch=general,math)"  # the parent's name: the sweep's answer, then what it swept
     assert answer.startswith("Best: ") and parent.data.tags["mlflow.note.content"].startswith(answer + "\n")
+    assert parent.data.tags["result"] == answer  # the view's result column on the parent's row
     root = f"#/experiments/{exp.experiment_id}?workflowType=machine_learning"  # after the one click
     with mlflow_server(store, tmp_path / "ui", command="ui") as url:
         at_root = rendered(chromium, f"{url}/{root}", tmp_path / "root", tmp_path / "root.png")

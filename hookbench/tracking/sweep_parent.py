@@ -57,8 +57,9 @@ class SweepParent:
                 self.client.log_artifact(self.run_id, str(p))
                 if p.suffix == ".png":  # also as an MLflow image: the parent's chart view shows it
                     log_chart_image(self.client, self.run_id, p)
-            if answer:
+            if answer:  # the parent's row says the sweep's answer: its name and the view's `result` column
                 self.client.update_run(self.run_id, name=f"{answer} ({self.short_name})"[:250])
+                self.client.set_tag(self.run_id, names.TAG_RESULT, answer)
             if table:
                 self.client.log_table(self.run_id, table, names.SWEEP_JSON)
             for k, v in metrics.items():
