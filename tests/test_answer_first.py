@@ -116,3 +116,26 @@ def test_a_study_answers_first_in_mlflow_and_in_its_own_pages(chromium, stock_se
     assert answer_shown(first, parent)
     assert 1 <= len(run_rows(first)) <= 5, run_rows(first)
     assert len(run_rows(hidden)) == 1 and not answer_shown(hidden, parent)  # the check sees a missing answer row
+
+
+def test_the_forest_plot_holds_the_target_the_prompting_arm_and_each_guard_with_its_margin(tmp_path):
+    from hookbench.evaluation.guards import Guard, summarize_guard
+    from hookbench.evaluation.prompting import summarize_prompt
+    from hookbench.reports.forest import forest_rows, plot_forest
+
+    records = [item(i, ok("3", i % 3 == 0), ok("4", i % 3 == 0 or i % 2 == 0)) for i in range(60)]
+    prompts = [item(i, ok("3", False), ok("4", i % 3 == 0 or i % 7 == 0)) for i in range(60)]
+    kept = [item(i, ok("4", i % 4 != 0), ok("4", i % 4 != 0), task="capitals") for i in range(60)]
+    broken = [item(i, ok("4", True), ok("4", i % 2 == 0), task="spelling") for i in range(60)]  # planted: half lost
+    guards = [summarize_guard(Guard(name, None, None, 0.05, recs), 1, 0.05, 0.1)  # type: ignore[arg-type]
+              for name, recs in (("capitals", kept), ("spelling", broken))]
+    prompt = summarize_prompt(records, prompts, "Think step by step.", 1, 0.05, 0.1)
+    rows = forest_rows(summarize(records), guards, prompt)
+    assert [r.label for r in rows] == ["target: patched − baseline", "prompting arm: prompt − baseline",
+                                       "guard capitals", "guard spelling"]
+    assert [r.margin for r in rows] == [None, None, 0.05, 0.05]
+    spelling = rows[3]
+    assert spelling.high < -0.05 and spelling.color == "tab:red" and "hurts" in spelling.words  # the planted damage
+    assert (spelling.low, spelling.high) == (guards[1].ni.ci_low, guards[1].ni.ci_high)  # the interval that decides it
+    assert rows[2].color != "tab:red"
+    assert plot_forest(tmp_path / "forest.png", summarize(records), guards, prompt).read_bytes()[:4] == b"\x89PNG"

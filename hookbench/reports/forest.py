@@ -1,9 +1,9 @@
 """forest.png: the run's answer in one picture, the first a report shows.
 
 One row per comparison against the baseline, on one delta axis: the target (patched − baseline) with
-its (1−α) interval, the prompting arm (prompt − baseline) where there is one, and each guard with its
-(1−α) interval and its margin drawn at −margin (the guard holds when its one-sided (1−2α) lower bound,
-marked ▸, lies above that line). Colours follow the verdicts only.
+its (1−α) interval, the prompting arm (prompt − baseline) where there is one, and each guard with the
+(1−2α) interval that decides it and its margin drawn at −margin (the guard holds when that interval's
+lower end, its one-sided bound, lies above the line). Colours follow the verdicts only.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from hookbench.evaluation.results import Summary
-from hookbench.reports.formatting import fmt_comparison_delta, fmt_level, is_nan
+from hookbench.reports.formatting import fmt_comparison_delta, fmt_delta, fmt_level, is_nan
 from hookbench.reports.plots import NEUTRAL_COLOR, verdict_color
 from hookbench.vocabulary import GuardVerdict
 
@@ -33,7 +33,6 @@ class Row:
     color: str
     words: str
     margin: float | None = None  # a guard's: drawn at −margin
-    bound: float | None = None  # a guard's one-sided lower bound
 
 
 def _comparison_row(label: str, c, color: str, words: str) -> Row:
@@ -52,10 +51,11 @@ def forest_rows(summary: Summary, guards: list | None = None, prompt=None,
     if prompt is not None:
         v = prompt.vs_baseline
         rows.append(_comparison_row("prompting arm: prompt − baseline", v, verdict_color(v.verdict), v.verdict))
-    for g in guards or []:
-        row = _comparison_row(f"guard {g.name}", g.comparison, GUARD_COLORS.get(g.verdict, NEUTRAL_COLOR),
-                              f"{g.verdict} (margin {g.margin:g})")
-        rows.append(Row(**{**row.__dict__, "margin": g.margin, "bound": g.ni.ci_low}))
+    for g in guards or []:  # the interval that decides a guard: (1 − 2α), its lower end against −margin
+        ni = g.ni
+        rows.append(Row(f"guard {g.name}", ni.delta, ni.ci_low, ni.ci_high, GUARD_COLORS.get(g.verdict, NEUTRAL_COLOR),
+                        f"{fmt_delta(ni.delta, ni.ci_low, ni.ci_high)} ({fmt_level(2 * ni.alpha)}) {g.verdict} "
+                        f"(margin {g.margin:g})", margin=g.margin))
     return rows
 
 
@@ -69,8 +69,6 @@ def _draw(ax, y: int, row: Row, first_guard: bool) -> None:
     if row.margin is not None:
         ax.plot([-row.margin] * 2, [y - 0.35, y + 0.35], color=MARGIN_COLOR, ls="--", lw=1.5,
                 label="guard margin (−margin)" if first_guard else None)
-    if row.bound is not None and not is_nan(row.bound):
-        ax.plot([row.bound], [y], marker=">", color=row.color, ms=6, ls="none")
 
 
 def plot_forest(path: Path, summary: Summary, guards: list | None = None, prompt=None, title: str | None = None,
@@ -93,8 +91,9 @@ def plot_forest(path: Path, summary: Summary, guards: list | None = None, prompt
     right.set_yticks(range(len(rows)), [r.words for r in rows], fontsize=8)
     for label, row in zip(right.get_yticklabels(), rows):
         label.set_color(row.color)
-    ax.set_xlabel(f"accuracy delta against the baseline, {fmt_level(summary.comparison.alpha)} CI"
-                  + ("; ▸ a guard's one-sided lower bound" if guards else ""))
+    alpha = summary.comparison.alpha
+    ax.set_xlabel(f"accuracy delta against the baseline, {fmt_level(alpha)} CI" + (
+        f"; guards: {fmt_level(2 * alpha)} CI, holding when it lies above −margin" if guards else ""))
     if guards:
         ax.legend(loc="lower right", fontsize=7)
     ax.set_title(f"{title} — the answer" if title else "the answer", fontsize=10)

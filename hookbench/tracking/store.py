@@ -33,7 +33,7 @@ RUN_NAME_COLUMN = "attributes.`Run Name`"  # the runs table's column ids (its ag
 COLUMNS = [f"tags.`{names.TAG_RESULT}`", f"tags.`{names.TAG_GUARD_VERDICT}`", f"tags.`{names.TAG_VERDICT_ADJUSTED}`",
            f"metrics.`{names.ACC_DELTA}`", f"metrics.`{names.P_ADJUSTED}`", f"params.`{names.PATCH_HASH}`"]
 # the run name (which holds the answer) and the rounded result wide enough to read without a click
-WIDTHS = {RUN_NAME_COLUMN: 560, COLUMNS[0]: 320, COLUMNS[1]: 140}
+WIDTHS = {RUN_NAME_COLUMN: 720, COLUMNS[0]: 360, COLUMNS[1]: 160}
 VIEW_STATE = {"orderByKey": ORDER_BY_CREATED, "orderByAsc": False, "selectedColumns": COLUMNS,
               "columnOrder": [RUN_NAME_COLUMN, *COLUMNS], "columnWidths": WIDTHS}
 
