@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 from mlflow.tracking import MlflowClient
 
-from hookbench import names
+from hookbench.base import mlflow_keys
 from hookbench.hookapi import contract
 from hookbench.testing.planted import TENSOR, damaged_copy
 from hookbench.testing.servers import start_server, stop_server, write_external_models
@@ -59,15 +59,16 @@ def arm(name: str, overrides: list[str], url: str, searchpath: str, work: Path) 
         sys.exit(f"{name} failed ({p.returncode}):\n{p.stderr[-3000:]}")
     client = MlflowClient(tracking_uri=f"sqlite:///{work}/mlruns/mlflow.db")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
-    tests = [r for r in runs if r.data.tags.get(names.TAG_CONFIRMS)]
+    tests = [r for r in runs if r.data.tags.get(mlflow_keys.TAG_CONFIRMS)]
     found, delta = "no", "n/a"
     if tests:
         t = tests[0]
-        frozen = client.download_artifacts(t.info.run_id, names.PATCH_JSON, str(work / "dl"))
+        frozen = client.download_artifacts(t.info.run_id, mlflow_keys.PATCH_JSON, str(work / "dl"))
         edits = [(e["tensor_name"], e["value"]) for e in json.loads(Path(frozen).read_text())["suggestions"]]
         found = "yes" if edits == [(TENSOR.format(layer=LAYER, proj="down_proj"), 1 / FACTOR)] else f"no ({edits[0][0]} x{edits[0][1]})"
         m = t.data.metrics
-        delta = f"{m[names.ACC_DELTA]:+.3f} [{m[names.ACC_CI_LOW]:+.3f}, {m[names.ACC_CI_HIGH]:+.3f}] {t.data.tags.get(names.TAG_VERDICT)}"
+        delta = (f"{m[mlflow_keys.ACC_DELTA]:+.3f} [{m[mlflow_keys.ACC_CI_LOW]:+.3f}, {m[mlflow_keys.ACC_CI_HIGH]:+.3f}] "
+                 f"{t.data.tags.get(mlflow_keys.TAG_VERDICT)}")
     return [name, found, str(used), delta]
 
 

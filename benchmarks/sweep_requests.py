@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 from mlflow.tracking import MlflowClient
 
-from hookbench import names
+from hookbench.base import mlflow_keys
 from hookbench.hookapi import contract
 from hookbench.hookapi.launcher import reference_server_command, start_server
 
@@ -39,7 +39,7 @@ def sweep(work: Path, overrides: list[str], env: dict | None = None) -> None:
                        check=False, cwd=work, capture_output=True, text=True, env={**base, **(env or {})})
     client = MlflowClient(tracking_uri=f"sqlite:///{work}/mlruns/mlflow.db")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    jobs = [r for r in runs if r.data.tags.get(names.TAG_SWEEP) != "parent" and r.info.status == "FINISHED"]
+    jobs = [r for r in runs if r.data.tags.get(mlflow_keys.TAG_SWEEP) != "parent" and r.info.status == "FINISHED"]
     if p.returncode != 0 or len(jobs) != len(CAPABILITIES):
         sys.exit(f"the sweep in {work} failed (exit {p.returncode}, {len(jobs)} jobs finished):\n{p.stderr[-3000:]}")
 

@@ -18,7 +18,6 @@ import logging
 import sys
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,17 +26,17 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from rich.console import Console
 
-from hookbench import names
-from hookbench.background import Background
-from hookbench.errors import HookbenchError, NothingMeasured
-from hookbench.evaluation.job_output import JobOutput
-from hookbench.evaluation.loop import Evaluation
-from hookbench.evaluation.parts import Offline, check_inputs, connect, generation_store_path
+from hookbench.base import mlflow_keys
+from hookbench.base.background import Background
+from hookbench.base.errors import HookbenchError, NothingMeasured
+from hookbench.base.signals import Terminated, graceful_signals
+from hookbench.evaluation.job_output import JobOutput, LoggedOutput
+from hookbench.evaluation.loop import EvaluationLoop
+from hookbench.evaluation.parts import CheckedInputs, check_inputs, connect, generation_store_path
 from hookbench.evaluation.reuse import GenerationStore
-from hookbench.signals import Terminated, graceful_signals
 
 if TYPE_CHECKING:
-    from hookbench.tracking import JobRun
+    from hookbench.tracking import MlflowRun
 
 log = logging.getLogger("hookbench")
 # Piped to a log (CI, Slurm) rich would wrap tables at 80 columns; logs have room for a table row per line.
@@ -49,22 +48,6 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 # reference-count finalisers still run, and objects left in cycles were never promised a finaliser.
 atexit.register(gc.freeze)
 
-JobFailed = NothingMeasured  # the job ran but measured nothing: a failure (exit 7), never a success
-
-
-@dataclass
-class LoggedJob:
-    """A job's output once logged: its run, the metrics logged, and where its report was written."""
-
-    run_id: str
-    metrics: dict
-    output: JobOutput
-    report_dir: Path
-
-    def as_dict(self) -> dict:
-        return {"status": "FINISHED", "run_id": self.run_id, **self.metrics}
-
-
 def hydra_dirs() -> tuple[Path, Path | None, Path | None]:
     """(job output dir, its .hydra dir, the sweep dir when this job is part of a multirun)."""
     if not HydraConfig.initialized():
@@ -75,7 +58,7 @@ def hydra_dirs() -> tuple[Path, Path | None, Path | None]:
     return out, out / hc.output_subdir if hc.output_subdir else None, sweep
 
 
-def _checked(cfg: DictConfig, run: PendingRun) -> Offline:
+def _checked(cfg: DictConfig, run: PendingRun) -> CheckedInputs:
     """`check_inputs` before any server or run. In a sweep a job that fails here still gets a FAILED
     child run, so the parent counts it; alone it leaves no run behind."""
     try:
@@ -108,7 +91,7 @@ class PendingRun:
                  in_sweep: bool):
         self.cfg, self.sweep_dir, self.extra_tags, self.in_sweep = cfg, sweep_dir, extra_tags, in_sweep
         self._parent_id = parent_id
-        self._run: JobRun | None = None
+        self._run: MlflowRun | None = None
         self._store: Background[None] | None = None
 
     def parent_id(self) -> str | None:
@@ -122,7 +105,7 @@ class PendingRun:
     def start(self) -> None:
         self._store = Background(lambda: _prepare_store(self.cfg), "hookbench-mlflow")
 
-    def get(self) -> JobRun:
+    def get(self) -> MlflowRun:
         if self._run is None:
             from hookbench import tracking
             from hookbench.tracking.naming import base_name
@@ -130,7 +113,7 @@ class PendingRun:
             if self._store is not None:
                 self._store.result()
             name = base_name(self.cfg, self.extra_tags)
-            self._run = tracking.JobRun(self.cfg, name, self.parent_id(), self.extra_tags, in_sweep=self.in_sweep)
+            self._run = tracking.MlflowRun(self.cfg, name, self.parent_id(), self.extra_tags, in_sweep=self.in_sweep)
         return self._run
 
     def run_id(self) -> str:
@@ -150,18 +133,18 @@ class PendingRun:
 
 
 def run_job(cfg: DictConfig, extra_tags: dict | None = None, expected_identity: dict | None = None,
-            out_dir: Path | None = None, parent_id: str | None = None) -> LoggedJob:
+            out_dir: Path | None = None, parent_id: str | None = None) -> LoggedOutput:
     """Run one job in its own MLflow run and return its result; raises on failure (see module doc)."""
     hydra_out, hydra_dir, sweep_dir = hydra_dirs()
     run = PendingRun(cfg, sweep_dir, parent_id, extra_tags, in_sweep=sweep_dir is not None and parent_id is None)
-    offline = _checked(cfg, run)
+    checked = _checked(cfg, run)
     run.start()
     store = GenerationStore(generation_store_path(cfg)) if cfg.reuse.enabled else None
     try:
         with graceful_signals():
-            parts = connect(cfg, offline)
+            parts = connect(cfg, checked)
             holder = {"tracking_uri": cfg.mlflow.tracking_uri}
-            out = Evaluation(parts, run.run_id, store, expected_identity, holder, run.took_over).run()
+            out = EvaluationLoop(parts, run.run_id, store, expected_identity, holder, run.took_over).run()
             report_dir = (out_dir or hydra_out) / f"report-{run.run_id()[:8]}"
             result = _log(run.get(), out, report_dir, hydra_dir)
     except HookbenchError as e:
@@ -180,7 +163,7 @@ def run_job(cfg: DictConfig, extra_tags: dict | None = None, expected_identity: 
     return result
 
 
-def _log(run: JobRun, out: JobOutput, report_dir: Path, hydra_dir: Path | None) -> LoggedJob:
+def _log(run: MlflowRun, out: JobOutput, report_dir: Path, hydra_dir: Path | None) -> LoggedOutput:
     """Everything computed is written and logged first; only then can the job fail for measuring nothing."""
     from hookbench import tracking
     from hookbench.reports.console import summary_table
@@ -192,18 +175,18 @@ def _log(run: JobRun, out: JobOutput, report_dir: Path, hydra_dir: Path | None) 
     for w in warnings:
         log.warning(w)
     lead = verdict_lead(out.summary.comparison.verdict, out.dataset.name, out.guards)
-    write_run_report(report_dir, out.records, out.summary, out.record, run.name, warnings, run.in_sweep,
-                     out.guards, out.guard_records, lead, out.prompt, out.prompt_records)
+    write_run_report(report_dir, out.items, out.summary, out.run_record, run.name, warnings, run.in_sweep,
+                     out.guards, out.guard_items, lead, out.prompt, out.prompt_items)
     run.log_output(out, report_dir, hydra_dir)
-    run.log_metrics({names.LOGGING_S: time.perf_counter() - t0})
+    run.log_metrics({mlflow_keys.LOGGING_S: time.perf_counter() - t0})
     problem = out.summary.problem() if out.settings.generates and out.screen_passed else None
     if problem:
-        raise JobFailed(problem)
+        raise NothingMeasured(problem)  # the job ran but measured nothing: a failure (exit 7), never a success
     run.end("FINISHED")
     console.print(summary_table(out.summary, neutral=run.in_sweep, guards=out.guards, prompt=out.prompt))
     log.info("%s: %s", run.name, job_headline(out, run.in_sweep))
     log.info("report: %s", report_dir)
     log.info("MLflow run %s (%s); see it with:\n  %s", run.run_id, run.name,
              tracking.ui_hint(run.cfg.mlflow.tracking_uri, run.experiment_id))
-    return LoggedJob(run.run_id, out.metrics(), out, report_dir)
+    return LoggedOutput(run.run_id, out.metrics(), out, report_dir)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import hookbench.evaluation.schema  # noqa: F401  (registers the config schema before any test composes)
+import hookbench.evaluation.config_schema  # noqa: F401  (registers the config schema before any test composes)
 from hookbench.testing.browser import install_chromium
 from hookbench.testing.repo import GSM8K
 from hookbench.testing.servers import start_server, stop_server

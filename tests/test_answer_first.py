@@ -13,14 +13,15 @@ from urllib.parse import quote
 import pytest
 from mlflow.tracking import MlflowClient
 
-from hookbench import names, tracking
+from hookbench import tracking
+from hookbench.base import mlflow_keys
 from hookbench.evaluation.results import summarize
 from hookbench.reports.html import page
 from hookbench.reports.report import write_run_report
 from hookbench.testing.browser import FLAGS, Sources, rendered
 from hookbench.testing.cli import run_cli, stock_args
+from hookbench.testing.mlflow_store import mlflow_server
 from hookbench.testing.records import item, ok, run_record
-from hookbench.testing.store import mlflow_server
 
 # the smallest accuracy study the study tests run: 4 candidates, rungs of 2 and 4 dev items, 1 kept
 SMALL_STUDY = ["search.objective=accuracy", "search.trials=4", "search.rungs=[2,4]", "search.eta=2", "search.keep=1",
@@ -65,40 +66,40 @@ def file_dom(chromium_path: str, path: Path, profile: Path, screenshot: Path) ->
 def test_a_report_page_states_its_verdict_before_its_first_picture(tmp_path):
     records = [item(i, ok("3", i % 3 == 0), ok("4", i % 2 == 0)) for i in range(30)]
     write_run_report(tmp_path, records, summarize(records), run_record(), "tiny + scale_mlp", [])
-    text = (tmp_path / names.REPORT_HTML).read_text(encoding="utf-8")
+    text = (tmp_path / mlflow_keys.REPORT_HTML).read_text(encoding="utf-8")
     assert verdict_first(text)
-    assert list(inline_plots(text)) == [names.FOREST_PNG, names.ACCURACY_PNG, names.LATENCY_PNG]  # the answer first
+    assert list(inline_plots(text)) == [mlflow_keys.FOREST_PNG, mlflow_keys.ACCURACY_PNG, mlflow_keys.LATENCY_PNG]  # the answer first
     assert text.index("<h2>Result</h2>") > text.index("<img")  # the tables after the pictures
     # positive control: the same report with no lead before its sections shows a picture first
-    report = (tmp_path / names.REPORT_MD).read_text(encoding="utf-8")
+    report = (tmp_path / mlflow_keys.REPORT_MD).read_text(encoding="utf-8")
     sections = report[report.index("\n## "):]
     assert not verdict_first(page("t", sections + "\n" + report[:report.index("\n## ")],
-                                  [tmp_path / names.FOREST_PNG]))
+                                  [tmp_path / mlflow_keys.FOREST_PNG]))
 
 
 @pytest.mark.slow
 def test_a_study_answers_first_in_mlflow_and_in_its_own_pages(chromium, stock_server, tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     args, env = stock_args(stock_server)
-    p = run_cli([*args, *SMALL_STUDY], tmp_path, env, module="hookbench.study")
+    p = run_cli(["study", *args, *SMALL_STUDY, "guards=[]"], tmp_path, env)
     assert p.returncode in (0, 1), p.stderr[-3000:]
     store = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     client = MlflowClient(store)
     exp = client.get_experiment_by_name("hookbench").experiment_id
     runs = client.search_runs([exp])
-    (parent,) = [r for r in runs if r.data.tags.get(names.TAG_STUDY)]
+    (parent,) = [r for r in runs if r.data.tags.get(mlflow_keys.TAG_STUDY)]
     assert len(runs) > 5  # 4 + 2 rung jobs, the confirmation and the parent: more than a first screen holds
-    answer = parent.data.tags[names.TAG_RESULT]
+    answer = parent.data.tags[mlflow_keys.TAG_RESULT]
     assert re.match(r"(not )?confirmed: patch [0-9a-f]{16} on test ", answer) and parent.info.run_name.startswith(answer)
-    assert {names.REPORT_HTML, "search_rungs.png"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {mlflow_keys.REPORT_HTML, "search_rungs.png"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
 
-    (study_page,) = tmp_path.glob(f"outputs/*/*/study/{names.REPORT_HTML}")
+    (study_page,) = tmp_path.glob(f"outputs/*/*/study/{mlflow_keys.REPORT_HTML}")
     text = study_page.read_text(encoding="utf-8")
     assert verdict_first(text) and list(inline_plots(text)) == ["search_rungs.png"]  # the rung chart
     assert [u for u in Sources(text).urls if not u.startswith("data:image/png;base64,")] == [
-        f"rung{r.data.tags[names.TAG_STUDY_RUNG]}/report-{r.info.run_id[:8]}/{names.REPORT_HTML}"
-        for r in sorted((r for r in runs if r.data.tags.get(names.TAG_STUDY_RUNG)),
-                        key=lambda r: (int(r.data.tags[names.TAG_STUDY_RUNG]), int(r.data.tags[names.TAG_STUDY_TRIAL])))]
+        f"rung{r.data.tags[mlflow_keys.TAG_STUDY_RUNG]}/report-{r.info.run_id[:8]}/{mlflow_keys.REPORT_HTML}"
+        for r in sorted((r for r in runs if r.data.tags.get(mlflow_keys.TAG_STUDY_RUNG)),
+                        key=lambda r: (int(r.data.tags[mlflow_keys.TAG_STUDY_RUNG]), int(r.data.tags[mlflow_keys.TAG_STUDY_TRIAL])))]
     for link in Sources(text).urls[1:]:
         assert (study_page.parent / link).exists()  # each row's link opens its job's report from the folder
     job_page = study_page.parent / Sources(text).urls[1]
@@ -109,7 +110,7 @@ def test_a_study_answers_first_in_mlflow_and_in_its_own_pages(chromium, stock_se
 
     link = f"{tracking.ui_page(exp)}"
     # the positive control: only the confirmation run (not nested, so MLflow fetches no parent for it)
-    hide = quote(f"tags.`{names.TAG_CONFIRMS}` LIKE '%'")
+    hide = quote(f"tags.`{mlflow_keys.TAG_CONFIRMS}` LIKE '%'")
     with mlflow_server(store, tmp_path / "ui", command="ui") as url:
         first = rendered(chromium, f"{url}/{link}", tmp_path / "link", tmp_path / "study_link.png")
         hidden = rendered(chromium, f"{url}/{link}&searchFilter={hide}", tmp_path / "hidden", tmp_path / "hidden.png")

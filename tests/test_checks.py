@@ -1,26 +1,26 @@
 """Mistakes caught before a server starts or a run is created, and jobs that measured nothing failing.
 
 The CLI tests run `python -m hookbench` as a user does; the in-process ones drive the loop against the
-stock-server stand-in. Exit codes are the documented ones (hookbench.__main__)."""
+stock-server stand-in. Exit codes are the documented ones (hookbench.cli.dispatch)."""
 
 from __future__ import annotations
 
 import mlflow
 import pytest
 
-from hookbench import names
-from hookbench.commands import confirm, reproduce
-from hookbench.errors import NothingMeasured
-from hookbench.evaluation.loop import Evaluation
+from hookbench.base import mlflow_keys
+from hookbench.base.errors import NothingMeasured
+from hookbench.cli.commands import confirm, reproduce
+from hookbench.evaluation.loop import EvaluationLoop
 from hookbench.studies.reproduce import output_dir
 from hookbench.testing.cli import run_cli
 from hookbench.testing.inprocess import parts, patch_file
-from hookbench.testing.store import runs
+from hookbench.testing.mlflow_store import runs
 
 
 @pytest.mark.slow
 def test_a_missing_patch_file_fails_before_any_server_or_run(tmp_path):
-    proc = run_cli(["model=tiny", "patch=file", "patch.path=/nonexistent.json"], tmp_path, timeout=300)
+    proc = run_cli(["model=tiny", "patch=file", "patch.path=/nonexistent.json", "guards=[]"], tmp_path, timeout=300)
     assert proc.returncode == 5, proc.stderr[-2000:]
     assert "patch file not found: /nonexistent.json" in proc.stderr
     assert "starting the model server" not in proc.stderr and "Traceback" not in proc.stderr
@@ -29,7 +29,7 @@ def test_a_missing_patch_file_fails_before_any_server_or_run(tmp_path):
 
 @pytest.mark.slow
 def test_a_sweep_counts_jobs_that_failed_their_checks_and_ends_failed(tmp_path):
-    proc = run_cli(["-m", "model=tiny", "patch=file", "patch.path=/nonexistent.json,/also-missing.json"],
+    proc = run_cli(["-m", "model=tiny", "patch=file", "patch.path=/nonexistent.json,/also-missing.json", "guards=[]"],
                    tmp_path, timeout=300)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "2 jobs, 2 failed" in proc.stderr and "starting the model server" not in proc.stderr
@@ -38,13 +38,13 @@ def test_a_sweep_counts_jobs_that_failed_their_checks_and_ends_failed(tmp_path):
     children = [r for r in all_runs if r.data.tags.get("hookbench.sweep") != "parent"]
     assert [p.info.status for p in parent] == ["FAILED"]
     assert sorted(r.info.status for r in children) == ["FAILED", "FAILED"]
-    assert all("patch file not found" in r.data.tags[names.TAG_ERROR] for r in children)
+    assert all("patch file not found" in r.data.tags[mlflow_keys.TAG_ERROR] for r in children)
 
 
 def test_a_loss_only_job_whose_every_loss_failed_exits_7(stock_server, tmp_path):
     stock_server.broken_routes = {"POST /api/loss": 500}
     with pytest.raises(NothingMeasured, match="every /api/loss request of the baseline arm failed") as e:
-        Evaluation(parts(stock_server.url, patch_file(tmp_path), metric="loss"), "run-1").run()
+        EvaluationLoop(parts(stock_server.url, patch_file(tmp_path), metric="loss"), "run-1").run()
     assert e.value.exit_code == 7
     assert stock_server.generations == 0 and stock_server.is_clean()
 
@@ -62,7 +62,7 @@ def test_reproduce_and_confirm_exit_2_on_a_missing_store_or_run(command, tmp_pat
 def test_a_server_that_fails_to_start_leaves_no_file_descriptor_open(tmp_path):
     import os
 
-    from hookbench.errors import ServerError
+    from hookbench.base.errors import ServerError
     from hookbench.hookapi.launcher import start_server
 
     before = set(os.listdir("/proc/self/fd"))

@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from hookbench.errors import ServerError
+from hookbench.base.errors import ServerError
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import HookClient, LossUnavailable, PatchApplyUncertain, ServerUnreachable
 from hookbench.hookapi.launcher import free_port

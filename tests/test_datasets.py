@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from hookbench.errors import ConfigError, DataError
+from hookbench.base.errors import ConfigError, DataError
 from hookbench.evaluation import datasets as ds
-from hookbench.evaluation.build import build
+from hookbench.evaluation.parts import build
 from hookbench.evaluation.scorers import ExactScorer, NormalizedScorer, NumericScorer
 from hookbench.testing.config import option_cfg
 from hookbench.testing.repo import GSM8K
@@ -68,7 +68,7 @@ def test_gsm8k_hub_error_names_dataset_and_fix(tmp_path):
     """No network here: offline mode must turn the hub failure into a DataError with the fix."""
     code = (
         "from hookbench.evaluation.datasets import gsm8k\n"
-        "from hookbench.errors import DataError\n"
+        "from hookbench.base.errors import DataError\n"
         "try:\n    gsm8k()\n"
         "except DataError as e:\n    print('DATAERROR', e)\n"
     )

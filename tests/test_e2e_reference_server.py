@@ -8,9 +8,9 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from hookbench.testing.cli import run_cli
+from hookbench.testing.mlflow_store import runs
 from hookbench.testing.repo import REPO
 from hookbench.testing.servers import external, fingerprint, generated, start_server, stop_server, write_external_models
-from hookbench.testing.store import runs
 
 METRICS = ["accuracy/baseline", "accuracy/patched", "accuracy/delta", "accuracy/delta_ci_low", "accuracy/delta_ci_high",
            "n/scored", "n/fixed", "n/broken", "n/clusters", "stats/p_value", "stats/mde",
@@ -24,7 +24,7 @@ ARTIFACTS = ["patch.json", "items.jsonl", "items.csv", "diff_table.md", "forest.
 @pytest.mark.slow
 def test_default_run_logs_everything_and_leaves_the_weights_original(smol_clean, tmp_path):
     before = fingerprint(smol_clean)
-    p = run_cli([*external(smol_clean), "dataset.n=40", "model.server.token_env=HB_TOKEN"], tmp_path,
+    p = run_cli([*external(smol_clean), "dataset.n=40", "model.server.token_env=HB_TOKEN", "guards=[]"], tmp_path,
                 {"HB_TOKEN": "s3cret-token"})
     assert p.returncode == 0, p.stderr[-3000:]
     assert fingerprint(smol_clean) == before, "the patch outlived the run"
@@ -63,7 +63,7 @@ def test_the_judge_grades_with_the_evaluated_server_by_default(smol_clean, tmp_p
     requests_before = generated(smol_clean, "generate_requests")
     n = 6
     p = run_cli([*external(smol_clean), "scorer=judge", "scorer.preset=greedy", f"dataset.n={n}",
-                 "model.generation.batch_size=6"], tmp_path)
+                 "model.generation.batch_size=6", "guards=[]"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = runs(tmp_path)
     client = MlflowClient()
@@ -85,7 +85,7 @@ def test_2x2_sweep_one_parent_four_children_baseline_generated_once(smol_clean, 
     searchpath = write_external_models(tmp_path / "conf", servers)
     before = {name: generated(s) for name, (_, s) in servers.items()}
     n = 16
-    p = run_cli(["-m", "model=ext_smol,ext_tiny", "patch=math,general", f"dataset.n={n}", searchpath], tmp_path)
+    p = run_cli(["-m", "model=ext_smol,ext_tiny", "patch=math,general", f"dataset.n={n}", searchpath, "guards=[]"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     all_runs = runs(tmp_path)
     (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
@@ -120,7 +120,7 @@ def test_2x2_sweep_one_parent_four_children_baseline_generated_once(smol_clean, 
 @pytest.mark.slow
 def test_a_failing_job_fails_the_parent_and_leaves_the_others(tiny_clean, tmp_path):
     searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
-    p = run_cli(["-m", "model=ext_tiny", "model.generation.preset=greedy,no_such_preset", "dataset.n=4", searchpath],
+    p = run_cli(["-m", "model=ext_tiny", "model.generation.preset=greedy,no_such_preset", "dataset.n=4", searchpath, "guards=[]"],
                 tmp_path)
     assert p.returncode == 1 and "no_such_preset" in p.stderr and "Traceback" not in p.stderr
     all_runs = runs(tmp_path)
@@ -148,7 +148,7 @@ def test_a_crashing_job_in_a_sweep_still_closes_the_parent_and_restores_the_serv
         "        raise RuntimeError('bug in my scorer')\n")
     searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
     p = run_cli(["-m", "model=ext_tiny", "patch=math,general", "dataset.n=2", "scorer._target_=buggy_scorer.Buggy",
-                 searchpath], tmp_path, env={"PYTHONPATH": f"{tmp_path}:{REPO}"})
+                 searchpath, "guards=[]"], tmp_path, env={"PYTHONPATH": f"{tmp_path}:{REPO}"})
     assert p.returncode != 0 and "RuntimeError: bug in my scorer" in p.stderr
     assert "sweep parent run" in p.stderr and ": FAILED," in p.stderr
     assert [x for x in p.stderr.splitlines() if "FAILED: tiny / general" in x and x.endswith("RuntimeError: bug in my scorer")]
@@ -163,13 +163,13 @@ def test_a_crashing_job_in_a_sweep_still_closes_the_parent_and_restores_the_serv
 @pytest.mark.slow
 def test_reproduce_a_default_run_then_refuse_another_server(tmp_path):
     # the default config as shipped: hookbench starts its own embedded server, and stops it at exit
-    p = run_cli(["dataset.n=16"], tmp_path)
+    p = run_cli(["dataset.n=16", "guards=[]"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = runs(tmp_path)
     url = run.data.tags["server.url"]
     with pytest.raises(requests.ConnectionError):
         requests.get(url + "/api/health", timeout=5)  # the started server was stopped at exit
-    r = run_cli([run.info.run_id], tmp_path, module="hookbench.reproduce")
+    r = run_cli(["reproduce", run.info.run_id], tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "reproduced (greedy)" in r.stdout and "rule: greedy" in r.stdout
     rerun = [x for x in runs(tmp_path) if x.data.tags.get("hookbench.reproduces") == run.info.run_id]
@@ -180,11 +180,11 @@ def test_reproduce_a_default_run_then_refuse_another_server(tmp_path):
 @pytest.mark.slow
 def test_reproduce_a_sampled_run_tests_the_difference_of_deltas(smol_clean, tmp_path):
     p = run_cli([*external(smol_clean), "model.generation.preset=benchmark", "model.generation.seed=11",
-                 "dataset.n=12"], tmp_path)
+                 "dataset.n=12", "guards=[]"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = runs(tmp_path)
     assert json.loads(run.data.params["generation.preset_config"])["do_sample"] is True
-    r = run_cli([run.info.run_id], tmp_path, module="hookbench.reproduce")
+    r = run_cli(["reproduce", run.info.run_id], tmp_path)
     assert r.returncode in (0, 8), r.stdout[-2000:] + r.stderr[-2000:]  # 12 items: reproduces or inconclusive
     assert ("reproduced (sampled)" in r.stdout) == (r.returncode == 0) and "TOST" in r.stdout
     assert "accuracy/delta_ci_low" in r.stdout  # the side-by-side table
@@ -196,11 +196,11 @@ def test_reproduce_of_a_greedy_run_whose_gold_answers_changed_does_not_reproduce
     rows = [{"id": f"q{i}", "prompt": f"What is {i} + 1?", "answer": str(i + 1)} for i in range(6)]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     p = run_cli(["model=tiny", "model.server.launch.enabled=false", f"model.server.url={tiny_clean.url}",
-                 "dataset=jsonl", f"dataset.path={data}", "patch=none"], tmp_path)
+                 "dataset=jsonl", f"dataset.path={data}", "patch=none", "guards=[]"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = runs(tmp_path)
     data.write_text("".join(json.dumps({**r, "answer": "0"}) + "\n" for r in rows))  # the file was edited
-    r = run_cli([run.info.run_id], tmp_path, module="hookbench.reproduce")
+    r = run_cli(["reproduce", run.info.run_id], tmp_path)
     assert r.returncode == 6, r.stdout[-2000:] + r.stderr[-2000:]
     assert "not reproduced" in r.stderr and "gold answers changed" in r.stderr and "dataset changed" in r.stderr
     (rerun,) = [x for x in runs(tmp_path) if x.data.tags.get("hookbench.reproduces") == run.info.run_id]
@@ -216,12 +216,12 @@ def test_sampled_agreement_compares_the_delta_and_each_arm():
                            baseline=ArmResult(output="x", correct=i < baseline_right),
                            patched=ArmResult(output="x", correct=i < patched_right)) for i in range(n)]
 
-    same = sampled_agreement(records(450), records(450), alpha=0.05, margin=0.03)
+    same = sampled_agreement(records(450), records(450), alpha=0.05, equivalence_margin=0.03)
     assert {e.outcome for e in same.values()} == {"agrees"}  # 800 identical items: within ±0.03
-    far = sampled_agreement(records(700), records(100), alpha=0.05, margin=0.03)
+    far = sampled_agreement(records(700), records(100), alpha=0.05, equivalence_margin=0.03)
     assert far["delta"].outcome == "disagrees" and far["patched"].outcome == "disagrees"
     assert far["baseline"].outcome == "agrees"
-    few = sampled_agreement(records(3, 2, n=6), records(3, 2, n=6), alpha=0.05, margin=0.03)
+    few = sampled_agreement(records(3, 2, n=6), records(3, 2, n=6), alpha=0.05, equivalence_margin=0.03)
     assert few["delta"].outcome == "inconclusive"  # six identical items prove nothing
 
 
@@ -230,7 +230,7 @@ def test_reproduce_fails_when_the_server_changed_model(tmp_path):
     tiny = start_server("tiny")
     port = tiny.url.rsplit(":", 1)[1]
     try:
-        p = run_cli(["model=tiny", "model.server.launch.enabled=false", f"model.server.url={tiny.url}", "dataset.n=4"],
+        p = run_cli(["model=tiny", "model.server.launch.enabled=false", f"model.server.url={tiny.url}", "dataset.n=4", "guards=[]"],
                     tmp_path)
         assert p.returncode == 0, p.stderr[-3000:]
     finally:
@@ -238,7 +238,7 @@ def test_reproduce_fails_when_the_server_changed_model(tmp_path):
     (run,) = runs(tmp_path)
     other = start_server("smollm2", port=port)  # same address, another model
     try:
-        r = run_cli([run.info.run_id], tmp_path, module="hookbench.reproduce")
+        r = run_cli(["reproduce", run.info.run_id], tmp_path)
     finally:
         stop_server(other)
     assert r.returncode == 6, r.stdout[-2000:] + r.stderr[-2000:]
@@ -252,7 +252,7 @@ def test_the_upstream_mixed_sample_format_runs_with_scorer_auto(tiny_clean, tmp_
     by the rule its gold needs, the rule recorded per item."""
     data = Path(__file__).parent / "data" / "mixed_sample.jsonl"
     p = run_cli(["model=tiny", "model.server.launch.enabled=false", f"model.server.url={tiny_clean.url}",
-                 "dataset=jsonl", f"dataset.path={data}", "dataset.skip_missing=true", "scorer=auto", "patch=none"],
+                 "dataset=jsonl", f"dataset.path={data}", "dataset.skip_missing=true", "scorer=auto", "patch=none", "guards=[]"],
                 tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = runs(tmp_path)

@@ -11,7 +11,7 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from hookbench.errors import ConfigError
+from hookbench.base.errors import ConfigError
 from hookbench.hookapi.launcher import check_launch
 from hookbench.server.vllm_engine import vllm_available
 from hookbench.testing.cli import cli_env, run_cli
@@ -42,7 +42,7 @@ def test_bad_engine_and_launch_python_are_config_errors():
 
 
 def test_job_with_a_bad_engine_exits_2_before_a_server_starts(tmp_path):
-    p = run_cli(["model=tiny", "model.server.launch.engine=trt", "dataset.n=2"], cwd=tmp_path, timeout=300)
+    p = run_cli(["model=tiny", "model.server.launch.engine=trt", "dataset.n=2", "guards=[]"], cwd=tmp_path, timeout=300)
     assert p.returncode == 2 and "full_key: model.server.launch.engine" in p.stderr and "'trt'" in p.stderr
     assert "starting the model server" not in p.stderr + p.stdout
 

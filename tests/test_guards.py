@@ -10,8 +10,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from hookbench.testing.cli import run_cli, stock_args
+from hookbench.testing.mlflow_store import runs
 from hookbench.testing.repo import write_jsonl
-from hookbench.testing.store import runs
 
 CLEAN, HARMFUL = "model.layers.0.mlp.up_proj.weight", "model.layers.1.mlp.up_proj.weight"
 
@@ -149,8 +149,8 @@ def test_a_study_confirms_its_pick_only_when_every_guard_is_non_inferior_on_test
               f"search.space.layers.choices=[{layer}]", "search.space.tensors=[mlp.up_proj]", "search.space.ops=[scale]",
               "search.space.values.scale.choices=[1.5]", "search.space.targets=[all]"]
     side = f"guards=[{{dataset:jsonl,name:side,path:'{f['side']}'}}]"
-    p = run_cli([*args, "dataset=jsonl", f"dataset.path={f['target']}", "dataset.name=target", "scorer=exact", side,
-                 "guard.margin=0.1", *search], tmp_path, env, module="hookbench.study")
+    p = run_cli(["study", *args, "dataset=jsonl", f"dataset.path={f['target']}", "dataset.name=target", "scorer=exact", side,
+                 "guard.margin=0.1", *search], tmp_path, env)
     assert p.returncode == (0 if confirmed else 1), p.stdout[-2000:] + p.stderr[-3000:]
     children = [r for r in runs(tmp_path) if r.data.tags.get("hookbench.parent")]
     (test_run,) = [r for r in children if r.data.tags.get("hookbench.confirms")]

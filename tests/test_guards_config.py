@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hookbench.errors import ConfigError
+from hookbench.base.errors import ConfigError
 from hookbench.evaluation.parts import check_inputs
 from hookbench.testing.cli import run_cli, stock_args
 from hookbench.testing.config import compose_cfg
@@ -25,8 +25,8 @@ def test_bad_guard_and_prompt_settings_are_refused_naming_them(overrides, named)
 
 def test_the_default_job_composes_its_capitals_guard_whole():
     cfg = compose_cfg(["model=tiny"])
-    offline = check_inputs(cfg)
-    (guard,) = offline.guards
+    checked = check_inputs(cfg)
+    (guard,) = checked.guards
     assert guard.name == "capitals" and guard.margin == 0.05 and len(guard.dataset.items) == 106
     assert cfg.guards[0].dataset.path.endswith("capitals.jsonl") and cfg.guards[0].scorer.name == "contains"
 

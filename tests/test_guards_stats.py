@@ -8,9 +8,9 @@ import pytest
 from scipy.stats import norm
 from statsmodels.stats.contingency_tables import mcnemar
 
+from hookbench.base.outcomes import GuardVerdict, Verdict
 from hookbench.stats.coverage import non_inferiority_size
 from hookbench.stats.noninferiority import non_inferiority
-from hookbench.vocabulary import GuardVerdict, Verdict
 
 
 def pairs(fixed: int, broken: int, tied: int) -> np.ndarray:

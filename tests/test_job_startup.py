@@ -19,22 +19,22 @@ def test_the_path_to_a_jobs_first_request_loads_no_heavy_library():
 from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hookbench.callbacks import MlflowSweepCallback
-import hookbench.__main__, hookbench.job
+from hookbench.cli.callbacks import LazySweepCallback
+import hookbench.cli, hookbench.job
 from hookbench.evaluation.parts import check_inputs
 with initialize_config_dir(config_dir=str(Path(hookbench.__file__).parent / "conf"), version_base="1.3"):
     cfg = compose("config", ["model=qwen72b", "patch=math", "dataset.n=12"], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
 check_inputs(cfg)
-MlflowSweepCallback()
+LazySweepCallback()
 """
     assert loaded_after(code) == []
 
 
 def test_a_sweep_loads_the_real_callback_when_it_starts():
     code = """
-from hookbench.callbacks import MlflowSweepCallback
-cb = MlflowSweepCallback()
+from hookbench.cli.callbacks import LazySweepCallback
+cb = LazySweepCallback()
 cb.on_multirun_end(None)  # no sweep started: nothing to close, nothing loaded
 """
     assert loaded_after(code) == []

@@ -15,17 +15,16 @@ PKG = Path(__file__).resolve().parents[1] / "hookbench"
 
 # Who may import whom: an import across units must go to a strictly lower rank (so no cycles either).
 RANK = {
-    "hookbench": 0, "background": 0, "errors": 0, "names": 0, "paths": 0, "signals": 0, "vocabulary": 0,
+    "hookbench": 0, "base": 0,  # the package's own __init__; errors, MLflow keys, outcomes, paths, signals, threads
     "hookapi": 1, "stats": 1,
     "evaluation": 2, "server": 2,
     "reports": 3,
     "tracking": 4,
-    "job": 5, "entry": 5, "callbacks": 5,
-    "studies": 6, "ui": 6,
-    "commands": 7,
-    "__main__": 8,
-    "reproduce": 9, "confirm": 9, "study": 9, "plan": 9,  # the old spellings: python -m hookbench.plan, ...
-    "testing": 10,  # what tests and benchmarks share; nothing in hookbench imports it
+    "job": 5,
+    "studies": 6, "compare": 6,
+    "cli": 7,
+    "__main__": 8,  # `python -m hookbench`: a few lines calling hookbench.cli.main
+    "testing": 9,  # what tests and benchmarks share; nothing in hookbench imports it
 }
 
 
@@ -85,6 +84,23 @@ def test_every_module_has_a_rank():
     assert {_unit(m) for m in GRAPH} == set(RANK)
 
 
+def test_at_most_six_modules_sit_at_the_top():
+    assert len(list(PKG.glob("*.py"))) <= 6
+
+
+def test_no_module_name_is_at_two_places():
+    """`__init__` aside (and `__main__`, which Python finds by that name), each file name says one thing."""
+    seen: dict[str, list[str]] = {}
+    for path in PKG.rglob("*.py"):
+        if path.stem not in ("__init__", "__main__"):
+            seen.setdefault(path.stem, []).append(path.relative_to(PKG).as_posix())
+    assert {stem: where for stem, where in seen.items() if len(where) > 1} == {}
+
+
+def test_python_m_hookbench_only_calls_the_cli():
+    assert GRAPH["hookbench.__main__"] == {"sys", "hookbench.cli"}
+
+
 def test_nothing_imports_upwards():
     wrong = [f"{m} imports {d}" for m, deps in GRAPH.items() for d in deps
              if d.startswith("hookbench") and _unit(d) != _unit(m) and RANK[_unit(d)] >= RANK[_unit(m)]]
@@ -101,7 +117,7 @@ def test_reports_never_reach_tracking():
 
 
 def test_server_imports_only_the_contract_and_paths():
-    allowed = {"hookbench", "hookbench.hookapi", "hookbench.hookapi.contract", "hookbench.paths"}
+    allowed = {"hookbench", "hookbench.hookapi", "hookbench.hookapi.contract", "hookbench.base.paths"}
     wrong = {d for m in _in("server") for d in GRAPH[m]
              if d.startswith("hookbench") and d not in allowed and _unit(d) != "server"}
     assert wrong == set()

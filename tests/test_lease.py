@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from hookbench.errors import ConfigError
+from hookbench.base.errors import ConfigError
 from hookbench.hookapi.lease import lock_path, server_lease
 
 SAME_SERVER = [

@@ -9,13 +9,13 @@ import pytest
 import requests
 
 from hookbench.testing.cli import cli_env, run_cli
+from hookbench.testing.mlflow_store import runs
 from hookbench.testing.servers import fingerprint, generated, write_external_models
-from hookbench.testing.store import runs
 
 
 @pytest.mark.slow
 def test_one_launched_server_serves_consecutive_jobs_of_a_model(tmp_path):
-    p = run_cli(["-m", "model=tiny", "patch=math,general", "dataset.n=2"], tmp_path)
+    p = run_cli(["-m", "model=tiny", "patch=math,general", "dataset.n=2", "guards=[]"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     children = [r for r in runs(tmp_path) if r.data.tags.get("hookbench.parent")]
     urls = {r.data.tags["server.url"] for r in children}
@@ -30,7 +30,7 @@ def test_one_launched_server_serves_consecutive_jobs_of_a_model(tmp_path):
 @pytest.mark.slow
 def test_a_server_that_fails_to_start_reports_its_log(tmp_path):
     p = run_cli(["model=tiny", "model.server.launch.command=['{python}',-m,hookbench.server,--model,/no/such/model.gguf,"
-                 "--port,'{port}']", "dataset.n=2"], tmp_path)
+                 "--port,'{port}']", "dataset.n=2", "guards=[]"], tmp_path)
     assert p.returncode == 4, p.stderr[-3000:]
     assert "failed to start" in p.stderr and "last lines of" in p.stderr and "/no/such/model.gguf" in p.stderr
     assert "Traceback (most recent call last)" not in p.stderr.split("--- last lines of")[0]
@@ -43,7 +43,7 @@ def test_parallel_jobs_on_one_server_take_turns(tiny_clean, tmp_path, launcher):
     searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
     before, n = generated(tiny_clean), 8
     p = run_cli(["-m", launcher, "model=ext_tiny", "patch=math,general", f"dataset.n={n}",
-                 "model.generation.batch_size=2", searchpath], tmp_path)
+                 "model.generation.batch_size=2", searchpath, "guards=[]"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     all_runs = runs(tmp_path)
     (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]

@@ -11,7 +11,7 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from hookbench import names
+from hookbench.base import mlflow_keys
 from hookbench.testing.cli import run_cli, stock_args
 from hookbench.testing.repo import write_jsonl
 
@@ -47,21 +47,21 @@ def test_run_counts_failures_apart_and_restores_the_server(tmp_path, stock_serve
     st.empty_for = {queries[5]}  # the model stops at once (contract §9)
     empty = queries.count(queries[5])
     args, env = stock_args(stock_server)
-    p = run_cli([*args, "dataset=arithmetic", "dataset.n=12", "patch=file", f"patch.path={patch_file(tmp_path)}"],
+    p = run_cli([*args, "dataset=arithmetic", "dataset.n=12", "patch=file", f"patch.path={patch_file(tmp_path)}", "guards=[]"],
                 tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     assert st.is_clean(), "the patch leaked past the run (weights not restored, or hooks still active)"
     (run,) = runs(tmp_path)
     m = run.data.metrics
     # baseline: call 2 is an error text, item 5 is empty; patched: only item 5
-    assert m[names.failures("baseline")] == 1 + empty
-    assert m[names.failures("patched")] == empty
-    assert m[names.N_SCORED] == 12 - 1 - empty
-    assert m[names.PATCH_HOOK_COUNT] == 2
+    assert m[mlflow_keys.failures("baseline")] == 1 + empty
+    assert m[mlflow_keys.failures("patched")] == empty
+    assert m[mlflow_keys.N_SCORED] == 12 - 1 - empty
+    assert m[mlflow_keys.PATCH_HOOK_COUNT] == 2
     # one request per item and arm, plus the one retry of the 500
     assert st.generate_calls == 2 * 12 + 1
     # no delta interval here: the random tiny model is never right, so it is undefined and not logged
-    assert {names.ACC_BASELINE, names.ACC_PATCHED, names.ACC_DELTA} <= set(m)
+    assert {mlflow_keys.ACC_BASELINE, mlflow_keys.ACC_PATCHED, mlflow_keys.ACC_DELTA} <= set(m)
     items = store(tmp_path).download_artifacts(run.info.run_id, "items.jsonl", str(tmp_path))
     rows = [json.loads(x) for x in open(items)]
     failed = [r for r in rows if r["baseline_error"]]
@@ -73,18 +73,18 @@ def test_run_counts_failures_apart_and_restores_the_server(tmp_path, stock_serve
 def test_partial_application_warns_and_names_the_skipped_tensor(tmp_path, stock_server):
     args, env = stock_args(stock_server)
     bad = GOOD + [{"tensor_name": "model.layers.9.mlp.nope.weight", "operation": "scale", "value": 1.2}]
-    p = run_cli([*args, "dataset=arithmetic", "dataset.n=4", "patch=file", f"patch.path={patch_file(tmp_path, bad)}"],
+    p = run_cli([*args, "dataset=arithmetic", "dataset.n=4", "patch=file", f"patch.path={patch_file(tmp_path, bad)}", "guards=[]"],
                 tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "only 2 of 3 edits applied" in p.stderr + p.stdout and "model.layers.9.mlp.nope.weight" in p.stderr + p.stdout
-    assert runs(tmp_path)[0].data.metrics[names.PATCH_HOOK_COUNT] == 2
+    assert runs(tmp_path)[0].data.metrics[mlflow_keys.PATCH_HOOK_COUNT] == 2
 
 
 @pytest.mark.slow
 def test_nothing_applied_fails_the_run_with_the_error_attached(tmp_path, stock_server):
     args, env = stock_args(stock_server)
     bad = [{"tensor_name": "model.layers.9.mlp.nope.weight", "operation": "scale", "value": 1.2}]
-    p = run_cli([*args, "dataset=arithmetic", "dataset.n=4", "patch=file", f"patch.path={patch_file(tmp_path, bad)}"],
+    p = run_cli([*args, "dataset=arithmetic", "dataset.n=4", "patch=file", f"patch.path={patch_file(tmp_path, bad)}", "guards=[]"],
                 tmp_path, env)
     assert p.returncode == 5
     assert "applied none of its 1 edits" in p.stderr and "Traceback" not in p.stdout + p.stderr
@@ -106,7 +106,7 @@ def test_nothing_applied_fails_the_run_with_the_error_attached(tmp_path, stock_s
 def test_bad_input_gives_a_clear_error_and_exit_code(tmp_path, stock_server, case, overrides, code, message):
     import re
     args, env = stock_args(stock_server)
-    p = run_cli([*args, "patch=file", f"patch.path={patch_file(tmp_path)}", *overrides], tmp_path, env)
+    p = run_cli([*args, "patch=file", f"patch.path={patch_file(tmp_path)}", *overrides, "guards=[]"], tmp_path, env)
     out = p.stdout + p.stderr
     assert p.returncode == code, out[-3000:]
     assert re.search(message, out), out[-3000:]
@@ -119,7 +119,7 @@ def test_malformed_jsonl_names_file_and_line(tmp_path, stock_server):
     f = tmp_path / "data.jsonl"
     f.write_text('{"prompt": "What is 1 + 1?", "answer": "2"}\n{"prompt": "What is 2 + 2?", "answer": \n')
     args, env = stock_args(stock_server)
-    p = run_cli([*args, "dataset=jsonl", f"dataset.path={f}", "patch=file", f"patch.path={patch_file(tmp_path)}"],
+    p = run_cli([*args, "dataset=jsonl", f"dataset.path={f}", "patch=file", f"patch.path={patch_file(tmp_path)}", "guards=[]"],
                 tmp_path, env)
     assert p.returncode == 3 and f"{f}:2" in p.stderr and "Traceback" not in p.stdout + p.stderr
 
@@ -129,7 +129,7 @@ def test_nan_in_patch_file_is_refused_before_any_generation(tmp_path, stock_serv
     f = tmp_path / "nan.json"
     f.write_text('[{"tensor_name": "model.layers.1.mlp.up_proj.weight", "operation": "scale", "value": NaN}]')
     args, env = stock_args(stock_server)
-    p = run_cli([*args, "dataset=arithmetic", "dataset.n=4", "patch=file", f"patch.path={f}"], tmp_path, env)
+    p = run_cli([*args, "dataset=arithmetic", "dataset.n=4", "patch=file", f"patch.path={f}", "guards=[]"], tmp_path, env)
     assert p.returncode == 5 and "value: nan is not a finite number" in p.stderr
     assert "Traceback" not in p.stdout + p.stderr
     assert stock_server.hooks_posts == 0, "the stock server would have applied the NaN"
@@ -139,7 +139,7 @@ def test_nan_in_patch_file_is_refused_before_any_generation(tmp_path, stock_serv
 @pytest.mark.slow
 def test_unreachable_server(tmp_path):
     from hookbench.hookapi.launcher import free_port
-    p = run_cli(["model=qwen72b", "dataset=arithmetic", "dataset.n=2", "model.server.retries=0"], tmp_path,
+    p = run_cli(["model=qwen72b", "dataset=arithmetic", "dataset.n=2", "model.server.retries=0", "guards=[]"], tmp_path,
                 {"QWEN72B_URL": f"http://127.0.0.1:{free_port()}"})
     assert p.returncode == 4 and "/api/health failed" in p.stderr and "Traceback" not in p.stdout + p.stderr
 
@@ -150,7 +150,7 @@ def test_jsonl_dataset_with_tasks_logs_per_task_accuracy(tmp_path, stock_server)
                                              for i in range(8)])
     args, env = stock_args(stock_server)
     p = run_cli([*args, "dataset=jsonl", f"dataset.path={f}", "dataset.prompt_field=q", "dataset.answer_field=a",
-                 "dataset.task_field=t", "patch=file", f"patch.path={patch_file(tmp_path)}"], tmp_path, env)
+                 "dataset.task_field=t", "patch=file", f"patch.path={patch_file(tmp_path)}", "guards=[]"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     m = runs(tmp_path)[0].data.metrics
-    assert {names.per_task(names.ACC_BASELINE, "even"), names.per_task(names.ACC_PATCHED, "odd")} <= set(m)
+    assert {mlflow_keys.per_task(mlflow_keys.ACC_BASELINE, "even"), mlflow_keys.per_task(mlflow_keys.ACC_PATCHED, "odd")} <= set(m)

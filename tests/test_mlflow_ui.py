@@ -19,11 +19,11 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from PIL import Image, ImageColor
 
-from hookbench import names
+from hookbench.base import mlflow_keys
 from hookbench.reports.plots import ARM_COLORS, verdict_hex
 from hookbench.testing.browser import GENAI_OVERVIEW, RUNS_TABLE, rendered
 from hookbench.testing.cli import run_cli
-from hookbench.testing.store import mlflow_server
+from hookbench.testing.mlflow_store import mlflow_server
 from hookbench.tracking import naming
 
 
@@ -39,7 +39,7 @@ def patched_colour_pixels(png: Path) -> int:
 def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean, tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri in-process exports it
     p = run_cli(["-m", "model=tiny", "model.server.launch.enabled=false", f"model.server.url={tiny_clean.url}",
-                 "patch=general,math", "dataset.n=4"], tmp_path)
+                 "patch=general,math", "dataset.n=4", "guards=[]"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     store = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     client = MlflowClient(store)
@@ -72,7 +72,7 @@ def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean
                                tmp_path / "parent", tmp_path / "parent.png")
         # a job's report.html in MLflow's artifact view: its own HTML viewer (an iframe), the plots inline
         report = rendered(chromium, f"{url}/#/experiments/{exp.experiment_id}/runs/{children[0].info.run_id}"
-                          f"/artifacts/{names.REPORT_HTML}", tmp_path / "report", tmp_path / "report.png", budget_ms=60000,
+                          f"/artifacts/{mlflow_keys.REPORT_HTML}", tmp_path / "report", tmp_path / "report.png", budget_ms=60000,
                           drawn=lambda png: patched_colour_pixels(png) > 50, window="1600,2200")  # plots after the verdict
     assert RUNS_TABLE in at_root and GENAI_OVERVIEW not in at_root
     assert html.escape(parent.info.run_name) in at_root  # the parent's row names the sweep's answer

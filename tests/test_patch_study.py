@@ -8,8 +8,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from hookbench.testing.cli import run_cli
+from hookbench.testing.mlflow_store import runs
 from hookbench.testing.servers import write_external_models
-from hookbench.testing.store import runs
 
 MLP = "model.layers.{layer}.mlp.up_proj.weight"
 
@@ -26,13 +26,13 @@ def test_confirm_picks_the_better_dev_child_and_reruns_it_on_test(smol_clean, tm
     searchpath = write_external_models(tmp_path / "conf", {"ext_smol": ("smollm2", smol_clean)})
     mild, harmful = patch_file(tmp_path, "mild", 1.02, 10), patch_file(tmp_path, "harmful", 4.0, 2)
     p = run_cli(["-m", "model=ext_smol", "patch=file", f"patch.path={mild},{harmful}", "dataset.split=dev",
-                 "dataset.n=40", searchpath], tmp_path)
+                 "dataset.n=40", searchpath, "guards=[]"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     all_runs = runs(tmp_path)
     (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
     children = {r.data.params["patch.path"].rsplit("/", 1)[1]: r for r in all_runs if r is not parent}
     assert children["harmful.json"].data.tags["verdict_adjusted"] == "hurts"
-    c = run_cli([parent.info.run_id], tmp_path, module="hookbench.confirm")
+    c = run_cli(["confirm", parent.info.run_id], tmp_path)
     assert c.returncode in (0, 1), c.stdout[-2000:] + c.stderr[-2000:]
     (confirmation,) = [r for r in runs(tmp_path) if r.data.tags.get("hookbench.confirms")]
     assert confirmation.data.tags["hookbench.confirms"] == children["mild.json"].info.run_id
@@ -49,10 +49,10 @@ def test_confirm_picks_the_better_dev_child_and_reruns_it_on_test(smol_clean, tm
 def test_confirm_refuses_a_sweep_not_run_on_dev(tiny_clean, tmp_path):
     searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
     p = run_cli(["-m", "model=ext_tiny", "patch=file", f"patch.path={patch_file(tmp_path, 'a', 1.5)}",
-                 "dataset.n=4", searchpath], tmp_path)
+                 "dataset.n=4", searchpath, "guards=[]"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     (parent,) = [r for r in runs(tmp_path) if r.data.tags.get("hookbench.sweep") == "parent"]
-    c = run_cli([parent.info.run_id], tmp_path, module="hookbench.confirm")
+    c = run_cli(["confirm", parent.info.run_id], tmp_path)
     assert c.returncode == 2 and "dataset.split=dev" in c.stderr and "Traceback" not in c.stderr
 
 
@@ -60,7 +60,7 @@ def test_confirm_refuses_a_sweep_not_run_on_dev(tiny_clean, tmp_path):
 def test_a_strength_sweep_draws_its_dose_response_plot(tiny_clean, tmp_path):
     searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
     p = run_cli(["-m", "model=ext_tiny", "patch=file", f"patch.path={patch_file(tmp_path, 'a', 1.5)}",
-                 "patch.strength=0.5,1,2", "dataset.n=6", searchpath], tmp_path)
+                 "patch.strength=0.5,1,2", "dataset.n=6", searchpath, "guards=[]"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     all_runs = runs(tmp_path)
     (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]

@@ -5,8 +5,8 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from hookbench.errors import PatchError
-from hookbench.evaluation.build import build
+from hookbench.base.errors import PatchError
+from hookbench.evaluation.parts import build
 from hookbench.evaluation.patches import NO_PATCH_SOURCE, FileSource, PatchSet, SuggestionsSource, load_patch_file, normalise
 from hookbench.testing.config import option_cfg
 from hookbench.testing.repo import CONF

@@ -11,7 +11,7 @@ from hookbench.stats.power import connor_items, design_effect, reproduction_item
 from hookbench.stats.score import tango_z
 from hookbench.studies.plan import size_study
 from hookbench.testing.cli import run_cli, stock_args
-from hookbench.testing.store import runs
+from hookbench.testing.mlflow_store import runs
 
 
 def test_connor_formula_with_the_continuity_correction_by_hand():
@@ -71,17 +71,17 @@ def test_plan_counts_generations_and_wall_time_for_a_sweep():
 @pytest.mark.slow
 def test_plan_cli_reads_a_pilot_run(stock_server, tmp_path):
     args, env = stock_args(stock_server)
-    p = run_cli([*args, "dataset.n=6", "patch=none"], tmp_path, env)
+    p = run_cli([*args, "dataset.n=6", "patch=none", "guards=[]"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = runs(tmp_path)
-    r = run_cli([run.info.run_id, "--effect", "0.1", "--patches", "3"], tmp_path, env, module="hookbench.plan")
+    r = run_cli(["plan", run.info.run_id, "--effect", "0.1", "--patches", "3"], tmp_path, env)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     items = connor_items(0.1, 0.1)  # nothing changed in the pilot: psi is floored at |delta|
     assert f"items:       {items}" in r.stdout and f"generations: {items * 4} = {items} × (1 + 3)" in r.stdout
     assert "wall time:" in r.stdout and " s (" in r.stdout
     rerun = reproduction_items([0.0] * 6, list(range(6)), 0.03)  # nothing changed: one item differing by 1
     assert f"equivalence within ±0.03, TOST at α = 0.05) with 80% power: about {rerun} items" in r.stdout
-    bad = run_cli([run.info.run_id, "--effect", "3"], tmp_path, env, module="hookbench.plan")
+    bad = run_cli(["plan", run.info.run_id, "--effect", "3"], tmp_path, env)
     assert bad.returncode == 2 and "--effect must be in (0, 1]" in bad.stderr
 
 

@@ -9,11 +9,11 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from hookbench import names
+from hookbench.base import mlflow_keys
 from hookbench.testing.cli import run_cli
+from hookbench.testing.mlflow_store import runs
 from hookbench.testing.planted import TENSOR, damaged_copy
 from hookbench.testing.servers import start_server, stop_server, write_external_models
-from hookbench.testing.store import runs
 
 LAYER, FACTOR = 3, 4.0
 SEARCH = ["search.objective=accuracy", "search.trials=8", "search.rungs=[8,24]", "search.eta=2", "search.keep=1",
@@ -33,11 +33,11 @@ def damaged_server(tmp_path_factory):
 @pytest.mark.slow
 def test_the_study_confirms_the_planted_repair(damaged_server, tmp_path):
     searchpath = write_external_models(tmp_path / "conf", {"damaged": ("smollm2", damaged_server)})
-    p = run_cli(["model=damaged", searchpath, *SEARCH], tmp_path, module="hookbench.study")
+    p = run_cli(["study", "model=damaged", searchpath, *SEARCH, "guards=[]"], tmp_path)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     (test_run,) = [r for r in runs(tmp_path) if r.data.tags.get("hookbench.confirms")]
-    assert test_run.data.tags[names.TAG_VERDICT] == "improves" and test_run.data.params["dataset.split"] == "test"
-    frozen = MlflowClient().download_artifacts(test_run.info.run_id, names.PATCH_JSON, str(tmp_path / "dl"))
+    assert test_run.data.tags[mlflow_keys.TAG_VERDICT] == "improves" and test_run.data.params["dataset.split"] == "test"
+    frozen = MlflowClient().download_artifacts(test_run.info.run_id, mlflow_keys.PATCH_JSON, str(tmp_path / "dl"))
     edits = json.loads(open(frozen).read())["suggestions"]
     assert [(e["tensor_name"], e["operation"], e["value"]) for e in edits] == \
         [(TENSOR.format(layer=LAYER, proj="down_proj"), "scale", 1 / FACTOR)], "the confirmed patch is the repair"

@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from hookbench import names
+from hookbench.base import mlflow_keys
 from hookbench.evaluation.scope import FOUND_PATCHED
 from hookbench.testing.cli import cli_env, run_cli, stock_args
-from hookbench.testing.store import runs
+from hookbench.testing.mlflow_store import runs
 
 N = 6
 
@@ -55,9 +55,9 @@ def test_kill_9_then_the_same_command_restores_warns_closes_the_dead_run_and_res
     assert FOUND_PATCHED in rerun.stderr
     assert stock_server.is_clean() and stock_server.weights_sha256() == before
     dead_after, new = runs(tmp_path)
-    assert dead_after.info.status == "KILLED" and FOUND_PATCHED in dead_after.data.tags[names.TAG_ERROR]
-    assert "died without closing the run" in dead_after.data.tags[names.TAG_ERROR]
-    assert new.info.status == "FINISHED" and new.data.tags[names.TAG_RECOVERED] == FOUND_PATCHED
+    assert dead_after.info.status == "KILLED" and FOUND_PATCHED in dead_after.data.tags[mlflow_keys.TAG_ERROR]
+    assert "died without closing the run" in dead_after.data.tags[mlflow_keys.TAG_ERROR]
+    assert new.info.status == "FINISHED" and new.data.tags[mlflow_keys.TAG_RECOVERED] == FOUND_PATCHED
     asked = stock_server.generate_calls - generated_before
     started = in_patched_phase_at(stock_server.request_log, generated_before)  # the last one may be lost in flight
     kept = new.data.metrics["n/reused_patched"]

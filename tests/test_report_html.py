@@ -35,7 +35,7 @@ def test_the_page_holds_the_report_and_its_plots_and_fetches_nothing(tmp_path):
 
 def test_a_job_logs_report_html_to_its_mlflow_run(tmp_path, stock_server):
     args, env = stock_args(stock_server)
-    p = run_cli([*args, "dataset=arithmetic", "dataset.n=4", "patch=none"], tmp_path, env)
+    p = run_cli([*args, "dataset=arithmetic", "dataset.n=4", "patch=none", "guards=[]"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("hookbench").experiment_id])

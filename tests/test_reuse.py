@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 
 from hookbench.evaluation.datasets import arithmetic
-from hookbench.evaluation.loop import Evaluation
+from hookbench.evaluation.loop import EvaluationLoop
 from hookbench.evaluation.patches import FileSource
 from hookbench.evaluation.reuse import GenerationStore, generation_key
 from hookbench.evaluation.scorers import NumericScorer
@@ -171,16 +171,16 @@ def stock_parts(url: str, tmp_path, n: int = 5) -> Parts:
 def test_a_failed_generation_is_never_stored_and_is_made_again_next_run(stock_server, tmp_path):
     store = GenerationStore(tmp_path / "g.sqlite")
     stock_server.fail_calls = {2}  # the second baseline request answers "Generation error: ..." in a 200
-    first = Evaluation(stock_parts(stock_server.url, tmp_path), "run-1", store).run()
-    failed = [r for r in first.records if r.baseline.error]
+    first = EvaluationLoop(stock_parts(stock_server.url, tmp_path), "run-1", store).run()
+    failed = [r for r in first.items if r.baseline.error]
     assert len(failed) == 1 and failed[0].baseline.error == "error_text"
     assert store.db.execute("SELECT count(*) FROM generations").fetchone() == (2 * 5 - 1,)
     assert "Generation error" not in "".join(t for (t,) in store.db.execute("SELECT text FROM generations"))
 
     made = stock_server.generations
-    second = Evaluation(stock_parts(stock_server.url, tmp_path), "run-2", store).run()
+    second = EvaluationLoop(stock_parts(stock_server.url, tmp_path), "run-2", store).run()
     assert stock_server.generations - made == 1, "only the failed answer is generated again"
-    again = next(r for r in second.records if r.id == failed[0].id)
+    again = next(r for r in second.items if r.id == failed[0].id)
     assert again.baseline.error is None and again.baseline.source_run is None
-    assert {r.baseline.source_run for r in second.records if r.id != failed[0].id} == {"run-1"}
-    assert {r.patched.source_run for r in second.records} == {"run-1"}
+    assert {r.baseline.source_run for r in second.items if r.id != failed[0].id} == {"run-1"}
+    assert {r.patched.source_run for r in second.items} == {"run-1"}

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from hookbench.errors import DataError, PatchError
+from hookbench.base.errors import DataError, PatchError
+from hookbench.base.signals import Terminated, graceful_signals
 from hookbench.evaluation.patches import PatchSet
 from hookbench.evaluation.scope import PROBES, ServerScope
 from hookbench.hookapi.client import HookClient
-from hookbench.signals import Terminated, graceful_signals
 
 MLP = "model.layers.1.mlp.up_proj.weight"
 RESTORE = "POST /api/restore"

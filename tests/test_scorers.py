@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from hookbench.errors import ConfigError, DataError
+from hookbench.base.errors import ConfigError, DataError
 from hookbench.evaluation import scorers as sc
-from hookbench.evaluation.build import build
 from hookbench.evaluation.datasets import gsm8k
+from hookbench.evaluation.parts import build
 from hookbench.testing.config import option_cfg
 from hookbench.testing.repo import GSM8K
 

@@ -15,7 +15,7 @@ from hookbench.testing.repo import REPO
 
 CHILD = textwrap.dedent("""
     import os, signal, sys, time
-    from hookbench.signals import Terminated, graceful_signals
+    from hookbench.base.signals import Terminated, graceful_signals
 
     try:
         with graceful_signals():
@@ -47,7 +47,7 @@ def test_signal_raises_terminated_once_and_exits_with_its_code(sig, code):
 
 
 def test_outside_the_context_the_previous_handler_is_back():
-    from hookbench.signals import graceful_signals
+    from hookbench.base.signals import graceful_signals
 
     mine = lambda *_: None  # noqa: E731
     old = signal.signal(signal.SIGHUP, mine)

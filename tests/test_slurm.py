@@ -51,7 +51,7 @@ def sacct(job_ids: list[str]) -> dict[str, str]:
 def test_a_sweep_on_slurm_runs_each_job_as_a_slurm_job(slurm_cluster, tiny_clean, tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri in-process exports it
     p = run_cli(["-m", "hydra/launcher=slurm_local", "model=tiny", "model.server.launch.enabled=false",
-                 f"model.server.url={tiny_clean.url}", "patch=general,math", "dataset.n=4"], tmp_path)
+                 f"model.server.url={tiny_clean.url}", "patch=general,math", "dataset.n=4", "guards=[]"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     (sweep_dir,) = (tmp_path / "multirun").glob("*/*")
     # submitit keeps a folder per Slurm job (array tasks are named <array job>_<task>)

@@ -11,7 +11,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
-from hookbench.errors import ConfigError, DataError
+from hookbench.base.errors import ConfigError, DataError
 from hookbench.reports.formatting import comparison_sentence
 from hookbench.stats import adjust_p_values, adjusted_verdict, compare_arms
 from hookbench.stats.score import tango_z

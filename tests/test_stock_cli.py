@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from hookbench.stats import adjust_p_values
 from hookbench.testing.cli import cli_env, run_cli, stock_args
-from hookbench.testing.store import runs
+from hookbench.testing.mlflow_store import runs
 
 EDITS = {"a": 1.5, "b": 0.5, "c": 2.0}
 
@@ -42,7 +42,7 @@ def test_a_1x2_sweep_costs_3n_generations_and_restores_the_weights(stock_server,
     n = 6
     args, env = stock_args(stock_server)
     before = stock_server.weights_sha256()
-    p = run_cli(["-m", *args, *sweep_over(tmp_path, ["a", "b"]), f"dataset.n={n}"], tmp_path, env)
+    p = run_cli(["-m", *args, *sweep_over(tmp_path, ["a", "b"]), f"dataset.n={n}", "guards=[]"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     assert stock_server.generations == 3 * n, "one baseline shared by both jobs, one generation per patched answer"
     assert stock_server.is_clean() and stock_server.weights_sha256() == before
@@ -60,7 +60,7 @@ def test_a_1x2_sweep_costs_3n_generations_and_restores_the_weights(stock_server,
 @pytest.mark.slow
 def test_a_3_job_sweep_adjusts_p_values_by_holm(stock_server, tmp_path):
     args, env = stock_args(stock_server)
-    p = run_cli(["-m", *args, *sweep_over(tmp_path, ["a", "b", "c"]), "dataset.n=8"], tmp_path, env)
+    p = run_cli(["-m", *args, *sweep_over(tmp_path, ["a", "b", "c"]), "dataset.n=8", "guards=[]"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     all_runs = runs(tmp_path)
     (parent,) = [r for r in all_runs if r.data.tags.get("hookbench.sweep") == "parent"]
@@ -124,7 +124,7 @@ def test_a_gold_without_a_number_fails_before_any_generation(stock_server, tmp_p
     data = tmp_path / "d.jsonl"
     data.write_text('{"prompt": "Name a colour.", "answer": "blue"}\n{"prompt": "What is 1 + 1?", "answer": "2"}\n')
     args, env = stock_args(stock_server)
-    p = run_cli([*args, "dataset=jsonl", f"dataset.path={data}", "scorer=numeric"], tmp_path, env)
+    p = run_cli([*args, "dataset=jsonl", f"dataset.path={data}", "scorer=numeric", "guards=[]"], tmp_path, env)
     assert p.returncode == 3 and "have no number" in p.stderr and "scorer=exact" in p.stderr
     assert stock_server.generations == 0 and "Traceback" not in p.stderr
 
@@ -136,9 +136,9 @@ def test_upstream_prompt_file_with_null_answers(stock_server, tmp_path):
     data = tmp_path / "prompts.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     args, env = stock_args(stock_server)
-    p = run_cli([*args, "dataset=jsonl", f"dataset.path={data}", "patch=none"], tmp_path, env)
+    p = run_cli([*args, "dataset=jsonl", f"dataset.path={data}", "patch=none", "guards=[]"], tmp_path, env)
     assert p.returncode == 3 and f"{data}:1" in p.stderr and "skip_missing" in p.stderr
-    p = run_cli([*args, "dataset=jsonl", f"dataset.path={data}", "dataset.skip_missing=true", "patch=none"], tmp_path, env)
+    p = run_cli([*args, "dataset=jsonl", f"dataset.path={data}", "dataset.skip_missing=true", "patch=none", "guards=[]"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     run = runs(tmp_path)[-1]
     assert run.data.metrics["n/skipped_items"] == 2
@@ -156,7 +156,7 @@ def test_upstream_prompt_file_with_null_answers(stock_server, tmp_path):
 def test_a_job_where_every_answer_is_empty_fails_with_the_likely_fix(stock_server, tmp_path):
     stock_server.empty_for = {"What is"}
     args, env = stock_args(stock_server)
-    p = run_cli([*args, "dataset.n=4", "patch=file", f"patch.path={patch_files(tmp_path)['a']}"], tmp_path, env)
+    p = run_cli([*args, "dataset.n=4", "patch=file", f"patch.path={patch_files(tmp_path)['a']}", "guards=[]"], tmp_path, env)
     assert p.returncode == 7, p.stderr[-3000:]
     assert "all 4 baseline answers were empty" in p.stderr and "model.prompt.template" in p.stderr
     (run,) = runs(tmp_path)
@@ -164,7 +164,7 @@ def test_a_job_where_every_answer_is_empty_fails_with_the_likely_fix(stock_serve
     assert stock_server.generations == 4 and stock_server.is_clean(), "failed right after the baseline"
     assert stock_server.is_clean()
     generations = stock_server.generations
-    r = run_cli([run.info.run_id], tmp_path, env, module="hookbench.reproduce")
+    r = run_cli(["reproduce", run.info.run_id], tmp_path, env)
     assert r.returncode == 7 and "is FAILED" in r.stderr and "nothing to compare" in r.stderr, r.stderr[-2000:]
     assert stock_server.generations == generations and len(runs(tmp_path)) == 1  # no rerun was started
 
@@ -178,18 +178,18 @@ def test_reproduce_a_run_on_the_stock_server(stock_server, tmp_path):
 
     args, env = stock_args(stock_server)
     patch = f"patch.path={patch_files(tmp_path)['a']}"
-    p = run_cli([*args, "dataset.n=6", "patch=file", patch], tmp_path, env)
+    p = run_cli([*args, "dataset.n=6", "patch=file", patch, "guards=[]"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = runs(tmp_path)
-    r = run_cli([run.info.run_id], tmp_path, env, module="hookbench.reproduce")
+    r = run_cli(["reproduce", run.info.run_id], tmp_path, env)
     assert r.returncode == 8, r.stdout[-2000:] + r.stderr[-2000:]
     assert "inconclusive (sampled)" in r.stderr and "TOST" in r.stdout and "margin ±0.030" in r.stdout
     needed = int(r.stderr.split("a rerun on about ")[1].split()[0])  # what would decide, at 80% power
     assert needed > 6 and "would show equivalence within ±0.03 with 80% power" in r.stderr
     (rerun,) = [x for x in runs(tmp_path) if x.data.tags.get("hookbench.reproduces") == run.info.run_id]
     assert rerun.data.tags["hookbench.reproduced"] == "inconclusive"
-    r = run_cli([run.info.run_id, "--margin", "0.9"], tmp_path, env, module="hookbench.reproduce")
+    r = run_cli(["reproduce", run.info.run_id, "--margin", "0.9"], tmp_path, env)
     assert r.returncode == 0 and "reproduced (sampled)" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
     stock_server.swap_model(perturbed_copy(load_model("tiny"), scale=0.05))
-    r = run_cli([run.info.run_id], tmp_path, env, module="hookbench.reproduce")
+    r = run_cli(["reproduce", run.info.run_id], tmp_path, env)
     assert r.returncode == 6 and "not the one the run was logged with" in r.stderr and "weights_probe" in r.stderr

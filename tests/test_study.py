@@ -1,5 +1,5 @@
 
-"""`python -m hookbench.study` on the stock-server stand-in (tiny model: the edits' effect does not
+"""`hookbench study` on the stock-server stand-in (tiny model: the edits' effect does not
 matter here, the plumbing does): search -> keep -> confirm, counted at the server."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from hookbench import names
+from hookbench.base import mlflow_keys
 from hookbench.testing.cli import cli_env, run_cli, stock_args
+from hookbench.testing.mlflow_store import runs
 from hookbench.testing.servers import write_external_models
-from hookbench.testing.store import runs
 
 SEARCH = ["search.objective=loss", "search.trials=12", "search.items=4", "search.seed=3", "search.space.layers.choices=[0,1]",
           "search.space.tensors=[mlp.up_proj]", "search.space.ops=[scale]", "search.space.values.scale.choices=[0.5,1.5]",
@@ -25,7 +25,7 @@ SEARCH = ["search.objective=loss", "search.trials=12", "search.items=4", "search
 
 def study(server, tmp_path, *extra: str) -> subprocess.CompletedProcess:
     args, env = stock_args(server)
-    return run_cli([*args, *SEARCH, *extra], tmp_path, env, module="hookbench.study")
+    return run_cli(["study", *args, *SEARCH, *extra, "guards=[]"], tmp_path, env)
 
 
 def parent_and_children(tmp_path) -> tuple:
@@ -48,8 +48,8 @@ def test_a_12_trial_study_costs_its_plan_repeats_with_its_seed_and_leaves_the_se
     assert p.returncode in (0, 1), p.stderr[-3000:]
     parent, children = parent_and_children(tmp_path)
     m = parent.data.metrics
-    assert stock_server.loss_calls == m[names.PLAN_LOSS_REQUESTS], "the plan's loss requests are what reached the server"
-    assert stock_server.generations == m[names.PLAN_GENERATIONS], "the plan's generations are what reached the server"
+    assert stock_server.loss_calls == m[mlflow_keys.PLAN_LOSS_REQUESTS], "the plan's loss requests are what reached the server"
+    assert stock_server.generations == m[mlflow_keys.PLAN_GENERATIONS], "the plan's generations are what reached the server"
     lines = p.stdout.strip().splitlines()
     assert lines[0] == "cost plan:", "the plan comes first"
     assert "candidates tried" in lines[-4] and lines[-4].split(":")[0] in ("confirmed", "no patch confirmed"), \
@@ -67,8 +67,8 @@ def test_a_12_trial_study_costs_its_plan_repeats_with_its_seed_and_leaves_the_se
     assert kept[1].data.metrics["n/reused_baseline"] == n_dev and all(k.data.tags["verdict_adjusted"] for k in kept)
     best_trial = min(t.data.metrics["loss/delta"] for t in trials)
     assert {k.data.params["patch.hash"] for k in kept} <= {t.data.params["patch.hash"] for t in trials}
-    reference = m[names.STUDY_REFERENCE_LOSS_DELTA]
-    assert m[names.STUDY_BEST_LOSS_DELTA] == best_trial
+    reference = m[mlflow_keys.STUDY_REFERENCE_LOSS_DELTA]
+    assert m[mlflow_keys.STUDY_BEST_LOSS_DELTA] == best_trial
     assert ("; lower than the configured patch" in p.stdout) == (best_trial < reference)
     assert ("none is lower than the configured patch" in p.stdout) == (best_trial >= reference)
     (test_run,) = [c for c in children if c.data.tags.get("hookbench.confirms")]
@@ -113,12 +113,12 @@ def score(run) -> tuple:
 def test_the_accuracy_search_climbs_its_rungs_at_the_planned_cost_and_restores_every_candidate(stock_server, tmp_path):
     before = stock_server.weights_sha256()
     args, env = stock_args(stock_server)
-    p = run_cli([*args, *ACCURACY], tmp_path, env, module="hookbench.study")
+    p = run_cli(["study", *args, *ACCURACY, "guards=[]"], tmp_path, env)
     assert p.returncode in (0, 1), p.stderr[-3000:]
     parent, children = parent_and_children(tmp_path)
     m = parent.data.metrics
-    assert stock_server.generations == m[names.PLAN_GENERATIONS], "the plan's generations are what reached the server"
-    assert stock_server.loss_calls == m[names.PLAN_LOSS_REQUESTS], "probes only: no loss of any item"
+    assert stock_server.generations == m[mlflow_keys.PLAN_GENERATIONS], "the plan's generations are what reached the server"
+    assert stock_server.loss_calls == m[mlflow_keys.PLAN_LOSS_REQUESTS], "probes only: no loss of any item"
     rungs = [rung_runs(children, r) for r in range(3)]
     assert [len(r) for r in rungs] == [6, 3, 2], "successive halving: 6 candidates, then the best 3, then the best 2"
     for r, runs_r in enumerate(rungs):
@@ -144,7 +144,7 @@ def test_the_accuracy_search_climbs_its_rungs_at_the_planned_cost_and_restores_e
 def test_sigterm_mid_rung_restores_the_server_and_the_study_resumes_from_its_finished_measurements(stock_server,
                                                                                                    tmp_path):
     args, env = stock_args(stock_server)
-    cmd = [sys.executable, "-m", "hookbench.study", *args, *ACCURACY]
+    cmd = [sys.executable, "-m", "hookbench", "study", *args, *ACCURACY]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 300
@@ -157,14 +157,14 @@ def test_sigterm_mid_rung_restores_the_server_and_the_study_resumes_from_its_fin
     parent, children = parent_and_children(tmp_path)
     assert parent.info.status == "KILLED" and len(rung_runs(children, 0)) == 6
     generations_before = stock_server.generations
-    p = run_cli([*args, *ACCURACY], tmp_path, env, module="hookbench.study")
+    p = run_cli(["study", *args, *ACCURACY, "guards=[]"], tmp_path, env)
     assert p.returncode in (0, 1), p.stderr[-3000:]
     parent, children = parent_and_children(tmp_path)
-    assert parent.info.status == "FINISHED" and parent.data.metrics[names.PLAN_TRIALS] == 0, "no trial is run again"
+    assert parent.info.status == "FINISHED" and parent.data.metrics[mlflow_keys.PLAN_TRIALS] == 0, "no trial is run again"
     assert len(rung_runs(children, 0)) == 6
     done = [[c for c in rung_runs(children, r) if c.info.status == "FINISHED"] for r in range(3)]
     assert [len(d) for d in done] == [6, 3, 2]
-    assert stock_server.generations - generations_before <= parent.data.metrics[names.PLAN_GENERATIONS], \
+    assert stock_server.generations - generations_before <= parent.data.metrics[mlflow_keys.PLAN_GENERATIONS], \
         "the answers stored before the signal are reused"
     assert stock_server.is_clean()
 
@@ -178,7 +178,7 @@ def trial_sequence(tmp_path) -> list[tuple]:
 @pytest.mark.slow
 def test_sigterm_mid_search_restores_the_server_and_the_study_resumes(stock_server, tmp_path):
     args, env = stock_args(stock_server)
-    cmd = [sys.executable, "-m", "hookbench.study", *args, *SEARCH, "search.keep=0", "search.compare_to_patch=false"]
+    cmd = [sys.executable, "-m", "hookbench", "study", *args, *SEARCH, "search.keep=0", "search.compare_to_patch=false"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 300
@@ -197,25 +197,24 @@ def test_sigterm_mid_search_restores_the_server_and_the_study_resumes(stock_serv
     assert p.returncode == 0, p.stderr[-3000:]
     parent, children = parent_and_children(tmp_path)  # the same parent, reopened
     assert parent.info.status == "FINISHED"
-    assert parent.data.metrics[names.PLAN_TRIALS] == 12 - len(done), "only the missing trials are run"
-    assert stock_server.loss_calls - calls_before == parent.data.metrics[names.PLAN_LOSS_REQUESTS]
+    assert parent.data.metrics[mlflow_keys.PLAN_TRIALS] == 12 - len(done), "only the missing trials are run"
+    assert stock_server.loss_calls - calls_before == parent.data.metrics[mlflow_keys.PLAN_LOSS_REQUESTS]
     finished = [c for c in phase(children, "search") if c.info.status == "FINISHED"]
-    assert len(finished) == 12 and parent.data.metrics[names.STUDY_TRIALS] == 12
-    assert not math.isnan(parent.data.metrics[names.STUDY_BEST_LOSS_DELTA])
+    assert len(finished) == 12 and parent.data.metrics[mlflow_keys.STUDY_TRIALS] == 12
+    assert not math.isnan(parent.data.metrics[mlflow_keys.STUDY_BEST_LOSS_DELTA])
 
 
 @pytest.mark.slow
 def test_a_bad_search_space_is_refused_by_name_before_anything_runs(tmp_path):
-    p = run_cli(["model=qwen72b", "search.space.ops=[clamp_max]"], tmp_path, {"QWEN72B_URL": "http://127.0.0.1:9"},
-                module="hookbench.study")
+    p = run_cli(["study", "model=qwen72b", "search.space.ops=[clamp_max]", "guards=[]"], tmp_path, {"QWEN72B_URL": "http://127.0.0.1:9"})
     assert p.returncode == 2 and "search.space.ops" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
-    p = run_cli(["model=qwen72b", "search.space.layers.low=5", "search.space.layers.high=2"], tmp_path,
-                {"QWEN72B_URL": "http://127.0.0.1:9"}, module="hookbench.study")
+    p = run_cli(["study", "model=qwen72b", "search.space.layers.low=5", "search.space.layers.high=2", "guards=[]"], tmp_path,
+                {"QWEN72B_URL": "http://127.0.0.1:9"})
     assert p.returncode == 2 and "search.space.layers" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
     for bad, key in [("search.rungs=[8,4]", "search.rungs"), ("search.rungs=[8,100000]", "search.rungs"),
                      ("search.trials=0", "search.trials"), ("search.objective=bleu", "search.objective"),
                      ("search.eta=1", "search.eta")]:
-        p = run_cli(["model=qwen72b", bad], tmp_path, {"QWEN72B_URL": "http://127.0.0.1:9"}, module="hookbench.study")
+        p = run_cli(["study", "model=qwen72b", bad, "guards=[]"], tmp_path, {"QWEN72B_URL": "http://127.0.0.1:9"})
         assert p.returncode == 2 and key in p.stderr and "Traceback" not in p.stderr, (bad, p.stderr[-2000:])
     assert not (tmp_path / "mlruns").exists(), "nothing was created"
 
@@ -285,7 +284,7 @@ def test_the_sampler_is_built_from_explicit_arguments_and_repeats_its_proposals(
                                               ("multivariate", "yes", "search.sampler.multivariate"),
                                               ("multivariate", False, "search.sampler.group")])
 def test_a_bad_sampler_argument_is_refused_by_name(key, value, words):
-    from hookbench.errors import ConfigError
+    from hookbench.base.errors import ConfigError
     from hookbench.studies.search import sampler_args
 
     with pytest.raises(ConfigError, match=words):
@@ -328,12 +327,12 @@ def test_the_agreement_of_loss_and_accuracy_counts_pairs_as_kendall_does():
 @pytest.mark.slow
 def test_auto_measures_loss_and_accuracy_on_rung_0_and_reports_their_agreement(stock_server, tmp_path):
     args, env = stock_args(stock_server)
-    p = run_cli([*args, *ACCURACY, "search.objective=auto", "search.trials=5", "search.rungs=[2,4]", "search.keep=1"],
-                tmp_path, env, module="hookbench.study")
+    p = run_cli(["study", *args, *ACCURACY, "search.objective=auto", "search.trials=5", "search.rungs=[2,4]", "search.keep=1", "guards=[]"],
+                tmp_path, env)
     assert p.returncode in (0, 1), p.stderr[-3000:]
     parent, children = parent_and_children(tmp_path)
     m = parent.data.metrics
-    assert stock_server.generations == m[names.PLAN_GENERATIONS] and stock_server.loss_calls == m[names.PLAN_LOSS_REQUESTS]
+    assert stock_server.generations == m[mlflow_keys.PLAN_GENERATIONS] and stock_server.loss_calls == m[mlflow_keys.PLAN_LOSS_REQUESTS]
     first, second = rung_runs(children, 0), rung_runs(children, 1)
     assert len(first) == 5 and all("loss/delta" in c.data.metrics and "accuracy/delta" in c.data.metrics for c in first)
     assert len(second) == 3 and all("loss/delta" not in c.data.metrics for c in second), "only rung 0 measures loss"
@@ -348,13 +347,13 @@ def within_2x_of_the_wall(run, tmp_path) -> tuple[float, float]:
     assert p.returncode in (0, 1), p.stderr[-3000:]
     parent, _ = parent_and_children(tmp_path)
     assert "s per answer from" in p.stdout, "the plan prints the per-answer figure it used"
-    return parent.data.metrics[names.PLAN_WALL_S], wall
+    return parent.data.metrics[mlflow_keys.PLAN_WALL_S], wall
 
 
 @pytest.mark.slow
 def test_the_wall_estimate_is_within_2x_of_the_wall_on_the_stock_stand_in(stock_server, tmp_path):
     args, env = stock_args(stock_server)
-    estimate, wall = within_2x_of_the_wall(lambda: run_cli([*args, *ACCURACY], tmp_path, env, module="hookbench.study"),
+    estimate, wall = within_2x_of_the_wall(lambda: run_cli(["study", *args, *ACCURACY, "guards=[]"], tmp_path, env),
                                            tmp_path)
     assert wall / 2 <= estimate <= 2 * wall, (estimate, wall)
 
@@ -362,8 +361,8 @@ def test_the_wall_estimate_is_within_2x_of_the_wall_on_the_stock_stand_in(stock_
 @pytest.mark.slow
 def test_the_wall_estimate_is_within_2x_of_the_wall_on_the_batched_reference_server(tiny_clean, tmp_path):
     searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
-    cmd = ["model=ext_tiny", searchpath, *ACCURACY, "search.rungs=[8,16,24]", "dataset.n=60", "patch=none"]
-    estimate, wall = within_2x_of_the_wall(lambda: run_cli(cmd, tmp_path, module="hookbench.study"), tmp_path)
+    cmd = ["study", "model=ext_tiny", searchpath, *ACCURACY, "search.rungs=[8,16,24]", "dataset.n=60", "patch=none", "guards=[]"]
+    estimate, wall = within_2x_of_the_wall(lambda: run_cli(cmd, tmp_path), tmp_path)
     assert wall / 2 <= estimate <= 2 * wall, (estimate, wall)
 
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from hookbench.errors import PatchError
+from hookbench.base.errors import PatchError
 from hookbench.evaluation.patches import load_patch_file
 from hookbench.hookapi.contract import Suggestion, SuggestionError
 

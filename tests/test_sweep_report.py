@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from statsmodels.stats.multitest import multipletests
 
-from hookbench import names
+from hookbench.base import mlflow_keys
 from hookbench.reports.sweep_report import sweep_note, sweep_table, write_sweep_report
 from hookbench.stats import adjust_p_values, adjusted_verdict
 
@@ -20,21 +20,21 @@ def job(model, patch, delta=None, p=None, status="FINISHED", strength=1.0, **kw)
            "run_id": f"run-{model}-{patch}-{strength:g}", "status": status, "strength": strength,
            "screen": None, "verdict": None}
     if delta is not None:
-        row |= {names.ACC_BASELINE: 0.5, names.ACC_PATCHED: 0.5 + delta, names.ACC_DELTA: delta,
-                names.ACC_CI_LOW: delta - 0.05, names.ACC_CI_HIGH: delta + 0.05, names.P_VALUE: p,
-                names.MDE: 0.08, names.N_SCORED: 100, names.N_CLUSTERS: 90, names.N_FIXED: 12, names.N_BROKEN: 3,
-                names.failures("baseline"): 0, names.failures("patched"): 2, names.FAILURES_PATCH_CAUSED: 1,
+        row |= {mlflow_keys.ACC_BASELINE: 0.5, mlflow_keys.ACC_PATCHED: 0.5 + delta, mlflow_keys.ACC_DELTA: delta,
+                mlflow_keys.ACC_CI_LOW: delta - 0.05, mlflow_keys.ACC_CI_HIGH: delta + 0.05, mlflow_keys.P_VALUE: p,
+                mlflow_keys.MDE: 0.08, mlflow_keys.N_SCORED: 100, mlflow_keys.N_CLUSTERS: 90, mlflow_keys.N_FIXED: 12, mlflow_keys.N_BROKEN: 3,
+                mlflow_keys.failures("baseline"): 0, mlflow_keys.failures("patched"): 2, mlflow_keys.FAILURES_PATCH_CAUSED: 1,
                 "verdict": ("improves" if delta > 0 else "hurts") if p < 0.05 else "no detectable change"}
     return row | kw
 
 
 def adjusted(rows, method="holm", alpha=0.05):
     """What the sweep parent does before the report: every job in the family, failed ones as p = 1."""
-    ps = [r.get(names.P_VALUE, math.nan) if r["status"] == "FINISHED" and r["screen"] != "rejected" else math.nan
+    ps = [r.get(mlflow_keys.P_VALUE, math.nan) if r["status"] == "FINISHED" and r["screen"] != "rejected" else math.nan
           for r in rows]
     for r, p in zip(rows, adjust_p_values(ps, method)):
-        r[names.P_ADJUSTED] = p
-        r["verdict_adjusted"] = adjusted_verdict(r.get(names.ACC_DELTA, math.nan), p, alpha)
+        r[mlflow_keys.P_ADJUSTED] = p
+        r["verdict_adjusted"] = adjusted_verdict(r.get(mlflow_keys.ACC_DELTA, math.nan), p, alpha)
     return rows
 
 
@@ -80,9 +80,9 @@ def test_sweep_summary_has_own_and_adjusted_verdicts_and_the_family(tmp_path):
     assert "## Failed jobs" in md and "qwen / zero_head (strength 1, run run-qwen-zero_head-1): boom" in md
 
     csv = pd.read_csv(tmp_path / "sweep_summary.csv")
-    assert len(csv) == 4 and list(csv.columns[:5]) == ["patch", "strength", "model", names.ACC_DELTA, names.ACC_CI_LOW]
-    assert csv.loc[csv.status == "FAILED", names.ACC_DELTA].isna().all()
-    assert csv.loc[csv.patch == "zero_head", names.P_ADJUSTED].dropna().tolist() == pytest.approx([0.004])
+    assert len(csv) == 4 and list(csv.columns[:5]) == ["patch", "strength", "model", mlflow_keys.ACC_DELTA, mlflow_keys.ACC_CI_LOW]
+    assert csv.loc[csv.status == "FAILED", mlflow_keys.ACC_DELTA].isna().all()
+    assert csv.loc[csv.patch == "zero_head", mlflow_keys.P_ADJUSTED].dropna().tolist() == pytest.approx([0.004])
     csv_text = (tmp_path / "sweep_summary.csv").read_text(encoding="utf-8")
     assert ",12,3," in csv_text and "12.0" not in csv_text  # counts stay integers despite the failed row
 
@@ -149,10 +149,10 @@ def test_sweep_note_leads_with_the_answer_then_a_compact_table():
 
 
 def test_sweep_table_is_column_oriented_with_none_for_missing():
-    table = sweep_table(rows_4() + [job("qwen", "noop", **{names.ACC_DELTA: math.nan})])
+    table = sweep_table(rows_4() + [job("qwen", "noop", **{mlflow_keys.ACC_DELTA: math.nan})])
     assert len({len(v) for v in table.values()}) == 1 and len(table["model"]) == 5
     failed = table["status"].index("FAILED")
-    assert table[names.ACC_DELTA][failed] is None
+    assert table[mlflow_keys.ACC_DELTA][failed] is None
     assert not any(isinstance(v, float) and math.isnan(v) for col in table.values() for v in col)
 
 

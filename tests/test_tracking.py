@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from hookbench.testing.cli import run_cli
-from hookbench.tracking import MASK, JobRun, Redactor, child_runs, flatten, redact_url
+from hookbench.tracking import MASK, MlflowRun, Redactor, child_runs, flatten, redact_url
 
 CONFIG = {
     "token": "tok-1", "secret": "sec-2", "password": "pw-3", "api_key": "key-4",
@@ -78,7 +78,7 @@ def test_job_run_params_config_and_tags_hold_no_secret(tmp_path, monkeypatch):
                             "mlflow": {"tracking_uri": uri,
                                        "artifact_location": str(tmp_path / "mlruns" / "artifacts"),
                                        "experiment": "t"}})
-    run = JobRun(cfg, "job")
+    run = MlflowRun(cfg, "job")
     run.end("FAILED", error="could not reach http://bench:urlpw-5@gpu-node:8000 with token tok-1")
     stored = MlflowClient().get_run(run.run_id)
     logged = " ".join(list(stored.data.params.values()) + list(stored.data.tags.values()))
@@ -117,7 +117,7 @@ def test_a_secret_given_to_a_launched_server_reaches_no_file_of_the_store(tmp_pa
     secrets = ["s3cr3t-value", "urlpw-s3cr3t"]
     launch, seen = recording_launch(tmp_path)
     r = run_cli(["model=tiny", "dataset.n=2", f"+model.server.launch.env.HF_TOKEN={secrets[0]}",
-                 f"model.server.url=http://bench:{secrets[1]}@127.0.0.1:9", launch], cwd=tmp_path)
+                 f"model.server.url=http://bench:{secrets[1]}@127.0.0.1:9", launch, "guards=[]"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     token = seen.read_text()
     assert len(token) >= 32, "the launched server got no bearer token"
@@ -135,7 +135,7 @@ def test_a_secret_given_to_a_launched_server_reaches_no_file_of_the_store(tmp_pa
 @pytest.mark.slow
 def test_two_first_runs_started_together_in_a_fresh_directory(tmp_path, local_store):
     with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda _: run_cli(["model=tiny", "dataset.n=2"], cwd=tmp_path), range(2)))
+        results = list(pool.map(lambda _: run_cli(["model=tiny", "dataset.n=2", "guards=[]"], cwd=tmp_path), range(2)))
     for r in results:
         assert r.returncode == 0, r.stderr[-3000:]
         assert "duplicate column name" not in r.stderr

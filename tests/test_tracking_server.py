@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from hookbench.testing.cli import run_cli
-from hookbench.testing.store import mlflow_server
+from hookbench.testing.mlflow_store import mlflow_server
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def test_a_sweep_and_its_reproduction_log_to_the_tracking_server(tracking_server
     work.mkdir()
     elsewhere.mkdir()
     p = run_cli(["-m", "hydra/launcher=joblib", "model=tiny", "model.server.launch.enabled=false",
-                 f"model.server.url={tiny_clean.url}", "patch=general,math", "dataset.n=4"], work, env)
+                 f"model.server.url={tiny_clean.url}", "patch=general,math", "dataset.n=4", "guards=[]"], work, env)
     assert p.returncode == 0, p.stderr[-3000:]
 
     client = MlflowClient(url)
@@ -50,7 +50,7 @@ def test_a_sweep_and_its_reproduction_log_to_the_tracking_server(tracking_server
     assert "sweep_summary.md" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert len(list(artifact_store.rglob("items.jsonl"))) == 2
 
-    r = run_cli([child.info.run_id], elsewhere, env, module="hookbench.reproduce")
+    r = run_cli(["reproduce", child.info.run_id], elsewhere, env)
     assert r.returncode == 0, r.stderr[-3000:]
     rerun = client.search_runs([exp.experiment_id], f"tags.`hookbench.reproduces` = '{child.info.run_id}'")
     assert len(rerun) == 1 and rerun[0].info.status == "FINISHED"

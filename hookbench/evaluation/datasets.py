@@ -1,6 +1,6 @@
 """Dataset loaders: each turns a source (hub, file, generator) into a `Dataset` of `Item`s.
 
-Built from conf/dataset/*.yaml with `hookbench.evaluation.build.build`. Every loader takes `split`/`holdout`
+Built from conf/dataset/*.yaml with `hookbench.evaluation.parts.build`. Every loader takes `split`/`holdout`
 (dev or test half by a hash of the item id, `split_items`) and then `limit`, `sample` and `seed`
 (`select`), applied the same way, so the same config always yields the same items, and item ids
 never depend on splitting or sampling.
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hookbench.errors import ConfigError, DataError
+from hookbench.base.errors import ConfigError, DataError
 from hookbench.evaluation.items import Dataset, Item
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def in_test(item_id: str, holdout: float) -> bool:
 
 def check_split(split: str, holdout: float) -> None:
     """ConfigError for a `dataset.holdout` outside (0, 1); loaders call it before loading anything.
-    The schema (evaluation/schema.py) already refused a split outside all/dev/test at compose time."""
+    The schema (evaluation/config_schema.py) already refused a split outside all/dev/test at compose time."""
     if not 0 < holdout < 1:
         raise ConfigError(f"dataset.holdout (the share of items in the test split) must be a number "
                           f"between 0 and 1 exclusive, got {holdout!r}")

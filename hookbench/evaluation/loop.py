@@ -19,13 +19,15 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
-from hookbench.background import Background
-from hookbench.errors import ConfigError, NothingMeasured, ReproductionMismatch, ServerError
-from hookbench.evaluation.generation import Arm, Generator, Served
+from hookbench.base.background import Background
+from hookbench.base.errors import ConfigError, NothingMeasured, ReproductionMismatch, ServerError
+from hookbench.base.outcomes import FailureKind, Screen
+from hookbench.base.signals import checkpoint
+from hookbench.evaluation.arm_generation import Arm, Generator, Served
 from hookbench.evaluation.guards import summarize_guard
 from hookbench.evaluation.job_output import JobOutput
 from hookbench.evaluation.patches import PatchSet
-from hookbench.evaluation.prompting import prompt_records, summarize_prompt
+from hookbench.evaluation.prompting import prompted_items, summarize_prompt
 from hookbench.evaluation.record import (
     DatasetRecord,
     GenerationRecord,
@@ -43,12 +45,10 @@ from hookbench.evaluation.scope import PROBES, ServerScope
 from hookbench.evaluation.settings import Parts
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import LossUnavailable
-from hookbench.signals import checkpoint
-from hookbench.vocabulary import FailureKind, Screen
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PROBES", "Evaluation", "server_identity"]
+__all__ = ["PROBES", "EvaluationLoop", "server_identity"]
 
 
 def server_identity(health: dict, model, url: str, probes: list[float] | None) -> dict:
@@ -62,10 +62,10 @@ def server_identity(health: dict, model, url: str, probes: list[float] | None) -
     return identity
 
 
-def nothing_scoreable(records: list[ItemResult], arm: str) -> None:
+def nothing_scoreable(items: list[ItemResult], arm: str) -> None:
     """Raise when every answer of `arm` failed, naming the failure kinds (the job then measures nothing)."""
     kinds: dict[str, int] = {}
-    for r in records:
+    for r in items:
         a = r.arm(arm)
         if a.error is None and a.output is not None:
             return
@@ -98,13 +98,13 @@ def generation_extras(g, client) -> dict:
     return extras
 
 
-def item_records(dataset, g) -> list[ItemResult]:
-    """One record per item and draw, with the exact query the server is sent."""
+def unanswered_items(dataset, g) -> list[ItemResult]:
+    """One item result per item and draw, not yet answered, with the exact query the server is sent."""
     return [ItemResult(it.id, it.task, it.prompt, g.query(it.prompt), it.gold, draw=d)
             for it in dataset.items for d in range(g.samples)]
 
 
-class Evaluation:
+class EvaluationLoop:
     """One job: checks the server, then runs the arms inside a `ServerScope` and scores them."""
 
     def __init__(self, parts: Parts, run_id: str | Callable[[], str], store: GenerationStore | None = None,
@@ -122,7 +122,7 @@ class Evaluation:
                                  {**({"run_id": run_id} if self.run_id else {}), **(holder or {})}, on_takeover)
         self.generator = Generator(parts.client, store, self.run_id)
         self.side = Generator(parts.client, store, self.run_id)  # guards and the prompting arm: their own latency
-        self.prompts: list[ItemResult] = []  # the prompting arm's records (compare.prompt)
+        self.prompts: list[ItemResult] = []  # the prompting arm's items (compare.prompt)
         self.health: dict = {}
         self.preset: dict = {}
         self.extras: dict = {}
@@ -158,24 +158,24 @@ class Evaluation:
     def run(self) -> JobOutput:
         s = self.settings
         self._check_server()
-        records = item_records(self.parts.dataset, s.generation)
+        items = unanswered_items(self.parts.dataset, s.generation)
         for g in self.parts.guards:
-            g.records = item_records(g.dataset, s.generation)
+            g.items = unanswered_items(g.dataset, s.generation)
         if s.compare_prompt is not None:
-            self.prompts = prompt_records(records, s.compare_prompt, s.generation.query)
+            self.prompts = prompted_items(items, s.compare_prompt, s.generation.query)
             for g in self.parts.guards:  # the prompting arm on the guards too: does asking differently hurt them?
-                g.prompts = prompt_records(g.records, s.compare_prompt, s.generation.query)
+                g.prompts = prompted_items(g.items, s.compare_prompt, s.generation.query)
         with self.scope:  # the server's patch state is ours until restored, whatever happens
             self.phase_s["server_wait"] = self.scope.waited
-            screen = self._measure(records)
+            screen = self._measure(items)
             if screen is None or screen.passed:
                 with self.phase("restore"):
                     self.scope.restore()
                 with self.phase("scoring"):  # still ours: a judge on this server sees no patch live
-                    self._score(records)
-        return self._output(records, screen)
+                    self._score(items)
+        return self._output(items, screen)
 
-    def _measure(self, records: list[ItemResult]) -> ScreenResult | None:
+    def _measure(self, items: list[ItemResult]) -> ScreenResult | None:
         """Clean, fingerprint, baseline loss, the screen; then both arms unless the screen rejects."""
         s = self.settings
         with self.phase("patch"):  # suggestions take the stock server seconds (§7) but no model time
@@ -186,13 +186,13 @@ class Evaluation:
         self._check_identity()
         if s.measures_loss or s.screen_size:
             with self.phase("loss"):
-                self._losses(records, "baseline")
+                self._losses(items, "baseline")
         with self.phase("patch"):
             self.patch = patch.result()  # a bad patch still fails before any generation
         self._run_opened()
-        screen = self._screen(records) if s.screen_size else None
+        screen = self._screen(items) if s.screen_size else None
         if screen is None or screen.passed:
-            self._arms(records, screen)
+            self._arms(items, screen)
         return screen
 
     def _run_opened(self) -> None:
@@ -200,12 +200,12 @@ class Evaluation:
         self.run_id = self.generator.run_id = self.side.run_id = self._open_run()
         self.scope.note(run_id=self.run_id)
 
-    def _arms(self, records: list[ItemResult], screen: ScreenResult | None) -> None:
+    def _arms(self, items: list[ItemResult], screen: ScreenResult | None) -> None:
         s = self.settings
         if s.generates:
             with self.phase("baseline"):
-                self._generate(records, Arm("baseline", False, {"arm": "baseline"}))
-            nothing_scoreable(records, "baseline")  # before the patched arm costs a whole generation pass
+                self._generate(items, Arm("baseline", False, {"arm": "baseline"}))
+            nothing_scoreable(items, "baseline")  # before the patched arm costs a whole generation pass
             self._guards(Arm("baseline", False, {"arm": "baseline"}))  # reused like the target's baseline
             if self.prompts:  # the clean server with the prompt change: shared by every job of a sweep
                 prompt_arm = Arm("patched", False, {"arm": "prompt", "prompt": s.compare_prompt})
@@ -216,23 +216,23 @@ class Evaluation:
             self.scope.apply(self.patch)
         if s.measures_loss and not screen:
             with self.phase("loss"):
-                self._losses(records, "patched")
+                self._losses(items, "patched")
         if s.generates:
             with self.phase("patched"):
-                self._generate(records, self._patched_arm())
+                self._generate(items, self._patched_arm())
             self._guards(self._patched_arm())
 
-    def _output(self, records: list[ItemResult], screen: ScreenResult | None) -> JobOutput:
+    def _output(self, items: list[ItemResult], screen: ScreenResult | None) -> JobOutput:
         s = self.settings
-        summary = summarize(records, s.generation.samples, s.alpha, self.generator.request_latency,
+        summary = summarize(items, s.generation.samples, s.alpha, self.generator.request_latency,
                             self.parts.dataset.skipped, target_effect=s.target_effect)
         passed = screen is None or screen.passed
         guards = [summarize_guard(g, s.generation.samples, s.alpha, s.target_effect)
                   for g in self.parts.guards] if passed and s.generates else []
-        prompt = summarize_prompt(records, self.prompts, s.compare_prompt, s.generation.samples, s.alpha,
+        prompt = summarize_prompt(items, self.prompts, s.compare_prompt, s.generation.samples, s.alpha,
                                   s.target_effect) if passed and self.prompts and s.compare_prompt else None
-        return JobOutput(records, summary, self.patch, run_record(self, screen), self.parts.dataset, s, self.phase_s, screen,
-                         guards, [g.records for g in self.parts.guards] if guards else [], prompt,
+        return JobOutput(items, summary, self.patch, run_record(self, screen), self.parts.dataset, s, self.phase_s, screen,
+                         guards, [g.items for g in self.parts.guards] if guards else [], prompt,
                          self.prompts + [q for g in self.parts.guards for q in g.prompts] if prompt else [])
 
     def _check_identity(self) -> None:
@@ -242,9 +242,9 @@ class Evaluation:
                                        f"  now:    {json.dumps(self.identity, sort_keys=True)}")
 
     # -- loss -------------------------------------------------------------------------------
-    def _losses(self, records: list[ItemResult], arm: str, first: int | None = None) -> None:
+    def _losses(self, items: list[ItemResult], arm: str, first: int | None = None) -> None:
         """Teacher-forced loss of each item's gold answer in this arm (draw 0 only; the loss has no draws)."""
-        rows = [r for r in records if r.draw == 0][:first]
+        rows = [r for r in items if r.draw == 0][:first]
         rows = [r for r in rows if r.arm(arm).loss is None]
         if not rows:
             return
@@ -264,13 +264,13 @@ class Evaluation:
             raise NothingMeasured(f"every /api/loss request of the {arm} arm failed ({len(rows)} items): "
                                   f"nothing was measured; check {self.client.base_url}'s log")
 
-    def _screen(self, records: list[ItemResult]) -> ScreenResult:
+    def _screen(self, items: list[ItemResult]) -> ScreenResult:
         """The loss delta on the first N items decides whether the patch earns generations."""
         s = self.settings
         with self.phase("screen"):
             self.scope.apply(self.patch)
-            self._losses(records, "patched", first=None if s.measures_loss else s.screen_size)
-            head = [r for r in records if r.draw == 0][: s.screen_size]
+            self._losses(items, "patched", first=None if s.measures_loss else s.screen_size)
+            head = [r for r in items if r.draw == 0][: s.screen_size]
             pairs = [(r.baseline.loss, r.patched.loss) for r in head if None not in (r.baseline.loss, r.patched.loss)]
             delta = sum(p - b for b, p in pairs) / len(pairs) if pairs else float("nan")
             passed = bool(pairs) and delta <= s.screen_threshold
@@ -289,21 +289,21 @@ class Evaluation:
     def _guards(self, arm: Arm) -> None:
         with self.phase("guards"):  # the same server and state as the target's arm
             for g in self.parts.guards:
-                self._generate(g.records, arm, self.side)
+                self._generate(g.items, arm, self.side)
 
-    def _generate(self, records: list[ItemResult], arm: Arm, generator: Generator | None = None) -> None:
+    def _generate(self, items: list[ItemResult], arm: Arm, generator: Generator | None = None) -> None:
         g = self.settings.generation
         served = Served(self.identity, g.preset, self.preset, self.extras)
-        (generator or self.generator).run(records, arm, served, g.samples, g.batch_size)
+        (generator or self.generator).run(items, arm, served, g.samples, g.batch_size)
 
-    def _score(self, records: list[ItemResult]) -> None:
-        _score_with(self.parts.scorer, records + self.prompts)
+    def _score(self, items: list[ItemResult]) -> None:
+        _score_with(self.parts.scorer, items + self.prompts)
         for g in self.parts.guards:
-            _score_with(g.scorer, g.records + g.prompts)
+            _score_with(g.scorer, g.items + g.prompts)
 
 
-def _score_with(scorer, records: list[ItemResult]) -> None:
-    todo = [(r, r.arm(name)) for r in records for name in ("baseline", "patched")
+def _score_with(scorer, items: list[ItemResult]) -> None:
+    todo = [(r, r.arm(name)) for r in items for name in ("baseline", "patched")
             if r.arm(name).error is None and r.arm(name).output is not None]  # failures are never scored
     scores = scorer.score_many([(a.output, r.gold, r.prompt) for r, a in todo])
     for (_r, a), s in zip(todo, scores):
@@ -312,7 +312,7 @@ def _score_with(scorer, records: list[ItemResult]) -> None:
             a.error, a.error_detail, a.correct = s.error, s.detail, None
 
 
-def run_record(ev: Evaluation, screen: ScreenResult | None) -> RunRecord:
+def run_record(ev: EvaluationLoop, screen: ScreenResult | None) -> RunRecord:
     """Everything a reported number depends on: model, server, generation, patch, dataset, scorer, counts."""
     s, ds, p = ev.settings, ev.parts.dataset, ev.patch
     probes = ev.scope.probes

@@ -1,6 +1,9 @@
-"""The edge where config becomes parts: dataset, scorer, patch source, client and typed settings.
+"""Where config becomes a job's parts, read top to bottom: `check_inputs` (typed settings, the launch
+command, dataset, scorer, patch source and guards: everything that needs no server), then `connect`
+(the server started or found, the parts bound to its client). The helpers follow in the order these
+call them; below them `build` and `plain`, the two ways a config node becomes a part or plain data.
 
-Everything here reads the Hydra config; nothing after it does. `Evaluation` takes a `Parts`, so the
+Everything here reads the Hydra config; nothing after it does. `EvaluationLoop` takes a `Parts`, so the
 loop can be driven in-process (tests build Parts against a stand-in server) as well as from the CLI.
 """
 
@@ -11,12 +14,16 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import MissingMandatoryValue
 
-from hookbench.errors import ConfigError
-from hookbench.evaluation.build import build, plain
-from hookbench.evaluation.guards import Guard, build_guards, compose_guards
+from hookbench.base.errors import ConfigError, HookbenchError
+from hookbench.base.paths import cache_root, sqlite_path
+from hookbench.evaluation.guards import Guard
 from hookbench.evaluation.items import Dataset
 from hookbench.evaluation.patches import PatchSource
 from hookbench.evaluation.scorers import Scorer
@@ -24,15 +31,60 @@ from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Parts, 
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import HookClient
 from hookbench.hookapi.launcher import check_launch, ensure_server, launched_token
-from hookbench.paths import cache_root, sqlite_path
+
+DEFAULT_GUARD_SCORER = "auto"  # numbers graded as numbers, text by normalized equality
+ENTRY_KEYS = ("dataset", "scorer", "margin", "name")  # the others in a mapping entry are dataset keys
 
 
-def _positive_int(value, key: str, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key} must be a positive integer{' or null' if allow_none else ''}, got {value!r}")
-    return value
+@dataclass
+class CheckedInputs:
+    """The parts that need no server: built and checked before a server starts or a run is created."""
+
+    settings: Settings
+    dataset: Dataset
+    scorer: Scorer
+    patch_source: PatchSource
+    guards: list[Guard] = field(default_factory=list)
+
+
+def check_inputs(cfg: DictConfig) -> CheckedInputs:
+    """Config values, dataset file and fields, scorer against the golds, the patch file and its edits:
+    every user mistake that needs no server fails here, before a server starts or a run is created."""
+    settings = settings_from(cfg)
+    launch = cfg.model.server.launch
+    check_launch(plain(launch) if launch else None)
+    dataset = build(cfg.dataset, "dataset")
+    scorer = build(cfg.scorer, "scorer")
+    scorer.check_golds(dataset.items)
+    patch_source = build(cfg.patch, "patch")
+    check = getattr(patch_source, "check", None)
+    if check is not None:  # a patch file is read and validated now, not after the server started
+        check(settings.model.name, settings.model.apply_mode)
+    compose_guards(cfg)  # the composed guards replace their names in cfg before the run logs it
+    guards = build_guards(cfg, dataset) if settings.generates else []
+    return CheckedInputs(settings, dataset, scorer, patch_source, guards)
+
+
+def connect(cfg: DictConfig, checked: CheckedInputs) -> Parts:
+    """Start (or find) the server and bind the parts to it."""
+    m = cfg.model
+    t0 = time.perf_counter()
+    launch = plain(m.server.launch) if m.server.launch else None
+    url = ensure_server(launch, m.server.url)
+    # a server this process launched has its own fresh token; token_env is for a server at model.server.url
+    token = launched_token(url) or (os.environ.get(m.server.token_env) if m.server.get("token_env") else None)
+    client = HookClient(url, token=token, timeout_s=m.server.timeout_s, retries=m.server.retries,
+                        max_connection_failures=cfg.failures.max_connection_failures)
+    checked.scorer.bind_client(client)  # a judge on the evaluated server grades through the job's own client
+    for g in checked.guards:
+        g.scorer.bind_client(client)
+    return Parts(checked.dataset, checked.scorer, checked.patch_source, client, checked.settings,
+                 {"server_start": time.perf_counter() - t0}, checked.guards)
+
+
+def build_parts(cfg: DictConfig) -> Parts:
+    """Every part: checked first (`check_inputs`), then bound to the server (`connect`)."""
+    return connect(cfg, check_inputs(cfg))
 
 
 def settings_from(cfg: DictConfig) -> Settings:
@@ -54,6 +106,14 @@ def settings_from(cfg: DictConfig) -> Settings:
         screen_threshold=float(cfg.screen.threshold), alpha=alpha, target_effect=target,
         warn_share=float(cfg.failures.warn_share), compare_prompt=_compare_prompt(cfg),
     )
+
+
+def _positive_int(value, key: str, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be a positive integer{' or null' if allow_none else ''}, got {value!r}")
+    return value
 
 
 def _compare_prompt(cfg: DictConfig) -> str | None:
@@ -82,55 +142,130 @@ def _loss_prefix(cfg: DictConfig) -> str:
     return "" if _loss_chat(cfg) else contract.LOSS_ANSWER_PREFIX
 
 
-@dataclass
-class Offline:
-    """The parts that need no server: built and checked before a server starts or a run is created."""
+# -- guards from config ---------------------------------------------------------------------------------
+# `guards` in the config is a list. An entry is a dataset option's name (`guards=[capitals,gsm8k]`),
+# or a mapping that names one and sets the guard's own scorer, margin and dataset keys
+# (`guards=[{dataset:gsm8k,scorer:numeric,margin:0.03,sample:100}]`). Hydra composes each option from
+# the dataset and scorer groups (`compose_guards`, over the same schema as `dataset=`), and the
+# composed nodes replace the names in the job's config before its run is created, so the logged config
+# holds every guard whole and `reproduce` and `confirm` rerun them without today's conf/.
 
-    settings: Settings
-    dataset: Dataset
-    scorer: Scorer
-    patch_source: PatchSource
-    guards: list[Guard] = field(default_factory=list)
+def compose_guards(cfg: DictConfig) -> None:
+    """Replace each guard entry in `cfg.guards` by its composed form {name, dataset, scorer, margin}
+    (a ConfigError naming an unknown dataset or scorer option, or a bad margin)."""
+    from hydra.errors import HydraException
 
-
-def check_inputs(cfg: DictConfig) -> Offline:
-    """Config values, dataset file and fields, scorer against the golds, the patch file and its edits:
-    every user mistake that needs no server fails here, before a server starts or a run is created."""
-    settings = settings_from(cfg)
-    launch = cfg.model.server.launch
-    check_launch(plain(launch) if launch else None)
-    dataset = build(cfg.dataset, "dataset")
-    scorer = build(cfg.scorer, "scorer")
-    scorer.check_golds(dataset.items)
-    patch_source = build(cfg.patch, "patch")
-    check = getattr(patch_source, "check", None)
-    if check is not None:  # a patch file is read and validated now, not after the server started
-        check(settings.model.name, settings.model.apply_mode)
-    compose_guards(cfg)  # the composed guards replace their names in cfg before the run logs it
-    guards = build_guards(cfg, dataset) if settings.generates else []
-    return Offline(settings, dataset, scorer, patch_source, guards)
-
-
-def connect(cfg: DictConfig, offline: Offline) -> Parts:
-    """Start (or find) the server and bind the parts to it."""
-    m = cfg.model
-    t0 = time.perf_counter()
-    launch = plain(m.server.launch) if m.server.launch else None
-    url = ensure_server(launch, m.server.url)
-    # a server this process launched has its own fresh token; token_env is for a server at model.server.url
-    token = launched_token(url) or (os.environ.get(m.server.token_env) if m.server.get("token_env") else None)
-    client = HookClient(url, token=token, timeout_s=m.server.timeout_s, retries=m.server.retries,
-                        max_connection_failures=cfg.failures.max_connection_failures)
-    offline.scorer.bind_client(client)  # a judge on the evaluated server grades through the job's own client
-    for g in offline.guards:
-        g.scorer.bind_client(client)
-    return Parts(offline.dataset, offline.scorer, offline.patch_source, client, offline.settings,
-                 {"server_start": time.perf_counter() - t0}, offline.guards)
+    default = cfg.guard.margin
+    _margin(None, None, default)
+    composed = []
+    for raw in cfg.get("guards") or []:
+        entry = _entry(raw)
+        if isinstance(entry["dataset"], dict):  # already composed (a logged config)
+            name = entry.get("name") or entry["dataset"].get("name")
+            composed.append({**entry, "name": name, "margin": _margin(entry.get("margin"), name, default)})
+            continue
+        option, scorer = entry["dataset"], entry.get("scorer") or DEFAULT_GUARD_SCORER
+        name = entry.get("name") or option
+        extra = [f"dataset.{k}={_literal(v)}" for k, v in entry.items() if k not in ENTRY_KEYS]
+        try:
+            node = _compose([f"dataset={option}", f"scorer={scorer}", *extra])
+        except HydraException as e:
+            raise ConfigError(f"guards: guard {name!r} ({option}, scorer {scorer}) cannot be composed: "
+                              f"{str(e).splitlines()[0]}") from None
+        composed.append({"name": name, "dataset": plain(node.dataset), "scorer": plain(node.scorer),
+                         "margin": _margin(entry.get("margin"), name, default)})
+    names = [g["name"] for g in composed]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"guards: {', '.join(dup)} named twice; give one a name (guards=[{{dataset:..,name:..}}])")
+    with open_dict(cfg):
+        cfg.guards = ListConfig(composed)
 
 
-def build_parts(cfg: DictConfig) -> Parts:
-    """Every part: checked first (`check_inputs`), then bound to the server (`connect`)."""
-    return connect(cfg, check_inputs(cfg))
+def _entry(raw) -> dict[str, Any]:
+    if isinstance(raw, str):
+        return {"dataset": raw}
+    if isinstance(raw, (DictConfig, dict)):
+        entry: dict[str, Any] = plain(raw) if isinstance(raw, DictConfig) else dict(raw)
+        if not isinstance(entry.get("dataset"), (str, dict)):
+            raise ConfigError(f"guards: entry {entry} names no dataset (guards=[{{dataset:NAME,...}}])")
+        return entry
+    raise ConfigError(f"guards: entry {raw!r} is neither a dataset option's name nor a mapping with `dataset`")
+
+
+def _margin(value, name: str | None, default: float) -> float:
+    """The guard's margin (its own, else guard.margin), in (0, 1); `name` None checks guard.margin itself."""
+    margin = default if value is None else value
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < 1:
+        where = f"guards[{name}].margin" if value is not None and name is not None else "guard.margin"
+        raise ConfigError(f"{where}={margin!r} must be a number between 0 and 1 exclusive "
+                          "(the accuracy drop a guard tolerates)")
+    return float(margin)
+
+
+def _compose(overrides: list[str]) -> DictConfig:
+    """The shipped config with `overrides`, composed by Hydra (inside the running job's Hydra when there is one)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    if GlobalHydra.instance().is_initialized():
+        path = list(HydraConfig.get().searchpath) if HydraConfig.initialized() else []
+        extra = [f"hydra.searchpath=[{','.join(path)}]"] if path else []
+        return compose("config", overrides=overrides + extra)
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def _literal(value) -> str:
+    """A value as a Hydra override's right-hand side."""
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def build_guards(cfg: DictConfig, target: Dataset) -> list[Guard]:
+    """The composed guards as parts, each dataset loaded and its scorer checked against its golds; a
+    guard with the target's own items is refused (it would only repeat the target's test)."""
+    out = []
+    for g in cfg.get("guards") or []:
+        dataset = build(g.dataset, f"guards[{g.name}].dataset")
+        scorer = build(g.scorer, f"guards[{g.name}].scorer")
+        scorer.check_golds(dataset.items)
+        if dataset.fingerprint == target.fingerprint or {i.id for i in dataset.items} == {i.id for i in target.items}:
+            raise ConfigError(f"guards: guard {g.name!r} has the target's own items ({target.source}): a guard "
+                              "must be another task (guards=[...] another dataset, or guards=[] for none)")
+        out.append(Guard(str(g.name), dataset, scorer, float(g.margin), []))
+    return out
+
+
+
+# -- config nodes as parts or plain data -----------------------------------------------------------------
+
+def build(node: DictConfig, group: str):
+    """instantiate() a config group. Hydra wraps whatever the target raises; a hookbench error
+    (a bad file, line or field) is surfaced as itself so it keeps its message and exit code."""
+    try:
+        return instantiate(node)
+    except MissingMandatoryValue as e:
+        raise _missing(group, e) from None
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, HookbenchError):
+            raise cause from None
+        if isinstance(cause, MissingMandatoryValue):
+            raise _missing(group, cause) from None
+        raise ConfigError(f"{group}: could not build it from its config: {cause or e}") from None
+
+
+def _missing(group: str, e: MissingMandatoryValue) -> ConfigError:
+    key = e.full_key if e.full_key and e.full_key.startswith(group + ".") else f"{group}.{e.full_key or '?'}"
+    return ConfigError(f"{key} is not set: set {key}=... on the command line")
+
+
+def plain(node: DictConfig) -> dict[str, Any]:
+    """A config node as plain, resolved dicts and lists (a mapping node is always a dict)."""
+    out = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(out, dict)
+    return out  # type: ignore[return-value]  # keys of a config mapping are strings
 
 
 def generation_store_path(cfg: DictConfig) -> Path:

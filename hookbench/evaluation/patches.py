@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from hookbench.errors import PatchError
+from hookbench.base.errors import PatchError
 from hookbench.hookapi import contract
 from hookbench.hookapi.contract import ADD, SCALE
 

@@ -26,10 +26,10 @@ def prompted(prompt: str, item_prompt: str) -> str:
     return prompt.replace("{prompt}", item_prompt) if "{prompt}" in prompt else f"{prompt}\n\n{item_prompt}"
 
 
-def prompt_records(records: list[ItemResult], prompt: str, query) -> list[ItemResult]:
-    """One record per target record; the prompted answer goes in its `patched` slot."""
+def prompted_items(items: list[ItemResult], prompt: str, query) -> list[ItemResult]:
+    """One item result per target item result; the prompted answer goes in its `patched` slot."""
     return [ItemResult(r.id, r.task, prompted(prompt, r.prompt), query(prompted(prompt, r.prompt)), r.gold, r.draw)
-            for r in records]
+            for r in items]
 
 
 def paired(first: list[ArmResult], second: list[ArmResult], like: list[ItemResult]) -> list[ItemResult]:
@@ -47,13 +47,13 @@ class PromptResult:
     patch_vs_prompt: Comparison  # patched − prompt
 
 
-def summarize_prompt(records: list[ItemResult], prompts: list[ItemResult], prompt: str, draws: int, alpha: float,
+def summarize_prompt(items: list[ItemResult], prompts: list[ItemResult], prompt: str, draws: int, alpha: float,
                      target_effect: float) -> PromptResult:
     from hookbench.stats import compare_arms
 
     answers = [p.patched for p in prompts]
-    vs_base = paired([r.baseline for r in records], answers, records)
-    patch_vs = paired(answers, [r.patched for r in records], records)
+    vs_base = paired([r.baseline for r in items], answers, items)
+    patch_vs = paired(answers, [r.patched for r in items], items)
     out = []
     for pairs in (vs_base, patch_vs):
         b, p, clusters, _ = per_item(pairs, count_patch_failures=False)

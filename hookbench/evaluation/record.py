@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
-from hookbench import names
+from hookbench.base import mlflow_keys
 
 # the distributions a run's numbers can depend on; python is added from the interpreter
 VERSIONED = ("torch", "transformers", "mlflow", "hydra-core", "omegaconf", "statsmodels", "hookbench")
@@ -133,27 +133,27 @@ class RunRecord:
 
     def tags(self) -> dict[str, str]:
         """Tags that let a user find and trace a run in the MLflow UI."""
-        return {names.TAG_MODEL: self.model.name, names.PATCH_NAME: self.patch.name,
-                names.PATCH_HASH: self.patch.hash, names.DATASET_NAME: self.dataset.name,
-                names.DATASET_FINGERPRINT: self.dataset.fingerprint,
-                names.SERVER_DEVICE: str(self.server.device), names.SERVER_URL: self.server.url,
-                names.TAG_SERVER_IDENTITY: json.dumps(self.server.identity, sort_keys=True),
-                names.TAG_WEIGHT_DIGESTS: digest_tag(self.patch.weight_digests),
+        return {mlflow_keys.TAG_MODEL: self.model.name, mlflow_keys.PATCH_NAME: self.patch.name,
+                mlflow_keys.PATCH_HASH: self.patch.hash, mlflow_keys.DATASET_NAME: self.dataset.name,
+                mlflow_keys.DATASET_FINGERPRINT: self.dataset.fingerprint,
+                mlflow_keys.SERVER_DEVICE: str(self.server.device), mlflow_keys.SERVER_URL: self.server.url,
+                mlflow_keys.TAG_SERVER_IDENTITY: json.dumps(self.server.identity, sort_keys=True),
+                mlflow_keys.TAG_WEIGHT_DIGESTS: digest_tag(self.patch.weight_digests),
                 **self.version_tags()}
 
     def version_tags(self) -> dict[str, str]:
         """version.<package> for this client, version.server.<field> for the server's own."""
-        ours = {f"{names.TAG_VERSION_PREFIX}{k}": str(v) for k, v in self.versions.items() if v is not None}
+        ours = {f"{mlflow_keys.TAG_VERSION_PREFIX}{k}": str(v) for k, v in self.versions.items() if v is not None}
         theirs = server_versions(self.server.identity or {})
-        return {**ours, **{f"{names.TAG_VERSION_PREFIX}server.{k}": v for k, v in theirs.items()}}
+        return {**ours, **{f"{mlflow_keys.TAG_VERSION_PREFIX}server.{k}": v for k, v in theirs.items()}}
 
     def params(self) -> dict[str, str]:
         """Traceability params beyond the config: content hashes and the generation settings as served."""
-        return {names.PATCH_HASH: self.patch.hash, names.PATCH_SOURCE: self.patch.source,
-                names.DATASET_FINGERPRINT: self.dataset.fingerprint,
-                names.GEN_PRESET_CONFIG: json.dumps(self.generation.preset_config, sort_keys=True),
-                names.GEN_EXTRAS: json.dumps(self.generation.extras, sort_keys=True),
-                names.GEN_PATCHED_PATH: self.generation.patched_path}
+        return {mlflow_keys.PATCH_HASH: self.patch.hash, mlflow_keys.PATCH_SOURCE: self.patch.source,
+                mlflow_keys.DATASET_FINGERPRINT: self.dataset.fingerprint,
+                mlflow_keys.GEN_PRESET_CONFIG: json.dumps(self.generation.preset_config, sort_keys=True),
+                mlflow_keys.GEN_EXTRAS: json.dumps(self.generation.extras, sort_keys=True),
+                mlflow_keys.GEN_PATCHED_PATH: self.generation.patched_path}
 
     def rows(self) -> list[tuple[str, object]]:
         """(key, value) rows for report.md, one per leaf of the first two levels."""

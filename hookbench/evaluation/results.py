@@ -1,6 +1,6 @@
-"""Per-item records of a run and the summary numbers computed from them.
+"""Item results of a run (`ItemResult`) and the summary numbers computed from them.
 
-A record is one draw of one item (`generation.samples=k` gives k records per item). The
+An item result is one draw of one item (`generation.samples=k` gives k results per item). The
 statistics are computed per item (the mean over its draws) and clustered by the query text: items
 that send identical text to the server are not independent evidence.
 """
@@ -12,9 +12,9 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from hookbench import names
-from hookbench.names import ARMS
-from hookbench.vocabulary import FailureKind
+from hookbench.base import mlflow_keys
+from hookbench.base.mlflow_keys import ARMS
+from hookbench.base.outcomes import FailureKind
 
 if TYPE_CHECKING:  # hookbench.stats (statsmodels, scipy) is loaded when a job is summarised, not before its first request
     from hookbench.stats import Comparison
@@ -103,7 +103,7 @@ class Summary:
     failure_kinds: dict[str, dict[str, int]]  # per arm: kind -> count
     per_task: dict[str, dict]  # task -> {"baseline", "patched": accuracy, "comparison", "loss": compare_losses()}
     reused: dict[str, int]  # per arm: answers taken from earlier runs instead of generated
-    repeats: int  # records answered by another item of this run with the same query
+    repeats: int  # item results answered by another item of this run with the same query
     loss_baseline: float = math.nan
     loss_patched: float = math.nan
     loss: Comparison | None = None
@@ -117,32 +117,32 @@ class Summary:
         return self.failures[arm] / self.n_draws if self.n_draws else 0.0
 
     def metrics(self) -> dict[str, float]:
-        """The MLflow metrics of a job; names from hookbench.names."""
+        """The MLflow metrics of a job; names from hookbench.base.mlflow_keys."""
         c = self.comparison
-        m = {names.ACC_BASELINE: self.accuracy_baseline, names.ACC_PATCHED: self.accuracy_patched,
-             names.ACC_DELTA: c.delta, names.ACC_CI_LOW: c.ci_low, names.ACC_CI_HIGH: c.ci_high,
-             names.ACC_DELTA_PATCH_FAILURES: self.with_patch_failures.delta,
-             names.P_VALUE: c.p_value, names.MDE: c.mde, names.ITEMS_NEEDED: c.items_needed,
-             names.N_SCORED: c.n, names.N_ITEMS: self.n_items, names.N_DRAWS: self.n_draws,
-             names.N_FIXED: c.fixed, names.N_BROKEN: c.broken, names.N_CLUSTERS: c.n_clusters,
-             names.N_SKIPPED_ITEMS: self.skipped_items, names.FAILURES_PATCH_CAUSED: self.patch_caused}
+        m = {mlflow_keys.ACC_BASELINE: self.accuracy_baseline, mlflow_keys.ACC_PATCHED: self.accuracy_patched,
+             mlflow_keys.ACC_DELTA: c.delta, mlflow_keys.ACC_CI_LOW: c.ci_low, mlflow_keys.ACC_CI_HIGH: c.ci_high,
+             mlflow_keys.ACC_DELTA_PATCH_FAILURES: self.with_patch_failures.delta,
+             mlflow_keys.P_VALUE: c.p_value, mlflow_keys.MDE: c.mde, mlflow_keys.ITEMS_NEEDED: c.items_needed,
+             mlflow_keys.N_SCORED: c.n, mlflow_keys.N_ITEMS: self.n_items, mlflow_keys.N_DRAWS: self.n_draws,
+             mlflow_keys.N_FIXED: c.fixed, mlflow_keys.N_BROKEN: c.broken, mlflow_keys.N_CLUSTERS: c.n_clusters,
+             mlflow_keys.N_SKIPPED_ITEMS: self.skipped_items, mlflow_keys.FAILURES_PATCH_CAUSED: self.patch_caused}
         for arm in ARMS:
-            m[names.latency(arm, "per_item_mean")] = self.latency_per_item_s[arm]
-            m[names.latency(arm, "request_mean")] = self.latency_request_mean_s[arm]
-            m[names.latency(arm, "request_p95")] = self.latency_request_p95_s[arm]
-            m[names.failures(arm)] = self.failures[arm]
-            m[names.reused(arm)] = self.reused[arm]
+            m[mlflow_keys.latency(arm, "per_item_mean")] = self.latency_per_item_s[arm]
+            m[mlflow_keys.latency(arm, "request_mean")] = self.latency_request_mean_s[arm]
+            m[mlflow_keys.latency(arm, "request_p95")] = self.latency_request_p95_s[arm]
+            m[mlflow_keys.failures(arm)] = self.failures[arm]
+            m[mlflow_keys.reused(arm)] = self.reused[arm]
         for task, t in self.per_task.items():
-            m[names.per_task(names.ACC_BASELINE, task)] = t["baseline"]
-            m[names.per_task(names.ACC_PATCHED, task)] = t["patched"]
-            m[names.per_task(names.ACC_DELTA, task)] = t["comparison"].delta
-            m[names.per_task(names.P_VALUE, task)] = t["comparison"].p_value
+            m[mlflow_keys.per_task(mlflow_keys.ACC_BASELINE, task)] = t["baseline"]
+            m[mlflow_keys.per_task(mlflow_keys.ACC_PATCHED, task)] = t["patched"]
+            m[mlflow_keys.per_task(mlflow_keys.ACC_DELTA, task)] = t["comparison"].delta
+            m[mlflow_keys.per_task(mlflow_keys.P_VALUE, task)] = t["comparison"].p_value
             if t.get("loss") is not None:
-                m[names.per_task(names.LOSS_DELTA, task)] = t["loss"][2].delta
+                m[mlflow_keys.per_task(mlflow_keys.LOSS_DELTA, task)] = t["loss"][2].delta
         if self.loss is not None:
-            m |= {names.LOSS_BASELINE: self.loss_baseline, names.LOSS_PATCHED: self.loss_patched,
-                  names.LOSS_DELTA: self.loss.delta, names.LOSS_CI_LOW: self.loss.ci_low,
-                  names.LOSS_CI_HIGH: self.loss.ci_high, names.LOSS_P_VALUE: self.loss.p_value}
+            m |= {mlflow_keys.LOSS_BASELINE: self.loss_baseline, mlflow_keys.LOSS_PATCHED: self.loss_patched,
+                  mlflow_keys.LOSS_DELTA: self.loss.delta, mlflow_keys.LOSS_CI_LOW: self.loss.ci_low,
+                  mlflow_keys.LOSS_CI_HIGH: self.loss.ci_high, mlflow_keys.LOSS_P_VALUE: self.loss.p_value}
         return {k: float(v) for k, v in m.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
 
     def problem(self) -> str | None:
@@ -173,18 +173,18 @@ def _mean(xs) -> float:
     return sum(xs) / len(xs) if xs else math.nan
 
 
-def mark_patch_caused(records: list[ItemResult]) -> None:
+def mark_patch_caused(items: list[ItemResult]) -> None:
     """A patched answer that failed as a generation while the same draw's baseline answered."""
-    for r in records:
+    for r in items:
         r.patched.patch_caused = (r.baseline.error is None and r.baseline.output is not None
                                   and r.patched.error in GENERATION_FAILURES)
 
 
-def per_item(records: list[ItemResult], count_patch_failures: bool) -> tuple[list, list, list, list]:
+def per_item(items: list[ItemResult], count_patch_failures: bool) -> tuple[list, list, list, list]:
     """(baseline, patched, cluster, item ids) per item: the mean over its draws scored in both arms."""
     groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
     query: dict[str, str] = {}
-    for r in records:
+    for r in items:
         b, p = r.baseline, r.patched
         if not b.scored:
             continue
@@ -198,63 +198,63 @@ def per_item(records: list[ItemResult], count_patch_failures: bool) -> tuple[lis
             [query[i] for i in ids], ids)
 
 
-def compare(records: list[ItemResult], draws: int, alpha: float, count_patch_failures: bool = False,
+def compare(items: list[ItemResult], draws: int, alpha: float, count_patch_failures: bool = False,
             target_effect: float | None = None) -> Comparison:
     from hookbench.stats import TARGET_EFFECT, compare_arms
 
-    b, p, clusters, _ = per_item(records, count_patch_failures)
+    b, p, clusters, _ = per_item(items, count_patch_failures)
     target_effect = TARGET_EFFECT if target_effect is None else target_effect
     return compare_arms(b, p, clusters=clusters, draws=draws, alpha=alpha, target_effect=target_effect)
 
 
-def compare_losses(records: list[ItemResult], alpha: float) -> tuple[float, float, Comparison] | None:
+def compare_losses(items: list[ItemResult], alpha: float) -> tuple[float, float, Comparison] | None:
     """Mean gold-answer loss per arm and the paired comparison of the losses (lower is better)."""
     from hookbench.stats import compare_arms
 
-    pairs = [(r.baseline.loss, r.patched.loss, r.query) for r in records
+    pairs = [(r.baseline.loss, r.patched.loss, r.query) for r in items
              if r.draw == 0 and r.baseline.loss is not None and r.patched.loss is not None]
-    if not any(r.baseline.loss is not None for r in records):
+    if not any(r.baseline.loss is not None for r in items):
         return None
     b, p, q = [x[0] for x in pairs], [x[1] for x in pairs], [x[2] for x in pairs]
     return _mean(b), _mean(p), compare_arms(b, p, clusters=q, alpha=alpha, higher_is_better=False)
 
 
-def summarize(records: list[ItemResult], draws: int = 1, alpha: float = 0.05,
+def summarize(items: list[ItemResult], draws: int = 1, alpha: float = 0.05,
               request_latency_s: dict[str, list[float]] | None = None, skipped_items: int = 0,
               target_effect: float | None = None) -> Summary:
     from hookbench.stats import TARGET_EFFECT, compare_arms, p95
 
     target_effect = TARGET_EFFECT if target_effect is None else target_effect
-    mark_patch_caused(records)
-    b, p, clusters, ids = per_item(records, count_patch_failures=False)
+    mark_patch_caused(items)
+    b, p, clusters, ids = per_item(items, count_patch_failures=False)
     latency_per_item, req_mean, req_p95, batch_sizes, failures, kinds, reused = {}, {}, {}, {}, {}, {}, {}
     for arm in ARMS:
-        made = [r.arm(arm) for r in records if r.arm(arm).latency_s is not None]
+        made = [r.arm(arm) for r in items if r.arm(arm).latency_s is not None]
         latency_per_item[arm] = _mean(a.latency_s for a in made)
         requests = (request_latency_s or {}).get(arm, [])
         req_mean[arm], req_p95[arm] = _mean(requests), p95(requests)
         batch_sizes[arm] = sorted({a.batch_size for a in made if a.batch_size})
-        kinds[arm] = dict(Counter(r.arm(arm).error for r in records if r.arm(arm).error))
+        kinds[arm] = dict(Counter(r.arm(arm).error for r in items if r.arm(arm).error))
         failures[arm] = sum(kinds[arm].values())
-        reused[arm] = sum(r.arm(arm).source_run is not None for r in records)
+        reused[arm] = sum(r.arm(arm).source_run is not None for r in items)
     per_task = {}
-    for task in sorted({r.task for r in records if r.task}):
-        rs = [r for r in records if r.task == task]
+    for task in sorted({r.task for r in items if r.task}):
+        rs = [r for r in items if r.task == task]
         tb, tp, tc, _ = per_item(rs, count_patch_failures=False)
         per_task[task] = {"baseline": _mean(tb), "patched": _mean(tp),
                           "comparison": compare_arms(tb, tp, clusters=tc, draws=draws, alpha=alpha,
                                                      target_effect=target_effect),
                           "loss": compare_losses(rs, alpha)}
-    losses = compare_losses(records, alpha)
+    losses = compare_losses(items, alpha)
     return Summary(
-        n_items=len({r.id for r in records}), n_draws=len(records),
+        n_items=len({r.id for r in items}), n_draws=len(items),
         accuracy_baseline=_mean(b), accuracy_patched=_mean(p),
         comparison=compare_arms(b, p, clusters=clusters, draws=draws, alpha=alpha, target_effect=target_effect),
-        with_patch_failures=compare(records, draws, alpha, count_patch_failures=True, target_effect=target_effect),
-        patch_caused=sum(r.patched.patch_caused for r in records),
+        with_patch_failures=compare(items, draws, alpha, count_patch_failures=True, target_effect=target_effect),
+        patch_caused=sum(r.patched.patch_caused for r in items),
         latency_per_item_s=latency_per_item, latency_request_mean_s=req_mean, latency_request_p95_s=req_p95,
         batch_sizes=batch_sizes, failures=failures, failure_kinds=kinds, per_task=per_task, reused=reused,
-        repeats=sum(r.baseline.repeat_of is not None for r in records),
+        repeats=sum(r.baseline.repeat_of is not None for r in items),
         loss_baseline=losses[0] if losses else math.nan, loss_patched=losses[1] if losses else math.nan,
         loss=losses[2] if losses else None, skipped_items=skipped_items,
     )

@@ -2,7 +2,7 @@
 
 Weight edits outlive DELETE /api/hooks (hook-api.md §1), so a job that patched the server must put it
 back whatever happens: `ServerScope` is a context manager whose exit restores (and proves the restore
-with the probe losses) on every way out — an error, Ctrl-C, SIGTERM via `hookbench.signals` — but
+with the probe losses) on every way out — an error, Ctrl-C, SIGTERM via `hookbench.base.signals` — but
 never twice. When that restore fails too, the job's own exception still propagates with its own type;
 the restore failure is logged and attached to it as a note.
 
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Literal
 
-from hookbench.errors import PatchError, ServerError
+from hookbench.base.errors import PatchError, ServerError
 from hookbench.evaluation.patches import PatchSet
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import (
@@ -27,7 +27,7 @@ from hookbench.hookapi.client import (
     LossUnavailable,
     PatchApplyUncertain,
     ServerUnreachable,
-    UnknownTensors,
+    TensorsUnknownToServer,
 )
 from hookbench.hookapi.lease import Lease, fingerprint_path, holder_alive, read_json, server_lease, write_json
 
@@ -148,7 +148,7 @@ class ServerScope:
         names = sorted({s["tensor_name"] for s in p.suggestions})
         try:
             before = self.client.weight_digests(names)
-        except UnknownTensors as e:
+        except TensorsUnknownToServer as e:
             raise PatchError(f"patch '{p.name}' ({p.hash}) names tensors the model does not have: "
                              f"{', '.join(e.names) or e}") from None
         self.digests = {"algorithm": "sha256", "tensors": {n: {"before": before[n]} for n in names}}

@@ -17,10 +17,10 @@ from decimal import Decimal, InvalidOperation
 
 import requests
 
-from hookbench.errors import ConfigError, DataError, ServerError
+from hookbench.base.errors import ConfigError, DataError, ServerError
+from hookbench.base.outcomes import FailureKind
 from hookbench.evaluation.items import Item
 from hookbench.hookapi import contract
-from hookbench.vocabulary import FailureKind
 
 __all__ = [
     "AutoScorer",

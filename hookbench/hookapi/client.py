@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import requests
 from urllib3.exceptions import ConnectTimeoutError
 
-from hookbench.errors import ServerError
+from hookbench.base.errors import ServerError
+from hookbench.base.outcomes import FailureKind
 from hookbench.hookapi import contract
 from hookbench.hookapi.contract import ERROR_TEXT_PREFIXES, is_error_text  # noqa: F401  (re-exported)
 from hookbench.hookapi.transport import HookTransport, ServerUnreachable  # noqa: F401  (ServerUnreachable re-exported)
-from hookbench.vocabulary import FailureKind
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class PatchApplyUncertain(ServerError):
     """POST /api/hooks got no clear answer: the server may or may not have applied the patch."""
 
 
-class UnknownTensors(ServerError):
+class TensorsUnknownToServer(ServerError):
     """POST /api/weights/digest refused names the model does not have (422): `names` are those."""
 
     def __init__(self, message: str, names: list[str]):
@@ -121,7 +121,7 @@ class HookClient(HookTransport):
 
     def weight_digests(self, names: list[str]) -> dict[str, list[str]]:
         """{name: [SHA-256 per rank]} of tensors as the server holds them (the weights_digest extension).
-        UnknownTensors for names the model lacks; ServerError for any other failure."""
+        TensorsUnknownToServer for names the model lacks; ServerError for any other failure."""
         path = contract.WEIGHTS_DIGEST_PATH
         try:
             r = self._request("POST", path, {"tensors": names})
@@ -129,7 +129,7 @@ class HookClient(HookTransport):
             raise ServerError(f"POST {self.base_url}{path} failed: {e}") from None
         if r.status_code == 422:
             unknown = (r.json() if r.headers.get("content-type", "").startswith("application/json") else {}).get("unknown")
-            raise UnknownTensors(f"POST {self.base_url}{path} -> HTTP 422: {r.text[:1000]}", list(unknown or []))
+            raise TensorsUnknownToServer(f"POST {self.base_url}{path} -> HTTP 422: {r.text[:1000]}", list(unknown or []))
         digests = self._json("POST", path, r).get("digests")
         if not isinstance(digests, dict) or set(digests) != set(names):
             raise ServerError(f"POST {self.base_url}{path}: expected digests of {names}, got {str(digests)[:300]}")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import requests
 
-from hookbench.errors import ConfigError, ServerError
+from hookbench.base.errors import ConfigError, ServerError
 from hookbench.hookapi import contract
 
 TOKEN_ENV = contract.SERVER_TOKEN_ENV

@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 
 from filelock import FileLock, Timeout
 
-from hookbench.errors import ConfigError
-from hookbench.paths import cache_root
+from hookbench.base.errors import ConfigError
+from hookbench.base.paths import cache_root
 
 log = logging.getLogger(__name__)
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}

@@ -9,7 +9,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from hookbench.errors import ServerError
+from hookbench.base.errors import ServerError
 from hookbench.hookapi import contract
 
 

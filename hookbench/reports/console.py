@@ -5,8 +5,9 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
+from hookbench.base.mlflow_keys import ARMS
+from hookbench.base.outcomes import GuardVerdict, Verdict
 from hookbench.evaluation.results import Summary
-from hookbench.names import ARMS
 from hookbench.reports.formatting import (
     SWEEP_OWN_TEST,
     comparison_sentence,
@@ -20,7 +21,6 @@ from hookbench.reports.formatting import (
     guard_phrase,
     p_words,
 )
-from hookbench.vocabulary import GuardVerdict, Verdict
 
 VERDICT_STYLES: dict[str, str] = {Verdict.IMPROVES: "green", Verdict.HURTS: "red"}  # any other verdict is uncoloured
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hookbench import names
+from hookbench.base import mlflow_keys
 from hookbench.evaluation.results import ItemResult
 from hookbench.reports.formatting import md_table, plural
 
@@ -67,5 +67,5 @@ def diff_table(records: list[ItemResult], max_rows: int = DIFF_MAX_ROWS) -> str:
         md_table(header, rows),
     ]
     if left_out:
-        parts += ["", f"_{left_out} unchanged rows left out; the full data is in {names.ITEMS_JSONL}._"]
+        parts += ["", f"_{left_out} unchanged rows left out; the full data is in {mlflow_keys.ITEMS_JSONL}._"]
     return "\n".join(parts) + "\n"

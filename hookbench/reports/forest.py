@@ -13,10 +13,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from hookbench.base.outcomes import GuardVerdict
 from hookbench.evaluation.results import Summary
 from hookbench.reports.formatting import fmt_comparison_delta, fmt_delta, fmt_level, is_nan
 from hookbench.reports.plots import NEUTRAL_COLOR, verdict_color
-from hookbench.vocabulary import GuardVerdict
 
 GUARD_COLORS: dict[str, str] = {GuardVerdict.NON_INFERIOR: "tab:green", GuardVerdict.HURTS: "tab:red"}
 MARGIN_COLOR = "tab:red"

@@ -8,8 +8,8 @@ import json
 import math
 from dataclasses import dataclass
 
+from hookbench.base.outcomes import Agreement, GuardVerdict, Verdict
 from hookbench.stats import Comparison, Equivalence
-from hookbench.vocabulary import Agreement, GuardVerdict, Verdict
 
 NA = "n/a"
 CELL_MAX = 200  # characters per markdown table cell before truncation

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hookbench import names
+from hookbench.base import mlflow_keys
 from hookbench.evaluation.results import ItemResult
 
 # results first, so a preview (MLflow's artifact view shows the first columns) shows outcomes, not prompts
@@ -24,18 +24,18 @@ def write_items(out_dir: Path, records: list[ItemResult]) -> list[Path]:
     """items.jsonl is the lossless record (round-trips via ItemResult.from_flat); items.csv is for sheets."""
     columns = item_columns()
     rows = [{c: flat.get(c) for c in columns} for flat in (r.flat() for r in records)]
-    jsonl = out_dir / names.ITEMS_JSONL
+    jsonl = out_dir / mlflow_keys.ITEMS_JSONL
     with jsonl.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    csv = out_dir / names.ITEMS_CSV
+    csv = out_dir / mlflow_keys.ITEMS_CSV
     pd.DataFrame(rows, columns=columns).to_csv(csv, index=False)
     return [jsonl, csv]
 
 
 def write_guard_items(out_dir: Path, guards: list, guard_records: list[list[ItemResult]]) -> Path:
     """guard_items.jsonl: each guard's items as items.jsonl has them, with the guard's name first."""
-    path = out_dir / names.GUARDS_JSONL
+    path = out_dir / mlflow_keys.GUARDS_JSONL
     with path.open("w", encoding="utf-8") as f:
         for g, records in zip(guards, guard_records):
             for r in records:
@@ -45,6 +45,6 @@ def write_guard_items(out_dir: Path, guards: list, guard_records: list[list[Item
 
 def write_prompt_items(out_dir: Path, records: list[ItemResult]) -> Path:
     """prompt_items.jsonl: the prompting arm's answers, one flat item per line."""
-    path = out_dir / names.PROMPT_JSONL
+    path = out_dir / mlflow_keys.PROMPT_JSONL
     path.write_text("".join(json.dumps(r.flat(), ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     return path

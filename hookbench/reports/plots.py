@@ -11,8 +11,9 @@ from pathlib import Path
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
+from hookbench.base.mlflow_keys import ARMS
+from hookbench.base.outcomes import Verdict
 from hookbench.evaluation.results import ItemResult, Summary
-from hookbench.names import ARMS
 from hookbench.reports.formatting import (
     fmt_batch_sizes,
     fmt_comparison_delta,
@@ -22,7 +23,6 @@ from hookbench.reports.formatting import (
     is_nan,
     p_words,
 )
-from hookbench.vocabulary import Verdict
 
 ARM_COLORS = {"baseline": "#7f7f7f", "patched": "#1f77b4"}
 VERDICT_COLORS: dict[str, str] = {Verdict.IMPROVES: "tab:green", Verdict.HURTS: "tab:red"}  # any other verdict is grey

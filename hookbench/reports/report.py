@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hookbench import names
+from hookbench.base import mlflow_keys
+from hookbench.base.mlflow_keys import ARMS
 from hookbench.evaluation.record import RunRecord
 from hookbench.evaluation.results import ItemResult, Summary
-from hookbench.names import ARMS
 from hookbench.reports.diff_table import diff_table
 from hookbench.reports.forest import plot_forest
 from hookbench.reports.formatting import (
@@ -43,7 +43,7 @@ from hookbench.reports.item_files import write_guard_items, write_items, write_p
 from hookbench.reports.plots import plot_accuracy, plot_latency
 
 BREAKS_GENERATION = "the patch breaks generation"
-PLOTS = (names.FOREST_PNG, names.ACCURACY_PNG, names.LATENCY_PNG)  # in the order report.html shows them
+PLOTS = (mlflow_keys.FOREST_PNG, mlflow_keys.ACCURACY_PNG, mlflow_keys.LATENCY_PNG)  # in the order report.html shows them
 
 
 def result_rows(summary: Summary) -> list[list[str]]:
@@ -154,7 +154,7 @@ def guard_lines(guards: list, second: str = "patched") -> list[str]:
     alpha = guards[0].ni.alpha
     return [md_table(["guard", "n", "baseline", second, "margin", f"delta [{fmt_level(alpha)} CI], two-sided p",
                       f"{fmt_level(2 * alpha)} lower bound (one-sided p at −margin)", "verdict"], rows), "",
-            guard_rule(alpha) + f". Items: `{names.GUARDS_JSONL}`."]
+            guard_rule(alpha) + f". Items: `{mlflow_keys.GUARDS_JSONL}`."]
 
 
 def prompt_section(p, summary: Summary, guards: list) -> list[str]:
@@ -172,7 +172,7 @@ def prompt_section(p, summary: Summary, guards: list) -> list[str]:
     return [f"**{prompt_sentence(p)}**", "", f"Prompt change (`compare.prompt`): `{p.prompt}`", "",
             md_table(["comparison", "first", "second", f"delta [{fmt_level(summary.comparison.alpha)} CI]", "p",
                       "verdict"], rows), "",
-            f"The prompting arm is the unpatched model with the prompt change; answers: `{names.PROMPT_JSONL}`.",
+            f"The prompting arm is the unpatched model with the prompt change; answers: `{mlflow_keys.PROMPT_JSONL}`.",
             *on_guards]
 
 
@@ -217,7 +217,7 @@ def render_report(records: list[ItemResult], summary: Summary, record: RunRecord
                        latency_rows(summary)), "",
               "## Plots", "", plots_sentence(list(PLOTS)), "",
               "## Run", "", md_table(["key", "value"], record_rows(record)), "",
-              "## Items", "", f"Full per-item data: `{names.ITEMS_JSONL}`, `{names.ITEMS_CSV}`.", "",
+              "## Items", "", f"Full per-item data: `{mlflow_keys.ITEMS_JSONL}`, `{mlflow_keys.ITEMS_CSV}`.", "",
               diff_md]
     return "\n".join(parts)
 
@@ -232,16 +232,16 @@ def write_run_report(out_dir: Path, records: list[ItemResult], summary: Summary,
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = write_items(out_dir, records)
     diff_md = diff_table(records)
-    diff_path = out_dir / names.DIFF_TABLE
+    diff_path = out_dir / mlflow_keys.DIFF_TABLE
     diff_path.write_text(diff_md, encoding="utf-8")
     shown = _sweep_shown(summary) if in_sweep else None
     paths += [
         diff_path,
-        plot_forest(out_dir / names.FOREST_PNG, summary, guards, prompt, title, shown),
-        plot_accuracy(out_dir / names.ACCURACY_PNG, summary, title, shown=shown),
-        plot_latency(out_dir / names.LATENCY_PNG, records, summary, title),
+        plot_forest(out_dir / mlflow_keys.FOREST_PNG, summary, guards, prompt, title, shown),
+        plot_accuracy(out_dir / mlflow_keys.ACCURACY_PNG, summary, title, shown=shown),
+        plot_latency(out_dir / mlflow_keys.LATENCY_PNG, records, summary, title),
     ]
-    report = out_dir / names.REPORT_MD
+    report = out_dir / mlflow_keys.REPORT_MD
     lead = f"{SWEEP_OWN_TEST}: {comparison_sentence(summary.comparison)}" if in_sweep else None
     text = render_report(records, summary, record, title, warnings, diff_md, lead, guards, verdict_lead, prompt)
     report.write_text(text, encoding="utf-8")
@@ -249,7 +249,7 @@ def write_run_report(out_dir: Path, records: list[ItemResult], summary: Summary,
         paths.append(write_guard_items(out_dir, guards, guard_records or []))
     if prompt is not None:
         paths.append(write_prompt_items(out_dir, prompt_records or []))
-    page = write_page(out_dir / names.REPORT_HTML, title, text, [out_dir / n for n in PLOTS])
+    page = write_page(out_dir / mlflow_keys.REPORT_HTML, title, text, [out_dir / n for n in PLOTS])
     return paths + [report, page]
 
 

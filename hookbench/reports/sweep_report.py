@@ -14,19 +14,19 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from hookbench import names
+from hookbench.base import mlflow_keys
+from hookbench.base.outcomes import Screen, Verdict
 from hookbench.reports.formatting import CORRECTIONS, NA, NO_CORRECTION, fmt_delta, fmt_level, fmt_p, md_table, plots_sentence
 from hookbench.reports.html import write_page
 from hookbench.reports.plots import verdict_color
-from hookbench.vocabulary import Screen, Verdict
 
 # results first (a CSV/JSON preview shows its first columns), then what identifies the job
-RESULT_COLUMNS = ["patch", "strength", "model", names.ACC_DELTA, names.ACC_CI_LOW, names.ACC_CI_HIGH, names.P_ADJUSTED,
-                  names.TAG_VERDICT_ADJUSTED, names.P_VALUE, names.TAG_VERDICT, names.TAG_GUARD_VERDICT]
-ID_COLUMNS = ["dataset", "patch_hash", "run_id", "status", names.TAG_SCREEN, "error"]
-COUNT_COLUMNS = [names.N_SCORED, names.N_CLUSTERS, names.N_FIXED, names.N_BROKEN, names.failures("baseline"),
-                 names.failures("patched"), names.FAILURES_PATCH_CAUSED]
-METRIC_COLUMNS = [names.ACC_BASELINE, names.ACC_PATCHED, names.MDE, *COUNT_COLUMNS, names.LOSS_DELTA]
+RESULT_COLUMNS = ["patch", "strength", "model", mlflow_keys.ACC_DELTA, mlflow_keys.ACC_CI_LOW, mlflow_keys.ACC_CI_HIGH, mlflow_keys.P_ADJUSTED,
+                  mlflow_keys.TAG_VERDICT_ADJUSTED, mlflow_keys.P_VALUE, mlflow_keys.TAG_VERDICT, mlflow_keys.TAG_GUARD_VERDICT]
+ID_COLUMNS = ["dataset", "patch_hash", "run_id", "status", mlflow_keys.TAG_SCREEN, "error"]
+COUNT_COLUMNS = [mlflow_keys.N_SCORED, mlflow_keys.N_CLUSTERS, mlflow_keys.N_FIXED, mlflow_keys.N_BROKEN, mlflow_keys.failures("baseline"),
+                 mlflow_keys.failures("patched"), mlflow_keys.FAILURES_PATCH_CAUSED]
+METRIC_COLUMNS = [mlflow_keys.ACC_BASELINE, mlflow_keys.ACC_PATCHED, mlflow_keys.MDE, *COUNT_COLUMNS, mlflow_keys.LOSS_DELTA]
 COLUMNS = RESULT_COLUMNS + METRIC_COLUMNS + ID_COLUMNS
 MODEL_MARKERS = "osD^v<>P*X"
 
@@ -41,7 +41,7 @@ def _strength(r: dict) -> float:
 
 
 def _screened_out(r: dict) -> bool:
-    return r.get(names.TAG_SCREEN) == Screen.REJECTED
+    return r.get(mlflow_keys.TAG_SCREEN) == Screen.REJECTED
 
 
 def _sorted(rows: list[dict]) -> list[dict]:
@@ -67,11 +67,11 @@ def _count(x) -> str:
 
 
 def _delta_cell(r: dict) -> str:
-    if r.get(names.TAG_VERDICT) == Verdict.NO_CHANGE_OBSERVED:
+    if r.get(mlflow_keys.TAG_VERDICT) == Verdict.NO_CHANGE_OBSERVED:
         return Verdict.NO_CHANGE_OBSERVED
-    if _missing(r.get(names.ACC_DELTA)):
+    if _missing(r.get(mlflow_keys.ACC_DELTA)):
         return NA
-    return fmt_delta(r.get(names.ACC_DELTA), r.get(names.ACC_CI_LOW), r.get(names.ACC_CI_HIGH))
+    return fmt_delta(r.get(mlflow_keys.ACC_DELTA), r.get(mlflow_keys.ACC_CI_LOW), r.get(mlflow_keys.ACC_CI_HIGH))
 
 
 def _verdict_adjusted(r: dict) -> str:
@@ -79,7 +79,7 @@ def _verdict_adjusted(r: dict) -> str:
         return "failed"
     if _screened_out(r):
         return "screened out"
-    return r.get(names.TAG_VERDICT_ADJUSTED) or r.get(names.TAG_VERDICT) or Verdict.NO_DATA
+    return r.get(mlflow_keys.TAG_VERDICT_ADJUSTED) or r.get(mlflow_keys.TAG_VERDICT) or Verdict.NO_DATA
 
 
 def family_line(rows: list[dict], correction: str, alpha: float) -> str:
@@ -112,7 +112,7 @@ def sweep_markdown(rows: list[dict], correction: str, alpha: float, pngs: list[s
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
     lines = ["# Sweep summary", "", sweep_answer(rows, correction), "",
              f"{len(rows)} jobs: {counts or 'none'}. Every column (hash, accuracies, counts, run ids): "
-             f"`{names.SWEEP_CSV}`.", "",
+             f"`{mlflow_keys.SWEEP_CSV}`.", "",
              family_line(rows, correction, alpha) + " A failed or screened-out job counts as p = 1.", "",
              "Delta is patched − baseline accuracy with the (1 − α) interval of its own test; p is each job's own "
              "test, p adjusted the corrected one, and the verdict (adjusted) is the one to act on.", "",
@@ -143,13 +143,13 @@ def compact_table(rows: list[dict], alpha: float) -> tuple[list[str], list[list]
     header = ["job", f"delta [{fmt_level(alpha)} CI]", "p adjusted", "verdict (adjusted)", "p", "verdict (own test)",
               "fixed / broken (n)"]
     body = [[job_label(r) + (f" · {r.get('dataset')}" if datasets else ""), _delta_cell(r),
-             fmt_p(r.get(names.P_ADJUSTED)), _verdict_adjusted(r), fmt_p(r.get(names.P_VALUE)), r.get(names.TAG_VERDICT) or NA,
-             f"{_count(r.get(names.N_FIXED))} / {_count(r.get(names.N_BROKEN))} ({_count(r.get(names.N_SCORED))})"]
+             fmt_p(r.get(mlflow_keys.P_ADJUSTED)), _verdict_adjusted(r), fmt_p(r.get(mlflow_keys.P_VALUE)), r.get(mlflow_keys.TAG_VERDICT) or NA,
+             f"{_count(r.get(mlflow_keys.N_FIXED))} / {_count(r.get(mlflow_keys.N_BROKEN))} ({_count(r.get(mlflow_keys.N_SCORED))})"]
             for r in rows]
-    if any(r.get(names.TAG_GUARD_VERDICT) for r in rows):  # a sweep with guard tasks: their verdict per job
+    if any(r.get(mlflow_keys.TAG_GUARD_VERDICT) for r in rows):  # a sweep with guard tasks: their verdict per job
         header.append("guards")
         for row, r in zip(body, rows):
-            row.append(r.get(names.TAG_GUARD_VERDICT) or NA)
+            row.append(r.get(mlflow_keys.TAG_GUARD_VERDICT) or NA)
     return header, body
 
 
@@ -160,8 +160,8 @@ def _correction_name(correction: str | None) -> str:
 
 def best_row(rows: list[dict]) -> dict | None:
     """The job to look at first: an adjusted `improves`, else the largest delta."""
-    measured = [r for r in rows if not _missing(r.get(names.ACC_DELTA)) and r.get("status") == "FINISHED"]
-    return max(measured, key=lambda r: (_verdict_adjusted(r) == Verdict.IMPROVES, r[names.ACC_DELTA]), default=None)
+    measured = [r for r in rows if not _missing(r.get(mlflow_keys.ACC_DELTA)) and r.get("status") == "FINISHED"]
+    return max(measured, key=lambda r: (_verdict_adjusted(r) == Verdict.IMPROVES, r[mlflow_keys.ACC_DELTA]), default=None)
 
 
 def sweep_answer(rows: list[dict], correction: str | None) -> str:
@@ -186,14 +186,14 @@ def sweep_note(rows: list[dict], correction: str | None = None, alpha: float | N
     parts = [sweep_answer(rows, correction), "", md_table(*compact_table(rows, alpha))]
     if correction is not None:
         parts += ["", family_line(rows, correction, alpha)]
-    pngs = [names.SWEEP_PNG] + [names.SWEEP_STRENGTH_PNG] * _strength_rows(rows)
-    parts += ["", f"Full table: `{names.SWEEP_MD}`, `{names.SWEEP_CSV}`. " + plots_sentence(pngs)]
+    pngs = [mlflow_keys.SWEEP_PNG] + [mlflow_keys.SWEEP_STRENGTH_PNG] * _strength_rows(rows)
+    parts += ["", f"Full table: `{mlflow_keys.SWEEP_MD}`, `{mlflow_keys.SWEEP_CSV}`. " + plots_sentence(pngs)]
     return "\n".join(parts)
 
 
 def _errorbar(ax, x: float, r: dict, color: str, marker: str, label: str | None) -> None:
-    d, lo, hi = r.get(names.ACC_DELTA), r.get(names.ACC_CI_LOW), r.get(names.ACC_CI_HIGH)
-    no_interval = _missing(lo) or _missing(hi) or r.get(names.TAG_VERDICT) == Verdict.NO_CHANGE_OBSERVED
+    d, lo, hi = r.get(mlflow_keys.ACC_DELTA), r.get(mlflow_keys.ACC_CI_LOW), r.get(mlflow_keys.ACC_CI_HIGH)
+    no_interval = _missing(lo) or _missing(hi) or r.get(mlflow_keys.TAG_VERDICT) == Verdict.NO_CHANGE_OBSERVED
     ax.errorbar([x], [d], yerr=None if no_interval else [[d - lo], [hi - d]], fmt=marker, color=color,
                 capsize=4, label=label)
 
@@ -227,7 +227,7 @@ def plot_sweep_delta(path: Path, rows: list[dict]) -> Path:
         ax.plot([], [], marker, color="black", ls="none", label=model)
         for r in (r for r in rows if str(r.get("model")) == model):
             x = groups.index(label(r)) + offset
-            if _missing(r.get(names.ACC_DELTA)):
+            if _missing(r.get(mlflow_keys.ACC_DELTA)):
                 ax.plot([x], [0], marker="x", color="black", ms=9, ls="none",
                         label=None if no_data_labelled else "failed / screened out / no data")
                 no_data_labelled = True
@@ -262,13 +262,13 @@ def plot_sweep_strength(path: Path, rows: list[dict]) -> Path:
     for i, ((patch, model, dataset), rs) in enumerate(series.items()):
         name = f"{patch} / {model}" + (f" / {dataset}" if datasets else "")
         line_color = f"C{i % 10}"
-        ok = [r for r in rs if not _missing(r.get(names.ACC_DELTA))]
-        ax.plot([_strength(r) for r in ok], [r[names.ACC_DELTA] for r in ok], "-", color=line_color, lw=1.2,
+        ok = [r for r in rs if not _missing(r.get(mlflow_keys.ACC_DELTA))]
+        ax.plot([_strength(r) for r in ok], [r[mlflow_keys.ACC_DELTA] for r in ok], "-", color=line_color, lw=1.2,
                 label=name if ok else None)
         marker = MODEL_MARKERS[i % len(MODEL_MARKERS)]
         for r in ok:
             _errorbar(ax, _strength(r), r, verdict_color(_verdict_adjusted(r)), marker, None)
-        for r in (r for r in rs if _missing(r.get(names.ACC_DELTA))):
+        for r in (r for r in rs if _missing(r.get(mlflow_keys.ACC_DELTA))):
             ax.plot([_strength(r)], [0], marker="x", color="black", ms=9, ls="none",
                     label=None if no_data_labelled else "failed / screened out / no data")
             no_data_labelled = True
@@ -286,13 +286,13 @@ def write_sweep_report(out_dir: Path, rows: list[dict], correction: str, alpha: 
     one strength the dose-response plot, and sweep_summary.html (all in one page); return their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    pngs = [out_dir / names.SWEEP_PNG]
+    pngs = [out_dir / mlflow_keys.SWEEP_PNG]
     if _strength_rows(rows):
-        pngs.append(out_dir / names.SWEEP_STRENGTH_PNG)
-    md = out_dir / names.SWEEP_MD
+        pngs.append(out_dir / mlflow_keys.SWEEP_STRENGTH_PNG)
+    md = out_dir / mlflow_keys.SWEEP_MD
     text = sweep_markdown(rows, correction, alpha, [p.name for p in pngs])
     md.write_text(text, encoding="utf-8")
-    csv = out_dir / names.SWEEP_CSV
+    csv = out_dir / mlflow_keys.SWEEP_CSV
     frame = pd.DataFrame(sweep_table(rows), columns=_columns(rows))
     for col in COUNT_COLUMNS:  # keep counts integer in the CSV even when failed jobs leave gaps
         frame[col] = pd.to_numeric(frame[col]).astype("Int64")
@@ -300,5 +300,5 @@ def write_sweep_report(out_dir: Path, rows: list[dict], correction: str, alpha: 
     plot_sweep_delta(pngs[0], rows)
     if len(pngs) > 1:
         plot_sweep_strength(pngs[1], rows)
-    page = write_page(out_dir / names.SWEEP_HTML, "sweep summary", text, pngs)
+    page = write_page(out_dir / mlflow_keys.SWEEP_HTML, "sweep summary", text, pngs)
     return [md, csv, page, *pngs]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from hookbench.paths import cache_root
+from hookbench.base.paths import cache_root
 
 log = logging.getLogger("hookbench.server")
 HASHED_FILES: list[str] = []  # files actually read for a hash in this process (tests check the cache)

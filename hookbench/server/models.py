@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from hookbench.paths import cache_root
+from hookbench.base.paths import cache_root
 from hookbench.server import identity, placement
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

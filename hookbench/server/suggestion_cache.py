@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
-from hookbench.paths import cache_root
+from hookbench.base.paths import cache_root
 from hookbench.server.identity import write_atomic
 
 log = logging.getLogger("hookbench.server")

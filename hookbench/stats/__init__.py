@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 from statsmodels.stats.multitest import multipletests
 
-from hookbench.errors import ConfigError, DataError
+from hookbench.base.errors import ConfigError, DataError
+from hookbench.base.outcomes import Verdict
 from hookbench.stats.equivalence import Equivalence, equivalence
 from hookbench.stats.power import POWER, TARGET_EFFECT, items_needed, minimum_detectable_effect
 from hookbench.stats.score import paired_binary, paired_mean
-from hookbench.vocabulary import Verdict
 
 CORRECTIONS = {"holm": "holm", "bh": "fdr_bh", "none": None}
 __all__ = ["Comparison", "Equivalence", "POWER", "TARGET_EFFECT", "adjust_p_values", "adjusted_verdict", "cluster_codes", "compare_arms",

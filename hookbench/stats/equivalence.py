@@ -19,7 +19,7 @@ import numpy as np
 import statsmodels.api as sm
 from scipy.stats import t as t_dist
 
-from hookbench.vocabulary import Agreement
+from hookbench.base.outcomes import Agreement
 
 AGREES, DISAGREES, INCONCLUSIVE = Agreement.AGREES, Agreement.DISAGREES, Agreement.INCONCLUSIVE
 

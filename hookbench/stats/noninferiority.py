@@ -21,8 +21,8 @@ import numpy as np
 from scipy.stats import norm
 from scipy.stats import t as t_dist
 
+from hookbench.base.outcomes import GuardVerdict, Verdict
 from hookbench.stats.score import Sufficient, binary_z, cluster_z, paired_binary, paired_mean
-from hookbench.vocabulary import GuardVerdict, Verdict
 
 DEFAULT_MARGIN = 0.05  # conf/config.yaml guard.margin; see docs/guards.md for why
 

@@ -4,7 +4,7 @@ Reads the pilot's per-item results and latency and prints, before anyone books a
 a change of `--effect` needs at 80% power given the pilot's discordance and clustering (Connor 1987,
 hookbench.stats.power), the generations N·(1+K)·draws a K-patch sweep costs (one shared baseline,
 one patched arm per patch) and the wall time at the pilot's measured per-answer latency; and the
-items a rerun needs for `hookbench.reproduce` to show it reproduces (equivalence within the margin)
+items a rerun needs for `hookbench reproduce` to show it reproduces (equivalence within the margin)
 at 80% power, from the run's own variance (hookbench.stats.power.reproduction_items).
 """
 
@@ -15,8 +15,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hookbench import names, tracking
-from hookbench.errors import NothingToCompare
+from hookbench import tracking
+from hookbench.base import mlflow_keys
+from hookbench.base.errors import NothingToCompare
 from hookbench.evaluation.results import per_item
 from hookbench.reports.formatting import plural
 from hookbench.stats import TARGET_EFFECT, cluster_codes
@@ -42,10 +43,10 @@ def size_study(diffs, queries, effect: float, alpha: float, patches: int, draws:
     return Plan(items, items * (1 + patches) * draws, items * draws * per_item_s, psi, deff)
 
 
-def reproduction_line(diffs, queries, margin: float, alpha: float) -> str:
+def reproduction_line(diffs, queries, equivalence_margin: float, alpha: float) -> str:
     """The items a rerun of this run needs to reproduce (TOST within ±margin, 80% power)."""
-    items = reproduction_items(diffs, cluster_codes(queries), margin, alpha, POWER)
-    return (f"to show a rerun reproduces it (equivalence within ±{margin:g}, TOST at α = {alpha:g}) with "
+    items = reproduction_items(diffs, cluster_codes(queries), equivalence_margin, alpha, POWER)
+    return (f"to show a rerun reproduces it (equivalence within ±{equivalence_margin:g}, TOST at α = {alpha:g}) with "
             f"{POWER:.0%} power: about {plural(items, 'item')} (from this run's own variance)")
 
 
@@ -53,11 +54,11 @@ def side_costs(metrics: dict, params: dict, patches: int, draws: int, items: int
     """What the pilot's guard tasks and prompting arm add to a `patches`-patch sweep, in generations."""
     lines = []
     guards = {k.split("/")[1]: int(v) for k, v in metrics.items()
-              if k.count("/") == 2 and k == names.guard(k.split("/")[1], "n")}
+              if k.count("/") == 2 and k == mlflow_keys.guard(k.split("/")[1], "n")}
     for name, n in sorted(guards.items()):
         lines.append(f"guard {name}:  +{n * (1 + patches) * draws} generations = {n} × (1 + {patches}) × "
                      f"{plural(draws, 'draw')} (its items, baseline shared)")
-    if params.get(names.COMPARE_PROMPT) not in (None, "", "None", "null"):
+    if params.get(mlflow_keys.COMPARE_PROMPT) not in (None, "", "None", "null"):
         total = items + sum(guards.values())  # the prompting arm runs on the guards' items too
         on = f"{items} + {' + '.join(str(n) for _, n in sorted(guards.items()))} (guards)" if guards else str(items)
         lines.append(f"prompting arm: +{total * draws} generations = {on} × {plural(draws, 'draw')} "
@@ -65,7 +66,7 @@ def side_costs(metrics: dict, params: dict, patches: int, draws: int, items: int
     return lines
 
 
-def pilot_plan(run_id: str, tracking_uri: str, effect: float | None, patches: int, margin: float | None = None) -> int:
+def pilot_plan(run_id: str, tracking_uri: str, effect: float | None, patches: int, equivalence_margin: float | None = None) -> int:
     client = tracking.use_store(tracking_uri)
     run = tracking.get_run(client, run_id)
     items = tracking.logged_items(client, run_id, Path(tempfile.mkdtemp(prefix="hookbench-plan-")))
@@ -73,10 +74,10 @@ def pilot_plan(run_id: str, tracking_uri: str, effect: float | None, patches: in
     if not baseline:
         raise NothingToCompare(f"run {run_id} scored no item in both arms: it cannot pilot a plan")
     m, p = run.data.metrics, run.data.params
-    latency = {arm: m.get(names.latency(arm, "per_item_mean"), math.nan) for arm in names.ARMS}
-    draws = int(m.get(names.N_DRAWS, len(items)) / max(1, len({r.id for r in items})))
-    alpha = float(p.get(names.STATS_ALPHA, 0.05))
-    logged_effect = next((float(v) for v in (p.get(names.STATS_TARGET_EFFECT),) if v not in (None, "", "None", "null")),
+    latency = {arm: m.get(mlflow_keys.latency(arm, "per_item_mean"), math.nan) for arm in mlflow_keys.ARMS}
+    draws = int(m.get(mlflow_keys.N_DRAWS, len(items)) / max(1, len({r.id for r in items})))
+    alpha = float(p.get(mlflow_keys.STATS_ALPHA, 0.05))
+    logged_effect = next((float(v) for v in (p.get(mlflow_keys.STATS_TARGET_EFFECT),) if v not in (None, "", "None", "null")),
                          TARGET_EFFECT)  # a run logged before target_effect was a param
     effect = effect or logged_effect
     result = size_study([b - a for a, b in zip(baseline, patched)], queries, effect, alpha, patches, draws, latency)
@@ -91,7 +92,7 @@ def pilot_plan(run_id: str, tracking_uri: str, effect: float | None, patches: in
     print(f"  wall time:   {wall}")
     for line in side_costs(m, p, patches, draws, result.items):
         print(f"  {line}")
-    margin = margin or next((float(v) for v in (p.get(names.REPRODUCE_MARGIN),) if v not in (None, "", "None", "null")),
+    equivalence_margin = equivalence_margin or next((float(v) for v in (p.get(mlflow_keys.REPRODUCE_MARGIN),) if v not in (None, "", "None", "null")),
                             logged_effect)
-    print(reproduction_line([b - a for a, b in zip(baseline, patched)], queries, margin, alpha))
+    print(reproduction_line([b - a for a, b in zip(baseline, patched)], queries, equivalence_margin, alpha))
     return 0

@@ -25,17 +25,18 @@ from typing import cast
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
-from hookbench import names, tracking
-from hookbench.errors import (
+from hookbench import tracking
+from hookbench.base import mlflow_keys
+from hookbench.base.errors import (
     ConfigError,
     HookbenchError,
     NothingToCompare,
     ReproductionInconclusive,
     ReproductionMismatch,
 )
+from hookbench.evaluation.config_schema import completed
 from hookbench.evaluation.patches import NO_PATCH_SOURCE
 from hookbench.evaluation.results import ItemResult, per_item
-from hookbench.evaluation.schema import completed
 from hookbench.job import console, run_job
 from hookbench.reports.formatting import equivalence_rule, equivalence_sentence, fmt_metric
 from hookbench.stats import Equivalence, cluster_codes, equivalence
@@ -46,14 +47,14 @@ from hookbench.stats.power import POWER, reproduction_items
 def logged_config(client, run_id: str, into: Path) -> tuple[DictConfig, dict]:
     """(config to rerun with: the logged one with its frozen patch and reuse off, logged server identity)."""
     run = tracking.get_run(client, run_id)
-    cfg = completed(cast(DictConfig, OmegaConf.load(tracking.download(client, run_id, names.RESOLVED_CONFIG, into))))
-    patch = tracking.download(client, run_id, names.PATCH_JSON, into)
+    cfg = completed(cast(DictConfig, OmegaConf.load(tracking.download(client, run_id, mlflow_keys.RESOLVED_CONFIG, into))))
+    patch = tracking.download(client, run_id, mlflow_keys.PATCH_JSON, into)
     if json.loads(patch.read_text()).get("source") == NO_PATCH_SOURCE:  # the A/A job: nothing to apply
         cfg.patch = {"_target_": "hookbench.evaluation.patches.NoPatch", "name": cfg.patch.name}
     else:
         cfg.patch = {"_target_": "hookbench.evaluation.patches.FileSource", "name": cfg.patch.name, "path": str(patch)}
     cfg.reuse.enabled = False
-    identity = json.loads(run.data.tags.get(names.TAG_SERVER_IDENTITY, "null"))
+    identity = json.loads(run.data.tags.get(mlflow_keys.TAG_SERVER_IDENTITY, "null"))
     return cfg, identity
 
 
@@ -61,31 +62,31 @@ ARMS_MOVED = {"baseline": "the baseline moved: the server behaves differently",
               "patched": "the patched arm moved: the patch acts differently on this server"}
 
 
-def per_item_arms(records: list[ItemResult]) -> dict[str, tuple[float, float, str]]:
+def per_item_arms(items: list[ItemResult]) -> dict[str, tuple[float, float, str]]:
     """item id -> (mean baseline, mean patched over draws scored in both arms, query)."""
-    baseline, patched, queries, ids = per_item(records, count_patch_failures=False)
+    baseline, patched, queries, ids = per_item(items, count_patch_failures=False)
     return {i: (b, p, q) for i, b, p, q in zip(ids, baseline, patched, queries)}
 
 
 def sampled_agreement(orig_items: list[ItemResult], new_items: list[ItemResult], alpha: float,
-                      margin: float) -> dict[str, Equivalence]:
+                      equivalence_margin: float) -> dict[str, Equivalence]:
     """The difference test and TOST for the delta and for each arm, on the items both runs scored."""
     a, b = per_item_arms(orig_items), per_item_arms(new_items)
     ids = [i for i in a if i in b]
     groups = cluster_codes([a[i][2] for i in ids])
     value = {"baseline": lambda x: x[0], "patched": lambda x: x[1], "delta": lambda x: x[1] - x[0]}
-    return {what: equivalence([f(a[i]) - f(b[i]) for i in ids], groups, margin, alpha, what)
+    return {what: equivalence([f(a[i]) - f(b[i]) for i in ids], groups, equivalence_margin, alpha, what)
             for what, f in value.items()}
 
 
-def margin_of(cfg: DictConfig, override: float | None) -> float:
+def equivalence_margin_of(cfg: DictConfig, override: float | None) -> float:
     """--margin, else reproduce.margin, else stats.target_effect (a logged config is completed from the
     schema, so it has one): the change the user said matters
     (a margin of the original's MDE would shrink with n as fast as the rerun's interval, so tiny
     runs would reproduce as easily as large ones)."""
     key, value = next((k, v) for k, v in (("--margin", override),
-                                          (names.REPRODUCE_MARGIN, OmegaConf.select(cfg, names.REPRODUCE_MARGIN)),
-                                          (names.STATS_TARGET_EFFECT, OmegaConf.select(cfg, names.STATS_TARGET_EFFECT)))
+                                          (mlflow_keys.REPRODUCE_MARGIN, OmegaConf.select(cfg, mlflow_keys.REPRODUCE_MARGIN)),
+                                          (mlflow_keys.STATS_TARGET_EFFECT, OmegaConf.select(cfg, mlflow_keys.STATS_TARGET_EFFECT)))
                       if v is not None)
     if not float(value) > 0:
         raise ConfigError(f"{key} must be a positive number, got {value!r}")
@@ -99,7 +100,7 @@ def greedy_differences(original, rerun, orig_items: list[ItemResult], new_items:
                        with_metrics: bool = True) -> list[str]:
     """Reasons a greedy rerun is not identical; empty when it is (a FAILED original has no metrics)."""
     reasons = []
-    fp = names.DATASET_FINGERPRINT
+    fp = mlflow_keys.DATASET_FINGERPRINT
     if original.data.params.get(fp) != rerun.data.params.get(fp):
         reasons.append(f"the dataset changed: fingerprint {original.data.params.get(fp)} -> {rerun.data.params.get(fp)}")
     new = {(r.id, r.draw): r for r in new_items}
@@ -111,10 +112,10 @@ def greedy_differences(original, rerun, orig_items: list[ItemResult], new_items:
         reasons.append(f"{len(missing)} items are missing from the rerun, e.g. {missing[:5]}")
     diffs = [r.id for r in orig_items if (r.id, r.draw) in new and any(
         getattr(r.arm(a), f) != getattr(new[(r.id, r.draw)].arm(a), f)
-        for a in names.ARMS for f in ("output", "correct", "error"))]
+        for a in mlflow_keys.ARMS for f in ("output", "correct", "error"))]
     if diffs:
         reasons.append(f"{len(diffs)} of {len(orig_items)} items differ in output or score, e.g. {diffs[:5]}")
-    for key in (names.ACC_BASELINE, names.ACC_PATCHED, names.ACC_DELTA, names.N_SCORED) if with_metrics else ():
+    for key in (mlflow_keys.ACC_BASELINE, mlflow_keys.ACC_PATCHED, mlflow_keys.ACC_DELTA, mlflow_keys.N_SCORED) if with_metrics else ():
         a, b = original.data.metrics.get(key), rerun.data.metrics.get(key)
         if a != b and not (a is not None and b is not None and math.isclose(a, b, abs_tol=1e-12)):
             reasons.append(f"{key}: {a} -> {b}")
@@ -129,18 +130,18 @@ def output_dir(kind: str, run_id: str) -> Path:
     return path
 
 
-def reproduce(run_id: str, tracking_uri: str, margin: float | None = None) -> int:
+def reproduce(run_id: str, tracking_uri: str, equivalence_margin: float | None = None) -> int:
     client = tracking.use_store(tracking_uri)
     work = output_dir("reproduce", run_id)
     original = tracking.get_run(client, run_id)
     orig_items = comparable_items(client, original, work / "original-items")  # a FAILED run may have no patch.json
     cfg, identity = logged_config(client, run_id, work / "original")
     cfg.mlflow.tracking_uri = tracking_uri
-    m = margin_of(cfg, margin)  # a bad margin is refused before anything is rerun
-    result = run_job(cfg, extra_tags={names.TAG_REPRODUCES: run_id}, expected_identity=identity, out_dir=work / "rerun")
+    m = equivalence_margin_of(cfg, equivalence_margin)  # a bad margin is refused before anything is rerun
+    result = run_job(cfg, extra_tags={mlflow_keys.TAG_REPRODUCES: run_id}, expected_identity=identity, out_dir=work / "rerun")
     rerun = client.get_run(result.run_id)
-    new_items = result.output.records
-    if not json.loads(original.data.params[names.GEN_PRESET_CONFIG]).get("do_sample"):
+    new_items = result.output.items
+    if not json.loads(original.data.params[mlflow_keys.GEN_PRESET_CONFIG]).get("do_sample"):
         reasons = greedy_differences(original, rerun, orig_items, new_items, tracking.is_finished(original))
         outcome: str
         rule, outcome = GREEDY_RULE, DISAGREES if reasons else AGREES
@@ -149,9 +150,9 @@ def reproduce(run_id: str, tracking_uri: str, margin: float | None = None) -> in
         compared = sampled_agreement(orig_items, new_items, float(cfg.stats.alpha), m)
         outcome, rule = compared["delta"].outcome, "sampled: " + equivalence_rule(float(cfg.stats.alpha), m)
         lines = [equivalence_sentence(e) for e in compared.values()]
-        lines += [ARMS_MOVED[w] for w in names.ARMS if compared[w].outcome == DISAGREES]
+        lines += [ARMS_MOVED[w] for w in mlflow_keys.ARMS if compared[w].outcome == DISAGREES]
         reasons = lines if outcome == DISAGREES else []
-    client.set_tag(result.run_id, names.TAG_REPRODUCED, outcome)
+    client.set_tag(result.run_id, mlflow_keys.TAG_REPRODUCED, outcome)
     print_side_by_side(run_id, result.run_id, original, rerun)
     print(f"rule: {rule}\nresult:\n  " + "\n  ".join(lines))
     kind = rule.split(":")[0]
@@ -164,11 +165,11 @@ def reproduce(run_id: str, tracking_uri: str, margin: float | None = None) -> in
     return 0
 
 
-def items_to_reproduce(orig_items: list[ItemResult], alpha: float, margin: float) -> str:
+def items_to_reproduce(orig_items: list[ItemResult], alpha: float, equivalence_margin: float) -> str:
     """What would decide: the items a rerun needs to show equivalence at 80% power (original's variance)."""
     baseline, patched, queries, _ = per_item(orig_items, count_patch_failures=False)
-    needed = reproduction_items([b - a for a, b in zip(baseline, patched)], cluster_codes(queries), margin, alpha)
-    return (f"a rerun on about {needed} items (dataset.n) would show equivalence within ±{margin:g} with "
+    needed = reproduction_items([b - a for a, b in zip(baseline, patched)], cluster_codes(queries), equivalence_margin, alpha)
+    return (f"a rerun on about {needed} items (dataset.n) would show equivalence within ±{equivalence_margin:g} with "
             f"{POWER:.0%} power if the runs agree (from the original's variance; this one compared {len(baseline)})")
 
 
@@ -177,7 +178,7 @@ def comparable_items(client, original, into: Path) -> list[ItemResult]:
     status = original.info.status
     if tracking.is_finished(original):
         return tracking.logged_items(client, original.info.run_id, into)
-    reason = headline_of(original.data.tags.get(names.TAG_ERROR, "no error recorded"))
+    reason = headline_of(original.data.tags.get(mlflow_keys.TAG_ERROR, "no error recorded"))
     try:
         items = tracking.logged_items(client, original.info.run_id, into)
     except HookbenchError:
@@ -198,6 +199,6 @@ def print_side_by_side(run_id: str, rerun_id: str, original, rerun) -> None:
     table = Table(title=f"original {run_id} vs reproduced {rerun_id}")
     for col in ("metric", "original", "reproduced"):
         table.add_column(col)
-    for key in names.COMPARED:
+    for key in mlflow_keys.COMPARED:
         table.add_row(key, *(fmt_metric(m.get(key)) for m in (original.data.metrics, rerun.data.metrics)))
     console.print(table)

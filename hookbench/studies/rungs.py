@@ -19,12 +19,12 @@ from dataclasses import asdict, dataclass
 from omegaconf import DictConfig
 from scipy import stats as sps
 
-from hookbench import names
-from hookbench.errors import ConfigError, PatchError
+from hookbench.base import mlflow_keys
+from hookbench.base.errors import ConfigError, PatchError
 from hookbench.evaluation.patches import PatchSet
 from hookbench.job import run_job
 from hookbench.studies.search import Search, job_config, nested
-from hookbench.studies.search_report import Agreement, agreement
+from hookbench.studies.search_report import LossAccuracyAgreement, agreement
 
 log = logging.getLogger("hookbench")
 
@@ -112,9 +112,9 @@ class Measured:
     @classmethod
     def from_result(cls, result, patch_hash: str, trial: int, rung: int, items: int) -> Measured:
         m = result.metrics
-        return cls(patch_hash, trial, rung, items, m.get(names.ACC_DELTA, math.nan), m.get(names.ACC_CI_LOW, math.nan),
-                   m.get(names.ACC_CI_HIGH, math.nan), m.get(names.P_VALUE, math.nan),
-                   str(result.output.summary.comparison.verdict), result.run_id, m.get(names.LOSS_DELTA, math.nan))
+        return cls(patch_hash, trial, rung, items, m.get(mlflow_keys.ACC_DELTA, math.nan), m.get(mlflow_keys.ACC_CI_LOW, math.nan),
+                   m.get(mlflow_keys.ACC_CI_HIGH, math.nan), m.get(mlflow_keys.P_VALUE, math.nan),
+                   str(result.output.summary.comparison.verdict), result.run_id, m.get(mlflow_keys.LOSS_DELTA, math.nan))
 
 
 def best(measured: list[Measured], n: int) -> list[Measured]:
@@ -133,7 +133,7 @@ class RungSearch:
     def __init__(self, search: Search, sched: Schedule, metric: str):
         self.search, self.schedule, self.metric = search, sched, metric
 
-    def agreement(self) -> Agreement | None:
+    def agreement(self) -> LossAccuracyAgreement | None:
         """objective=auto: loss and accuracy over rung 0's distinct candidates."""
         if self.metric != "both":
             return None
@@ -159,8 +159,8 @@ class RungSearch:
                          **{"dataset.limit": items, "reuse.enabled": True})
         if patch is None:
             cfg.patch = self.reference_patch
-        result = run_job(cfg, extra_tags=nested(parent_id, {names.TAG_STUDY_PHASE: phase, names.TAG_STUDY_TRIAL: str(trial),
-                                                            names.TAG_STUDY_RUNG: str(rung)}),
+        result = run_job(cfg, extra_tags=nested(parent_id, {mlflow_keys.TAG_STUDY_PHASE: phase, mlflow_keys.TAG_STUDY_TRIAL: str(trial),
+                                                            mlflow_keys.TAG_STUDY_RUNG: str(rung)}),
                          out_dir=self.search.out / f"rung{rung}", parent_id=parent_id)
         return Measured.from_result(result, patch.hash if patch is not None else "reference", trial, rung, items)
 

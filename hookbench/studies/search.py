@@ -20,11 +20,11 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FixedTrial, TrialState
 
-from hookbench import names
-from hookbench.errors import ConfigError, PatchError
+from hookbench.base import mlflow_keys
+from hookbench.base.errors import ConfigError, PatchError
+from hookbench.base.paths import cache_root, sqlite_path
 from hookbench.evaluation.patches import PatchSet
 from hookbench.job import run_job
-from hookbench.paths import cache_root, sqlite_path
 from hookbench.studies.search_report import Trial
 from hookbench.studies.search_space import SearchSpace
 
@@ -95,13 +95,13 @@ def job_config(base: dict, patch: PatchSet | None, path: Path | None, **changes)
 def nested(parent_id: str, tags: dict) -> dict:
     """A study job's tags: nested under the study's parent run in MLflow's runs table (mlflow.parentRunId),
     so that the study's many jobs do not bury its answer, the parent's row."""
-    return {**tags, names.TAG_MLFLOW_PARENT: parent_id}
+    return {**tags, mlflow_keys.TAG_MLFLOW_PARENT: parent_id}
 
 
 def loss_job(cfg: DictConfig, parent_id: str, out: Path, tags: dict) -> tuple[float, str]:
     """(mean loss delta, run id) of one loss-only job; the job restores the server and checks its probes."""
     result = run_job(cfg, extra_tags=nested(parent_id, tags), out_dir=out, parent_id=parent_id)
-    return result.metrics.get(names.LOSS_DELTA, math.nan), result.run_id
+    return result.metrics.get(mlflow_keys.LOSS_DELTA, math.nan), result.run_id
 
 
 class Search:
@@ -124,7 +124,7 @@ class Search:
     def loss_trial(self, trial, patch: PatchSet, parent_id: str) -> tuple[float, str]:
         """The loss objective: a loss-only job on the first `items` dev items."""
         return loss_job(self.loss_config(patch), parent_id, self.out / "trials",
-                        {names.TAG_STUDY_PHASE: "search", names.TAG_STUDY_TRIAL: str(trial.number)})
+                        {mlflow_keys.TAG_STUDY_PHASE: "search", mlflow_keys.TAG_STUDY_TRIAL: str(trial.number)})
 
     def run(self, trials: int, parent_id: str, client, measure: Measure | None = None) -> None:
         """Ask, measure (a loss job unless `measure` says otherwise) and tell, `trials` times."""
@@ -144,8 +144,8 @@ class Search:
             trial.set_user_attr("run_id", run_id)
             trial.set_user_attr("patch_hash", patch.hash)
             for k, v in trial.params.items():
-                client.log_param(run_id, names.trial_param(k), v)
-            client.log_param(run_id, names.TRIAL_NUMBER, trial.number)
+                client.log_param(run_id, mlflow_keys.trial_param(k), v)
+            client.log_param(run_id, mlflow_keys.TRIAL_NUMBER, trial.number)
             if math.isfinite(value):
                 self.study.tell(trial, value)
             else:

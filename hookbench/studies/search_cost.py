@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from hookbench import names
+from hookbench.base import mlflow_keys
 from hookbench.evaluation.loop import PROBES
 from hookbench.hookapi import contract
 
@@ -119,9 +119,9 @@ class SearchCost:
                 + self.jobs * JOB_S)
 
     def metrics(self) -> dict[str, float]:
-        out = {names.PLAN_LOSS_REQUESTS: self.loss_requests, names.PLAN_GENERATIONS: self.generations,
-               names.PLAN_WALL_S: self.wall_s, names.PLAN_TRIALS: self.trials, names.PLAN_KEEP: self.keep}
-        return out | {names.PLAN_RUNG_GENERATIONS.format(i): g for i, g in enumerate(self.rung_generations())}
+        out = {mlflow_keys.PLAN_LOSS_REQUESTS: self.loss_requests, mlflow_keys.PLAN_GENERATIONS: self.generations,
+               mlflow_keys.PLAN_WALL_S: self.wall_s, mlflow_keys.PLAN_TRIALS: self.trials, mlflow_keys.PLAN_KEEP: self.keep}
+        return out | {mlflow_keys.PLAN_RUNG_GENERATIONS.format(i): g for i, g in enumerate(self.rung_generations())}
 
     def _rung_lines(self) -> list[str]:
         lines = ["cost plan:", "  accuracy search: successive halving over dev items, one shared baseline, "

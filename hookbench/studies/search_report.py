@@ -75,7 +75,7 @@ def concordant_share(loss_deltas: list[float], acc_deltas: list[float]) -> float
 
 
 @dataclass(frozen=True)
-class Agreement:
+class LossAccuracyAgreement:
     """Loss and accuracy on the first rung's candidates: the loss screens only when they agree, i.e. the
     Spearman interval lies wholly below 0 (lower loss goes with higher accuracy)."""
 
@@ -100,10 +100,10 @@ class Agreement:
                 f"{share}; {how}")
 
 
-def agreement(loss_deltas: list[float], acc_deltas: list[float]) -> Agreement:
+def agreement(loss_deltas: list[float], acc_deltas: list[float]) -> LossAccuracyAgreement:
     ok = [(x, y) for x, y in zip(loss_deltas, acc_deltas) if math.isfinite(x) and math.isfinite(y)]
     xs, ys = [x for x, _ in ok], [y for _, y in ok]
-    return Agreement(rank_correlation(xs, ys), concordant_share(xs, ys))
+    return LossAccuracyAgreement(rank_correlation(xs, ys), concordant_share(xs, ys))
 
 
 def trials_markdown(trials: list[Trial], kept: set[str], reference: float | None) -> str:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
-from hookbench.errors import ConfigError, PatchError
-from hookbench.evaluation.build import plain
+from hookbench.base.errors import ConfigError, PatchError
+from hookbench.evaluation.parts import plain
 from hookbench.evaluation.patches import PatchSet, validate
 from hookbench.hookapi.contract import ADD, SCALE
 

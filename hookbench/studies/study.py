@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from hookbench import names, tracking
-from hookbench.errors import ConfigError, PatchError
-from hookbench.evaluation.build import build, plain
+from hookbench import tracking
+from hookbench.base import mlflow_keys
+from hookbench.base.errors import ConfigError, PatchError
+from hookbench.base.outcomes import Verdict
+from hookbench.base.signals import Terminated, graceful_signals
 from hookbench.evaluation.loop import generation_extras
-from hookbench.evaluation.parts import build_parts
+from hookbench.evaluation.parts import build, build_parts, plain
 from hookbench.hookapi import contract
 from hookbench.job import hydra_dirs, run_job
 from hookbench.reports.formatting import fmt_delta
-from hookbench.signals import Terminated, graceful_signals
 from hookbench.stats import adjust_p_values, adjusted_verdict
 from hookbench.studies import confirm as confirm_study
 from hookbench.studies.rungs import Measured, RungSearch, objective, schedule
@@ -48,7 +49,6 @@ from hookbench.studies.search_report import (
 )
 from hookbench.studies.search_space import SearchSpace, study_name
 from hookbench.studies.study_page import answer_row, rung_page
-from hookbench.vocabulary import Verdict
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -130,7 +130,7 @@ class Study:
             client.update_run(run_id, "RUNNING")
         else:
             run_id = client.create_run(experiment_id, run_name=f"study {self.name}", tags={
-                names.TAG_SWEEP: "parent", names.TAG_STUDY: self.name, **tracking.git_info()}).info.run_id
+                mlflow_keys.TAG_SWEEP: "parent", mlflow_keys.TAG_STUDY: self.name, **tracking.git_info()}).info.run_id
             self.search.study.set_user_attr("parent_run_id", run_id)
             for k, v in tracking.flatten(plain(self.cfg.search), "search.").items():
                 client.log_param(run_id, k, v)
@@ -145,7 +145,7 @@ class Study:
             cfg = self.search.loss_config(None)
             cfg.patch = self.reference_cfg
             try:
-                delta, _ = loss_job(cfg, parent_id, self.out / "reference", {names.TAG_STUDY_PHASE: "reference"})
+                delta, _ = loss_job(cfg, parent_id, self.out / "reference", {mlflow_keys.TAG_STUDY_PHASE: "reference"})
             except PatchError as e:  # e.g. a server with no suggestions: the search still runs, with no bar
                 log.warning("the configured patch could not be measured as the reference: %s", e)
                 return None
@@ -160,14 +160,14 @@ class Study:
             patch = self.search.candidate(self._params(t.number), t.number)
             cfg = job_config(self.base, patch, self.out / "candidates" / f"{patch.hash}.json", metric="both",
                              **{"reuse.enabled": True})
-            result = run_job(cfg, extra_tags=nested(parent_id, {names.TAG_STUDY_PHASE: "keep",
-                                                                names.TAG_STUDY_TRIAL: str(t.number)}),
+            result = run_job(cfg, extra_tags=nested(parent_id, {mlflow_keys.TAG_STUDY_PHASE: "keep",
+                                                                mlflow_keys.TAG_STUDY_TRIAL: str(t.number)}),
                              out_dir=self.out / "keep", parent_id=parent_id)
             m = result.metrics
             rows.append({"hash": patch.hash, "trial": t.number, "search_loss_delta": t.loss_delta,
-                         "run_id": result.run_id, "delta": m.get(names.ACC_DELTA, math.nan),
-                         "ci_low": m.get(names.ACC_CI_LOW, math.nan), "ci_high": m.get(names.ACC_CI_HIGH, math.nan),
-                         "p": m.get(names.P_VALUE, math.nan), "verdict": result.output.summary.comparison.verdict})
+                         "run_id": result.run_id, "delta": m.get(mlflow_keys.ACC_DELTA, math.nan),
+                         "ci_low": m.get(mlflow_keys.ACC_CI_LOW, math.nan), "ci_high": m.get(mlflow_keys.ACC_CI_HIGH, math.nan),
+                         "p": m.get(mlflow_keys.P_VALUE, math.nan), "verdict": result.output.summary.comparison.verdict})
         self._adjust(client, rows)
         return rows
 
@@ -193,8 +193,8 @@ class Study:
             r["p_adjusted"] = p
             r["verdict_adjusted"] = r["verdict"] if r["verdict"] == Verdict.NO_CHANGE_OBSERVED else \
                 adjusted_verdict(r["delta"], p, float(self.cfg.stats.alpha))
-            metrics = {} if math.isnan(p) else {names.P_ADJUSTED: p}
-            tracking.set_child_tags(client, r["run_id"], {names.TAG_VERDICT_ADJUSTED: r["verdict_adjusted"]}, metrics)
+            metrics = {} if math.isnan(p) else {mlflow_keys.P_ADJUSTED: p}
+            tracking.set_child_tags(client, r["run_id"], {mlflow_keys.TAG_VERDICT_ADJUSTED: r["verdict_adjusted"]}, metrics)
 
 
 def confirmation(client, parent_id: str, uri: str, rows: list[dict], base: dict) -> Run | None:
@@ -203,7 +203,7 @@ def confirmation(client, parent_id: str, uri: str, rows: list[dict], base: dict)
     confirm_study.confirm(parent_id, uri, top=1, among={r["run_id"] for r in rows},
                           changes={"dataset.limit": base["dataset"].get("limit"), "guards": base.get("guards") or []})
     runs = [r for r in tracking.child_runs(client, client.get_run(parent_id).info.experiment_id, parent_id)
-            if names.TAG_CONFIRMS in r.data.tags]
+            if mlflow_keys.TAG_CONFIRMS in r.data.tags]
     return runs[-1] if runs else None
 
 
@@ -212,14 +212,14 @@ def answer(test, rows: list[dict], tried: int, distinct: int) -> str:
     count = f"{tried} candidates tried ({distinct} distinct), {len(rows)} kept"
     if test is None:
         return f"search only: {count}; nothing confirmed (search.keep=0)"
-    m, verdict = test.data.metrics, test.data.tags.get(names.TAG_VERDICT, "?")
-    delta = fmt_delta(m.get(names.ACC_DELTA, math.nan), m.get(names.ACC_CI_LOW, math.nan),
-                      m.get(names.ACC_CI_HIGH, math.nan))
-    pick = test.data.params.get(names.PATCH_HASH, "?")
+    m, verdict = test.data.metrics, test.data.tags.get(mlflow_keys.TAG_VERDICT, "?")
+    delta = fmt_delta(m.get(mlflow_keys.ACC_DELTA, math.nan), m.get(mlflow_keys.ACC_CI_LOW, math.nan),
+                      m.get(mlflow_keys.ACC_CI_HIGH, math.nan))
+    pick = test.data.params.get(mlflow_keys.PATCH_HASH, "?")
     head = f"confirmed: patch {pick}" if confirm_study.is_confirmed(test) else f"no patch confirmed: the pick {pick}"
-    guards = test.data.tags.get(names.TAG_GUARD_VERDICT)
+    guards = test.data.tags.get(mlflow_keys.TAG_GUARD_VERDICT)
     guards = f", guards {guards}" if guards else ""
-    return f"{head} on test {delta}, p = {m.get(names.P_VALUE, math.nan):.3g}, {verdict}{guards}; {count}"
+    return f"{head} on test {delta}, p = {m.get(mlflow_keys.P_VALUE, math.nan):.3g}, {verdict}{guards}; {count}"
 
 
 def versus_reference(trials, reference: float | None) -> str:
@@ -250,21 +250,21 @@ def report(study: Study, client, parent_id: str, rows: list[dict], test, referen
         files.append(study.out / "search_kept.md")
     for f in files:
         client.log_artifact(parent_id, str(f))
-    metrics = {names.STUDY_TRIALS: len(trials), names.STUDY_KEPT: len(rows), names.STUDY_SPEARMAN_RHO: corr.rho,
-               names.STUDY_BEST_LOSS_DELTA: min((t.loss_delta for t in trials), default=math.nan),
-               names.STUDY_REFERENCE_LOSS_DELTA: math.nan if reference is None else reference}
+    metrics = {mlflow_keys.STUDY_TRIALS: len(trials), mlflow_keys.STUDY_KEPT: len(rows), mlflow_keys.STUDY_SPEARMAN_RHO: corr.rho,
+               mlflow_keys.STUDY_BEST_LOSS_DELTA: min((t.loss_delta for t in trials), default=math.nan),
+               mlflow_keys.STUDY_REFERENCE_LOSS_DELTA: math.nan if reference is None else reference}
     return log_summary(study, client, parent_id, rows, test, metrics, lines)
 
 
 def log_summary(study: Study, client, parent_id: str, rows: list[dict], test, metrics: dict, lines: list[str]) -> str:
     """The study's metrics (the test delta added) and its description on the parent run; the summary text."""
     if test is not None:
-        metrics[names.STUDY_TEST_DELTA] = test.data.metrics.get(names.ACC_DELTA, math.nan)
+        metrics[mlflow_keys.STUDY_TEST_DELTA] = test.data.metrics.get(mlflow_keys.ACC_DELTA, math.nan)
     for k, v in metrics.items():
         if not math.isnan(v):
             client.log_metric(parent_id, k, v)
     text = "\n".join(lines) + (kept_markdown(rows, float(study.cfg.stats.alpha)) if rows else "")
-    client.set_tag(parent_id, names.TAG_NOTE, text)
+    client.set_tag(parent_id, mlflow_keys.TAG_NOTE, text)
     return "\n".join(lines)
 
 
@@ -299,10 +299,10 @@ def rung_report(study: Study, client, parent_id: str, rows: list[dict], test, re
     files += rung_page(study.out, study.name, float(study.cfg.stats.alpha), lines, measured, rows, test, reference)
     for f in files:
         client.log_artifact(parent_id, str(f))
-    metrics = {names.STUDY_TRIALS: len(first), names.STUDY_KEPT: len(rows),
-               names.STUDY_BEST_DELTA: rows[0]["delta"] if rows else math.nan}
+    metrics = {mlflow_keys.STUDY_TRIALS: len(first), mlflow_keys.STUDY_KEPT: len(rows),
+               mlflow_keys.STUDY_BEST_DELTA: rows[0]["delta"] if rows else math.nan}
     if agreed is not None:
-        metrics |= {names.STUDY_SPEARMAN_RHO: agreed.correlation.rho, names.STUDY_CONCORDANT: agreed.concordant}
+        metrics |= {mlflow_keys.STUDY_SPEARMAN_RHO: agreed.correlation.rho, mlflow_keys.STUDY_CONCORDANT: agreed.concordant}
     return log_summary(study, client, parent_id, rows, test, metrics, lines)
 
 

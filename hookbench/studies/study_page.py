@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
-from hookbench import names
+from hookbench.base import mlflow_keys
+from hookbench.base.outcomes import GuardVerdict
 from hookbench.reports.formatting import fmt_delta, fmt_level, md_table
 from hookbench.reports.html import write_page
 from hookbench.reports.plots import verdict_hex
@@ -23,7 +24,6 @@ from hookbench.studies import confirm as confirm_study
 from hookbench.studies.rungs import Measured
 from hookbench.studies.search_report import RANKING, kept_markdown
 from hookbench.tracking import naming
-from hookbench.vocabulary import GuardVerdict
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -35,7 +35,7 @@ KEPT_COLOR, OTHER_COLOR, PICK_COLOR, REFERENCE_COLOR, TEST_COLOR = "tab:green", 
 
 def report_link(m: Measured) -> str:
     """The rung job's own report, relative to the study's folder; its run id for MLflow."""
-    return f"[report](rung{m.rung}/report-{m.run_id[:8]}/{names.REPORT_HTML}) `{m.run_id}`"
+    return f"[report](rung{m.rung}/report-{m.run_id[:8]}/{mlflow_keys.REPORT_HTML}) `{m.run_id}`"
 
 
 def _point(ax, x: float, m: Measured | tuple[float, float, float], color: str, marker: str = "o", size: float = 6,
@@ -98,7 +98,7 @@ def write_study_page(out: Path, name: str, lead: list[str], sections: list[str],
     """report.html in the study's folder: `lead` (the answer, the guards) before the pictures, then `sections`."""
     text = "\n".join([f"# study {name}", "", *(f"**{line}**\n" if i == 0 else f"{line}\n" for i, line in enumerate(lead)),
                       *sections])
-    return write_page(out / names.REPORT_HTML, f"study {name}", text, images)
+    return write_page(out / mlflow_keys.REPORT_HTML, f"study {name}", text, images)
 
 
 def rung_page(out: Path, name: str, alpha: float, lines: list[str], measured: list[Measured], rows: list[dict],
@@ -106,13 +106,13 @@ def rung_page(out: Path, name: str, alpha: float, lines: list[str], measured: li
     """The study's report.html (the answer and guards, the rung chart, then every rung's table, linked) and the
     chart, search_rungs.png."""
     kept = {r["hash"] for r in rows}
-    pick = test.data.params.get(names.PATCH_HASH) if test is not None else None
+    pick = test.data.params.get(mlflow_keys.PATCH_HASH) if test is not None else None
     confirmed = None
     if test is not None:
         tm = test.data.metrics
-        confirmed = (tm.get(names.ACC_DELTA, math.nan), tm.get(names.ACC_CI_LOW, math.nan), tm.get(names.ACC_CI_HIGH, math.nan))
+        confirmed = (tm.get(mlflow_keys.ACC_DELTA, math.nan), tm.get(mlflow_keys.ACC_CI_LOW, math.nan), tm.get(mlflow_keys.ACC_CI_HIGH, math.nan))
     chart = plot_rungs(out / RUNGS_PNG, measured, kept, pick, reference, confirmed)
-    guards = test.data.tags.get(names.TAG_GUARD_VERDICT, "none run") if test is not None else "no confirmation"
+    guards = test.data.tags.get(mlflow_keys.TAG_GUARD_VERDICT, "none run") if test is not None else "no confirmation"
     lead = [answer_text(test) if test is not None else lines[0],
             f"Guards on test: {guards}." + (f" Test run: `{test.info.run_id}`." if test is not None else ""),
             *[line for line in lines[int(test is None):] if line]]
@@ -126,12 +126,12 @@ def answer_text(test: Run) -> str:
     """The study's answer in one line: confirmed or not, the pick, its rounded test delta with interval and p,
     its verdict, its guards."""
     m, tags = test.data.metrics, test.data.tags
-    guards = tags.get(names.TAG_GUARD_VERDICT)
-    result = naming.result_text(m.get(names.ACC_DELTA, math.nan), m.get(names.ACC_CI_LOW, math.nan),
-                                m.get(names.ACC_CI_HIGH, math.nan), m.get(names.P_VALUE, math.nan),
-                                tags.get(names.TAG_VERDICT))
+    guards = tags.get(mlflow_keys.TAG_GUARD_VERDICT)
+    result = naming.result_text(m.get(mlflow_keys.ACC_DELTA, math.nan), m.get(mlflow_keys.ACC_CI_LOW, math.nan),
+                                m.get(mlflow_keys.ACC_CI_HIGH, math.nan), m.get(mlflow_keys.P_VALUE, math.nan),
+                                tags.get(mlflow_keys.TAG_VERDICT))
     head = "confirmed" if confirm_study.is_confirmed(test) else "not confirmed"
-    return f"{head}: patch {test.data.params.get(names.PATCH_HASH, '?')} on test {result}" + \
+    return f"{head}: patch {test.data.params.get(mlflow_keys.PATCH_HASH, '?')} on test {result}" + \
         (f" · guards {guards}" if guards else "")
 
 
@@ -142,15 +142,15 @@ def answer_row(client: MlflowClient, parent_id: str, name: str, test: Run | None
     if test is None:
         return None
     m, tags = test.data.metrics, test.data.tags
-    verdict, guards = tags.get(names.TAG_VERDICT), tags.get(names.TAG_GUARD_VERDICT)
+    verdict, guards = tags.get(mlflow_keys.TAG_VERDICT), tags.get(mlflow_keys.TAG_GUARD_VERDICT)
     text = answer_text(test)
     client.update_run(parent_id, name=f"{text} (study {name})")
-    for key, value in {names.TAG_RESULT: text, names.TAG_VERDICT: verdict, names.TAG_GUARD_VERDICT: guards,
-                       names.TAG_RUN_COLOR: verdict_hex(verdict, bool(guards and guards.startswith(GuardVerdict.HURTS)))
+    for key, value in {mlflow_keys.TAG_RESULT: text, mlflow_keys.TAG_VERDICT: verdict, mlflow_keys.TAG_GUARD_VERDICT: guards,
+                       mlflow_keys.TAG_RUN_COLOR: verdict_hex(verdict, bool(guards and guards.startswith(GuardVerdict.HURTS)))
                        }.items():
         if value:
             client.set_tag(parent_id, key, value)
-    for key in (names.ACC_DELTA, names.ACC_CI_LOW, names.ACC_CI_HIGH):
+    for key in (mlflow_keys.ACC_DELTA, mlflow_keys.ACC_CI_LOW, mlflow_keys.ACC_CI_HIGH):
         if not math.isnan(m.get(key, math.nan)):
             client.log_metric(parent_id, key, m[key])
     return text

@@ -7,7 +7,7 @@ from dataclasses import replace
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
-import hookbench.evaluation.schema  # noqa: F401  (registers the config schema before anything composes)
+import hookbench.evaluation.config_schema  # noqa: F401  (registers the config schema before anything composes)
 from hookbench.evaluation.parts import settings_from
 from hookbench.evaluation.settings import GenerationSettings, ModelInfo, Settings
 from hookbench.testing.repo import CONF

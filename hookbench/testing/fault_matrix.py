@@ -12,9 +12,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hookbench import names
+from hookbench.base import mlflow_keys
+from hookbench.testing.mlflow_store import runs
 from hookbench.testing.repo import REPO
-from hookbench.testing.store import runs
 
 N = 4
 GEN = "POST /api/generate"
@@ -109,9 +109,9 @@ def run_cell(server, phase: str, fault: str) -> Cell:
     all_runs = runs(work)
     first_after, last = (all_runs[0] if made else None), all_runs[-1]
     m = last.data.metrics
-    kept = int(m.get(names.reused("baseline"), 0) + m.get(names.reused("patched"), 0))
-    regenerated = int(m.get(names.GENERATIONS, -1))
-    error = (first_after.data.tags.get(names.TAG_ERROR) or "") if first_after else ""
+    kept = int(m.get(mlflow_keys.reused("baseline"), 0) + m.get(mlflow_keys.reused("patched"), 0))
+    regenerated = int(m.get(mlflow_keys.GENERATIONS, -1))
+    error = (first_after.data.tags.get(mlflow_keys.TAG_ERROR) or "") if first_after else ""
     after = first_after.info.status if first_after else NO_RUN
     cell = Cell(phase, fault, proc.returncode, after if fault == "kill-9" else status,
                 error.splitlines()[0][:70] if error else "", restored, rerun.returncode, regenerated, kept, True)

@@ -1,4 +1,4 @@
-"""Parts built by hand for driving `Evaluation` in-process against a running server (tiny model)."""
+"""Parts built by hand for driving `EvaluationLoop` in-process against a running server (tiny model)."""
 
 from __future__ import annotations
 

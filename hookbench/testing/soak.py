@@ -39,7 +39,7 @@ def inject(server, calls: int, share: float, seed: int = 0) -> dict[str, set[int
 
 def soak(server, n: int | None, share: float = 0.02, path: Path = GSM8K) -> dict:
     """Run, count, rerun; the figures of the soak (answers_lost must be 0)."""
-    from hookbench.evaluation.loop import Evaluation
+    from hookbench.evaluation.loop import EvaluationLoop
     from hookbench.evaluation.reuse import GenerationStore
     server.fake_model = True
     store = GenerationStore(Path(tempfile.mkdtemp(prefix="soak-")) / "generations.sqlite")
@@ -47,14 +47,14 @@ def soak(server, n: int | None, share: float = 0.02, path: Path = GSM8K) -> dict
     items = len(p.dataset.items)
     faults = inject(server, 2 * items, share)  # two arms (A/A: patch=none), one request per answer
     t0 = time.perf_counter()
-    out = Evaluation(p, "soak-1", store).run()
+    out = EvaluationLoop(p, "soak-1", store).run()
     wall = time.perf_counter() - t0
     kinds = {arm: dict(out.summary.failure_kinds[arm]) for arm in ("baseline", "patched")}
     counted = {k: sum(kinds[a].get(v, 0) for a in kinds) for k, v in KINDS.items()}
-    good = sum(1 for r in out.records for a in (r.baseline, r.patched) if a.error is None and a.output is not None)
+    good = sum(1 for r in out.items for a in (r.baseline, r.patched) if a.error is None and a.output is not None)
     server.http_error_calls, server.fail_calls, server.empty_calls = {}, set(), set()
     before = server.generate_calls
-    rerun = Evaluation(parts(server.url, path, n), "soak-2", store).run()
+    rerun = EvaluationLoop(parts(server.url, path, n), "soak-2", store).run()
     regenerated = server.generate_calls - before
     failed = 2 * items - good
     lost = 2 * items - regenerated - sum(rerun.summary.reused.values())  # answers neither kept nor regenerated

@@ -13,9 +13,9 @@ import math
 
 from omegaconf import DictConfig
 
-from hookbench import names
+from hookbench.base import mlflow_keys
+from hookbench.base.outcomes import GuardVerdict, Screen, Verdict
 from hookbench.reports.formatting import CORRECTIONS
-from hookbench.vocabulary import GuardVerdict, Screen, Verdict
 
 
 def base_name(cfg: DictConfig, tags: dict | None = None) -> str:
@@ -24,9 +24,9 @@ def base_name(cfg: DictConfig, tags: dict | None = None) -> str:
     patch = cfg.patch.name if strength in (None, 1, 1.0) else f"{cfg.patch.name} ×{float(strength):g}"
     name = f"{patch} · {cfg.model.name} · {cfg.dataset.name}"
     tags = tags or {}
-    if tags.get(names.TAG_REPRODUCES):
-        return f"reproduce of {tags[names.TAG_REPRODUCES][:8]}: {name}"
-    if tags.get(names.TAG_CONFIRMS):
+    if tags.get(mlflow_keys.TAG_REPRODUCES):
+        return f"reproduce of {tags[mlflow_keys.TAG_REPRODUCES][:8]}: {name}"
+    if tags.get(mlflow_keys.TAG_CONFIRMS):
         return f"confirm on test: {name}"
     return name
 
@@ -60,15 +60,15 @@ def sweep_result(row: dict, correction: str) -> str:
     """A sweep child's result with its adjusted p and verdict (tag `verdict_adjusted`)."""
     if row.get("status") != "FINISHED":
         return "failed"
-    if row.get(names.TAG_SCREEN) == Screen.REJECTED:
+    if row.get(mlflow_keys.TAG_SCREEN) == Screen.REJECTED:
         return "screened out (loss screen)"
-    if row.get(names.TAG_VERDICT_ADJUSTED) == Verdict.NO_CHANGE_OBSERVED and not _missing(row.get(names.N_SCORED)):
-        return f"no change observed (0 of {int(row[names.N_SCORED])} changed)"
+    if row.get(mlflow_keys.TAG_VERDICT_ADJUSTED) == Verdict.NO_CHANGE_OBSERVED and not _missing(row.get(mlflow_keys.N_SCORED)):
+        return f"no change observed (0 of {int(row[mlflow_keys.N_SCORED])} changed)"
     words = CORRECTIONS.get(correction)
     after = words.short if words else None
-    text = result_text(row.get(names.ACC_DELTA), row.get(names.ACC_CI_LOW), row.get(names.ACC_CI_HIGH),
-                       row.get(names.P_ADJUSTED), row.get(names.TAG_VERDICT_ADJUSTED), "p_adj" if after else "p", after)
-    return text + guard_tail(row.get(names.TAG_VERDICT_ADJUSTED), row.get(names.TAG_GUARD_VERDICT))
+    text = result_text(row.get(mlflow_keys.ACC_DELTA), row.get(mlflow_keys.ACC_CI_LOW), row.get(mlflow_keys.ACC_CI_HIGH),
+                       row.get(mlflow_keys.P_ADJUSTED), row.get(mlflow_keys.TAG_VERDICT_ADJUSTED), "p_adj" if after else "p", after)
+    return text + guard_tail(row.get(mlflow_keys.TAG_VERDICT_ADJUSTED), row.get(mlflow_keys.TAG_GUARD_VERDICT))
 
 
 def guard_tail(verdict: str | None, guard_verdict: str | None) -> str:

@@ -10,8 +10,8 @@ from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from hookbench import names
-from hookbench.errors import ConfigError
+from hookbench.base import mlflow_keys
+from hookbench.base.errors import ConfigError
 
 
 def get_run(client: MlflowClient, run_id: str):
@@ -31,7 +31,7 @@ def download(client: MlflowClient, run_id: str, artifact: str, into: Path) -> Pa
 def logged_items(client: MlflowClient, run_id: str, into: Path) -> list:
     from hookbench.evaluation.results import ItemResult
 
-    path = download(client, run_id, names.ITEMS_JSONL, into)
+    path = download(client, run_id, mlflow_keys.ITEMS_JSONL, into)
     return [ItemResult.from_flat(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
 
 

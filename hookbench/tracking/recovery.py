@@ -8,7 +8,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from hookbench import names
+from hookbench.base import mlflow_keys
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,8 @@ def close_dead_run(record: dict, recovered: str | None, by_run: str) -> bool:
         return False
     reason = (f"its process (pid {record.get('pid')} on {record.get('host')}) died without closing the run; "
               f"closed KILLED by run {by_run}" + (f"; {recovered}" if recovered else ""))
-    client.log_text(run_id, reason, names.ERROR_TXT)
-    client.set_tag(run_id, names.TAG_ERROR, reason)
+    client.log_text(run_id, reason, mlflow_keys.ERROR_TXT)
+    client.set_tag(run_id, mlflow_keys.TAG_ERROR, reason)
     client.set_terminated(run_id, "KILLED")
     log.warning("run %s: %s", run_id, reason)
     return True

@@ -14,13 +14,13 @@ from filelock import FileLock
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from hookbench import names
-from hookbench.errors import ConfigError
-from hookbench.paths import sqlite_path
+from hookbench.base import mlflow_keys
+from hookbench.base.errors import ConfigError
+from hookbench.base.paths import sqlite_path
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 # MLflow 3's UI opens an experiment by this tag: without it, on the GenAI overview with no runs table
-EXPERIMENT_KIND = {names.TAG_EXPERIMENT_KIND: "custom_model_development"}
+EXPERIMENT_KIND = {mlflow_keys.TAG_EXPERIMENT_KIND: "custom_model_development"}
 # A view of the runs table MLflow's UI loads from an experiment tag `mlflow.sharedViewState.<key>` when the
 # link has `viewStateShareKey=<key>` (its "Share" button writes the same, as JSON): newest first, with
 # hookbench's columns, the rounded result first. Newest first, because MLflow 3.17's table nests runs
@@ -30,14 +30,14 @@ EXPERIMENT_KIND = {names.TAG_EXPERIMENT_KIND: "custom_model_development"}
 VIEW_KEY = "hookbench-results"
 ORDER_BY_CREATED = "attributes.start_time"  # MLflow UI's sort key for the "Created" column
 RUN_NAME_COLUMN = "attributes.`Run Name`"  # the runs table's column ids (its ag-grid colId)
-COLUMNS = [f"tags.`{names.TAG_RESULT}`", f"tags.`{names.TAG_GUARD_VERDICT}`", f"tags.`{names.TAG_VERDICT_ADJUSTED}`",
-           f"metrics.`{names.ACC_DELTA}`", f"metrics.`{names.P_ADJUSTED}`", f"params.`{names.PATCH_HASH}`"]
+COLUMNS = [f"tags.`{mlflow_keys.TAG_RESULT}`", f"tags.`{mlflow_keys.TAG_GUARD_VERDICT}`", f"tags.`{mlflow_keys.TAG_VERDICT_ADJUSTED}`",
+           f"metrics.`{mlflow_keys.ACC_DELTA}`", f"metrics.`{mlflow_keys.P_ADJUSTED}`", f"params.`{mlflow_keys.PATCH_HASH}`"]
 # the run name (which holds the answer) and the rounded result wide enough to read without a click
 WIDTHS = {RUN_NAME_COLUMN: 720, COLUMNS[0]: 360, COLUMNS[1]: 160}
 VIEW_STATE = {"orderByKey": ORDER_BY_CREATED, "orderByAsc": False, "selectedColumns": COLUMNS,
               "columnOrder": [RUN_NAME_COLUMN, *COLUMNS], "columnWidths": WIDTHS}
 
-EXPERIMENT_TAGS = {**EXPERIMENT_KIND, names.shared_view_state(VIEW_KEY): json.dumps(VIEW_STATE)}
+EXPERIMENT_TAGS = {**EXPERIMENT_KIND, mlflow_keys.shared_view_state(VIEW_KEY): json.dumps(VIEW_STATE)}
 
 
 def configure(mlflow_cfg) -> str:
@@ -116,6 +116,6 @@ def git_info() -> dict[str, str]:
         return subprocess.run(["git", "-C", str(PROJECT_DIR), *args], capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
     try:
-        return {names.GIT_COMMIT: git("rev-parse", "HEAD"), names.GIT_DIRTY: str(bool(git("status", "--porcelain")))}
+        return {mlflow_keys.GIT_COMMIT: git("rev-parse", "HEAD"), mlflow_keys.GIT_DIRTY: str(bool(git("status", "--porcelain")))}
     except (OSError, subprocess.SubprocessError):
-        return {names.GIT_COMMIT: "unknown", names.GIT_DIRTY: "unknown"}
+        return {mlflow_keys.GIT_COMMIT: "unknown", mlflow_keys.GIT_DIRTY: "unknown"}

@@ -17,13 +17,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from hookbench import names, tracking
+from hookbench import tracking
+from hookbench.base import mlflow_keys
+from hookbench.base.outcomes import GuardVerdict, Screen, Verdict
 from hookbench.reports.plots import verdict_hex
 from hookbench.reports.sweep_report import sweep_answer, sweep_note, sweep_table, write_sweep_report
 from hookbench.stats import adjust_p_values, adjusted_verdict
 from hookbench.tracking import naming
 from hookbench.tracking.sweep_children import lead_children
-from hookbench.vocabulary import GuardVerdict, Screen, Verdict
 
 
 def headline(error: str) -> str:
@@ -37,28 +38,29 @@ def sweep_rows(runs) -> list[dict]:
     rows = []
     for r in runs:
         p, t = r.data.params, r.data.tags
-        row = {"name": t.get(names.TAG_NAME, r.info.run_name), "model": p.get(names.MODEL_NAME, "?"),
-               "patch": p.get(names.PATCH_NAME, "?"), "patch_hash": p.get(names.PATCH_HASH, ""), "dataset": p.get(names.DATASET_NAME, "?"),
-               "strength": float(p.get(names.PATCH_STRENGTH, 1.0) or 1.0), "run_id": r.info.run_id,
-               "status": r.info.status, names.TAG_VERDICT: t.get(names.TAG_VERDICT),
-               names.TAG_SCREEN: t.get(names.TAG_SCREEN), names.TAG_GUARD_VERDICT: t.get(names.TAG_GUARD_VERDICT),
+        row = {"name": t.get(mlflow_keys.TAG_NAME, r.info.run_name), "model": p.get(mlflow_keys.MODEL_NAME, "?"),
+               "patch": p.get(mlflow_keys.PATCH_NAME, "?"), "patch_hash": p.get(mlflow_keys.PATCH_HASH, ""),
+               "dataset": p.get(mlflow_keys.DATASET_NAME, "?"),
+               "strength": float(p.get(mlflow_keys.PATCH_STRENGTH, 1.0) or 1.0), "run_id": r.info.run_id,
+               "status": r.info.status, mlflow_keys.TAG_VERDICT: t.get(mlflow_keys.TAG_VERDICT),
+               mlflow_keys.TAG_SCREEN: t.get(mlflow_keys.TAG_SCREEN), mlflow_keys.TAG_GUARD_VERDICT: t.get(mlflow_keys.TAG_GUARD_VERDICT),
                **r.data.metrics}
-        if t.get(names.TAG_ERROR):
-            row["error"] = headline(t[names.TAG_ERROR])
+        if t.get(mlflow_keys.TAG_ERROR):
+            row["error"] = headline(t[mlflow_keys.TAG_ERROR])
         rows.append(row)
     return rows
 
 
 def adjust(rows: list[dict], method: str, alpha: float) -> None:
     """Adjusted p and verdict per row, over the whole family (a job without a p stays in it)."""
-    p = [r.get(names.P_VALUE, math.nan) if r["status"] == "FINISHED" and r.get(names.TAG_SCREEN) != Screen.REJECTED else math.nan
+    p = [r.get(mlflow_keys.P_VALUE, math.nan) if r["status"] == "FINISHED" and r.get(mlflow_keys.TAG_SCREEN) != Screen.REJECTED else math.nan
          for r in rows]
     for row, adjusted in zip(rows, adjust_p_values(p, method)):
-        row[names.P_ADJUSTED] = adjusted
-        if row.get(names.TAG_VERDICT) in (Verdict.NO_CHANGE_OBSERVED, Verdict.NO_DATA) or math.isnan(adjusted):
-            row[names.TAG_VERDICT_ADJUSTED] = row.get(names.TAG_VERDICT) or Verdict.NO_DATA
+        row[mlflow_keys.P_ADJUSTED] = adjusted
+        if row.get(mlflow_keys.TAG_VERDICT) in (Verdict.NO_CHANGE_OBSERVED, Verdict.NO_DATA) or math.isnan(adjusted):
+            row[mlflow_keys.TAG_VERDICT_ADJUSTED] = row.get(mlflow_keys.TAG_VERDICT) or Verdict.NO_DATA
         else:
-            row[names.TAG_VERDICT_ADJUSTED] = adjusted_verdict(row.get(names.ACC_DELTA, math.nan), adjusted, alpha)
+            row[mlflow_keys.TAG_VERDICT_ADJUSTED] = adjusted_verdict(row.get(mlflow_keys.ACC_DELTA, math.nan), adjusted, alpha)
 
 
 class MlflowSweepCallback(Callback):
@@ -90,24 +92,24 @@ class MlflowSweepCallback(Callback):
         try:
             adjust(rows, correction, alpha)
             for row in rows:
-                metrics = {} if math.isnan(row[names.P_ADJUSTED]) else {names.P_ADJUSTED: row[names.P_ADJUSTED]}
+                metrics = {} if math.isnan(row[mlflow_keys.P_ADJUSTED]) else {mlflow_keys.P_ADJUSTED: row[mlflow_keys.P_ADJUSTED]}
                 result = naming.sweep_result(row, correction)
-                guard_hurt = str(row.get(names.TAG_GUARD_VERDICT) or "").startswith(GuardVerdict.HURTS)
-                tracking.set_child_tags(parent.client, row["run_id"], {names.TAG_VERDICT_ADJUSTED: row[names.TAG_VERDICT_ADJUSTED],
-                                                                       names.TAG_RESULT: result,
-                                                                       names.TAG_RUN_COLOR: verdict_hex(row[names.TAG_VERDICT_ADJUSTED],
+                guard_hurt = str(row.get(mlflow_keys.TAG_GUARD_VERDICT) or "").startswith(GuardVerdict.HURTS)
+                tracking.set_child_tags(parent.client, row["run_id"], {mlflow_keys.TAG_VERDICT_ADJUSTED: row[mlflow_keys.TAG_VERDICT_ADJUSTED],
+                                                                       mlflow_keys.TAG_RESULT: result,
+                                                                       mlflow_keys.TAG_RUN_COLOR: verdict_hex(row[mlflow_keys.TAG_VERDICT_ADJUSTED],
                                                                                                         guard_hurt)}, metrics)
                 parent.client.update_run(row["run_id"], name=naming.with_result(row["name"], result))
             leads = lead_children(parent.client, rows, correction, alpha)
             files = write_sweep_report(self.sweep_dir, rows, correction, alpha)
-            metrics = {names.SWEEP_JOBS: len(rows), names.SWEEP_FAILED_JOBS: len(failed),
-                       **{names.sweep_count(v): sum(r[names.TAG_VERDICT_ADJUSTED] == v for r in rows)
+            metrics = {mlflow_keys.SWEEP_JOBS: len(rows), mlflow_keys.SWEEP_FAILED_JOBS: len(failed),
+                       **{mlflow_keys.sweep_count(v): sum(r[mlflow_keys.TAG_VERDICT_ADJUSTED] == v for r in rows)
                           for v in (Verdict.IMPROVES, Verdict.HURTS)}}
-            largest = max((r for r in rows if not math.isnan(r.get(names.ACC_DELTA, math.nan))),
-                          key=lambda r: r[names.ACC_DELTA], default=None)
+            largest = max((r for r in rows if not math.isnan(r.get(mlflow_keys.ACC_DELTA, math.nan))),
+                          key=lambda r: r[mlflow_keys.ACC_DELTA], default=None)
             if largest is not None:  # the largest delta, not "best": it may be negative or not significant
-                metrics[names.SWEEP_LARGEST_DELTA] = largest[names.ACC_DELTA]
-                parent.client.set_tag(parent.run_id, names.TAG_SWEEP_LARGEST_JOB,
+                metrics[mlflow_keys.SWEEP_LARGEST_DELTA] = largest[mlflow_keys.ACC_DELTA]
+                parent.client.set_tag(parent.run_id, mlflow_keys.TAG_SWEEP_LARGEST_JOB,
                                       f"{largest['model']} / {largest['patch']} / {largest['dataset']} "
                                       f"(run {largest['run_id']})")
             parent.finish(status, metrics, files, sweep_table(rows) if rows else None,
@@ -121,5 +123,5 @@ class MlflowSweepCallback(Callback):
             print(f"  {r['status']}: {r['model']} / {r['patch']} (run {r['run_id']}): {r.get('error', 'no error recorded')}",
                   file=sys.stderr)
         print(f"sweep parent run {parent.run_id}: {status}, {len(rows)} jobs, {len(failed)} failed; "
-              f"summary in {self.sweep_dir}/{names.SWEEP_MD}", file=sys.stderr)
+              f"summary in {self.sweep_dir}/{mlflow_keys.SWEEP_MD}", file=sys.stderr)
         return status

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from hookbench import names, tracking
-from hookbench.errors import HookbenchError
+from hookbench import tracking
+from hookbench.base import mlflow_keys
+from hookbench.base.errors import HookbenchError
 from hookbench.evaluation.results import summarize
 from hookbench.reports.formatting import SWEEP_OWN_TEST, adjusted_lead, correction_name
 from hookbench.reports.html import write_page
@@ -24,7 +25,7 @@ from hookbench.reports.plots import plot_accuracy
 
 
 def child_lead(row: dict, correction: str, jobs: int) -> str:
-    return adjusted_lead(row[names.TAG_VERDICT_ADJUSTED], row[names.P_ADJUSTED], row.get(names.P_VALUE, math.nan),
+    return adjusted_lead(row[mlflow_keys.TAG_VERDICT_ADJUSTED], row[mlflow_keys.P_ADJUSTED], row.get(mlflow_keys.P_VALUE, math.nan),
                          correction_name(correction), jobs)
 
 
@@ -32,7 +33,7 @@ def lead_children(client: MlflowClient, rows: list[dict], correction: str, alpha
     """Rewrite every finished, measured child; return the console line of each."""
     lines = []
     for row in rows:
-        if row["status"] != "FINISHED" or math.isnan(row.get(names.P_ADJUSTED, math.nan)):
+        if row["status"] != "FINISHED" or math.isnan(row.get(mlflow_keys.P_ADJUSTED, math.nan)):
             continue
         lead = child_lead(row, correction, len(rows))
         run = client.get_run(row["run_id"])
@@ -46,15 +47,15 @@ def lead_children(client: MlflowClient, rows: list[dict], correction: str, alpha
 
 
 def _rewrite_note(client: MlflowClient, run, lead: str) -> None:
-    note = run.data.tags.get(names.TAG_NOTE, "")
+    note = run.data.tags.get(mlflow_keys.TAG_NOTE, "")
     title, _, rest = note.partition(": ")
     own = rest.removeprefix(f"{SWEEP_OWN_TEST}: ")
-    client.set_tag(run.info.run_id, names.TAG_NOTE, f"{title}: {lead}; own test: {own}")
+    client.set_tag(run.info.run_id, mlflow_keys.TAG_NOTE, f"{title}: {lead}; own test: {own}")
 
 
 def _rewrite_report(client: MlflowClient, run, lead: str, tmp: Path) -> None:
     try:
-        text = tracking.download(client, run.info.run_id, names.REPORT_MD, tmp).read_text(encoding="utf-8")
+        text = tracking.download(client, run.info.run_id, mlflow_keys.REPORT_MD, tmp).read_text(encoding="utf-8")
     except HookbenchError:
         return
     lines = text.splitlines()
@@ -62,18 +63,18 @@ def _rewrite_report(client: MlflowClient, run, lead: str, tmp: Path) -> None:
         if line.startswith("**Accuracy: "):
             lines[i] = f"**Accuracy: {lead}**"
             break
-    client.log_text(run.info.run_id, "\n".join(lines) + "\n", names.REPORT_MD)
+    client.log_text(run.info.run_id, "\n".join(lines) + "\n", mlflow_keys.REPORT_MD)
 
 
 def _redraw_accuracy(client: MlflowClient, run, row: dict, lead: str, alpha: float, tmp: Path) -> None:
     try:
-        records = tracking.logged_items(client, run.info.run_id, tmp / "items")
+        items = tracking.logged_items(client, run.info.run_id, tmp / "items")
     except HookbenchError:
         return
-    draws = max(1, round(len(records) / max(1, len({r.id for r in records}))))
-    summary = summarize(records, draws, alpha)
-    path = plot_accuracy(tmp / names.ACCURACY_PNG, summary, run.info.run_name,
-                         shown=(row[names.TAG_VERDICT_ADJUSTED], lead.replace(", p_adj", "\np_adj")))
+    draws = max(1, round(len(items) / max(1, len({r.id for r in items}))))
+    summary = summarize(items, draws, alpha)
+    path = plot_accuracy(tmp / mlflow_keys.ACCURACY_PNG, summary, run.info.run_name,
+                         shown=(row[mlflow_keys.TAG_VERDICT_ADJUSTED], lead.replace(", p_adj", "\np_adj")))
     client.log_artifact(run.info.run_id, str(path))
 
 
@@ -81,14 +82,14 @@ def _rewrite_page(client: MlflowClient, run, tmp: Path) -> None:
     """report.html again, from the rewritten report.md and the redrawn accuracy.png (as logged)."""
     rid, into = run.info.run_id, tmp / "page"
     try:
-        text = tracking.download(client, rid, names.REPORT_MD, into).read_text(encoding="utf-8")
+        text = tracking.download(client, rid, mlflow_keys.REPORT_MD, into).read_text(encoding="utf-8")
     except HookbenchError:
         return
     images = []
-    for name in (names.FOREST_PNG, names.ACCURACY_PNG, names.LATENCY_PNG):
+    for name in (mlflow_keys.FOREST_PNG, mlflow_keys.ACCURACY_PNG, mlflow_keys.LATENCY_PNG):
         try:
             images.append(tracking.download(client, rid, name, into))
         except HookbenchError:
             pass  # a plot the job did not log: the page goes without it
     title = text.splitlines()[0].removeprefix("# ") if text else run.info.run_name
-    client.log_artifact(rid, str(write_page(into / names.REPORT_HTML, title, text, images)))
+    client.log_artifact(rid, str(write_page(into / mlflow_keys.REPORT_HTML, title, text, images)))

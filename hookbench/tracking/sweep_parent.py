@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from hookbench import names
+from hookbench.base import mlflow_keys
 from hookbench.tracking.redaction import SECRET_KEY, Redactor
 from hookbench.tracking.store import configure, git_info
 
@@ -36,13 +36,13 @@ class SweepParent:
         swept = " ".join(o for o in overrides if "," in o.partition("=")[2])  # what differs between the jobs
         self.short_name = redactor.text(f"sweep {swept or text}").strip()
         run = self.client.create_run(self.experiment_id, run_name=self.name,
-                                     tags={names.TAG_SWEEP: "parent", names.TAG_SWEEP_OVERRIDES: redactor.text(text),
+                                     tags={mlflow_keys.TAG_SWEEP: "parent", mlflow_keys.TAG_SWEEP_OVERRIDES: redactor.text(text),
                                            **git_info()})
         self.run_id = run.info.run_id
         for o in overrides:  # the sweep's own overrides, as params a user can filter parents by
             k, _, v = o.partition("=")
             if k and not SECRET_KEY.search(k):
-                self.client.log_param(self.run_id, names.sweep_param(k.lstrip('+~')), redactor.text(v)[:6000])
+                self.client.log_param(self.run_id, mlflow_keys.sweep_param(k.lstrip('+~')), redactor.text(v)[:6000])
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(self.run_id)
         os.environ[PARENT_ENV] = self.run_id
@@ -59,12 +59,12 @@ class SweepParent:
                     log_chart_image(self.client, self.run_id, p)
             if answer:  # the parent's row says the sweep's answer: its name and the view's `result` column
                 self.client.update_run(self.run_id, name=f"{answer} ({self.short_name})"[:250])
-                self.client.set_tag(self.run_id, names.TAG_RESULT, answer)
+                self.client.set_tag(self.run_id, mlflow_keys.TAG_RESULT, answer)
             if table:
-                self.client.log_table(self.run_id, table, names.SWEEP_JSON)
+                self.client.log_table(self.run_id, table, mlflow_keys.SWEEP_JSON)
             for k, v in metrics.items():
                 self.client.log_metric(self.run_id, k, v)
-            self.client.set_tag(self.run_id, names.TAG_NOTE, note)
+            self.client.set_tag(self.run_id, mlflow_keys.TAG_NOTE, note)
         finally:
             self.client.set_terminated(self.run_id, status)
             os.environ.pop(PARENT_ENV, None)
@@ -84,7 +84,7 @@ def log_chart_image(client: MlflowClient, run_id: str, png: Path) -> None:
 
 def child_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list:
     """A parent's jobs: tagged hookbench.parent, or MLflow-nested as in stores written before that tag."""
-    runs = {r.info.run_id: r for key in (names.TAG_PARENT, names.TAG_MLFLOW_PARENT)
+    runs = {r.info.run_id: r for key in (mlflow_keys.TAG_PARENT, mlflow_keys.TAG_MLFLOW_PARENT)
             for r in client.search_runs([experiment_id], f"tags.`{key}` = '{parent_id}'", max_results=10000)}
     return sorted(runs.values(), key=lambda r: r.info.start_time)
 

@@ -7,9 +7,9 @@ import os
 
 import pytest
 
+from hookbench.base.paths import cache_root
 from hookbench.hookapi.launcher import reference_server_command
 from hookbench.hookapi.launcher import start_server as launch
-from hookbench.paths import cache_root
 from hookbench.server import identity
 from hookbench.testing.servers import Server
 

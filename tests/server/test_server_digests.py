@@ -16,8 +16,8 @@ from hookbench.hookapi.launcher import reference_server_command
 from hookbench.hookapi.launcher import start_server as launch
 from hookbench.server.digests import FAULT_ENV, RESTORE_OFF_BY_ONE_ULP
 from hookbench.testing.cli import run_cli
+from hookbench.testing.mlflow_store import runs
 from hookbench.testing.servers import Server, external, stop_server
-from hookbench.testing.store import runs
 
 UP, DOWN, NORM = "model.layers.1.mlp.up_proj.weight", "model.layers.0.mlp.down_proj.weight", "model.norm.weight"
 EDITS = [{"tensor_name": UP, "operation": "scale", "value": 1.5, "target": "top 20%"},
@@ -58,7 +58,7 @@ JOB = ["dataset=arithmetic", "dataset.n=2", "metric=loss", "patch=file"]
 
 
 def test_a_job_logs_the_digests_equal_after_restore(tiny_clean, tmp_path):
-    p = run_cli([*external(tiny_clean, "tiny"), *JOB, f"patch.path={patch_file(tmp_path)}"], tmp_path)
+    p = run_cli([*external(tiny_clean, "tiny"), *JOB, f"patch.path={patch_file(tmp_path)}", "guards=[]"], tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = runs(tmp_path)
     assert run.data.tags["patch.weight_digests"] == "equal after restore (2 tensors, sha256 per rank)"
@@ -74,7 +74,7 @@ def test_a_job_logs_the_digests_equal_after_restore(tiny_clean, tmp_path):
 def test_a_restore_one_ulp_off_fails_the_job_with_exit_4_naming_the_server(tmp_path):
     server = Server(launch(reference_server_command("tiny"), {FAULT_ENV: RESTORE_OFF_BY_ONE_ULP}))
     try:
-        p = run_cli([*external(server, "tiny"), *JOB, f"patch.path={patch_file(tmp_path)}"], tmp_path)
+        p = run_cli([*external(server, "tiny"), *JOB, f"patch.path={patch_file(tmp_path)}", "guards=[]"], tmp_path)
         assert p.returncode == 4, p.stderr[-3000:]
         assert f"restoring {server.url} failed" in p.stderr and "may still be patched" in p.stderr
         assert "SHA-256 digests of model.layers.1.mlp.up_proj.weight" in p.stderr and "Traceback" not in p.stderr

@@ -16,9 +16,9 @@ import requests
 
 from hookbench.hookapi import contract
 from hookbench.testing.cli import cli_env, run_cli
+from hookbench.testing.mlflow_store import runs
 from hookbench.testing.repo import REPO
 from hookbench.testing.servers import external, start_server, stop_server
-from hookbench.testing.store import runs
 from hookbench.testing.vllm import LOSS_TOL, MARKS, PROBES
 
 pytestmark = MARKS
@@ -204,7 +204,7 @@ def test_job_records_the_engine_and_never_reuses_across_engines(vsmol, smol, tmp
     args = ["dataset.n=4", "patch=none", "model.generation.max_new_tokens=8"]
     for server in (vsmol, smol):  # the vLLM server's token reaches the job as model.server.token_env names it
         auth = ["model.server.token_env=HB_VLLM_TOKEN"] if server is vsmol else []
-        proc = run_cli([*external(server), *args, *auth], cwd=tmp_path, env={"HB_VLLM_TOKEN": TOKEN})
+        proc = run_cli([*external(server), *args, *auth, "guards=[]"], cwd=tmp_path, env={"HB_VLLM_TOKEN": TOKEN})
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     vllm_run, hf_run = runs(tmp_path)
     engines = [json.loads(r.data.tags["server.identity"])["engine"] for r in (vllm_run, hf_run)]
@@ -261,7 +261,7 @@ def test_a_restore_one_ulp_off_fails_the_job_with_exit_4_naming_the_server(tmp_p
     try:
         (tmp_path / "p.json").write_text(json.dumps(EDITS[2:]))  # o_proj and a norm
         p = run_cli([*external(server), "dataset=arithmetic", "dataset.n=2", "metric=loss", "patch=file",
-                     f"patch.path={tmp_path / 'p.json'}"], tmp_path)
+                     f"patch.path={tmp_path / 'p.json'}", "guards=[]"], tmp_path)
         assert p.returncode == 4, p.stderr[-3000:]
         assert f"restoring {server.url} failed" in p.stderr and "may still be patched" in p.stderr
         assert "SHA-256 digests of model.layers.20.self_attn.o_proj.weight" in p.stderr

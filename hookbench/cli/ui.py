@@ -22,11 +22,11 @@ import requests
 from omegaconf import OmegaConf
 
 from hookbench import tracking
-from hookbench.errors import ConfigError, ServerError
+from hookbench.base.errors import ConfigError, ServerError
+from hookbench.base.signals import Terminated, graceful_signals
 from hookbench.hookapi import launcher
-from hookbench.signals import Terminated, graceful_signals
 
-CONFIG = Path(__file__).parent / "conf" / "config.yaml"
+CONFIG = Path(__file__).parents[1] / "conf" / "config.yaml"
 REMOTE = ("http://", "https://", "databricks")
 START_TIMEOUT_S = 180  # MLflow's server imports its app before it answers: seconds, more on a loaded machine
 

@@ -1,5 +1,5 @@
 
-"""One vocabulary (hookbench/vocabulary.py): every verdict and failure kind that reaches a tag, a table
+"""One vocabulary of outcomes (hookbench/base/outcomes.py): every verdict and failure kind that reaches a tag, a table
 or a report is an enum member, and no module spells one by hand."""
 
 import ast
@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from hookbench import names
+from hookbench.base import mlflow_keys
+from hookbench.base.outcomes import Agreement, FailureKind, Screen, Verdict
 from hookbench.stats import adjusted_verdict, compare_arms
 from hookbench.testing.cli import run_cli, stock_args
 from hookbench.tracking.sweep import adjust
-from hookbench.vocabulary import Agreement, FailureKind, Screen, Verdict
 
 PKG = Path(__file__).resolve().parents[1] / "hookbench"
 WORDS = {str(v) for enum in (Verdict, FailureKind, Agreement, Screen) for v in enum}
 # hookbench.testing: the stand-in and the drivers name the faults they inject (an "empty" answer), not verdicts
-NOT_SCANNED = ("vocabulary.py", "testing")
+NOT_SCANNED = ("outcomes.py", "testing")
 
 
 def test_no_module_spells_a_verdict_or_failure_kind_by_hand():
@@ -44,11 +44,11 @@ def test_every_verdict_the_stats_give_is_a_member():
 
 
 def test_a_sweep_adjusts_stored_verdict_strings_to_members():
-    rows = [{"status": "FINISHED", names.TAG_VERDICT: "improves", names.P_VALUE: 0.001, names.ACC_DELTA: 0.2},
-            {"status": "FINISHED", names.TAG_VERDICT: "no change observed", names.P_VALUE: 1.0, names.ACC_DELTA: 0.0},
-            {"status": "FAILED", names.TAG_VERDICT: None}]
+    rows = [{"status": "FINISHED", mlflow_keys.TAG_VERDICT: "improves", mlflow_keys.P_VALUE: 0.001, mlflow_keys.ACC_DELTA: 0.2},
+            {"status": "FINISHED", mlflow_keys.TAG_VERDICT: "no change observed", mlflow_keys.P_VALUE: 1.0, mlflow_keys.ACC_DELTA: 0.0},
+            {"status": "FAILED", mlflow_keys.TAG_VERDICT: None}]
     adjust(rows, "holm", 0.05)
-    assert [r[names.TAG_VERDICT_ADJUSTED] for r in rows] == [Verdict.IMPROVES, Verdict.NO_CHANGE_OBSERVED,
+    assert [r[mlflow_keys.TAG_VERDICT_ADJUSTED] for r in rows] == [Verdict.IMPROVES, Verdict.NO_CHANGE_OBSERVED,
                                                             Verdict.NO_DATA]
 
 
@@ -60,14 +60,14 @@ def test_a_job_writes_only_members_to_its_tags_items_and_report(tmp_path, stock_
     stock_server.fail_calls = {1}  # an error text in a 200
     stock_server.empty_for = {queries[3]}
     args, env = stock_args(stock_server)
-    p = run_cli([*args, "dataset=arithmetic", "dataset.n=6", "patch=none"], tmp_path, env)
+    p = run_cli([*args, "dataset=arithmetic", "dataset.n=6", "patch=none", "guards=[]"], tmp_path, env)
     assert p.returncode == 0, p.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("hookbench").experiment_id])
-    assert run.data.tags[names.TAG_VERDICT] in set(Verdict)
-    rows = [json.loads(x) for x in open(client.download_artifacts(run.info.run_id, names.ITEMS_JSONL, str(tmp_path)))]
-    kinds = {r[f"{arm}_error"] for r in rows for arm in names.ARMS} - {None}
+    assert run.data.tags[mlflow_keys.TAG_VERDICT] in set(Verdict)
+    rows = [json.loads(x) for x in open(client.download_artifacts(run.info.run_id, mlflow_keys.ITEMS_JSONL, str(tmp_path)))]
+    kinds = {r[f"{arm}_error"] for r in rows for arm in mlflow_keys.ARMS} - {None}
     assert {FailureKind.ERROR_TEXT, FailureKind.EMPTY} <= kinds <= set(FailureKind)
-    report = Path(client.download_artifacts(run.info.run_id, names.REPORT_MD, str(tmp_path))).read_text()
+    report = Path(client.download_artifacts(run.info.run_id, mlflow_keys.REPORT_MD, str(tmp_path))).read_text()
     (row,) = [line for line in report.splitlines() if line.startswith("| verdict (α")]
     assert row.split("|")[2].strip() in set(Verdict)

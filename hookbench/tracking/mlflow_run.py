@@ -10,19 +10,20 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from hookbench import __version__, names
-from hookbench.evaluation.build import plain
+from hookbench import __version__
+from hookbench.base import mlflow_keys
+from hookbench.base.outcomes import Screen, Verdict
 from hookbench.evaluation.job_output import JobOutput
+from hookbench.evaluation.parts import plain
 from hookbench.reports.formatting import guard_tag, guards_hurt, job_note
 from hookbench.reports.plots import verdict_hex
 from hookbench.tracking import naming
 from hookbench.tracking.recovery import close_dead_run, lease_record
 from hookbench.tracking.redaction import Redactor, flatten, redact_url
 from hookbench.tracking.store import configure, git_info
-from hookbench.vocabulary import Screen, Verdict
 
 
-class JobRun:
+class MlflowRun:
     """One job's MLflow run: started (tagged with a sweep's parent when there is one), given the
     config, what the job produced (evaluation.job_output.JobOutput), and ended FINISHED, FAILED or KILLED with the reason attached."""
 
@@ -32,36 +33,36 @@ class JobRun:
         container = plain(cfg)
         self.redactor = Redactor(container)
         self.experiment_id = configure(cfg.mlflow)
-        parent = {names.TAG_PARENT: parent_id} if parent_id is not None else {}
+        parent = {mlflow_keys.TAG_PARENT: parent_id} if parent_id is not None else {}
         self.run = mlflow.start_run(experiment_id=self.experiment_id, run_name=name, tags={
-            names.TAG_VERSION: __version__, names.TAG_NAME: name, **parent, **git_info(), **(tags or {})})
+            mlflow_keys.TAG_VERSION: __version__, mlflow_keys.TAG_NAME: name, **parent, **git_info(), **(tags or {})})
         self.run_id = self.run.info.run_id
         mlflow.log_params(self._params(flatten(container)))
-        mlflow.log_text(self.redactor.text(OmegaConf.to_yaml(cfg, resolve=True)), names.RESOLVED_CONFIG)
+        mlflow.log_text(self.redactor.text(OmegaConf.to_yaml(cfg, resolve=True)), mlflow_keys.RESOLVED_CONFIG)
 
     def _params(self, params: dict[str, str]) -> dict[str, str]:
         return {k: redact_url(self.redactor.text(v)) for k, v in params.items()}
 
     def log_output(self, out: JobOutput, report_dir: Path, hydra_dir: Path | None) -> None:
         """Tags, traceability params, metrics, artifacts and the dataset of a finished job."""
-        rec = out.record
+        rec = out.run_record
         result = result_line(out)
-        tags = {**rec.tags(), names.TAG_VERDICT: out.summary.comparison.verdict, names.TAG_RESULT: result,
-                names.TAG_NOTE: job_note(out, self.name, self.in_sweep),
-                names.TAG_RUN_COLOR: verdict_hex(None if self.in_sweep else out.summary.comparison.verdict,
+        tags = {**rec.tags(), mlflow_keys.TAG_VERDICT: out.summary.comparison.verdict, mlflow_keys.TAG_RESULT: result,
+                mlflow_keys.TAG_NOTE: job_note(out, self.name, self.in_sweep),
+                mlflow_keys.TAG_RUN_COLOR: verdict_hex(None if self.in_sweep else out.summary.comparison.verdict,
                                                  bool(guards_hurt(out.guards)))}
         if out.guards:
-            tags[names.TAG_GUARD_VERDICT] = guard_tag(out.guards)
+            tags[mlflow_keys.TAG_GUARD_VERDICT] = guard_tag(out.guards)
         if out.prompt is not None:
-            tags[names.TAG_PROMPT_VERDICT] = out.prompt.patch_vs_prompt.verdict
+            tags[mlflow_keys.TAG_PROMPT_VERDICT] = out.prompt.patch_vs_prompt.verdict
         if out.screen is not None:
-            tags[names.TAG_SCREEN] = Screen.PASSED if out.screen.passed else Screen.REJECTED
+            tags[mlflow_keys.TAG_SCREEN] = Screen.PASSED if out.screen.passed else Screen.REJECTED
         mlflow.set_tags({k: redact_url(self.redactor.text(v)) for k, v in tags.items()})
         mlflow.log_params(self._params(rec.params()))
         metrics = out.metrics()
         mlflow.log_metrics(metrics)
-        mlflow.log_dict(out.patch.to_json(), names.PATCH_JSON)
-        mlflow.log_dict(self.redactor.value(rec.to_dict()), names.CONTEXT_JSON)
+        mlflow.log_dict(out.patch.to_json(), mlflow_keys.PATCH_JSON)
+        mlflow.log_dict(self.redactor.value(rec.to_dict()), mlflow_keys.CONTEXT_JSON)
         if hydra_dir is not None and hydra_dir.is_dir():
             for f in sorted(hydra_dir.glob("*.yaml")):  # Hydra's own copy holds the overrides as typed
                 mlflow.log_text(self.redactor.text(f.read_text()), f".hydra/{f.name}")
@@ -84,14 +85,14 @@ class JobRun:
     def took_over(self, record: dict, recovered: str | None) -> None:
         """A dead job's lease was found: say in this run what was restored, close that job's run."""
         if recovered:
-            mlflow.set_tag(names.TAG_RECOVERED, recovered)
+            mlflow.set_tag(mlflow_keys.TAG_RECOVERED, recovered)
         close_dead_run(record, recovered, self.run_id)
 
     def end(self, status: str = "FINISHED", error: str | None = None) -> None:
         if error:
             text = self.redactor.text(error)
-            mlflow.log_text(text, names.ERROR_TXT)
-            mlflow.set_tag(names.TAG_ERROR, text[-4000:])
+            mlflow.log_text(text, mlflow_keys.ERROR_TXT)
+            mlflow.set_tag(mlflow_keys.TAG_ERROR, text[-4000:])
         mlflow.end_run(status)
 
 

@@ -19,13 +19,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from hookbench.base.signals import checkpoint
 from hookbench.evaluation.results import ItemResult
 from hookbench.evaluation.reuse import GenerationStore, generation_key
 from hookbench.hookapi import contract
 from hookbench.hookapi.client import Generation, HookClient
-from hookbench.signals import checkpoint
 
-Chunk = list[tuple[int, str, list[ItemResult]]]  # (draw, query, the records asking that query)
+Chunk = list[tuple[int, str, list[ItemResult]]]  # (draw, query, the items asking that query)
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,12 @@ class Served:
     extras: dict
 
 
-def chunks(records: list[ItemResult], samples: int, batch_size: int) -> list[Chunk]:
+def chunks(items: list[ItemResult], samples: int, batch_size: int) -> list[Chunk]:
     """Per draw, each distinct query once, cut into requests of at most `batch_size` queries."""
     out: list[Chunk] = []
     for draw in range(samples):
         by_query: dict[str, list[ItemResult]] = {}
-        for r in (r for r in records if r.draw == draw):
+        for r in (r for r in items if r.draw == draw):
             by_query.setdefault(r.query, []).append(r)
         todo = [(draw, q, rs) for q, rs in by_query.items()]
         out += [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
@@ -87,14 +87,14 @@ class Generator:
         self.generations = 0  # generations this job asked of the server (reused ones are not)
         self.request_latency: dict[str, list[float]] = {"baseline": [], "patched": []}
 
-    def run(self, records: list[ItemResult], arm: Arm, served: Served, samples: int, batch_size: int) -> None:
+    def run(self, items: list[ItemResult], arm: Arm, served: Served, samples: int, batch_size: int) -> None:
         """Generate every draw of every record in `arm`, reusing what the store holds."""
         extras = dict(served.extras)
         if arm.use_hooks and contract.EXT_SKIP_ORIGINAL in self.client.extensions:
             extras[contract.EXT_SKIP_ORIGINAL] = True  # §2: `original` would be a wasted generation
         with _progress() as bar:
-            task = bar.add_task(f"{arm.name:8s}", total=len(records))
-            for chunk in chunks(records, samples, batch_size):
+            task = bar.add_task(f"{arm.name:8s}", total=len(items))
+            for chunk in chunks(items, samples, batch_size):
                 self._chunk(chunk, arm, served, extras)
                 bar.advance(task, sum(len(rs) for _, _, rs in chunk))
 

@@ -10,8 +10,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 
-class MlflowSweepCallback(Callback):
-    """hookbench.tracking.sweep.MlflowSweepCallback, made at the start of a multirun."""
+class LazySweepCallback(Callback):
+    """Stands in for hookbench.tracking.sweep.MlflowSweepCallback until a multirun starts, then makes it."""
 
     def __init__(self) -> None:
         self._sweep: Any = None

@@ -1,4 +1,4 @@
-"""`python -m hookbench` and the study commands share one error-to-exit mapping (hookbench.entry);
+"""`python -m hookbench` and the study commands share one error-to-exit mapping (hookbench.cli.exits);
 a value the schema refuses exits 2 at compose time: no MLflow store, no server, no traceback."""
 
 import os
@@ -8,9 +8,9 @@ import sys
 import pytest
 from mlflow.exceptions import MlflowException
 
-from hookbench.entry import run_command
-from hookbench.errors import DataError
-from hookbench.signals import Terminated
+from hookbench.base.errors import DataError
+from hookbench.base.signals import Terminated
+from hookbench.cli.exits import run_command
 from hookbench.testing.repo import REPO
 
 

@@ -29,7 +29,7 @@ class Correction(StrEnum):
     none = "none"
 
 
-class Engine(StrEnum):
+class EngineName(StrEnum):
     hf = "hf"
     vllm = "vllm"
 
@@ -53,7 +53,7 @@ class JudgeBackend(StrEnum):
 @dataclass
 class LaunchConfig:
     enabled: bool = False
-    engine: Engine = Engine.hf  # the reference server's engine (vllm: its own venv, see `python`)
+    engine: EngineName = EngineName.hf  # the reference server's engine (vllm: its own venv, see `python`)
     python: str | None = None  # the interpreter for {python}; None: hookbench's own
     tensor_parallel_size: int = 1  # vllm engine only
     command: list[str] = field(default_factory=list)
@@ -251,7 +251,7 @@ class Config:
     guards: list[Any] = field(default_factory=list)  # dataset options (or mappings) judged by non-inferiority
     guard: GuardConfig = field(default_factory=GuardConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
-    search: Any = None  # python -m hookbench.study only (conf/search/, checked by studies/search_space.py)
+    search: Any = None  # hookbench study only (conf/search/, checked by studies/search_space.py)
 
 
 # (group, name, schema); a group option's yaml names it first in its `defaults` as `/<name>@_here_`

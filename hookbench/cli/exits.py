@@ -16,8 +16,8 @@ from collections.abc import Callable
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from hookbench.errors import HookbenchError
-from hookbench.signals import Terminated
+from hookbench.base.errors import HookbenchError
+from hookbench.base.signals import Terminated
 
 log = logging.getLogger("hookbench")
 KILLED = "the server was restored and the run marked KILLED"

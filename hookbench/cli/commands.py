@@ -1,16 +1,16 @@
-"""The argument-parsing subcommands of `hookbench`: reproduce, confirm, plan, server, ui.
+"""The argument-parsing subcommands of `hookbench`: reproduce, confirm, plan, compare, server, ui.
 
 Each parses its arguments here and imports the module that does the work only then, so that
 `hookbench COMMAND --help` and a mistyped argument cost no MLflow, torch, pandas or statsmodels import.
-(The job and `study` take Hydra overrides instead: hookbench.__main__.)
+(The job and `study` take Hydra overrides instead: hookbench.cli.dispatch.)
 """
 
 from __future__ import annotations
 
 import argparse
 
-from hookbench.entry import run_command
-from hookbench.errors import ConfigError
+from hookbench.base.errors import ConfigError
+from hookbench.cli.exits import run_command
 
 STORE_HELP = "the store holding the run (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db, where hookbench logs)"
 
@@ -31,7 +31,7 @@ def reproduce(argv: list[str]) -> int:
                                   "7 nothing to compare.")
     parser.add_argument("run_id", help="the MLflow run to rerun (the id hookbench printed: MLflow run <ID>)")
     parser.add_argument("--tracking-uri", default=None, help=STORE_HELP)
-    parser.add_argument("--margin", type=float, default=None,
+    parser.add_argument("--margin", type=float, default=None, dest="equivalence_margin", metavar="MARGIN",
                         help="equivalence margin for sampled runs, in accuracy units (default: reproduce.margin, "
                              "else the logged stats.target_effect, 0.03)")
     args = parser.parse_args(argv)
@@ -39,7 +39,7 @@ def reproduce(argv: list[str]) -> int:
     def body() -> int:
         from hookbench.studies.reproduce import reproduce as rerun
 
-        return rerun(args.run_id, _store(args.tracking_uri), args.margin)
+        return rerun(args.run_id, _store(args.tracking_uri), args.equivalence_margin)
     return run_command(body)
 
 
@@ -69,7 +69,7 @@ def plan(argv: list[str]) -> int:
     parser.add_argument("--effect", type=float, default=None,
                         help="the change in accuracy to detect, e.g. 0.03 (default: the run's stats.target_effect)")
     parser.add_argument("--patches", type=int, default=1, help="patch sets the study sweeps over, K (default: 1)")
-    parser.add_argument("--margin", type=float, default=None,
+    parser.add_argument("--margin", type=float, default=None, dest="equivalence_margin", metavar="MARGIN",
                         help="reproduction margin for the rerun sizing (default: the run's reproduce.margin, "
                              "else its stats.target_effect)")
     parser.add_argument("--tracking-uri", default=None, help=STORE_HELP)
@@ -78,11 +78,37 @@ def plan(argv: list[str]) -> int:
     def body() -> int:
         if (args.effect is not None and not 0 < args.effect <= 1) or args.patches < 1:
             raise ConfigError(f"--effect must be in (0, 1] and --patches at least 1, got {args.effect}, {args.patches}")
-        if args.margin is not None and not 0 < args.margin < 1:
-            raise ConfigError(f"--margin must lie in (0, 1), got {args.margin}")
+        if args.equivalence_margin is not None and not 0 < args.equivalence_margin < 1:
+            raise ConfigError(f"--margin must lie in (0, 1), got {args.equivalence_margin}")
         from hookbench.studies.plan import pilot_plan
 
-        return pilot_plan(args.run_id, _store(args.tracking_uri), args.effect, args.patches, args.margin)
+        return pilot_plan(args.run_id, _store(args.tracking_uri), args.effect, args.patches, args.equivalence_margin)
+    return run_command(body)
+
+
+def compare(argv: list[str]) -> int:
+    parser = _parser("compare", "Paired verdict of B against A, two evaluation logs of the same items: lm-eval "
+                                "--log_samples output (a folder or samples_*.jsonl files joined by commas), a "
+                                "hookbench run id or items.jsonl (RUN#baseline for that arm; default patched), an "
+                                "inspect_ai log (extra 'inspect'). Exit 3 when the logs do not pair.")
+    parser.add_argument("a", help="the baseline log")
+    parser.add_argument("b", help="the log compared with it: every delta is B − A")
+    parser.add_argument("--guard", action="append", default=[], metavar="TASK[:MARGIN]",
+                        help="judge TASK by non-inferiority at MARGIN (default 0.05), as a job's guard; repeatable")
+    parser.add_argument("--correction", default="holm", help="across the compared metrics: holm (default), bh, none")
+    parser.add_argument("--alpha", type=float, default=0.05, help="level of the tests (default 0.05)")
+    parser.add_argument("--intersect", action="store_true", help="compare the items in both logs, saying what is left out")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of tables")
+    parser.add_argument("--tracking-uri", default=None, help=STORE_HELP)
+    parser.add_argument("--experiment", default="hookbench", help="the MLflow experiment (default: hookbench)")
+    parser.add_argument("--no-record", action="store_true", help="log no MLflow run")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        from hookbench.compare.command import CompareArgs, run_compare
+
+        return run_compare(CompareArgs(args.a, args.b, args.guard, args.correction, args.alpha, args.intersect,
+                                       args.json, args.tracking_uri, args.experiment, not args.no_record))
     return run_command(body)
 
 
@@ -105,7 +131,7 @@ def ui(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        from hookbench import ui as mlflow_ui
+        from hookbench.cli import ui as mlflow_ui
 
         return mlflow_ui.show(_store(args.tracking_uri), args.experiment, args.host, args.port, not args.no_browser)
     return run_command(body)
