@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 from rich.text import Text
 
@@ -22,6 +24,10 @@ from hookbench.reports.formatting import (
     p_words,
 )
 
+if TYPE_CHECKING:
+    from hookbench.evaluation.guards import GuardResult
+    from hookbench.evaluation.prompting import PromptResult
+
 VERDICT_STYLES: dict[str, str] = {Verdict.IMPROVES: "green", Verdict.HURTS: "red"}  # any other verdict is uncoloured
 
 
@@ -29,7 +35,8 @@ def _verdict_text(text: str, verdict: str | None) -> Text:
     return Text(text, style=VERDICT_STYLES.get(verdict or "", ""))
 
 
-def summary_table(summary: Summary, neutral: bool = False, guards: list | None = None, prompt=None) -> Table:
+def summary_table(summary: Summary, neutral: bool = False, guards: list[GuardResult] | None = None,
+                  prompt: PromptResult | None = None) -> Table:
     """The run's closing console output: arms side by side, the delta coloured by the verdict only
     (improves green, hurts red), the verdict sentence as the caption. `neutral` (a sweep's job): no
     colour, and the verdict labelled as the own test before the sweep's correction."""

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from hookbench.base import mlflow_keys
-from hookbench.evaluation.results import ItemResult
+from hookbench.evaluation.results import ArmResult, ItemResult
 from hookbench.reports.formatting import md_table, plural
 
 DIFF_MAX_ROWS = 200  # unchanged, unfailed rows beyond this are left out of the diff table
 
 
-def arm_status(arm) -> str:
+def arm_status(arm: ArmResult) -> str:
     """✓ / ✗ when scored, else the failure kind (a failure is not a wrong answer), else '–'."""
     if arm.error:
         return arm.error
@@ -18,7 +18,7 @@ def arm_status(arm) -> str:
     return "✓" if arm.correct else "✗"
 
 
-def arm_answer(arm) -> str | None:
+def arm_answer(arm: ArmResult) -> str | None:
     """What the scorer read as the answer; the raw output when nothing was extracted."""
     return arm.extracted if arm.extracted is not None else arm.output
 

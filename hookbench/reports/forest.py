@@ -10,13 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from hookbench.base.outcomes import GuardVerdict
 from hookbench.evaluation.results import Summary
 from hookbench.reports.formatting import fmt_comparison_delta, fmt_delta, fmt_level, is_nan
 from hookbench.reports.plots import NEUTRAL_COLOR, verdict_color
+
+if TYPE_CHECKING:
+    from hookbench.evaluation.guards import GuardResult
+    from hookbench.evaluation.prompting import PromptResult
+    from hookbench.stats import Comparison
 
 GUARD_COLORS: dict[str, str] = {GuardVerdict.NON_INFERIOR: "tab:green", GuardVerdict.HURTS: "tab:red"}
 MARGIN_COLOR = "tab:red"
@@ -35,12 +42,12 @@ class Row:
     margin: float | None = None  # a guard's: drawn at −margin
 
 
-def _comparison_row(label: str, c, color: str, words: str) -> Row:
+def _comparison_row(label: str, c: Comparison, color: str, words: str) -> Row:
     delta = fmt_comparison_delta(c)
     return Row(label, c.delta, c.ci_low, c.ci_high, color, delta if words in delta else f"{delta} {words}")
 
 
-def forest_rows(summary: Summary, guards: list | None = None, prompt=None,
+def forest_rows(summary: Summary, guards: list[GuardResult] | None = None, prompt: PromptResult | None = None,
                 shown: tuple[str, str] | None = None) -> list[Row]:
     """Target first, then the prompting arm, then the guards. `shown` = (verdict to colour by, its words)
     as plot_accuracy takes it (a sweep's neutral or adjusted verdict)."""
@@ -59,7 +66,7 @@ def forest_rows(summary: Summary, guards: list | None = None, prompt=None,
     return rows
 
 
-def _draw(ax, y: int, row: Row, first_guard: bool) -> None:
+def _draw(ax: Axes, y: int, row: Row, first_guard: bool) -> None:
     if is_nan(row.delta):
         ax.text(0, y, "  nothing scored", va="center", fontsize=8, color=NEUTRAL_COLOR)
         return
@@ -71,7 +78,8 @@ def _draw(ax, y: int, row: Row, first_guard: bool) -> None:
                 label="guard margin (−margin)" if first_guard else None)
 
 
-def plot_forest(path: Path, summary: Summary, guards: list | None = None, prompt=None, title: str | None = None,
+def plot_forest(path: Path, summary: Summary, guards: list[GuardResult] | None = None,
+                prompt: PromptResult | None = None, title: str | None = None,
                 shown: tuple[str, str] | None = None) -> Path:
     """Every delta against the baseline on one axis, its words to the right of the plot."""
     rows = forest_rows(summary, guards, prompt, shown)

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from hookbench.base import mlflow_keys
 from hookbench.evaluation.results import ItemResult
+
+if TYPE_CHECKING:
+    from hookbench.evaluation.guards import GuardResult
 
 # results first, so a preview (MLflow's artifact view shows the first columns) shows outcomes, not prompts
 ITEMS_FIRST = ["id", "gold", "baseline_correct", "patched_correct", "baseline_extracted", "patched_extracted",
@@ -33,7 +37,7 @@ def write_items(out_dir: Path, records: list[ItemResult]) -> list[Path]:
     return [jsonl, csv]
 
 
-def write_guard_items(out_dir: Path, guards: list, guard_records: list[list[ItemResult]]) -> Path:
+def write_guard_items(out_dir: Path, guards: list[GuardResult], guard_records: list[list[ItemResult]]) -> Path:
     """guard_items.jsonl: each guard's items as items.jsonl has them, with the guard's name first."""
     path = out_dir / mlflow_keys.GUARDS_JSONL
     with path.open("w", encoding="utf-8") as f:

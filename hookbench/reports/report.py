@@ -11,6 +11,7 @@ and strips `data:` URLs. report.html is the same report with the plots inline (h
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hookbench.base import mlflow_keys
 from hookbench.base.mlflow_keys import ARMS
@@ -41,6 +42,10 @@ from hookbench.reports.formatting import (
 from hookbench.reports.html import write_page
 from hookbench.reports.item_files import write_guard_items, write_items, write_prompt_items
 from hookbench.reports.plots import plot_accuracy, plot_latency
+
+if TYPE_CHECKING:
+    from hookbench.evaluation.guards import GuardResult
+    from hookbench.evaluation.prompting import PromptResult
 
 BREAKS_GENERATION = "the patch breaks generation"
 PLOTS = (mlflow_keys.FOREST_PNG, mlflow_keys.ACCURACY_PNG, mlflow_keys.LATENCY_PNG)  # in the order report.html shows them
@@ -132,7 +137,7 @@ def latency_rows(summary: Summary) -> list[list[str]]:
             for arm in ARMS]
 
 
-def record_rows(record: RunRecord | dict) -> list[list]:
+def record_rows(record: RunRecord | dict[str, object]) -> list[list[object]]:
     """The run's settings as key/value rows (sections flattened one level)."""
     if isinstance(record, RunRecord):
         return [[k, v] for k, v in record.rows()]
@@ -145,7 +150,7 @@ def record_rows(record: RunRecord | dict) -> list[list]:
     return rows
 
 
-def guard_lines(guards: list, second: str = "patched") -> list[str]:
+def guard_lines(guards: list[GuardResult], second: str = "patched") -> list[str]:
     """The guards section: one row per guard, the interval beside each word being the one that decides it
     (`second`: the arm compared with the baseline)."""
     rows = [[g.name, g.comparison.n, fmt_acc(g.baseline), fmt_acc(g.patched), f"{g.margin:g}",
@@ -157,7 +162,7 @@ def guard_lines(guards: list, second: str = "patched") -> list[str]:
             guard_rule(alpha) + f". Items: `{mlflow_keys.GUARDS_JSONL}`."]
 
 
-def prompt_section(p, summary: Summary, guards: list) -> list[str]:
+def prompt_section(p: PromptResult, summary: Summary, guards: list[GuardResult]) -> list[str]:
     """The prompting arm: three paired comparisons on the same items, each with the job's own test;
     then the arm on each guard, judged by the guards' rule."""
     prompted = [g.prompting for g in guards if g.prompting is not None]
@@ -176,9 +181,10 @@ def prompt_section(p, summary: Summary, guards: list) -> list[str]:
             *on_guards]
 
 
-def render_report(records: list[ItemResult], summary: Summary, record: RunRecord | dict, title: str,
-                  warnings: list[str], diff_md: str, lead: str | None = None, guards: list | None = None,
-                  verdict_lead: str = "", prompt=None) -> str:
+def render_report(records: list[ItemResult], summary: Summary, record: RunRecord | dict[str, object], title: str,
+                  warnings: list[str], diff_md: str, lead: str | None = None,
+                  guards: list[GuardResult] | None = None, verdict_lead: str = "",
+                  prompt: PromptResult | None = None) -> str:
     """report.md; `lead` (a sweep's adjusted verdict, or the own-test label inside a sweep) goes first."""
     c = summary.comparison
     parts = [f"# {title or 'hookbench run report'}", "", *([f"**{verdict_lead}**", ""] if verdict_lead else []),
@@ -222,9 +228,10 @@ def render_report(records: list[ItemResult], summary: Summary, record: RunRecord
     return "\n".join(parts)
 
 
-def write_run_report(out_dir: Path, records: list[ItemResult], summary: Summary, record: RunRecord | dict,
-                     title: str, warnings: list[str], in_sweep: bool = False, guards: list | None = None,
-                     guard_records: list | None = None, verdict_lead: str = "", prompt=None,
+def write_run_report(out_dir: Path, records: list[ItemResult], summary: Summary, record: RunRecord | dict[str, object],
+                     title: str, warnings: list[str], in_sweep: bool = False,
+                     guards: list[GuardResult] | None = None, guard_records: list[list[ItemResult]] | None = None,
+                     verdict_lead: str = "", prompt: PromptResult | None = None,
                      prompt_records: list[ItemResult] | None = None) -> list[Path]:
     """Write every report file of a run into out_dir; return the paths written. Inside a sweep the
     verdict is shown neutral and labelled the own test until the sweep's correction rewrites it."""

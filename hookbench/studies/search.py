@@ -92,7 +92,7 @@ def job_config(base: dict, patch: PatchSet | None, path: Path | None, **changes)
     return cfg
 
 
-def nested(parent_id: str, tags: dict) -> dict:
+def nested(parent_id: str, tags: dict[str, str]) -> dict[str, str]:
     """A study job's tags: nested under the study's parent run in MLflow's runs table (mlflow.parentRunId),
     so that the study's many jobs do not bury its answer, the parent's row."""
     return {**tags, mlflow_keys.TAG_MLFLOW_PARENT: parent_id}

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from hookbench.base import mlflow_keys
@@ -38,7 +39,7 @@ def report_link(m: Measured) -> str:
     return f"[report](rung{m.rung}/report-{m.run_id[:8]}/{mlflow_keys.REPORT_HTML}) `{m.run_id}`"
 
 
-def _point(ax, x: float, m: Measured | tuple[float, float, float], color: str, marker: str = "o", size: float = 6,
+def _point(ax: Axes, x: float, m: Measured | tuple[float, float, float], color: str, marker: str = "o", size: float = 6,
            label: str | None = None) -> None:
     delta, low, high = (m.delta, m.ci_low, m.ci_high) if isinstance(m, Measured) else m
     if not math.isfinite(delta):
@@ -83,7 +84,7 @@ def plot_rungs(path: Path, measured: list[Measured], kept: set[str], pick: str |
 def rung_table(measured: list[Measured], kept: set[str], pick: str | None, reference: Measured | None,
                alpha: float) -> str:
     """Every measurement, rung by rung, each row linked to its run."""
-    def row(m: Measured, label: str) -> list:
+    def row(m: Measured, label: str) -> list[object]:
         mark = "pick" if m.hash == pick and label != "reference" else "kept" if m.hash in kept and label != "reference" else ""
         return [m.rung, m.items, label, m.hash, fmt_delta(m.delta, m.ci_low, m.ci_high), f"{m.p:.3g}", m.verdict,
                 mark, report_link(m)]
@@ -101,7 +102,7 @@ def write_study_page(out: Path, name: str, lead: list[str], sections: list[str],
     return write_page(out / mlflow_keys.REPORT_HTML, f"study {name}", text, images)
 
 
-def rung_page(out: Path, name: str, alpha: float, lines: list[str], measured: list[Measured], rows: list[dict],
+def rung_page(out: Path, name: str, alpha: float, lines: list[str], measured: list[Measured], rows: list[dict[str, Any]],
               test: Run | None, reference: Measured | None) -> list[Path]:
     """The study's report.html (the answer and guards, the rung chart, then every rung's table, linked) and the
     chart, search_rungs.png."""

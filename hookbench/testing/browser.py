@@ -58,7 +58,7 @@ def install_chromium() -> str | None:
 class Sources(HTMLParser):
     """Every URL a page would fetch: src and href attributes, and whether it has a script."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str) -> None:
         super().__init__()
         self.urls: list[str] = []
         self.scripts = 0
