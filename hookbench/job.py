@@ -166,8 +166,9 @@ def run_job(cfg: DictConfig, extra_tags: dict | None = None, expected_identity: 
 def _log(run: MlflowRun, out: JobOutput, report_dir: Path, hydra_dir: Path | None) -> LoggedOutput:
     """Everything computed is written and logged first; only then can the job fail for measuring nothing."""
     from hookbench import tracking
+    from hookbench.reports.console import summary_table
     from hookbench.reports.formatting import job_headline, verdict_lead
-    from hookbench.reports.report import summary_table, write_run_report
+    from hookbench.reports.report import write_run_report
 
     t0 = time.perf_counter()
     warnings = out.warnings()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import hookbench.evaluation.config_schema  # noqa: F401  (registers the config schema before any test composes)
+from hookbench.testing.browser import install_chromium
 from hookbench.testing.repo import GSM8K
 from hookbench.testing.servers import start_server, stop_server
 
@@ -87,3 +88,12 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if SMOLLM2 & set(getattr(item, "fixturenames", ())):
             item.add_marker("slow")
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    path = install_chromium()
+    if path is None:
+        reason = "Chromium is not installed and cannot be (needs root and apt-get: apt-get install chromium)"
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(reason)
+    return path

@@ -217,7 +217,7 @@ def test_a_logged_runs_two_arms_give_the_jobs_own_verdict(tmp_path, capsys, capl
     import mlflow
 
     from hookbench.evaluation.results import compare as job_compare
-    from hookbench.reports.report import write_items
+    from hookbench.reports.item_files import write_items
     from hookbench.testing.config import STATS
     from hookbench.testing.records import failed, item, ok
 

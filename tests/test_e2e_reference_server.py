@@ -17,7 +17,7 @@ METRICS = ["accuracy/baseline", "accuracy/patched", "accuracy/delta", "accuracy/
            "latency/baseline_per_item_mean_s", "latency/patched_request_p95_s", "failures/baseline", "failures/patched",
            "failures/patch_caused", "patch/hook_count", "patch/probe_loss_delta", "loss/baseline", "loss/patched",
            "loss/delta", "accuracy/baseline/add2", "accuracy/patched/add2", "loss/delta/add2"]
-ARTIFACTS = ["patch.json", "items.jsonl", "items.csv", "diff_table.md", "accuracy.png", "latency.png", "report.md",
+ARTIFACTS = ["patch.json", "items.jsonl", "items.csv", "diff_table.md", "forest.png", "accuracy.png", "latency.png", "report.md",
              "config_resolved.yaml", "context.json", ".hydra"]
 
 

@@ -16,7 +16,9 @@ def loaded_after(code: str) -> list[str]:
 
 def test_the_path_to_a_jobs_first_request_loads_no_heavy_library():
     code = """
+import os
 from pathlib import Path
+os.environ["QWEN72B_URL"] = "http://127.0.0.1:9"  # a user's server (never contacted: this stops before the first request)
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hookbench.cli.callbacks import LazySweepCallback

@@ -10,11 +10,7 @@ view (sorted by delta, with the result columns).
 """
 
 import html
-import os
 import re
-import shutil
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,37 +21,10 @@ from PIL import Image, ImageColor
 
 from hookbench.base import mlflow_keys
 from hookbench.reports.plots import ARM_COLORS, verdict_hex
+from hookbench.testing.browser import GENAI_OVERVIEW, RUNS_TABLE, rendered
 from hookbench.testing.cli import run_cli
 from hookbench.testing.mlflow_store import mlflow_server
 from hookbench.tracking import naming
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-RUNS_TABLE = 'data-testid="sort-header-Run Name"'  # the runs table's "Run Name" column header
-GENAI_OVERVIEW = ">Overview<"                      # the GenAI overview tab
-
-
-def rendered(chromium: str, url: str, profile: Path, screenshot: Path | None = None, budget_ms: int = 25000,
-             drawn: Callable[[Path], bool] | None = None) -> str:
-    """The page's DOM once the app has loaded its data (Chromium's virtual time runs the requests);
-    with `screenshot`, also a PNG of what a person sees (path printed), taken again (3 tries) while
-    `drawn` says it is not yet drawn: a loaded machine can use up the budget before the page paints."""
-    dom = ""
-    for attempt in range(3):  # a cold start can use up the budget before the data arrives
-        p = subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}-{attempt}", f"--virtual-time-budget={budget_ms}",
-                            "--dump-dom", url], capture_output=True, text=True, timeout=240)
-        dom = p.stdout
-        if RUNS_TABLE in dom or GENAI_OVERVIEW in dom or "mlflow.note" in dom or "Description" in dom:
-            break
-    for attempt in range(3 if screenshot is not None else 0):
-        subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}-shot-{attempt}", f"--virtual-time-budget={budget_ms}",
-                        "--window-size=1600,1000", f"--screenshot={screenshot}", url], capture_output=True,
-                       timeout=240)
-        print(f"screenshot: {screenshot}")
-        if drawn is None or drawn(screenshot):
-            break
-    return dom
 
 
 def patched_colour_pixels(png: Path) -> int:
@@ -64,26 +33,6 @@ def patched_colour_pixels(png: Path) -> int:
     rgb = np.asarray(Image.open(png).convert("RGB")).astype(int)
     want = np.array(ImageColor.getrgb(ARM_COLORS["patched"]))
     return int((np.abs(rgb - want).max(axis=2) <= 2).sum())
-
-
-def install_chromium() -> str | None:
-    """Debian's chromium, installed when missing and we are root with apt-get (as CI runs)."""
-    if CHROMIUM is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        apt = ["flock", "/tmp/hookbench-apt.lock"]  # one apt at a time: scripts/slurm_cluster.sh may be installing
-        subprocess.run([*apt, "apt-get", "update", "-qq"], env=env, capture_output=True, timeout=900)
-        subprocess.run([*apt, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], env=env,
-                       capture_output=True, timeout=900)
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    path = install_chromium()
-    if path is None:
-        reason = "Chromium is not installed and cannot be (needs root and apt-get: apt-get install chromium)"
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(reason)
-    return path
 
 
 @pytest.mark.slow
@@ -112,6 +61,7 @@ def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean
     answer, swept = parent.info.run_name.split(" (sweep ")
     assert swept == "patch=general,math)"  # the parent's name: the sweep's answer, then what it swept
     assert answer.startswith("Best: ") and parent.data.tags["mlflow.note.content"].startswith(answer + "\n")
+    assert parent.data.tags["result"] == answer  # the view's result column on the parent's row
     root = f"#/experiments/{exp.experiment_id}?workflowType=machine_learning"  # after the one click
     with mlflow_server(store, tmp_path / "ui", command="ui") as url:
         at_root = rendered(chromium, f"{url}/{root}", tmp_path / "root", tmp_path / "root.png")
@@ -123,7 +73,7 @@ def test_a_sweep_reads_as_results_in_the_default_runs_table(chromium, tiny_clean
         # a job's report.html in MLflow's artifact view: its own HTML viewer (an iframe), the plots inline
         report = rendered(chromium, f"{url}/#/experiments/{exp.experiment_id}/runs/{children[0].info.run_id}"
                           f"/artifacts/{mlflow_keys.REPORT_HTML}", tmp_path / "report", tmp_path / "report.png", budget_ms=60000,
-                          drawn=lambda png: patched_colour_pixels(png) > 50)
+                          drawn=lambda png: patched_colour_pixels(png) > 50, window="1600,2200")  # plots after the verdict
     assert RUNS_TABLE in at_root and GENAI_OVERVIEW not in at_root
     assert html.escape(parent.info.run_name) in at_root  # the parent's row names the sweep's answer
     assert RUNS_TABLE in linked

@@ -9,14 +9,16 @@ from PIL import Image
 from rich.console import Console
 
 from hookbench.evaluation.results import ItemResult, summarize
+from hookbench.reports.console import summary_table
+from hookbench.reports.diff_table import diff_table
 from hookbench.reports.formatting import comparison_sentence, fmt_acc, fmt_delta, fmt_mde
-from hookbench.reports.report import diff_table, summary_table, write_run_report
+from hookbench.reports.report import write_run_report
 from hookbench.testing.config import STATS
 from hookbench.testing.records import PNG_MAGIC, failed, item, ok, run_record
 
 GREEN_RGB = (44, 160, 44)  # matplotlib tab:green
 ANSI_GREEN = "\x1b[32m"
-REPORT_FILES = {"items.jsonl", "items.csv", "diff_table.md", "accuracy.png", "latency.png", "report.md", "report.html"}
+REPORT_FILES = {"items.jsonl", "items.csv", "diff_table.md", "forest.png", "accuracy.png", "latency.png", "report.md", "report.html"}
 
 
 def paired(n_fixed, n_broken, n_same, task="arith"):
@@ -194,7 +196,7 @@ def test_empty_run_does_not_crash(tmp_path):
 def test_plots_are_named_not_embedded_as_images_mlflow_cannot_show(tmp_path, records):
     report, _ = report_of(tmp_path, records)
     assert "![" not in report and "](accuracy.png)" not in report
-    assert "Plots: `accuracy.png`, `latency.png`" in section(report, "Plots")
+    assert "Plots: `forest.png`, `accuracy.png`, `latency.png`" in section(report, "Plots")
 
 
 def test_loss_block_says_lower_is_better(tmp_path):

@@ -3,30 +3,17 @@ outputs; logged by a job to a real MLflow store, rewritten for a sweep's childre
 
 import base64
 import re
-from html.parser import HTMLParser
 
 from mlflow.tracking import MlflowClient
 
 from hookbench.evaluation.results import summarize
 from hookbench.reports.report import write_run_report
+from hookbench.testing.browser import Sources
 from hookbench.testing.cli import run_cli, stock_args
 from hookbench.testing.config import STATS
 from hookbench.testing.records import PNG_MAGIC, failed, item, ok, run_record
 
 DATA_PNG = re.compile(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
-
-
-class Sources(HTMLParser):
-    """Every URL the page would fetch: src and href attributes, and whether it has a script."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.urls, self.scripts = [], 0
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        self.scripts += tag == "script"
-        self.urls += [v for k, v in attrs if k in ("src", "href") and v]
 
 
 def inline_plots(text: str) -> dict[str, bytes]:
@@ -39,7 +26,7 @@ def test_the_page_holds_the_report_and_its_plots_and_fetches_nothing(tmp_path):
     write_run_report(tmp_path, records, summarize(records, 1, **STATS), run_record(), "tiny + scale_mlp", [])
     text = (tmp_path / "report.html").read_text(encoding="utf-8")
     plots = inline_plots(text)
-    assert set(plots) == {"accuracy.png", "latency.png"}
+    assert set(plots) == {"forest.png", "accuracy.png", "latency.png"}
     assert plots["accuracy.png"] == (tmp_path / "accuracy.png").read_bytes() and plots["accuracy.png"].startswith(PNG_MAGIC)
     page = Sources(text)
     assert page.scripts == 0 and [u for u in page.urls if not u.startswith("data:image/png;base64,")] == []
@@ -53,8 +40,8 @@ def test_a_job_logs_report_html_to_its_mlflow_run(tmp_path, stock_server):
     assert p.returncode == 0, p.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("hookbench").experiment_id])
-    assert "report.html" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"report.html", "forest.png"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     text = open(client.download_artifacts(run.info.run_id, "report.html", str(tmp_path / "dl"))).read()
     plots = inline_plots(text)
-    assert set(plots) == {"accuracy.png", "latency.png"} and all(v.startswith(PNG_MAGIC) for v in plots.values())
+    assert set(plots) == {"forest.png", "accuracy.png", "latency.png"} and all(v.startswith(PNG_MAGIC) for v in plots.values())
     assert run.data.tags["result"].split(" · ")[0] in text or run.data.tags["verdict"] in text

@@ -120,8 +120,9 @@ TAG_NAME = "hookbench.name"  # the run name without its result tail
 TAG_RESULT = "result"  # the rounded one-line result, also the run name's tail (tracking/naming.py)
 TAG_SCREEN = "screen"
 TAG_SWEEP = "hookbench.sweep"
-# a sweep or study child's parent run id; not MLflow's mlflow.parentRunId, under which the runs table
-# collapses the children into their parent's row at the UI root (each job's result then needs a click)
+# a sweep or study child's parent run id. A sweep's jobs have only this, not MLflow's mlflow.parentRunId,
+# under which the runs table collapses the children into their parent's row (each job's result would then
+# need a click); a study's many rung jobs have both, so its parent's row, the answer, is not buried.
 TAG_PARENT = "hookbench.parent"
 TAG_SWEEP_LARGEST_JOB = "sweep.largest_delta_job"  # the job whose delta is sweep/largest_delta
 SWEEP_LARGEST_DELTA = "sweep/largest_delta"
@@ -129,7 +130,7 @@ TAG_REPRODUCES = "hookbench.reproduces"
 TAG_REPRODUCED = "hookbench.reproduced"  # the rerun's verdict: agrees | disagrees | inconclusive
 TAG_CONFIRMS = "hookbench.confirms"
 TAG_RECOVERED = "hookbench.recovered"  # this job restored a server a dead job had left patched
-TAG_LEGACY_PARENT = "mlflow.parentRunId"  # how sweeps named their parent before TAG_PARENT
+TAG_MLFLOW_PARENT = "mlflow.parentRunId"  # a study's jobs; also how sweeps named their parent before TAG_PARENT
 TAG_SWEEP_OVERRIDES = "sweep.overrides"  # a sweep parent's command-line overrides
 TAG_STUDY = "hookbench.study"  # a study parent's name (its resume key)
 TAG_STUDY_PHASE = "hookbench.study.phase"  # a study child's phase: search | reference | keep
@@ -194,6 +195,7 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"  # report.md with its plots inline: what MLflow's artifact view renders
 CONTEXT_JSON = "context.json"
 ERROR_TXT = "error.txt"
+FOREST_PNG = "forest.png"  # the answer in one picture: target, prompting arm and guards against the baseline
 ACCURACY_PNG = "accuracy.png"
 LATENCY_PNG = "latency.png"
 SWEEP_MD = "sweep_summary.md"

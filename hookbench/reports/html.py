@@ -26,12 +26,21 @@ def inline_png(path: Path) -> str:
 
 
 def page(title: str, text: str, images: list[Path]) -> str:
-    """The Markdown `text` as HTML, then the plots that exist among `images`, each inline under its name."""
-    body = markdown.markdown(text.replace("<", "&lt;"), extensions=["tables"])
+    """The Markdown `text` as HTML with the plots that exist among `images` inline, each under its name.
+
+    The verdict comes before any picture: the text up to its first `## ` section (the title, the verdict
+    and the guards line) first, then the plots in the order given, then the rest of the text."""
+    lead, sep, rest = text.partition("\n## ")
     figures = "".join(f"<figure>{inline_png(p)}<figcaption>{html.escape(p.name)}</figcaption></figure>"
                       for p in images if p.exists())
     return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{STYLE}</style></head>\n<body>\n{figures}\n{body}\n</body></html>\n")
+            f"<style>{STYLE}</style></head>\n<body>\n{_html(lead)}\n{figures}\n{_html(sep.lstrip() + rest)}\n"
+            "</body></html>\n")
+
+
+def _html(text: str) -> str:
+    """Markdown as HTML, every `<` escaped first: text from a run never becomes markup."""
+    return markdown.markdown(text.replace("<", "&lt;"), extensions=["tables"])
 
 
 def write_page(path: Path, title: str, text: str, images: list[Path]) -> Path:

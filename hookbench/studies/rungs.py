@@ -24,7 +24,7 @@ from hookbench.base import mlflow_keys
 from hookbench.base.errors import ConfigError, PatchError
 from hookbench.evaluation.patches import PatchSet
 from hookbench.job import run_job
-from hookbench.studies.search import Search, job_config
+from hookbench.studies.search import Search, job_config, nested
 from hookbench.studies.search_report import LossAccuracyAgreement, agreement
 
 if TYPE_CHECKING:
@@ -165,8 +165,8 @@ class RungSearch:
                          **{"dataset.limit": items, "reuse.enabled": True})
         if patch is None:
             cfg.patch = self.reference_patch
-        result = run_job(cfg, extra_tags={mlflow_keys.TAG_STUDY_PHASE: phase, mlflow_keys.TAG_STUDY_TRIAL: str(trial),
-                                          mlflow_keys.TAG_STUDY_RUNG: str(rung)},
+        result = run_job(cfg, extra_tags=nested(parent_id, {mlflow_keys.TAG_STUDY_PHASE: phase, mlflow_keys.TAG_STUDY_TRIAL: str(trial),
+                                                            mlflow_keys.TAG_STUDY_RUNG: str(rung)}),
                          out_dir=self.search.out / f"rung{rung}", parent_id=parent_id)
         return Measured.from_result(result, patch.hash if patch is not None else "reference", trial, rung, items)
 

@@ -97,9 +97,15 @@ def job_config(base: dict, patch: PatchSet | None, path: Path | None, **changes:
     return cfg
 
 
+def nested(parent_id: str, tags: dict[str, str]) -> dict[str, str]:
+    """A study job's tags: nested under the study's parent run in MLflow's runs table (mlflow.parentRunId),
+    so that the study's many jobs do not bury its answer, the parent's row."""
+    return {**tags, mlflow_keys.TAG_MLFLOW_PARENT: parent_id}
+
+
 def loss_job(cfg: DictConfig, parent_id: str, out: Path, tags: dict) -> tuple[float, str]:
     """(mean loss delta, run id) of one loss-only job; the job restores the server and checks its probes."""
-    result = run_job(cfg, extra_tags=tags, out_dir=out, parent_id=parent_id)
+    result = run_job(cfg, extra_tags=nested(parent_id, tags), out_dir=out, parent_id=parent_id)
     return result.metrics.get(mlflow_keys.LOSS_DELTA, math.nan), result.run_id
 
 

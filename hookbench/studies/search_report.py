@@ -16,6 +16,12 @@ from hookbench.reports.formatting import fmt_delta, fmt_level, md_table
 if TYPE_CHECKING:
     from hookbench.studies.rungs import Measured
 
+
+# how studies.rungs ranks (Measured.score, RungSearch._promote), in words
+RANKING = ("Each candidate against the shared baseline on the first N dev items; the best of each rung go on to "
+           "the next, ranked by the paired test's signed z (the evidence of a gain: the two-sided p turned into a "
+           "z with the delta's sign; 0 when no item changed), then the delta. With search.objective=auto, when loss "
+           "and accuracy agree on rung 0, rung 1's candidates are the lowest loss deltas instead.")
 MIN_INFORMATIVE = 10  # fewer kept candidates than this: the correlation's interval is too wide to say much
 
 
@@ -147,7 +153,6 @@ def rungs_markdown(measured: list[Measured], kept: set[str], reference: Measured
     body = [row(m, str(m.trial)) for m in sorted(measured, key=lambda m: (m.rung, m.trial))]
     if reference is not None:
         body.append(row(reference, "reference"))
-    return "# Search rungs\n\nEach candidate against the shared baseline on the first N dev items; the best of " \
-        "each rung (by the paired interval's lower bound, then the delta) go on to the next.\n\n" + md_table(
+    return f"# Search rungs\n\n{RANKING}\n\n" + md_table(
             ["rung", "items", "trial", "hash", f"paired delta [{fmt_level(alpha)} CI]", "p", "verdict", "", "run"],
             body) + "\n"

@@ -29,10 +29,26 @@ from hookbench.reports.formatting import fmt_delta
 from hookbench.stats import adjust_p_values, adjusted_verdict
 from hookbench.studies import confirm as confirm_study
 from hookbench.studies.rungs import Measured, RungSearch, objective, schedule
-from hookbench.studies.search import Search, job_config, loss_job, open_study, random_note, sampler_args, storage_url
+from hookbench.studies.search import (
+    Search,
+    job_config,
+    loss_job,
+    nested,
+    open_study,
+    random_note,
+    sampler_args,
+    storage_url,
+)
 from hookbench.studies.search_cost import RungPlan, SearchCost, measure_latency
-from hookbench.studies.search_report import kept_markdown, plot_trials, rank_correlation, rungs_markdown, trials_markdown
+from hookbench.studies.search_report import (
+    kept_markdown,
+    plot_trials,
+    rank_correlation,
+    rungs_markdown,
+    trials_markdown,
+)
 from hookbench.studies.search_space import SearchSpace, study_name
+from hookbench.studies.study_page import answer_row, rung_page
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -150,7 +166,8 @@ class Study:
             patch = self.search.candidate(self._params(t.number), t.number)
             cfg = job_config(self.base, patch, self.out / "candidates" / f"{patch.hash}.json", metric="both",
                              **{"reuse.enabled": True})
-            result = run_job(cfg, extra_tags={mlflow_keys.TAG_STUDY_PHASE: "keep", mlflow_keys.TAG_STUDY_TRIAL: str(t.number)},
+            result = run_job(cfg, extra_tags=nested(parent_id, {mlflow_keys.TAG_STUDY_PHASE: "keep",
+                                                                mlflow_keys.TAG_STUDY_TRIAL: str(t.number)}),
                              out_dir=self.out / "keep", parent_id=parent_id)
             m = result.metrics
             rows.append({"hash": patch.hash, "trial": t.number, "search_loss_delta": t.loss_delta,
@@ -287,6 +304,7 @@ def rung_report(study: Study, client: MlflowClient, parent_id: str, rows: list[d
     if rows:
         (study.out / "search_kept.md").write_text(kept_markdown(rows, float(study.cfg.stats.alpha)))
         files.append(study.out / "search_kept.md")
+    files += rung_page(study.out, study.name, float(study.cfg.stats.alpha), lines, measured, rows, test, reference)
     for f in files:
         client.log_artifact(parent_id, str(f))
     metrics = {mlflow_keys.STUDY_TRIALS: len(first), mlflow_keys.STUDY_KEPT: len(rows),
@@ -324,6 +342,7 @@ def run_study(cfg: DictConfig) -> int:
         except BaseException:
             client.set_terminated(parent_id, "FAILED")
             raise
+        answer_row(client, parent_id, study.name, test)
         client.set_terminated(parent_id, "FINISHED")
     print(text, flush=True)
     return 0 if test is None or confirm_study.is_confirmed(test) else 1

@@ -23,15 +23,21 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 # MLflow 3's UI opens an experiment by this tag: without it, on the GenAI overview with no runs table
 EXPERIMENT_KIND = {mlflow_keys.TAG_EXPERIMENT_KIND: "custom_model_development"}
 # A view of the runs table MLflow's UI loads from an experiment tag `mlflow.sharedViewState.<key>` when the
-# link has `viewStateShareKey=<key>` (its "Share" button writes the same, as JSON): sorted by the delta,
-# with hookbench's columns.
+# link has `viewStateShareKey=<key>` (its "Share" button writes the same, as JSON): newest first, with
+# hookbench's columns, the rounded result first. Newest first, because MLflow 3.17's table nests runs
+# under their `mlflow.parentRunId` only when it is sorted by creation time (or not sorted): a study's jobs
+# are nested so, under the parent whose row holds its answer (a sweep's jobs are not: each shows its result).
+# The view has no setting for the digits of a metric column: the rounded numbers are in `tags.result`.
 VIEW_KEY = "hookbench-results"
-VIEW_STATE = {"orderByKey": f"metrics.`{mlflow_keys.ACC_DELTA}`", "orderByAsc": False,
-              "selectedColumns": [f"tags.`{mlflow_keys.TAG_RESULT}`", f"tags.`{mlflow_keys.TAG_VERDICT_ADJUSTED}`",
-                                  f"metrics.`{mlflow_keys.ACC_DELTA}`",
-                                  f"metrics.`{mlflow_keys.ACC_CI_LOW}`", f"metrics.`{mlflow_keys.ACC_CI_HIGH}`",
-                                  f"metrics.`{mlflow_keys.P_ADJUSTED}`", f"tags.`{mlflow_keys.TAG_GUARD_VERDICT}`",
-                                  f"params.`{mlflow_keys.PATCH_HASH}`"]}
+ORDER_BY_CREATED = "attributes.start_time"  # MLflow UI's sort key for the "Created" column
+RUN_NAME_COLUMN = "attributes.`Run Name`"  # the runs table's column ids (its ag-grid colId)
+COLUMNS = [f"tags.`{mlflow_keys.TAG_RESULT}`", f"tags.`{mlflow_keys.TAG_GUARD_VERDICT}`", f"tags.`{mlflow_keys.TAG_VERDICT_ADJUSTED}`",
+           f"metrics.`{mlflow_keys.ACC_DELTA}`", f"metrics.`{mlflow_keys.P_ADJUSTED}`", f"params.`{mlflow_keys.PATCH_HASH}`"]
+# the run name (which holds the answer) and the rounded result wide enough to read without a click
+WIDTHS = {RUN_NAME_COLUMN: 720, COLUMNS[0]: 360, COLUMNS[1]: 160}
+VIEW_STATE = {"orderByKey": ORDER_BY_CREATED, "orderByAsc": False, "selectedColumns": COLUMNS,
+              "columnOrder": [RUN_NAME_COLUMN, *COLUMNS], "columnWidths": WIDTHS}
+
 EXPERIMENT_TAGS = {**EXPERIMENT_KIND, mlflow_keys.shared_view_state(VIEW_KEY): json.dumps(VIEW_STATE)}
 
 

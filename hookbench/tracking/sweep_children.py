@@ -90,7 +90,7 @@ def _rewrite_page(client: MlflowClient, run: Run, tmp: Path) -> None:
     except HookbenchError:
         return
     images = []
-    for name in (mlflow_keys.ACCURACY_PNG, mlflow_keys.LATENCY_PNG):
+    for name in (mlflow_keys.FOREST_PNG, mlflow_keys.ACCURACY_PNG, mlflow_keys.LATENCY_PNG):
         try:
             images.append(tracking.download(client, rid, name, into))
         except HookbenchError:

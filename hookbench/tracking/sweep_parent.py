@@ -58,8 +58,9 @@ class SweepParent:
                 self.client.log_artifact(self.run_id, str(p))
                 if p.suffix == ".png":  # also as an MLflow image: the parent's chart view shows it
                     log_chart_image(self.client, self.run_id, p)
-            if answer:
+            if answer:  # the parent's row says the sweep's answer: its name and the view's `result` column
                 self.client.update_run(self.run_id, name=f"{answer} ({self.short_name})"[:250])
+                self.client.set_tag(self.run_id, mlflow_keys.TAG_RESULT, answer)
             if table:
                 self.client.log_table(self.run_id, table, mlflow_keys.SWEEP_JSON)
             for k, v in metrics.items():
@@ -84,7 +85,7 @@ def log_chart_image(client: MlflowClient, run_id: str, png: Path) -> None:
 
 def child_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list:
     """A parent's jobs: tagged hookbench.parent, or MLflow-nested as in stores written before that tag."""
-    runs = {r.info.run_id: r for key in (mlflow_keys.TAG_PARENT, mlflow_keys.TAG_LEGACY_PARENT)
+    runs = {r.info.run_id: r for key in (mlflow_keys.TAG_PARENT, mlflow_keys.TAG_MLFLOW_PARENT)
             for r in client.search_runs([experiment_id], f"tags.`{key}` = '{parent_id}'", max_results=10000)}
     return sorted(runs.values(), key=lambda r: r.info.start_time)
 
