@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
@@ -118,4 +119,7 @@ def log_dataset(dataset: Dataset) -> None:
         warnings.simplefilter("ignore", UserWarning)
         ds = mlflow.data.from_pandas(df, source=dataset.source, name=dataset.name, targets="gold",  # type: ignore[attr-defined]
                                      digest=dataset.fingerprint)
-    mlflow.log_input(ds, context="evaluation")
+    try:
+        mlflow.log_input(ds, context="evaluation")
+    except MlflowException:  # a run started beside this one in a fresh store inserted the same dataset row first
+        mlflow.log_input(ds, context="evaluation")  # it exists now: this links the run to it
