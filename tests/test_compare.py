@@ -190,6 +190,15 @@ def test_a_file_that_is_no_known_log_exits_3(tmp_path, caplog):
     assert f"{tmp_path / 'notes.jsonl'}: not a log of a known kind" in caplog.text
 
 
+def test_a_log_with_a_broken_line_exits_3_naming_the_file_and_line(tmp_path, caplog):
+    write_samples(tmp_path / "a", "t", {"acc": [1.0, 0.0]})
+    write_samples(tmp_path / "b", "t", {"acc": [1.0, 1.0]})
+    (bad,) = (tmp_path / "b").glob("samples_*.jsonl")
+    bad.write_text(bad.read_text() + '{"doc_id": 9, "acc": \n')
+    assert compare(tmp_path, str(tmp_path / "a"), str(tmp_path / "b")) == 3
+    assert f"{bad}:3: not valid JSON" in caplog.text and "not a log compare can read" in caplog.text
+
+
 def test_hookbench_items_with_draws_use_the_cluster_score_test(tmp_path, capsys):
     """A job's items.jsonl, one arm per log: two draws per item are averaged, and the test is the
     cluster score test over items, as in the job's own verdict."""

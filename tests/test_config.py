@@ -7,7 +7,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from hookbench.base.errors import ConfigError
-from hookbench.evaluation.parts import check_inputs, settings_from
+from hookbench.evaluation.parts import build_dataset, check_inputs, settings_from
 from hookbench.testing.config import compose_cfg
 from hookbench.testing.repo import CONF
 
@@ -87,8 +87,8 @@ def test_scorers_instantiate(option):
     assert scorer.name == option
 
 
-def test_arithmetic_dataset_instantiates():
-    ds = instantiate(compose_cfg(["dataset=arithmetic", "dataset.n=5"]).dataset)
+def test_arithmetic_dataset_builds_from_its_yaml():
+    ds = build_dataset(compose_cfg(["dataset=arithmetic", "dataset.n=5"]).dataset, "dataset")
     assert len(ds.items) == 5
 
 

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from hookbench.base.errors import ConfigError, DataError
 from hookbench.evaluation import datasets as ds
-from hookbench.evaluation.parts import build
+from hookbench.evaluation.parts import build_dataset
 from hookbench.evaluation.scorers import ExactScorer, NormalizedScorer, NumericScorer
 from hookbench.testing.config import option_cfg
 from hookbench.testing.repo import GSM8K
@@ -178,7 +178,7 @@ def test_upstream_style_jsonl_skips_null_answers_with_the_option_and_counts_them
     cfg = option_cfg("dataset", "jsonl")
     assert cfg.skip_missing is False
     cfg.path, cfg.skip_missing = str(p), True
-    assert build(cfg, "dataset").skipped == 10
+    assert build_dataset(cfg, "dataset").skipped == 10
 
 
 def test_jsonl_null_and_missing_prompts_are_told_apart(tmp_path):
@@ -232,7 +232,7 @@ def test_arithmetic_deterministic_and_correct():
 
 def test_default_arithmetic_set_has_no_repeated_questions():
     cfg = option_cfg("dataset", "arithmetic")
-    d = build(cfg, "dataset")
+    d = build_dataset(cfg, "dataset")
     prompts = [i.prompt for i in d.items]
     assert len(prompts) == cfg.n and len(set(prompts)) == len(prompts)
     assert [i.id for i in d.items] == [f"arith-{cfg.seed}-{k}" for k in range(cfg.n)]
@@ -315,7 +315,7 @@ def test_gsm8k_local_file_loads_with_hf_split_and_a_dev_split(gsm8k_path):
     cfg = option_cfg("dataset", "gsm8k")
     assert cfg.hf_split == "test" and cfg.split == "all" and cfg.holdout == 0.5
     cfg.path, cfg.split, cfg.limit = str(gsm8k_path), "dev", 3
-    d = build(cfg, "dataset")
+    d = build_dataset(cfg, "dataset")
     assert len(d.items) == 3 and all(i.id.startswith("gsm8k-test-") for i in d.items)
     assert d.split == "dev" and "split=dev" in d.source
     assert not set(ids(d)) & set(ids(ds.gsm8k(path=str(gsm8k_path), split="test")))
@@ -347,18 +347,18 @@ def test_yaml_instantiates(name, tmp_path):
     if name == "jsonl":
         cfg.path = str(write_jsonl(tmp_path / "d.jsonl", [{"prompt": "p", "answer": "1"}]))
     cfg.limit = 2
-    d = build(cfg, "dataset")
+    d = build_dataset(cfg, "dataset")
     assert d.name == name and 1 <= len(d.items) <= 2
 
 
 def test_jsonl_yaml_without_path_says_what_to_set():
     cfg = OmegaConf.create({"dataset": option_cfg("dataset", "jsonl")})
     with pytest.raises(ConfigError, match=r"set dataset\.path="):
-        build(cfg.dataset, "dataset")
+        build_dataset(cfg.dataset, "dataset")
 
 
 def test_build_unwraps_loader_errors(tmp_path):
     cfg = option_cfg("dataset", "jsonl")
     cfg.path = str(tmp_path / "missing.jsonl")
     with pytest.raises(DataError, match="missing.jsonl"):
-        build(cfg, "dataset")
+        build_dataset(cfg, "dataset")

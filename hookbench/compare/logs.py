@@ -7,13 +7,13 @@ Each reader (lm_eval_log, hookbench_log, inspect_log) turns its format into `Log
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hookbench.base.errors import DataError
+from hookbench.base.jsonl import jsonl_objects
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -52,20 +52,8 @@ def number(value: object) -> float | None:
 
 
 def jsonl_rows(path: Path) -> list[dict]:
-    """The JSON objects of a .jsonl file; a line that is not one names the file and the line."""
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for k, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {k} is not JSON ({e.msg}): not a log compare can read") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {k} is not a JSON object: not a log compare can read")
-            rows.append(row)
-    return rows
+    """The JSON objects of a log's .jsonl file."""
+    return jsonl_objects(path, "not a log compare can read")
 
 
 def read_log(spec: str, tracking_uri: str | None) -> Log:

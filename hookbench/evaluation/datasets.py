@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hookbench.base.errors import ConfigError, DataError
+from hookbench.base.jsonl import jsonl_objects
 from hookbench.evaluation.items import Dataset, Item
 
 log = logging.getLogger(__name__)
@@ -99,20 +100,8 @@ def _read_rows(path: str | Path, fmt: str = "json") -> list[dict]:
         return hf.load_dataset(fmt, data_files=str(p), split="train").to_list()
     except Exception as e:  # noqa: BLE001 - find the bad line, or report the loader's own reason
         if fmt == "json":
-            _raise_bad_json_line(p)
+            jsonl_objects(p, "expected one JSON object per line")  # names the bad line, if one is
         raise DataError(f"{p}: could not read as {fmt}: {e}") from e
-
-
-def _raise_bad_json_line(p: Path) -> None:
-    for lineno, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{p}:{lineno}: not valid JSON: {e}") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{p}:{lineno}: expected a JSON object, got {type(row).__name__}")
 
 
 def _line_numbers(p: Path) -> list[int]:
@@ -162,7 +151,6 @@ def jsonl(
     sample: int | None = None,
     seed: int = 0,
     read: Callable[[Path], list[dict]] = _read_rows,
-    as_guard: Any = None,  # how the dataset is asked as a guard: read by evaluation/parts.py, not here
 ) -> Dataset:
     """Any JSONL with a prompt and an answer per row; `id` and `task` are optional per row.
 
@@ -197,7 +185,7 @@ def packaged(path: str, **options: Any) -> Dataset:
 
 
 def _read_packaged(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return jsonl_objects(path, "expected one JSON object per line")
 
 
 def _row_item(row: dict, i: int, name: str, prompt_field: str, answer_field: str,
@@ -229,7 +217,6 @@ def gsm8k(
     limit: int | None = None,
     sample: int | None = None,
     seed: int = 0,
-    as_guard: Any = None,  # how the dataset is asked as a guard: read by evaluation/parts.py, not here
 ) -> Dataset:
     """GSM8K from the hub, or from a local JSONL/parquet copy of one hub split (`path`).
 
@@ -302,7 +289,6 @@ def arithmetic(
     holdout: float = 0.5,
     limit: int | None = None,
     sample: int | None = None,
-    as_guard: Any = None,  # how the dataset is asked as a guard: read by evaluation/parts.py, not here
 ) -> Dataset:
     """Sums of `terms` random integers, made offline from `seed`: a task any small model can be run on.
 

@@ -9,6 +9,7 @@ loop can be driven in-process (tests build Parts against a stand-in server) as w
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import re
@@ -19,7 +20,7 @@ from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import MissingMandatoryValue
 
 from hookbench.base.errors import ConfigError, HookbenchError
@@ -71,7 +72,7 @@ def check_inputs(cfg: DictConfig) -> CheckedInputs:
     launch = cfg.model.server.launch
     check_launch(plain(launch) if launch else None)
     check_url(cfg)
-    dataset = build(cfg.dataset, "dataset")
+    dataset = build_dataset(cfg.dataset, "dataset")
     scorer = build(cfg.scorer, "scorer")
     scorer.check_golds(dataset.items)
     patch_source = build(cfg.patch, "patch")
@@ -266,7 +267,7 @@ def build_guards(cfg: DictConfig, target: Dataset, generation: GenerationSetting
     job's `generation`, each guard is asked in its own format (`guard_settings`)."""
     out = []
     for g in cfg.get("guards") or []:
-        dataset = build(g.dataset, f"guards[{g.name}].dataset")
+        dataset = build_dataset(g.dataset, f"guards[{g.name}].dataset")
         scorer = build(g.scorer, f"guards[{g.name}].scorer")
         scorer.check_golds(dataset.items)
         if dataset.fingerprint == target.fingerprint or {i.id for i in dataset.items} == {i.id for i in target.items}:
@@ -295,6 +296,16 @@ def build(node: DictConfig, group: str) -> Any:
         if isinstance(cause, MissingMandatoryValue):
             raise _missing(group, cause) from None
         raise ConfigError(f"{group}: could not build it from its config: {cause or e}") from None
+
+
+def build_dataset(node: DictConfig, group: str) -> Dataset:
+    """A dataset from its config node, without its `as_guard` block (how it is asked as a guard, read by
+    `build_guards`, not by the loader). The node keeps its parent, so its interpolations resolve."""
+    node = copy.copy(node)
+    with read_write(node), open_dict(node):
+        node.pop("as_guard", None)
+    dataset: Dataset = build(node, group)
+    return dataset
 
 
 def _missing(group: str, e: MissingMandatoryValue) -> ConfigError:

@@ -77,7 +77,7 @@ def _dequantize_to_cache(gguf: Path, target: Path) -> None:
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # save_pretrained refuses a "quantized" model; the weights are plain float32 already.
-    model.hf_quantizer = None  # type: ignore[assignment]  # transformers declares no hf_quantizer on PreTrainedModel
+    model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     save_model_dir(model, tok, target)
@@ -109,7 +109,7 @@ def _tiny_model(tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
         tie_word_embeddings=True,
     )
     torch.manual_seed(0)
-    return LlamaForCausalLM(config).to(torch.float32)  # type: ignore[arg-type]  # transformers types its .to wrapper as unbound
+    return LlamaForCausalLM(config).to(torch.float32)
 
 
 def save_model_dir(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, target: Path) -> Path:

@@ -19,9 +19,9 @@ from typing import Any, cast
 from omegaconf import DictConfig, OmegaConf
 
 from hookbench.base.errors import ConfigError
-from hookbench.evaluation.items import Item
+from hookbench.evaluation.items import Dataset, Item
 from hookbench.evaluation.loop import PROBES, generation_extras
-from hookbench.evaluation.parts import build, build_guards, compose_guards, settings_from
+from hookbench.evaluation.parts import build_dataset, build_guards, compose_guards, settings_from
 from hookbench.evaluation.settings import GenerationSettings
 from hookbench.hookapi import contract, preflight
 from hookbench.hookapi.client import HookClient
@@ -105,10 +105,10 @@ def _distinct(g: GenerationSettings, items: list[Item]) -> list[str]:
     return list(dict.fromkeys(g.query(i.prompt) for i in items))
 
 
-def job_cost(cfg: DictConfig, latency: Latency, batched_loss: bool) -> dict[str, Any]:
-    """The default job on this server: its items and its guards' in both arms, its loss requests."""
+def job_cost(cfg: DictConfig, dataset: Dataset, latency: Latency, batched_loss: bool) -> dict[str, Any]:
+    """The default job on this server (`dataset`, built from `cfg`): its items and its guards' in both
+    arms, its loss requests."""
     g = settings_from(cfg).generation
-    dataset = build(cfg.dataset, "dataset")
     guards = build_guards(cfg, dataset, g)
     guard_generations = 2 * g.samples * sum(len(_distinct(gd.generation or g, gd.dataset.items)) for gd in guards)
     generations = 2 * g.samples * len(_distinct(g, dataset.items)) + guard_generations
@@ -122,9 +122,9 @@ def job_cost(cfg: DictConfig, latency: Latency, batched_loss: bool) -> dict[str,
 def study_cost(cfg: DictConfig, latency: Latency, batched_loss: bool) -> dict[str, float]:
     """The default study (conf/study.yaml) on this server, counted as `hookbench study` plans it."""
     g = settings_from(cfg).generation
-    dev = build(cast(DictConfig, OmegaConf.merge(cfg.dataset, {"split": "dev"})), "dataset").items
-    test = build(cast(DictConfig, OmegaConf.merge(cfg.dataset, {"split": "test"})), "dataset").items
-    guards = build_guards(cfg, build(cfg.dataset, "dataset"), g)
+    dev = build_dataset(cast(DictConfig, OmegaConf.merge(cfg.dataset, {"split": "dev"})), "dataset").items
+    test = build_dataset(cast(DictConfig, OmegaConf.merge(cfg.dataset, {"split": "test"})), "dataset").items
+    guards = build_guards(cfg, build_dataset(cfg.dataset, "dataset"), g)
     trials, keep = int(cfg.search.trials), int(cfg.search.keep)
     rungs: tuple[RungPlan, ...] = ()
     if objective(cfg) != "loss":
@@ -148,14 +148,15 @@ def check_server(url: str, token_env: str | None, timeout_s: float, preset: str 
     result = CheckResult(probe, learned)
     cfg = configured("config", probe.url, learned, token_env, () if probe.has_loss else ("metric=accuracy",))
     g = settings_from(cfg).generation
-    items = build(cfg.dataset, "dataset").items
+    dataset = build_dataset(cfg.dataset, "dataset")
+    items = dataset.items
     latency = measure_latency(client, _distinct(g, items), items[0].gold, g.preset, generation_extras(g, client),
                               contract.LOSS_ANSWER_PREFIX if not g.chat else "", g.batch_size, clean=False) \
         if probe.has_loss else None
     if latency is not None:
         learned.timeout_s = max(60, math.ceil(20 * latency.generation_s * latency.probe_answers))
         batched = contract.EXT_LOSS_BATCH in client.extensions
-        result.latency, result.job = latency, job_cost(cfg, latency, batched)
+        result.latency, result.job = latency, job_cost(cfg, dataset, latency, batched)
         result.study = study_cost(configured("study", probe.url, learned, token_env), latency, batched)
     preflight.finish(client, probe, PROBES[0])
     return result

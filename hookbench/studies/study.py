@@ -22,7 +22,7 @@ from hookbench.base.errors import ConfigError, PatchError
 from hookbench.base.outcomes import Verdict
 from hookbench.base.signals import Terminated, graceful_signals
 from hookbench.evaluation.loop import generation_extras
-from hookbench.evaluation.parts import build, build_parts, plain
+from hookbench.evaluation.parts import build_dataset, build_parts, plain
 from hookbench.hookapi import contract
 from hookbench.job import hydra_dirs, run_job
 from hookbench.reports.formatting import fmt_delta
@@ -69,7 +69,7 @@ def _count(cfg: DictConfig, key: str, minimum: int) -> int:
 
 def dev_items(cfg: DictConfig) -> int:
     """The dev split's size (the dataset is read here, before any server is asked anything)."""
-    return len(build(cast(DictConfig, OmegaConf.merge(cfg.dataset, {"split": "dev"})), "dataset").items)
+    return len(build_dataset(cast(DictConfig, OmegaConf.merge(cfg.dataset, {"split": "dev"})), "dataset").items)
 
 
 class Study:
@@ -100,7 +100,7 @@ class Study:
     # -- the plan ---------------------------------------------------------------------------
     def cost(self, parts: Parts) -> SearchCost:
         g, dev = parts.settings.generation, parts.dataset.items
-        test = build(cast(DictConfig, OmegaConf.merge(self.cfg.dataset, {"split": "test"})), "dataset").items
+        test = build_dataset(cast(DictConfig, OmegaConf.merge(self.cfg.dataset, {"split": "test"})), "dataset").items
         queries = lambda items: len({g.query(i.prompt) for i in items}) * g.samples  # noqa: E731
         first_job = self.schedule.rungs[0] if self.schedule is not None else len(dev)
         distinct = list(dict.fromkeys(g.query(i.prompt) for i in dev))

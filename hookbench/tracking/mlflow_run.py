@@ -117,7 +117,7 @@ def log_dataset(dataset: Dataset) -> None:
     df = pd.DataFrame([{"id": i.id, "task": i.task, "prompt": i.prompt, "gold": i.gold} for i in dataset.items])
     with warnings.catch_warnings():  # MLflow guesses at a source kind for a hub id or generator spec
         warnings.simplefilter("ignore", UserWarning)
-        ds = mlflow.data.from_pandas(df, source=dataset.source, name=dataset.name, targets="gold",  # type: ignore[attr-defined]
+        ds = mlflow.data.from_pandas(df, source=dataset.source, name=dataset.name, targets="gold",
                                      digest=dataset.fingerprint)
     try:
         mlflow.log_input(ds, context="evaluation")
