@@ -16,7 +16,6 @@ from mlflow.tracking import MlflowClient
 from hookbench.base import mlflow_keys
 from hookbench.testing.cli import cli_env, run_cli, stock_args
 from hookbench.testing.mlflow_store import runs
-from hookbench.testing.servers import write_external_models
 
 SEARCH = ["search.objective=loss", "search.trials=12", "search.items=4", "search.seed=3", "search.space.layers.choices=[0,1]",
           "search.space.tensors=[mlp.up_proj]", "search.space.ops=[scale]", "search.space.values.scale.choices=[0.5,1.5]",
@@ -355,14 +354,6 @@ def test_the_wall_estimate_is_within_2x_of_the_wall_on_the_stock_stand_in(stock_
     args, env = stock_args(stock_server)
     estimate, wall = within_2x_of_the_wall(lambda: run_cli(["study", *args, *ACCURACY, "guards=[]"], tmp_path, env),
                                            tmp_path)
-    assert wall / 2 <= estimate <= 2 * wall, (estimate, wall)
-
-
-@pytest.mark.slow
-def test_the_wall_estimate_is_within_2x_of_the_wall_on_the_batched_reference_server(tiny_clean, tmp_path):
-    searchpath = write_external_models(tmp_path / "conf", {"ext_tiny": ("tiny", tiny_clean)})
-    cmd = ["study", "model=ext_tiny", searchpath, *ACCURACY, "search.rungs=[8,16,24]", "dataset.n=60", "patch=none", "guards=[]"]
-    estimate, wall = within_2x_of_the_wall(lambda: run_cli(cmd, tmp_path), tmp_path)
     assert wall / 2 <= estimate <= 2 * wall, (estimate, wall)
 
 
